@@ -1,0 +1,321 @@
+//! `#[hookspec]`: the trait as written (plus supertraits, default bodies and
+//! a hidden wrapper method per hook), `impl Spec for dyn Trait`, and the
+//! typed relay `<Trait>Relay` with one calling method per hook.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::spanned::Spanned;
+use syn::{
+    FnArg, GenericArgument, ItemTrait, Pat, PathArguments, ReturnType, TraitItem, TraitItemFn,
+    Type, parse_quote,
+};
+
+use crate::{take_attrs, wrapper_method};
+
+#[derive(Default)]
+struct Options {
+    firstresult: bool,
+    historic: bool,
+    on_continue: bool,
+    concurrent: bool,
+    timeout_ms: Option<u64>,
+}
+
+impl Options {
+    fn take(method: &mut TraitItemFn) -> syn::Result<Self> {
+        let mut o = Options::default();
+        take_attrs(&mut method.attrs, "hookspec", |meta| {
+            if meta.path.is_ident("firstresult") {
+                o.firstresult = true;
+            } else if meta.path.is_ident("historic") {
+                o.historic = true;
+            } else if meta.path.is_ident("concurrent") {
+                o.concurrent = true;
+            } else if meta.path.is_ident("on_error") {
+                let policy: syn::LitStr = meta.value()?.parse()?;
+                o.on_continue = match policy.value().as_str() {
+                    "continue" => true,
+                    "propagate" => false,
+                    _ => {
+                        return Err(syn::Error::new(
+                            policy.span(),
+                            "on_error is \"propagate\" (the default) or \"continue\"",
+                        ));
+                    }
+                };
+            } else if meta.path.is_ident("timeout_ms") {
+                let ms: syn::LitInt = meta.value()?.parse()?;
+                o.timeout_ms = Some(ms.base10_parse()?);
+            } else {
+                return Err(meta.error(
+                    "unknown hookspec option; expected firstresult, historic, concurrent, \
+                     on_error = \"continue\" | \"propagate\", or timeout_ms = N",
+                ));
+            }
+            Ok(())
+        })?;
+        Ok(o)
+    }
+}
+
+/// One hook, as the generated code needs it.
+struct Hook {
+    index: usize,
+    name: syn::Ident,
+    is_async: bool,
+    options: Options,
+    /// Argument names and types after `&self`.
+    args: Vec<(syn::Ident, Type)>,
+    /// The implementations' value type (`T` of `HookResult<T>`).
+    value: Type,
+    /// What a call returns on success (and what `next` yields).
+    output: TokenStream,
+    /// `Collect::ALL` or `Collect::FIRST`.
+    collect: TokenStream,
+    docs: Vec<syn::Attribute>,
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    if !args.is_empty() {
+        return Err(syn::Error::new(args.span(), "#[hookspec] on a trait takes no arguments"));
+    }
+    let mut spec: ItemTrait = syn::parse2(item)?;
+    if !spec.generics.params.is_empty() {
+        return Err(syn::Error::new(spec.generics.span(), "a hook spec trait cannot be generic"));
+    }
+    spec.supertraits.push(parse_quote!(::core::marker::Send));
+    spec.supertraits.push(parse_quote!(::core::marker::Sync));
+    spec.supertraits.push(parse_quote!('static));
+
+    let trait_name = spec.ident.clone();
+    let mut hooks = Vec::new();
+    let mut wrappers = Vec::new();
+    for item in &mut spec.items {
+        let TraitItem::Fn(method) = item else {
+            return Err(syn::Error::new(item.span(), "a hook spec trait holds only hook methods"));
+        };
+        let hook = parse_hook(hooks.len(), method)?;
+        if method.default.is_none() {
+            let (spec_name, hook_name) = (trait_name.to_string(), hook.name.to_string());
+            method.default = Some(parse_quote!({
+                hooks_core::__private::not_implemented(#spec_name, #hook_name)
+            }));
+        }
+        wrappers.push(wrapper_decl(&trait_name, &hook, &method.sig));
+        hooks.push(hook);
+    }
+    spec.items.extend(wrappers);
+    let any_async = hooks.iter().any(|h| h.is_async);
+    let async_trait = any_async.then(|| quote!(#[hooks_core::async_trait]));
+
+    let vis = &spec.vis;
+    let relay = format_ident!("{}Relay", trait_name);
+    let trait_str = trait_name.to_string();
+    let specs = hooks.iter().map(hook_spec);
+    let methods = hooks.iter().map(relay_method);
+    let relay_doc = format!(
+        "Calls the hooks of [`{trait_name}`] on every registered plugin: what \
+         `PluginManager::<dyn {trait_name}>::hook()` returns."
+    );
+
+    Ok(quote! {
+        #async_trait
+        #spec
+
+        impl hooks_core::Spec for dyn #trait_name {
+            const NAME: &'static str = #trait_str;
+            const HOOKS: &'static [hooks_core::HookSpec] = &[#(#specs),*];
+            type Relay<'m> = #relay<'m>;
+            fn relay(caller: hooks_core::Caller<'_, Self>) -> #relay<'_> {
+                #relay(caller)
+            }
+        }
+
+        #[doc = #relay_doc]
+        #vis struct #relay<'m>(hooks_core::Caller<'m, dyn #trait_name>);
+
+        impl<'m> #relay<'m> {
+            #(#methods)*
+        }
+    })
+}
+
+fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
+    let options = Options::take(method)?;
+    let sig = &method.sig;
+    let err = |span: proc_macro2::Span, msg: &str| Err(syn::Error::new(span, msg));
+    if !sig.generics.params.is_empty() {
+        return err(sig.generics.span(), "a hook method cannot be generic");
+    }
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
+        _ => return err(sig.span(), "a hook method takes `&self` first"),
+    }
+    let mut args = Vec::new();
+    for input in sig.inputs.iter().skip(1) {
+        let FnArg::Typed(arg) = input else { unreachable!() };
+        let Pat::Ident(name) = &*arg.pat else {
+            return err(arg.pat.span(), "hook arguments must be plain names");
+        };
+        if options.historic && matches!(*arg.ty, Type::Reference(_)) {
+            return err(
+                arg.ty.span(),
+                "a historic hook is replayed later, so its arguments must be owned \
+                 (Clone + Send + Sync + 'static), not references",
+            );
+        }
+        args.push((name.ident.clone(), (*arg.ty).clone()));
+    }
+    let ReturnType::Type(_, ret) = &sig.output else {
+        return err(sig.span(), "a hook method returns HookResult<T>");
+    };
+    let Some(value) = single_generic(ret) else {
+        return err(ret.span(), "a hook method returns HookResult<T>");
+    };
+    let is_async = sig.asyncness.is_some();
+    if options.historic && is_async {
+        return err(sig.span(), "a historic hook must be sync: it is replayed inside `register`");
+    }
+    if !is_async && (options.concurrent || options.timeout_ms.is_some()) {
+        return err(sig.span(), "`concurrent` and `timeout_ms` are for async hooks");
+    }
+    let (output, collect) = if options.firstresult {
+        let Some(answer) = option_inner(&value) else {
+            return err(ret.span(), "a firstresult hook returns HookResult<Option<T>>");
+        };
+        (
+            quote!(::core::option::Option<hooks_core::Answer<#answer>>),
+            quote!(hooks_core::Collect::FIRST),
+        )
+    } else {
+        (quote!(hooks_core::Results<#value>), quote!(hooks_core::Collect::ALL))
+    };
+    let docs = method.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
+    Ok(Hook {
+        index,
+        name: sig.ident.clone(),
+        is_async,
+        options,
+        args,
+        value,
+        output,
+        collect,
+        docs,
+    })
+}
+
+/// `T` in `HookResult<T>` (or any `Path<T, ...>`).
+fn single_generic(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+fn option_inner(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    (path.path.segments.last()?.ident == "Option").then(|| single_generic(ty))?
+}
+
+/// The hidden method a wrapper implements: the hook's arguments plus `next`,
+/// returning what the call returns.
+fn wrapper_decl(trait_name: &syn::Ident, hook: &Hook, sig: &syn::Signature) -> TraitItem {
+    let name = wrapper_method(&hook.name);
+    let output = &hook.output;
+    let next = if hook.is_async {
+        quote!(hooks_core::AsyncNext<'_, #output>)
+    } else {
+        quote!(hooks_core::Next<'_, #output>)
+    };
+    let asyncness = &sig.asyncness;
+    let args = hook.args.iter().map(|(n, t)| quote!(#n: #t));
+    let (spec_name, hook_name) = (trait_name.to_string(), hook.name.to_string());
+    parse_quote! {
+        #[doc(hidden)]
+        #[allow(unused_variables)]
+        #asyncness fn #name(&self, #(#args,)* next: #next) -> hooks_core::HookResult<#output> {
+            hooks_core::__private::not_implemented(#spec_name, #hook_name)
+        }
+    }
+}
+
+fn hook_spec(hook: &Hook) -> TokenStream {
+    let name = hook.name.to_string();
+    let (is_async, o) = (hook.is_async, &hook.options);
+    let (firstresult, historic, concurrent) = (o.firstresult, o.historic, o.concurrent);
+    let on_error = if o.on_continue {
+        quote!(hooks_core::ErrorPolicy::Continue)
+    } else {
+        quote!(hooks_core::ErrorPolicy::Propagate)
+    };
+    let timeout = match o.timeout_ms {
+        Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
+        None => quote!(::core::option::Option::None),
+    };
+    quote! {
+        hooks_core::HookSpec {
+            name: #name,
+            is_async: #is_async,
+            firstresult: #firstresult,
+            historic: #historic,
+            on_error: #on_error,
+            concurrent: #concurrent,
+            timeout: #timeout,
+        }
+    }
+}
+
+fn relay_method(hook: &Hook) -> TokenStream {
+    let Hook { index, name, output, collect, docs, .. } = hook;
+    let wrap = wrapper_method(name);
+    let params = hook.args.iter().map(|(n, t)| quote!(#n: #t));
+    // Every implementation gets its own copy of each argument: references
+    // are copied, owned values cloned.
+    let pass: Vec<_> = hook.args.iter().map(|(n, _)| quote!(::core::clone::Clone::clone(&#n))).collect();
+    let result = quote!(::core::result::Result<#output, hooks_core::HookError>);
+    let value = &hook.value;
+    if hook.is_async {
+        return quote! {
+            #(#docs)*
+            pub async fn #name(&self, #(#params),*) -> #result {
+                let snapshot = self.0.snapshot();
+                self.0.call_async(
+                    &snapshot,
+                    #index,
+                    |p| p.#name(#(#pass),*),
+                    |p, next| p.#wrap(#(#pass,)* next),
+                    #collect,
+                ).await
+            }
+        };
+    }
+    let call = quote! {
+        caller.call::<#value, #output>(
+            #index,
+            |p| p.#name(#(#pass),*),
+            |p, next| p.#wrap(#(#pass,)* next),
+            #collect,
+        )
+    };
+    if hook.options.historic {
+        return quote! {
+            #(#docs)*
+            ///
+            /// Historic: this call is remembered and replayed to plugins registered later.
+            pub fn #name(&self, #(#params),*) -> #result {
+                self.0.call_historic(#index, move |caller| #call)
+            }
+        };
+    }
+    quote! {
+        #(#docs)*
+        pub fn #name(&self, #(#params),*) -> #result {
+            let caller = &self.0;
+            #call
+        }
+    }
+}

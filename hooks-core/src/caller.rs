@@ -1,0 +1,130 @@
+//! The caller behind every generated relay: picks the snapshot a call runs
+//! on (live, a subset, or a fixed one for `call_extra` and historic replay)
+//! and hands it to the call loop.
+//!
+//! Generated code uses these methods; applications call hooks through the
+//! relay (`manager.hook().my_hook(...)`).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::call_loop::{self, AsyncNext, CallCtx, Next};
+use crate::error::{HookError, HookResult};
+use crate::registry::{Shared, Snapshot};
+use crate::result::Collect;
+use crate::spec::Spec;
+
+enum Source<'m, S: ?Sized> {
+    Live(&'m Shared<S>),
+    Fixed(Arc<Snapshot<S>>),
+}
+
+/// Calls hooks of spec `S` on a manager's plugins (or a chosen set of them).
+/// Wrapped by the `<Trait>Relay` that `#[hookspec]` generates.
+pub struct Caller<'m, S: ?Sized> {
+    source: Source<'m, S>,
+    /// Interned names of plugins left out.
+    skip: Vec<&'static str>,
+}
+
+/// The snapshot an async call holds while it runs (see [`Caller::call_async`]).
+pub struct CallSnapshot<S: ?Sized>(Arc<Snapshot<S>>);
+
+impl<'m, S: Spec + ?Sized> Caller<'m, S> {
+    pub(crate) fn live(shared: &'m Shared<S>) -> Self {
+        Caller {
+            source: Source::Live(shared),
+            skip: Vec::new(),
+        }
+    }
+
+    pub(crate) fn fixed(snapshot: Snapshot<S>) -> Self {
+        Caller {
+            source: Source::Fixed(Arc::new(snapshot)),
+            skip: Vec::new(),
+        }
+    }
+
+    pub(crate) fn skipping(mut self, skip: Vec<&'static str>) -> Self {
+        self.skip = skip;
+        self
+    }
+
+    fn ctx<'s>(&'s self, snapshot: &'s Snapshot<S>, hook: usize) -> CallCtx<'s, S> {
+        CallCtx {
+            hook: &snapshot.hooks[hook],
+            skip: &self.skip,
+            monitors: &snapshot.monitors,
+            max_depth: snapshot.max_depth,
+        }
+    }
+
+    /// Calls sync hook number `hook`: `plain` invokes a plain
+    /// implementation, `wrap` a wrapper.
+    #[doc(hidden)]
+    pub fn call<T, O>(
+        &self,
+        hook: usize,
+        plain: impl Fn(&S) -> HookResult<T>,
+        wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
+        collect: Collect<T, O>,
+    ) -> Result<O, HookError> {
+        match &self.source {
+            Source::Live(shared) => {
+                let snapshot = shared.load();
+                call_loop::call_sync(self.ctx(&snapshot, hook), plain, wrap, collect)
+            }
+            Source::Fixed(snapshot) => {
+                call_loop::call_sync(self.ctx(snapshot, hook), plain, wrap, collect)
+            }
+        }
+    }
+
+    /// The snapshot an async call will run on; the call borrows it.
+    #[doc(hidden)]
+    pub fn snapshot(&self) -> CallSnapshot<S> {
+        CallSnapshot(match &self.source {
+            Source::Live(shared) => arc_swap::Guard::into_inner(shared.load()),
+            Source::Fixed(snapshot) => snapshot.clone(),
+        })
+    }
+
+    /// Calls async hook number `hook` on `snapshot`.
+    #[doc(hidden)]
+    pub fn call_async<'s, T, O>(
+        &'s self,
+        snapshot: &'s CallSnapshot<S>,
+        hook: usize,
+        plain: impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
+        wrap: impl Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
+        collect: Collect<T, O>,
+    ) -> impl Future<Output = Result<O, HookError>> + Send + 's
+    where
+        T: Send + 's,
+        O: Send + 's,
+    {
+        call_loop::call_async(self.ctx(&snapshot.0, hook), plain, wrap, collect)
+    }
+
+    /// Calls historic hook number `hook` through `call` now, and remembers
+    /// `call` to replay it to every plugin registered later.
+    #[doc(hidden)]
+    pub fn call_historic<O>(
+        &self,
+        hook: usize,
+        call: impl Fn(&Caller<'_, S>) -> Result<O, HookError> + Send + Sync + 'static,
+    ) -> Result<O, HookError> {
+        let call = Arc::new(call);
+        if let Source::Live(shared) = &self.source {
+            let replay = call.clone();
+            shared.change(|state| {
+                state
+                    .history
+                    .push((hook, Arc::new(move |caller| replay(caller).map(drop))))
+            });
+        }
+        call(self)
+    }
+}

@@ -1,0 +1,61 @@
+//! Re-entrancy: how deeply hook calls are nested right now, on this task.
+//!
+//! A thread-local counter, raised while a call runs. A sync call raises it
+//! for its whole duration; an async call raises it for each of its polls, so
+//! the count is rebuilt from the outermost call inward at every poll and
+//! stays right when a task moves between threads. A sync hook called from
+//! inside an async implementation counts on the same scale.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+thread_local! {
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Raises the depth until dropped.
+pub(crate) struct Level(());
+
+impl Level {
+    /// Enters one more level; returns the guard and the new depth.
+    pub(crate) fn enter() -> (Level, usize) {
+        let depth = DEPTH.get() + 1;
+        DEPTH.set(depth);
+        (Level(()), depth)
+    }
+}
+
+impl Drop for Level {
+    fn drop(&mut self) {
+        DEPTH.set(DEPTH.get() - 1);
+    }
+}
+
+/// The depth of the call being polled (1 for an outermost call).
+pub(crate) fn current() -> usize {
+    DEPTH.get()
+}
+
+pin_project_lite::pin_project! {
+    /// An async call: one level deeper while it is being polled.
+    pub(crate) struct Nested<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> Nested<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        Nested { inner }
+    }
+}
+
+impl<F: Future> Future for Nested<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let (_level, _) = Level::enter();
+        self.project().inner.poll(cx)
+    }
+}

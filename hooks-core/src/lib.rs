@@ -1,0 +1,226 @@
+//! A pluggy-style hook engine: hook specifications are Rust traits, plugins
+//! implement the hooks they care about, and a [`PluginManager`] fans every
+//! call out to the implementations in a defined order.
+//!
+//! ```
+//! use hooks_core::prelude::*;
+//!
+//! /// The hooks of our application.
+//! #[hookspec]
+//! pub trait Events {
+//!     /// Every plugin may return a tag for the new user.
+//!     fn on_user_created(&self, name: &str) -> HookResult<String>;
+//!
+//!     /// The first plugin that recognises the token answers.
+//!     #[hookspec(firstresult)]
+//!     fn authenticate(&self, token: &str) -> HookResult<Option<u32>>;
+//!
+//!     /// Async hooks are `async fn`.
+//!     async fn on_shutdown(&self) -> HookResult<()>;
+//! }
+//!
+//! struct Audit;
+//!
+//! #[hookimpl]
+//! impl Events for Audit {
+//!     fn on_user_created(&self, name: &str) -> HookResult<String> {
+//!         Ok(format!("audited {name}"))
+//!     }
+//! }
+//!
+//! struct Tokens;
+//!
+//! #[hookimpl]
+//! impl Events for Tokens {
+//!     #[hookimpl(tryfirst)]
+//!     fn on_user_created(&self, name: &str) -> HookResult<String> {
+//!         Ok(format!("token for {name}"))
+//!     }
+//!
+//!     fn authenticate(&self, token: &str) -> HookResult<Option<u32>> {
+//!         Ok((token == "secret").then_some(42))
+//!     }
+//!
+//!     async fn on_shutdown(&self) -> HookResult<()> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let pm = PluginManager::<dyn Events>::new();
+//! pm.register("audit", Audit)?;
+//! pm.register("tokens", Tokens)?;
+//!
+//! // Results come in call order, each with the plugin that returned it.
+//! let created = pm.hook().on_user_created("ada")?;
+//! assert_eq!(created.plugins().collect::<Vec<_>>(), ["tokens", "audit"]);
+//!
+//! // firstresult: the first `Some`, and who answered.
+//! let who = pm.hook().authenticate("secret")?.unwrap();
+//! assert_eq!((who.plugin, who.value), ("tokens", 42));
+//!
+//! // Async hooks return a future.
+//! futures::executor::block_on(pm.hook().on_shutdown())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Specs
+//!
+//! `#[hookspec]` on a trait makes each method a hook. Each method takes
+//! `&self`, then arguments that every implementation receives (references, or
+//! values that are `Clone`), and returns [`HookResult<T>`]. A default body is
+//! optional: the engine only ever calls the hooks a plugin implements.
+//! `#[hookspec]` adds `Send + Sync + 'static` to the trait's supertraits and
+//! generates `<Trait>Relay`, the type of [`PluginManager::hook`], with one
+//! method per hook. Options on a method, `#[hookspec(...)]`:
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `firstresult` | returns `HookResult<Option<T>>`; the call stops at the first `Some` and returns `Option<Answer<T>>` |
+//! | `historic` | sync only; arguments owned (`Clone + Send + Sync + 'static`). The call is remembered and replayed to plugins registered later |
+//! | `on_error = "continue"` | every implementation runs; errors are logged and kept in [`Results::errors`]. Default `"propagate"` |
+//! | `concurrent` | async only: all plain implementations run at once; results still in call order |
+//! | `timeout_ms = N` | async only: each plain implementation may take N ms; overrunning is an error |
+//!
+//! # Impls
+//!
+//! `#[hookimpl]` on `impl Trait for Plugin` records which hooks the plugin
+//! implements (only those are called). Options on a method, `#[hookimpl(...)]`:
+//! `priority = N` (i32, higher first, default 0), `tryfirst`, `trylast`, and
+//! `wrapper`. A wrapper takes one more argument, `next`, the rest of the
+//! chain, and returns what the whole call returns:
+//!
+//! ```
+//! # use hooks_core::prelude::*;
+//! # #[hookspec] pub trait Events { fn compute(&self, x: u32) -> HookResult<u32>; }
+//! struct Doubler;
+//!
+//! #[hookimpl]
+//! impl Events for Doubler {
+//!     #[hookimpl(wrapper)]
+//!     fn compute(&self, x: u32, next: Next<'_, Results<u32>>) -> HookResult<Results<u32>> {
+//!         let mut results = next.call()?;          // run the rest of the chain
+//!         results.push("doubler", x * 2);          // observe or change the outcome
+//!         Ok(results)
+//!     }
+//! }
+//! # let pm = PluginManager::<dyn Events>::new();
+//! # pm.register("doubler", Doubler).unwrap();
+//! # assert_eq!(pm.hook().compute(2).unwrap().into_values(), [4]);
+//! ```
+//!
+//! An async wrapper gets [`AsyncNext`] and writes `next.await`. `next` can
+//! run at most once (it is consumed); a wrapper that returns without
+//! running it short-circuits every implementation after it. For a
+//! `firstresult` hook, `next` yields `Option<Answer<T>>`.
+//!
+//! # Call order
+//!
+//! Wrappers are outermost: every wrapper's part before `next` runs before any
+//! plain implementation. Within wrappers, and within plain implementations:
+//! the `tryfirst` tier, then normal, then `trylast`; inside a tier, higher
+//! `priority` first; at equal priority, the plugin registered later first
+//! (pluggy's LIFO). [`PluginManager::get_hookimpls`] lists a hook's
+//! implementations in this order.
+//!
+//! # Errors
+//!
+//! Under the default policy the first failing implementation stops the
+//! chain; wrappers already entered see the error from `next` (and may
+//! swallow or replace it), and the caller gets a [`HookError`] naming the
+//! hook and the plugin. A panic in any implementation is caught and becomes
+//! such an error. Nested hook calls are limited in depth
+//! ([`PluginManager::set_max_depth`]); past the limit the call fails with an
+//! error naming the chain.
+//!
+//! Mistakes in a plugin are compile errors. An implementation of a hook the
+//! spec does not have:
+//!
+//! ```compile_fail,E0407
+//! # use hooks_core::prelude::*;
+//! # #[hookspec] pub trait Events { fn compute(&self, x: u32) -> HookResult<u32>; }
+//! struct P;
+//! #[hookimpl]
+//! impl Events for P {
+//!     fn comptue(&self, x: u32) -> HookResult<u32> { Ok(x) }
+//!     // error[E0407]: method `comptue` is not a member of trait `Events`
+//! }
+//! ```
+//!
+//! An implementation with the wrong signature:
+//!
+//! ```compile_fail,E0053
+//! # use hooks_core::prelude::*;
+//! # #[hookspec] pub trait Events { fn compute(&self, x: u32) -> HookResult<u32>; }
+//! struct P;
+//! #[hookimpl]
+//! impl Events for P {
+//!     fn compute(&self, x: String) -> HookResult<u32> { Ok(0) }
+//!     // error[E0053]: method `compute` has an incompatible type for trait
+//!     //               expected `u32`, found `String`
+//! }
+//! ```
+//!
+//! # Tracing and monitoring
+//!
+//! Every call is a `tracing` span `hook` (DEBUG, fields `hook`, `outcome`)
+//! and every implementation a span `hookimpl` (TRACE, fields `hook`,
+//! `plugin`, `wrapper`, `outcome`); a subscriber that records span closes
+//! gives their durations. [`PluginManager::add_hookcall_monitoring`] adds
+//! before/after callbacks.
+
+#![warn(missing_docs)]
+
+mod call_loop;
+mod caller;
+mod depth;
+mod error;
+mod hookimpl;
+mod manager;
+mod monitoring;
+mod names;
+mod registry;
+mod result;
+mod spec;
+
+pub use call_loop::{AsyncNext, Next};
+pub use caller::{CallSnapshot, Caller};
+pub use error::{HookError, HookErrorKind, HookResult, ManagerError, PluginError};
+pub use hookimpl::{ImplDecl, ImplInfo, Implements, Plugin, Tier};
+pub use hooks_core_macros::{hookimpl, hookspec};
+pub use manager::PluginManager;
+pub use monitoring::{HookCallInfo, MonitoringHandle};
+pub use registry::DEFAULT_MAX_DEPTH;
+pub use result::{Answer, Collect, Results};
+pub use spec::{ErrorPolicy, HookSpec, Spec};
+
+/// `anyhow`, for building [`PluginError`]s (`anyhow::anyhow!`, `bail!`, `Context`).
+pub use anyhow;
+/// The `#[async_trait]` attribute the macros apply to async hooks.
+pub use async_trait::async_trait;
+
+/// What a spec crate or a plugin needs in scope: the macros, the manager,
+/// and the types hook signatures use.
+pub mod prelude {
+    pub use crate::{
+        Answer, AsyncNext, HookError, HookResult, Next, PluginError, PluginManager, Results,
+        hookimpl, hookspec,
+    };
+    // The macros' expansions name `hooks_core::...`: this makes that path
+    // resolve in crates that reach hooks-core only through a re-export.
+    pub use crate as hooks_core;
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use futures::future::BoxFuture;
+
+    /// The body `#[hookspec]` gives a hook method without a default: the
+    /// engine never calls it.
+    #[track_caller]
+    pub fn not_implemented(spec: &str, hook: &str) -> ! {
+        panic!(
+            "hook `{spec}::{hook}` called on a plugin that does not implement it; \
+             call hooks through PluginManager::hook()"
+        )
+    }
+}

@@ -1,0 +1,251 @@
+//! [`PluginManager`]: registers plugins and hands out the typed relay.
+
+use std::sync::Arc;
+
+use crate::caller::Caller;
+use crate::error::{HookError, ManagerError};
+use crate::hookimpl::{ImplInfo, Implements, Plugin};
+use crate::monitoring::{HookCallInfo, Monitor, MonitoringHandle};
+use crate::registry::{Replay, Shared};
+use crate::spec::{HookSpec, Spec};
+
+/// Holds the registered plugins of one spec `S` (written `dyn YourTrait`)
+/// and calls their hooks.
+///
+/// Cheap to clone: clones share one registry. Every method takes `&self`
+/// and may run while calls are in flight on other threads or tasks; a call
+/// sees the plugins registered when it started, never a half-updated hook.
+///
+/// ```
+/// use hooks_core::prelude::*;
+///
+/// #[hookspec]
+/// pub trait Greet {
+///     fn greet(&self, name: &str) -> HookResult<String>;
+/// }
+///
+/// struct English;
+/// #[hookimpl]
+/// impl Greet for English {
+///     fn greet(&self, name: &str) -> HookResult<String> {
+///         Ok(format!("hello {name}"))
+///     }
+/// }
+///
+/// let pm = PluginManager::<dyn Greet>::new();
+/// pm.register("english", English).unwrap();
+/// assert!(pm.register("english", English).is_err()); // names are unique
+///
+/// let results = pm.hook().greet("ada").unwrap();
+/// assert_eq!(results.into_values(), ["hello ada"]);
+/// ```
+pub struct PluginManager<S: Spec + ?Sized> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: Spec + ?Sized> Clone for PluginManager<S> {
+    fn clone(&self) -> Self {
+        PluginManager {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: Spec + ?Sized> Default for PluginManager<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Spec + ?Sized> std::fmt::Debug for PluginManager<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginManager")
+            .field("spec", &S::NAME)
+            .field("plugins", &self.plugin_names())
+            .finish()
+    }
+}
+
+impl<S: Spec + ?Sized> PluginManager<S> {
+    /// An empty manager.
+    pub fn new() -> Self {
+        PluginManager {
+            shared: Arc::new(Shared::new()),
+        }
+    }
+
+    /// Registers `plugin` under `name`.
+    ///
+    /// Refused, with the manager left as it was, when the name is taken or
+    /// blocked, or when the plugin declares an implementation the spec
+    /// cannot accept. Historic calls made so far are replayed to the new
+    /// plugin; if one fails (policy `propagate`), the plugin is removed
+    /// again and the error returned.
+    pub fn register<P: Implements<S>>(&self, name: &str, plugin: P) -> Result<(), ManagerError> {
+        self.register_plugin(name, Plugin::new(plugin))
+    }
+
+    /// [`register`](Self::register) for a [`Plugin`] value (a shared or
+    /// type-erased plugin object with its declarations).
+    pub fn register_plugin(&self, name: &str, plugin: Plugin<S>) -> Result<(), ManagerError> {
+        let (replays, solo) = self.shared.change(|state| {
+            state.add(name, &plugin)?;
+            let replays: Vec<Replay<S>> = state
+                .history
+                .iter()
+                .filter(|(hook, _)| {
+                    let hook = S::HOOKS[*hook].name;
+                    plugin.impls.iter().any(|d| d.hook == hook)
+                })
+                .map(|(_, replay)| replay.clone())
+                .collect();
+            let solo = (!replays.is_empty()).then(|| state.fork(false));
+            Ok::<_, ManagerError>((replays, solo))
+        })?;
+        let Some(mut solo) = solo else {
+            return Ok(());
+        };
+        solo.add(name, &plugin)?;
+        let caller = Caller::fixed(solo.snapshot(None));
+        for replay in replays {
+            if let Err(error) = replay(&caller) {
+                let _ = self.unregister(name);
+                return Err(ManagerError::HistoricReplay {
+                    plugin: name.to_owned(),
+                    error,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a plugin and returns it. Calls already running finish with it.
+    pub fn unregister(&self, name: &str) -> Result<Plugin<S>, ManagerError> {
+        let removed = self.shared.change(|state| state.remove(name))?;
+        self.shared.publish();
+        Ok(removed)
+    }
+
+    /// Blocks `name`: unregisters the plugin of that name, if any, and
+    /// refuses to register that name until [`unblock`](Self::unblock).
+    pub fn set_blocked(&self, name: &str) {
+        let removed = self.shared.change(|state| {
+            state.blocked.insert(name.to_owned());
+            state.remove(name).ok()
+        });
+        self.shared.publish();
+        drop(removed);
+    }
+
+    /// Lifts a block; returns whether `name` was blocked.
+    pub fn unblock(&self, name: &str) -> bool {
+        self.shared.change(|state| state.blocked.remove(name))
+    }
+
+    /// Whether `name` is blocked.
+    pub fn is_blocked(&self, name: &str) -> bool {
+        self.shared.read(|state| state.blocked.contains(name))
+    }
+
+    /// The plugin registered as `name`.
+    pub fn get_plugin(&self, name: &str) -> Option<Arc<S>> {
+        self.shared
+            .read(|state| state.get(name).map(|p| p.object.clone()))
+    }
+
+    /// Whether a plugin is registered as `name`.
+    pub fn has_plugin(&self, name: &str) -> bool {
+        self.shared.read(|state| state.get(name).is_some())
+    }
+
+    /// Registered plugin names, in registration order.
+    pub fn plugin_names(&self) -> Vec<&'static str> {
+        self.shared
+            .read(|state| state.registered().map(|(name, _)| name).collect())
+    }
+
+    /// Registered plugins with their names, in registration order.
+    pub fn list_plugins(&self) -> Vec<(&'static str, Arc<S>)> {
+        self.shared.read(|state| {
+            state
+                .registered()
+                .map(|(name, p)| (name, p.object.clone()))
+                .collect()
+        })
+    }
+
+    /// The typed relay: one method per hook, calling every registered
+    /// implementation.
+    pub fn hook(&self) -> S::Relay<'_> {
+        S::relay(Caller::live(&self.shared))
+    }
+
+    /// The spec's hooks.
+    pub fn hookspecs(&self) -> &'static [HookSpec] {
+        S::HOOKS
+    }
+
+    /// The implementations of hook `hook` in call order (wrappers first),
+    /// or `None` if the spec has no such hook.
+    pub fn get_hookimpls(&self, hook: &str) -> Option<Vec<ImplInfo>> {
+        let index = S::hook_index(hook)?;
+        Some(self.shared.load().hooks[index].infos.to_vec())
+    }
+
+    /// A relay that calls every plugin except those named in `remove`.
+    /// It follows later registrations like [`hook`](Self::hook) does.
+    pub fn subset_hook_caller(&self, remove: &[&str]) -> Result<S::Relay<'_>, ManagerError> {
+        let skip = self.shared.read(|state| {
+            remove
+                .iter()
+                .map(|name| {
+                    state
+                        .name(name)
+                        .ok_or_else(|| ManagerError::UnknownPlugin((*name).to_owned()))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(S::relay(Caller::live(&self.shared).skipping(skip)))
+    }
+
+    /// A relay for calls that also run the `extra` plugins, as if they had
+    /// been registered last, without registering them. It works on the
+    /// plugins registered now. Extra names must not clash with registered ones.
+    pub fn call_extra<'n>(
+        &self,
+        extra: impl IntoIterator<Item = (&'n str, Plugin<S>)>,
+    ) -> Result<S::Relay<'_>, ManagerError> {
+        let mut scratch = self.shared.read(|state| state.fork(true));
+        for (name, plugin) in extra {
+            scratch.add(name, &plugin)?;
+        }
+        Ok(S::relay(Caller::fixed(scratch.snapshot(None))))
+    }
+
+    /// Calls `before` ahead of every hook call and `after` once it ended,
+    /// until the returned handle's [`undo`](MonitoringHandle::undo).
+    pub fn add_hookcall_monitoring(
+        &self,
+        before: impl Fn(&HookCallInfo<'_>) + Send + Sync + 'static,
+        after: impl Fn(&HookCallInfo<'_>, Result<(), &HookError>) + Send + Sync + 'static,
+    ) -> MonitoringHandle {
+        let id = self.shared.change(|state| {
+            let id = state.next_monitor_id();
+            state.add_monitor(Monitor::new(id, before, after));
+            id
+        });
+        MonitoringHandle::new(id, Arc::downgrade(&self.shared))
+    }
+
+    /// How deeply hook calls may nest (an implementation calling a hook
+    /// that calls a hook...) before the call fails. Default
+    /// [`DEFAULT_MAX_DEPTH`](crate::DEFAULT_MAX_DEPTH).
+    pub fn set_max_depth(&self, depth: usize) {
+        self.shared.change(|state| state.set_max_depth(depth));
+    }
+
+    /// The nesting limit.
+    pub fn max_depth(&self) -> usize {
+        self.shared.read(|state| state.max_depth)
+    }
+}

@@ -1,0 +1,343 @@
+//! The registry: the writer-side state behind a mutex, and the immutable
+//! [`Snapshot`] every call works on.
+//!
+//! Calls never lock. A change (register, unregister, block, monitoring)
+//! updates the state under the mutex and marks the snapshot stale; the next
+//! call — or the change itself, when it removes something — publishes a new
+//! snapshot, rebuilding only the hooks that changed. A call holds the snapshot
+//! it started with to the end, so it never sees a half-updated hook and a
+//! plugin unregistered meanwhile lives until the calls using it finish.
+//! Publishing lazily keeps registering N plugins at O(N log N) instead of
+//! copying every hook's list N times.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use arc_swap::{ArcSwap, Guard};
+
+use crate::caller::Caller;
+use crate::error::{HookError, ManagerError};
+use crate::hookimpl::{ImplInfo, OrderKey, Plugin, order_key};
+use crate::monitoring::Monitor;
+use crate::names::intern;
+use crate::spec::{HookSpec, Spec};
+
+/// Default for [`PluginManager::set_max_depth`](crate::PluginManager::set_max_depth).
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+
+/// One implementation, ready to call.
+pub(crate) struct HookImpl<S: ?Sized> {
+    pub(crate) plugin: Arc<S>,
+    pub(crate) info: ImplInfo,
+}
+
+impl<S: ?Sized> Clone for HookImpl<S> {
+    fn clone(&self) -> Self {
+        HookImpl {
+            plugin: self.plugin.clone(),
+            info: self.info,
+        }
+    }
+}
+
+/// One hook's implementations in call order: wrappers, then plain ones.
+pub(crate) struct HookImpls<S: ?Sized> {
+    pub(crate) spec: &'static HookSpec,
+    impls: Box<[HookImpl<S>]>,
+    pub(crate) infos: Box<[ImplInfo]>,
+    wrappers: usize,
+}
+
+impl<S: ?Sized> HookImpls<S> {
+    fn build<'a>(spec: &'static HookSpec, ordered: impl Iterator<Item = &'a HookImpl<S>>) -> Self
+    where
+        S: 'a,
+    {
+        let impls: Box<[HookImpl<S>]> = ordered.cloned().collect();
+        let infos = impls.iter().map(|i| i.info).collect();
+        let wrappers = impls.iter().take_while(|i| i.info.wrapper).count();
+        HookImpls {
+            spec,
+            impls,
+            infos,
+            wrappers,
+        }
+    }
+
+    pub(crate) fn wrappers(&self) -> &[HookImpl<S>] {
+        &self.impls[..self.wrappers]
+    }
+
+    pub(crate) fn plain(&self) -> &[HookImpl<S>] {
+        &self.impls[self.wrappers..]
+    }
+}
+
+/// Everything a call needs, immutable.
+pub(crate) struct Snapshot<S: ?Sized> {
+    pub(crate) hooks: Box<[Arc<HookImpls<S>>]>,
+    pub(crate) monitors: Arc<[Arc<Monitor>]>,
+    pub(crate) max_depth: usize,
+}
+
+/// A remembered historic call: replays itself through a caller.
+pub(crate) type Replay<S> = Arc<dyn Fn(&Caller<'_, S>) -> Result<(), HookError> + Send + Sync>;
+
+struct Registered<S: ?Sized> {
+    plugin: Plugin<S>,
+    id: u64,
+    keys: Vec<(usize, OrderKey)>,
+}
+
+/// The writer side. Only ever touched under [`Shared::state`]'s mutex.
+pub(crate) struct State<S: ?Sized> {
+    plugins: HashMap<&'static str, Registered<S>>,
+    /// Registration order: id -> name.
+    order: BTreeMap<u64, &'static str>,
+    /// Per hook, its implementations keyed by call order.
+    hooks: Vec<BTreeMap<OrderKey, HookImpl<S>>>,
+    dirty: Vec<bool>,
+    pub(crate) blocked: HashSet<String>,
+    pub(crate) history: Vec<(usize, Replay<S>)>,
+    monitors: Vec<Arc<Monitor>>,
+    settings_dirty: bool,
+    pub(crate) max_depth: usize,
+    next_id: u64,
+}
+
+impl<S: Spec + ?Sized> State<S> {
+    pub(crate) fn new() -> Self {
+        State {
+            plugins: HashMap::new(),
+            order: BTreeMap::new(),
+            hooks: S::HOOKS.iter().map(|_| BTreeMap::new()).collect(),
+            dirty: vec![true; S::HOOKS.len()],
+            blocked: HashSet::new(),
+            history: Vec::new(),
+            monitors: Vec::new(),
+            settings_dirty: true,
+            max_depth: DEFAULT_MAX_DEPTH,
+            next_id: 0,
+        }
+    }
+
+    /// A scratch state with the same settings, and the same plugins if
+    /// `with_plugins` (for `call_extra` and historic replay).
+    pub(crate) fn fork(&self, with_plugins: bool) -> Self {
+        let mut fork = State::new();
+        if with_plugins {
+            for (&id, &name) in &self.order {
+                fork.insert(name, self.plugins[name].plugin.clone(), id);
+            }
+            fork.next_id = self.next_id;
+        }
+        fork.monitors = self.monitors.clone();
+        fork.max_depth = self.max_depth;
+        fork
+    }
+
+    /// Checks and adds a plugin. On error nothing has changed.
+    pub(crate) fn add(&mut self, name: &str, plugin: &Plugin<S>) -> Result<(), ManagerError> {
+        if self.blocked.contains(name) {
+            return Err(ManagerError::Blocked(name.to_owned()));
+        }
+        if self.plugins.contains_key(name) {
+            return Err(ManagerError::DuplicateName(name.to_owned()));
+        }
+        validate::<S>(name, plugin)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.insert(intern(name), plugin.clone(), id);
+        Ok(())
+    }
+
+    fn insert(&mut self, name: &'static str, plugin: Plugin<S>, id: u64) {
+        let mut keys = Vec::with_capacity(plugin.impls.len());
+        for decl in plugin.impls.iter() {
+            let hook = S::hook_index(decl.hook).expect("validated at registration");
+            let key = order_key(decl, id);
+            let info = ImplInfo {
+                plugin: name,
+                hook: S::HOOKS[hook].name,
+                priority: decl.priority,
+                tier: decl.tier,
+                wrapper: decl.wrapper,
+            };
+            let entry = HookImpl {
+                plugin: plugin.object.clone(),
+                info,
+            };
+            self.hooks[hook].insert(key, entry);
+            self.dirty[hook] = true;
+            keys.push((hook, key));
+        }
+        self.order.insert(id, name);
+        self.plugins.insert(name, Registered { plugin, id, keys });
+    }
+
+    /// Removes a plugin; returns it.
+    pub(crate) fn remove(&mut self, name: &str) -> Result<Plugin<S>, ManagerError> {
+        let registered = self
+            .plugins
+            .remove(name)
+            .ok_or_else(|| ManagerError::UnknownPlugin(name.to_owned()))?;
+        for (hook, key) in &registered.keys {
+            self.hooks[*hook].remove(key);
+            self.dirty[*hook] = true;
+        }
+        self.order.remove(&registered.id);
+        Ok(registered.plugin)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Plugin<S>> {
+        self.plugins.get(name).map(|r| &r.plugin)
+    }
+
+    /// Registered plugins in registration order.
+    pub(crate) fn registered(&self) -> impl Iterator<Item = (&'static str, &Plugin<S>)> {
+        self.order
+            .values()
+            .map(|&name| (name, &self.plugins[name].plugin))
+    }
+
+    /// The interned name of a registered plugin.
+    pub(crate) fn name(&self, name: &str) -> Option<&'static str> {
+        self.plugins.get_key_value(name).map(|(&n, _)| n)
+    }
+
+    pub(crate) fn add_monitor(&mut self, monitor: Monitor) {
+        self.monitors.push(Arc::new(monitor));
+        self.settings_dirty = true;
+    }
+
+    pub(crate) fn remove_monitor(&mut self, id: u64) {
+        self.monitors.retain(|m| m.id != id);
+        self.settings_dirty = true;
+    }
+
+    pub(crate) fn set_max_depth(&mut self, depth: usize) {
+        self.max_depth = depth;
+        self.settings_dirty = true;
+    }
+
+    pub(crate) fn next_monitor_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn is_dirty(&self) -> bool {
+        self.settings_dirty || self.dirty.iter().any(|d| *d)
+    }
+
+    /// A snapshot of the state, reusing the unchanged hooks of `previous`.
+    pub(crate) fn snapshot(&mut self, previous: Option<&Snapshot<S>>) -> Snapshot<S> {
+        let hooks = S::HOOKS
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| match previous {
+                Some(prev) if !self.dirty[i] => prev.hooks[i].clone(),
+                _ => Arc::new(HookImpls::build(spec, self.hooks[i].values())),
+            })
+            .collect();
+        self.dirty.iter_mut().for_each(|d| *d = false);
+        self.settings_dirty = false;
+        Snapshot {
+            hooks,
+            monitors: self.monitors.iter().cloned().collect(),
+            max_depth: self.max_depth,
+        }
+    }
+}
+
+/// What a plugin may declare: hooks the spec has, once each, and no wrapper
+/// around a historic hook (a replay has no chain to wrap).
+fn validate<S: Spec + ?Sized>(name: &str, plugin: &Plugin<S>) -> Result<(), ManagerError> {
+    let invalid = |hook: &str, reason| ManagerError::InvalidImpl {
+        plugin: name.to_owned(),
+        hook: hook.to_owned(),
+        spec: S::NAME,
+        reason,
+    };
+    for (i, decl) in plugin.impls.iter().enumerate() {
+        let Some(index) = S::hook_index(decl.hook) else {
+            return Err(invalid(decl.hook, "the spec has no such hook"));
+        };
+        if decl.wrapper && S::HOOKS[index].historic {
+            return Err(invalid(decl.hook, "a historic hook cannot be wrapped"));
+        }
+        let twice = plugin.impls[..i]
+            .iter()
+            .any(|d| d.hook == decl.hook && d.wrapper == decl.wrapper);
+        if twice {
+            return Err(invalid(decl.hook, "the hook is declared twice"));
+        }
+    }
+    Ok(())
+}
+
+/// The registry shared by a manager and its clones.
+pub(crate) struct Shared<S: ?Sized> {
+    current: ArcSwap<Snapshot<S>>,
+    stale: AtomicBool,
+    state: Mutex<State<S>>,
+}
+
+impl<S: Spec + ?Sized> Shared<S> {
+    pub(crate) fn new() -> Self {
+        let mut state = State::new();
+        Shared {
+            current: ArcSwap::from_pointee(state.snapshot(None)),
+            stale: AtomicBool::new(false),
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The snapshot calls use now. Lock-free unless a change awaits publishing.
+    #[inline]
+    pub(crate) fn load(&self) -> Guard<Arc<Snapshot<S>>> {
+        if self.stale.load(Ordering::Acquire) {
+            self.publish();
+        }
+        self.current.load()
+    }
+
+    /// Publishes pending changes.
+    pub(crate) fn publish(&self) {
+        let replaced = {
+            let mut state = self.lock();
+            if !self.stale.load(Ordering::Acquire) {
+                return;
+            }
+            let next = state.snapshot(Some(&self.current.load()));
+            let replaced = self.current.swap(Arc::new(next));
+            self.stale.store(false, Ordering::Release);
+            replaced
+        };
+        // The last reference to an unregistered plugin may go here: drop it
+        // outside the lock, so its `Drop` may use the manager.
+        drop(replaced);
+    }
+
+    /// Runs a change on the state under the lock and marks the snapshot
+    /// stale if it changed anything.
+    pub(crate) fn change<R>(&self, change: impl FnOnce(&mut State<S>) -> R) -> R {
+        let mut state = self.lock();
+        let result = change(&mut state);
+        if state.is_dirty() {
+            self.stale.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Reads the state under the lock.
+    pub(crate) fn read<R>(&self, read: impl FnOnce(&State<S>) -> R) -> R {
+        read(&self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<S>> {
+        // No plugin code runs under this lock, so poisoning can only come
+        // from a bug in the engine; the state is still consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}

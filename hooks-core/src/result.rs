@@ -1,0 +1,141 @@
+//! What a hook call returns: every implementation's value in call order,
+//! each with the name of the plugin that returned it.
+
+use crate::error::HookError;
+
+/// One implementation's value and the plugin that returned it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer<T> {
+    /// The plugin's registered name.
+    pub plugin: &'static str,
+    /// What its implementation returned.
+    pub value: T,
+}
+
+/// The results of a (non-`firstresult`) hook call, in call order.
+///
+/// Under [`ErrorPolicy::Continue`](crate::ErrorPolicy::Continue) the errors
+/// of failed implementations are kept beside the values; under the default
+/// policy a failure fails the whole call, so [`Results::errors`] is empty.
+#[derive(Debug)]
+pub struct Results<T> {
+    pub(crate) answers: Vec<Answer<T>>,
+    pub(crate) errors: Vec<HookError>,
+}
+
+impl<T> Default for Results<T> {
+    fn default() -> Self {
+        Results {
+            answers: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl<T> Results<T> {
+    /// The values with their plugins, in call order.
+    pub fn answers(&self) -> &[Answer<T>] {
+        &self.answers
+    }
+
+    /// The values alone, in call order.
+    pub fn values(&self) -> impl ExactSizeIterator<Item = &T> + '_ {
+        self.answers.iter().map(|a| &a.value)
+    }
+
+    /// The values alone, in call order.
+    pub fn into_values(self) -> Vec<T> {
+        self.answers.into_iter().map(|a| a.value).collect()
+    }
+
+    /// The plugins that answered, in call order.
+    pub fn plugins(&self) -> impl ExactSizeIterator<Item = &'static str> + '_ {
+        self.answers.iter().map(|a| a.plugin)
+    }
+
+    /// The value returned by `plugin`, if it ran and succeeded.
+    pub fn get(&self, plugin: &str) -> Option<&T> {
+        self.answers
+            .iter()
+            .find(|a| a.plugin == plugin)
+            .map(|a| &a.value)
+    }
+
+    /// Errors of failed implementations (policy `Continue` only), in call order.
+    pub fn errors(&self) -> &[HookError] {
+        &self.errors
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// No value.
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+    }
+
+    /// Appends a value (for wrappers that add to the outcome).
+    pub fn push(&mut self, plugin: &'static str, value: T) {
+        self.answers.push(Answer { plugin, value });
+    }
+}
+
+impl<T> IntoIterator for Results<T> {
+    type Item = Answer<T>;
+    type IntoIter = std::vec::IntoIter<Answer<T>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.answers.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Results<T> {
+    type Item = &'a Answer<T>;
+    type IntoIter = std::slice::Iter<'a, Answer<T>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.answers.iter()
+    }
+}
+
+/// How a hook's outcomes are collected: all of them, or the first `Some`.
+/// Chosen by `#[hookspec]`; generated code passes [`Collect::ALL`] or
+/// [`Collect::FIRST`].
+pub struct Collect<T, O> {
+    /// `firstresult`: which values answer (and stop the chain).
+    pub(crate) answers: Option<fn(&T) -> bool>,
+    /// Turns the collected results into what the call returns.
+    pub(crate) finish: fn(Results<T>) -> O,
+}
+
+impl<T, O> Clone for Collect<T, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T, O> Copy for Collect<T, O> {}
+
+fn all<T>(results: Results<T>) -> Results<T> {
+    results
+}
+
+fn first<T>(results: Results<Option<T>>) -> Option<Answer<T>> {
+    let Answer { plugin, value } = results.answers.into_iter().next()?;
+    value.map(|value| Answer { plugin, value })
+}
+
+impl<T> Collect<T, Results<T>> {
+    /// Every implementation's value, in call order.
+    pub const ALL: Self = Collect {
+        answers: None,
+        finish: all,
+    };
+}
+
+impl<T> Collect<Option<T>, Option<Answer<T>>> {
+    /// `firstresult`: stop at the first `Some`, return it with its plugin.
+    pub const FIRST: Self = Collect {
+        answers: Some(Option::is_some),
+        finish: first,
+    };
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests of the app live here once the app exists.

@@ -19,14 +19,18 @@ use std::future::{Future, IntoFuture};
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, join_all};
 use tracing::Instrument;
 
 use crate::depth;
-use crate::error::{HookError, HookResult};
+use crate::error::{HookError, HookResult, TimeLimit};
 use crate::monitoring::{self, HookCallInfo, Monitor};
 use crate::registry::{HookImpl, HookImpls};
 use crate::result::{Collect, Results};
@@ -39,6 +43,9 @@ pub(crate) struct CallCtx<'s, S: ?Sized> {
     pub(crate) skip: &'s [&'static str],
     pub(crate) monitors: &'s [Arc<Monitor>],
     pub(crate) max_depth: usize,
+    /// Whether implementation spans are wanted: decided once per call, so a
+    /// call with tracing off pays nothing per implementation.
+    pub(crate) impl_spans: bool,
 }
 
 impl<S: ?Sized> Clone for CallCtx<'_, S> {
@@ -51,6 +58,15 @@ impl<S: ?Sized> Copy for CallCtx<'_, S> {}
 impl<'s, S: ?Sized> CallCtx<'s, S> {
     fn spec(&self) -> &'static HookSpec {
         self.hook.spec
+    }
+
+    #[inline]
+    fn impl_span(&self, imp: &HookImpl<S>) -> tracing::Span {
+        if self.impl_spans {
+            monitoring::impl_span(self.spec(), &imp.info)
+        } else {
+            tracing::Span::none()
+        }
     }
 
     fn runs(&self, imp: &HookImpl<S>) -> bool {
@@ -70,10 +86,49 @@ impl<'s, S: ?Sized> CallCtx<'s, S> {
         hook.plain().iter().filter(|i| self.runs(i))
     }
 
-    fn info(&self) -> HookCallInfo<'s> {
-        HookCallInfo {
-            hook: self.hook.spec,
-            impls: &self.hook.infos,
+    /// Tells the monitors about the call: its hook and the implementations
+    /// it runs (a subset call leaves some out).
+    fn inform(&self, tell: impl FnOnce(&HookCallInfo<'_>)) {
+        let all = &self.hook.infos;
+        if self.skip.is_empty() {
+            return tell(&HookCallInfo {
+                hook: self.spec(),
+                impls: all,
+            });
+        }
+        let running: Vec<_> = self
+            .hook
+            .impls()
+            .filter(|i| self.runs(i))
+            .map(|i| i.info)
+            .collect();
+        tell(&HookCallInfo {
+            hook: self.spec(),
+            impls: &running,
+        })
+    }
+
+    /// Tells the monitors a call starts.
+    fn before(&self) {
+        if !self.monitors.is_empty() {
+            self.inform(|info| monitoring::before(self.monitors, info));
+        }
+    }
+
+    /// Tells the monitors how the call ended.
+    fn after<O>(&self, outcome: &Result<O, HookError>) {
+        if !self.monitors.is_empty() {
+            self.inform(|info| monitoring::after(self.monitors, info, outcome));
+        }
+    }
+
+    /// A time limit needs Tokio's timer: refuse up front, blaming no plugin.
+    fn has_timer(&self) -> Result<(), HookError> {
+        match self.spec().timeout {
+            Some(limit) if tokio::runtime::Handle::try_current().is_err() => {
+                Err(HookError::no_runtime(self.spec().name, limit))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -82,20 +137,6 @@ impl<'s, S: ?Sized> CallCtx<'s, S> {
             return Err(HookError::too_deep(self.spec().name, self.max_depth));
         }
         Ok(())
-    }
-
-    /// Tells the monitors a call starts.
-    fn before(&self) {
-        if !self.monitors.is_empty() {
-            monitoring::before(self.monitors, &self.info());
-        }
-    }
-
-    /// Tells the monitors how the call ended.
-    fn after<O>(&self, outcome: &Result<O, HookError>) {
-        if !self.monitors.is_empty() {
-            monitoring::after(self.monitors, &self.info(), outcome);
-        }
     }
 }
 
@@ -122,30 +163,38 @@ impl<T, O> Outcomes<T, O> {
         }
     }
 
+    #[inline]
     fn take(&mut self, plugin: &'static str, outcome: Result<T, HookError>) -> ControlFlow<()> {
-        match outcome {
-            Ok(value) => match self.collect.answers {
-                None => {
-                    self.results.push(plugin, value);
-                    ControlFlow::Continue(())
-                }
-                Some(answers) if answers(&value) => {
-                    self.results.push(plugin, value);
-                    ControlFlow::Break(())
-                }
-                Some(_) => ControlFlow::Continue(()),
-            },
-            Err(error) => match self.spec.on_error {
-                ErrorPolicy::Propagate => {
-                    self.failed = Some(error);
-                    ControlFlow::Break(())
-                }
-                ErrorPolicy::Continue => {
-                    tracing::warn!(hook = self.spec.name, plugin, %error, "hook implementation failed; continuing");
-                    self.results.errors.push(error);
-                    ControlFlow::Continue(())
-                }
-            },
+        let value = match outcome {
+            Ok(value) => value,
+            Err(error) => return self.failed(plugin, error),
+        };
+        match self.collect.answers {
+            None => {
+                self.results.push(plugin, value);
+                ControlFlow::Continue(())
+            }
+            Some(answers) if answers(&value) => {
+                self.results.push(plugin, value);
+                ControlFlow::Break(())
+            }
+            Some(_) => ControlFlow::Continue(()),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn failed(&mut self, plugin: &'static str, error: HookError) -> ControlFlow<()> {
+        match self.spec.on_error {
+            ErrorPolicy::Propagate => {
+                self.failed = Some(error);
+                ControlFlow::Break(())
+            }
+            ErrorPolicy::Continue => {
+                tracing::warn!(hook = self.spec.name, plugin, %error, "hook implementation failed; continuing");
+                self.results.errors.push(error);
+                ControlFlow::Continue(())
+            }
         }
     }
 
@@ -157,19 +206,33 @@ impl<T, O> Outcomes<T, O> {
     }
 }
 
-/// Turns what an implementation did into its outcome.
+/// Turns what an implementation did into its outcome. `from_next` is the
+/// identity of the error a wrapper's `next` produced, if any.
+#[inline]
 fn settle<R>(
     spec: &HookSpec,
     imp: &HookImpl<impl ?Sized>,
     caught: Result<HookResult<R>, Box<dyn std::any::Any + Send>>,
+    from_next: &AtomicUsize,
 ) -> Result<R, HookError> {
     let plugin = imp.info.plugin;
     match caught {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) if imp.info.wrapper => Err(HookError::from_wrapper(spec.name, plugin, error)),
+        Ok(Err(error)) if imp.info.wrapper => {
+            let from_next = from_next.load(Ordering::Relaxed);
+            Err(HookError::from_wrapper(spec.name, plugin, error, from_next))
+        }
         Ok(Err(error)) => Err(HookError::from_impl(spec.name, plugin, error)),
         Err(panic) => Err(HookError::panicked(spec.name, plugin, panic)),
     }
+}
+
+/// Notes the error the rest of a chain produced, for [`settle`].
+fn note<O>(outcome: Result<O, HookError>, from_next: &AtomicUsize) -> Result<O, HookError> {
+    if let Err(error) = &outcome {
+        from_next.store(error.id(), Ordering::Relaxed);
+    }
+    outcome
 }
 
 // ----------------------------------------------------------------- sync
@@ -186,12 +249,13 @@ impl<O> Next<'_, O> {
     /// Runs the rest of the chain (inner wrappers, then the plain
     /// implementations) and returns its outcome.
     pub fn call(self) -> Result<O, HookError> {
-        self.chain.run_from(self.index)
+        note(self.chain.run_from(self.index), self.chain.next_error())
     }
 }
 
 trait SyncChain<O> {
     fn run_from(&self, wrapper: usize) -> Result<O, HookError>;
+    fn next_error(&self) -> &AtomicUsize;
 }
 
 struct SyncCall<'s, S: ?Sized, T, O, P, W> {
@@ -199,6 +263,8 @@ struct SyncCall<'s, S: ?Sized, T, O, P, W> {
     plain: P,
     wrap: W,
     collect: Collect<T, O>,
+    /// The error `next` produced last (see [`settle`]).
+    from_next: AtomicUsize,
 }
 
 impl<S: ?Sized, T, O, P, W> SyncChain<O> for SyncCall<'_, S, T, O, P, W>
@@ -206,15 +272,27 @@ where
     P: Fn(&S) -> HookResult<T>,
     W: Fn(&S, Next<'_, O>) -> HookResult<O>,
 {
+    fn next_error(&self) -> &AtomicUsize {
+        &self.from_next
+    }
+
     fn run_from(&self, wrapper: usize) -> Result<O, HookError> {
         let spec = self.ctx.spec();
+        if self.ctx.hook.is_empty() {
+            return Ok((self.collect.finish)(Results::default()));
+        }
         if let Some((at, w)) = self.ctx.wrapper_from(wrapper) {
-            let next = Next { chain: self, index: at + 1 };
-            return invoke(spec, w, || (self.wrap)(&w.plugin, next));
+            let next = Next {
+                chain: self,
+                index: at + 1,
+            };
+            return invoke(&self.ctx, w, &self.from_next, || {
+                (self.wrap)(&w.plugin, next)
+            });
         }
         let mut outcomes = Outcomes::new(spec, self.collect, self.ctx.hook.plain().len());
         for imp in self.ctx.plain() {
-            let outcome = invoke(spec, imp, || (self.plain)(&imp.plugin));
+            let outcome = invoke(&self.ctx, imp, &NO_NEXT, || (self.plain)(&imp.plugin));
             if outcomes.take(imp.info.plugin, outcome).is_break() {
                 break;
             }
@@ -223,14 +301,42 @@ where
     }
 }
 
+/// What plain implementations, which have no `next`, pass to [`settle`].
+static NO_NEXT: AtomicUsize = AtomicUsize::new(0);
+
+#[inline]
 fn invoke<S: ?Sized, R>(
-    spec: &HookSpec,
+    ctx: &CallCtx<'_, S>,
     imp: &HookImpl<S>,
+    from_next: &AtomicUsize,
     run: impl FnOnce() -> HookResult<R>,
 ) -> Result<R, HookError> {
-    let span = monitoring::impl_span(spec, &imp.info);
+    if ctx.impl_spans {
+        return invoke_traced(ctx, imp, from_next, run);
+    }
+    settle(
+        ctx.spec(),
+        imp,
+        catch_unwind(AssertUnwindSafe(run)),
+        from_next,
+    )
+}
+
+#[inline(never)]
+fn invoke_traced<S: ?Sized, R>(
+    ctx: &CallCtx<'_, S>,
+    imp: &HookImpl<S>,
+    from_next: &AtomicUsize,
+    run: impl FnOnce() -> HookResult<R>,
+) -> Result<R, HookError> {
+    let span = ctx.impl_span(imp);
     let _entered = span.enter();
-    let outcome = settle(spec, imp, catch_unwind(AssertUnwindSafe(run)));
+    let outcome = settle(
+        ctx.spec(),
+        imp,
+        catch_unwind(AssertUnwindSafe(run)),
+        from_next,
+    );
     monitoring::record(&span, &outcome);
     outcome
 }
@@ -251,6 +357,7 @@ pub(crate) fn call_sync<S: ?Sized, T, O>(
         plain,
         wrap,
         collect,
+        from_next: AtomicUsize::new(0),
     };
     ctx.before();
     let outcome = chain.run_from(0);
@@ -273,12 +380,16 @@ impl<'s, O: Send + 's> IntoFuture for AsyncNext<'s, O> {
     type Output = Result<O, HookError>;
     type IntoFuture = BoxFuture<'s, Result<O, HookError>>;
     fn into_future(self) -> Self::IntoFuture {
-        self.chain.run_from(self.index)
+        Box::pin(async move {
+            let outcome = self.chain.clone().run_from(self.index).await;
+            note(outcome, self.chain.next_error())
+        })
     }
 }
 
 trait AsyncChain<'s, O>: Send + Sync {
     fn run_from(self: Arc<Self>, wrapper: usize) -> BoxFuture<'s, Result<O, HookError>>;
+    fn next_error(&self) -> &AtomicUsize;
 }
 
 struct AsyncCall<'s, S: ?Sized, T, O, P, W> {
@@ -286,6 +397,8 @@ struct AsyncCall<'s, S: ?Sized, T, O, P, W> {
     plain: P,
     wrap: W,
     collect: Collect<T, O>,
+    /// The error `next` produced last (see [`settle`]).
+    from_next: AtomicUsize,
 }
 
 impl<'s, S, T, O, P, W> AsyncChain<'s, O> for AsyncCall<'s, S, T, O, P, W>
@@ -294,21 +407,22 @@ where
     T: Send + 's,
     O: Send + 's,
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
-    W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>>
-        + Send
-        + Sync
-        + 's,
+    W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
+    fn next_error(&self) -> &AtomicUsize {
+        &self.from_next
+    }
+
     fn run_from(self: Arc<Self>, wrapper: usize) -> BoxFuture<'s, Result<O, HookError>> {
         Box::pin(async move {
-            let spec = self.ctx.spec();
             match self.ctx.wrapper_from(wrapper) {
                 Some((at, w)) => {
                     let next = AsyncNext {
                         chain: self.clone(),
                         index: at + 1,
                     };
-                    invoke_async(spec, w, None, || (self.wrap)(&w.plugin, next)).await
+                    let start = || (self.wrap)(&w.plugin, next);
+                    invoke_async(self.ctx, w, None, &self.from_next, start).await
                 }
                 None => run_plain(self.ctx, &self.plain, self.collect).await,
             }
@@ -316,54 +430,94 @@ where
     }
 }
 
-async fn run_plain<'s, S: ?Sized, T, O>(
+// A plain function returning an `async move` block rather than an `async
+// fn`: an `async fn` copies its arguments into its state a second time.
+#[allow(clippy::manual_async_fn)]
+fn run_plain<'p, 's: 'p, S: ?Sized, T: 's, O: 's>(
     ctx: CallCtx<'s, S>,
-    plain: &(impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Sync),
+    plain: &'p (impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Sync),
     collect: Collect<T, O>,
-) -> Result<O, HookError> {
-    let spec = ctx.spec();
-    let mut outcomes = Outcomes::new(spec, collect, ctx.hook.plain().len());
-    let run = |imp: &'s HookImpl<S>| invoke_async(spec, imp, spec.timeout, || plain(&imp.plugin));
-    if spec.concurrent {
-        let all = join_all(ctx.plain().map(run)).await;
-        for (imp, outcome) in ctx.plain().zip(all) {
-            if outcomes.take(imp.info.plugin, outcome).is_break() {
-                break;
+) -> impl Future<Output = Result<O, HookError>> + 'p {
+    async move {
+        let spec = ctx.spec();
+        let mut outcomes = Outcomes::new(spec, collect, ctx.hook.plain().len());
+        let run = |imp: &'s HookImpl<S>| {
+            invoke_async(ctx, imp, spec.timeout, &NO_NEXT, move || plain(&imp.plugin))
+        };
+        if spec.concurrent {
+            // Boxed: the sequential loop's future stays small.
+            let all = Box::pin(join_all(ctx.plain().map(run))).await;
+            for (imp, outcome) in ctx.plain().zip(all) {
+                if outcomes.take(imp.info.plugin, outcome).is_break() {
+                    break;
+                }
+            }
+        } else {
+            for imp in ctx.plain() {
+                if outcomes.take(imp.info.plugin, run(imp).await).is_break() {
+                    break;
+                }
             }
         }
-    } else {
-        for imp in ctx.plain() {
-            if outcomes.take(imp.info.plugin, run(imp).await).is_break() {
-                break;
-            }
-        }
+        outcomes.finish()
     }
-    outcomes.finish()
 }
 
-async fn invoke_async<'s, S: ?Sized, R>(
-    spec: &'static HookSpec,
+/// Starts one async implementation: its future under `catch_unwind`, its
+/// span and its time limit, all in one small [`Invoke`] future.
+fn invoke_async<'s, S: ?Sized, R: 's>(
+    ctx: CallCtx<'s, S>,
     imp: &'s HookImpl<S>,
     limit: Option<Duration>,
+    from_next: &'s AtomicUsize,
     start: impl FnOnce() -> BoxFuture<'s, HookResult<R>>,
-) -> Result<R, HookError> {
-    let span = monitoring::impl_span(spec, &imp.info);
-    let run = async {
-        match catch_unwind(AssertUnwindSafe(start)) {
-            Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-            Err(panic) => Err(panic),
-        }
-    }
-    .instrument(span.clone());
-    let outcome = match limit {
-        None => settle(spec, imp, run.await),
-        Some(limit) => match tokio::time::timeout(limit, run).await {
-            Ok(caught) => settle(spec, imp, caught),
-            Err(_elapsed) => Err(HookError::timed_out(spec.name, imp.info.plugin, limit)),
-        },
+) -> Invoke<'s, S, R> {
+    let future = match catch_unwind(AssertUnwindSafe(start)) {
+        Ok(future) => future,
+        // Re-raised where the future is polled, and caught there like any panic.
+        Err(panic) => Box::pin(async move { std::panic::resume_unwind(panic) }),
     };
-    monitoring::record(&span, &outcome);
-    outcome
+    let future = match limit {
+        None => future,
+        Some(limit) => Box::pin(async move {
+            tokio::time::timeout(limit, future)
+                .await
+                .unwrap_or_else(|_elapsed| Err(TimeLimit(limit).into()))
+        }),
+    };
+    Invoke {
+        run: AssertUnwindSafe(future)
+            .catch_unwind()
+            .instrument(ctx.impl_span(imp)),
+        spec: ctx.spec(),
+        imp,
+        from_next,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One async implementation running.
+    struct Invoke<'s, S: ?Sized, R> {
+        #[pin]
+        run: tracing::instrument::Instrumented<
+            futures::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'s, HookResult<R>>>>,
+        >,
+        spec: &'static HookSpec,
+        imp: &'s HookImpl<S>,
+        from_next: &'s AtomicUsize,
+    }
+}
+
+impl<S: ?Sized, R> Future for Invoke<'_, S, R> {
+    type Output = Result<R, HookError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let caught = ready!(this.run.as_mut().poll(cx));
+        let outcome = settle(this.spec, this.imp, caught, this.from_next);
+        monitoring::record(this.run.span(), &outcome);
+        Poll::Ready(outcome)
+    }
 }
 
 /// Calls an async hook.
@@ -378,14 +532,13 @@ where
     T: Send + 's,
     O: Send + 's,
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
-    W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>>
-        + Send
-        + Sync
-        + 's,
+    W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
     let span = monitoring::call_span(ctx.spec());
+    let recorded = span.clone();
     let call = async move {
         ctx.too_deep(depth::current())?;
+        ctx.has_timer()?;
         ctx.before();
         let outcome = match ctx.wrapper_from(0) {
             None => run_plain(ctx, &plain, collect).await,
@@ -395,20 +548,16 @@ where
                     plain,
                     wrap,
                     collect,
+                    from_next: AtomicUsize::new(0),
                 });
                 chain.run_from(0).await
             }
         };
         ctx.after(&outcome);
+        monitoring::record(&recorded, &outcome);
         outcome
     };
-    let span_for_outcome = span.clone();
-    depth::Nested::new(
-        async move {
-            let outcome = call.await;
-            monitoring::record(&span_for_outcome, &outcome);
-            outcome
-        }
-        .instrument(span),
-    )
+    // Boxed once here: the call's state is a few hundred bytes, and a
+    // pointer is cheaper to move through the caller's futures than the state.
+    Box::pin(depth::Nested::new(call.instrument(span)))
 }

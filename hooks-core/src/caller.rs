@@ -30,7 +30,22 @@ pub struct Caller<'m, S: ?Sized> {
 }
 
 /// The snapshot an async call holds while it runs (see [`Caller::call_async`]).
-pub struct CallSnapshot<S: ?Sized>(Arc<Snapshot<S>>);
+pub struct CallSnapshot<S: ?Sized>(SnapshotRef<S>);
+
+enum SnapshotRef<S: ?Sized> {
+    /// arc-swap's guard: no reference count touched on the way in or out.
+    Live(arc_swap::Guard<Arc<Snapshot<S>>>),
+    Fixed(Arc<Snapshot<S>>),
+}
+
+impl<S: ?Sized> CallSnapshot<S> {
+    fn get(&self) -> &Snapshot<S> {
+        match &self.0 {
+            SnapshotRef::Live(guard) => guard,
+            SnapshotRef::Fixed(arc) => arc,
+        }
+    }
+}
 
 impl<'m, S: Spec + ?Sized> Caller<'m, S> {
     pub(crate) fn live(shared: &'m Shared<S>) -> Self {
@@ -58,6 +73,7 @@ impl<'m, S: Spec + ?Sized> Caller<'m, S> {
             skip: &self.skip,
             monitors: &snapshot.monitors,
             max_depth: snapshot.max_depth,
+            impl_spans: tracing::enabled!(tracing::Level::TRACE),
         }
     }
 
@@ -86,8 +102,8 @@ impl<'m, S: Spec + ?Sized> Caller<'m, S> {
     #[doc(hidden)]
     pub fn snapshot(&self) -> CallSnapshot<S> {
         CallSnapshot(match &self.source {
-            Source::Live(shared) => arc_swap::Guard::into_inner(shared.load()),
-            Source::Fixed(snapshot) => snapshot.clone(),
+            Source::Live(shared) => SnapshotRef::Live(shared.load()),
+            Source::Fixed(snapshot) => SnapshotRef::Fixed(snapshot.clone()),
         })
     }
 
@@ -105,7 +121,7 @@ impl<'m, S: Spec + ?Sized> Caller<'m, S> {
         T: Send + 's,
         O: Send + 's,
     {
-        call_loop::call_async(self.ctx(&snapshot.0, hook), plain, wrap, collect)
+        call_loop::call_async(self.ctx(snapshot.get(), hook), plain, wrap, collect)
     }
 
     /// Calls historic hook number `hook` through `call` now, and remembers

@@ -33,6 +33,9 @@ pub enum HookErrorKind {
     Panicked(String),
     /// The implementation overran the hook's time limit.
     TimedOut(Duration),
+    /// The hook has a time limit, which needs a Tokio runtime, and the call
+    /// ran outside one; no implementation ran.
+    NoRuntime(Duration),
     /// Hook calls nested deeper than the manager's limit.
     TooDeep {
         /// The limit.
@@ -53,8 +56,9 @@ impl HookError {
         self.0.hook
     }
 
-    /// The plugin whose implementation failed (`None` for a depth error,
-    /// which is about the chain, not one plugin).
+    /// The plugin whose implementation failed (`None` when no plugin is
+    /// to blame: a depth error, which is about the chain, or a time limit
+    /// without a runtime).
     pub fn plugin(&self) -> Option<&'static str> {
         self.0.plugin
     }
@@ -98,33 +102,54 @@ impl HookError {
         matches!(self.0.kind, HookErrorKind::TooDeep { .. })
     }
 
-    /// An implementation of `hook` in `plugin` returned `error`. An error
-    /// from a nested hook call becomes the cause, except a depth error,
-    /// which gains this link of the chain and goes on up unchanged.
+    /// An implementation of `hook` in `plugin` returned `error`. A depth
+    /// error from a nested call gains this link of the chain and goes on
+    /// up; any other error (a nested call's included) becomes the cause.
+    #[cold]
     pub(crate) fn from_impl(hook: &'static str, plugin: &'static str, error: PluginError) -> Self {
-        match error.downcast::<HookError>() {
-            Ok(mut nested) => {
-                if let HookErrorKind::TooDeep { chain, .. } = &mut nested.0.kind {
-                    chain.insert(0, (hook, plugin));
-                    return nested;
-                }
-                Self::new(hook, Some(plugin), HookErrorKind::Failed(nested.into()))
+        if let Some(TimeLimit(limit)) = error.downcast_ref() {
+            return Self::new(hook, Some(plugin), HookErrorKind::TimedOut(*limit));
+        }
+        if outermost(&error).is_some_and(HookError::is_too_deep) {
+            let mut nested: HookError = error.downcast().expect("outermost is a HookError");
+            if let HookErrorKind::TooDeep { chain, .. } = &mut nested.0.kind {
+                chain.insert(0, (hook, plugin));
             }
-            Err(error) => Self::new(hook, Some(plugin), HookErrorKind::Failed(error)),
+            return nested;
         }
+        Self::new(hook, Some(plugin), HookErrorKind::Failed(error))
     }
 
-    /// What a wrapper returned: the outcome of `next` it passes on is kept
-    /// as it is (it names the plugin that really failed); anything else is
-    /// the wrapper's own failure.
-    pub(crate) fn from_wrapper(hook: &'static str, plugin: &'static str, error: PluginError) -> Self {
-        match error.downcast::<HookError>() {
-            Ok(passed_on) if passed_on.hook() == hook => passed_on,
-            Ok(other) => Self::from_impl(hook, plugin, other.into()),
-            Err(error) => Self::from_impl(hook, plugin, error),
+    /// What a wrapper returned. The very error its `next` produced, passed
+    /// on as it is, stays unchanged (it names the plugin that really
+    /// failed); anything else — a new error, or that error with context
+    /// added — is the wrapper's own failure.
+    #[cold]
+    pub(crate) fn from_wrapper(
+        hook: &'static str,
+        plugin: &'static str,
+        error: PluginError,
+        from_next: usize,
+    ) -> Self {
+        if outermost(&error).is_some_and(|e| e.id() == from_next) {
+            return error.downcast().expect("outermost is a HookError");
         }
+        Self::from_impl(hook, plugin, error)
     }
 
+    /// The identity of this error while it travels through one call (the
+    /// address of its boxed inside): how a wrapper's pass-through of
+    /// `next`'s error is told from a new error.
+    pub(crate) fn id(&self) -> usize {
+        &*self.0 as *const Inner as usize
+    }
+
+    #[cold]
+    pub(crate) fn no_runtime(hook: &'static str, limit: Duration) -> Self {
+        Self::new(hook, None, HookErrorKind::NoRuntime(limit))
+    }
+
+    #[cold]
     pub(crate) fn panicked(
         hook: &'static str,
         plugin: &'static str,
@@ -140,10 +165,7 @@ impl HookError {
         Self::new(hook, Some(plugin), HookErrorKind::Panicked(message))
     }
 
-    pub(crate) fn timed_out(hook: &'static str, plugin: &'static str, limit: Duration) -> Self {
-        Self::new(hook, Some(plugin), HookErrorKind::TimedOut(limit))
-    }
-
+    #[cold]
     pub(crate) fn too_deep(hook: &'static str, limit: usize) -> Self {
         Self::new(
             hook,
@@ -154,6 +176,11 @@ impl HookError {
             },
         )
     }
+}
+
+/// The error itself if it is a [`HookError`] (not one behind added context).
+fn outermost(error: &PluginError) -> Option<&HookError> {
+    error.chain().next()?.downcast_ref()
 }
 
 impl fmt::Display for HookError {
@@ -170,6 +197,11 @@ impl fmt::Display for HookError {
             HookErrorKind::TimedOut(limit) => write!(
                 f,
                 "plugin `{plugin}` did not finish hook `{hook}` within its time limit of {limit:?}"
+            ),
+            HookErrorKind::NoRuntime(limit) => write!(
+                f,
+                "hook `{hook}` has a time limit of {limit:?}, which needs a Tokio runtime \
+                 (with its time driver), and none is running"
             ),
             HookErrorKind::TooDeep { limit, chain } => {
                 write!(f, "hook calls nested deeper than the limit of {limit}: ")?;
@@ -197,6 +229,19 @@ impl std::error::Error for HookError {
         self.cause().map(|e| e.as_ref() as _)
     }
 }
+
+/// What an async implementation that overran its time limit is taken to
+/// have returned; [`HookError::from_impl`] turns it into `TimedOut`.
+#[derive(Debug)]
+pub(crate) struct TimeLimit(pub(crate) Duration);
+
+impl fmt::Display for TimeLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "time limit of {:?} exceeded", self.0)
+    }
+}
+
+impl std::error::Error for TimeLimit {}
 
 /// A change to the [`PluginManager`](crate::PluginManager) was refused; the
 /// manager is exactly as it was before the call.

@@ -70,10 +70,7 @@ pub struct MonitoringHandle {
 }
 
 impl MonitoringHandle {
-    pub(crate) fn new<S: Spec + ?Sized>(
-        id: u64,
-        shared: Weak<crate::registry::Shared<S>>,
-    ) -> Self {
+    pub(crate) fn new<S: Spec + ?Sized>(id: u64, shared: Weak<crate::registry::Shared<S>>) -> Self {
         MonitoringHandle {
             id,
             undo: Box::new(move |id| {

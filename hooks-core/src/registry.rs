@@ -65,6 +65,14 @@ impl<S: ?Sized> HookImpls<S> {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.impls.is_empty()
+    }
+
+    pub(crate) fn impls(&self) -> impl Iterator<Item = &HookImpl<S>> {
+        self.impls.iter()
+    }
+
     pub(crate) fn wrappers(&self) -> &[HookImpl<S>] {
         &self.impls[..self.wrappers]
     }
@@ -132,6 +140,7 @@ impl<S: Spec + ?Sized> State<S> {
             }
             fork.next_id = self.next_id;
         }
+        fork.blocked = self.blocked.clone();
         fork.monitors = self.monitors.clone();
         fork.max_depth = self.max_depth;
         fork

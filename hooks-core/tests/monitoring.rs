@@ -134,9 +134,6 @@ fn monitors_hear_calls_made_through_call_extra() {
 }
 
 #[test]
-#[ignore = "BUG: src/call_loop.rs:76 (at 5c8bb3e) CallCtx::info (HookCallInfo { impls: &self.hook.infos }) hands \
-            monitors every implementation of the hook, including those a subset_hook_caller \
-            leaves out; HookCallInfo::impls is documented as 'the implementations this call runs'"]
 fn monitors_of_a_subset_call_see_only_the_impls_it_runs() {
     let log = Log::new();
     let pm = wab(&log, Act::Value(2));

@@ -207,10 +207,6 @@ impl Hooks for Explains {
 }
 
 #[test]
-#[ignore = "BUG: src/error.rs:121-122 (at 5c8bb3e) HookError::from_wrapper downcasts the wrapper's error to \
-            HookError; anyhow's downcast also succeeds through a `.context(..)` layer, so the \
-            chain's error is passed on unchanged and the context the wrapper added is silently \
-            dropped"]
 fn context_a_wrapper_adds_to_a_passed_on_error_is_kept() {
     let log = Log::new();
     let pm = around(&log, Wrap::Pass, Act::Fail);

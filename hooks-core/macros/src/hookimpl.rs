@@ -47,7 +47,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             Ok(())
         })?;
         if tryfirst && trylast {
-            return Err(syn::Error::new(method.sig.span(), "a hookimpl is tryfirst or trylast, not both"));
+            return Err(syn::Error::new(
+                method.sig.span(),
+                "a hookimpl is tryfirst or trylast, not both",
+            ));
         }
         any_async |= method.sig.asyncness.is_some();
         let hook = method.sig.ident.to_string();

@@ -77,11 +77,17 @@ struct Hook {
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     if !args.is_empty() {
-        return Err(syn::Error::new(args.span(), "#[hookspec] on a trait takes no arguments"));
+        return Err(syn::Error::new(
+            args.span(),
+            "#[hookspec] on a trait takes no arguments",
+        ));
     }
     let mut spec: ItemTrait = syn::parse2(item)?;
     if !spec.generics.params.is_empty() {
-        return Err(syn::Error::new(spec.generics.span(), "a hook spec trait cannot be generic"));
+        return Err(syn::Error::new(
+            spec.generics.span(),
+            "a hook spec trait cannot be generic",
+        ));
     }
     spec.supertraits.push(parse_quote!(::core::marker::Send));
     spec.supertraits.push(parse_quote!(::core::marker::Sync));
@@ -92,11 +98,15 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let mut wrappers = Vec::new();
     for item in &mut spec.items {
         let TraitItem::Fn(method) = item else {
-            return Err(syn::Error::new(item.span(), "a hook spec trait holds only hook methods"));
+            return Err(syn::Error::new(
+                item.span(),
+                "a hook spec trait holds only hook methods",
+            ));
         };
         let hook = parse_hook(hooks.len(), method)?;
         if method.default.is_none() {
             let (spec_name, hook_name) = (trait_name.to_string(), hook.name.to_string());
+            method.attrs.push(parse_quote!(#[allow(unused_variables)]));
             method.default = Some(parse_quote!({
                 hooks_core::__private::not_implemented(#spec_name, #hook_name)
             }));
@@ -153,7 +163,9 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
     }
     let mut args = Vec::new();
     for input in sig.inputs.iter().skip(1) {
-        let FnArg::Typed(arg) = input else { unreachable!() };
+        let FnArg::Typed(arg) = input else {
+            unreachable!()
+        };
         let Pat::Ident(name) = &*arg.pat else {
             return err(arg.pat.span(), "hook arguments must be plain names");
         };
@@ -174,23 +186,40 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
     };
     let is_async = sig.asyncness.is_some();
     if options.historic && is_async {
-        return err(sig.span(), "a historic hook must be sync: it is replayed inside `register`");
+        return err(
+            sig.span(),
+            "a historic hook must be sync: it is replayed inside `register`",
+        );
     }
     if !is_async && (options.concurrent || options.timeout_ms.is_some()) {
-        return err(sig.span(), "`concurrent` and `timeout_ms` are for async hooks");
+        return err(
+            sig.span(),
+            "`concurrent` and `timeout_ms` are for async hooks",
+        );
     }
     let (output, collect) = if options.firstresult {
         let Some(answer) = option_inner(&value) else {
-            return err(ret.span(), "a firstresult hook returns HookResult<Option<T>>");
+            return err(
+                ret.span(),
+                "a firstresult hook returns HookResult<Option<T>>",
+            );
         };
         (
             quote!(::core::option::Option<hooks_core::Answer<#answer>>),
             quote!(hooks_core::Collect::FIRST),
         )
     } else {
-        (quote!(hooks_core::Results<#value>), quote!(hooks_core::Collect::ALL))
+        (
+            quote!(hooks_core::Results<#value>),
+            quote!(hooks_core::Collect::ALL),
+        )
     };
-    let docs = method.attrs.iter().filter(|a| a.path().is_ident("doc")).cloned().collect();
+    let docs = method
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .cloned()
+        .collect();
     Ok(Hook {
         index,
         name: sig.ident.clone(),
@@ -270,12 +299,23 @@ fn hook_spec(hook: &Hook) -> TokenStream {
 }
 
 fn relay_method(hook: &Hook) -> TokenStream {
-    let Hook { index, name, output, collect, docs, .. } = hook;
+    let Hook {
+        index,
+        name,
+        output,
+        collect,
+        docs,
+        ..
+    } = hook;
     let wrap = wrapper_method(name);
     let params = hook.args.iter().map(|(n, t)| quote!(#n: #t));
     // Every implementation gets its own copy of each argument: references
     // are copied, owned values cloned.
-    let pass: Vec<_> = hook.args.iter().map(|(n, _)| quote!(::core::clone::Clone::clone(&#n))).collect();
+    let pass: Vec<_> = hook
+        .args
+        .iter()
+        .map(|(n, _)| quote!(::core::clone::Clone::clone(&#n)))
+        .collect();
     let result = quote!(::core::result::Result<#output, hooks_core::HookError>);
     let value = &hook.value;
     if hook.is_async {

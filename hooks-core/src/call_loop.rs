@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use futures::FutureExt;
-use futures::future::{BoxFuture, join_all};
+use futures::future::{self, BoxFuture, Either, join_all};
 use tracing::Instrument;
 
 use crate::depth;
@@ -465,6 +465,7 @@ fn run_plain<'p, 's: 'p, S: ?Sized, T: 's, O: 's>(
 
 /// Starts one async implementation: its future under `catch_unwind`, its
 /// span and its time limit, all in one small [`Invoke`] future.
+#[inline]
 fn invoke_async<'s, S: ?Sized, R: 's>(
     ctx: CallCtx<'s, S>,
     imp: &'s HookImpl<S>,
@@ -535,6 +536,10 @@ where
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
     let span = monitoring::call_span(ctx.spec());
+    if ctx.hook.is_empty() && ctx.monitors.is_empty() && span.is_disabled() {
+        // Nothing to run, nobody watching: no state to build.
+        return Either::Left(future::ready(Ok((collect.finish)(Results::default()))));
+    }
     let recorded = span.clone();
     let call = async move {
         ctx.too_deep(depth::current())?;
@@ -559,5 +564,7 @@ where
     };
     // Boxed once here: the call's state is a few hundred bytes, and a
     // pointer is cheaper to move through the caller's futures than the state.
-    Box::pin(depth::Nested::new(call.instrument(span)))
+    // Boxed once here: the call's state is a few hundred bytes, and a
+    // pointer is cheaper to move through the caller's futures than the state.
+    Either::Right(Box::pin(depth::Nested::new(call.instrument(span))))
 }

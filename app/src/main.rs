@@ -1,6 +1,6 @@
-//! The host application. The HTTP service arrives with its own issue.
+//! `app`: runs the service (`app` or `app serve`), or inspects plugins
+//! (`app plugins list`). See README.md.
 
-fn main() {
-    eprintln!("the app is not built yet: see README.md");
-    std::process::exit(2);
+fn main() -> std::process::ExitCode {
+    app::main_with(Vec::new())
 }

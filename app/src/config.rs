@@ -1,0 +1,96 @@
+//! Configuration: a TOML file (`APP_CONFIG`, default `app.toml` if present)
+//! with environment overrides (`APP_LISTEN`, `DATABASE_URL`,
+//! `APP_ADMIN_TOKEN`, `APP_DATA_DIR`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Everything the app reads at startup.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the embedded database and the generated admin token live.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; default: SQLite under `data_dir`.
+    pub database_url: Option<String>,
+    /// The admin bearer token; generated into `data_dir/admin-token` if unset.
+    pub admin_token: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// `[plugins.<name>]`: each plugin's own table.
+    pub plugins: HashMap<String, toml::Value>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            admin_token: None,
+            body_limit: 1024 * 1024,
+            plugins: HashMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file named by `APP_CONFIG` (or `app.toml` if it exists),
+    /// then applies the environment overrides.
+    pub fn load() -> anyhow::Result<Self> {
+        let path = std::env::var_os("APP_CONFIG").map(PathBuf::from);
+        let mut config = match &path {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new("app.toml").exists() => Self::from_file(Path::new("app.toml"))?,
+            None => Config::default(),
+        };
+        if let Ok(listen) = std::env::var("APP_LISTEN") {
+            config.listen = listen.parse().with_context(|| {
+                format!("APP_LISTEN={listen:?} is not an address like 127.0.0.1:8080")
+            })?;
+        }
+        if let Ok(dir) = std::env::var("APP_DATA_DIR") {
+            config.data_dir = dir.into();
+        }
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            config.database_url = Some(url);
+        }
+        if let Ok(token) = std::env::var("APP_ADMIN_TOKEN") {
+            config.admin_token = Some(token);
+        }
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    /// The database URL: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("app.db").display()
+            ),
+        }
+    }
+
+    /// Plugin tables as JSON, for hook contexts.
+    pub fn plugin_configs(&self) -> hookspecs::PluginConfigs {
+        hookspecs::PluginConfigs(
+            self.plugins
+                .iter()
+                .filter_map(|(name, value)| Some((name.clone(), serde_json::to_value(value).ok()?)))
+                .collect(),
+        )
+    }
+}

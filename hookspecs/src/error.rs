@@ -1,0 +1,117 @@
+//! [`ApiError`]: what the API answers when something goes wrong, and what a
+//! plugin returns to choose the status its failure maps to.
+
+use serde_json::{Value, json};
+
+use hooks_core::{HookError, HookErrorKind};
+
+/// An error with an HTTP status, answered as JSON
+/// `{"error": {"code", "message", ...details}}`.
+///
+/// A plugin may return one from a hook (`Err(ApiError::conflict(..).into())`)
+/// or a route: the API then answers with its status.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code (`not_found`, `conflict`, ...).
+    pub code: String,
+    /// For people.
+    pub message: String,
+    /// Extra fields merged into the error object (`field`, `plugin`, `hook`, ...).
+    pub details: serde_json::Map<String, Value>,
+}
+
+impl ApiError {
+    /// Any status and code.
+    pub fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+            details: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds a detail field.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// 400: the request cannot be read (malformed JSON, ...).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_request", message)
+    }
+
+    /// 401: no recognised credential.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            401,
+            "unauthorized",
+            "a valid `Authorization: Bearer <token>` is required",
+        )
+    }
+
+    /// 403: recognised, but not allowed.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "forbidden", message)
+    }
+
+    /// 404: no such thing.
+    pub fn not_found(what: &str, id: impl std::fmt::Display) -> Self {
+        Self::new(404, "not_found", format!("no {what} with id {id}")).with("resource", what)
+    }
+
+    /// 409: conflicts with existing data.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "conflict", message)
+    }
+
+    /// 422: well-formed, but a field is invalid.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::new(422, "invalid", message).with("field", field)
+    }
+
+    /// 500: something failed on our side.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "internal", message)
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut error = self.details.clone();
+        error.insert("code".into(), json!(self.code));
+        error.insert("message".into(), json!(self.message));
+        json!({ "error": error })
+    }
+}
+
+/// A failed hook becomes the API's answer: the status the failing plugin's
+/// own `ApiError` carries (500 if it returned another error or panicked),
+/// the message naming plugin and hook, and both as fields.
+impl From<HookError> for ApiError {
+    fn from(error: HookError) -> Self {
+        let failed = error.innermost();
+        let carried = failed.cause().and_then(|c| c.downcast_ref::<ApiError>());
+        let (status, code) = match (carried, failed.kind()) {
+            (Some(api), _) => (api.status, "hook_failed"),
+            (None, HookErrorKind::TooDeep { .. }) => (500, "hook_recursion"),
+            (None, HookErrorKind::TimedOut(_)) => (504, "hook_timeout"),
+            _ => (500, "hook_failed"),
+        };
+        let mut api = ApiError::new(status, code, error.to_string()).with("hook", failed.hook());
+        if let Some(plugin) = failed.plugin() {
+            api = api.with("plugin", plugin);
+        }
+        api
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        tracing::error!(%error, "database error");
+        ApiError::internal(format!("database error: {error}"))
+    }
+}

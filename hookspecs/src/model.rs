@@ -1,0 +1,188 @@
+//! The application's entities, as hooks and the API see them.
+
+use serde::{Deserialize, Serialize};
+
+/// A user account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Primary key.
+    pub id: i64,
+    /// Unique login name.
+    pub username: String,
+    /// Unique e-mail address.
+    pub email: String,
+    /// Name shown to others, if set.
+    pub display_name: Option<String>,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// `POST /api/users`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// Unique login name (1 to 64 characters).
+    pub username: String,
+    /// Unique e-mail address.
+    pub email: String,
+    /// Optional display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// `PATCH /api/users/{id}`: the fields to change.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// New login name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// New e-mail address.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// New display name (`null` clears it).
+    #[serde(default, deserialize_with = "double_option")]
+    pub display_name: Option<Option<String>>,
+}
+
+/// Who may see a space and join it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Anyone may join.
+    Open,
+    /// Joining needs a space manager's approval.
+    OnRequest,
+    /// Invitation only.
+    Confidential,
+}
+
+/// A member's role in a space, from least to most powerful.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads content.
+    Reader,
+    /// Adds content.
+    Contributor,
+    /// Manages content.
+    ContentManager,
+    /// Manages the space and its members.
+    SpaceManager,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        impl $ty {
+            /// The name used in JSON and in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),* }
+            }
+
+            /// Parses the name used in JSON and in the database.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($ty::$variant),)* _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(Access { Open = "open", OnRequest = "on_request", Confidential = "confidential" });
+text_enum!(Role {
+    Reader = "reader",
+    Contributor = "contributor",
+    ContentManager = "content_manager",
+    SpaceManager = "space_manager",
+});
+
+/// A space, possibly nested under a parent space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Space {
+    /// Primary key.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// The enclosing space, if any.
+    pub parent_id: Option<i64>,
+    /// Who may see and join it.
+    pub access: Access,
+    /// The role given to members who join without one (autoinvite, parent access).
+    pub default_role: Role,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// `POST /api/spaces`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSpace {
+    /// Display name (1 to 200 characters).
+    pub name: String,
+    /// The enclosing space, if any.
+    #[serde(default)]
+    pub parent_id: Option<i64>,
+    /// Who may see and join it.
+    pub access: Access,
+    /// Default `reader`.
+    #[serde(default)]
+    pub default_role: Option<Role>,
+}
+
+/// `PATCH /api/spaces/{id}`: the fields to change.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpacePatch {
+    /// New name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New parent (`null` makes it a top-level space).
+    #[serde(default, deserialize_with = "double_option")]
+    pub parent_id: Option<Option<i64>>,
+    /// New access.
+    #[serde(default)]
+    pub access: Option<Access>,
+    /// New default role.
+    #[serde(default)]
+    pub default_role: Option<Role>,
+}
+
+/// A user's role in a space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The space.
+    pub space_id: i64,
+    /// The member.
+    pub user_id: i64,
+    /// Their role.
+    pub role: Role,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
+/// Who is acting: the result of authentication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The user acting, if the credential belongs to one.
+    pub user_id: Option<i64>,
+    /// A name for logs and audit ("admin", a username, ...).
+    pub name: String,
+    /// Whether this identity may administer the application.
+    pub admin: bool,
+    /// What recognised the credential (a plugin name, or "app").
+    pub via: String,
+}
+
+/// Tells "absent" (`None`) from "`null`" (`Some(None)`) in a PATCH body.
+fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}

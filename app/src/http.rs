@@ -75,7 +75,7 @@ impl Call {
                     .filter(|kv| !kv.is_empty())
                     .map(|kv| {
                         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                        (k.to_owned(), v.to_owned())
+                        (decode(k), decode(v))
                     })
                     .collect()
             })
@@ -103,6 +103,14 @@ impl Call {
             token,
         })
     }
+}
+
+/// A query-string component: `+` is a space, `%XX` a byte.
+fn decode(component: &str) -> String {
+    let spaced = component.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn method_of(method: &hyper::Method) -> Option<Method> {

@@ -11,15 +11,24 @@
 //!
 //! #[hookimpl]
 //! impl AppHooks for Greeter {
+//!     /// Startup, once: the only moment a plugin can add routes.
 //!     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
-//!         // served at GET /plugins/<name>/hello
-//!         startup.routes().get("/hello", |_req| async { Ok(json!({"hello": "world"})) })?;
+//!         // served at GET /plugins/greeter/hello
+//!         startup.routes().get("/hello", |req: PluginRequest| async move {
+//!             let who = req.require_identity()?;           // 401 without a credential
+//!             Ok(json!({"hello": who.name}))
+//!         })?;
 //!         Ok(())
 //!     }
 //!
 //!     #[hookimpl(priority = 10)]
-//!     async fn on_user_created(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
+//!     async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
 //!         tracing::info!(user = %user.username, "welcome");
+//!         // Same transaction as the user's creation:
+//!         let open = ctx.services().list_spaces(ctx).await?;
+//!         for space in open.iter().filter(|s| s.access == Access::Open) {
+//!             ctx.services().put_member(ctx, space.id, user.id, space.default_role).await?;
+//!         }
 //!         Ok(())
 //!     }
 //! }

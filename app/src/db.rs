@@ -37,6 +37,7 @@ impl Dialect {
 #[derive(Clone, Debug)]
 pub struct Db {
     pub(crate) pool: AnyPool,
+    dialect: Dialect,
 }
 
 impl Db {
@@ -61,12 +62,19 @@ impl Db {
             Dialect::Postgres => &POSTGRES,
         };
         migrator.run(&pool).await.context("running migrations")?;
-        Ok(Db { pool })
+        Ok(Db { pool, dialect })
     }
 
-    /// Starts a unit of work (a transaction).
-    pub async fn begin(&self) -> Result<Arc<UnitOfWork>, ApiError> {
-        Ok(Arc::new(UnitOfWork::new(self.pool.begin().await?)))
+    /// Starts a unit of work (a transaction). On SQLite, one that will
+    /// write takes the write lock up front (`BEGIN IMMEDIATE`): a deferred
+    /// transaction that reads, then writes after another writer committed,
+    /// fails at once with SQLITE_BUSY instead of waiting its turn.
+    pub async fn begin(&self, writes: bool) -> Result<Arc<UnitOfWork>, ApiError> {
+        let tx = match (self.dialect, writes) {
+            (Dialect::Sqlite, true) => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _ => self.pool.begin().await?,
+        };
+        Ok(Arc::new(UnitOfWork::new(tx)))
     }
 
     /// Closes the pool (at shutdown).

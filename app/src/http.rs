@@ -227,7 +227,8 @@ async fn run(
     // Core public routes (`/health`) ignore credentials; plugin routes take
     // one if given, and their handlers decide whether they need it.
     let authenticate = !matches!(target, Target::Core(Guard::Public, _));
-    let ctx = state.context(state.db.begin().await?, None);
+    let writes = call.method != Method::Get;
+    let ctx = state.context(state.db.begin(writes).await?, None);
     let outcome = async {
         let identity = match call.token.as_deref().filter(|_| authenticate) {
             Some(token) => state

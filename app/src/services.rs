@@ -75,6 +75,28 @@ fn membership(row: &AnyRow) -> Result<Membership, ApiError> {
     })
 }
 
+/// Rows of a query whose parameters are ids, mapped by `row`.
+async fn select<T>(
+    ctx: &HookContext,
+    sql: &str,
+    ids: &[i64],
+    row: fn(&AnyRow) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError> {
+    let query = ids.iter().fold(sqlx::query(sql), |q, id| q.bind(*id));
+    let rows = query.fetch_all(&mut *ctx.db().await?).await?;
+    rows.iter().map(row).collect()
+}
+
+/// The row of a query whose parameters are ids, if there is one.
+async fn select_one<T>(
+    ctx: &HookContext,
+    sql: &str,
+    ids: &[i64],
+    row: fn(&AnyRow) -> Result<T, ApiError>,
+) -> Result<Option<T>, ApiError> {
+    Ok(select(ctx, sql, ids, row).await?.into_iter().next())
+}
+
 fn corrupt(column: &str, value: &str) -> ApiError {
     ApiError::internal(format!("unexpected {column} {value:?} in the database"))
 }
@@ -132,11 +154,7 @@ fn check_space_name(name: &str) -> Result<(), ApiError> {
 impl AppServices {
     async fn find_space(&self, ctx: &HookContext, id: i64) -> Result<Option<Space>, ApiError> {
         let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *ctx.db().await?)
-            .await?;
-        row.as_ref().map(space).transpose()
+        select_one(ctx, &sql, &[id], space).await
     }
 
     /// A parent must exist and must not be the space itself or below it.
@@ -190,20 +208,14 @@ impl Services for AppServices {
 
     async fn get_user(&self, ctx: &HookContext, id: i64) -> Result<User, ApiError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&mut *ctx.db().await?)
-            .await?;
-        row.as_ref()
-            .map(user)
-            .transpose()?
+        select_one(ctx, &sql, &[id], user)
+            .await?
             .ok_or_else(|| ApiError::not_found("user", id))
     }
 
     async fn list_users(&self, ctx: &HookContext) -> Result<Vec<User>, ApiError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
-        let rows = sqlx::query(&sql).fetch_all(&mut *ctx.db().await?).await?;
-        rows.iter().map(user).collect()
+        select(ctx, &sql, &[], user).await
     }
 
     async fn update_user(
@@ -280,8 +292,7 @@ impl Services for AppServices {
 
     async fn list_spaces(&self, ctx: &HookContext) -> Result<Vec<Space>, ApiError> {
         let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces ORDER BY id");
-        let rows = sqlx::query(&sql).fetch_all(&mut *ctx.db().await?).await?;
-        rows.iter().map(space).collect()
+        select(ctx, &sql, &[], space).await
     }
 
     async fn update_space(
@@ -324,14 +335,8 @@ impl Services for AppServices {
 
     async fn delete_space(&self, ctx: &HookContext, id: i64) -> Result<(), ApiError> {
         let gone = self.get_space(ctx, id).await?;
-        let children: Vec<i64> =
-            sqlx::query("SELECT id FROM spaces WHERE parent_id = $1 ORDER BY id")
-                .bind(id)
-                .fetch_all(&mut *ctx.db().await?)
-                .await?
-                .iter()
-                .map(|row| row.try_get("id"))
-                .collect::<Result<_, _>>()?;
+        let sql = "SELECT id FROM spaces WHERE parent_id = $1 ORDER BY id";
+        let children = select(ctx, sql, &[id], |row| Ok(row.try_get("id")?)).await?;
         for child in children {
             self.delete_space(ctx, child).await?;
         }
@@ -402,11 +407,7 @@ impl Services for AppServices {
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM memberships WHERE space_id = $1 ORDER BY user_id"
         );
-        let rows = sqlx::query(&sql)
-            .bind(space_id)
-            .fetch_all(&mut *ctx.db().await?)
-            .await?;
-        rows.iter().map(membership).collect()
+        select(ctx, &sql, &[space_id], membership).await
     }
 
     async fn memberships_of(
@@ -417,11 +418,7 @@ impl Services for AppServices {
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM memberships WHERE user_id = $1 ORDER BY space_id"
         );
-        let rows = sqlx::query(&sql)
-            .bind(user_id)
-            .fetch_all(&mut *ctx.db().await?)
-            .await?;
-        rows.iter().map(membership).collect()
+        select(ctx, &sql, &[user_id], membership).await
     }
 
     async fn get_member(
@@ -433,12 +430,7 @@ impl Services for AppServices {
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM memberships WHERE space_id = $1 AND user_id = $2"
         );
-        let row = sqlx::query(&sql)
-            .bind(space_id)
-            .bind(user_id)
-            .fetch_optional(&mut *ctx.db().await?)
-            .await?;
-        row.as_ref().map(membership).transpose()
+        select_one(ctx, &sql, &[space_id, user_id], membership).await
     }
 
     async fn delete_member(

@@ -1,1 +1,626 @@
-//! End-to-end tests of the app live here once the app exists.
+//! End-to-end tests of the app: the harness that starts the real binary
+//! (`test-app`, the app with the test plugins of [`plugins`] linked in) on a
+//! free port against a fresh SQLite file or PostgreSQL database, talks HTTP
+//! to it and reads its database directly.
+
+pub mod plugins;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyPoolOptions;
+use tempfile::TempDir;
+
+pub use plugins::USER_TOKEN;
+pub use serde_json::json;
+
+/// The admin token every test app is started with.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+/// Shorthand for "as the admin" in request helpers.
+pub const ADMIN: Option<&str> = Some(ADMIN_TOKEN);
+/// Shorthand for "as user 1 (non-admin, via the `tokens` plugin)".
+pub const USER: Option<&str> = Some(USER_TOKEN);
+/// How long to wait for anything the app should do promptly.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+const SKIPPED: &str = "skipped: TEST_DATABASE_URL is not set (PostgreSQL tests need it)";
+
+/// Writes each test once, runs it on SQLite and on PostgreSQL:
+/// `e2e! { fn users_crud(backend) { let app = TestApp::start(backend); ... } }`
+/// gives `users_crud::sqlite` and `users_crud::postgres`.
+#[macro_export]
+macro_rules! e2e {
+    ($(fn $name:ident($backend:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($backend: $crate::Backend) $body
+
+            #[test]
+            fn sqlite() {
+                $crate::use_binary!();
+                run($crate::Backend::Sqlite)
+            }
+
+            #[test]
+            fn postgres() {
+                $crate::use_binary!();
+                if let Some(backend) = $crate::Backend::postgres() {
+                    run(backend)
+                }
+            }
+        }
+    )*};
+}
+
+/// The `test-app` binary, known only to integration tests (at compile
+/// time): they call [`use_binary!`] (the [`e2e!`] macro does) before
+/// starting it.
+pub static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Tells the harness where `test-app` is: `env!("CARGO_BIN_EXE_test-app")`
+/// of the integration test calling it.
+#[macro_export]
+macro_rules! use_binary {
+    () => {
+        let _ = $crate::BINARY.set(::std::path::PathBuf::from(env!("CARGO_BIN_EXE_test-app")));
+    };
+}
+
+/// Which database the app runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file in the data directory.
+    Sqlite,
+    /// A fresh database on the server at `TEST_DATABASE_URL`.
+    Postgres,
+}
+
+impl Backend {
+    /// PostgreSQL if `TEST_DATABASE_URL` is set; otherwise says the test is
+    /// skipped and answers `None`.
+    pub fn postgres() -> Option<Backend> {
+        if std::env::var_os("TEST_DATABASE_URL").is_some() {
+            Some(Backend::Postgres)
+        } else {
+            println!("{SKIPPED}");
+            None
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for database checks")
+}
+
+/// `url` with its database name replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(query) = query {
+        out = format!("{out}?{query}");
+    }
+    out
+}
+
+/// A test's database and data directory; the PostgreSQL database is created
+/// fresh and dropped with this value.
+pub struct TestDb {
+    /// The data directory (the SQLite file lives here).
+    pub dir: TempDir,
+    /// `DATABASE_URL` for the app (`None`: the app's SQLite default).
+    pub app_url: Option<String>,
+    /// Where the tests read the database.
+    pub url: String,
+    /// PostgreSQL: the server URL and the database to drop.
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// A fresh database for `backend`.
+    pub fn create(backend: Backend) -> TestDb {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("a temp data dir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("app.db").display());
+                TestDb {
+                    dir,
+                    app_url: None,
+                    url,
+                    postgres: None,
+                }
+            }
+            Backend::Postgres => {
+                static COUNTER: AtomicUsize = AtomicUsize::new(0);
+                let server = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let name = format!(
+                    "e2e_{}_{}_{nanos}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed)
+                );
+                admin_sql(&server, &format!("CREATE DATABASE {name}"));
+                let url = with_database(&server, &name);
+                TestDb {
+                    dir,
+                    app_url: Some(url.clone()),
+                    url,
+                    postgres: Some((server, name)),
+                }
+            }
+        }
+    }
+
+    /// Runs `sql` and returns every row's first column as text (integers
+    /// and NULL included: `"42"`, `"NULL"`).
+    pub fn column(&self, sql: &str) -> Vec<String> {
+        runtime().block_on(async {
+            let pool = AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&self.url)
+                .await
+                .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url));
+            let rows = sqlx::query(sql)
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+            rows.iter()
+                .map(|row| {
+                    if let Ok(n) = row.try_get::<Option<i64>, _>(0) {
+                        n.map_or("NULL".into(), |n| n.to_string())
+                    } else {
+                        row.try_get::<Option<String>, _>(0)
+                            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                            .unwrap_or_else(|| "NULL".into())
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// A `SELECT COUNT(*) ...` (or any single integer).
+    pub fn count(&self, sql: &str) -> i64 {
+        let column = self.column(sql);
+        assert_eq!(column.len(), 1, "{sql} gave {column:?}");
+        column[0].parse().expect("an integer")
+    }
+}
+
+fn admin_sql(server: &str, sql: &str) {
+    runtime().block_on(async {
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(server)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to TEST_DATABASE_URL: {e}"));
+        sqlx::raw_sql(sql)
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        pool.close().await;
+    });
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.postgres {
+            admin_sql(
+                server,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+/// How to start the app.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// A config file (TOML) to pass as `APP_CONFIG`.
+    pub config: Option<String>,
+    /// CLI arguments (default: none, i.e. `serve`).
+    pub args: Vec<String>,
+}
+
+impl Options {
+    /// Adds an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Uses `toml` as the config file.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = Some(toml.into());
+        self
+    }
+
+    /// The binary with these options, against `db`.
+    pub fn command(&self, db: &TestDb) -> Command {
+        let exe = BINARY
+            .get()
+            .expect("call e2e_tests::use_binary!() first (the e2e! macro does)");
+        let mut cmd = Command::new(exe);
+        for var in [
+            "DATABASE_URL",
+            "APP_CONFIG",
+            "APP_LISTEN",
+            "APP_DATA_DIR",
+            plugins::ROUTE_CLASH_ENV,
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.args(&self.args)
+            .current_dir(db.dir.path())
+            .env("APP_LISTEN", "127.0.0.1:0")
+            .env("APP_DATA_DIR", db.dir.path())
+            .env("APP_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1");
+        if let Some(url) = &db.app_url {
+            cmd.env("DATABASE_URL", url);
+        }
+        if let Some(config) = &self.config {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = db.dir.path().join(format!("config-{n}.toml"));
+            std::fs::write(&path, config).expect("writing the config file");
+            cmd.env("APP_CONFIG", path);
+        }
+        for (key, value) in &self.env {
+            cmd.env(key, value);
+        }
+        cmd
+    }
+}
+
+/// What a process printed so far (stdout and stderr, interleaved by line).
+#[derive(Clone, Default)]
+pub struct Output(Arc<Mutex<String>>);
+
+impl Output {
+    /// Everything so far.
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits (bounded) until the output satisfies `done`.
+    pub fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        while !done(&self.text()) {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "waited {DEADLINE:?} for {what}; output so far:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Copies `from` line by line into this output (and into `lines`).
+    fn pump(&self, from: impl Read + Send + 'static, lines: Option<mpsc::Sender<String>>) {
+        let out = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(from).lines() {
+                let Ok(line) = line else { break };
+                {
+                    let mut text = out.0.lock().unwrap_or_else(|e| e.into_inner());
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                if let Some(lines) = &lines {
+                    let _ = lines.send(line);
+                }
+            }
+        });
+    }
+}
+
+/// A spawned process whose output is collected.
+pub struct Proc {
+    /// The process.
+    pub child: Child,
+    /// Its output so far.
+    pub output: Output,
+    stdout_lines: Receiver<String>,
+}
+
+impl Proc {
+    /// Spawns `cmd`, collecting stdout and stderr.
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning test-app");
+        let output = Output::default();
+        let (tx, stdout_lines) = mpsc::channel();
+        output.pump(child.stdout.take().expect("stdout"), Some(tx));
+        output.pump(child.stderr.take().expect("stderr"), None);
+        Proc {
+            child,
+            output,
+            stdout_lines,
+        }
+    }
+
+    /// Reads stdout until `listening on http://ADDR`; fails (with the output
+    /// so far) after [`DEADLINE`] or if the process ends first.
+    pub fn wait_listening(&self) -> String {
+        let start = Instant::now();
+        loop {
+            let left = DEADLINE.saturating_sub(start.elapsed());
+            match self.stdout_lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(at) = line.find("listening on http://") {
+                        let addr = line[at + "listening on http://".len()..].trim();
+                        return format!("http://{}", addr.split_whitespace().next().unwrap_or(""));
+                    }
+                }
+                Err(error) => panic!(
+                    "the app did not say `listening on` ({error:?}); output so far:\n{}",
+                    self.output.text()
+                ),
+            }
+        }
+    }
+
+    /// Waits (bounded) for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the process did not exit within {DEADLINE:?}; output so far:\n{}",
+                self.output.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the exit, then for the output pumps to catch up.
+    pub fn finish(mut self) -> (ExitStatus, String) {
+        let status = self.wait_exit();
+        // The pumps end when the pipes close; stdout's sender drops then.
+        while self.stdout_lines.recv_timeout(DEADLINE).is_ok() {}
+        (status, self.output.text())
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `test-app` with `options` against `db` to completion (bounded):
+/// its exit status and output.
+pub fn run_to_exit(db: &TestDb, options: &Options) -> (ExitStatus, String) {
+    Proc::spawn(options.command(db)).finish()
+}
+
+/// A running app, killed on drop.
+pub struct TestApp {
+    /// The process (drops before the database).
+    pub proc: Proc,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Its database and data directory.
+    pub db: Arc<TestDb>,
+    agent: ureq::Agent,
+}
+
+/// Method, path, token and body of a request: see [`TestApp::request`].
+pub type Response = (u16, Value);
+
+impl TestApp {
+    /// Starts the app on a fresh database for `backend`.
+    pub fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, Options::default())
+    }
+
+    /// Starts the app on a fresh database with `options`.
+    pub fn start_with(backend: Backend, options: Options) -> TestApp {
+        Self::start_on(Arc::new(TestDb::create(backend)), &options)
+    }
+
+    /// Starts the app on `db` (shared with other instances, maybe).
+    pub fn start_on(db: Arc<TestDb>, options: &Options) -> TestApp {
+        Self::wait_up(Proc::spawn(options.command(&db)), db)
+    }
+
+    /// Waits until `proc` listens.
+    pub fn wait_up(proc: Proc, db: Arc<TestDb>) -> TestApp {
+        let base = proc.wait_listening();
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build();
+        TestApp {
+            proc,
+            base,
+            db,
+            agent,
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        self.db.dir.path()
+    }
+
+    /// Any request: `body` is sent as is (`None`: no body). Answers the
+    /// status and the JSON body (`Null` if empty).
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Response {
+        let mut req = self.agent.request(method, &format!("{}{path}", self.base));
+        if let Some(token) = token {
+            req = req.set("Authorization", &format!("Bearer {token}"));
+        }
+        let outcome = match body {
+            Some(body) => req
+                .set("Content-Type", "application/json")
+                .send_string(body),
+            None => req.call(),
+        };
+        let response = match outcome {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("{method} {path}: {error}"),
+        };
+        let status = response.status();
+        let text = response.into_string().expect("a readable body");
+        let json = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text:?}"))
+        };
+        (status, json)
+    }
+
+    /// A request with an optional JSON body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
+        self.raw(method, path, token, body.map(Value::to_string).as_deref())
+    }
+
+    /// GET.
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request("GET", path, token, None)
+    }
+
+    /// POST with a JSON body.
+    pub fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request("POST", path, token, Some(&body))
+    }
+
+    /// PUT with a JSON body.
+    pub fn put(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request("PUT", path, token, Some(&body))
+    }
+
+    /// PATCH with a JSON body.
+    pub fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request("PATCH", path, token, Some(&body))
+    }
+
+    /// DELETE.
+    pub fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        self.request("DELETE", path, token, None)
+    }
+
+    /// Creates user `name` (email `name@example.org`) as the admin; 201.
+    pub fn create_user(&self, name: &str) -> Value {
+        let body = json!({"username": name, "email": format!("{name}@example.org")});
+        expect(201, self.post("/api/users", ADMIN, body))
+    }
+
+    /// Creates an open space as the admin; 201.
+    pub fn create_space(&self, name: &str, parent: Option<i64>) -> Value {
+        let body = json!({"name": name, "parent_id": parent, "access": "open"});
+        expect(201, self.post("/api/spaces", ADMIN, body))
+    }
+
+    /// The recorder's rows (through its route), in order.
+    pub fn events(&self) -> Vec<Value> {
+        match expect(200, self.get("/plugins/recorder/events", None)) {
+            Value::Array(rows) => rows,
+            other => panic!("events: {other}"),
+        }
+    }
+
+    /// `(plugin, hook, entity_id)` of the recorder's rows from index `from`.
+    pub fn event_keys(&self, from: usize) -> Vec<(String, String, i64)> {
+        self.events()
+            .iter()
+            .skip(from)
+            .map(|e| {
+                (
+                    e["plugin"].as_str().unwrap_or_default().to_owned(),
+                    e["hook"].as_str().unwrap_or_default().to_owned(),
+                    e["entity_id"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect()
+    }
+
+    /// A path in the data directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+}
+
+/// `(plugin, hook, id)` as owned strings, for comparing with [`TestApp::event_keys`].
+pub fn key(plugin: &str, hook: &str, id: i64) -> (String, String, i64) {
+    (plugin.to_owned(), hook.to_owned(), id)
+}
+
+/// The body, after checking the status.
+#[track_caller]
+pub fn expect(status: u16, response: Response) -> Value {
+    assert_eq!(response.0, status, "unexpected answer: {}", response.1);
+    response.1
+}
+
+/// The `error` object, after checking the status and the code.
+#[track_caller]
+pub fn expect_error(status: u16, code: &str, response: Response) -> Value {
+    let body = expect(status, response);
+    let error = body["error"].clone();
+    assert_eq!(error["code"], code, "error code in {body}");
+    assert!(error["message"].is_string(), "error message in {body}");
+    error
+}
+
+/// The `id` of an entity.
+#[track_caller]
+pub fn id(entity: &Value) -> i64 {
+    entity["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no id in {entity}"))
+}

@@ -1,0 +1,288 @@
+//! Test plugins, linked into the `test-app` binary.
+//!
+//! - `recorder` (priority 10) and `second` (priority 0) record every entity
+//!   hook they receive into `plugin_recorder_events`, inside the operation's
+//!   transaction. `recorder` also adds routes under `/plugins/recorder/`.
+//! - `failing` fails, panics or answers 409 in `on_user_created` for
+//!   usernames starting with `fail-`, `panic-` or `conflict-`.
+//! - `cascade` creates a space through the services for `auto-` users.
+//! - `tokens` recognises `user-token` as a non-admin identity for user 1.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use hooks_core::Plugin;
+use hookspecs::prelude::*;
+use hookspecs::{NewSpace, Routes};
+use serde_json::Value;
+use sqlx::Row;
+
+/// The token `tokens` recognises, as a non-admin identity.
+pub const USER_TOKEN: &str = "user-token";
+/// The name of the file the slow route writes before it sleeps.
+pub const SLOW_MARKER: &str = "slow-started";
+/// Set to `1` to make `recorder` register one route twice at startup.
+pub const ROUTE_CLASH_ENV: &str = "TEST_ROUTE_CLASH";
+
+/// Every test plugin, by name, in registration order.
+pub fn all() -> Vec<(String, Plugin<dyn AppHooks>)> {
+    vec![
+        ("tokens".into(), Plugin::new(Tokens)),
+        ("second".into(), Plugin::new(Second)),
+        ("failing".into(), Plugin::new(Failing)),
+        ("cascade".into(), Plugin::new(Cascade)),
+        ("recorder".into(), Plugin::new(Recorder::default())),
+    ]
+}
+
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS plugin_recorder_events (\
+     seq BIGINT NOT NULL, plugin TEXT NOT NULL, hook TEXT NOT NULL, \
+     entity_id BIGINT, detail TEXT NOT NULL, actor TEXT)";
+
+async fn ensure_table(ctx: &HookContext) -> Result<(), ApiError> {
+    sqlx::query(CREATE_TABLE)
+        .execute(&mut *ctx.db().await?)
+        .await?;
+    Ok(())
+}
+
+/// Writes one event row in the hook's unit of work.
+async fn record(
+    ctx: &HookContext,
+    plugin: &str,
+    hook: &str,
+    entity_id: i64,
+    detail: Value,
+) -> HookResult<()> {
+    ensure_table(ctx).await?;
+    sqlx::query(
+        "INSERT INTO plugin_recorder_events (seq, plugin, hook, entity_id, detail, actor) \
+         VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM plugin_recorder_events), $1, $2, $3, $4, $5)",
+    )
+    .bind(plugin)
+    .bind(hook)
+    .bind(entity_id)
+    .bind(detail.to_string())
+    .bind(ctx.actor().map(|who| who.name.clone()))
+    .execute(&mut *ctx.db().await?)
+    .await
+    .map_err(ApiError::from)?;
+    Ok(())
+}
+
+fn json_of(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).expect("entities serialize")
+}
+
+fn changed(before: &impl serde::Serialize, after: &impl serde::Serialize) -> Value {
+    json!({"before": json_of(before), "after": json_of(after)})
+}
+
+/// The rows of `plugin_recorder_events`, in order.
+async fn events(ctx: &HookContext) -> Result<Value, ApiError> {
+    ensure_table(ctx).await?;
+    let rows = sqlx::query(
+        "SELECT seq, plugin, hook, entity_id, detail, actor FROM plugin_recorder_events ORDER BY seq",
+    )
+    .fetch_all(&mut *ctx.db().await?)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let detail: String = row.try_get("detail")?;
+            Ok(json!({
+                "seq": row.try_get::<i64, _>("seq")?,
+                "plugin": row.try_get::<String, _>("plugin")?,
+                "hook": row.try_get::<String, _>("hook")?,
+                "entity_id": row.try_get::<Option<i64>, _>("entity_id")?,
+                "detail": serde_json::from_str::<Value>(&detail)
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+                "actor": row.try_get::<Option<String>, _>("actor")?,
+            }))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()
+        .map(Value::Array)
+}
+
+/// Implements every entity hook of `AppHooks` for `$ty` by recording it as
+/// plugin `$name` at priority `$priority`; `$extra` adds more hooks.
+macro_rules! recording_plugin {
+    ($ty:ty, $name:literal, $priority:literal, { $($extra:tt)* }) => {
+        #[hookimpl]
+        impl AppHooks for $ty {
+            $($extra)*
+
+            #[hookimpl(priority = $priority)]
+            async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
+                record(ctx, $name, "on_user_created", user.id, json_of(user)).await
+            }
+
+            #[hookimpl(priority = $priority)]
+            async fn on_user_modified(&self, before: &User, after: &User, ctx: &HookContext) -> HookResult<()> {
+                record(ctx, $name, "on_user_modified", after.id, changed(before, after)).await
+            }
+
+            #[hookimpl(priority = $priority)]
+            async fn on_user_deleted(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
+                record(ctx, $name, "on_user_deleted", user.id, json_of(user)).await
+            }
+
+            #[hookimpl(priority = $priority)]
+            async fn on_space_created(&self, space: &Space, ctx: &HookContext) -> HookResult<()> {
+                record(ctx, $name, "on_space_created", space.id, json_of(space)).await
+            }
+
+            #[hookimpl(priority = $priority)]
+            async fn on_space_modified(&self, before: &Space, after: &Space, ctx: &HookContext) -> HookResult<()> {
+                record(ctx, $name, "on_space_modified", after.id, changed(before, after)).await
+            }
+
+            #[hookimpl(priority = $priority)]
+            async fn on_space_deleted(&self, space: &Space, ctx: &HookContext) -> HookResult<()> {
+                record(ctx, $name, "on_space_deleted", space.id, json_of(space)).await
+            }
+
+            #[hookimpl(priority = $priority)]
+            async fn on_membership_created(&self, m: &Membership, ctx: &HookContext) -> HookResult<()> {
+                record(ctx, $name, "on_membership_created", m.space_id, json_of(m)).await
+            }
+
+            #[hookimpl(priority = $priority)]
+            async fn on_membership_modified(&self, before: &Membership, after: &Membership, ctx: &HookContext) -> HookResult<()> {
+                record(ctx, $name, "on_membership_modified", after.space_id, changed(before, after)).await
+            }
+
+            #[hookimpl(priority = $priority)]
+            async fn on_membership_deleted(&self, m: &Membership, ctx: &HookContext) -> HookResult<()> {
+                record(ctx, $name, "on_membership_deleted", m.space_id, json_of(m)).await
+            }
+        }
+    };
+}
+
+/// Records every entity hook (priority 10) and owns the test routes.
+#[derive(Default)]
+pub struct Recorder {
+    /// The routes handle kept past startup, to try a late registration.
+    retained: Arc<OnceLock<Routes>>,
+}
+
+impl Recorder {
+    fn add_routes(&self, routes: &Routes) -> HookResult<()> {
+        routes.get("/events", |req: PluginRequest| async move {
+            events(req.ctx()).await
+        })?;
+        routes.get("/whoami", |req: PluginRequest| async move {
+            Ok(json_of(req.require_identity()?))
+        })?;
+        routes.post("/echo/:word", |req: PluginRequest| async move {
+            Ok(json!({
+                "word": req.param("word"),
+                "q": req.query("q"),
+                "body": req.body(),
+                "path": req.path,
+            }))
+        })?;
+        let retained = self.retained.clone();
+        routes.get("/late", move |_req: PluginRequest| {
+            let retained = retained.clone();
+            async move {
+                let routes = retained
+                    .get()
+                    .ok_or_else(|| ApiError::internal("no routes handle retained"))?;
+                let outcome = routes.get("/late-added", |_req: PluginRequest| async {
+                    Ok(json!({"late": true}))
+                });
+                Ok(match outcome {
+                    Ok(()) => Reply::ok(json!({"registered": true})),
+                    Err(refused) => Reply::ok(json!({"refused": refused.to_string()})),
+                })
+            }
+        })?;
+        routes.get("/slow", |req: PluginRequest| async move {
+            let dir = req
+                .query("dir")
+                .ok_or_else(|| ApiError::bad_request("?dir= is required"))?;
+            let marker = std::path::Path::new(dir).join(SLOW_MARKER);
+            std::fs::write(&marker, b"started").map_err(|e| ApiError::internal(e.to_string()))?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(json!({"slow": "done"}))
+        })?;
+        if std::env::var(ROUTE_CLASH_ENV).as_deref() == Ok("1") {
+            routes.get("/clash/:first", |_req: PluginRequest| async {
+                Ok(json!({}))
+            })?;
+            routes.get("/clash/:second", |_req: PluginRequest| async {
+                Ok(json!({}))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+recording_plugin!(Recorder, "recorder", 10, {
+    async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
+        let routes = startup.routes();
+        self.add_routes(&routes)?;
+        let _ = self.retained.set(routes);
+        Ok(())
+    }
+});
+
+/// Records every entity hook at priority 0.
+pub struct Second;
+
+recording_plugin!(Second, "second", 0, {});
+
+/// Fails `on_user_created` on demand, by username prefix.
+pub struct Failing;
+
+#[hookimpl]
+impl AppHooks for Failing {
+    async fn on_user_created(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
+        let name = user.username.as_str();
+        if name.starts_with("fail-") {
+            return Err(hooks_core::anyhow::anyhow!("refusing {name}"));
+        }
+        if name.starts_with("panic-") {
+            panic!("the failing plugin panics on {name}");
+        }
+        if name.starts_with("conflict-") {
+            return Err(ApiError::conflict(format!("{name} conflicts")).into());
+        }
+        Ok(())
+    }
+}
+
+/// Gives every `auto-` user a space, through the services.
+pub struct Cascade;
+
+#[hookimpl]
+impl AppHooks for Cascade {
+    async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
+        if user.username.starts_with("auto-") {
+            let new = NewSpace {
+                name: format!("home of {}", user.username),
+                parent_id: None,
+                access: Access::Confidential,
+                default_role: None,
+            };
+            ctx.services().create_space(ctx, new).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Recognises [`USER_TOKEN`] as user 1, not an admin.
+pub struct Tokens;
+
+#[hookimpl]
+impl AppHooks for Tokens {
+    async fn authenticate(&self, token: &str, _ctx: &HookContext) -> HookResult<Option<Identity>> {
+        Ok((token == USER_TOKEN).then(|| Identity {
+            user_id: Some(1),
+            name: "user-1".into(),
+            admin: false,
+            via: "tokens".into(),
+        }))
+    }
+}

@@ -412,13 +412,13 @@ impl Proc {
         (status, self.output.text())
     }
 
-    /// Sends SIGTERM.
-    pub fn terminate(&self) {
+    /// Sends a signal: `"TERM"`, `"INT"`.
+    pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
             .status()
             .expect("running kill");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{signal} failed");
     }
 }
 
@@ -439,10 +439,24 @@ pub fn run_to_exit(db: &TestDb, options: &Options) -> (ExitStatus, String) {
 pub struct TestApp {
     /// The process (drops before the database).
     pub proc: Proc,
-    /// `http://127.0.0.1:PORT`.
-    pub base: String,
+    /// Talks to it (also through `Deref`).
+    pub client: Client,
     /// Its database and data directory.
     pub db: Arc<TestDb>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// An HTTP client for one app, cheap to clone into other threads.
+#[derive(Clone)]
+pub struct Client {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
     agent: ureq::Agent,
 }
 
@@ -473,9 +487,8 @@ impl TestApp {
             .build();
         TestApp {
             proc,
-            base,
+            client: Client { base, agent },
             db,
-            agent,
         }
     }
 
@@ -484,6 +497,13 @@ impl TestApp {
         self.db.dir.path()
     }
 
+    /// A path in the data directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+}
+
+impl Client {
     /// Any request: `body` is sent as is (`None`: no body). Answers the
     /// status and the JSON body (`Null` if empty).
     pub fn raw(
@@ -587,11 +607,6 @@ impl TestApp {
                 )
             })
             .collect()
-    }
-
-    /// A path in the data directory.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir().join(name)
     }
 }
 

@@ -1,0 +1,92 @@
+//! The process: graceful shutdown on SIGTERM/SIGINT, and several instances
+//! starting at once on one PostgreSQL database.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e_tests::plugins::SLOW_MARKER;
+use e2e_tests::*;
+
+/// Waits (bounded) until `path` exists.
+fn wait_for_file(path: &std::path::Path) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+e2e! {
+    fn sigterm_finishes_requests_in_flight_and_exits_0(backend) {
+        let mut app = TestApp::start(backend);
+        let client = app.client.clone();
+        let path = format!("/plugins/recorder/slow?dir={}", app.dir().display());
+        let slow = std::thread::spawn(move || client.get(&path, None));
+        // The handler is running (it wrote its marker, then sleeps ~500 ms).
+        wait_for_file(&app.path(SLOW_MARKER));
+        app.proc.signal("TERM");
+        let answer = slow.join().expect("the slow request's thread");
+        assert_eq!(answer, (200, json!({"slow": "done"})), "the request in flight completed");
+        let status = app.proc.wait_exit();
+        assert_eq!(status.code(), Some(0), "{}", app.proc.output.text());
+        app.proc.output.wait_for("the slow request's log line", |out| out.contains("GET /plugins/recorder/slow 200"));
+    }
+
+    fn sigint_stops_an_idle_server_with_status_0(backend) {
+        let mut app = TestApp::start(backend);
+        app.create_user("ada");
+        app.proc.signal("INT");
+        let status = app.proc.wait_exit();
+        assert_eq!(status.code(), Some(0), "{}", app.proc.output.text());
+        // What was committed is there after the stop.
+        assert_eq!(app.db.column("SELECT username FROM users"), ["ada"]);
+    }
+
+    fn restart_keeps_the_data(backend) {
+        let db = Arc::new(TestDb::create(backend));
+        let first = TestApp::start_on(db.clone(), &Options::default());
+        let ada = first.create_user("ada");
+        drop(first);
+        let second = TestApp::start_on(db, &Options::default());
+        assert_eq!(expect(200, second.get(&format!("/api/users/{}", id(&ada)), ADMIN)), ada);
+    }
+}
+
+mod three_instances_on_one_database {
+    use super::*;
+
+    /// Three instances started at once against one fresh PostgreSQL
+    /// database all come up: the migrations do not race.
+    #[test]
+    fn postgres() {
+        use_binary!();
+        let Some(backend) = Backend::postgres() else {
+            return;
+        };
+        let db = Arc::new(TestDb::create(backend));
+        let procs: Vec<Proc> = (0..3)
+            .map(|_| Proc::spawn(Options::default().command(&db)))
+            .collect();
+        let apps: Vec<TestApp> = procs
+            .into_iter()
+            .map(|proc| TestApp::wait_up(proc, db.clone()))
+            .collect();
+        let ada = apps[0].create_user("ada");
+        let space = apps[1].create_space("shared", None);
+        for app in &apps {
+            expect(200, app.get("/health", None));
+            assert_eq!(expect(200, app.get("/api/users", ADMIN)), json!([ada]));
+            assert_eq!(expect(200, app.get("/api/spaces", ADMIN)), json!([space]));
+        }
+        let applied = db.count("SELECT COUNT(*) FROM _sqlx_migrations");
+        let distinct = db.count("SELECT COUNT(DISTINCT version) FROM _sqlx_migrations");
+        assert!(
+            applied > 0 && applied == distinct,
+            "{applied} rows, {distinct} versions"
+        );
+    }
+}

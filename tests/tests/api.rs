@@ -183,3 +183,36 @@ e2e! {
         );
     }
 }
+
+e2e! {
+    fn concurrent_writes_all_succeed(backend) {
+        let app = TestApp::start(backend);
+        let users: Vec<i64> = (0..8).map(|i| id(&app.create_user(&format!("u{i}")))).collect();
+        let space = id(&app.create_space("busy", None));
+        let threads: Vec<_> = users
+            .iter()
+            .map(|&user| {
+                let client = app.client.clone();
+                std::thread::spawn(move || {
+                    let mut answers = Vec::new();
+                    for round in 0..5 {
+                        let name = json!({"display_name": format!("round {round}")});
+                        answers.push(client.patch(&format!("/api/users/{user}"), ADMIN, name));
+                        let member = format!("/api/spaces/{space}/members/{user}");
+                        let role = if round % 2 == 0 { "reader" } else { "contributor" };
+                        answers.push(client.put(&member, ADMIN, json!({"role": role})));
+                    }
+                    answers
+                })
+            })
+            .collect();
+        for thread in threads {
+            for (status, body) in thread.join().expect("a client thread") {
+                assert!(status == 200 || status == 201, "{status} {body}");
+            }
+        }
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM memberships"), 8);
+        let patched = app.db.count("SELECT COUNT(*) FROM users WHERE display_name = 'round 4'");
+        assert_eq!(patched, 8);
+    }
+}

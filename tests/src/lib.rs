@@ -34,10 +34,11 @@ const SKIPPED: &str = "skipped: TEST_DATABASE_URL is not set (PostgreSQL tests n
 
 /// Writes each test once, runs it on SQLite and on PostgreSQL:
 /// `e2e! { fn users_crud(backend) { let app = TestApp::start(backend); ... } }`
-/// gives `users_crud::sqlite` and `users_crud::postgres`.
+/// gives `users_crud::sqlite` and `users_crud::postgres`. Attributes before
+/// `fn` (`#[ignore = "..."]`) apply to both.
 #[macro_export]
 macro_rules! e2e {
-    ($(fn $name:ident($backend:ident) $body:block)*) => {$(
+    ($($(#[$attr:meta])* fn $name:ident($backend:ident) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -45,12 +46,14 @@ macro_rules! e2e {
             fn run($backend: $crate::Backend) $body
 
             #[test]
+            $(#[$attr])*
             fn sqlite() {
                 $crate::use_binary!();
                 run($crate::Backend::Sqlite)
             }
 
             #[test]
+            $(#[$attr])*
             fn postgres() {
                 $crate::use_binary!();
                 if let Some(backend) = $crate::Backend::postgres() {

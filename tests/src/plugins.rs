@@ -4,8 +4,10 @@
 //!   hook they receive into `plugin_recorder_events`, inside the operation's
 //!   transaction. `recorder` also adds routes under `/plugins/recorder/`.
 //! - `failing` fails, panics or answers 409 in `on_user_created` for
-//!   usernames starting with `fail-`, `panic-` or `conflict-`.
-//! - `cascade` creates a space through the services for `auto-` users.
+//!   usernames starting with `fail-`, `panic-` or `conflict-`, and fails
+//!   `on_space_created` for space names containing `fail-`.
+//! - `cascade` creates a space through the services for `auto-` users, and
+//!   recurses endlessly for `loop-N` users.
 //! - `tokens` recognises `user-token` as a non-admin identity for user 1.
 
 use std::sync::{Arc, OnceLock};
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use hooks_core::Plugin;
 use hookspecs::prelude::*;
-use hookspecs::{NewSpace, Routes};
+use hookspecs::{NewSpace, NewUser, Routes};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -207,6 +209,22 @@ impl Recorder {
             tokio::time::sleep(Duration::from_millis(500)).await;
             Ok(json!({"slow": "done"}))
         })?;
+        routes.get("/panic", |_req: PluginRequest| async move {
+            if true {
+                panic!("the recorder's route panics");
+            }
+            Ok(json!({}))
+        })?;
+        // Creates a user through the services, then succeeds or (with
+        // `?fail=1`) fails: the handler's writes commit or roll back with it.
+        routes.post("/users", |req: PluginRequest| async move {
+            let new: NewUser = req.json()?;
+            let user = req.ctx().services().create_user(req.ctx(), new).await?;
+            if req.query("fail") == Some("1") {
+                return Err(ApiError::conflict("changed my mind").with("created", user.id));
+            }
+            Ok(Reply::created(json_of(&user)))
+        })?;
         if std::env::var(ROUTE_CLASH_ENV).as_deref() == Ok("1") {
             routes.get("/clash/:first", |_req: PluginRequest| async {
                 Ok(json!({}))
@@ -251,9 +269,17 @@ impl AppHooks for Failing {
         }
         Ok(())
     }
+
+    async fn on_space_created(&self, space: &Space, _ctx: &HookContext) -> HookResult<()> {
+        if space.name.contains("fail-") {
+            return Err(hooks_core::anyhow::anyhow!("refusing space {}", space.name));
+        }
+        Ok(())
+    }
 }
 
-/// Gives every `auto-` user a space, through the services.
+/// Gives every `auto-` user a space, and every `loop-N` user a `loop-N+1`
+/// user (endless: the depth limit stops it), through the services.
 pub struct Cascade;
 
 #[hookimpl]
@@ -267,6 +293,15 @@ impl AppHooks for Cascade {
                 default_role: None,
             };
             ctx.services().create_space(ctx, new).await?;
+        }
+        if let Some(n) = user.username.strip_prefix("loop-") {
+            let next = format!("loop-{}", n.parse::<u64>()? + 1);
+            let new = NewUser {
+                email: format!("{next}@example.org"),
+                username: next,
+                display_name: None,
+            };
+            ctx.services().create_user(ctx, new).await?;
         }
         Ok(())
     }

@@ -135,3 +135,37 @@ fn plugins_list_prints_the_plugins_without_serving() {
     assert!(line("tokens").contains("authenticate"));
     assert!(line("app").contains("authenticate"));
 }
+
+e2e! {
+    fn a_plugin_handler_acts_through_the_services_in_its_unit_of_work(backend) {
+        let app = TestApp::start(backend);
+        let body = json!({"username": "via-plugin", "email": "vp@example.org"});
+        let created = expect(201, app.post("/plugins/recorder/users", USER, body.clone()));
+        assert_eq!(created["username"], "via-plugin");
+        assert_eq!(app.event_keys(0), [key("recorder", "on_user_created", id(&created)), key("second", "on_user_created", id(&created))]);
+        assert!(app.events().iter().all(|e| e["actor"] == "user-1"));
+
+        // A handler that fails after writing leaves nothing.
+        let other = json!({"username": "rolled-back", "email": "rb@example.org"});
+        let error = expect_error(409, "conflict", app.post("/plugins/recorder/users?fail=1", ADMIN, other));
+        assert!(error["created"].is_i64(), "{error}");
+        assert_eq!(app.db.column("SELECT username FROM users"), ["via-plugin"]);
+        assert_eq!(app.events().len(), 2);
+        // Errors from the services come through as they are.
+        let error = expect_error(409, "conflict", app.post(
+            "/plugins/recorder/users",
+            ADMIN,
+            json!({"username": "via-plugin", "email": "other@example.org"}),
+        ));
+        assert_eq!(error["field"], "username");
+        let error = expect_error(422, "invalid", app.post("/plugins/recorder/users", ADMIN, json!({"username": "x"})));
+        assert_eq!(error["field"], "email");
+    }
+
+    fn a_panicking_plugin_handler_is_a_500_naming_the_plugin(backend) {
+        let app = TestApp::start(backend);
+        let error = expect_error(500, "internal", app.get("/plugins/recorder/panic", None));
+        assert_eq!(error["plugin"], "recorder");
+        expect(200, app.get("/plugins/recorder/events", None));
+    }
+}

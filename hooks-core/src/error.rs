@@ -110,12 +110,20 @@ impl HookError {
         if let Some(TimeLimit(limit)) = error.downcast_ref() {
             return Self::new(hook, Some(plugin), HookErrorKind::TimedOut(*limit));
         }
-        if outermost(&error).is_some_and(HookError::is_too_deep) {
-            let mut nested: HookError = error.downcast().expect("outermost is a HookError");
-            if let HookErrorKind::TooDeep { chain, .. } = &mut nested.0.kind {
-                chain.insert(0, (hook, plugin));
+        // A depth error anywhere among the causes (passed on as it is, or
+        // inside the application's own error type) is what happened.
+        let deeper = error
+            .chain()
+            .filter_map(|e| e.downcast_ref::<HookError>())
+            .find(|e| e.is_too_deep());
+        if let Some(deeper) = deeper {
+            if let HookErrorKind::TooDeep { limit, chain } = deeper.kind() {
+                let chain = std::iter::once((hook, plugin))
+                    .chain(chain.iter().copied())
+                    .collect();
+                let limit = *limit;
+                return Self::new(deeper.hook(), None, HookErrorKind::TooDeep { limit, chain });
             }
-            return nested;
         }
         Self::new(hook, Some(plugin), HookErrorKind::Failed(error))
     }

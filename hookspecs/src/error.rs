@@ -1,6 +1,8 @@
 //! [`ApiError`]: what the API answers when something goes wrong, and what a
 //! plugin returns to choose the status its failure maps to.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use hooks_core::{HookError, HookErrorKind};
@@ -10,8 +12,7 @@ use hooks_core::{HookError, HookErrorKind};
 ///
 /// A plugin may return one from a hook (`Err(ApiError::conflict(..).into())`)
 /// or a route: the API then answers with its status.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("{message}")]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     /// HTTP status.
     pub status: u16,
@@ -21,6 +22,30 @@ pub struct ApiError {
     pub message: String,
     /// Extra fields merged into the error object (`field`, `plugin`, `hook`, ...).
     pub details: serde_json::Map<String, Value>,
+    /// The hook failure this error reports, if it reports one: kept so that
+    /// a plugin passing it on with `?` passes on the whole story (which
+    /// plugin really failed, how deep the calls went).
+    hook_error: Option<Arc<HookError>>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.hook_error.as_deref().map(|e| e as _)
+    }
+}
+
+/// Equal when what the client sees is equal.
+impl PartialEq for ApiError {
+    fn eq(&self, other: &Self) -> bool {
+        (self.status, &self.code, &self.message, &self.details)
+            == (other.status, &other.code, &other.message, &other.details)
+    }
 }
 
 impl ApiError {
@@ -31,6 +56,7 @@ impl ApiError {
             code: code.to_owned(),
             message: message.into(),
             details: serde_json::Map::new(),
+            hook_error: None,
         }
     }
 
@@ -90,10 +116,12 @@ impl ApiError {
 
 /// A failed hook becomes the API's answer: the status the failing plugin's
 /// own `ApiError` carries (500 if it returned another error or panicked),
-/// the message naming plugin and hook, and both as fields.
+/// the message telling the whole chain, and `plugin` and `hook` naming the
+/// implementation that really failed, however deeply nested (through hook
+/// calls, and through services whose errors a plugin passed on).
 impl From<HookError> for ApiError {
     fn from(error: HookError) -> Self {
-        let failed = error.innermost();
+        let failed = innermost(&error);
         let carried = failed.cause().and_then(|c| c.downcast_ref::<ApiError>());
         let (status, code) = match (carried, failed.kind()) {
             (Some(api), _) => (api.status, "hook_failed"),
@@ -105,8 +133,22 @@ impl From<HookError> for ApiError {
         if let Some(plugin) = failed.plugin() {
             api = api.with("plugin", plugin);
         }
+        api.hook_error = Some(Arc::new(error));
         api
     }
+}
+
+/// The last hook error down the chain of causes.
+fn innermost(error: &HookError) -> &HookError {
+    let mut failed = error;
+    let mut at: &(dyn std::error::Error + 'static) = error;
+    while let Some(next) = at.source() {
+        if let Some(hook_error) = next.downcast_ref::<HookError>() {
+            failed = hook_error;
+        }
+        at = next;
+    }
+    failed
 }
 
 impl From<sqlx::Error> for ApiError {

@@ -48,14 +48,12 @@ macro_rules! e2e {
             #[test]
             $(#[$attr])*
             fn sqlite() {
-                $crate::use_binary!();
                 run($crate::Backend::Sqlite)
             }
 
             #[test]
             $(#[$attr])*
             fn postgres() {
-                $crate::use_binary!();
                 if let Some(backend) = $crate::Backend::postgres() {
                     run(backend)
                 }
@@ -64,18 +62,22 @@ macro_rules! e2e {
     )*};
 }
 
-/// The `test-app` binary, known only to integration tests (at compile
-/// time): they call [`use_binary!`] (the [`e2e!`] macro does) before
-/// starting it.
-pub static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// Tells the harness where `test-app` is: `env!("CARGO_BIN_EXE_test-app")`
-/// of the integration test calling it.
-#[macro_export]
-macro_rules! use_binary {
-    () => {
-        let _ = $crate::BINARY.set(::std::path::PathBuf::from(env!("CARGO_BIN_EXE_test-app")));
-    };
+/// The `test-app` example (the app with the test plugins linked in), which
+/// `cargo test` builds beside the test binaries:
+/// `target/<profile>/examples/test-app`.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binaries live in target/<profile>/deps");
+    let app = profile.join("examples").join("test-app");
+    assert!(
+        app.exists(),
+        "{} is missing: run `cargo test` (which builds it) or `cargo build -p e2e-tests --example test-app`",
+        app.display()
+    );
+    app
 }
 
 /// Which database the app runs on.
@@ -262,10 +264,7 @@ impl Options {
 
     /// The binary with these options, against `db`.
     pub fn command(&self, db: &TestDb) -> Command {
-        let exe = BINARY
-            .get()
-            .expect("call e2e_tests::use_binary!() first (the e2e! macro does)");
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(binary());
         for var in [
             "DATABASE_URL",
             "APP_CONFIG",

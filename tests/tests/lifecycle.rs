@@ -63,7 +63,6 @@ mod three_instances_on_one_database {
     /// database all come up: the migrations do not race.
     #[test]
     fn postgres() {
-        use_binary!();
         let Some(backend) = Backend::postgres() else {
             return;
         };

@@ -108,7 +108,6 @@ e2e! {
 
 #[test]
 fn plugins_list_prints_the_plugins_without_serving() {
-    use_binary!();
     let db = TestDb::create(Backend::Sqlite);
     let options = Options {
         args: vec!["plugins".into(), "list".into()],

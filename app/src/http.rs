@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use hookspecs::{ApiError, HookContext, Method, PluginRequest, Reply, RouteDef};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::service::Service;
@@ -54,9 +54,12 @@ impl Call {
             .map_err(|_| ApiError::new(404, "not_found", format!("no resource `{raw}`")))
     }
 
-    /// The JSON body as `T`: 422 naming the field that does not fit.
+    /// The JSON body, an object, as `T`: 422 naming the field that does not fit.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        hookspecs::from_json(self.body.clone().unwrap_or(Value::Null))
+        match &self.body {
+            Some(body @ Value::Object(_)) => hookspecs::from_json(body.clone()),
+            _ => Err(ApiError::invalid("body", "the body must be a JSON object")),
+        }
     }
 
     fn read(req: &Request<Full<Bytes>>, body: Bytes) -> Result<Self, ApiError> {
@@ -362,7 +365,12 @@ pub fn error_response(error: &ApiError) -> Response<Full<Bytes>> {
     json_response(error.status, &error.body())
 }
 
+/// Bodies declared or found larger than this are not even drained.
+const DRAIN_CAP: u64 = 64 * 1024 * 1024;
+
 /// Reads the body up to `limit` bytes: 413 before any handler otherwise.
+/// The rest of an oversized body is read and dropped frame by frame (never
+/// buffered) so the client gets the 413 instead of a reset connection.
 async fn limited(req: Request<Incoming>, limit: usize) -> Result<Request<Full<Bytes>>, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -377,20 +385,29 @@ async fn limited(req: Request<Incoming>, limit: usize) -> Result<Request<Full<By
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if declared.is_some_and(|n| n > DRAIN_CAP) {
         return Err(too_large());
     }
-    let (parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => {
-            return Err(ApiError::bad_request(format!(
-                "reading the body failed: {e}"
-            )));
+    let (parts, mut body) = req.into_parts();
+    let mut kept = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request(format!("reading the body failed: {e}")))?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if seen <= limit as u64 {
+            kept.extend_from_slice(data);
+        } else if seen > DRAIN_CAP {
+            break;
         }
-    };
-    Ok(Request::from_parts(parts, Full::new(bytes)))
+    }
+    if seen > limit as u64 {
+        return Err(too_large());
+    }
+    Ok(Request::from_parts(parts, Full::new(kept.freeze())))
 }
 
 /// Serves until `shutdown` completes, then stops accepting, lets requests in

@@ -161,6 +161,8 @@ pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
         // serde names a missing field in its message, not in the path.
         let field = match (field.as_str(), inner.split('`').nth(1)) {
             (".", Some(missing)) if inner.starts_with("missing field") => missing.to_owned(),
+            // Not a JSON object at all (no body, `null`, a number...).
+            (".", _) => "body".to_owned(),
             _ => field,
         };
         ApiError::invalid(&field, format!("{field}: {inner}"))

@@ -92,6 +92,9 @@ e2e! {
             ("/api/spaces", json!({"name": "s", "access": "everyone"}), "access"),
             ("/api/spaces", json!({"name": "s", "access": "open", "parent_id": "one"}), "parent_id"),
             ("/api/spaces", json!({"name": "s", "access": "open", "parent_id": 999}), "parent_id"),
+            // No object at all: the body itself is what is wrong.
+            ("/api/users", json!(null), "body"),
+            ("/api/spaces", json!([1, 2]), "body"),
         ];
         for (path, body, field) in cases {
             let error = expect_error(422, "invalid", app.post(path, ADMIN, body.clone()));

@@ -1,6 +1,6 @@
 //! Configuration: a TOML file (`APP_CONFIG`, default `app.toml` if present)
 //! with environment overrides (`APP_LISTEN`, `DATABASE_URL`,
-//! `APP_ADMIN_TOKEN`, `APP_DATA_DIR`).
+//! `APP_ADMIN_TOKEN`, `APP_DATA_DIR`, `APP_PLUGINS_DIR`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,8 +23,35 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
-    /// `[plugins.<name>]`: each plugin's own table.
-    pub plugins: HashMap<String, toml::Value>,
+    /// The `[plugins]` table.
+    pub plugins: PluginsConfig,
+}
+
+/// `[plugins]`: where plugins are, which to skip or insist on, and each
+/// plugin's own table (`[plugins.<name>]`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct PluginsConfig {
+    /// The folder scanned for `app_plugin_*` crates and libraries.
+    pub dir: PathBuf,
+    /// Plugins never opened.
+    pub disabled: Vec<String>,
+    /// Plugins without which the app refuses to start.
+    pub required: Vec<String>,
+    /// Every other key: a plugin's own table.
+    #[serde(flatten)]
+    pub tables: HashMap<String, toml::Value>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: PathBuf::from("plugins"),
+            disabled: Vec::new(),
+            required: Vec::new(),
+            tables: HashMap::new(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -35,7 +62,7 @@ impl Default for Config {
             database_url: None,
             admin_token: None,
             body_limit: 1024 * 1024,
-            plugins: HashMap::new(),
+            plugins: PluginsConfig::default(),
         }
     }
 }
@@ -64,6 +91,9 @@ impl Config {
         if let Ok(token) = std::env::var("APP_ADMIN_TOKEN") {
             config.admin_token = Some(token);
         }
+        if let Ok(dir) = std::env::var("APP_PLUGINS_DIR") {
+            config.plugins.dir = dir.into();
+        }
         Ok(config)
     }
 
@@ -88,6 +118,7 @@ impl Config {
     pub fn plugin_configs(&self) -> hookspecs::PluginConfigs {
         hookspecs::PluginConfigs(
             self.plugins
+                .tables
                 .iter()
                 .filter_map(|(name, value)| Some((name.clone(), serde_json::to_value(value).ok()?)))
                 .collect(),

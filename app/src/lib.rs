@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod loader;
 pub mod plugins;
 pub mod services;
 
@@ -37,6 +38,8 @@ pub struct State {
     pub configs: Arc<PluginConfigs>,
     /// Every route, core and plugin (frozen at startup).
     pub routes: Vec<RouteDef>,
+    /// What became of each plugin at startup.
+    pub loaded: Vec<plugins::Entry>,
 }
 
 impl State {
@@ -47,7 +50,7 @@ impl State {
 
     /// The plugin report (admin endpoint).
     pub fn plugin_report(&self) -> serde_json::Value {
-        plugins::report(&self.hooks, &self.routes)
+        plugins::report(&self.hooks, &self.loaded, &self.routes)
     }
 }
 
@@ -115,9 +118,10 @@ fn init_tracing() {
 }
 
 fn list(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
+    let config = Config::load()?;
     let hooks = PluginManager::<dyn AppHooks>::new();
-    plugins::register(&hooks, String::new(), plugins)?;
-    let report = plugins::report(&hooks, &[]);
+    let loaded = plugins::load(&hooks, String::new(), plugins, &config.plugins)?;
+    let report = plugins::report(&hooks, &loaded, &[]);
     for plugin in report["plugins"].as_array().into_iter().flatten() {
         let implemented: Vec<&str> = plugin["hooks"]
             .as_array()
@@ -126,7 +130,7 @@ fn list(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
             .filter_map(|h| h.as_str())
             .collect();
         println!(
-            "{:<24} {:<8} {}",
+            "{:<24} {:<10} {}",
             plugin["name"].as_str().unwrap_or("?"),
             plugin["status"].as_str().unwrap_or("?"),
             implemented.join(", ")
@@ -176,7 +180,7 @@ async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<(
     let db = Db::open(&config.database_url()).await?;
 
     let hooks = PluginManager::<dyn AppHooks>::new();
-    plugins::register(&hooks, token, plugins)?;
+    let loaded = plugins::load(&hooks, token, plugins, &config.plugins)?;
     let services: Arc<dyn Services> = Arc::new(AppServices::new(hooks.clone()));
     let configs = Arc::new(config.plugin_configs());
 
@@ -199,6 +203,7 @@ async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<(
         services,
         configs,
         routes: routes.clone(),
+        loaded,
     });
     let router = http::router(state, &core, &routes)?;
     let listener = TcpListener::bind(config.listen)

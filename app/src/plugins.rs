@@ -2,6 +2,7 @@
 //! startup call that lets each add its routes, the app's own built-in
 //! plugin (admin token authentication), and the report of what is loaded.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::anyhow;
@@ -41,19 +42,134 @@ impl AppHooks for AdminToken {
     }
 }
 
-/// Registers the app's plugin and `plugins`; a name clash is an error.
-pub fn register(
+/// What became of one plugin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Registered.
+    Loaded,
+    /// Named in `plugins.disabled`: never opened.
+    Disabled,
+    /// Not loaded, and why.
+    Failed(String),
+}
+
+/// One plugin's line in the load report.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The plugin's name.
+    pub name: String,
+    /// Where it came from (a crate folder, a library, or `linked in`).
+    pub source: String,
+    /// What became of it.
+    pub status: Status,
+}
+
+impl Entry {
+    fn status_text(&self) -> String {
+        match &self.status {
+            Status::Loaded => "loaded".into(),
+            Status::Disabled => "disabled".into(),
+            Status::Failed(why) => format!("failed: {why}"),
+        }
+    }
+}
+
+/// Registers the app's own plugin, the linked-in `plugins`, and every
+/// plugin found in the configured folder (in name order). A plugin that
+/// fails to load is reported and skipped; a required one that did not load
+/// stops startup.
+pub fn load(
     hooks: &PluginManager<dyn AppHooks>,
     admin_token: String,
-    plugins: Vec<(String, Plugin<dyn AppHooks>)>,
-) -> anyhow::Result<()> {
+    linked: Vec<(String, Plugin<dyn AppHooks>)>,
+    config: &crate::config::PluginsConfig,
+) -> anyhow::Result<Vec<Entry>> {
     hooks.register(APP_PLUGIN, AdminToken::new(admin_token))?;
-    for (name, plugin) in plugins {
-        hooks
-            .register_plugin(&name, plugin)
-            .map_err(|e| anyhow!("registering plugin `{name}`: {e}"))?;
+    let mut report = Vec::new();
+    let register = |name: &str, plugin: Result<Plugin<dyn AppHooks>, String>| match plugin
+        .and_then(|p| hooks.register_plugin(name, p).map_err(|e| e.to_string()))
+    {
+        Ok(()) => Status::Loaded,
+        Err(why) => Status::Failed(why),
+    };
+    for (name, plugin) in linked {
+        let status = register(&name, Ok(plugin));
+        report.push(Entry {
+            name,
+            source: "linked in".into(),
+            status,
+        });
     }
-    Ok(())
+    let build_dir = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let found = match crate::loader::discover(&config.dir, &build_dir) {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::info!("no plugin folder at {}", config.dir.display());
+            Vec::new()
+        }
+        Err(e) => anyhow::bail!("reading the plugin folder {}: {e}", config.dir.display()),
+    };
+    for candidate in found {
+        let source = candidate.source.display().to_string();
+        if config.disabled.contains(&candidate.name) {
+            report.push(Entry {
+                name: candidate.name,
+                source,
+                status: Status::Disabled,
+            });
+            continue;
+        }
+        let plugin = crate::loader::check_file(&candidate, &config.dir)
+            .and_then(|()| crate::loader::load(&candidate.library))
+            .map(|export| export.plugin);
+        let status = register(&candidate.name, plugin);
+        report.push(Entry {
+            name: candidate.name,
+            source,
+            status,
+        });
+    }
+    for entry in &report {
+        match &entry.status {
+            Status::Failed(_) => tracing::warn!(
+                "plugin {} ({}): {}",
+                entry.name,
+                entry.source,
+                entry.status_text()
+            ),
+            _ => tracing::info!(
+                "plugin {} ({}): {}",
+                entry.name,
+                entry.source,
+                entry.status_text()
+            ),
+        }
+    }
+    let count = |wanted: fn(&Status) -> bool| report.iter().filter(|e| wanted(&e.status)).count();
+    tracing::info!(
+        "plugins: {} loaded, {} disabled, {} failed",
+        count(|s| *s == Status::Loaded),
+        count(|s| *s == Status::Disabled),
+        count(|s| matches!(s, Status::Failed(_)))
+    );
+    for required in &config.required {
+        let entry = report.iter().find(|e| &e.name == required);
+        match entry.map(|e| &e.status) {
+            Some(Status::Loaded) => {}
+            Some(_) => anyhow::bail!(
+                "required plugin `{required}` is not loaded: {}",
+                entry.map(Entry::status_text).unwrap_or_default()
+            ),
+            None => anyhow::bail!(
+                "required plugin `{required}` was not found in {}",
+                config.dir.display()
+            ),
+        }
+    }
+    Ok(report)
 }
 
 /// Calls `on_plugins_loaded` for each plugin that implements it, in call
@@ -79,11 +195,16 @@ pub async fn start(
 
 /// Every plugin, each hook's implementations in call order, every plugin
 /// route: what `GET /api/admin/plugins` and `app plugins list` show.
-pub fn report(hooks: &PluginManager<dyn AppHooks>, routes: &[RouteDef]) -> Value {
-    let plugins: Vec<Value> = hooks
-        .plugin_names()
-        .into_iter()
-        .map(|name| {
+pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[RouteDef]) -> Value {
+    let app = Entry {
+        name: APP_PLUGIN.into(),
+        source: "built in".into(),
+        status: Status::Loaded,
+    };
+    let plugins: Vec<Value> = std::iter::once(&app)
+        .chain(loaded)
+        .map(|entry| {
+            let name = entry.name.as_str();
             let implemented: Vec<&str> = hooks
                 .hookspecs()
                 .iter()
@@ -96,7 +217,7 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, routes: &[RouteDef]) -> Value
                 })
                 .map(|spec| spec.name)
                 .collect();
-            json!({"name": name, "status": "loaded", "hooks": implemented})
+            json!({"name": name, "source": entry.source, "status": entry.status_text(), "hooks": implemented})
         })
         .collect();
     let calls: serde_json::Map<String, Value> = hooks

@@ -1,0 +1,146 @@
+//! How a plugin library introduces itself to the app: the build
+//! [`Fingerprint`] it was compiled against (checked through a C-ABI export
+//! before any of its Rust code runs) and its [`PluginExport`].
+
+use hooks_core::Plugin;
+
+use crate::hooks::AppHooks;
+
+mod build {
+    include!(concat!(env!("OUT_DIR"), "/fingerprint.rs"));
+}
+
+/// The version of the loading protocol: this struct and the two exports.
+pub const LOADER_VERSION: u32 = 1;
+
+/// Identifies one build of the SDK. `#[repr(C)]` and plain data, so the app
+/// can read a plugin's safely even when the plugin was built by another
+/// compiler or against another SDK.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// [`LOADER_VERSION`].
+    pub loader_version: u32,
+    /// `rustc -V`, NUL-padded.
+    pub rustc: [u8; 96],
+    /// Hash of the engine's and the SDK's sources and manifests.
+    pub sdk: u64,
+    /// Hash of Cargo.lock (every dependency's exact version).
+    pub lock: u64,
+    /// Cargo profile (`debug`, `release`), NUL-padded.
+    pub profile: [u8; 16],
+    /// Hash of target, optimisation, debug info, rustflags and features.
+    pub build: u64,
+}
+
+const fn padded<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = text.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < bytes.len() && i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// The fingerprint of the SDK build this code is part of.
+pub const FINGERPRINT: Fingerprint = Fingerprint {
+    loader_version: LOADER_VERSION,
+    rustc: padded(build::RUSTC),
+    sdk: build::SDK,
+    lock: build::LOCK,
+    profile: padded(build::PROFILE),
+    build: build::BUILD,
+};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default()).into_owned()
+}
+
+impl Fingerprint {
+    /// Why `other` (a plugin's) cannot be loaded by a build with `self`'s,
+    /// naming the first part that differs; `None` if they match.
+    pub fn mismatch(&self, other: &Fingerprint) -> Option<String> {
+        if self.loader_version != other.loader_version {
+            return Some(format!(
+                "it speaks loader protocol {}, the app {}",
+                other.loader_version, self.loader_version
+            ));
+        }
+        if self.rustc != other.rustc {
+            return Some(format!(
+                "it was compiled by `{}`, the app by `{}`",
+                text(&other.rustc),
+                text(&self.rustc)
+            ));
+        }
+        if self.profile != other.profile {
+            return Some(format!(
+                "it is a `{}` build, the app a `{}` build",
+                text(&other.profile),
+                text(&self.profile)
+            ));
+        }
+        if self.sdk != other.sdk {
+            return Some("it was built against other sources of hookspecs/hooks-core (the SDK changed since)".into());
+        }
+        if self.lock != other.lock {
+            return Some(
+                "it was built with other dependency versions (Cargo.lock changed since)".into(),
+            );
+        }
+        if self.build != other.build {
+            return Some("it was built with other flags or features".into());
+        }
+        None
+    }
+}
+
+/// What a plugin library hands the app.
+pub struct PluginExport {
+    /// The plugin object and the hooks it implements.
+    pub plugin: Plugin<dyn AppHooks>,
+}
+
+impl PluginExport {
+    /// Wraps a `#[hookimpl]` plugin value.
+    pub fn new<P: hooks_core::Implements<dyn AppHooks>>(plugin: P) -> Self {
+        PluginExport {
+            plugin: Plugin::new(plugin),
+        }
+    }
+}
+
+/// The symbol names the app looks up.
+pub mod symbols {
+    /// `extern "C" fn() -> Fingerprint`.
+    pub const FINGERPRINT: &[u8] = b"app_plugin_fingerprint\0";
+    /// `fn() -> PluginExport`.
+    pub const REGISTER: &[u8] = b"app_plugin_register\0";
+}
+
+/// Makes a crate a plugin library: `hookspecs::export_plugin!(MyPlugin::default);`
+/// with a constructor taking no argument.
+///
+/// It defines the two exports the app's loader looks up: the SDK
+/// fingerprint (C ABI, plain data, checked first) and the registration
+/// function (called only when the fingerprints match).
+#[macro_export]
+macro_rules! export_plugin {
+    ($constructor:expr) => {
+        // SAFETY: a unique, fixed symbol name per plugin library: the loader
+        // protocol. No other item of the library may use these names.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn app_plugin_fingerprint() -> $crate::Fingerprint {
+            $crate::FINGERPRINT
+        }
+
+        // SAFETY: as above; the app calls it only after the fingerprints
+        // matched, i.e. with the same compiler and the same SDK build.
+        #[unsafe(no_mangle)]
+        pub fn app_plugin_register() -> $crate::PluginExport {
+            $crate::PluginExport::new(($constructor)())
+        }
+    };
+}

@@ -2,7 +2,7 @@
 """Hook dispatch, side by side: pluggy 1.7 vs hooks-core vs a hand-written loop.
 
 Runs ../shared/bench/pluggy_bench.py (pluggy's side) and the criterion
-benchmark `cargo bench -p hooks-core --bench dispatch` (ours: same scenario
+benchmark `cargo bench -p hooks-bench --bench dispatch` (ours: same scenario
 names, sync and async) one after the other on this machine, then prints one
 table (Markdown) with ns per call and the ratios, and writes everything as
 JSON to bench/results/dispatch.json.
@@ -74,7 +74,7 @@ def pluggy_side(quick: bool) -> dict:
 
 
 def rust_side(quick: bool) -> dict[str, dict]:
-    args = ["cargo", "bench", "-p", "hooks-core", "--bench", "dispatch", "--"]
+    args = ["cargo", "bench", "-p", "hooks-bench", "--bench", "dispatch", "--"]
     if quick:
         args += ["--warm-up-time", "0.2", "--measurement-time", "0.5"]
     run(args, cwd=ROOT, stdout=subprocess.DEVNULL)

@@ -4,7 +4,7 @@
 //! limit the engine is measured against.
 //!
 //! `bench/dispatch.py` runs this and pluggy's side in one go and prints the
-//! table; `cargo bench -p hooks-core` runs this alone.
+//! table; `cargo bench -p hooks-bench` runs this alone.
 
 use std::hint::black_box;
 use std::sync::Arc;

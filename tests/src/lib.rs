@@ -80,6 +80,47 @@ pub fn binary() -> PathBuf {
     app
 }
 
+/// The real `app` binary, `target/<profile>/app`, with every plugin crate
+/// of `plugins/` built beside it.
+///
+/// `cargo test` builds neither binaries nor plugin libraries, so the first
+/// call runs what a user runs, `cargo build` at the workspace root (in the
+/// test's profile). Build and test resolve the same features (no
+/// dev-dependency touches the SDK's crates), so this only links what is
+/// missing: it never rebuilds the SDK under the tests.
+pub fn app_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let examples = binary();
+            let profile_dir = examples
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>");
+            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => "dev".to_owned(),
+                Some(other) => other.to_owned(),
+            };
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "--profile", &profile, "--manifest-path"])
+                .arg(workspace.join("Cargo.toml"))
+                .status()
+                .expect("running cargo build");
+            assert!(status.success(), "cargo build of the workspace failed");
+            profile_dir.join("app")
+        })
+        .clone()
+}
+
+/// The workspace's `plugins/` folder.
+pub fn workspace_plugins() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("plugins")
+}
+
 /// Which database the app runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -247,6 +288,9 @@ pub struct Options {
     pub config: Option<String>,
     /// CLI arguments (default: none, i.e. `serve`).
     pub args: Vec<String>,
+    /// Run the real `app` binary (plugins from folders only) instead of
+    /// the `test-app` example with the test plugins linked in.
+    pub real_app: bool,
 }
 
 impl Options {
@@ -262,12 +306,29 @@ impl Options {
         self
     }
 
+    /// Runs the real `app` binary.
+    pub fn real_app(mut self) -> Self {
+        self.real_app = true;
+        self
+    }
+
+    /// Passes CLI arguments.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args = args.iter().map(|a| (*a).to_owned()).collect();
+        self
+    }
+
     /// The binary with these options, against `db`.
     pub fn command(&self, db: &TestDb) -> Command {
-        let mut cmd = Command::new(binary());
+        let mut cmd = Command::new(if self.real_app {
+            app_binary()
+        } else {
+            binary()
+        });
         for var in [
             "DATABASE_URL",
             "APP_CONFIG",
+            "APP_PLUGINS_DIR",
             "APP_LISTEN",
             "APP_DATA_DIR",
             plugins::ROUTE_CLASH_ENV,

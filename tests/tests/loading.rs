@@ -1,0 +1,226 @@
+//! Plugins loaded from a folder by the real `app` binary: the shipped
+//! crates in `plugins/`, prebuilt libraries, and everything that must be
+//! refused without taking the app down.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use e2e_tests::*;
+use serde_json::{Value, json};
+
+/// The real app on a fresh SQLite database, plugins from `dir`.
+fn start(dir: &Path, config: &str) -> TestApp {
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", dir.to_str().unwrap())
+        .config(config);
+    TestApp::start_with(Backend::Sqlite, options)
+}
+
+/// The admin report's entry for plugin `name`.
+fn status(app: &TestApp, name: &str) -> Value {
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    report["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no plugin {name} in {report}"))
+        .clone()
+}
+
+/// Builds a shared library from C source, with `cc` (the linker every Rust
+/// build already needs).
+fn c_library(dir: &Path, file: &str, source: &str) -> PathBuf {
+    let c = dir.join(format!("{file}.c"));
+    std::fs::write(&c, source).unwrap();
+    let out = dir.join(file);
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&out)
+        .arg(&c)
+        .status()
+        .expect("running cc");
+    assert!(status.success(), "cc failed on {file}");
+    std::fs::remove_file(c).unwrap();
+    out
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn built_hello_world() -> PathBuf {
+    app_binary().with_file_name("libapp_plugin_hello_world.so")
+}
+
+#[test]
+fn hello_world_is_built_with_the_app_and_loaded_from_plugins() {
+    let app = start(
+        &workspace_plugins(),
+        "[plugins.hello_world]\ngreeting = \"Bonjour tout le monde\"\n",
+    );
+    let log = app.proc.output.text();
+    assert!(log.contains("plugin hello_world"), "{log}");
+    assert!(
+        log.contains("Bonjour tout le monde"),
+        "the configured greeting is logged: {log}"
+    );
+    let me = expect(200, app.get("/plugins/hello_world/user", ADMIN));
+    assert_eq!(
+        (me["name"].clone(), me["admin"].clone()),
+        (json!("admin"), json!(true))
+    );
+    expect_error(
+        401,
+        "unauthorized",
+        app.get("/plugins/hello_world/user", None),
+    );
+    app.create_user("ada");
+    app.proc
+        .output
+        .wait_for("the plugin's log of the new user", |log| {
+            log.contains("created user ada")
+        });
+    let entry = status(&app, "hello_world");
+    assert_eq!(entry["status"], "loaded");
+    let hooks: Vec<&str> = entry["hooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(hooks, ["on_plugins_loaded", "on_user_created"]);
+}
+
+#[test]
+fn bad_libraries_are_refused_and_the_app_starts_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Not a library at all.
+    std::fs::write(d.join("libapp_plugin_text.so"), "this is not an ELF file").unwrap();
+    // A library that is not a plugin.
+    c_library(
+        d,
+        "libapp_plugin_bare.so",
+        "int nothing_here(void) { return 0; }\n",
+    );
+    // A plugin built by another compiler against another SDK.
+    c_library(
+        d,
+        "libapp_plugin_foreign.so",
+        r#"#include <stdint.h>
+#include <string.h>
+struct fp { uint32_t loader_version; uint8_t rustc[96]; uint64_t sdk, lock; uint8_t profile[16]; uint64_t build; };
+struct fp app_plugin_fingerprint(void) {
+    struct fp f; memset(&f, 0, sizeof f);
+    f.loader_version = 1; memcpy(f.rustc, "rustc 0.0.1 (elsewhere)", 23);
+    return f;
+}
+"#,
+    );
+    // A good plugin, prebuilt, and the same one writable by others.
+    std::fs::copy(built_hello_world(), d.join("libapp_plugin_copy.so")).unwrap();
+    set_mode(&d.join("libapp_plugin_copy.so"), 0o755);
+    std::fs::copy(built_hello_world(), d.join("libapp_plugin_writable.so")).unwrap();
+    set_mode(&d.join("libapp_plugin_writable.so"), 0o775);
+    // A link leading out of the folder.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::copy(built_hello_world(), elsewhere.path().join("lib.so")).unwrap();
+    std::os::unix::fs::symlink(
+        elsewhere.path().join("lib.so"),
+        d.join("libapp_plugin_outside.so"),
+    )
+    .unwrap();
+    // Not named like a plugin: ignored.
+    std::fs::write(d.join("README.md"), "notes").unwrap();
+
+    let app = start(d, "");
+    let failed = |name: &str, why: &str| {
+        let entry = status(&app, name);
+        let text = entry["status"].as_str().unwrap().to_owned();
+        assert!(
+            text.starts_with("failed") && text.contains(why),
+            "{name}: {text}"
+        );
+    };
+    failed("text", "cannot load");
+    failed("bare", "not a plugin");
+    failed("foreign", "rustc 0.0.1 (elsewhere)");
+    failed("foreign", "rebuild");
+    failed("writable", "writable by its group or by everyone");
+    failed("outside", "outside the plugin folder");
+    assert_eq!(status(&app, "copy")["status"], "loaded");
+    expect(200, app.get("/plugins/copy/user", ADMIN));
+    expect_error(404, "not_found", app.get("/plugins/writable/user", ADMIN));
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    assert!(!report.to_string().contains("README"), "{report}");
+    let log = app.proc.output.text();
+    assert!(
+        log.contains("plugins: 1 loaded, 0 disabled, 5 failed"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_disabled_plugin_is_never_opened() {
+    let app = start(
+        &workspace_plugins(),
+        "[plugins]\ndisabled = [\"hello_world\"]\n",
+    );
+    assert_eq!(status(&app, "hello_world")["status"], "disabled");
+    expect_error(
+        404,
+        "not_found",
+        app.get("/plugins/hello_world/user", ADMIN),
+    );
+    assert!(!app.proc.output.text().contains("Hello, world!"));
+}
+
+#[test]
+fn a_required_plugin_that_is_missing_or_failed_stops_startup() {
+    let db = TestDb::create(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("libapp_plugin_broken.so"), "not ELF").unwrap();
+    let run = |required: &str| {
+        let options = Options::default()
+            .real_app()
+            .env("APP_PLUGINS_DIR", dir.path().to_str().unwrap())
+            .config(&format!("[plugins]\nrequired = [\"{required}\"]\n"));
+        run_to_exit(&db, &options)
+    };
+    let (status, output) = run("absent");
+    assert!(!status.success());
+    assert!(
+        output.contains("required plugin `absent` was not found"),
+        "{output}"
+    );
+    let (status, output) = run("broken");
+    assert!(!status.success());
+    assert!(
+        output.contains("required plugin `broken` is not loaded: failed: cannot load"),
+        "{output}"
+    );
+}
+
+#[test]
+fn plugins_list_prints_the_load_report_without_serving() {
+    let db = TestDb::create(Backend::Sqlite);
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .config("[plugins]\ndisabled = []\n")
+        .args(&["plugins", "list"]);
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(status.success(), "{output}");
+    let line = output
+        .lines()
+        .find(|l| l.starts_with("hello_world"))
+        .unwrap_or_else(|| panic!("{output}"));
+    assert!(
+        line.contains("loaded") && line.contains("on_user_created"),
+        "{line}"
+    );
+    assert!(!output.contains("listening on"), "{output}");
+}

@@ -32,6 +32,8 @@
 //!         Ok(())
 //!     }
 //! }
+//!
+//! hookspecs::export_plugin!(Greeter::default);
 //! ```
 
 #![warn(missing_docs)]

@@ -251,7 +251,9 @@ impl Services for AppServices {
 
     async fn delete_user(&self, ctx: &HookContext, id: i64) -> Result<(), ApiError> {
         let gone = self.get_user(ctx, id).await?;
-        for m in self.memberships_of(ctx, id).await? {
+        // One at a time, asking again each time: a hook of one removal may
+        // remove others (child_removal does).
+        while let Some(m) = self.memberships_of(ctx, id).await?.into_iter().next() {
             self.delete_member(ctx, m.space_id, m.user_id).await?;
         }
         sqlx::query("DELETE FROM users WHERE id = $1")
@@ -340,7 +342,7 @@ impl Services for AppServices {
         for child in children {
             self.delete_space(ctx, child).await?;
         }
-        for m in self.list_members(ctx, id).await? {
+        while let Some(m) = self.list_members(ctx, id).await?.into_iter().next() {
             self.delete_member(ctx, m.space_id, m.user_id).await?;
         }
         sqlx::query("DELETE FROM spaces WHERE id = $1")

@@ -1,0 +1,98 @@
+//! The plugins shipped in `plugins/` (Tracim's), loaded by the real app
+//! binary from the workspace, acting through the services inside each
+//! operation's unit of work; on SQLite and PostgreSQL.
+
+use e2e_tests::*;
+use serde_json::{Value, json};
+
+fn start(backend: Backend) -> TestApp {
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap());
+    TestApp::start_with(backend, options)
+}
+
+fn space(app: &TestApp, name: &str, access: &str, parent: Option<i64>, role: &str) -> i64 {
+    let body = json!({"name": name, "access": access, "parent_id": parent, "default_role": role});
+    id(&expect(201, app.post("/api/spaces", ADMIN, body)))
+}
+
+/// `(space_id, role)` of every membership of `user`, by space.
+fn memberships(app: &TestApp, user: i64) -> Vec<(i64, String)> {
+    let spaces = expect(200, app.get("/api/spaces", ADMIN));
+    let mut found = Vec::new();
+    for s in spaces.as_array().unwrap() {
+        let members = expect(
+            200,
+            app.get(&format!("/api/spaces/{}/members", id(s)), ADMIN),
+        );
+        for m in members
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["user_id"] == user)
+        {
+            found.push((id(s), m["role"].as_str().unwrap().to_owned()));
+        }
+    }
+    found
+}
+
+fn put(app: &TestApp, space: i64, user: i64, role: &str) -> Value {
+    app.put(
+        &format!("/api/spaces/{space}/members/{user}"),
+        ADMIN,
+        json!({"role": role}),
+    )
+    .1
+}
+
+e2e! {
+    fn autoinvite_puts_new_users_in_open_spaces_and_everyone_in_new_open_ones(backend) {
+        let app = start(backend);
+        let open = space(&app, "open", "open", None, "contributor");
+        let _closed = space(&app, "closed", "confidential", None, "reader");
+        let ada = id(&app.create_user("ada"));
+        assert_eq!(memberships(&app, ada), [(open, "contributor".to_owned())]);
+        let bob = id(&app.create_user("bob"));
+        let later = space(&app, "later", "open", None, "content_manager");
+        for user in [ada, bob] {
+            assert!(memberships(&app, user).contains(&(later, "content_manager".to_owned())));
+        }
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM memberships"), 4);
+    }
+
+    fn parent_access_makes_a_member_of_every_ancestor_and_stops(backend) {
+        let app = start(backend);
+        let root = space(&app, "root", "confidential", None, "reader");
+        let mid = space(&app, "mid", "on_request", Some(root), "contributor");
+        let leaf = space(&app, "leaf", "confidential", Some(mid), "space_manager");
+        let ada = id(&app.create_user("ada"));
+        // Already in root with a stronger role: parent_access must not touch it.
+        put(&app, root, ada, "space_manager");
+        put(&app, leaf, ada, "reader");
+        let mut got = memberships(&app, ada);
+        got.sort();
+        assert_eq!(
+            got,
+            [(root, "space_manager".into()), (mid, "contributor".into()), (leaf, "reader".into())]
+        );
+    }
+
+    fn child_removal_removes_from_every_descendant(backend) {
+        let app = start(backend);
+        let root = space(&app, "root", "confidential", None, "reader");
+        let mid = space(&app, "mid", "confidential", Some(root), "reader");
+        let leaf = space(&app, "leaf", "confidential", Some(mid), "reader");
+        let other = space(&app, "other", "confidential", None, "reader");
+        let ada = id(&app.create_user("ada"));
+        put(&app, leaf, ada, "reader"); // parent_access adds mid and root
+        put(&app, other, ada, "reader");
+        assert_eq!(memberships(&app, ada).len(), 4);
+        expect(204, app.delete(&format!("/api/spaces/{root}/members/{ada}"), ADMIN));
+        assert_eq!(memberships(&app, ada), [(other, "reader".to_owned())]);
+        // And deleting the user still works though removals cascade.
+        expect(204, app.delete(&format!("/api/users/{ada}"), ADMIN));
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM memberships"), 0);
+    }
+}

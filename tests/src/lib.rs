@@ -62,56 +62,60 @@ macro_rules! e2e {
     )*};
 }
 
-/// The `test-app` example (the app with the test plugins linked in), which
-/// `cargo test` builds beside the test binaries:
-/// `target/<profile>/examples/test-app`.
-pub fn binary() -> PathBuf {
+/// `target/<profile>` of this test run.
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let profile = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binaries live in target/<profile>/deps");
-    let app = profile.join("examples").join("test-app");
-    assert!(
-        app.exists(),
-        "{} is missing: run `cargo test` (which builds it) or `cargo build -p e2e-tests --example test-app`",
-        app.display()
-    );
-    app
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps")
+        .to_path_buf()
 }
 
-/// The real `app` binary, `target/<profile>/app`, with every plugin crate
-/// of `plugins/` built beside it.
-///
-/// `cargo test` builds neither binaries nor plugin libraries, so the first
-/// call runs what a user runs, `cargo build` at the workspace root (in the
-/// test's profile). Build and test resolve the same features (no
+/// Builds, once per test process, what the tests run and `cargo test` does
+/// not build (or builds only when it builds every target): the app binary,
+/// every plugin library of `plugins/`, and the `test-app` example. With one
+/// SDK dylib shared by all of them, a binary left from an earlier build
+/// would not even start. Build and test resolve the same features (no
 /// dev-dependency touches the SDK's crates), so this only links what is
 /// missing: it never rebuilds the SDK under the tests.
-pub fn app_binary() -> PathBuf {
+fn built() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let examples = binary();
-            let profile_dir = examples
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>");
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev".to_owned(),
-                Some(other) => other.to_owned(),
-            };
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "--profile", &profile, "--manifest-path"])
-                .arg(workspace.join("Cargo.toml"))
-                .status()
-                .expect("running cargo build");
-            assert!(status.success(), "cargo build of the workspace failed");
-            profile_dir.join("app")
-        })
-        .clone()
+    BUILT.get_or_init(|| {
+        let dir = profile_dir();
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_owned(),
+            Some(other) => other.to_owned(),
+        };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--lib",
+                "--bins",
+                "--examples",
+                "--profile",
+                &profile,
+            ])
+            .arg("--manifest-path")
+            .arg(workspace.join("Cargo.toml"))
+            .status()
+            .expect("running cargo build");
+        assert!(status.success(), "cargo build of the workspace failed");
+        dir
+    })
+}
+
+/// The `test-app` example: the app with the test plugins linked in.
+pub fn binary() -> PathBuf {
+    built().join("examples").join("test-app")
+}
+
+/// The real `app` binary, with every plugin crate of `plugins/` built
+/// beside it.
+pub fn app_binary() -> PathBuf {
+    built().join("app")
 }
 
 /// The workspace's `plugins/` folder.

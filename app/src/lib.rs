@@ -10,6 +10,7 @@ pub mod db;
 pub mod http;
 pub mod loader;
 pub mod plugins;
+pub mod scaffold;
 pub mod services;
 
 use std::path::Path;
@@ -70,6 +71,21 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Create plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create `app_plugin_<name>` in the plugins folder from a template that
+    /// implements one hook and one route; `cargo run` builds and loads it.
+    New {
+        /// The plugin's name (lowercase letters, digits and `_`).
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +111,17 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
             Command::Plugins {
                 command: PluginsCommand::List,
             } => list(plugins),
+            Command::Plugin {
+                command: PluginCommand::New { name },
+            } => {
+                let dir = Config::load()?.plugins.dir;
+                let created = scaffold::new_plugin(&dir, &name)?;
+                println!(
+                    "created {}: `cargo run` builds and loads it",
+                    created.display()
+                );
+                Ok(())
+            }
         }
     });
     match outcome {

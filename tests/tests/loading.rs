@@ -224,3 +224,45 @@ fn plugins_list_prints_the_load_report_without_serving() {
     );
     assert!(!output.contains("listening on"), "{output}");
 }
+
+#[test]
+fn plugin_new_creates_a_plugin_crate_from_the_template() {
+    let db = TestDb::create(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let new = |name: &str| {
+        let options = Options::default()
+            .real_app()
+            .env("APP_PLUGINS_DIR", dir.path().to_str().unwrap())
+            .args(&["plugin", "new", name]);
+        run_to_exit(&db, &options)
+    };
+    let (status, output) = new("demo_thing");
+    assert!(status.success(), "{output}");
+    let root = dir.path().join("app_plugin_demo_thing");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("name = \"app_plugin_demo_thing\""),
+        "{manifest}"
+    );
+    assert!(manifest.contains("crate-type = [\"dylib\"]"), "{manifest}");
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    for expected in [
+        "impl AppHooks for DemoThing",
+        "async fn on_user_created",
+        "startup.routes().get(\"/hello\"",
+        "hookspecs::export_plugin!(DemoThing::default);",
+    ] {
+        assert!(lib.contains(expected), "{expected} in {lib}");
+    }
+    let (status, output) = new("demo_thing");
+    assert!(
+        !status.success() && output.contains("already exists"),
+        "{output}"
+    );
+    let (status, output) = new("Bad-Name");
+    assert!(
+        !status.success() && output.contains("is not a plugin name"),
+        "{output}"
+    );
+    assert!(!dir.path().join("app_plugin_Bad-Name").exists());
+}

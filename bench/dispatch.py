@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGGY_BENCH = ROOT.parent / "shared" / "bench" / "pluggy_bench.py"
 VENV = ROOT / "bench" / ".venv"
 RESULTS = ROOT / "bench" / "results"
-CRITERION = ROOT / "target" / "criterion"
+TARGET = ROOT / "target" / "bench"
+CRITERION = TARGET / "criterion"
 
 CALLS = [
     "reference/manual-loop-1",
@@ -77,7 +78,10 @@ def rust_side(quick: bool) -> dict[str, dict]:
     args = ["cargo", "bench", "-p", "hooks-bench", "--bench", "dispatch", "--"]
     if quick:
         args += ["--warm-up-time", "0.2", "--measurement-time", "0.5"]
-    run(args, cwd=ROOT, stdout=subprocess.DEVNULL)
+    # Its own target directory: a `-p` build resolves other features, and
+    # would otherwise rebuild the release SDK library under a release app.
+    env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET))
+    run(args, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
     found = {}
     for bench in CRITERION.rglob("new/benchmark.json"):
         meta = json.loads(bench.read_text())

@@ -207,7 +207,7 @@ async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<(
     let db = Db::open(&config.database_url()).await?;
 
     let hooks = PluginManager::<dyn AppHooks>::new();
-    let loaded = plugins::load(&hooks, token, plugins, &config.plugins)?;
+    let mut loaded = plugins::load(&hooks, token, plugins, &config.plugins)?;
     let services: Arc<dyn Services> = Arc::new(AppServices::new(hooks.clone()));
     let configs = Arc::new(config.plugin_configs());
 
@@ -221,7 +221,14 @@ async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<(
             handler: None,
         })?;
     }
-    plugins::start(&hooks, &table, &configs).await?;
+    plugins::start(
+        &hooks,
+        &table,
+        &configs,
+        &mut loaded,
+        &config.plugins.required,
+    )
+    .await?;
     let routes = table.freeze();
 
     let state = Arc::new(State {

@@ -174,21 +174,44 @@ pub fn load(
 
 /// Calls `on_plugins_loaded` for each plugin that implements it, in call
 /// order, each with its own [`Startup`] (its routes go under its name).
+///
+/// A plugin that fails there (error or panic) is unregistered with its
+/// routes and reported as failed, and startup goes on without it, unless it
+/// is required. A route clash stops startup: two owners claim one route.
 pub async fn start(
     hooks: &PluginManager<dyn AppHooks>,
     table: &RouteTable,
     configs: &Arc<PluginConfigs>,
+    report: &mut [Entry],
+    required: &[String],
 ) -> anyhow::Result<()> {
     let names = hooks.plugin_names();
     let starting = hooks.get_hookimpls("on_plugins_loaded").unwrap_or_default();
     for imp in starting.iter().filter(|i| !i.wrapper) {
         let others: Vec<&str> = names.iter().copied().filter(|n| *n != imp.plugin).collect();
         let startup = Startup::new(imp.plugin, table.clone(), configs.clone());
-        hooks
+        let outcome = hooks
             .subset_hook_caller(&others)?
             .on_plugins_loaded(&startup)
-            .await
-            .map_err(|e| anyhow!("startup failed: {e}"))?;
+            .await;
+        let Err(error) = outcome else { continue };
+        let clash = error
+            .innermost()
+            .cause()
+            .and_then(|c| c.downcast_ref::<hookspecs::RouteError>())
+            .is_some_and(|e| matches!(e, hookspecs::RouteError::Clash { .. }));
+        if clash || required.iter().any(|r| r == imp.plugin) {
+            return Err(anyhow!("startup failed: {error}"));
+        }
+        tracing::warn!(
+            "plugin {} failed at startup and was removed: {error}",
+            imp.plugin
+        );
+        hooks.unregister(imp.plugin)?;
+        table.remove_owner(imp.plugin);
+        if let Some(entry) = report.iter_mut().find(|e| e.name == imp.plugin) {
+            entry.status = Status::Failed(format!("on_plugins_loaded: {error}"));
+        }
     }
     Ok(())
 }

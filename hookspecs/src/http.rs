@@ -280,6 +280,12 @@ impl RouteTable {
         Ok(())
     }
 
+    /// Removes every route of `owner` (a plugin that failed at startup).
+    pub fn remove_owner(&self, owner: &str) {
+        let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        table.routes.retain(|r| r.owner != owner);
+    }
+
     /// Ends startup: no route can be added any more. Returns the routes.
     pub fn freeze(&self) -> Vec<RouteDef> {
         let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);

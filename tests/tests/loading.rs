@@ -266,3 +266,85 @@ fn plugin_new_creates_a_plugin_crate_from_the_template() {
     );
     assert!(!dir.path().join("app_plugin_Bad-Name").exists());
 }
+
+/// The faulty fixture library, prebuilt into a fresh plugin folder.
+fn faulty_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let built = app_binary().with_file_name("libapp_plugin_faulty.so");
+    std::fs::copy(built, dir.path().join("libapp_plugin_faulty.so")).unwrap();
+    set_mode(&dir.path().join("libapp_plugin_faulty.so"), 0o755);
+    dir
+}
+
+fn start_faulty(dir: &Path, mode: &str, config: &str) -> TestApp {
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", dir.to_str().unwrap())
+        .env("FAULTY_MODE", mode)
+        .config(config);
+    TestApp::start_with(Backend::Sqlite, options)
+}
+
+#[test]
+fn a_plugin_panicking_in_its_registration_fails_alone() {
+    let dir = faulty_folder();
+    let app = start_faulty(dir.path(), "register", "");
+    let text = status(&app, "faulty")["status"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("registration function panicked"), "{text}");
+    expect(200, app.get("/health", None));
+    expect_error(404, "not_found", app.get("/plugins/faulty/ok", ADMIN));
+}
+
+#[test]
+fn a_plugin_panicking_at_startup_is_removed_with_its_routes() {
+    let dir = faulty_folder();
+    let app = start_faulty(dir.path(), "startup", "");
+    let text = status(&app, "faulty")["status"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.contains("on_plugins_loaded") && text.contains("panicked"),
+        "{text}"
+    );
+    // The route it added before panicking is gone, and so are its hooks.
+    expect_error(404, "not_found", app.get("/plugins/faulty/ok", ADMIN));
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    assert_eq!(report["hooks"]["on_user_created"], json!([]), "{report}");
+    app.create_user("ada");
+}
+
+#[test]
+fn a_required_plugin_panicking_at_startup_stops_startup() {
+    let db = TestDb::create(Backend::Sqlite);
+    let dir = faulty_folder();
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", dir.path().to_str().unwrap())
+        .env("FAULTY_MODE", "startup")
+        .config("[plugins]\nrequired = [\"faulty\"]\n");
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(!status.success());
+    assert!(
+        output.contains("startup failed") && output.contains("faulty"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_loaded_plugin_panicking_in_an_entity_hook_rolls_back_and_names_itself() {
+    let dir = faulty_folder();
+    let app = start_faulty(dir.path(), "hook", "");
+    expect(200, app.get("/plugins/faulty/ok", ADMIN));
+    let body = json!({"username": "ada", "email": "ada@example.org"});
+    let error = expect_error(500, "hook_failed", app.post("/api/users", ADMIN, body));
+    assert_eq!(
+        (error["plugin"].clone(), error["hook"].clone()),
+        (json!("faulty"), json!("on_user_created"))
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 0);
+    expect(200, app.get("/health", None));
+}

@@ -123,8 +123,9 @@ pub fn check_file(candidate: &Candidate, dir: &Path) -> Result<(), String> {
 }
 
 /// Opens the library, checks its fingerprint, and only then calls its
-/// registration function (a panic there fails this plugin only).
-pub fn load(library: &Path) -> Result<PluginExport, String> {
+/// registration function with the plugin's configuration table (an invalid
+/// configuration or a panic there fails this plugin only).
+pub fn load(library: &Path, config: &serde_json::Value) -> Result<PluginExport, String> {
     // SAFETY: opening a library runs its initialisers. Plugins are trusted
     // code by design (DESIGN.md: not a sandbox); the file checks above keep
     // out libraries others could have changed.
@@ -153,10 +154,12 @@ pub fn load(library: &Path) -> Result<PluginExport, String> {
     // SAFETY: the fingerprints match, so the library was built by the same
     // compiler against the same SDK build: the Rust-ABI function has exactly
     // the signature `export_plugin!` gave it.
-    let register = unsafe { lib.get::<fn() -> PluginExport>(symbols::REGISTER) }
-        .map_err(|_| "not a plugin: it exports no `app_plugin_register`".to_owned())?;
-    let export = std::panic::catch_unwind(*register)
-        .map_err(|_| "its registration function panicked".to_owned())?;
+    let register = unsafe {
+        lib.get::<fn(&serde_json::Value) -> Result<PluginExport, String>>(symbols::REGISTER)
+    }
+    .map_err(|_| "not a plugin: it exports no `app_plugin_register`".to_owned())?;
+    let export = std::panic::catch_unwind(|| register(config))
+        .map_err(|_| "its registration function panicked".to_owned())??;
     // Never unloaded: thread-local destructors may still point into it.
     std::mem::forget(lib);
     Ok(export)

@@ -122,8 +122,13 @@ pub fn load(
             });
             continue;
         }
+        let table = config
+            .tables
+            .get(&candidate.name)
+            .and_then(|t| serde_json::to_value(t).ok())
+            .unwrap_or_default();
         let plugin = crate::loader::check_file(&candidate, &config.dir)
-            .and_then(|()| crate::loader::load(&candidate.library))
+            .and_then(|()| crate::loader::load(&candidate.library, &table))
             .map(|export| export.plugin);
         let status = register(&candidate.name, plugin);
         report.push(Entry {

@@ -3,6 +3,8 @@
 //! before any of its Rust code runs) and its [`PluginExport`].
 
 use hooks_core::Plugin;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::hooks::AppHooks;
 
@@ -112,16 +114,44 @@ impl PluginExport {
     }
 }
 
+/// A plugin's typed configuration from its `[plugins.<name>]` table
+/// (`Value::Null` when there is none: the defaults). An unknown key or a
+/// value of the wrong type is an error naming the key.
+pub fn configured<C: DeserializeOwned + Default>(table: &Value) -> Result<C, String> {
+    if table.is_null() {
+        return Ok(C::default());
+    }
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(table.clone(), &mut note);
+    let config = serde_path_to_error::deserialize(de)
+        .map_err(|e| format!("invalid configuration: `{}`: {}", e.path(), e.inner()))?;
+    if !unknown.is_empty() {
+        return Err(format!(
+            "invalid configuration: unknown key `{}`",
+            unknown.join("`, `")
+        ));
+    }
+    Ok(config)
+}
+
 /// The symbol names the app looks up.
 pub mod symbols {
     /// `extern "C" fn() -> Fingerprint`.
     pub const FINGERPRINT: &[u8] = b"app_plugin_fingerprint\0";
-    /// `fn() -> PluginExport`.
+    /// `fn(&serde_json::Value) -> Result<PluginExport, String>`: gets the
+    /// plugin's configuration table.
     pub const REGISTER: &[u8] = b"app_plugin_register\0";
 }
 
-/// Makes a crate a plugin library: `hookspecs::export_plugin!(MyPlugin::default);`
-/// with a constructor taking no argument.
+/// Makes a crate a plugin library.
+///
+/// `hookspecs::export_plugin!(MyPlugin::default);` with a constructor taking
+/// no argument, or `hookspecs::export_plugin!(MyPlugin::new, config = MyConfig);`
+/// with one taking the plugin's typed configuration: `MyConfig` is
+/// `Deserialize + Default` (derive with `#[serde(crate = "hookspecs::serde", default)]`)
+/// and is read from `[plugins.<name>]`; an unknown key or a wrong type fails
+/// the plugin with the key named.
 ///
 /// It defines the two exports the app's loader looks up: the SDK
 /// fingerprint (C ABI, plain data, checked first) and the registration
@@ -129,6 +159,17 @@ pub mod symbols {
 #[macro_export]
 macro_rules! export_plugin {
     ($constructor:expr) => {
+        $crate::export_plugin!(@exports |_table: &$crate::serde_json::Value| {
+            ::core::result::Result::Ok($crate::PluginExport::new(($constructor)()))
+        });
+    };
+    ($constructor:expr, config = $config:ty) => {
+        $crate::export_plugin!(@exports |table: &$crate::serde_json::Value| {
+            let config: $config = $crate::configured(table)?;
+            ::core::result::Result::Ok($crate::PluginExport::new(($constructor)(config)))
+        });
+    };
+    (@exports $register:expr) => {
         // SAFETY: a unique, fixed symbol name per plugin library: the loader
         // protocol. No other item of the library may use these names.
         #[unsafe(no_mangle)]
@@ -139,8 +180,11 @@ macro_rules! export_plugin {
         // SAFETY: as above; the app calls it only after the fingerprints
         // matched, i.e. with the same compiler and the same SDK build.
         #[unsafe(no_mangle)]
-        pub fn app_plugin_register() -> $crate::PluginExport {
-            $crate::PluginExport::new(($constructor)())
+        pub fn app_plugin_register(
+            table: &$crate::serde_json::Value,
+        ) -> ::core::result::Result<$crate::PluginExport, ::std::string::String> {
+            let register: fn(&$crate::serde_json::Value) -> ::core::result::Result<$crate::PluginExport, ::std::string::String> = $register;
+            register(table)
         }
     };
 }

@@ -47,7 +47,7 @@ mod model;
 
 pub use context::{DbGuard, HookContext, PluginConfigs, Services, UnitOfWork};
 pub use error::ApiError;
-pub use export::{FINGERPRINT, Fingerprint, LOADER_VERSION, PluginExport, symbols};
+pub use export::{FINGERPRINT, Fingerprint, LOADER_VERSION, PluginExport, configured, symbols};
 pub use hooks::{AppHooks, AppHooksRelay};
 pub use http::{
     Handler, Method, PluginRequest, Reply, RouteDef, RouteError, RouteTable, Routes, Startup,

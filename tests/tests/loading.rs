@@ -348,3 +348,34 @@ fn a_loaded_plugin_panicking_in_an_entity_hook_rolls_back_and_names_itself() {
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 0);
     expect(200, app.get("/health", None));
 }
+
+#[test]
+fn an_invalid_plugin_configuration_fails_that_plugin_naming_the_key() {
+    let cases = [
+        (
+            "[plugins.hello_world]\ngreting = \"typo\"\n",
+            "unknown key `greting`",
+        ),
+        (
+            "[plugins.hello_world]\ngreeting = 5\n",
+            "`greeting`: invalid type",
+        ),
+    ];
+    for (config, why) in cases {
+        let app = start(&workspace_plugins(), config);
+        let text = status(&app, "hello_world")["status"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            text.contains("invalid configuration") && text.contains(why),
+            "{text}"
+        );
+        expect_error(
+            404,
+            "not_found",
+            app.get("/plugins/hello_world/user", ADMIN),
+        );
+        assert_eq!(status(&app, "autoinvite")["status"], "loaded");
+    }
+}

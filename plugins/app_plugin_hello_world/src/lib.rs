@@ -5,18 +5,36 @@
 
 use hookspecs::prelude::*;
 
-#[derive(Default)]
-pub struct HelloWorld;
+/// `[plugins.hello_world]`.
+#[derive(serde::Deserialize)]
+#[serde(crate = "hookspecs::serde", default)]
+pub struct Config {
+    /// Logged when the plugin is loaded.
+    pub greeting: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            greeting: "Hello, world!".into(),
+        }
+    }
+}
+
+pub struct HelloWorld {
+    config: Config,
+}
+
+impl HelloWorld {
+    pub fn new(config: Config) -> Self {
+        HelloWorld { config }
+    }
+}
 
 #[hookimpl]
 impl AppHooks for HelloWorld {
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
-        let greeting = startup
-            .config()
-            .and_then(|c| c.get("greeting"))
-            .and_then(|g| g.as_str())
-            .unwrap_or("Hello, world!");
-        tracing::info!(plugin = "hello_world", "{greeting}");
+        tracing::info!(plugin = "hello_world", "{}", self.config.greeting);
         startup
             .routes()
             .get("/user", |req: PluginRequest| async move {
@@ -32,4 +50,4 @@ impl AppHooks for HelloWorld {
     }
 }
 
-hookspecs::export_plugin!(HelloWorld::default);
+hookspecs::export_plugin!(HelloWorld::new, config = Config);

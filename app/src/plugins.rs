@@ -112,6 +112,7 @@ pub fn load(
         }
         Err(e) => anyhow::bail!("reading the plugin folder {}: {e}", config.dir.display()),
     };
+    let mut exports = std::collections::BTreeMap::new();
     for candidate in found {
         let source = candidate.source.display().to_string();
         if config.disabled.contains(&candidate.name) {
@@ -127,12 +128,15 @@ pub fn load(
             .get(&candidate.name)
             .and_then(|t| serde_json::to_value(t).ok())
             .unwrap_or_default();
-        let plugin = crate::loader::check_file(&candidate, &config.dir)
-            .and_then(|()| crate::loader::load(&candidate.library, &table))
-            .map(|export| export.plugin);
-        let status = register(&candidate.name, plugin);
+        let export = crate::loader::check_file(&candidate, &config.dir)
+            .and_then(|()| crate::loader::load(&candidate.library, &table));
+        exports.insert(candidate.name, (source, export));
+    }
+    let linked: Vec<String> = report.iter().map(|e| e.name.clone()).collect();
+    for (name, source, export) in in_requirement_order(exports, &linked) {
+        let status = register(&name, export.map(|e| e.plugin));
         report.push(Entry {
-            name: candidate.name,
+            name,
             source,
             status,
         });
@@ -175,6 +179,62 @@ pub fn load(
         }
     }
     Ok(report)
+}
+
+type Loaded = (String, Result<hookspecs::PluginExport, String>);
+
+/// The loaded plugins in an order where each comes after the plugins it
+/// requires; one whose requirement is missing, failed or part of a cycle
+/// fails with the reason. `present` are plugins already registered.
+fn in_requirement_order(
+    mut pending: std::collections::BTreeMap<String, Loaded>,
+    present: &[String],
+) -> Vec<(String, String, Result<hookspecs::PluginExport, String>)> {
+    fn visit(
+        name: &str,
+        pending: &mut std::collections::BTreeMap<String, Loaded>,
+        path: &mut Vec<String>,
+        done: &mut Vec<(String, String, Result<hookspecs::PluginExport, String>)>,
+        present: &[String],
+    ) -> Result<(), String> {
+        if present.iter().any(|p| p == name) {
+            return Ok(());
+        }
+        if let Some((_, _, outcome)) = done.iter().find(|(n, ..)| n == name) {
+            return match outcome {
+                Ok(_) => Ok(()),
+                Err(why) => Err(format!("`{name}` did not load: {why}")),
+            };
+        }
+        if let Some(start) = path.iter().position(|p| p == name) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(name.to_owned());
+            return Err(format!("requirement cycle {}", cycle.join(" -> ")));
+        }
+        let Some((source, export)) = pending.remove(name) else {
+            return Err(format!("`{name}` is not there"));
+        };
+        path.push(name.to_owned());
+        let export = export.and_then(|export| {
+            for needed in &export.requires {
+                visit(needed, pending, path, done, present)
+                    .map_err(|why| format!("it requires `{needed}`: {why}"))?;
+            }
+            Ok(export)
+        });
+        path.pop();
+        let outcome = match &export {
+            Ok(_) => Ok(()),
+            Err(why) => Err(format!("`{name}` did not load: {why}")),
+        };
+        done.push((name.to_owned(), source, export));
+        outcome
+    }
+    let mut done = Vec::new();
+    while let Some(name) = pending.keys().next().cloned() {
+        let _ = visit(&name, &mut pending, &mut Vec::new(), &mut done, present);
+    }
+    done
 }
 
 /// Calls `on_plugins_loaded` for each plugin that implements it, in call

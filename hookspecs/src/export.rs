@@ -103,6 +103,9 @@ impl Fingerprint {
 pub struct PluginExport {
     /// The plugin object and the hooks it implements.
     pub plugin: Plugin<dyn AppHooks>,
+    /// The plugins it needs (by name): registered before it, and it fails
+    /// if one of them did not load.
+    pub requires: Vec<String>,
 }
 
 impl PluginExport {
@@ -110,7 +113,14 @@ impl PluginExport {
     pub fn new<P: hooks_core::Implements<dyn AppHooks>>(plugin: P) -> Self {
         PluginExport {
             plugin: Plugin::new(plugin),
+            requires: Vec::new(),
         }
+    }
+
+    /// Declares the plugins this one needs.
+    pub fn requiring(mut self, plugins: &[&str]) -> Self {
+        self.requires = plugins.iter().map(|p| (*p).to_owned()).collect();
+        self
     }
 }
 
@@ -151,22 +161,27 @@ pub mod symbols {
 /// with one taking the plugin's typed configuration: `MyConfig` is
 /// `Deserialize + Default` (derive with `#[serde(crate = "hookspecs::serde", default)]`)
 /// and is read from `[plugins.<name>]`; an unknown key or a wrong type fails
-/// the plugin with the key named.
+/// the plugin with the key named. Either form may end with
+/// `requires = ["other", ...]`: the plugins this one needs.
 ///
 /// It defines the two exports the app's loader looks up: the SDK
 /// fingerprint (C ABI, plain data, checked first) and the registration
 /// function (called only when the fingerprints match).
 #[macro_export]
 macro_rules! export_plugin {
-    ($constructor:expr) => {
-        $crate::export_plugin!(@exports |_table: &$crate::serde_json::Value| {
-            ::core::result::Result::Ok($crate::PluginExport::new(($constructor)()))
-        });
-    };
-    ($constructor:expr, config = $config:ty) => {
+    ($constructor:expr, config = $config:ty $(, requires = [$($needs:literal),* $(,)?])? $(,)?) => {
         $crate::export_plugin!(@exports |table: &$crate::serde_json::Value| {
             let config: $config = $crate::configured(table)?;
-            ::core::result::Result::Ok($crate::PluginExport::new(($constructor)(config)))
+            ::core::result::Result::Ok(
+                $crate::PluginExport::new(($constructor)(config)).requiring(&[$($($needs),*)?]),
+            )
+        });
+    };
+    ($constructor:expr $(, requires = [$($needs:literal),* $(,)?])? $(,)?) => {
+        $crate::export_plugin!(@exports |_table: &$crate::serde_json::Value| {
+            ::core::result::Result::Ok(
+                $crate::PluginExport::new(($constructor)()).requiring(&[$($($needs),*)?]),
+            )
         });
     };
     (@exports $register:expr) => {

@@ -379,3 +379,55 @@ fn an_invalid_plugin_configuration_fails_that_plugin_naming_the_key() {
         assert_eq!(status(&app, "autoinvite")["status"], "loaded");
     }
 }
+
+/// A fresh plugin folder holding prebuilt copies of built plugin libraries.
+fn folder_with(plugins: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in plugins {
+        let file = format!("libapp_plugin_{name}.so");
+        let copy = dir.path().join(&file);
+        std::fs::copy(app_binary().with_file_name(&file), &copy).unwrap();
+        set_mode(&copy, 0o755);
+    }
+    dir
+}
+
+/// Plugin names in the admin report's order (registration order).
+fn registered(app: &TestApp) -> Vec<String> {
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    report["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_plugin_is_registered_after_the_plugins_it_requires() {
+    let dir = folder_with(&["early", "hello_world"]);
+    let app = start(dir.path(), "");
+    assert_eq!(status(&app, "early")["status"], "loaded");
+    // `early` sorts first by name, but requires `hello_world`.
+    assert_eq!(registered(&app), ["app", "hello_world", "early"]);
+}
+
+#[test]
+fn a_missing_or_cyclic_requirement_fails_the_plugin_with_the_reason() {
+    let dir = folder_with(&["early", "cycle_a", "cycle_b"]);
+    let app = start(dir.path(), "");
+    let text = |name: &str| status(&app, name)["status"].as_str().unwrap().to_owned();
+    let early = text("early");
+    assert!(
+        early.contains("requires `hello_world`") && early.contains("is not there"),
+        "{early}"
+    );
+    for name in ["cycle_a", "cycle_b"] {
+        let why = text(name);
+        assert!(
+            why.starts_with("failed") && why.contains("requirement cycle"),
+            "{name}: {why}"
+        );
+    }
+    expect(200, app.get("/health", None));
+}

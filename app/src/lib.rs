@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod loader;
+pub mod package;
 pub mod plugins;
 pub mod scaffold;
 pub mod services;
@@ -71,6 +72,12 @@ enum Command {
         #[command(subcommand)]
         command: PluginsCommand,
     },
+    /// Copy the app, its shared libraries and its plugins into a folder that
+    /// runs without a Rust toolchain.
+    Package {
+        /// The folder to fill.
+        out: std::path::PathBuf,
+    },
     /// Create plugins.
     Plugin {
         #[command(subcommand)]
@@ -111,6 +118,19 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
             Command::Plugins {
                 command: PluginsCommand::List,
             } => list(plugins),
+            Command::Package { out } => {
+                let copied = package::package(&out, &Config::load()?.plugins)?;
+                for file in &copied {
+                    println!("{}", file.display());
+                }
+                println!(
+                    "{} files in {}: run {}",
+                    copied.len(),
+                    out.display(),
+                    out.join("app").display()
+                );
+                Ok(())
+            }
             Command::Plugin {
                 command: PluginCommand::New { name },
             } => {

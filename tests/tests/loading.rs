@@ -431,3 +431,45 @@ fn a_missing_or_cyclic_requirement_fails_the_plugin_with_the_reason() {
     }
     expect(200, app.get("/health", None));
 }
+
+#[test]
+fn a_package_runs_from_its_own_folder_with_its_own_libraries() {
+    let db = std::sync::Arc::new(TestDb::create(Backend::Sqlite));
+    let out = tempfile::tempdir().unwrap();
+    let dist = out.path().join("dist");
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .args(&["package", dist.to_str().unwrap()]);
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(status.success(), "{output}");
+    assert!(
+        dist.join("libhookspecs.so").exists()
+            && dist.join("plugins/libapp_plugin_hello_world.so").exists()
+    );
+    // Started from the package with nothing of the build environment: the
+    // dynamic loader reports which std and SDK it initialises.
+    let mut cmd = Command::new(dist.join("app"));
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LD_DEBUG", "libs")
+        .env("APP_LISTEN", "127.0.0.1:0")
+        .env("APP_DATA_DIR", db.dir.path())
+        .env("APP_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("APP_PLUGINS_DIR", dist.join("plugins"))
+        .current_dir(out.path());
+    let app = TestApp::wait_up(Proc::spawn(cmd), db);
+    let me = expect(200, app.get("/plugins/hello_world/user", ADMIN));
+    assert_eq!(me["name"], "admin");
+    let log = app.proc.output.text();
+    for library in ["libstd-", "libhookspecs.so"] {
+        let init = log
+            .lines()
+            .find(|l| l.contains("calling init:") && l.contains(library))
+            .unwrap_or_else(|| panic!("{library} not initialised: {log}"));
+        assert!(
+            init.contains(dist.to_str().unwrap()),
+            "{library} came from outside the package: {init}"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use hookspecs::{ApiError, UnitOfWork};
+use hookspecs::{ApiError, Migration, UnitOfWork};
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
@@ -77,10 +77,112 @@ impl Db {
         Ok(Arc::new(UnitOfWork::new(tx)))
     }
 
+    /// Applies plugin `plugin`'s migrations not applied yet, in version
+    /// order, in one transaction, recording them in
+    /// `plugin_<plugin>_migrations`. Several instances starting at once wait
+    /// for each other (SQLite's write lock; an advisory lock on PostgreSQL).
+    /// Returns how many were applied.
+    pub async fn migrate_plugin(
+        &self,
+        plugin: &str,
+        migrations: &[Migration],
+    ) -> Result<usize, String> {
+        if migrations.is_empty() {
+            return Ok(0);
+        }
+        if !plugin
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(format!(
+                "`{plugin}` cannot own tables: use lowercase letters, digits and `_`"
+            ));
+        }
+        let prefix = format!("plugin_{plugin}_");
+        let history = format!("{prefix}migrations");
+        let fail = |e: sqlx::Error| format!("migrating its tables: {e}");
+        let mut tx = match self.dialect {
+            Dialect::Sqlite => self
+                .pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(fail)?,
+            Dialect::Postgres => self.pool.begin().await.map_err(fail)?,
+        };
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::TEXT")
+                .bind(&history)
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
+        }
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {history} \
+             (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        );
+        sqlx::query(&create).execute(&mut *tx).await.map_err(fail)?;
+        let applied: Vec<i64> = sqlx::query_scalar(&format!("SELECT version FROM {history}"))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(fail)?;
+        let mut pending: Vec<&Migration> = migrations
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .collect();
+        pending.sort_by_key(|m| m.version);
+        for m in &pending {
+            let sql = match self.dialect {
+                Dialect::Sqlite => m.sqlite,
+                Dialect::Postgres => m.postgres,
+            };
+            if let Some(table) = foreign_table(sql, &prefix) {
+                return Err(format!(
+                    "migration {} creates table `{table}`; a plugin's tables are named `{prefix}*`",
+                    m.version
+                ));
+            }
+            sqlx::raw_sql(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| format!("migration {} ({}) failed: {e}", m.version, m.name))?;
+            sqlx::query(&format!(
+                "INSERT INTO {history} (version, name, applied_at) VALUES ($1, $2, $3)"
+            ))
+            .bind(m.version)
+            .bind(m.name)
+            .bind(hookspecs::now())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(pending.len())
+    }
+
     /// Closes the pool (at shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The first table `sql` creates whose name lacks `prefix`, if any.
+fn foreign_table(sql: &str, prefix: &str) -> Option<String> {
+    let words: Vec<String> = sql
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_matches('"').to_ascii_lowercase())
+        .collect();
+    words.windows(2).enumerate().find_map(|(i, pair)| {
+        if pair[0] != "create" || pair[1] != "table" {
+            return None;
+        }
+        let mut rest = words[i + 2..].iter();
+        let mut name = rest.next()?;
+        if name == "if" {
+            name = rest.nth(2)?; // IF NOT EXISTS <name>
+        }
+        (!name.starts_with(prefix)).then(|| name.clone())
+    })
 }
 
 /// A URL with its password hidden, for messages.
@@ -92,5 +194,24 @@ fn redact(url: &str) -> String {
             format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::foreign_table;
+
+    #[test]
+    fn a_plugin_migration_may_only_create_its_own_tables() {
+        let own = "CREATE TABLE plugin_audit_log_entries (id INTEGER);\n\
+                   CREATE TABLE IF NOT EXISTS \"plugin_audit_log_more\"(x TEXT)";
+        assert_eq!(foreign_table(own, "plugin_audit_log_"), None);
+        let foreign = "create table plugin_audit_log_ok (x TEXT); CREATE TABLE users2 (x TEXT)";
+        assert_eq!(
+            foreign_table(foreign, "plugin_audit_log_"),
+            Some("users2".into())
+        );
+        let guarded = "CREATE TABLE IF NOT EXISTS users (x TEXT)";
+        assert_eq!(foreign_table(guarded, "plugin_a_"), Some("users".into()));
     }
 }

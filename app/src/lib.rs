@@ -241,14 +241,9 @@ async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<(
             handler: None,
         })?;
     }
-    plugins::start(
-        &hooks,
-        &table,
-        &configs,
-        &mut loaded,
-        &config.plugins.required,
-    )
-    .await?;
+    let required = &config.plugins.required;
+    plugins::migrate(&db, &hooks, &table, &mut loaded, required).await?;
+    plugins::start(&hooks, &table, &configs, &mut loaded, required).await?;
     let routes = table.freeze();
 
     let state = Arc::new(State {

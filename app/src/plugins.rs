@@ -62,6 +62,8 @@ pub struct Entry {
     pub source: String,
     /// What became of it.
     pub status: Status,
+    /// Its own tables' migrations.
+    pub migrations: &'static [hookspecs::Migration],
 }
 
 impl Entry {
@@ -98,6 +100,7 @@ pub fn load(
             name,
             source: "linked in".into(),
             status,
+            migrations: &[],
         });
     }
     let build_dir = std::env::current_exe()?
@@ -120,6 +123,7 @@ pub fn load(
                 name: candidate.name,
                 source,
                 status: Status::Disabled,
+                migrations: &[],
             });
             continue;
         }
@@ -134,11 +138,13 @@ pub fn load(
     }
     let linked: Vec<String> = report.iter().map(|e| e.name.clone()).collect();
     for (name, source, export) in in_requirement_order(exports, &linked) {
+        let migrations = export.as_ref().map(|e| e.migrations).unwrap_or_default();
         let status = register(&name, export.map(|e| e.plugin));
         report.push(Entry {
             name,
             source,
             status,
+            migrations,
         });
     }
     for entry in &report {
@@ -268,15 +274,53 @@ pub async fn start(
         if clash || required.iter().any(|r| r == imp.plugin) {
             return Err(anyhow!("startup failed: {error}"));
         }
-        tracing::warn!(
-            "plugin {} failed at startup and was removed: {error}",
-            imp.plugin
-        );
-        hooks.unregister(imp.plugin)?;
-        table.remove_owner(imp.plugin);
-        if let Some(entry) = report.iter_mut().find(|e| e.name == imp.plugin) {
-            entry.status = Status::Failed(format!("on_plugins_loaded: {error}"));
+        let why = format!("on_plugins_loaded: {error}");
+        remove(hooks, table, report, imp.plugin, why)?;
+    }
+    Ok(())
+}
+
+/// Applies each loaded plugin's migrations; one that fails fails its plugin
+/// (or startup, if the plugin is required).
+pub async fn migrate(
+    db: &crate::db::Db,
+    hooks: &PluginManager<dyn AppHooks>,
+    table: &RouteTable,
+    report: &mut [Entry],
+    required: &[String],
+) -> anyhow::Result<()> {
+    let loaded: Vec<(String, &'static [hookspecs::Migration])> = report
+        .iter()
+        .filter(|e| e.status == Status::Loaded && !e.migrations.is_empty())
+        .map(|e| (e.name.clone(), e.migrations))
+        .collect();
+    for (name, migrations) in loaded {
+        match db.migrate_plugin(&name, migrations).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("plugin {name}: {n} migration(s) applied"),
+            Err(why) if required.contains(&name) => {
+                anyhow::bail!("required plugin `{name}` failed: {why}")
+            }
+            Err(why) => remove(hooks, table, report, &name, why)?,
         }
+    }
+    Ok(())
+}
+
+/// Takes a plugin that failed after loading out again: unregistered, its
+/// routes removed, reported failed.
+fn remove(
+    hooks: &PluginManager<dyn AppHooks>,
+    table: &RouteTable,
+    report: &mut [Entry],
+    name: &str,
+    why: String,
+) -> anyhow::Result<()> {
+    tracing::warn!("plugin {name} failed and was removed: {why}");
+    hooks.unregister(name)?;
+    table.remove_owner(name);
+    if let Some(entry) = report.iter_mut().find(|e| e.name == name) {
+        entry.status = Status::Failed(why);
     }
     Ok(())
 }
@@ -288,6 +332,7 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
         name: APP_PLUGIN.into(),
         source: "built in".into(),
         status: Status::Loaded,
+        migrations: &[],
     };
     let plugins: Vec<Value> = std::iter::once(&app)
         .chain(loaded)

@@ -4,14 +4,13 @@
 
 use async_trait::async_trait;
 use hooks_core::PluginManager;
+use hookspecs::now;
 use hookspecs::{
     Access, ApiError, AppHooks, HookContext, Membership, NewSpace, NewUser, Role, Services, Space,
     SpacePatch, User, UserPatch,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// [`Services`] over the database, firing hooks through `hooks`.
 pub struct AppServices {
@@ -23,12 +22,6 @@ impl AppServices {
     pub fn new(hooks: PluginManager<dyn AppHooks>) -> Self {
         AppServices { hooks }
     }
-}
-
-fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .expect("UTC now is formattable")
 }
 
 /// Runs a hook call; its failure becomes the operation's.

@@ -99,6 +99,21 @@ impl Fingerprint {
     }
 }
 
+/// One migration of a plugin's own tables, in both SQL dialects. Tables
+/// must be named `plugin_<name>_*`. Applied once, in version order, at
+/// startup; recorded in `plugin_<name>_migrations`.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// Order and identity (1, 2, ...).
+    pub version: i64,
+    /// A short description.
+    pub name: &'static str,
+    /// The SQL for SQLite (may hold several statements).
+    pub sqlite: &'static str,
+    /// The SQL for PostgreSQL.
+    pub postgres: &'static str,
+}
+
 /// What a plugin library hands the app.
 pub struct PluginExport {
     /// The plugin object and the hooks it implements.
@@ -106,6 +121,8 @@ pub struct PluginExport {
     /// The plugins it needs (by name): registered before it, and it fails
     /// if one of them did not load.
     pub requires: Vec<String>,
+    /// Its own tables' migrations.
+    pub migrations: &'static [Migration],
 }
 
 impl PluginExport {
@@ -114,7 +131,14 @@ impl PluginExport {
         PluginExport {
             plugin: Plugin::new(plugin),
             requires: Vec::new(),
+            migrations: &[],
         }
+    }
+
+    /// Declares its own tables' migrations.
+    pub fn migrating(mut self, migrations: &'static [Migration]) -> Self {
+        self.migrations = migrations;
+        self
     }
 
     /// Declares the plugins this one needs.
@@ -162,25 +186,32 @@ pub mod symbols {
 /// `Deserialize + Default` (derive with `#[serde(crate = "hookspecs::serde", default)]`)
 /// and is read from `[plugins.<name>]`; an unknown key or a wrong type fails
 /// the plugin with the key named. Either form may end with
-/// `requires = ["other", ...]`: the plugins this one needs.
+/// `requires = ["other", ...]` (the plugins this one needs) and then
+/// `migrations = MIGRATIONS` (a `&'static [Migration]`: its own tables).
 ///
 /// It defines the two exports the app's loader looks up: the SDK
 /// fingerprint (C ABI, plain data, checked first) and the registration
 /// function (called only when the fingerprints match).
 #[macro_export]
 macro_rules! export_plugin {
-    ($constructor:expr, config = $config:ty $(, requires = [$($needs:literal),* $(,)?])? $(,)?) => {
+    ($constructor:expr, config = $config:ty
+        $(, requires = [$($needs:literal),* $(,)?])? $(, migrations = $migrations:expr)? $(,)?) => {
         $crate::export_plugin!(@exports |table: &$crate::serde_json::Value| {
             let config: $config = $crate::configured(table)?;
             ::core::result::Result::Ok(
-                $crate::PluginExport::new(($constructor)(config)).requiring(&[$($($needs),*)?]),
+                $crate::PluginExport::new(($constructor)(config))
+                    .requiring(&[$($($needs),*)?])
+                    $(.migrating($migrations))?,
             )
         });
     };
-    ($constructor:expr $(, requires = [$($needs:literal),* $(,)?])? $(,)?) => {
+    ($constructor:expr
+        $(, requires = [$($needs:literal),* $(,)?])? $(, migrations = $migrations:expr)? $(,)?) => {
         $crate::export_plugin!(@exports |_table: &$crate::serde_json::Value| {
             ::core::result::Result::Ok(
-                $crate::PluginExport::new(($constructor)()).requiring(&[$($($needs),*)?]),
+                $crate::PluginExport::new(($constructor)())
+                    .requiring(&[$($($needs),*)?])
+                    $(.migrating($migrations))?,
             )
         });
     };

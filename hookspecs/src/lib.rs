@@ -44,10 +44,13 @@ mod export;
 mod hooks;
 mod http;
 mod model;
+mod util;
 
 pub use context::{DbGuard, HookContext, PluginConfigs, Services, UnitOfWork};
 pub use error::ApiError;
-pub use export::{FINGERPRINT, Fingerprint, LOADER_VERSION, PluginExport, configured, symbols};
+pub use export::{
+    FINGERPRINT, Fingerprint, LOADER_VERSION, Migration, PluginExport, configured, symbols,
+};
 pub use hooks::{AppHooks, AppHooksRelay};
 pub use http::{
     Handler, Method, PluginRequest, Reply, RouteDef, RouteError, RouteTable, Routes, Startup,
@@ -56,6 +59,7 @@ pub use http::{
 pub use model::{
     Access, Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
 };
+pub use util::{new_secret, now, sha256_hex};
 
 pub use hooks_core;
 pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};

@@ -96,3 +96,81 @@ e2e! {
         assert_eq!(app.db.count("SELECT COUNT(*) FROM memberships"), 0);
     }
 }
+
+fn options() -> Options {
+    Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+}
+
+fn kinds(app: &TestApp, query: &str) -> Vec<String> {
+    let page = expect(
+        200,
+        app.get(&format!("/plugins/audit_log/entries{query}"), ADMIN),
+    );
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+e2e! {
+    fn audit_log_keeps_every_entity_hook_in_its_own_table(backend) {
+        let db = std::sync::Arc::new(TestDb::create(backend));
+        let app = TestApp::start_on(db.clone(), &options());
+        let ada = id(&app.create_user("ada"));
+        let s = space(&app, "s", "confidential", None, "reader");
+        put(&app, s, ada, "reader");
+        expect(200, app.patch(&format!("/api/users/{ada}"), ADMIN, json!({"display_name": "Ada"})));
+        expect(204, app.delete(&format!("/api/spaces/{s}/members/{ada}"), ADMIN));
+        let newest_first = [
+            "membership_deleted",
+            "user_modified",
+            "membership_created",
+            "space_created",
+            "user_created",
+        ];
+        assert_eq!(kinds(&app, ""), newest_first);
+        assert_eq!(kinds(&app, "?limit=2&offset=1"), newest_first[1..3]);
+        let page = expect(200, app.get("/plugins/audit_log/entries?limit=1", ADMIN));
+        assert_eq!(page["entries"][0]["actor"], "admin");
+        assert_eq!(page["entries"][0]["entity"], format!("space {s} user {ada}"));
+        expect_error(422, "invalid", app.get("/plugins/audit_log/entries?limit=-1", ADMIN));
+        expect_error(401, "unauthorized", app.get("/plugins/audit_log/entries", None));
+        // A rolled-back operation leaves no entry.
+        let dup = json!({"username": "ada", "email": "other@example.org"});
+        expect_error(409, "conflict", app.post("/api/users", ADMIN, dup));
+        assert_eq!(db.count("SELECT COUNT(*) FROM plugin_audit_log_entries"), 5);
+        // Its migrations ran once, with their own history, and survive a restart.
+        drop(app);
+        let app = TestApp::start_on(db.clone(), &options());
+        assert_eq!(db.count("SELECT COUNT(*) FROM plugin_audit_log_migrations"), 1);
+        assert_eq!(kinds(&app, "").len(), 5);
+    }
+
+    fn api_keys_are_minted_once_stored_hashed_and_accepted_everywhere(backend) {
+        let app = start(backend);
+        let ada = id(&app.create_user("ada"));
+        let bob = id(&app.create_user("bob"));
+        let minted = expect(201, app.post("/plugins/api_keys/keys", ADMIN, json!({"user_id": ada})));
+        let key = minted["key"].as_str().unwrap().to_owned();
+        assert!(key.starts_with("ak_") && key.len() > 40, "{minted}");
+        let stored = app.db.column("SELECT hash FROM plugin_api_keys_keys");
+        assert_eq!(stored.len(), 1);
+        assert!(stored[0] != key && stored[0].len() == 64, "only a hash is stored");
+        // The key works on core and plugin endpoints, acting as its user.
+        expect(200, app.get("/api/users", Some(&key)));
+        let me = expect(200, app.get("/plugins/hello_world/user", Some(&key)));
+        assert_eq!((me["name"].clone(), me["user_id"].clone(), me["admin"].clone()), (json!("ada"), json!(ada), json!(false)));
+        expect_error(403, "forbidden", app.get("/api/admin/plugins", Some(&key)));
+        expect_error(401, "unauthorized", app.get("/api/users", Some("ak_0000")));
+        // Ada mints her own, not Bob's; the admin must say for whom.
+        expect(201, app.post("/plugins/api_keys/keys", Some(&key), json!({})));
+        expect_error(403, "forbidden", app.post("/plugins/api_keys/keys", Some(&key), json!({"user_id": bob})));
+        expect_error(422, "invalid", app.post("/plugins/api_keys/keys", ADMIN, json!({})));
+        expect_error(404, "not_found", app.post("/plugins/api_keys/keys", ADMIN, json!({"user_id": 999})));
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM plugin_api_keys_keys"), 2);
+    }
+}

@@ -1,0 +1,115 @@
+//! Records every entity hook (kind, entity, acting user, time) in its own
+//! table, inside the transaction of the operation: a rolled-back operation
+//! leaves no entry. `GET /plugins/audit_log/entries?limit=&offset=` lists
+//! them newest first.
+
+use hookspecs::prelude::*;
+use hookspecs::{Migration, sqlx::Row};
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "entries",
+    sqlite: include_str!("../migrations/0001_entries.sqlite.sql"),
+    postgres: include_str!("../migrations/0001_entries.postgres.sql"),
+}];
+
+#[derive(Default)]
+pub struct AuditLog;
+
+async fn record(ctx: &HookContext, kind: &str, entity: String) -> HookResult<()> {
+    let actor = ctx.actor().map(|a| a.name.clone());
+    sqlx::query(
+        "INSERT INTO plugin_audit_log_entries (kind, entity, actor, at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(kind)
+    .bind(entity)
+    .bind(actor)
+    .bind(hookspecs::now())
+    .execute(&mut *ctx.db().await?)
+    .await?;
+    Ok(())
+}
+
+fn member(m: &Membership) -> String {
+    format!("space {} user {}", m.space_id, m.user_id)
+}
+
+#[hookimpl]
+impl AppHooks for AuditLog {
+    async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
+        startup
+            .routes()
+            .get("/entries", |req: PluginRequest| async move {
+                req.require_identity()?;
+                let number = |name: &str, default: i64| -> Result<i64, ApiError> {
+                    match req.query(name) {
+                        None => Ok(default),
+                        Some(raw) => raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                            ApiError::invalid(name, format!("{name} must be a number >= 0"))
+                        }),
+                    }
+                };
+                let (limit, offset) = (number("limit", 50)?.min(500), number("offset", 0)?);
+                let rows = sqlx::query(
+                    "SELECT id, kind, entity, actor, at FROM plugin_audit_log_entries \
+                 ORDER BY id DESC LIMIT $1 OFFSET $2",
+                )
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&mut *req.ctx().db().await?)
+                .await?;
+                let mut entries = Vec::new();
+                for row in &rows {
+                    entries.push(json!({
+                        "id": row.try_get::<i64, _>("id")?,
+                        "kind": row.try_get::<String, _>("kind")?,
+                        "entity": row.try_get::<String, _>("entity")?,
+                        "actor": row.try_get::<Option<String>, _>("actor")?,
+                        "at": row.try_get::<String, _>("at")?,
+                    }));
+                }
+                Ok(json!({"entries": entries, "limit": limit, "offset": offset}))
+            })?;
+        Ok(())
+    }
+
+    async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
+        record(ctx, "user_created", format!("user {}", user.id)).await
+    }
+    async fn on_user_modified(&self, _: &User, after: &User, ctx: &HookContext) -> HookResult<()> {
+        record(ctx, "user_modified", format!("user {}", after.id)).await
+    }
+    async fn on_user_deleted(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
+        record(ctx, "user_deleted", format!("user {}", user.id)).await
+    }
+    async fn on_space_created(&self, space: &Space, ctx: &HookContext) -> HookResult<()> {
+        record(ctx, "space_created", format!("space {}", space.id)).await
+    }
+    async fn on_space_modified(
+        &self,
+        _: &Space,
+        after: &Space,
+        ctx: &HookContext,
+    ) -> HookResult<()> {
+        record(ctx, "space_modified", format!("space {}", after.id)).await
+    }
+    async fn on_space_deleted(&self, space: &Space, ctx: &HookContext) -> HookResult<()> {
+        record(ctx, "space_deleted", format!("space {}", space.id)).await
+    }
+    async fn on_membership_created(&self, m: &Membership, ctx: &HookContext) -> HookResult<()> {
+        record(ctx, "membership_created", member(m)).await
+    }
+    async fn on_membership_modified(
+        &self,
+        _: &Membership,
+        after: &Membership,
+        ctx: &HookContext,
+    ) -> HookResult<()> {
+        record(ctx, "membership_modified", member(after)).await
+    }
+    async fn on_membership_deleted(&self, m: &Membership, ctx: &HookContext) -> HookResult<()> {
+        record(ctx, "membership_deleted", member(m)).await
+    }
+}
+
+hookspecs::export_plugin!(AuditLog::default, migrations = MIGRATIONS);

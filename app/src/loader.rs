@@ -122,10 +122,36 @@ pub fn check_file(candidate: &Candidate, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses a file that is not a whole shared library: the dynamic loader
+/// maps segments past the end of a truncated file, and touching them later
+/// would crash the process.
+fn check_image(path: &Path) -> Result<(), String> {
+    use object::{Object, ObjectSection, ObjectSegment};
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| format!("cannot load {}: not a shared library ({e})", path.display()))?;
+    let len = data.len() as u64;
+    let ranges = file
+        .segments()
+        .map(|s| Some(s.file_range()))
+        .chain(file.sections().map(|s| s.file_range()));
+    for (offset, size) in ranges.flatten() {
+        if offset.saturating_add(size) > len {
+            return Err(format!(
+                "cannot load {}: the file is truncated ({len} bytes, its contents reach {})",
+                path.display(),
+                offset.saturating_add(size)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Opens the library, checks its fingerprint, and only then calls its
 /// registration function with the plugin's configuration table (an invalid
 /// configuration or a panic there fails this plugin only).
 pub fn load(library: &Path, config: &serde_json::Value) -> Result<PluginExport, String> {
+    check_image(library)?;
     // SAFETY: opening a library runs its initialisers. Plugins are trusted
     // code by design (DESIGN.md: not a sandbox); the file checks above keep
     // out libraries others could have changed.

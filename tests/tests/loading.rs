@@ -473,3 +473,80 @@ fn a_package_runs_from_its_own_folder_with_its_own_libraries() {
         );
     }
 }
+
+/// C source of a library exporting `fingerprint` (the loader protocol's
+/// `#[repr(C)]` struct, field for field).
+fn fingerprint_library(fingerprint: &hookspecs::Fingerprint) -> String {
+    let bytes = |b: &[u8]| {
+        b.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "#include <stdint.h>\n\
+         struct fp {{ uint32_t loader_version; uint8_t rustc[96]; uint64_t sdk, lock; uint8_t profile[16]; uint64_t build; }};\n\
+         struct fp app_plugin_fingerprint(void) {{\n\
+             struct fp f = {{ {}u, {{{}}}, {}ull, {}ull, {{{}}}, {}ull }};\n\
+             return f;\n\
+         }}\n",
+        fingerprint.loader_version,
+        bytes(&fingerprint.rustc),
+        fingerprint.sdk,
+        fingerprint.lock,
+        bytes(&fingerprint.profile),
+        fingerprint.build
+    )
+}
+
+#[test]
+fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    // Built against the SDK before its last change: the same compiler,
+    // profile and lock file, another SDK source hash.
+    let stale = hookspecs::Fingerprint {
+        sdk: hookspecs::FINGERPRINT.sdk ^ 1,
+        ..hookspecs::FINGERPRINT
+    };
+    c_library(
+        dir.path(),
+        "libapp_plugin_stale.so",
+        &fingerprint_library(&stale),
+    );
+    // The same, but with the app's own fingerprint: accepted as far as the
+    // check goes (it then lacks a registration function).
+    c_library(
+        dir.path(),
+        "libapp_plugin_current.so",
+        &fingerprint_library(&hookspecs::FINGERPRINT),
+    );
+    // A real plugin library cut in half.
+    let built = std::fs::read(app_binary().with_file_name("libapp_plugin_hello_world.so")).unwrap();
+    std::fs::write(
+        dir.path().join("libapp_plugin_truncated.so"),
+        &built[..built.len() / 2],
+    )
+    .unwrap();
+    let app = start(dir.path(), "");
+    let text = |name: &str| status(&app, name)["status"].as_str().unwrap().to_owned();
+    let stale = text("stale");
+    assert!(
+        stale.contains("other sources of hookspecs/hooks-core"),
+        "{stale}"
+    );
+    assert!(
+        stale.contains("cargo build` at the workspace root"),
+        "{stale}"
+    );
+    let current = text("current");
+    assert!(
+        current.contains("exports no `app_plugin_register`"),
+        "{current}"
+    );
+    assert!(
+        text("truncated").contains("cannot load"),
+        "{}",
+        text("truncated")
+    );
+    expect(200, app.get("/health", None));
+}

@@ -550,3 +550,21 @@ fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
     );
     expect(200, app.get("/health", None));
 }
+
+#[test]
+fn a_library_owned_by_another_user_is_refused() {
+    let dir = folder_with(&["hello_world"]);
+    let library = dir.path().join("libapp_plugin_hello_world.so");
+    // Giving a file away needs root: elsewhere there is nothing to test.
+    let given = Command::new("chown").arg("65534").arg(&library).status();
+    if !given.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: changing a file's owner needs root");
+        return;
+    }
+    let app = start(dir.path(), "");
+    let text = status(&app, "hello_world")["status"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("belongs to user 65534"), "{text}");
+}

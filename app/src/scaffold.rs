@@ -74,7 +74,8 @@ pub struct {Type};
 impl AppHooks for {Type} {
     /// Startup: add routes here (served under /plugins/{name}/).
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
-        startup.routes().get("/hello", |req: PluginRequest| async move {
+        let routes = startup.routes();
+        routes.get("/hello", |req: PluginRequest| async move {
             let who = req.identity().map(|i| i.name.clone());
             Ok(json!({"plugin": "{name}", "hello": who}))
         })?;

@@ -249,7 +249,7 @@ fn plugin_new_creates_a_plugin_crate_from_the_template() {
     for expected in [
         "impl AppHooks for DemoThing",
         "async fn on_user_created",
-        "startup.routes().get(\"/hello\"",
+        "routes.get(\"/hello\"",
         "hookspecs::export_plugin!(DemoThing::default);",
     ] {
         assert!(lib.contains(expected), "{expected} in {lib}");
@@ -567,4 +567,33 @@ fn a_library_owned_by_another_user_is_refused() {
         .unwrap()
         .to_owned();
     assert!(text.contains("belongs to user 65534"), "{text}");
+}
+
+/// The template of `app plugin new` compiles: `tests/fixtures/app_plugin_scaffolded`
+/// is its output for the name `scaffolded` (checked here byte for byte), and a
+/// workspace member, so every build compiles it; here it also loads and answers.
+#[test]
+fn the_plugin_template_builds_loads_and_answers() {
+    let db = TestDb::create(Backend::Sqlite);
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", dir.path().to_str().unwrap())
+        .args(&["plugin", "new", "scaffolded"]);
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(status.success(), "{output}");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/app_plugin_scaffolded");
+    for file in ["Cargo.toml", "src/lib.rs"] {
+        let generated =
+            std::fs::read_to_string(dir.path().join("app_plugin_scaffolded").join(file)).unwrap();
+        let committed = std::fs::read_to_string(fixture.join(file)).unwrap();
+        assert_eq!(
+            generated, committed,
+            "{file}: regenerate the fixture with `APP_PLUGINS_DIR=tests/fixtures cargo run -- plugin new scaffolded`"
+        );
+    }
+    let plugins = folder_with(&["scaffolded"]);
+    let app = start(plugins.path(), "");
+    let hello = expect(200, app.get("/plugins/scaffolded/hello", ADMIN));
+    assert_eq!(hello, json!({"plugin": "scaffolded", "hello": "admin"}));
 }

@@ -675,6 +675,13 @@ impl Client {
             })
             .collect()
     }
+
+    /// [`event_keys`](Self::event_keys) of the `recorder` plugin alone.
+    pub fn recorder_keys(&self, from: usize) -> Vec<(String, String, i64)> {
+        let mut keys = self.event_keys(from);
+        keys.retain(|(plugin, _, _)| plugin == "recorder");
+        keys
+    }
 }
 
 /// `(plugin, hook, id)` as owned strings, for comparing with [`TestApp::event_keys`].

@@ -140,11 +140,7 @@ e2e! {
             [other.to_string()]
         );
         // Deepest first; each space's memberships before the space.
-        let recorder: Vec<_> = app
-            .event_keys(before)
-            .into_iter()
-            .filter(|(plugin, _, _)| plugin == "recorder")
-            .collect();
+        let recorder = app.recorder_keys(before);
         assert_eq!(
             recorder,
             [
@@ -168,11 +164,7 @@ e2e! {
         let before = app.events().len();
         expect(204, app.delete(&format!("/api/users/{ada}"), ADMIN));
         assert_eq!(app.db.count("SELECT COUNT(*) FROM memberships"), 0);
-        let recorder: Vec<_> = app
-            .event_keys(before)
-            .into_iter()
-            .filter(|(plugin, _, _)| plugin == "recorder")
-            .collect();
+        let recorder = app.recorder_keys(before);
         assert_eq!(
             recorder,
             [

@@ -167,7 +167,8 @@ fn init_tracing() {
 fn list(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
     let config = Config::load()?;
     let hooks = PluginManager::<dyn AppHooks>::new();
-    let loaded = plugins::load(&hooks, String::new(), plugins, &config.plugins)?;
+    let configs = config.plugin_configs();
+    let loaded = plugins::load(&hooks, String::new(), plugins, &config.plugins, &configs)?;
     let report = plugins::report(&hooks, &loaded, &[]);
     for plugin in report["plugins"].as_array().into_iter().flatten() {
         let implemented: Vec<&str> = plugin["hooks"]
@@ -227,9 +228,9 @@ async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<(
     let db = Db::open(&config.database_url()).await?;
 
     let hooks = PluginManager::<dyn AppHooks>::new();
-    let mut loaded = plugins::load(&hooks, token, plugins, &config.plugins)?;
-    let services: Arc<dyn Services> = Arc::new(AppServices::new(hooks.clone()));
     let configs = Arc::new(config.plugin_configs());
+    let mut loaded = plugins::load(&hooks, token, plugins, &config.plugins, &configs)?;
+    let services: Arc<dyn Services> = Arc::new(AppServices::new(hooks.clone()));
 
     let table = RouteTable::new();
     let core = api::routes();

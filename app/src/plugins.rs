@@ -85,6 +85,7 @@ pub fn load(
     admin_token: String,
     linked: Vec<(String, Plugin<dyn AppHooks>)>,
     config: &crate::config::PluginsConfig,
+    tables: &PluginConfigs,
 ) -> anyhow::Result<Vec<Entry>> {
     hooks.register(APP_PLUGIN, AdminToken::new(admin_token))?;
     let mut report = Vec::new();
@@ -127,11 +128,7 @@ pub fn load(
             });
             continue;
         }
-        let table = config
-            .tables
-            .get(&candidate.name)
-            .and_then(|t| serde_json::to_value(t).ok())
-            .unwrap_or_default();
+        let table = tables.0.get(&candidate.name).cloned().unwrap_or_default();
         let export = crate::loader::check_file(&candidate, &config.dir)
             .and_then(|()| crate::loader::load(&candidate.library, &table));
         exports.insert(candidate.name, (source, export));
@@ -334,32 +331,33 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
         status: Status::Loaded,
         migrations: &[],
     };
+    // Each hook's implementations, fetched once; both lists derive from them.
+    let by_hook: Vec<(&str, Vec<hooks_core::ImplInfo>)> = hooks
+        .hookspecs()
+        .iter()
+        .map(|spec| {
+            (
+                spec.name,
+                hooks.get_hookimpls(spec.name).unwrap_or_default(),
+            )
+        })
+        .collect();
     let plugins: Vec<Value> = std::iter::once(&app)
         .chain(loaded)
         .map(|entry| {
             let name = entry.name.as_str();
-            let implemented: Vec<&str> = hooks
-                .hookspecs()
+            let implemented: Vec<&str> = by_hook
                 .iter()
-                .filter(|spec| {
-                    hooks
-                        .get_hookimpls(spec.name)
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|i| i.plugin == name)
-                })
-                .map(|spec| spec.name)
+                .filter(|(_, impls)| impls.iter().any(|i| i.plugin == name))
+                .map(|(hook, _)| *hook)
                 .collect();
             json!({"name": name, "source": entry.source, "status": entry.status_text(), "hooks": implemented})
         })
         .collect();
-    let calls: serde_json::Map<String, Value> = hooks
-        .hookspecs()
+    let calls: serde_json::Map<String, Value> = by_hook
         .iter()
-        .map(|spec| {
-            let impls: Vec<Value> = hooks
-                .get_hookimpls(spec.name)
-                .unwrap_or_default()
+        .map(|(hook, impls)| {
+            let impls: Vec<Value> = impls
                 .iter()
                 .map(|i| {
                     let tier = match i.tier {
@@ -370,7 +368,7 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
                     json!({"plugin": i.plugin, "priority": i.priority, "tier": tier, "wrapper": i.wrapper})
                 })
                 .collect();
-            (spec.name.to_owned(), Value::Array(impls))
+            ((*hook).to_owned(), Value::Array(impls))
         })
         .collect();
     let routes: Vec<Value> = routes

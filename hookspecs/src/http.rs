@@ -292,15 +292,6 @@ impl RouteTable {
         table.frozen = true;
         table.routes.clone()
     }
-
-    /// The routes so far.
-    pub fn routes(&self) -> Vec<RouteDef> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .routes
-            .clone()
-    }
 }
 
 /// A path with parameter names erased: two routes with the same shape match

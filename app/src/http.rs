@@ -231,7 +231,7 @@ async fn run(
     // one if given, and their handlers decide whether they need it.
     let authenticate = !matches!(target, Target::Core(Guard::Public, _));
     let writes = call.method != Method::Get;
-    let ctx = state.context(state.db.begin(writes).await?, None);
+    let ctx = state.context(state.db.begin(writes), None);
     let outcome = async {
         let identity = match call.token.as_deref().filter(|_| authenticate) {
             Some(token) => state

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::{Any, AnyConnection, Transaction};
-use tokio::sync::{Mutex, MutexGuard};
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
 use crate::error::ApiError;
 use crate::model::{
@@ -19,59 +19,117 @@ use crate::model::{
 /// The database transaction of one operation. Everything written through it
 /// commits or rolls back together: the operation's own rows and whatever its
 /// hooks' plugins wrote.
+///
+/// The transaction begins on first use of [`UnitOfWork::db`]: an operation
+/// that never touches the database (a plugin route answering from memory)
+/// costs no connection and no round trip.
 pub struct UnitOfWork {
-    tx: Mutex<Option<Transaction<'static, Any>>>,
+    tx: Mutex<Tx>,
+}
+
+enum Tx {
+    /// Not begun yet.
+    Pending(Begin),
+    /// Begun; holding the writers' turn if there is one.
+    Open(Transaction<'static, Any>, Option<OwnedMutexGuard<()>>),
+    Ended,
+}
+
+/// How the transaction begins, once needed.
+struct Begin {
+    pool: AnyPool,
+    /// `None`: the driver's default `BEGIN`.
+    statement: Option<&'static str>,
+    /// Taken before beginning, released at the end: see [`UnitOfWork::one_writer_at_a_time`].
+    writers: Option<Arc<Mutex<()>>>,
 }
 
 impl UnitOfWork {
-    /// Wraps an open transaction.
-    pub fn new(tx: Transaction<'static, Any>) -> Self {
+    /// A unit of work on `pool` whose transaction, once needed, begins with
+    /// `begin` (for example `Some("BEGIN IMMEDIATE")` on SQLite for an
+    /// operation that will write), or the driver's default.
+    pub fn new(pool: AnyPool, begin: Option<&'static str>) -> Self {
         UnitOfWork {
-            tx: Mutex::new(Some(tx)),
+            tx: Mutex::new(Tx::Pending(Begin {
+                pool,
+                statement: begin,
+                writers: None,
+            })),
         }
+    }
+
+    /// Waits for `writers` (shared by every writing unit of work) before the
+    /// transaction begins, and holds it until it ends. For a database that
+    /// takes one writer at a time (SQLite): writers queue here in order and
+    /// start the moment their turn comes, where the database's own busy
+    /// handler would have them retry after sleeps of up to 100 ms.
+    pub fn one_writer_at_a_time(mut self, writers: Arc<Mutex<()>>) -> Self {
+        if let Tx::Pending(begin) = self.tx.get_mut() {
+            begin.writers = Some(writers);
+        }
+        self
     }
 
     /// The transaction's connection, for `sqlx` queries:
     /// `query.execute(&mut *uow.db().await?)`. Hold the guard only for the
     /// queries themselves: hooks called meanwhile need it too.
     pub async fn db(&self) -> Result<DbGuard<'_>, ApiError> {
-        let guard = self.tx.lock().await;
-        if guard.is_none() {
-            return Err(ApiError::internal("the unit of work has already ended"));
+        let mut guard = self.tx.lock().await;
+        if let Tx::Pending(begin) = &*guard {
+            let turn = match &begin.writers {
+                Some(writers) => Some(writers.clone().lock_owned().await),
+                None => None,
+            };
+            let tx = match begin.statement {
+                Some(statement) => begin.pool.begin_with(statement).await?,
+                None => begin.pool.begin().await?,
+            };
+            *guard = Tx::Open(tx, turn);
         }
-        Ok(DbGuard(guard))
+        match &*guard {
+            Tx::Open(..) => Ok(DbGuard(guard)),
+            _ => Err(ApiError::internal("the unit of work has already ended")),
+        }
     }
 
-    /// Commits. Called by the application when the operation succeeded.
+    /// Commits (if the transaction ever began). Called by the application
+    /// when the operation succeeded.
     pub async fn commit(&self) -> Result<(), ApiError> {
-        match self.tx.lock().await.take() {
-            Some(tx) => Ok(tx.commit().await?),
-            None => Err(ApiError::internal("the unit of work has already ended")),
+        match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
+            Tx::Open(tx, _turn) => Ok(tx.commit().await?),
+            Tx::Pending(_) => Ok(()),
+            Tx::Ended => Err(ApiError::internal("the unit of work has already ended")),
         }
     }
 
     /// Rolls back. Called by the application when the operation failed.
     pub async fn rollback(&self) -> Result<(), ApiError> {
-        match self.tx.lock().await.take() {
-            Some(tx) => Ok(tx.rollback().await?),
-            None => Ok(()),
+        match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
+            Tx::Open(tx, _turn) => Ok(tx.rollback().await?),
+            Tx::Pending(_) | Tx::Ended => Ok(()),
         }
     }
 }
 
 /// The locked connection of a [`UnitOfWork`].
-pub struct DbGuard<'a>(MutexGuard<'a, Option<Transaction<'static, Any>>>);
+pub struct DbGuard<'a>(MutexGuard<'a, Tx>);
 
 impl Deref for DbGuard<'_> {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        self.0.as_ref().expect("checked in UnitOfWork::db")
+        match &*self.0 {
+            Tx::Open(tx, _) => tx,
+            _ => unreachable!("a DbGuard is only made for an open transaction"),
+        }
     }
 }
 
 impl DerefMut for DbGuard<'_> {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        self.0.as_mut().expect("checked in UnitOfWork::db")
+        match &mut *self.0 {
+            Tx::Open(tx, _) => tx,
+            _ => unreachable!("a DbGuard is only made for an open transaction"),
+        }
     }
 }
 

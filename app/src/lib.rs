@@ -256,6 +256,7 @@ async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<(
         loaded,
     });
     let router = http::router(state, &core, &routes)?;
+    let shutdown = shutdown_signal().context("installing the signal handlers")?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -267,25 +268,30 @@ async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<(
             config.data_dir.join("admin-token").display()
         );
     }
-    http::serve(listener, router, config.body_limit, shutdown_signal()).await?;
+    http::serve(listener, router, config.body_limit, shutdown).await?;
     db.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGINT or SIGTERM. The handlers are installed now, not when the future is
+/// first polled: a signal that comes right after "listening on" still stops
+/// the app gracefully instead of killing it.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing the SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = interrupt.await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

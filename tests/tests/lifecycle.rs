@@ -46,6 +46,18 @@ e2e! {
         assert_eq!(app.db.column("SELECT username FROM users"), ["ada"]);
     }
 
+    fn sigterm_right_after_listening_still_stops_gracefully(backend) {
+        // The signal handlers are installed before "listening on" is logged:
+        // installed lazily, a signal this early killed the process instead.
+        let db = TestDb::create(backend);
+        let mut proc = Proc::spawn(Options::default().command(&db));
+        proc.wait_listening();
+        proc.signal("TERM");
+        let status = proc.wait_exit();
+        assert_eq!(status.code(), Some(0), "{}", proc.output.text());
+        proc.output.wait_for("the last log line", |out| out.contains("stopped"));
+    }
+
     fn restart_keeps_the_data(backend) {
         let db = Arc::new(TestDb::create(backend));
         let first = TestApp::start_on(db.clone(), &Options::default());

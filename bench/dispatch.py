@@ -5,9 +5,9 @@ Runs ../shared/bench/pluggy_bench.py (pluggy's side) and the criterion
 benchmark `cargo bench -p hooks-bench --bench dispatch` (ours: same scenario
 names, sync and async) one after the other on this machine, then prints one
 table (Markdown) with ns per call and the ratios, and writes everything as
-JSON to bench/results/dispatch.json.
+JSON to bench/results/dispatch.json. bench/run.py runs it with the rest.
 
-    python3 bench/dispatch.py            # full run (about 3 minutes)
+    python3 bench/dispatch.py            # this part alone (about 3 minutes)
     python3 bench/dispatch.py --quick    # smoke run
 
 pluggy is installed into bench/.venv (pip install pluggy==1.7.0) on first use.
@@ -58,10 +58,16 @@ def run(cmd: list[str], **kw) -> None:
     subprocess.run(cmd, check=True, **kw)
 
 
-def pluggy_side(quick: bool) -> dict:
+def venv_python() -> Path:
+    """bench/.venv's python (pluggy, matplotlib), made on first use."""
     python = VENV / "bin" / "python"
     if not python.exists():
         run([sys.executable, "-m", "venv", str(VENV)])
+    return python
+
+
+def pluggy_side(quick: bool) -> dict:
+    python = venv_python()
     probe = subprocess.run(
         [str(python), "-c", "import pluggy; print(pluggy.__version__)"],
         capture_output=True, text=True,
@@ -74,8 +80,9 @@ def pluggy_side(quick: bool) -> dict:
     return json.loads(out.read_text())
 
 
-def rust_side(quick: bool) -> dict[str, dict]:
-    args = ["cargo", "bench", "-p", "hooks-bench", "--bench", "dispatch", "--"]
+def rust_side(quick: bool, bench: str = "dispatch") -> dict[str, dict]:
+    """Runs one criterion benchmark of hooks-bench; its results by id."""
+    args = ["cargo", "bench", "-p", "hooks-bench", "--bench", bench, "--"]
     if quick:
         args += ["--warm-up-time", "0.2", "--measurement-time", "0.5"]
     # Its own target directory: a `-p` build resolves other features, and
@@ -83,9 +90,9 @@ def rust_side(quick: bool) -> dict[str, dict]:
     env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET))
     run(args, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
     found = {}
-    for bench in CRITERION.rglob("new/benchmark.json"):
-        meta = json.loads(bench.read_text())
-        sample = json.loads((bench.parent / "sample.json").read_text())
+    for path in CRITERION.rglob("new/benchmark.json"):
+        meta = json.loads(path.read_text())
+        sample = json.loads((path.parent / "sample.json").read_text())
         per_iter = [t / n for t, n in zip(sample["times"], sample["iters"])]
         found[meta["full_id"]] = {
             "ns_min": min(per_iter),
@@ -166,20 +173,22 @@ def table(env: dict, pluggy: dict, ours: dict) -> str:
     return "\n".join(lines)
 
 
+def measure(quick: bool) -> dict:
+    """Both sides, one after the other; the table as Markdown in `table`."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    env = machine()
+    pluggy = pluggy_side(quick)
+    ours = rust_side(quick)
+    return {"env": env, "pluggy": pluggy, "hooks_core": ours, "table": table(env, pluggy, ours)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     args = ap.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    env = machine()
-    pluggy = pluggy_side(args.quick)
-    ours = rust_side(args.quick)
-    md = table(env, pluggy, ours)
-    (RESULTS / "dispatch.json").write_text(
-        json.dumps({"env": env, "pluggy": pluggy, "hooks_core": ours}, indent=2)
-    )
-    (RESULTS / "dispatch.md").write_text(md + "\n")
-    print(md)
+    result = measure(args.quick)
+    (RESULTS / "dispatch.json").write_text(json.dumps(result, indent=2))
+    print(result["table"])
 
 
 if __name__ == "__main__":

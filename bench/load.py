@@ -1,0 +1,385 @@
+"""The app under load, with wrk on loopback: HTTP routes against a bare
+hyper handler, writes with hooks (SQLite and PostgreSQL, every acknowledged
+write counted in the database afterwards), the hook-count growth curve
+through the whole app, and resident memory.
+
+Imported by bench/run.py; every `measure_*` returns plain data (JSON-ready).
+The binaries are the release builds of the workspace (`build()`): the real
+`app`, and `bench-app` (the real app with the plugins of bench/app-bench
+linked in, and a bare hyper server on the same runtime).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RELEASE = ROOT / "target" / "release"
+APP = RELEASE / "app"
+BENCH_APP = RELEASE / "examples" / "bench-app"
+TOKEN = "bench"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def build() -> None:
+    """The same build `cargo test` makes (lib, bins, examples), in release."""
+    cmd = ["cargo", "build", "--release", "--lib", "--bins", "--examples"]
+    log("+ " + " ".join(cmd))
+    subprocess.run(cmd, cwd=ROOT, check=True)
+
+
+def ensure_wrk() -> str:
+    """wrk, from Debian's packages if it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("+ apt-get install -y wrk")
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") or sys.exit("wrk is not installed and could not be")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- databases ---------------------------------------------------------------
+
+def postgres_url() -> str | None:
+    """The PostgreSQL server to use, or None (then those rows are skipped)."""
+    url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    ready = subprocess.run(
+        ["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True
+    ) if shutil.which("pg_isready") else None
+    return "postgres://postgres@127.0.0.1:5432/test" if ready and ready.returncode == 0 else None
+
+
+class Database:
+    """A fresh database for one run: a SQLite file or a PostgreSQL database."""
+
+    def __init__(self, kind: str, data_dir: Path, server: str | None = None):
+        self.kind = kind
+        if kind == "sqlite":
+            self.path = data_dir / "app.db"
+            self.url = f"sqlite://{self.path}?mode=rwc"
+        else:
+            assert server, "PostgreSQL needs a server URL"
+            self.server = server
+            self.name = f"bench_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
+            self.psql(f"CREATE DATABASE {self.name}")
+            self.url = server.rsplit("/", 1)[0] + "/" + self.name
+
+    def psql(self, sql: str, url: str | None = None) -> str:
+        out = subprocess.run(
+            ["psql", "-At", "-v", "ON_ERROR_STOP=1", url or self.server, "-c", sql],
+            capture_output=True, text=True, check=True,
+        )
+        return out.stdout.strip()
+
+    def scalar(self, sql: str) -> int:
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.path) as db:
+                return int(db.execute(sql).fetchone()[0])
+        return int(self.psql(sql, self.url))
+
+    def drop(self) -> None:
+        if self.kind == "postgres":
+            self.psql(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+# --- the app process ---------------------------------------------------------
+
+class App:
+    """One app process, logging to a file, stopped with SIGTERM."""
+
+    def __init__(self, binary: Path, work: Path, *, database: Database,
+                 plugins_dir: Path, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.log_path = work / f"app-{self.port}.log"
+        full_env = dict(
+            os.environ,
+            APP_LISTEN=f"127.0.0.1:{self.port}",
+            APP_DATA_DIR=str(work),
+            APP_PLUGINS_DIR=str(plugins_dir),
+            APP_ADMIN_TOKEN=TOKEN,
+            DATABASE_URL=database.url,
+            **(env or {}),
+        )
+        full_env.setdefault("RUST_LOG", "info")
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen([str(binary)], env=full_env, stdout=out, stderr=out)
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the app exited:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if self.request("GET", "/health")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"the app did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+        conn.close()
+        return response.status, json.loads(raw) if raw else None
+
+    def rss_kb(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wrk(app: App, path: str, *, duration: float, connections: int,
+        script: str = "get.lua", args: tuple[str, ...] = ()) -> dict:
+    """One wrk run against `app`: its summary, the server's CPU time per
+    request, and the peak resident memory sampled every 50 ms."""
+    peak = [app.rss_kb()]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], app.rss_kb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu_before = app.cpu_seconds()
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+           "-s", f"bench/wrk/{script}", f"http://127.0.0.1:{app.port}{path}", "--", *args]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    cpu = app.cpu_seconds() - cpu_before
+    stop.set()
+    sampler.join()
+    line = next((l for l in out.splitlines() if l.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{out}")
+    result = json.loads(line.removeprefix("WRK_JSON "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    result["server_cpu_us_per_request"] = cpu * 1e6 / max(result["requests"], 1)
+    result["peak_rss_kb"] = peak[0]
+    return result
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+# --- 3. HTTP routes ----------------------------------------------------------
+
+# (target, port: "app" or "bare", path). Same work in each pair: `json`
+# answers {"status":"ok"} from memory; `db` runs SELECT 1 first.
+HTTP_TARGETS = [
+    ("bare hyper /json", "bare", "/json"),
+    ("plugin route /plugins/bench/json", "app", "/plugins/bench/json"),
+    ("bare hyper /db", "bare", "/db"),
+    ("plugin route /plugins/bench/db", "app", "/plugins/bench/db"),
+    ("core route /health", "app", "/health"),
+]
+
+
+def measure_http(quick: bool) -> dict:
+    """Plugin route, core route and bare hyper, in the same process, under the
+    same wrk load, interleaved over rounds; with the app's default logging
+    (one access-log line per request) and with RUST_LOG=warn."""
+    duration, rounds = (2, 1) if quick else (5, 3)
+    connections = 32
+    configs = {}
+    for label, rust_log in (("default logging (info)", "info"), ("RUST_LOG=warn", "warn")):
+        with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
+            work = Path(tmp)
+            db = Database("sqlite", work)
+            bare_port = free_port()
+            app = App(BENCH_APP, work, database=db, plugins_dir=ROOT / "plugins",
+                      env={"BENCH_BARE_LISTEN": f"127.0.0.1:{bare_port}", "RUST_LOG": rust_log})
+            try:
+                runs: dict[str, list[dict]] = {t: [] for t, _, _ in HTTP_TARGETS}
+                for round_ in range(rounds):
+                    for target, where, path in HTTP_TARGETS:
+                        log(f"http [{label}] round {round_ + 1}/{rounds}: {target}")
+                        port = app.port if where == "app" else bare_port
+                        runs[target].append(wrk_port(app, port, path, duration, connections))
+            finally:
+                app.stop()
+        summary = {
+            t: {
+                "rps": median_of(r, "rps"),
+                "p50_us": median_of(r, "p50_us"),
+                "p99_us": median_of(r, "p99_us"),
+                "server_cpu_us_per_request": median_of(r, "server_cpu_us_per_request"),
+                "errors": sum(x["status_errors"] + x["socket_errors"] for x in r),
+                "runs": r,
+            }
+            for t, r in runs.items()
+        }
+        configs[label] = summary
+    return {"connections": connections, "duration_s": duration, "rounds": rounds,
+            "configs": configs}
+
+
+def wrk_port(app: App, port: int, path: str, duration: float, connections: int) -> dict:
+    """wrk against another port of the app's process (the bare server)."""
+    saved = app.port
+    app.port = port
+    try:
+        return wrk(app, path, duration=duration, connections=connections)
+    finally:
+        app.port = saved
+
+
+# --- 2. growth through the app -----------------------------------------------
+
+GROWTH_SIZES = [0, 1, 10, 50, 100]
+
+
+def measure_app_growth(quick: bool) -> dict:
+    """POST /api/users through bench-app with N plugins implementing
+    on_user_created, one connection (so the latency is the request's own),
+    SQLite on tmpfs (so the disk's flush time does not drown the hooks)."""
+    duration, rounds = (1, 1) if quick else (5, 3)
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    runs: dict[int, list[dict]] = {n: [] for n in GROWTH_SIZES}
+    for round_ in range(rounds):
+        for n in GROWTH_SIZES:
+            log(f"growth through the app, round {round_ + 1}/{rounds}: {n} listeners")
+            with tempfile.TemporaryDirectory(prefix="bench-growth-", dir=shm) as tmp, \
+                    tempfile.TemporaryDirectory(prefix="bench-noplugins-") as empty:
+                work = Path(tmp)
+                db = Database("sqlite", work)
+                app = App(BENCH_APP, work, database=db, plugins_dir=Path(empty),
+                          env={"BENCH_LISTENERS": str(n), "RUST_LOG": "warn"})
+                try:
+                    r = wrk(app, "/api/users", duration=duration, connections=1,
+                            script="writes.lua", args=("users", TOKEN, f"g{round_}n{n}"))
+                finally:
+                    app.stop()
+                if r["created"] != r["requests"]:
+                    raise RuntimeError(f"growth run with {n} listeners: {r}")
+                runs[n].append(r)
+    points = [{"impls": n, "mean_us": median_of(r, "mean_us"), "p50_us": median_of(r, "p50_us"),
+               "p99_us": median_of(r, "p99_us"), "rps": median_of(r, "rps"), "runs": r}
+              for n, r in runs.items()]
+    return {"duration_s": duration, "rounds": rounds, "tmpfs": shm is not None,
+            "points": points, "fit": linear_fit([(p["impls"], p["mean_us"]) for p in points])}
+
+
+def linear_fit(points: list[tuple[float, float]]) -> dict:
+    """Least squares y = a + b*x, and how far each point departs from it."""
+    xs, ys = zip(*points)
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    b = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x in xs)
+    a = my - b * mx
+    residuals = [y - (a + b * x) for x, y in points]
+    return {"intercept": a, "slope": b,
+            "max_departure_pct": max(abs(r) / (a + b * x) * 100 for (x, _), r in zip(points, residuals)),
+            "residuals": residuals}
+
+
+# --- 4 and 6. writes with hooks, and memory ----------------------------------
+
+SPACES = 50
+
+
+def measure_writes(quick: bool) -> dict:
+    """POST /api/users, then PUT members, against the real app with no
+    plugins and with every shipped plugin, on SQLite and on PostgreSQL. The
+    app is stopped before the rows are counted: every acknowledged write
+    must be there, and nothing else but requests cut off in flight."""
+    duration = 2 if quick else 10
+    connections = 8
+    pg = postgres_url()
+    results = []
+    for kind in ("sqlite", "postgres"):
+        if kind == "postgres" and pg is None:
+            log("writes on PostgreSQL skipped: no server (set BENCH_DATABASE_URL)")
+            results.append({"database": kind, "skipped": "no PostgreSQL server"})
+            continue
+        for plugins in ("none", "shipped"):
+            log(f"writes: {kind}, plugins: {plugins}")
+            results.append(writes_run(kind, plugins, pg, duration, connections))
+    return {"duration_s": duration, "connections": connections, "runs": results}
+
+
+def writes_run(kind: str, plugins: str, pg: str | None, duration: float, connections: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-writes-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="bench-noplugins-") as empty:
+        work = Path(tmp)
+        db = Database(kind, work, pg)
+        try:
+            plugins_dir = ROOT / "plugins" if plugins == "shipped" else Path(empty)
+            app = App(APP, work, database=db, plugins_dir=plugins_dir)
+            try:
+                time.sleep(1)  # let startup's allocations settle before the idle reading
+                idle_rss = app.rss_kb()
+                users = wrk(app, "/api/users", duration=duration, connections=connections,
+                            script="writes.lua", args=("users", TOKEN, f"{kind}{plugins}"))
+                first_space = None
+                for i in range(SPACES):
+                    status, space = app.request(
+                        "POST", "/api/spaces", {"name": f"bench {i}", "access": "confidential"})
+                    assert status == 201, (status, space)
+                    first_space = first_space or space["id"]
+                user_ids = db.scalar("SELECT min(id) FROM users"), db.scalar("SELECT count(*) FROM users")
+                members_before = db.scalar("SELECT count(*) FROM memberships")
+                members = wrk(app, "/api/spaces", duration=duration, connections=connections,
+                              script="writes.lua",
+                              args=("members", TOKEN, "1", str(first_space), str(SPACES),
+                                    str(user_ids[0])))
+                loaded_rss = max(users["peak_rss_kb"], members["peak_rss_kb"])
+                after_rss = app.rss_kb()
+            finally:
+                app.stop()
+            # Counted with the app stopped: nothing is in flight any more.
+            users["rows"] = db.scalar("SELECT count(*) FROM users")
+            members["rows"] = db.scalar("SELECT count(*) FROM memberships") - members_before
+            for run, pairs in ((users, None), (members, SPACES * user_ids[1])):
+                run["lost"] = max(0, run["created"] - run["rows"])
+                run["unacknowledged_in_db"] = run["rows"] - run["created"]
+                if pairs is not None and run["requests"] > pairs:
+                    raise RuntimeError(f"members run wrapped around: {run['requests']} > {pairs}")
+            return {"database": kind, "plugins": plugins, "users": users, "members": members,
+                    "rss_kb": {"idle": idle_rss, "under_load_peak": loaded_rss,
+                               "after_load": after_rss}}
+        finally:
+            db.drop()

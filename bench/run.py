@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""The whole performance report, with one command:
+
+    python3 bench/run.py            # everything (about 25 minutes)
+    python3 bench/run.py --quick    # short runs, to check the harness
+    python3 bench/run.py --only http,writes
+
+1. dispatch: hooks-core vs pluggy 1.7 vs a hand-written loop (dispatch.py)
+2. growth:   on_user_created with 0..100 implementations, in the engine
+             (criterion) and through the app (POST /api/users, wrk)
+3. http:     plugin route vs core route vs bare hyper in the same process
+4. writes:   POST users / PUT members, no plugins vs every shipped plugin,
+             SQLite and PostgreSQL, acknowledged writes counted in the database
+5. startup:  50 plugins made by `app plugin new`, process start to first 200
+6. memory:   resident memory idle and under load (measured during `writes`)
+
+Writes bench/results/: one JSON per part, results.csv (every number),
+results.md (the tables) and report.svg / report.png (the chart), and puts
+the tables into BENCHMARKS.md between its `results` markers. Needs cargo,
+wrk (installed from Debian's packages if missing), python3; PostgreSQL is
+used when BENCH_DATABASE_URL or TEST_DATABASE_URL names one or one answers
+on 127.0.0.1:5432, and skipped (saying so) otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+PARTS = ["dispatch", "growth", "http", "writes", "startup"]
+
+
+def module(name: str):
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+dispatch, load, startup = module("dispatch"), module("load"), module("startup")
+
+
+# --- measuring -------------------------------------------------------------
+
+def measure(part: str, quick: bool) -> dict:
+    if part == "dispatch":
+        return dispatch.measure(quick)
+    if part == "growth":
+        engine = {k.removeprefix("growth/on_user_created/"): v
+                  for k, v in dispatch.rust_side(quick, "growth").items()
+                  if k.startswith("growth/")}
+        points = [(n, engine[f"{n}-impls"]["ns_min"]) for n in load.GROWTH_SIZES]
+        return {"engine": {"points": [{"impls": n, "ns": ns} for n, ns in points],
+                           "fit": load.linear_fit(points)},
+                "app": load.measure_app_growth(quick)}
+    if part == "http":
+        return load.measure_http(quick)
+    if part == "writes":
+        return load.measure_writes(quick)
+    if part == "startup":
+        return startup.measure(quick)
+    raise ValueError(part)
+
+
+# --- reporting -------------------------------------------------------------
+
+def fmt(x: float, digits: int = 1) -> str:
+    return f"{x:,.{digits}f}"
+
+
+def growth_md(g: dict) -> str:
+    eng, app = g["engine"], g["app"]
+    lines = ["| implementations | engine: ns per call | app: mean us per POST /api/users | app: requests/s |",
+             "|---:|---:|---:|---:|"]
+    for e, a in zip(eng["points"], app["points"]):
+        lines.append(f"| {e['impls']} | {fmt(e['ns'])} | {fmt(a['mean_us'])} | {fmt(a['rps'], 0)} |")
+    ef, af = eng["fit"], app["fit"]
+    lines += ["",
+              f"Least-squares line: engine {fmt(ef['intercept'])} ns + {fmt(ef['slope'], 2)} ns per "
+              f"implementation (largest departure from the line {fmt(ef['max_departure_pct'])}%); "
+              f"app {fmt(af['intercept'])} us + {fmt(af['slope'] * 1000, 0)} ns per implementation "
+              f"(largest departure {fmt(af['max_departure_pct'])}%)."]
+    return "\n".join(lines)
+
+
+def http_md(h: dict) -> str:
+    out = []
+    for label, targets in h["configs"].items():
+        out += [f"**{label}**", "",
+                "| target | requests/s | vs bare hyper, same work | p50 | p99 | server CPU per request | errors |",
+                "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, t in targets.items():
+            work = name.rsplit("/", 1)[-1]
+            bare = targets["bare hyper /json" if work == "json" else "bare hyper /db"]
+            out.append(f"| {name} | {fmt(t['rps'], 0)} | {t['rps'] / bare['rps'] * 100:.0f}% "
+                       f"| {fmt(t['p50_us'], 0)} us | {fmt(t['p99_us'], 0)} us "
+                       f"| {fmt(t['server_cpu_us_per_request'], 2)} us | {t['errors']} |")
+        out.append("")
+    return "\n".join(out).rstrip()
+
+
+def writes_md(w: dict) -> str:
+    lines = ["| database | plugins | operation | writes/s | p50 | p99 | server CPU per write "
+             "| acknowledged | rows in the database | lost |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    mem = ["| database | plugins | idle | peak under load | after the load |", "|---|---|---:|---:|---:|"]
+    for r in w["runs"]:
+        if "skipped" in r:
+            lines.append(f"| {r['database']} | skipped: {r['skipped']} | | | | | | | | |")
+            continue
+        for op, label in (("users", "POST /api/users"), ("members", "PUT /api/spaces/:id/members/:user_id")):
+            x = r[op]
+            lines.append(f"| {r['database']} | {r['plugins']} | {label} | {fmt(x['rps'], 0)} "
+                         f"| {fmt(x['p50_us'] / 1000, 2)} ms | {fmt(x['p99_us'] / 1000, 2)} ms "
+                         f"| {fmt(x['server_cpu_us_per_request'], 0)} us | {x['created']} | {x['rows']} "
+                         f"| {x['lost']} |")
+        m = r["rss_kb"]
+        mem.append(f"| {r['database']} | {r['plugins']} | {m['idle'] / 1024:.1f} MiB "
+                   f"| {m['under_load_peak'] / 1024:.1f} MiB | {m['after_load'] / 1024:.1f} MiB |")
+    return "\n".join(lines) + "\n\nResident memory (VmRSS) of the same runs:\n\n" + "\n".join(mem)
+
+
+def startup_md(s: dict) -> str:
+    lines = ["| case | min | median | max |", "|---|---:|---:|---:|"]
+    for name, c in s["cases"].items():
+        lines.append(f"| {name} | {fmt(c['min'])} ms | {fmt(c['median'])} ms | {fmt(c['max'])} ms |")
+    return "\n".join(lines)
+
+
+SECTIONS = [
+    ("dispatch", "Hook dispatch: hooks-core vs pluggy 1.7 vs a hand-written loop", lambda d: d["table"]),
+    ("growth", "Cost growth with the number of implementations (on_user_created)", growth_md),
+    ("http", "HTTP routes: plugin route vs core route vs bare hyper (same process, wrk)", http_md),
+    ("writes", "Writes with hooks, and memory", writes_md),
+    ("startup", "Startup with 50 scaffolded plugins (process start to first 200 on /health)", startup_md),
+]
+
+
+def markdown(results: dict) -> str:
+    env = results.get("env", {})
+    out = [f"Measured {env.get('date')} on {env.get('cpu')} ({env.get('cores')} cores), "
+           f"{env.get('platform')}; {env.get('rustc')}.", ""]
+    for key, title, render in SECTIONS:
+        if key in results:
+            out += [f"### {title}", "", render(results[key]), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def rows(results: dict):
+    """Every number, flattened: (part, path, value)."""
+    def walk(part: str, prefix: str, value):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                yield from walk(part, f"{prefix}/{k}" if prefix else str(k), v)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                key = v.get("impls", v.get("database", i)) if isinstance(v, dict) else i
+                if isinstance(v, dict) and "plugins" in v:
+                    key = f"{v['database']}-{v['plugins']}"
+                yield from walk(part, f"{prefix}/{key}", v)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield part, prefix, value
+    for part in PARTS:
+        if part in results:
+            yield from walk(part, "", {k: v for k, v in results[part].items() if k != "table"})
+
+
+def chart(results: dict, venv_python: Path) -> None:
+    """report.svg and report.png, drawn by chart.py in the bench venv."""
+    probe = subprocess.run([str(venv_python), "-c", "import matplotlib"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run([str(venv_python), "-m", "pip", "install", "-q", "matplotlib"], check=True)
+    subprocess.run([str(venv_python), str(HERE / "chart.py"), str(RESULTS / "results.json"),
+                    str(RESULTS / "report")], check=True)
+
+
+def update_benchmarks_md(md: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        tail = rest.split(end, 1)[1]
+        path.write_text(f"{head}{begin}\n{md}{end}{tail}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short runs, to check the harness")
+    ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated: {','.join(PARTS)}")
+    args = ap.parse_args()
+    parts = [p for p in args.only.split(",") if p]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        ap.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    combined_path = RESULTS / "results.json"
+    results = json.loads(combined_path.read_text()) if combined_path.exists() else {}
+    results["env"] = dispatch.machine()
+    if {"growth", "http", "writes"} & set(parts):
+        load.ensure_wrk()
+        load.build()
+    for part in parts:
+        load.log(f"== {part}")
+        results[part] = measure(part, args.quick)
+        results[part]["quick"] = args.quick
+        (RESULTS / f"{part}.json").write_text(json.dumps(results[part], indent=2))
+        combined_path.write_text(json.dumps(results, indent=2))
+    with open(RESULTS / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["part", "metric", "value"])
+        writer.writerows(rows(results))
+    md = markdown(results)
+    (RESULTS / "results.md").write_text(md)
+    chart(results, dispatch.venv_python())
+    update_benchmarks_md(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -211,14 +211,25 @@ async fn dispatch(
         .map(|c| c.to_bytes())
         .unwrap_or_default();
     let req = Request::from_parts(parts, Full::new(Bytes::new()));
-    match run(&state, Call::read(&req, body), target).await {
+    let call = Call::read(&req, body);
+    let outcome = if req.method() == hyper::Method::GET {
+        run(state, call, target).await
+    } else {
+        // A write runs to its end even if the client goes away: dropped
+        // halfway, its transaction (and SQLite's write lock) would stay open
+        // until its connection happened to be used again.
+        tokio::spawn(run(state, call, target))
+            .await
+            .unwrap_or_else(|e| Err(ApiError::internal(format!("the operation failed: {e}"))))
+    };
+    match outcome {
         Ok(reply) => reply_response(reply),
         Err(error) => error_response(&error),
     }
 }
 
 async fn run(
-    state: &Arc<State>,
+    state: Arc<State>,
     call: Result<Call, ApiError>,
     target: Target,
 ) -> Result<Reply, ApiError> {

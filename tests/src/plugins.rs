@@ -209,6 +209,23 @@ impl Recorder {
             tokio::time::sleep(Duration::from_millis(500)).await;
             Ok(json!({"slow": "done"}))
         })?;
+        // Creates user `slow-writer`, writes the marker, then takes 500 ms more.
+        routes.post("/slow-write", |req: PluginRequest| async move {
+            let dir = req
+                .query("dir")
+                .ok_or_else(|| ApiError::bad_request("?dir= is required"))?;
+            let ctx = req.ctx();
+            let user = NewUser {
+                username: "slow-writer".into(),
+                email: "slow-writer@example.com".into(),
+                display_name: None,
+            };
+            ctx.services().create_user(ctx, user).await?;
+            let marker = std::path::Path::new(dir).join(SLOW_MARKER);
+            std::fs::write(&marker, b"started").map_err(|e| ApiError::internal(e.to_string()))?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok(json!({"slow": "done"}))
+        })?;
         routes.get("/panic", |_req: PluginRequest| async move {
             if true {
                 panic!("the recorder's route panics");

@@ -46,6 +46,37 @@ e2e! {
         assert_eq!(app.db.column("SELECT username FROM users"), ["ada"]);
     }
 
+    fn a_write_whose_client_went_away_still_ends_and_frees_the_next(backend) {
+        use std::io::Write;
+        let app = TestApp::start(backend);
+        // The recorder plugin creates its table with the first user; made
+        // now, so that two writers never race to create it on PostgreSQL.
+        app.create_user("first");
+        let addr = app.client.base.trim_start_matches("http://").to_owned();
+        let mut socket = std::net::TcpStream::connect(&addr).expect("connecting");
+        let path = format!("/plugins/recorder/slow-write?dir={}", app.dir().display());
+        write!(
+            socket,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        // The operation wrote its user and is sleeping: the client leaves.
+        wait_for_file(&app.path(SLOW_MARKER));
+        drop(socket);
+        // The next write gets its turn (on SQLite, after the abandoned one),
+        // and the abandoned one runs to its commit instead of being left
+        // open, holding the database's write lock, or rolled back halfway.
+        expect(201, app.post("/api/users", ADMIN, json!({"username": "next", "email": "next@example.com"})));
+        let start = Instant::now();
+        while app.db.count("SELECT count(*) FROM users WHERE username = 'slow-writer'") == 0 {
+            assert!(start.elapsed() < DEADLINE, "the abandoned write never committed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut users = app.db.column("SELECT username FROM users");
+        users.sort();
+        assert_eq!(users, ["first", "next", "slow-writer"]);
+    }
+
     fn sigterm_right_after_listening_still_stops_gracefully(backend) {
         // The signal handlers are installed before "listening on" is logged:
         // installed lazily, a signal this early killed the process instead.

@@ -164,7 +164,7 @@ def rows(results: dict):
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 key = v.get("impls", v.get("database", i)) if isinstance(v, dict) else i
-                if isinstance(v, dict) and "plugins" in v:
+                if isinstance(v, dict) and "database" in v and "plugins" in v:
                     key = f"{v['database']}-{v['plugins']}"
                 yield from walk(part, f"{prefix}/{key}", v)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -197,15 +197,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs, to check the harness")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated: {','.join(PARTS)}")
+    ap.add_argument("--report", action="store_true",
+                    help="measure nothing: redo the files, chart and tables from results.json")
     args = ap.parse_args()
-    parts = [p for p in args.only.split(",") if p]
+    parts = [] if args.report else [p for p in args.only.split(",") if p]
     unknown = set(parts) - set(PARTS)
     if unknown:
         ap.error(f"unknown parts: {', '.join(sorted(unknown))}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     combined_path = RESULTS / "results.json"
     results = json.loads(combined_path.read_text()) if combined_path.exists() else {}
-    results["env"] = dispatch.machine()
+    if parts:
+        results["env"] = dispatch.machine()
     if {"growth", "http", "writes"} & set(parts):
         load.ensure_wrk()
         load.build()

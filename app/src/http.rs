@@ -212,13 +212,14 @@ async fn dispatch(
         .unwrap_or_default();
     let req = Request::from_parts(parts, Full::new(Bytes::new()));
     let call = Call::read(&req, body);
-    let outcome = if req.method() == hyper::Method::GET {
-        run(state, call, target).await
+    let writes = req.method() != hyper::Method::GET;
+    let outcome = if !writes {
+        run(state, call, target, writes).await
     } else {
         // A write runs to its end even if the client goes away: dropped
         // halfway, its transaction (and SQLite's write lock) would stay open
         // until its connection happened to be used again.
-        tokio::spawn(run(state, call, target))
+        tokio::spawn(run(state, call, target, writes))
             .await
             .unwrap_or_else(|e| Err(ApiError::internal(format!("the operation failed: {e}"))))
     };
@@ -232,6 +233,7 @@ async fn run(
     state: Arc<State>,
     call: Result<Call, ApiError>,
     target: Target,
+    writes: bool,
 ) -> Result<Reply, ApiError> {
     let call = call?;
     let guard = match &target {
@@ -241,7 +243,6 @@ async fn run(
     // Core public routes (`/health`) ignore credentials; plugin routes take
     // one if given, and their handlers decide whether they need it.
     let authenticate = !matches!(target, Target::Core(Guard::Public, _));
-    let writes = call.method != Method::Get;
     let ctx = state.context(state.db.begin(writes), None);
     let outcome = async {
         let identity = match call.token.as_deref().filter(|_| authenticate) {

@@ -153,6 +153,14 @@ class App:
         conn.close()
         return response.status, json.loads(raw) if raw else None
 
+    def check_loaded(self, names: list[str]) -> None:
+        """Fails unless every plugin in `names` was loaded."""
+        status, report = self.request("GET", "/api/admin/plugins")
+        loaded = {p["name"] for p in report["plugins"] if p["status"] == "loaded"}
+        missing = sorted(set(names) - loaded)
+        if status != 200 or missing:
+            raise RuntimeError(f"plugins not loaded: {missing}: {report}")
+
     def rss_kb(self) -> int:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -172,10 +180,28 @@ class App:
             self.proc.wait()
 
 
+SHIPPED = sorted(p.name.removeprefix("app_plugin_") for p in (ROOT / "plugins").glob("app_plugin_*"))
+
+
+def shipped_plugins(binary: Path, work: Path) -> Path:
+    """A plugin folder from which `binary` loads every shipped plugin. The
+    app finds a plugin crate's library next to itself; bench-app, an
+    example, lives one folder below, so it gets the built libraries as
+    prebuilt plugins instead (the same files)."""
+    if binary == APP:
+        return ROOT / "plugins"
+    folder = work / "plugins"
+    folder.mkdir()
+    for name in SHIPPED:
+        shutil.copy(RELEASE / f"libapp_plugin_{name}.so", folder)
+    return folder
+
+
 def wrk(app: App, path: str, *, duration: float, connections: int,
-        script: str = "get.lua", args: tuple[str, ...] = ()) -> dict:
-    """One wrk run against `app`: its summary, the server's CPU time per
-    request, and the peak resident memory sampled every 50 ms."""
+        script: str = "get.lua", args: tuple[str, ...] = (), port: int | None = None) -> dict:
+    """One wrk run against `app` (on `port`, default its own): wrk's summary,
+    the server's CPU time per request, and the peak resident memory sampled
+    every 50 ms."""
     peak = [app.rss_kb()]
     stop = threading.Event()
 
@@ -187,7 +213,7 @@ def wrk(app: App, path: str, *, duration: float, connections: int,
     sampler.start()
     cpu_before = app.cpu_seconds()
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-           "-s", f"bench/wrk/{script}", f"http://127.0.0.1:{app.port}{path}", "--", *args]
+           "-s", f"bench/wrk/{script}", f"http://127.0.0.1:{port or app.port}{path}", "--", *args]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     cpu = app.cpu_seconds() - cpu_before
     stop.set()
@@ -231,15 +257,17 @@ def measure_http(quick: bool) -> dict:
             work = Path(tmp)
             db = Database("sqlite", work)
             bare_port = free_port()
-            app = App(BENCH_APP, work, database=db, plugins_dir=ROOT / "plugins",
+            app = App(BENCH_APP, work, database=db, plugins_dir=shipped_plugins(BENCH_APP, work),
                       env={"BENCH_BARE_LISTEN": f"127.0.0.1:{bare_port}", "RUST_LOG": rust_log})
             try:
+                app.check_loaded(SHIPPED + ["bench"])
                 runs: dict[str, list[dict]] = {t: [] for t, _, _ in HTTP_TARGETS}
                 for round_ in range(rounds):
                     for target, where, path in HTTP_TARGETS:
                         log(f"http [{label}] round {round_ + 1}/{rounds}: {target}")
                         port = app.port if where == "app" else bare_port
-                        runs[target].append(wrk_port(app, port, path, duration, connections))
+                        runs[target].append(wrk(app, path, duration=duration,
+                                                connections=connections, port=port))
             finally:
                 app.stop()
         summary = {
@@ -256,16 +284,6 @@ def measure_http(quick: bool) -> dict:
         configs[label] = summary
     return {"connections": connections, "duration_s": duration, "rounds": rounds,
             "configs": configs}
-
-
-def wrk_port(app: App, port: int, path: str, duration: float, connections: int) -> dict:
-    """wrk against another port of the app's process (the bare server)."""
-    saved = app.port
-    app.port = port
-    try:
-        return wrk(app, path, duration=duration, connections=connections)
-    finally:
-        app.port = saved
 
 
 # --- 2. growth through the app -----------------------------------------------
@@ -347,9 +365,10 @@ def writes_run(kind: str, plugins: str, pg: str | None, duration: float, connect
         work = Path(tmp)
         db = Database(kind, work, pg)
         try:
-            plugins_dir = ROOT / "plugins" if plugins == "shipped" else Path(empty)
+            plugins_dir = shipped_plugins(APP, work) if plugins == "shipped" else Path(empty)
             app = App(APP, work, database=db, plugins_dir=plugins_dir)
             try:
+                app.check_loaded(SHIPPED if plugins == "shipped" else [])
                 time.sleep(1)  # let startup's allocations settle before the idle reading
                 idle_rss = app.rss_kb()
                 users = wrk(app, "/api/users", duration=duration, connections=connections,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The whole performance report, with one command:
 
-    python3 bench/run.py            # everything (about 25 minutes)
+    python3 bench/run.py            # everything (about 20 minutes; +6 the first time)
     python3 bench/run.py --quick    # short runs, to check the harness
     python3 bench/run.py --only http,writes
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::config::PluginsConfig;
-use crate::loader;
+use crate::plugins::loader;
 
 /// Copies the app, its shared libraries and its plugins into `out`.
 pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Vec<PathBuf>> {

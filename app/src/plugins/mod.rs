@@ -2,6 +2,8 @@
 //! startup call that lets each add its routes, the app's own built-in
 //! plugin (admin token authentication), and the report of what is loaded.
 
+pub mod loader;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -108,7 +110,7 @@ pub fn load(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let found = match crate::loader::discover(&config.dir, &build_dir) {
+    let found = match loader::discover(&config.dir, &build_dir) {
         Ok(found) => found,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::info!("no plugin folder at {}", config.dir.display());
@@ -129,8 +131,8 @@ pub fn load(
             continue;
         }
         let table = tables.0.get(&candidate.name).cloned().unwrap_or_default();
-        let export = crate::loader::check_file(&candidate, &config.dir)
-            .and_then(|()| crate::loader::load(&candidate.library, &table));
+        let export = loader::check_file(&candidate, &config.dir)
+            .and_then(|()| loader::load(&candidate.library, &table));
         exports.insert(candidate.name, (source, export));
     }
     let linked: Vec<String> = report.iter().map(|e| e.name.clone()).collect();

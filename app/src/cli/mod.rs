@@ -1,0 +1,146 @@
+//! The command line: `serve` (the default), `plugins list`, `package`,
+//! `plugin new`.
+
+pub mod package;
+pub mod scaffold;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hooks_core::{Plugin, PluginManager};
+use hookspecs::AppHooks;
+
+use crate::config::Config;
+use crate::plugins;
+use crate::startup::serve;
+
+#[derive(Parser)]
+#[command(name = "app", about = "The host application and its plugins", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (the default).
+    Serve,
+    /// Inspect plugins.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Copy the app, its shared libraries and its plugins into a folder that
+    /// runs without a Rust toolchain.
+    Package {
+        /// The folder to fill.
+        out: std::path::PathBuf,
+    },
+    /// Create plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Create `app_plugin_<name>` in the plugins folder from a template that
+    /// implements one hook and one route; `cargo run` builds and loads it.
+    New {
+        /// The plugin's name (lowercase letters, digits and `_`).
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// List the plugins and the hooks they implement, without starting the server.
+    List,
+}
+
+/// Runs the CLI with `plugins` registered (statically linked plugins).
+pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(plugins).await,
+            Command::Plugins {
+                command: PluginsCommand::List,
+            } => list(plugins),
+            Command::Package { out } => {
+                let copied = package::package(&out, &Config::load()?.plugins)?;
+                for file in &copied {
+                    println!("{}", file.display());
+                }
+                println!(
+                    "{} files in {}: run {}",
+                    copied.len(),
+                    out.display(),
+                    out.join("app").display()
+                );
+                Ok(())
+            }
+            Command::Plugin {
+                command: PluginCommand::New { name },
+            } => {
+                let dir = Config::load()?.plugins.dir;
+                let created = scaffold::new_plugin(&dir, &name)?;
+                println!(
+                    "created {}: `cargo run` builds and loads it",
+                    created.display()
+                );
+                Ok(())
+            }
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+fn list(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
+    let config = Config::load()?;
+    let hooks = PluginManager::<dyn AppHooks>::new();
+    let configs = config.plugin_configs();
+    let loaded = plugins::load(&hooks, String::new(), plugins, &config.plugins, &configs)?;
+    let report = plugins::report(&hooks, &loaded, &[]);
+    for plugin in report["plugins"].as_array().into_iter().flatten() {
+        let implemented: Vec<&str> = plugin["hooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str())
+            .collect();
+        println!(
+            "{:<24} {:<10} {}",
+            plugin["name"].as_str().unwrap_or("?"),
+            plugin["status"].as_str().unwrap_or("?"),
+            implemented.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Starting the service: configuration, database, plugins, routes, then
+//! serving until a signal.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use hooks_core::{Plugin, PluginManager};
+use hookspecs::{AppHooks, RouteDef, RouteTable, Services};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::services::AppServices;
+use crate::{State, api, http, plugins};
+
+/// The admin token: configured, or generated once into the data directory.
+fn admin_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(token) = &config.admin_token {
+        anyhow::ensure!(!token.trim().is_empty(), "the admin token is empty");
+        return Ok(token.trim().to_owned());
+    }
+    let path = config.data_dir.join("admin-token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(token.trim().to_owned());
+    }
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_secret(&path, &token)?;
+    tracing::info!("generated an admin token in {}", path.display());
+    Ok(token)
+}
+
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(secret.as_bytes())?;
+    Ok(())
+}
+
+pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
+    let config = Config::load()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let token = admin_token(&config)?;
+    let db = Db::open(&config.database_url()).await?;
+
+    let hooks = PluginManager::<dyn AppHooks>::new();
+    let configs = Arc::new(config.plugin_configs());
+    let mut loaded = plugins::load(&hooks, token, plugins, &config.plugins, &configs)?;
+    let services: Arc<dyn Services> = Arc::new(AppServices::new(hooks.clone()));
+
+    let table = RouteTable::new();
+    let core = api::routes();
+    for (method, path, _) in &core {
+        table.add(RouteDef {
+            method: *method,
+            path: (*path).to_owned(),
+            owner: plugins::APP_PLUGIN.to_owned(),
+            handler: None,
+        })?;
+    }
+    let required = &config.plugins.required;
+    plugins::migrate(&db, &hooks, &table, &mut loaded, required).await?;
+    plugins::start(&hooks, &table, &configs, &mut loaded, required).await?;
+    let routes = table.freeze();
+
+    let state = Arc::new(State {
+        db: db.clone(),
+        hooks,
+        services,
+        configs,
+        routes: routes.clone(),
+        loaded,
+    });
+    let router = http::router(state, &core, &routes)?;
+    let shutdown = shutdown_signal().context("installing the signal handlers")?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("listening on http://{addr}");
+    if config.admin_token.is_none() {
+        tracing::info!(
+            "authenticate with: curl -H \"Authorization: Bearer $(cat {})\" http://{addr}/api/users",
+            config.data_dir.join("admin-token").display()
+        );
+    }
+    http::serve(listener, router, config.body_limit, shutdown).await?;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM. The handlers are installed now, not when the future is
+/// first polled: a signal that comes right after "listening on" still stops
+/// the app gracefully instead of killing it.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use hookspecs::{Migration, UnitOfWork};
+use hookspecs::Migration;
+use hookspecs::host::UnitOfWork;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;

@@ -6,7 +6,8 @@ use async_trait::async_trait;
 use hooks_core::PluginManager;
 use hookspecs::now;
 use hookspecs::{
-    Access, ApiError, AppHooks, HookContext, Membership, NewSpace, NewUser, Role, Services, Space,
+    Access, ApiError, AppHooks, HookContext, Membership, NewSpace, NewUser, Page, Role, Services,
+    Space,
     SpacePatch, User, UserPatch,
 };
 use sqlx::Row;
@@ -88,6 +89,11 @@ async fn select_one<T>(
     row: fn(&AnyRow) -> Result<T, ApiError>,
 ) -> Result<Option<T>, ApiError> {
     Ok(select(ctx, sql, ids, row).await?.into_iter().next())
+}
+
+/// A page's bounds as query parameters: `after`, `limit`.
+fn paged(page: Page) -> [i64; 2] {
+    [page.after.unwrap_or(i64::MIN), i64::from(page.limit)]
 }
 
 fn corrupt(column: &str, value: &str) -> ApiError {
@@ -206,9 +212,9 @@ impl Services for AppServices {
             .ok_or_else(|| ApiError::not_found("user", id))
     }
 
-    async fn list_users(&self, ctx: &HookContext) -> Result<Vec<User>, ApiError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
-        select(ctx, &sql, &[], user).await
+    async fn list_users(&self, ctx: &HookContext, page: Page) -> Result<Vec<User>, ApiError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+        select(ctx, &sql, &paged(page), user).await
     }
 
     async fn update_user(
@@ -285,9 +291,10 @@ impl Services for AppServices {
             .ok_or_else(|| ApiError::not_found("space", id))
     }
 
-    async fn list_spaces(&self, ctx: &HookContext) -> Result<Vec<Space>, ApiError> {
-        let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces ORDER BY id");
-        select(ctx, &sql, &[], space).await
+    async fn list_spaces(&self, ctx: &HookContext, page: Page) -> Result<Vec<Space>, ApiError> {
+        let sql =
+            format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE id > $1 ORDER BY id LIMIT $2");
+        select(ctx, &sql, &paged(page), space).await
     }
 
     async fn update_space(
@@ -335,7 +342,7 @@ impl Services for AppServices {
         for child in children {
             self.delete_space(ctx, child).await?;
         }
-        while let Some(m) = self.list_members(ctx, id).await?.into_iter().next() {
+        while let Some(m) = self.list_members(ctx, id, Page::first(1)).await?.pop() {
             self.delete_member(ctx, m.space_id, m.user_id).await?;
         }
         sqlx::query("DELETE FROM spaces WHERE id = $1")
@@ -397,12 +404,15 @@ impl Services for AppServices {
         &self,
         ctx: &HookContext,
         space_id: i64,
+        page: Page,
     ) -> Result<Vec<Membership>, ApiError> {
         self.get_space(ctx, space_id).await?;
         let sql = format!(
-            "SELECT {MEMBER_COLUMNS} FROM memberships WHERE space_id = $1 ORDER BY user_id"
+            "SELECT {MEMBER_COLUMNS} FROM memberships \
+             WHERE space_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3"
         );
-        select(ctx, &sql, &[space_id], membership).await
+        let [after, limit] = paged(page);
+        select(ctx, &sql, &[space_id, after, limit], membership).await
     }
 
     async fn memberships_of(

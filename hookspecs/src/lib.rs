@@ -14,7 +14,7 @@
 //!     /// Startup, once: the only moment a plugin can add routes.
 //!     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
 //!         // served at GET /plugins/greeter/hello
-//!         startup.routes().get("/hello", |req: PluginRequest| async move {
+//!         startup.routes().get("/hello", |req: Request| async move {
 //!             let who = req.require_identity()?;           // 401 without a credential
 //!             Ok(json!({"hello": who.name}))
 //!         })?;
@@ -25,7 +25,7 @@
 //!     async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
 //!         tracing::info!(user = %user.username, "welcome");
 //!         // Same transaction as the user's creation:
-//!         let open = ctx.services().list_spaces(ctx).await?;
+//!         let open = ctx.services().list_spaces(ctx, Page::all()).await?;
 //!         for space in open.iter().filter(|s| s.access == Access::Open) {
 //!             ctx.services().put_member(ctx, space.id, user.id, space.default_role).await?;
 //!         }
@@ -42,19 +42,20 @@ mod context;
 mod error;
 mod export;
 mod hooks;
+#[doc(hidden)]
+pub mod host;
 mod http;
 mod model;
 mod util;
 
-pub use context::{DbGuard, HookContext, PluginConfigs, Services, UnitOfWork};
+pub use context::{DbGuard, HookContext, PluginConfigs, Services};
 pub use error::ApiError;
 pub use export::{
     FINGERPRINT, Fingerprint, LOADER_VERSION, Migration, PluginExport, configured, symbols,
 };
 pub use hooks::{AppHooks, AppHooksRelay};
 pub use http::{
-    Handler, Method, PluginRequest, Reply, RouteDef, RouteError, RouteTable, Routes, Startup,
-    from_json,
+    Guard, Handler, Method, Page, Reply, Request, RouteDef, RouteError, Routes, Startup, from_json,
 };
 pub use model::{
     Access, Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
@@ -67,7 +68,7 @@ pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
 /// Everything a plugin usually needs in scope.
 pub mod prelude {
     pub use crate::{
-        Access, ApiError, AppHooks, HookContext, Identity, Membership, PluginRequest, Reply, Role,
+        Access, ApiError, AppHooks, HookContext, Identity, Membership, Page, Reply, Request, Role,
         Services, Space, Startup, User,
     };
     pub use hooks_core::prelude::*;

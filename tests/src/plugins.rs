@@ -170,28 +170,28 @@ pub struct Recorder {
 
 impl Recorder {
     fn add_routes(&self, routes: &Routes) -> HookResult<()> {
-        routes.get("/events", |req: PluginRequest| async move {
+        routes.get("/events", |req: Request| async move {
             events(req.ctx()).await
         })?;
-        routes.get("/whoami", |req: PluginRequest| async move {
+        routes.get("/whoami", |req: Request| async move {
             Ok(json_of(req.require_identity()?))
         })?;
-        routes.post("/echo/:word", |req: PluginRequest| async move {
+        routes.post("/echo/:word", |req: Request| async move {
             Ok(json!({
                 "word": req.param("word"),
                 "q": req.query("q"),
                 "body": req.body(),
-                "path": req.path,
+                "path": req.path(),
             }))
         })?;
         let retained = self.retained.clone();
-        routes.get("/late", move |_req: PluginRequest| {
+        routes.get("/late", move |_req: Request| {
             let retained = retained.clone();
             async move {
                 let routes = retained
                     .get()
                     .ok_or_else(|| ApiError::internal("no routes handle retained"))?;
-                let outcome = routes.get("/late-added", |_req: PluginRequest| async {
+                let outcome = routes.get("/late-added", |_req: Request| async {
                     Ok(json!({"late": true}))
                 });
                 Ok(match outcome {
@@ -200,7 +200,7 @@ impl Recorder {
                 })
             }
         })?;
-        routes.get("/slow", |req: PluginRequest| async move {
+        routes.get("/slow", |req: Request| async move {
             let dir = req
                 .query("dir")
                 .ok_or_else(|| ApiError::bad_request("?dir= is required"))?;
@@ -210,7 +210,7 @@ impl Recorder {
             Ok(json!({"slow": "done"}))
         })?;
         // Creates user `slow-writer`, writes the marker, then takes 500 ms more.
-        routes.post("/slow-write", |req: PluginRequest| async move {
+        routes.post("/slow-write", |req: Request| async move {
             let dir = req
                 .query("dir")
                 .ok_or_else(|| ApiError::bad_request("?dir= is required"))?;
@@ -226,7 +226,7 @@ impl Recorder {
             tokio::time::sleep(Duration::from_millis(500)).await;
             Ok(json!({"slow": "done"}))
         })?;
-        routes.get("/panic", |_req: PluginRequest| async move {
+        routes.get("/panic", |_req: Request| async move {
             if true {
                 panic!("the recorder's route panics");
             }
@@ -234,7 +234,7 @@ impl Recorder {
         })?;
         // Creates a user through the services, then succeeds or (with
         // `?fail=1`) fails: the handler's writes commit or roll back with it.
-        routes.post("/users", |req: PluginRequest| async move {
+        routes.post("/users", |req: Request| async move {
             let new: NewUser = req.json()?;
             let user = req.ctx().services().create_user(req.ctx(), new).await?;
             if req.query("fail") == Some("1") {
@@ -243,10 +243,10 @@ impl Recorder {
             Ok(Reply::created(json_of(&user)))
         })?;
         if std::env::var(ROUTE_CLASH_ENV).as_deref() == Ok("1") {
-            routes.get("/clash/:first", |_req: PluginRequest| async {
+            routes.get("/clash/:first", |_req: Request| async {
                 Ok(json!({}))
             })?;
-            routes.get("/clash/:second", |_req: PluginRequest| async {
+            routes.get("/clash/:second", |_req: Request| async {
                 Ok(json!({}))
             })?;
         }

@@ -41,9 +41,9 @@ impl AppHooks for Bench {
         let routes = startup.routes();
         routes.get(
             "/json",
-            |_req: PluginRequest| async move { Ok(status_ok()) },
+            |_req: hookspecs::Request| async move { Ok(status_ok()) },
         )?;
-        routes.get("/db", |req: PluginRequest| async move {
+        routes.get("/db", |req: hookspecs::Request| async move {
             sqlx::query("SELECT 1")
                 .execute(&mut *req.ctx().db().await?)
                 .await?;

@@ -15,7 +15,7 @@ impl AppHooks for ChildRemoval {
         ctx: &HookContext,
     ) -> HookResult<()> {
         let services = ctx.services();
-        let children = services.list_spaces(ctx).await?;
+        let children = services.list_spaces(ctx, Page::all()).await?;
         for child in children
             .iter()
             .filter(|s| s.parent_id == Some(membership.space_id))

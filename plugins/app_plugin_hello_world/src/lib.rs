@@ -37,7 +37,7 @@ impl AppHooks for HelloWorld {
         tracing::info!(plugin = "hello_world", "{}", self.config.greeting);
         startup
             .routes()
-            .get("/user", |req: PluginRequest| async move {
+            .get("/user", |req: Request| async move {
                 let who = req.require_identity()?;
                 Ok(json!(who))
             })?;

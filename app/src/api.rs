@@ -36,8 +36,18 @@ pub fn routes(slot: &StateSlot) -> Vec<RouteDef> {
         core(Patch, "/api/spaces/:id", SignedIn, update_space),
         core(Delete, "/api/spaces/:id", SignedIn, delete_space),
         core(Get, "/api/spaces/:id/members", SignedIn, list_members),
-        core(Put, "/api/spaces/:id/members/:user_id", SignedIn, put_member),
-        core(Delete, "/api/spaces/:id/members/:user_id", SignedIn, delete_member),
+        core(
+            Put,
+            "/api/spaces/:id/members/:user_id",
+            SignedIn,
+            put_member,
+        ),
+        core(
+            Delete,
+            "/api/spaces/:id/members/:user_id",
+            SignedIn,
+            delete_member,
+        ),
         core(Get, "/api/admin/plugins", Admin, move |_req| {
             let state = slot.get().and_then(Weak::upgrade);
             async move {
@@ -111,7 +121,9 @@ async fn create_space(req: Request) -> Result<Reply, ApiError> {
 
 async fn list_spaces(req: Request) -> Result<Reply, ApiError> {
     let (ctx, page) = (req.ctx(), req.page()?);
-    Reply::page(&ctx.services().list_spaces(ctx, page).await?, page, |s| s.id)
+    Reply::page(&ctx.services().list_spaces(ctx, page).await?, page, |s| {
+        s.id
+    })
 }
 
 async fn get_space(req: Request) -> Result<Reply, ApiError> {
@@ -131,7 +143,9 @@ async fn update_space(req: Request) -> Result<Reply, ApiError> {
 
 async fn delete_space(req: Request) -> Result<Reply, ApiError> {
     let ctx = req.ctx();
-    ctx.services().delete_space(ctx, req.id_param("id")?).await?;
+    ctx.services()
+        .delete_space(ctx, req.id_param("id")?)
+        .await?;
     Ok(Reply::no_content())
 }
 

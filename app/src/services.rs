@@ -7,8 +7,7 @@ use hooks_core::PluginManager;
 use hookspecs::now;
 use hookspecs::{
     Access, ApiError, AppHooks, HookContext, Membership, NewSpace, NewUser, Page, Role, Services,
-    Space,
-    SpacePatch, User, UserPatch,
+    Space, SpacePatch, User, UserPatch,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -292,8 +291,7 @@ impl Services for AppServices {
     }
 
     async fn list_spaces(&self, ctx: &HookContext, page: Page) -> Result<Vec<Space>, ApiError> {
-        let sql =
-            format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE id > $1 ORDER BY id LIMIT $2");
+        let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE id > $1 ORDER BY id LIMIT $2");
         select(ctx, &sql, &paged(page), space).await
     }
 

@@ -13,8 +13,10 @@
 //!
 //! ```compile_fail
 //! # use hookspecs::prelude::*;
-//! // Nor forge a request or a context:
-//! let ctx = HookContext::new();
+//! // Nor forge a context (nor, without one, a request):
+//! # fn forge(uow: std::sync::Arc<()>, services: std::sync::Arc<dyn Services>) {
+//! let ctx = HookContext::new(uow, None, services, Default::default());
+//! # }
 //! ```
 
 use std::sync::Arc;

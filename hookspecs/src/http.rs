@@ -230,10 +230,7 @@ impl Request {
                 .ok()
                 .filter(|n| (1..=Page::MAX_LIMIT).contains(n))
                 .ok_or_else(|| {
-                    ApiError::invalid(
-                        "limit",
-                        format!("limit must be 1 to {}", Page::MAX_LIMIT),
-                    )
+                    ApiError::invalid("limit", format!("limit must be 1 to {}", Page::MAX_LIMIT))
                 })?,
         };
         Ok(Page { after, limit })

@@ -48,19 +48,25 @@ mod http;
 mod model;
 mod util;
 
-pub use context::{DbGuard, HookContext, PluginConfigs, Services};
+pub use context::{DbGuard, HookContext, Services};
 pub use error::ApiError;
-pub use export::{
-    FINGERPRINT, Fingerprint, LOADER_VERSION, Migration, PluginExport, configured, symbols,
-};
-pub use hooks::{AppHooks, AppHooksRelay};
-pub use http::{
-    Guard, Handler, Method, Page, Reply, Request, RouteDef, RouteError, Routes, Startup, from_json,
-};
+pub use export::Migration;
+pub use hooks::AppHooks;
+pub use http::{Method, Page, Reply, Request, RouteError, Routes, Startup, from_json};
 pub use model::{
     Access, Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
 };
 pub use util::{new_secret, now, sha256_hex};
+
+// What the host and the generated code use; no part of a plugin's surface.
+#[doc(hidden)]
+pub use context::PluginConfigs;
+#[doc(hidden)]
+pub use export::{FINGERPRINT, Fingerprint, LOADER_VERSION, PluginExport, configured, symbols};
+#[doc(hidden)]
+pub use hooks::AppHooksRelay;
+#[doc(hidden)]
+pub use http::{Guard, Handler, RouteDef};
 
 pub use hooks_core;
 pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};

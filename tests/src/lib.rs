@@ -713,3 +713,30 @@ pub fn id(entity: &Value) -> i64 {
         .as_i64()
         .unwrap_or_else(|| panic!("no id in {entity}"))
 }
+
+/// The log line the app wrote for a 500 `error` (found by its `request_id`),
+/// after checking that the body itself tells nothing but that id: a 500's
+/// details are for the log, never for the client.
+#[track_caller]
+pub fn logged_500(app: &TestApp, error: &Value) -> String {
+    let id = error["request_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no request id in {error}"));
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("something went wrong")),
+        "a 500 body tells more than that it failed: {error}"
+    );
+    let marker = format!("request_id={id}");
+    app.proc
+        .output
+        .wait_for("the 500's log line", |out| out.contains(&marker));
+    app.proc
+        .output
+        .text()
+        .lines()
+        .find(|l| l.contains(&marker))
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -170,9 +170,10 @@ pub struct Recorder {
 
 impl Recorder {
     fn add_routes(&self, routes: &Routes) -> HookResult<()> {
-        routes.get("/events", |req: Request| async move {
-            events(req.ctx()).await
-        })?;
+        routes.get(
+            "/events",
+            |req: Request| async move { events(req.ctx()).await },
+        )?;
         routes.get("/whoami", |req: Request| async move {
             Ok(json_of(req.require_identity()?))
         })?;
@@ -243,12 +244,8 @@ impl Recorder {
             Ok(Reply::created(json_of(&user)))
         })?;
         if std::env::var(ROUTE_CLASH_ENV).as_deref() == Ok("1") {
-            routes.get("/clash/:first", |_req: Request| async {
-                Ok(json!({}))
-            })?;
-            routes.get("/clash/:second", |_req: Request| async {
-                Ok(json!({}))
-            })?;
+            routes.get("/clash/:first", |_req: Request| async { Ok(json!({})) })?;
+            routes.get("/clash/:second", |_req: Request| async { Ok(json!({})) })?;
         }
         Ok(())
     }

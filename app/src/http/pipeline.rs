@@ -69,7 +69,10 @@ async fn respond(
 ) -> Result<Answer, ApiError> {
     let method = match head.method.as_str() {
         "HEAD" => Ok(Method::Get),
-        name => Method::ALL.into_iter().find(|m| m.as_str() == name).ok_or(()),
+        name => Method::ALL
+            .into_iter()
+            .find(|m| m.as_str() == name)
+            .ok_or(()),
     }
     .map_err(|()| ApiError::new(404, "not_found", "no route for this request"));
     let (route, params) = match method {
@@ -343,7 +346,11 @@ pub fn error_answer(error: &ApiError, head: &Head) -> Answer {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|m| Method::ALL.into_iter().find(|x| Some(x.as_str()) == m.as_str()))
+                .filter_map(|m| {
+                    Method::ALL
+                        .into_iter()
+                        .find(|x| Some(x.as_str()) == m.as_str())
+                })
                 .collect();
             headers.push(("allow", allow_header(&allowed)));
         }

@@ -6,8 +6,8 @@ use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hookspecs::{Method, RouteDef};
+use http_body_util::Full;
 use hyper::Response;
 use hyper::service::Service;
 use routerify_ng::prelude::RequestExt;

@@ -13,8 +13,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
 use hookspecs::ApiError;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -117,7 +117,11 @@ pub async fn serve(
 
 /// One request: its head to the pipeline, its body read only if the
 /// pipeline asks for it, its answer as a response, one log line.
-async fn respond(state: &Arc<State>, ids: &RequestIds, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn respond(
+    state: &Arc<State>,
+    ids: &RequestIds,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let head = Head {
         method: req.method().as_str().to_owned(),
@@ -162,8 +166,7 @@ async fn read_body(mut body: Incoming, limit: usize, timeout: Duration) -> BodyR
     let read = async {
         let mut kept = BytesMut::new();
         while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|_| ApiError::bad_request("the body could not be read"))?;
+            let frame = frame.map_err(|_| ApiError::bad_request("the body could not be read"))?;
             if let Some(data) = frame.data_ref() {
                 if kept.len() + data.len() > limit {
                     return Err(pipeline::too_large(limit));
@@ -173,13 +176,15 @@ async fn read_body(mut body: Incoming, limit: usize, timeout: Duration) -> BodyR
         }
         Ok(kept.freeze())
     };
-    tokio::time::timeout(timeout, read).await.unwrap_or_else(|_| {
-        Err(ApiError::new(
-            408,
-            "request_timeout",
-            format!("the body did not arrive within {} s", timeout.as_secs_f64()),
-        ))
-    })
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                408,
+                "request_timeout",
+                format!("the body did not arrive within {} s", timeout.as_secs_f64()),
+            ))
+        })
 }
 
 fn response(answer: Answer, request_id: &str) -> Response<Full<Bytes>> {
@@ -233,7 +238,10 @@ impl Backoff {
     async fn wait(&mut self, error: &std::io::Error) {
         self.failures += 1;
         self.delay = (self.delay * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        if self.logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+        if self
+            .logged
+            .is_none_or(|at| at.elapsed() >= Duration::from_secs(1))
+        {
             tracing::warn!(%error, failures = self.failures, "accept failed; retrying in {:?}", self.delay);
             self.logged = Some(Instant::now());
         }
@@ -309,7 +317,11 @@ impl Activity {
             if quiet >= limit_ms && self.busy.load(Ordering::Relaxed) == 0 {
                 return;
             }
-            let wait = if quiet >= limit_ms { limit_ms } else { limit_ms - quiet };
+            let wait = if quiet >= limit_ms {
+                limit_ms
+            } else {
+                limit_ms - quiet
+            };
             tokio::time::sleep(Duration::from_millis(wait.max(1))).await;
         }
     }

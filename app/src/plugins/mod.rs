@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use hooks_core::{Plugin, PluginManager, Tier};
-use hookspecs::prelude::*;
 use hookspecs::host::RouteTable;
+use hookspecs::prelude::*;
 use hookspecs::{PluginConfigs, RouteDef};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;

@@ -39,10 +39,9 @@ pub struct Bench;
 impl AppHooks for Bench {
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
         let routes = startup.routes();
-        routes.get(
-            "/json",
-            |_req: hookspecs::Request| async move { Ok(status_ok()) },
-        )?;
+        routes.get("/json", |_req: hookspecs::Request| async move {
+            Ok(status_ok())
+        })?;
         routes.get("/db", |req: hookspecs::Request| async move {
             sqlx::query("SELECT 1")
                 .execute(&mut *req.ctx().db().await?)

@@ -108,7 +108,12 @@ async fn no_credential_is_401_with_www_authenticate_without_reading_the_body() {
     let (answer, read) = call(&state, head("POST", "/api/users", None), "{}").await;
     assert_eq!((answer.status, read), (401, false));
     assert_eq!(header(&answer, "www-authenticate"), Some("Bearer"));
-    let (answer, read) = call(&state, head("POST", "/api/users", Some("Bearer wrong")), "{}").await;
+    let (answer, read) = call(
+        &state,
+        head("POST", "/api/users", Some("Bearer wrong")),
+        "{}",
+    )
+    .await;
     assert_eq!((answer.status, read), (401, false));
 }
 
@@ -125,11 +130,20 @@ async fn a_declared_length_over_the_limit_is_413_without_reading_the_body() {
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {
     let state = state(vec![]).await;
-    for auth in ["bearer admin-secret", "BEARER admin-secret", "Bearer  admin-secret "] {
+    for auth in [
+        "bearer admin-secret",
+        "BEARER admin-secret",
+        "Bearer  admin-secret ",
+    ] {
         let (answer, _) = call(&state, head("GET", "/api/users", Some(auth)), "").await;
         assert_eq!(answer.status, 200, "{auth}");
     }
-    let (answer, _) = call(&state, head("GET", "/api/users", Some("Basic admin-secret")), "").await;
+    let (answer, _) = call(
+        &state,
+        head("GET", "/api/users", Some("Basic admin-secret")),
+        "",
+    )
+    .await;
     assert_eq!(answer.status, 401);
 }
 
@@ -183,24 +197,48 @@ async fn malformed_json_is_400() {
 
 fn failing_routes() -> Vec<RouteDef> {
     vec![
-        RouteDef::new(Method::Get, "/plugins/t/fail", "t", Guard::Public, |_: Request| async {
-            Err::<Reply, _>(ApiError::internal("secret: SELECT * FROM users"))
-        }),
-        RouteDef::new(Method::Get, "/plugins/t/panic", "t", Guard::Public, |_: Request| async {
-            if true {
-                panic!("boom");
-            }
-            Ok(Reply::no_content())
-        }),
-        RouteDef::new(Method::Post, "/plugins/t/write-then-fail", "t", Guard::Public, |req: Request| async move {
-            sqlx::query("INSERT INTO users (username, email, created_at) VALUES ('x', 'x@y.z', 'now')")
+        RouteDef::new(
+            Method::Get,
+            "/plugins/t/fail",
+            "t",
+            Guard::Public,
+            |_: Request| async {
+                Err::<Reply, _>(ApiError::internal("secret: SELECT * FROM users"))
+            },
+        ),
+        RouteDef::new(
+            Method::Get,
+            "/plugins/t/panic",
+            "t",
+            Guard::Public,
+            |_: Request| async {
+                if true {
+                    panic!("boom");
+                }
+                Ok(Reply::no_content())
+            },
+        ),
+        RouteDef::new(
+            Method::Post,
+            "/plugins/t/write-then-fail",
+            "t",
+            Guard::Public,
+            |req: Request| async move {
+                sqlx::query(
+                    "INSERT INTO users (username, email, created_at) VALUES ('x', 'x@y.z', 'now')",
+                )
                 .execute(&mut *req.ctx().db().await?)
                 .await?;
-            Err::<Reply, _>(ApiError::conflict("changed my mind"))
-        }),
-        RouteDef::new(Method::Get, "/plugins/t/admin", "t", Guard::Admin, |_: Request| async {
-            Ok(Reply::ok(json!({"ok": true})))
-        }),
+                Err::<Reply, _>(ApiError::conflict("changed my mind"))
+            },
+        ),
+        RouteDef::new(
+            Method::Get,
+            "/plugins/t/admin",
+            "t",
+            Guard::Admin,
+            |_: Request| async { Ok(Reply::ok(json!({"ok": true}))) },
+        ),
     ]
 }
 
@@ -246,13 +284,34 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
         assert_eq!(answer.status, 201);
     }
     let (first, _) = call(&state, head("GET", "/api/users?limit=2", Some(ADMIN)), "").await;
-    let names: Vec<_> = first.body.as_ref().unwrap().as_array().unwrap().iter().map(|u| u["username"].clone()).collect();
+    let names: Vec<_> = first
+        .body
+        .as_ref()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].clone())
+        .collect();
     assert_eq!(names, [json!("a"), json!("b")]);
     let link = header(&first, "link").unwrap();
     assert_eq!(link, "</api/users?limit=2&after=2>; rel=\"next\"");
-    let (second, _) = call(&state, head("GET", "/api/users?limit=2&after=2", Some(ADMIN)), "").await;
+    let (second, _) = call(
+        &state,
+        head("GET", "/api/users?limit=2&after=2", Some(ADMIN)),
+        "",
+    )
+    .await;
     assert_eq!(second.body.as_ref().unwrap().as_array().unwrap().len(), 1);
     assert_eq!(header(&second, "link"), None);
-    let (bad, _) = call(&state, head("GET", "/api/users?limit=100000", Some(ADMIN)), "").await;
-    assert_eq!((bad.status, bad.body.unwrap()["error"]["field"].clone()), (422, json!("limit")));
+    let (bad, _) = call(
+        &state,
+        head("GET", "/api/users?limit=100000", Some(ADMIN)),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.body.unwrap()["error"]["field"].clone()),
+        (422, json!("limit"))
+    );
 }

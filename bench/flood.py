@@ -33,13 +33,13 @@ def hostile(port: int) -> socket.socket | None:
     return s
 
 
-def measure_flood(quick: bool) -> dict:
+def measure_flood(quick: bool, binary: Path = load.APP) -> dict:
     clients = 60 if quick else CLIENTS
     rounds = 1 if quick else 3
     with tempfile.TemporaryDirectory(prefix="bench-flood-") as tmp:
         work = Path(tmp)
         db = load.Database("sqlite", work)
-        app = load.App(load.APP, work, database=db, plugins_dir=load.ROOT / "plugins")
+        app = load.App(binary, work, database=db, plugins_dir=load.ROOT / "plugins")
         try:
             idle_kb = app.rss_kb()
             peaks = []
@@ -72,5 +72,10 @@ if __name__ == "__main__":
     import json
     import sys
 
-    load.build()
-    print(json.dumps(measure_flood("--quick" in sys.argv), indent=2))
+    # --debug: the debug build already there (no release build first).
+    if "--debug" in sys.argv:
+        binary = load.ROOT / "target" / "debug" / "app"
+    else:
+        load.build()
+        binary = load.APP
+    print(json.dumps(measure_flood("--quick" in sys.argv, binary), indent=2))

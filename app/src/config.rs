@@ -23,6 +23,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The `[http]` table: body limit, timeouts, connection cap.
     pub http: crate::http::Limits,
+    /// The `[database]` table: how operations that lost a race are re-run.
+    pub database: crate::db::Retry,
     /// The `[plugins]` table.
     pub plugins: PluginsConfig,
 }
@@ -62,6 +64,7 @@ impl Default for Config {
             database_url: None,
             admin_token: None,
             http: crate::http::Limits::default(),
+            database: crate::db::Retry::default(),
             plugins: PluginsConfig::default(),
         }
     }

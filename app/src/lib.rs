@@ -46,6 +46,10 @@ pub struct State {
     pub limits: http::Limits,
     /// Requests being answered: what a graceful shutdown waits for.
     pub in_flight: http::InFlight,
+    /// How operations that lost a race are run again, and how often they were.
+    pub retry: db::Retry,
+    /// See [`db::RetryStats`].
+    pub retries: db::RetryStats,
 }
 
 impl State {
@@ -54,8 +58,15 @@ impl State {
         hookspecs::host::context(uow, actor, self.services.clone(), self.configs.clone())
     }
 
-    /// The plugin report (admin endpoint).
+    /// The plugin report (admin endpoint), with how often operations were
+    /// run again after losing a race.
     pub fn plugin_report(&self) -> serde_json::Value {
-        plugins::report(&self.hooks, &self.loaded, self.router.routes())
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut report = plugins::report(&self.hooks, &self.loaded, self.router.routes());
+        report["operations"] = serde_json::json!({
+            "retried": self.retries.retried.load(Relaxed),
+            "gave_up": self.retries.gave_up.load(Relaxed),
+        });
+        report
     }
 }

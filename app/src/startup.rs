@@ -78,6 +78,8 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
         loaded,
         limits: config.http.clone(),
         in_flight: http::InFlight::default(),
+        retry: config.database.clone(),
+        retries: Default::default(),
     });
     let _ = slot.set(Arc::downgrade(&state));
     let shutdown = shutdown_signal().context("installing the signal handlers")?;

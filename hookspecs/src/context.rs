@@ -232,6 +232,8 @@ pub trait Services: Send + Sync {
     async fn get_space(&self, ctx: &HookContext, id: i64) -> Result<Space, ApiError>;
     /// A page of the spaces, by id ([`Page::all`] for every one).
     async fn list_spaces(&self, ctx: &HookContext, page: Page) -> Result<Vec<Space>, ApiError>;
+    /// The spaces directly inside space `parent_id`, by id.
+    async fn sub_spaces(&self, ctx: &HookContext, parent_id: i64) -> Result<Vec<Space>, ApiError>;
     /// Changes a space; fires `on_space_modified`.
     async fn update_space(
         &self,

@@ -573,6 +573,7 @@ impl TestApp {
 impl Client {
     /// Any request: `body` is sent as is (`None`: no body). Answers the
     /// status and the JSON body (`Null` if empty).
+    #[track_caller]
     pub fn raw(
         &self,
         method: &str,
@@ -580,6 +581,19 @@ impl Client {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Response {
+        self.try_raw(method, path, token, body)
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
+    }
+
+    /// [`raw`](Self::raw), or the transport's error (the server is gone,
+    /// the connection broke) instead of a panic.
+    pub fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<Response, String> {
         let mut req = self.agent.request(method, &format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.set("Authorization", &format!("Bearer {token}"));
@@ -592,17 +606,29 @@ impl Client {
         };
         let response = match outcome {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-            Err(error) => panic!("{method} {path}: {error}"),
+            Err(error) => return Err(error.to_string()),
         };
         let status = response.status();
-        let text = response.into_string().expect("a readable body");
+        let text = response.into_string().map_err(|e| e.to_string())?;
         let json = if text.trim().is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text:?}"))
         };
-        (status, json)
+        Ok((status, json))
+    }
+
+    /// A request with an optional JSON body; `None` if the transport failed.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Option<Response> {
+        self.try_raw(method, path, token, body.map(Value::to_string).as_deref())
+            .ok()
     }
 
     /// A request with an optional JSON body.

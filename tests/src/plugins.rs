@@ -4,7 +4,8 @@
 //!   hook they receive into `plugin_recorder_events`, inside the operation's
 //!   transaction. `recorder` also adds routes under `/plugins/recorder/`.
 //! - `failing` fails, panics or answers 409 in `on_user_created` for
-//!   usernames starting with `fail-`, `panic-` or `conflict-`, and fails
+//!   usernames starting with `fail-`, `panic-` or `conflict-` (and raises a
+//!   serialization failure once for `retry-`), and fails
 //!   `on_space_created` for space names containing `fail-`.
 //! - `cascade` creates a space through the services for `auto-` users, and
 //!   recurses endlessly for `loop-N` users.
@@ -265,13 +266,34 @@ pub struct Second;
 
 recording_plugin!(Second, "second", 0, {});
 
-/// Fails `on_user_created` on demand, by username prefix.
+/// Fails `on_user_created` on demand, by username prefix; for `retry-`
+/// users, with a serialization failure, the first time only.
 pub struct Failing;
+
+/// Whether this is the first time `name` is seen (in this process).
+fn first_attempt(name: &str) -> bool {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let first = !seen.iter().any(|s| s == name);
+    if first {
+        seen.push(name.to_owned());
+    }
+    first
+}
 
 #[hookimpl]
 impl AppHooks for Failing {
-    async fn on_user_created(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
+    async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
         let name = user.username.as_str();
+        if name.starts_with("retry-") && first_attempt(name) {
+            // What a real serialization failure looks like to the app
+            // (PostgreSQL only): the operation must be run again whole.
+            sqlx::query(
+                "DO $$ BEGIN RAISE EXCEPTION 'simulated' USING ERRCODE = 'serialization_failure'; END $$",
+            )
+            .execute(&mut *ctx.db().await?)
+            .await?;
+        }
         if name.starts_with("fail-") {
             return Err(hooks_core::anyhow::anyhow!("refusing {name}"));
         }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -171,6 +172,11 @@ async fn operate(
     })
 }
 
+/// Runs the operation, again from the start each time it loses a race
+/// with a concurrent one (PostgreSQL's serialization failures and
+/// deadlocks), a bounded number of times with jittered backoff; then 503.
+/// Each run has a unit of work of its own: what a lost run wrote is rolled
+/// back, so its hooks ran but left nothing.
 async fn attempt(
     state: Arc<State>,
     route: RouteDef,
@@ -178,6 +184,43 @@ async fn attempt(
     identity: Option<Identity>,
 ) -> Result<Reply, ApiError> {
     let _running = state.in_flight.enter();
+    let mut run = 1;
+    loop {
+        let error = match once(&state, &route, &parts, identity.clone()).await {
+            Err(error) if error.is_race() => error,
+            outcome => return outcome,
+        };
+        if run >= state.retry.max_attempts {
+            state.retries.gave_up.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                runs = run,
+                "giving up after losing every run to concurrent operations: {error}"
+            );
+            return Err(ApiError::new(
+                503,
+                "busy",
+                "the operation kept colliding with concurrent ones; try again",
+            ));
+        }
+        state.retries.retried.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            run,
+            "running {} {} again: {error}",
+            route.method.as_str(),
+            route.path
+        );
+        tokio::time::sleep(state.retry.backoff(run)).await;
+        run += 1;
+    }
+}
+
+/// One run of the handler in a fresh unit of work.
+async fn once(
+    state: &State,
+    route: &RouteDef,
+    parts: &RequestParts,
+    identity: Option<Identity>,
+) -> Result<Reply, ApiError> {
     let ctx = state.context(state.db.begin(route.method.writes()), identity);
     // A handler is plugin code or ours; a panic in either is its failure,
     // not the process's.

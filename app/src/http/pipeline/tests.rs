@@ -45,6 +45,11 @@ async fn state(extra: Vec<RouteDef>) -> Arc<State> {
             ..Limits::default()
         },
         in_flight: InFlight::default(),
+        retry: crate::db::Retry {
+            max_attempts: 4,
+            backoff_ms: 1,
+        },
+        retries: Default::default(),
     });
     let _ = slot.set(Arc::downgrade(&state));
     state
@@ -314,4 +319,69 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
         (bad.status, bad.body.unwrap()["error"]["field"].clone()),
         (422, json!("limit"))
     );
+}
+
+/// A route that writes a row, then loses a race on its first `losses` runs.
+fn racing_route(losses: usize, runs: Arc<std::sync::atomic::AtomicUsize>) -> RouteDef {
+    RouteDef::new(
+        Method::Post,
+        "/plugins/t/race",
+        "t",
+        Guard::Public,
+        move |req: Request| {
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let name = format!("run{run}");
+                sqlx::query(
+                    "INSERT INTO users (username, email, created_at) VALUES ($1, $2, 'now')",
+                )
+                .bind(&name)
+                .bind(format!("{name}@example.org"))
+                .execute(&mut *req.ctx().db().await?)
+                .await?;
+                if run <= losses {
+                    return Err(ApiError::race("simulated"));
+                }
+                Ok(Reply::created(json!({"run": run})))
+            }
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_lost_race_runs_the_whole_operation_again_and_only_the_last_run_counts() {
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let state = state(vec![racing_route(2, runs.clone())]).await;
+    let (answer, _) = call(&state, head("POST", "/plugins/t/race", None), "").await;
+    assert_eq!(
+        (answer.status, answer.body.unwrap()),
+        (201, json!({"run": 3}))
+    );
+    let (users, _) = call(&state, head("GET", "/api/users", Some(ADMIN)), "").await;
+    let names: Vec<_> = users
+        .body
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].clone())
+        .collect();
+    assert_eq!(names, [json!("run3")], "the lost runs left nothing");
+    assert_eq!(state.retries.retried.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn when_every_run_loses_the_answer_is_503_with_retry_after_and_nothing_is_written() {
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let state = state(vec![racing_route(usize::MAX, runs.clone())]).await;
+    let (answer, _) = call(&state, head("POST", "/plugins/t/race", None), "").await;
+    assert_eq!((answer.status, code(&answer)), (503, "busy"));
+    assert_eq!(header(&answer, "retry-after"), Some("1"));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        state.retry.max_attempts as usize
+    );
+    assert_eq!(state.retries.gave_up.load(Ordering::Relaxed), 1);
+    let (users, _) = call(&state, head("GET", "/api/users", Some(ADMIN)), "").await;
+    assert_eq!(users.body.unwrap(), json!([]));
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod plugins;
+pub mod policy;
 pub mod services;
 mod startup;
 

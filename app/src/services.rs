@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use hooks_core::PluginManager;
 use hookspecs::now;
 use hookspecs::{
-    Access, ApiError, AppHooks, HookContext, Membership, NewSpace, NewUser, Page, Role, Services,
-    Space, SpacePatch, User, UserPatch,
+    Access, AccessCheck, Action, ApiError, AppHooks, Decision, HookContext, Membership, NewSpace,
+    NewUser, Page, Resource, Role, Services, Space, SpacePatch, User, UserPatch,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -240,9 +240,117 @@ impl AppServices {
     }
 }
 
+/// `ctx` with the application's authority: for the steps of an operation
+/// already authorized as a whole, and for the hooks it fires.
+fn app(ctx: &HookContext) -> HookContext {
+    hookspecs::host::app_authority(ctx)
+}
+
+fn forbidden() -> ApiError {
+    ApiError::forbidden("not allowed")
+}
+
+fn no_parent(id: i64) -> ApiError {
+    ApiError::invalid("parent_id", format!("no space with id {id}"))
+}
+
+impl AppServices {
+    /// The `authorize` hook's answer for what `ctx`'s actor is about to do;
+    /// inside hooks (the application's authority) there is nothing to ask.
+    async fn decide(
+        &self,
+        ctx: &HookContext,
+        action: Action,
+        resource: Resource,
+    ) -> Result<Decision, ApiError> {
+        if !ctx.is_checked() {
+            return Ok(Decision::Allow);
+        }
+        let check = AccessCheck {
+            who: ctx.actor().cloned(),
+            action,
+            resource,
+        };
+        let answer = self.hooks.hook().authorize(&check, &app(ctx)).await?;
+        Ok(answer.map_or_else(|| Decision::Deny("nothing allows it".into()), |a| a.value))
+    }
+
+    /// [`decide`](Self::decide), as an error when refused: 403 naming the
+    /// action, or `hidden()` (the 404 of a resource that does not exist)
+    /// when the caller may not even see it.
+    async fn allow(
+        &self,
+        ctx: &HookContext,
+        action: Action,
+        resource: Resource,
+        hidden: impl FnOnce() -> ApiError,
+    ) -> Result<(), ApiError> {
+        match self.decide(ctx, action, resource).await? {
+            Decision::Allow => Ok(()),
+            Decision::Deny(reason) => Err(ApiError::forbidden(format!(
+                "not allowed to {}: {reason}",
+                action.as_str()
+            ))
+            .with("action", action.as_str())),
+            Decision::Hide => Err(hidden()),
+        }
+    }
+
+    /// `user` as the caller may see them: `None` if hidden, the e-mail
+    /// address blanked unless they may read it.
+    async fn reveal_user(
+        &self,
+        ctx: &HookContext,
+        mut user: User,
+    ) -> Result<Option<User>, ApiError> {
+        if self
+            .decide(ctx, Action::ReadUser, Resource::User(user.clone()))
+            .await?
+            != Decision::Allow
+        {
+            return Ok(None);
+        }
+        if self
+            .decide(ctx, Action::ReadEmail, Resource::User(user.clone()))
+            .await?
+            != Decision::Allow
+        {
+            user.email = String::new();
+        }
+        Ok(Some(user))
+    }
+
+    /// The spaces of `found` the caller may see.
+    async fn visible(&self, ctx: &HookContext, found: Vec<Space>) -> Result<Vec<Space>, ApiError> {
+        let mut shown = Vec::new();
+        for s in found {
+            if self
+                .decide(ctx, Action::ReadSpace, Resource::Space(s.clone()))
+                .await?
+                == Decision::Allow
+            {
+                shown.push(s);
+            }
+        }
+        Ok(shown)
+    }
+
+    async fn may_list_members(&self, ctx: &HookContext, space_id: i64) -> Result<bool, ApiError> {
+        let Some(space) = self.find_space(ctx, space_id).await? else {
+            return Ok(false);
+        };
+        Ok(self
+            .decide(ctx, Action::ListMembers, Resource::Space(space))
+            .await?
+            == Decision::Allow)
+    }
+}
+
 #[async_trait]
 impl Services for AppServices {
     async fn create_user(&self, ctx: &HookContext, new: NewUser) -> Result<User, ApiError> {
+        self.allow(ctx, Action::CreateUser, Resource::Users, forbidden)
+            .await?;
         check_username(&new.username)?;
         check_email(&new.email)?;
         check_display_name(new.display_name.as_deref())?;
@@ -259,20 +367,29 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &["username", "email"]))?;
         let created = user(&row)?;
-        fire!(self.on_user_created(&created, ctx));
+        fire!(self.on_user_created(&created, &app(ctx)));
         Ok(created)
     }
 
     async fn get_user(&self, ctx: &HookContext, id: i64) -> Result<User, ApiError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
-        select_one(ctx, &sql, &[id], user)
+        let found = select_one(ctx, &sql, &[id], user)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user", id))?;
+        self.reveal_user(ctx, found)
             .await?
             .ok_or_else(|| ApiError::not_found("user", id))
     }
 
     async fn list_users(&self, ctx: &HookContext, page: Page) -> Result<Vec<User>, ApiError> {
+        self.allow(ctx, Action::ListUsers, Resource::Users, forbidden)
+            .await?;
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
-        select(ctx, &sql, &paged(page), user).await
+        let mut shown = Vec::new();
+        for found in select(ctx, &sql, &paged(page), user).await? {
+            shown.extend(self.reveal_user(ctx, found).await?);
+        }
+        Ok(shown)
     }
 
     async fn update_user(
@@ -281,7 +398,14 @@ impl Services for AppServices {
         id: i64,
         patch: UserPatch,
     ) -> Result<User, ApiError> {
-        let before = self.get_user(ctx, id).await?;
+        let before = self.get_user(&app(ctx), id).await?;
+        self.allow(
+            ctx,
+            Action::UpdateUser,
+            Resource::User(before.clone()),
+            forbidden,
+        )
+        .await?;
         let mut after = before.clone();
         if let Some(username) = patch.username {
             check_username(&username)?;
@@ -306,16 +430,24 @@ impl Services for AppServices {
         .await
         .map_err(|e| conflict(e, &["username", "email"]))?;
         deleted_one(done, "user", id)?;
-        fire!(self.on_user_modified(&before, &after, ctx));
+        fire!(self.on_user_modified(&before, &after, &app(ctx)));
         Ok(after)
     }
 
     async fn delete_user(&self, ctx: &HookContext, id: i64) -> Result<(), ApiError> {
-        let gone = self.get_user(ctx, id).await?;
+        let inner = app(ctx);
+        let gone = self.get_user(&inner, id).await?;
+        self.allow(
+            ctx,
+            Action::DeleteUser,
+            Resource::User(gone.clone()),
+            forbidden,
+        )
+        .await?;
         // One at a time, asking again each time: a hook of one removal may
         // remove others (child_removal does).
-        while let Some(m) = self.memberships_of(ctx, id).await?.into_iter().next() {
-            self.delete_member(ctx, m.space_id, m.user_id).await?;
+        while let Some(m) = self.memberships_of(&inner, id).await?.into_iter().next() {
+            self.delete_member(&inner, m.space_id, m.user_id).await?;
         }
         let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
@@ -323,14 +455,26 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &[]))?;
         deleted_one(done, "user", id)?;
-        fire!(self.on_user_deleted(&gone, ctx));
+        fire!(self.on_user_deleted(&gone, &inner));
         Ok(())
     }
 
     async fn create_space(&self, ctx: &HookContext, new: NewSpace) -> Result<Space, ApiError> {
         check_space_name(&new.name)?;
-        if let Some(parent) = new.parent_id {
-            self.check_parent(ctx, None, parent).await?;
+        let parent = new.parent_id;
+        // A parent the caller may not see is answered like one that does
+        // not exist.
+        let hidden = || no_parent(parent.unwrap_or_default());
+        self.allow(
+            ctx,
+            Action::CreateSpace,
+            Resource::NewSpace(new.clone()),
+            hidden,
+        )
+        .await?;
+        let inner = app(ctx);
+        if let Some(parent) = parent {
+            self.check_parent(&inner, None, parent).await?;
         }
         let sql = format!(
             "INSERT INTO spaces (name, parent_id, access, default_role, created_at) \
@@ -346,24 +490,42 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &[]))?;
         let created = space(&row)?;
-        fire!(self.on_space_created(&created, ctx));
+        fire!(self.on_space_created(&created, &inner));
+        // Its creator manages it (after the hooks: autoinvite may have made
+        // them a member with the space's default role already).
+        if let Some(me) = ctx.actor().and_then(|a| a.user_id) {
+            self.put_member(&inner, created.id, me, Role::SpaceManager)
+                .await?;
+        }
         Ok(created)
     }
 
     async fn get_space(&self, ctx: &HookContext, id: i64) -> Result<Space, ApiError> {
-        self.find_space(ctx, id)
+        let found = self
+            .find_space(ctx, id)
             .await?
-            .ok_or_else(|| ApiError::not_found("space", id))
+            .ok_or_else(|| ApiError::not_found("space", id))?;
+        let hidden = || ApiError::not_found("space", id);
+        self.allow(
+            ctx,
+            Action::ReadSpace,
+            Resource::Space(found.clone()),
+            hidden,
+        )
+        .await?;
+        Ok(found)
     }
 
     async fn list_spaces(&self, ctx: &HookContext, page: Page) -> Result<Vec<Space>, ApiError> {
         let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE id > $1 ORDER BY id LIMIT $2");
-        select(ctx, &sql, &paged(page), space).await
+        let found = select(ctx, &sql, &paged(page), space).await?;
+        self.visible(ctx, found).await
     }
 
     async fn sub_spaces(&self, ctx: &HookContext, parent_id: i64) -> Result<Vec<Space>, ApiError> {
         let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE parent_id = $1 ORDER BY id");
-        select(ctx, &sql, &[parent_id], space).await
+        let found = select(ctx, &sql, &[parent_id], space).await?;
+        self.visible(ctx, found).await
     }
 
     async fn update_space(
@@ -373,6 +535,14 @@ impl Services for AppServices {
         patch: SpacePatch,
     ) -> Result<Space, ApiError> {
         let before = self.get_space(ctx, id).await?;
+        let hidden = || ApiError::not_found("space", id);
+        self.allow(
+            ctx,
+            Action::UpdateSpace,
+            Resource::Space(before.clone()),
+            hidden,
+        )
+        .await?;
         let mut after = before.clone();
         if let Some(name) = patch.name {
             check_space_name(&name)?;
@@ -380,7 +550,17 @@ impl Services for AppServices {
         }
         if let Some(parent) = patch.parent_id {
             if let Some(parent) = parent {
-                self.check_parent(ctx, Some(id), parent).await?;
+                // Moving a space under another is creating a sub-space there.
+                let moved = NewSpace {
+                    name: after.name.clone(),
+                    parent_id: Some(parent),
+                    access: after.access,
+                    default_role: Some(after.default_role),
+                };
+                let hidden = || no_parent(parent);
+                self.allow(ctx, Action::CreateSpace, Resource::NewSpace(moved), hidden)
+                    .await?;
+                self.check_parent(&app(ctx), Some(id), parent).await?;
             }
             after.parent_id = parent;
         }
@@ -402,17 +582,26 @@ impl Services for AppServices {
         .await
         .map_err(|e| conflict(e, &[]))?;
         deleted_one(done, "space", id)?;
-        fire!(self.on_space_modified(&before, &after, ctx));
+        fire!(self.on_space_modified(&before, &after, &app(ctx)));
         Ok(after)
     }
 
     async fn delete_space(&self, ctx: &HookContext, id: i64) -> Result<(), ApiError> {
         let gone = self.get_space(ctx, id).await?;
-        for child in self.sub_spaces(ctx, id).await? {
-            self.delete_space(ctx, child.id).await?;
+        let hidden = || ApiError::not_found("space", id);
+        self.allow(
+            ctx,
+            Action::DeleteSpace,
+            Resource::Space(gone.clone()),
+            hidden,
+        )
+        .await?;
+        let inner = app(ctx);
+        for child in self.sub_spaces(&inner, id).await? {
+            self.delete_space(&inner, child.id).await?;
         }
-        while let Some(m) = self.list_members(ctx, id, Page::first(1)).await?.pop() {
-            self.delete_member(ctx, m.space_id, m.user_id).await?;
+        while let Some(m) = self.list_members(&inner, id, Page::first(1)).await?.pop() {
+            self.delete_member(&inner, m.space_id, m.user_id).await?;
         }
         let done = sqlx::query("DELETE FROM spaces WHERE id = $1")
             .bind(id)
@@ -420,7 +609,7 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &[]))?;
         deleted_one(done, "space", id)?;
-        fire!(self.on_space_deleted(&gone, ctx));
+        fire!(self.on_space_deleted(&gone, &inner));
         Ok(())
     }
 
@@ -431,9 +620,13 @@ impl Services for AppServices {
         user_id: i64,
         role: Role,
     ) -> Result<(Membership, bool), ApiError> {
-        self.get_space(ctx, space_id).await?;
-        self.get_user(ctx, user_id).await?;
-        match self.get_member(ctx, space_id, user_id).await? {
+        let space = self.get_space(ctx, space_id).await?;
+        let resource = Resource::Membership { space, user_id };
+        let hidden = || ApiError::not_found("space", space_id);
+        self.allow(ctx, Action::PutMember, resource, hidden).await?;
+        let inner = app(ctx);
+        self.get_user(&inner, user_id).await?;
+        match self.get_member(&inner, space_id, user_id).await? {
             None => {
                 // A concurrent operation may have added it since we looked:
                 // then this run lost a race and is run again (and finds it).
@@ -451,7 +644,7 @@ impl Services for AppServices {
                     .map_err(|e| conflict(e, &[]))?
                     .ok_or_else(|| ApiError::race("the membership was added concurrently"))?;
                 let created = membership(&row)?;
-                fire!(self.on_membership_created(&created, ctx));
+                fire!(self.on_membership_created(&created, &inner));
                 Ok((created, true))
             }
             Some(before) if before.role == role => Ok((before, false)),
@@ -471,7 +664,7 @@ impl Services for AppServices {
                     role,
                     ..before.clone()
                 };
-                fire!(self.on_membership_modified(&before, &after, ctx));
+                fire!(self.on_membership_modified(&before, &after, &inner));
                 Ok((after, false))
             }
         }
@@ -483,7 +676,10 @@ impl Services for AppServices {
         space_id: i64,
         page: Page,
     ) -> Result<Vec<Membership>, ApiError> {
-        self.get_space(ctx, space_id).await?;
+        let space = self.get_space(ctx, space_id).await?;
+        let hidden = || ApiError::not_found("space", space_id);
+        self.allow(ctx, Action::ListMembers, Resource::Space(space), hidden)
+            .await?;
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM memberships \
              WHERE space_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3"
@@ -500,7 +696,18 @@ impl Services for AppServices {
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM memberships WHERE user_id = $1 ORDER BY space_id"
         );
-        select(ctx, &sql, &[user_id], membership).await
+        let found = select(ctx, &sql, &[user_id], membership).await?;
+        if !ctx.is_checked() {
+            return Ok(found);
+        }
+        // Only the memberships of spaces whose member list the caller may see.
+        let mut shown = Vec::new();
+        for m in found {
+            if self.may_list_members(ctx, m.space_id).await? {
+                shown.push(m);
+            }
+        }
+        Ok(shown)
     }
 
     async fn get_member(
@@ -509,6 +716,9 @@ impl Services for AppServices {
         space_id: i64,
         user_id: i64,
     ) -> Result<Option<Membership>, ApiError> {
+        if ctx.is_checked() && !self.may_list_members(ctx, space_id).await? {
+            return Err(ApiError::not_found("space", space_id));
+        }
         let sql = format!(
             "SELECT {MEMBER_COLUMNS} FROM memberships WHERE space_id = $1 AND user_id = $2"
         );
@@ -521,7 +731,13 @@ impl Services for AppServices {
         space_id: i64,
         user_id: i64,
     ) -> Result<(), ApiError> {
-        let Some(gone) = self.get_member(ctx, space_id, user_id).await? else {
+        let space = self.get_space(ctx, space_id).await?;
+        let resource = Resource::Membership { space, user_id };
+        let hidden = || ApiError::not_found("space", space_id);
+        self.allow(ctx, Action::DeleteMember, resource, hidden)
+            .await?;
+        let inner = app(ctx);
+        let Some(gone) = self.get_member(&inner, space_id, user_id).await? else {
             return Err(ApiError::new(
                 404,
                 "not_found",
@@ -534,7 +750,7 @@ impl Services for AppServices {
             .execute(&mut *ctx.db().await?)
             .await?;
         deleted_one(done, "membership", format!("{space_id}/{user_id}"))?;
-        fire!(self.on_membership_deleted(&gone, ctx));
+        fire!(self.on_membership_deleted(&gone, &inner));
         Ok(())
     }
 }

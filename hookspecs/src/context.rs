@@ -144,6 +144,10 @@ pub struct PluginConfigs(pub HashMap<String, Value>);
 pub struct HookContext {
     uow: Arc<UnitOfWork>,
     actor: Option<Identity>,
+    /// Whether the services ask `authorize` before acting for `actor`
+    /// (a request's context), or act with the application's authority (the
+    /// context a hook gets).
+    checked: bool,
     services: Arc<dyn Services>,
     configs: Arc<PluginConfigs>,
 }
@@ -158,17 +162,41 @@ impl HookContext {
         HookContext {
             uow,
             actor,
+            checked: true,
             services,
             configs,
         }
     }
 
-    /// The same unit of work, acting as `actor`.
+    /// The same unit of work, acting as `actor` with `actor`'s rights: what
+    /// the services do through the returned context is authorized for
+    /// `actor` (`authorize`), as if `actor` had asked the API.
+    ///
+    /// Inside a hook, `ctx` acts with the application's authority, so that
+    /// a plugin keeping an invariant (autoinvite, parent_access) works for
+    /// every user; `ctx.acting_as(ctx.actor().cloned())` gives that up and
+    /// acts as the user who caused the hook.
     pub fn acting_as(&self, actor: Option<Identity>) -> Self {
         HookContext {
             actor,
+            checked: true,
             ..self.clone()
         }
+    }
+
+    /// The same unit of work and actor, with the application's authority:
+    /// what hooks get.
+    pub(crate) fn with_app_authority(&self) -> Self {
+        HookContext {
+            checked: false,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the services authorize what is done through this context
+    /// (see [`HookContext::acting_as`]); `false` inside hooks.
+    pub fn is_checked(&self) -> bool {
+        self.checked
     }
 
     pub(crate) fn unit_of_work(&self) -> &Arc<UnitOfWork> {

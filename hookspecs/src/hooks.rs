@@ -2,6 +2,7 @@
 
 use hooks_core::prelude::*;
 
+use crate::authz::{AccessCheck, Decision};
 use crate::context::HookContext;
 use crate::http::Startup;
 use crate::model::{Identity, Membership, Space, User};
@@ -37,6 +38,22 @@ pub trait AppHooks {
     /// (`trylast`) accepts the admin token.
     #[hookspec(firstresult)]
     async fn authenticate(&self, token: &str, ctx: &HookContext) -> HookResult<Option<Identity>>;
+
+    /// May `check.who` do `check.action` to `check.resource`? Asked by
+    /// every operation of the services before it changes or reveals
+    /// anything, for a request's identity (inside hooks the application's
+    /// authority applies, unless a plugin chose
+    /// [`HookContext::acting_as`]). The first plugin with an opinion
+    /// decides: [`Decision::Allow`], [`Decision::Deny`] (403) or
+    /// [`Decision::Hide`] (404, as if it did not exist); `None` passes. The
+    /// application's default policy (`trylast`) answers last: the roles, as
+    /// README's "Who may do what" tabulates.
+    #[hookspec(firstresult)]
+    async fn authorize(
+        &self,
+        check: &AccessCheck,
+        ctx: &HookContext,
+    ) -> HookResult<Option<Decision>>;
 
     /// A user was created.
     async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()>;

@@ -37,6 +37,11 @@ pub fn context(
     HookContext::new(uow, actor, services, configs)
 }
 
+/// `ctx` with the application's authority: what a hook gets.
+pub fn app_authority(ctx: &HookContext) -> HookContext {
+    ctx.with_app_authority()
+}
+
 /// The unit of work of `ctx`, to commit or roll back when the operation ends.
 pub fn unit_of_work(ctx: &HookContext) -> &Arc<UnitOfWork> {
     ctx.unit_of_work()

@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+mod authz;
 mod context;
 mod error;
 mod export;
@@ -48,6 +49,7 @@ mod http;
 mod model;
 mod util;
 
+pub use authz::{AccessCheck, Action, Decision, Resource};
 pub use context::{DbGuard, HookContext, Services};
 pub use error::ApiError;
 pub use export::Migration;
@@ -74,8 +76,8 @@ pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
 /// Everything a plugin usually needs in scope.
 pub mod prelude {
     pub use crate::{
-        Access, ApiError, AppHooks, HookContext, Identity, Membership, Page, Reply, Request, Role,
-        Services, Space, Startup, User,
+        Access, AccessCheck, Action, ApiError, AppHooks, Decision, HookContext, Identity,
+        Membership, Page, Reply, Request, Resource, Role, Services, Space, Startup, User,
     };
     pub use hooks_core::prelude::*;
     pub use serde_json::json;

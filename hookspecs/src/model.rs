@@ -9,7 +9,9 @@ pub struct User {
     pub id: i64,
     /// Unique login name.
     pub username: String,
-    /// Unique e-mail address.
+    /// Unique e-mail address; empty (and left out of JSON) where the
+    /// caller may not see it (only the user and the admin do).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub email: String,
     /// Name shown to others, if set.
     pub display_name: Option<String>,
@@ -119,7 +121,7 @@ pub struct Space {
 }
 
 /// `POST /api/spaces`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSpace {
     /// Display name (1 to 200 characters).

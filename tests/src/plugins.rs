@@ -10,6 +10,7 @@
 //! - `cascade` creates a space through the services for `auto-` users, and
 //!   recurses endlessly for `loop-N` users.
 //! - `tokens` recognises `user-token` as a non-admin identity for user 1.
+//! - `gate` takes part in `authorize` (see [`Gate`]).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<(String, Plugin<dyn AppHooks>)> {
         ("failing".into(), Plugin::new(Failing)),
         ("cascade".into(), Plugin::new(Cascade)),
         ("recorder".into(), Plugin::new(Recorder::default())),
+        ("gate".into(), Plugin::new(Gate)),
     ]
 }
 
@@ -355,5 +357,33 @@ impl AppHooks for Tokens {
             admin: false,
             via: "tokens".into(),
         }))
+    }
+}
+
+/// Takes part in authorization: forbids spaces named `forbidden-*` (which
+/// the default policy allows) and lets user 1 delete `deletable-*` users
+/// (which it does not); no opinion otherwise.
+pub struct Gate;
+
+#[hookimpl]
+impl AppHooks for Gate {
+    async fn authorize(
+        &self,
+        check: &AccessCheck,
+        _ctx: &HookContext,
+    ) -> HookResult<Option<Decision>> {
+        Ok(match (&check.action, &check.resource) {
+            (Action::CreateSpace, Resource::NewSpace(new))
+                if new.name.starts_with("forbidden-") =>
+            {
+                Some(Decision::Deny("the gate says no".into()))
+            }
+            (Action::DeleteUser, Resource::User(user))
+                if check.user_id() == Some(1) && user.username.starts_with("deletable-") =>
+            {
+                Some(Decision::Allow)
+            }
+            _ => None,
+        })
     }
 }

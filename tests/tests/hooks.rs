@@ -49,20 +49,24 @@ e2e! {
         assert_both_in_order(&events, "on_space_created", id(&space));
         assert_eq!(events[0]["detail"], space);
         assert_eq!(events[1]["actor"], "user-1");
+        // Its creator became its space manager, after the space's own hooks.
+        assert_both_in_order(&events[2..], "on_membership_created", id(&space));
+        assert_eq!(events[2]["detail"]["role"], "space_manager");
 
         let path = format!("/api/spaces/{}/members/{}", id(&space), id(&ada));
         let membership = expect(201, app.put(&path, ADMIN, json!({"role": "reader"})));
-        let events = app.events()[4..].to_vec();
+        let events = app.events()[6..].to_vec();
         assert_both_in_order(&events, "on_membership_created", id(&space));
         assert_eq!(events[0]["detail"], membership);
 
+        // user-1 manages the space it created: it may remove members.
         expect(204, app.delete(&path, USER));
-        let events = app.events()[6..].to_vec();
+        let events = app.events()[8..].to_vec();
         assert_both_in_order(&events, "on_membership_deleted", id(&space));
         assert_eq!(events[0]["detail"], membership);
         assert_eq!(events[0]["actor"], "user-1");
         // The rows are in the plugin's own table, committed.
-        assert_eq!(app.db.count("SELECT COUNT(*) FROM plugin_recorder_events"), 8);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM plugin_recorder_events"), 10);
     }
 
     fn modified_hooks_get_before_and_after(backend) {

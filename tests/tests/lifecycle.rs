@@ -57,7 +57,8 @@ e2e! {
         let path = format!("/plugins/recorder/slow-write?dir={}", app.dir().display());
         write!(
             socket,
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+             Content-Length: 0\r\n\r\n"
         )
         .unwrap();
         // The operation wrote its user and is sleeping: the client leaves.

@@ -139,10 +139,15 @@ e2e! {
     fn a_plugin_handler_acts_through_the_services_in_its_unit_of_work(backend) {
         let app = TestApp::start(backend);
         let body = json!({"username": "via-plugin", "email": "vp@example.org"});
-        let created = expect(201, app.post("/plugins/recorder/users", USER, body.clone()));
+        // The handler acts as its caller, with the caller's rights: user-1
+        // may not create users, so it may not through the route either.
+        let refused = expect_error(403, "forbidden", app.post("/plugins/recorder/users", USER, body.clone()));
+        assert_eq!(refused["action"], "user.create");
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 0);
+        let created = expect(201, app.post("/plugins/recorder/users", ADMIN, body.clone()));
         assert_eq!(created["username"], "via-plugin");
         assert_eq!(app.event_keys(0), [key("recorder", "on_user_created", id(&created)), key("second", "on_user_created", id(&created))]);
-        assert!(app.events().iter().all(|e| e["actor"] == "user-1"));
+        assert!(app.events().iter().all(|e| e["actor"] == "admin"));
 
         // A handler that fails after writing leaves nothing.
         let other = json!({"username": "rolled-back", "email": "rb@example.org"});

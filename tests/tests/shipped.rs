@@ -139,6 +139,10 @@ e2e! {
         assert_eq!(page["entries"][0]["entity"], format!("space {s} user {ada}"));
         expect_error(422, "invalid", app.get("/plugins/audit_log/entries?limit=-1", ADMIN));
         expect_error(401, "unauthorized", app.get("/plugins/audit_log/entries", None));
+        // An ordinary user's key does not read everyone's events.
+        let key = expect(201, app.post("/plugins/api_keys/keys", ADMIN, json!({"user_id": ada})));
+        let key = key["key"].as_str().unwrap().to_owned();
+        expect_error(403, "forbidden", app.get("/plugins/audit_log/entries", Some(&key)));
         // A rolled-back operation leaves no entry.
         let dup = json!({"username": "ada", "email": "other@example.org"});
         expect_error(409, "conflict", app.post("/api/users", ADMIN, dup));

@@ -123,8 +123,8 @@ async fn identify(
 ) -> Result<Option<Identity>, ApiError> {
     let identity = match authorization.and_then(bearer) {
         Some(token) => {
-            let uow = state.db.begin(false);
-            let ctx = state.context(uow.clone(), None);
+            // Recognising a credential is the application's own business.
+            let ctx = host::app_authority(&state.context(state.db.begin(false), None));
             let outcome = state.hooks.hook().authenticate(token, &ctx).await;
             finish(&ctx, outcome.map_err(ApiError::from))
                 .await?

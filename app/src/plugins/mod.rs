@@ -18,7 +18,8 @@ use subtle::ConstantTimeEq;
 /// The name of the app's own plugin.
 pub const APP_PLUGIN: &str = "app";
 
-/// The app's own hook implementations: the admin token.
+/// The app's own hook implementations: the admin token, and the default
+/// authorization policy ([`crate::policy`]), both answering last.
 pub struct AdminToken {
     token: String,
 }
@@ -42,6 +43,16 @@ impl AppHooks for AdminToken {
             admin: true,
             via: APP_PLUGIN.into(),
         }))
+    }
+
+    /// Last, so that any plugin with an opinion decides first.
+    #[hookimpl(trylast)]
+    async fn authorize(
+        &self,
+        check: &AccessCheck,
+        ctx: &HookContext,
+    ) -> HookResult<Option<Decision>> {
+        Ok(Some(crate::policy::decide(check, ctx).await?))
     }
 }
 

@@ -71,16 +71,27 @@ impl AppHooks for ApiKeys {
             .fetch_optional(&mut *ctx.db().await?)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let user = ctx
-            .services()
-            .get_user(ctx, row.try_get("user_id")?)
-            .await?;
+        // A key whose user is gone recognises nobody (401), like no key.
+        let user = match ctx.services().get_user(ctx, row.try_get("user_id")?).await {
+            Ok(user) => user,
+            Err(error) if error.status == 404 => return Ok(None),
+            Err(error) => return Err(error.into()),
+        };
         Ok(Some(Identity {
             user_id: Some(user.id),
             name: user.username,
             admin: false,
             via: "api_keys".into(),
         }))
+    }
+
+    /// A deleted user's keys go with them, in the same transaction.
+    async fn on_user_deleted(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
+        sqlx::query("DELETE FROM plugin_api_keys_keys WHERE user_id = $1")
+            .bind(user.id)
+            .execute(&mut *ctx.db().await?)
+            .await?;
+        Ok(())
     }
 }
 

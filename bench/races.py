@@ -10,8 +10,9 @@
 - deletion: DELETE /api/spaces/{id} of a space with 100, 1000 and 5000
   members (SQLite, shipped plugins), timed from the client.
 
-`python3 bench/races.py [--quick]` prints JSON; bench/run.py includes it as
-the `races` part.
+- authorize: writes with 0, 1 and 10 plugins implementing `authorize`.
+
+`python3 bench/races.py [--quick]` prints JSON.
 """
 
 from __future__ import annotations
@@ -136,8 +137,41 @@ def measure_deletion(quick: bool) -> dict:
     return {"database": "sqlite", "plugins": "shipped", "rows": rows}
 
 
+AUTHORIZERS = [0, 1, 10]
+
+
+def measure_authorize(quick: bool) -> dict:
+    """POST /api/users through bench-app with N plugins implementing
+    `authorize` (no opinion, so the default policy still answers), one
+    connection, SQLite on tmpfs: the authorization hook's cost per write."""
+    duration, rounds = (1, 1) if quick else (5, 3)
+    shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
+    runs: dict[int, list[dict]] = {n: [] for n in AUTHORIZERS}
+    for round_ in range(rounds):
+        for n in AUTHORIZERS:
+            load.log(f"authorize, round {round_ + 1}/{rounds}: {n} authorizers")
+            with tempfile.TemporaryDirectory(prefix="bench-authz-", dir=shm) as tmp, \
+                    tempfile.TemporaryDirectory(prefix="bench-noplugins-") as empty:
+                work = Path(tmp)
+                db = load.Database("sqlite", work)
+                app = load.App(load.BENCH_APP, work, database=db, plugins_dir=Path(empty),
+                               env={"BENCH_AUTHORIZERS": str(n), "RUST_LOG": "warn"})
+                try:
+                    r = load.wrk(app, "/api/users", duration=duration, connections=1,
+                                 script="writes.lua", args=("users", load.TOKEN, f"a{round_}n{n}"))
+                finally:
+                    app.stop()
+                runs[n].append(r)
+    return {"duration_s": duration, "rounds": rounds,
+            "points": [{"authorizers": n, "rps": load.median_of(r, "rps"),
+                        "mean_us": load.median_of(r, "mean_us"),
+                        "p99_us": load.median_of(r, "p99_us")} for n, r in runs.items()]}
+
+
 def measure(quick: bool) -> dict:
-    return {"contention": measure_contention(quick), "deletion": measure_deletion(quick)}
+    load.ensure_wrk()
+    return {"contention": measure_contention(quick), "deletion": measure_deletion(quick),
+            "authorize": measure_authorize(quick)}
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ pub struct Retry {
     /// Runs of one operation at most; then 503 with `Retry-After`.
     pub max_attempts: u32,
     /// The first wait between two runs, in milliseconds; it doubles each
-    /// time, and each wait is drawn at random below it (jitter), so that
-    /// the operations that collided do not collide again.
+    /// time up to 32 times this, and each wait is drawn at random below it
+    /// (jitter), so that the operations that collided do not collide again.
     pub backoff_ms: u64,
 }
 
@@ -60,7 +60,7 @@ impl Default for Retry {
 impl Retry {
     /// The wait before run `attempt` + 1 (the first run is attempt 1).
     pub fn backoff(&self, attempt: u32) -> std::time::Duration {
-        let ceiling = self.backoff_ms.saturating_mul(1 << attempt.min(10)).max(1);
+        let ceiling = self.backoff_ms.saturating_mul(1 << attempt.min(5)).max(1);
         let mut bytes = [0u8; 8];
         let _ = getrandom::fill(&mut bytes);
         std::time::Duration::from_millis(u64::from_le_bytes(bytes) % ceiling + 1)

@@ -12,6 +12,9 @@
 //! - With `BENCH_LISTENERS=N`, N more plugins (`listener_000`...) each
 //!   implement `on_user_created` by counting the users they see: the cost
 //!   of N implementations of an entity hook through the whole app.
+//! - With `BENCH_AUTHORIZERS=N`, N more plugins (`authorizer_000`...) each
+//!   implement `authorize` with no opinion: the cost of the authorization
+//!   hook per write.
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,5 +116,17 @@ impl AppHooks for Listener {
     async fn on_user_created(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
         SEEN.fetch_add(user.id.unsigned_abs().min(1), Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// Takes part in every authorization with no opinion: the cost of one more
+/// `authorize` implementation in front of the default policy.
+pub struct Abstainer;
+
+#[hookimpl]
+impl AppHooks for Abstainer {
+    async fn authorize(&self, check: &AccessCheck, _ctx: &HookContext) -> HookResult<Option<Decision>> {
+        std::hint::black_box(check);
+        Ok(None)
     }
 }

@@ -51,7 +51,7 @@ pub struct Retry {
 impl Default for Retry {
     fn default() -> Self {
         Retry {
-            max_attempts: 10,
+            max_attempts: 20,
             backoff_ms: 5,
         }
     }

@@ -170,17 +170,22 @@ fn beyond_the_connection_cap_new_connections_are_refused_and_the_rest_served() {
     assert_eq!(status(&answer), 503, "{answer}");
     drop(held);
     // Once a slot frees, new clients are served again.
+    served_again(&app);
+}
+
+/// Waits (bounded) until a new connection gets a 200 from `/health`.
+fn served_again(app: &TestApp) {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        let mut stream = connect(&app);
+        let mut stream = connect(app);
         stream
             .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap();
         let answer = read_to_close(&mut stream);
-        if status(&answer) == 200 {
-            break;
+        if answer.starts_with("HTTP/1.1 200") {
+            return;
         }
-        assert!(Instant::now() < deadline, "never served again: {answer}");
+        assert!(Instant::now() < deadline, "not served again: {answer:?}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -247,19 +252,7 @@ fn at_the_file_descriptor_limit_the_server_neither_spins_nor_floods_and_recovers
     assert!(spent < 40, "the accept loop spun: {spent} ticks in 2 s");
     assert!(lines <= 3, "{lines} accept-failure lines in 2 s");
     drop(held);
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let mut stream = connect(&app);
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let answer = read_to_close(&mut stream);
-        if answer.starts_with("HTTP/1.1 200") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not served again: {answer:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    served_again(&app);
 }
 
 /// A raw HTTP/1.1 exchange on a fresh connection.

@@ -31,8 +31,7 @@ fn main() -> ExitCode {
         Plugin::new(Bench) as Plugin<dyn AppHooks>,
     )];
     plugins.extend((0..listeners).map(|i| (format!("listener_{i:03}"), Plugin::new(Listener))));
-    plugins.extend(
-        (0..authorizers).map(|i| (format!("authorizer_{i:03}"), Plugin::new(Abstainer))),
-    );
+    plugins
+        .extend((0..authorizers).map(|i| (format!("authorizer_{i:03}"), Plugin::new(Abstainer))));
     app::main_with(plugins)
 }

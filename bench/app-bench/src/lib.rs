@@ -125,7 +125,11 @@ pub struct Abstainer;
 
 #[hookimpl]
 impl AppHooks for Abstainer {
-    async fn authorize(&self, check: &AccessCheck, _ctx: &HookContext) -> HookResult<Option<Decision>> {
+    async fn authorize(
+        &self,
+        check: &AccessCheck,
+        _ctx: &HookContext,
+    ) -> HookResult<Option<Decision>> {
         std::hint::black_box(check);
         Ok(None)
     }

@@ -93,6 +93,15 @@ fn header<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+fn usernames(answer: &Answer) -> Vec<serde_json::Value> {
+    let users = answer
+        .body
+        .as_ref()
+        .and_then(|b| b.as_array())
+        .expect("a list");
+    users.iter().map(|u| u["username"].clone()).collect()
+}
+
 fn code(answer: &Answer) -> &str {
     answer.body.as_ref().unwrap()["error"]["code"]
         .as_str()
@@ -289,15 +298,7 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
         assert_eq!(answer.status, 201);
     }
     let (first, _) = call(&state, head("GET", "/api/users?limit=2", Some(ADMIN)), "").await;
-    let names: Vec<_> = first
-        .body
-        .as_ref()
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].clone())
-        .collect();
+    let names = usernames(&first);
     assert_eq!(names, [json!("a"), json!("b")]);
     let link = header(&first, "link").unwrap();
     assert_eq!(link, "</api/users?limit=2&after=2>; rel=\"next\"");
@@ -358,14 +359,7 @@ async fn a_lost_race_runs_the_whole_operation_again_and_only_the_last_run_counts
         (201, json!({"run": 3}))
     );
     let (users, _) = call(&state, head("GET", "/api/users", Some(ADMIN)), "").await;
-    let names: Vec<_> = users
-        .body
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["username"].clone())
-        .collect();
+    let names = usernames(&users);
     assert_eq!(names, [json!("run3")], "the lost runs left nothing");
     assert_eq!(state.retries.retried.load(Ordering::Relaxed), 2);
 }

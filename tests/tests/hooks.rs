@@ -46,7 +46,7 @@ e2e! {
         // As a non-admin identity (recognised by the `tokens` plugin).
         let space = expect(201, app.post("/api/spaces", USER, json!({"name": "s", "access": "open"})));
         let events = app.events()[2..].to_vec();
-        assert_both_in_order(&events, "on_space_created", id(&space));
+        assert_both_in_order(&events[..2], "on_space_created", id(&space));
         assert_eq!(events[0]["detail"], space);
         assert_eq!(events[1]["actor"], "user-1");
         // Its creator became its space manager, after the space's own hooks.

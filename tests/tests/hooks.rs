@@ -53,20 +53,22 @@ e2e! {
         assert_both_in_order(&events[2..], "on_membership_created", id(&space));
         assert_eq!(events[2]["detail"]["role"], "space_manager");
 
-        let path = format!("/api/spaces/{}/members/{}", id(&space), id(&ada));
+        // ada is user-1: the creator. Another user joins, and user-1, who
+        // manages the space it created, removes them.
+        let bob = app.create_user("bob");
+        let path = format!("/api/spaces/{}/members/{}", id(&space), id(&bob));
         let membership = expect(201, app.put(&path, ADMIN, json!({"role": "reader"})));
-        let events = app.events()[6..].to_vec();
+        let events = app.events()[8..].to_vec();
         assert_both_in_order(&events, "on_membership_created", id(&space));
         assert_eq!(events[0]["detail"], membership);
 
-        // user-1 manages the space it created: it may remove members.
         expect(204, app.delete(&path, USER));
-        let events = app.events()[8..].to_vec();
+        let events = app.events()[10..].to_vec();
         assert_both_in_order(&events, "on_membership_deleted", id(&space));
         assert_eq!(events[0]["detail"], membership);
         assert_eq!(events[0]["actor"], "user-1");
         // The rows are in the plugin's own table, committed.
-        assert_eq!(app.db.count("SELECT COUNT(*) FROM plugin_recorder_events"), 10);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM plugin_recorder_events"), 12);
     }
 
     fn modified_hooks_get_before_and_after(backend) {

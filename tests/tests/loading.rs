@@ -335,6 +335,27 @@ fn a_required_plugin_panicking_at_startup_stops_startup() {
 }
 
 #[test]
+fn a_plugin_error_reaches_the_client_as_the_plugin_wrote_it() {
+    let dir = faulty_folder();
+    let app = start_faulty(dir.path(), "refuse", "");
+    let body = json!({"username": "ada", "email": "ada@example.org"});
+    let (status, body) = app.post("/api/users", ADMIN, body);
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": {
+            "code": "quota_exceeded",
+            "message": "at most 2 users here",
+            "quota": 2,
+            "used": 2,
+            "plugin": "faulty",
+            "hook": "on_user_created",
+        }})
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 0);
+}
+
+#[test]
 fn a_loaded_plugin_panicking_in_an_entity_hook_rolls_back_and_names_itself() {
     let dir = faulty_folder();
     let app = start_faulty(dir.path(), "hook", "");

@@ -32,8 +32,9 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct PluginsConfig {
-    /// The folder scanned for `app_plugin_*` crates and libraries.
-    pub dir: PathBuf,
+    /// The folder scanned for `app_plugin_*` crates and libraries; unset:
+    /// see [`PluginsConfig::folder`].
+    pub dir: Option<PathBuf>,
     /// Plugins never opened.
     pub disabled: Vec<String>,
     /// Plugins without which the app refuses to start.
@@ -43,10 +44,27 @@ pub struct PluginsConfig {
     pub tables: HashMap<String, toml::Value>,
 }
 
+impl PluginsConfig {
+    /// The plugin folder, and whether it was configured (`[plugins] dir`,
+    /// `APP_PLUGINS_DIR`). Unset: `plugins/` beside the executable if there
+    /// is one (a package made by `app package`, wherever it is started
+    /// from), else `plugins/` in the working directory (the workspace's).
+    pub fn folder(&self) -> (PathBuf, bool) {
+        if let Some(dir) = &self.dir {
+            return (dir.clone(), true);
+        }
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("plugins")))
+            .filter(|dir| dir.is_dir());
+        (beside.unwrap_or_else(|| PathBuf::from("plugins")), false)
+    }
+}
+
 impl Default for PluginsConfig {
     fn default() -> Self {
         PluginsConfig {
-            dir: PathBuf::from("plugins"),
+            dir: None,
             disabled: Vec::new(),
             required: Vec::new(),
             tables: HashMap::new(),
@@ -92,7 +110,7 @@ impl Config {
             config.admin_token = Some(token);
         }
         if let Ok(dir) = std::env::var("APP_PLUGINS_DIR") {
-            config.plugins.dir = dir.into();
+            config.plugins.dir = Some(dir.into());
         }
         Ok(config)
     }

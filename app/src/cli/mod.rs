@@ -92,7 +92,7 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
             Command::Plugin {
                 command: PluginCommand::New { name },
             } => {
-                let dir = Config::load()?.plugins.dir;
+                let (dir, _) = Config::load()?.plugins.folder();
                 let created = scaffold::new_plugin(&dir, &name)?;
                 println!(
                     "created {}: `cargo run` builds and loads it",

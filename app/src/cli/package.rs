@@ -22,9 +22,13 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Vec<PathBu
         let name = library.file_name().context("a library's name")?;
         copied.push(copy(&library, &out.join(name))?);
     }
-    let found = loader::discover(&plugins.dir, build_dir)
-        .with_context(|| format!("reading the plugin folder {}", plugins.dir.display()))?;
-    for candidate in found.iter().filter(|c| !plugins.disabled.contains(&c.name)) {
+    let (dir, _) = plugins.folder();
+    let found = loader::discover(&dir, build_dir)
+        .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
+    let wanted = found
+        .iter()
+        .filter(|c| !plugins.disabled.contains(&c.name) && c.problem.is_none());
+    for candidate in wanted {
         let name = candidate
             .library
             .file_name()

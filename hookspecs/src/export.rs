@@ -41,6 +41,15 @@ pub struct Fingerprint {
     pub build_marker: fn(),
 }
 
+/// The fingerprint compiled into the SDK library this process runs on. It
+/// is not inlined: a binary comparing it with its own [`FINGERPRINT`]
+/// (compiled into the binary) learns whether the library beside it was
+/// rebuilt from other sources since the binary was linked.
+#[inline(never)]
+pub fn library_fingerprint() -> Fingerprint {
+    FINGERPRINT
+}
+
 /// The function [`Fingerprint::build_marker`] points to.
 #[inline(never)]
 pub fn build_marker() {}

@@ -49,7 +49,8 @@ mod util;
 pub use context::{DbGuard, HookContext, PluginConfigs, Services, UnitOfWork};
 pub use error::ApiError;
 pub use export::{
-    FINGERPRINT, Fingerprint, LOADER_VERSION, Migration, PluginExport, configured, symbols,
+    FINGERPRINT, Fingerprint, LOADER_VERSION, Migration, PluginExport, build_marker, configured,
+    library_fingerprint, symbols,
 };
 pub use hooks::{AppHooks, AppHooksRelay};
 pub use http::{

@@ -491,6 +491,49 @@ fn a_package_runs_from_its_own_folder_with_its_own_libraries() {
     }
 }
 
+#[test]
+fn an_app_whose_sdk_library_was_rebuilt_says_what_to_do_instead_of_undefined_symbol() {
+    let db = TestDb::create(Backend::Sqlite);
+    let out = tempfile::tempdir().unwrap();
+    let dist = out.path().join("dist");
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .args(&["package", dist.to_str().unwrap()]);
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(status.success(), "{output}");
+    // Another build of the SDK in place of the one the app was linked
+    // with: none of the symbols the app needs from it.
+    std::fs::remove_file(dist.join("libhookspecs.so")).unwrap();
+    c_library(
+        &dist,
+        "libhookspecs.so",
+        "int nothing_here(void) { return 0; }\n",
+    );
+    // (cargo gives tests an LD_LIBRARY_PATH leading to the real one)
+    let output = Command::new(dist.join("app"))
+        .env_remove("LD_LIBRARY_PATH")
+        .arg("plugins")
+        .arg("list")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("app-main cannot start: the SDK library")
+            && stderr.contains("is another build than the one it was linked with")
+            && stderr.contains("Fix: `cargo build` at the workspace root"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("symbol lookup error"), "{stderr}");
+    // Without the launcher, the dynamic linker's own words.
+    let raw = Command::new(dist.join("app-main"))
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(raw.status.code(), Some(127));
+}
+
 /// `text` NUL-padded, as a fingerprint field.
 fn padded<const N: usize>(text: &str) -> [u8; N] {
     let mut out = [0; N];

@@ -61,6 +61,10 @@ enum PluginsCommand {
 
 /// Runs the CLI with `plugins` registered (statically linked plugins).
 pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
+    if let Err(why) = plugins::loader::check_sdk() {
+        eprintln!("error: {why}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {

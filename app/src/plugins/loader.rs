@@ -227,6 +227,21 @@ fn check_image(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Refuses to run on an SDK library rebuilt from other sources than the
+/// ones this binary was compiled against (its code would disagree with the
+/// binary's on every type): the launcher catches a library that lacks the
+/// binary's symbols, this what symbols cannot show.
+pub fn check_sdk() -> Result<(), String> {
+    match FINGERPRINT.mismatch(&hookspecs::library_fingerprint()) {
+        None => Ok(()),
+        Some(why) => Err(format!(
+            "the SDK library (libhookspecs) beside this binary was rebuilt since the binary \
+             was linked (by a cargo command that builds some packages only, such as \
+             `cargo build -p <plugin>` after an edit of hookspecs): {why}"
+        )),
+    }
+}
+
 /// Checks the file and its fingerprint, opens the library, and only then
 /// calls its registration function with the plugin's configuration table
 /// (an invalid configuration or a panic there fails this plugin only).

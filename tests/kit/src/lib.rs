@@ -5,13 +5,15 @@
 //!   (removed afterwards), without starting the app:
 //!
 //! ```ignore
-//! #[tokio::test]
-//! async fn records_new_users() {
-//!     let kit = HookTest::new().await.register("audit_log", crate::app_plugin_register).await;
-//!     let ada = kit.run(admin(), |ctx| async move {
-//!         ctx.services().create_user(&ctx, new_user("ada")).await
-//!     }).await.unwrap();
-//!     assert_eq!(kit.count("SELECT COUNT(*) FROM plugin_audit_log_entries").await, 1);
+//! #[test]
+//! fn records_new_users() {
+//!     app_testkit::run(async {
+//!         let kit = HookTest::new().await.register("audit_log", crate::app_plugin_register).await;
+//!         let ada = kit.run(admin(), |ctx| async move {
+//!             ctx.services().create_user(&ctx, new_user("ada")).await
+//!         }).await.unwrap();
+//!         assert_eq!(kit.count("SELECT COUNT(*) FROM plugin_audit_log_entries").await, 1);
+//!     });
 //! }
 //! ```
 //!
@@ -144,6 +146,19 @@ impl HookTest {
         assert_eq!(column.len(), 1, "{sql} gave {column:?}");
         column[0].parse().expect("an integer")
     }
+}
+
+/// Runs a hook test's async body to its end, on a runtime like the app's.
+///
+/// # Panics
+/// If no runtime can be started, or when the body panics.
+pub fn run<T>(body: impl Future<Output = T>) -> T {
+    hookspecs::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(body)
 }
 
 /// The admin, as the admin token identifies it.

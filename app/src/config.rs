@@ -29,7 +29,7 @@ pub struct Config {
 
 /// `[plugins]`: where plugins are, which to skip or insist on, and each
 /// plugin's own table (`[plugins.<name>]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct PluginsConfig {
     /// The folder scanned for `app_plugin_*` crates and libraries; unset:
@@ -58,17 +58,6 @@ impl PluginsConfig {
             .and_then(|exe| Some(exe.parent()?.join("plugins")))
             .filter(|dir| dir.is_dir());
         (beside.unwrap_or_else(|| PathBuf::from("plugins")), false)
-    }
-}
-
-impl Default for PluginsConfig {
-    fn default() -> Self {
-        PluginsConfig {
-            dir: None,
-            disabled: Vec::new(),
-            required: Vec::new(),
-            tables: HashMap::new(),
-        }
     }
 }
 

@@ -203,10 +203,9 @@ fn check_image(path: &Path) -> Result<(), String> {
         .find(|s| s.name() == Ok(symbols::FINGERPRINT))
         .ok_or_else(not_a_plugin)?;
     let older = || {
-        format!(
-            "stale plugin: it was built against an older SDK (loader protocol 1); \
-             rebuild it with the app: `cargo build` at the workspace root"
-        )
+        "stale plugin: it was built against an older SDK (loader protocol 1); \
+         rebuild it with the app: `cargo build` at the workspace root"
+            .to_owned()
     };
     if symbol.kind() != object::SymbolKind::Data {
         return Err(older());

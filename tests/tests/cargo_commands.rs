@@ -181,7 +181,7 @@ fn a_plugin_with_its_own_tokio_serde_and_sqlx_resolves_the_same_sdk() {
 
 /// The units a cargo command compiled (not fresh): `package-id target`, and
 /// whether it is linked into binaries and plugins (a library, not a test
-/// harness, a build script or clippy's metadata-only check).
+/// harness, a build script, a proc macro or clippy's metadata-only check).
 fn compiled(args: &[&str]) -> Vec<(String, bool)> {
     let out = cargo()
         .args(args)
@@ -203,7 +203,12 @@ fn compiled(args: &[&str]) -> Vec<(String, bool)> {
                 .as_str()
                 .unwrap_or_default()
                 .replace('_', "-");
-            let linked = m["profile"]["test"] == false
+            let kinds = m["target"]["kind"].as_array().cloned().unwrap_or_default();
+            let library = kinds
+                .iter()
+                .any(|k| k == "lib" || k == "rlib" || k == "dylib");
+            let linked = library
+                && m["profile"]["test"] == false
                 && m["filenames"].as_array().is_some_and(|files| {
                     files
                         .iter()

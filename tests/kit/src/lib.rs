@@ -4,7 +4,7 @@
 //!   migrations applied, on a fresh SQLite database in a temporary folder
 //!   (removed afterwards), without starting the app:
 //!
-//! ```ignore
+//! ```text
 //! #[test]
 //! fn records_new_users() {
 //!     app_testkit::run(async {

@@ -231,13 +231,17 @@ fn check_image(path: &Path) -> Result<(), String> {
 /// binary's on every type): the launcher catches a library that lacks the
 /// binary's symbols, this what symbols cannot show.
 pub fn check_sdk() -> Result<(), String> {
-    match FINGERPRINT.mismatch(&hookspecs::library_fingerprint()) {
+    let library = hookspecs::library_fingerprint();
+    match FINGERPRINT.mismatch(&library) {
         None => Ok(()),
-        Some(why) => Err(format!(
-            "the SDK library (libhookspecs) beside this binary was rebuilt since the binary \
-             was linked (by a cargo command that builds some packages only, such as \
-             `cargo build -p <plugin>` after an edit of hookspecs): {why}"
-        )),
+        Some(_) => Err(
+            "the SDK library (libhookspecs) this binary runs on was rebuilt from other \
+             sources since the binary was linked (by a cargo command that builds some \
+             packages only, such as `cargo build -p <plugin>` after an edit of hookspecs \
+             or hooks-core). Fix: `cargo build` at the workspace root, which rebuilds \
+             the app and every plugin together"
+                .to_owned(),
+        ),
     }
 }
 

@@ -79,6 +79,15 @@ fn check(real: &Path) -> Result<(), String> {
         };
         libraries.push((path.clone(), Elf::open(&path)?));
     }
+    // A check that passed is remembered beside the binary, for exactly
+    // these files (where that folder is writable): the next start of an
+    // unchanged build skips it.
+    let files = std::iter::once(real).chain(libraries.iter().map(|(path, _)| path.as_path()));
+    let stamp = files.map(identity).collect::<Vec<_>>().join("\n");
+    let remembered = real.with_file_name(".app-main.checked");
+    if std::fs::read_to_string(&remembered).is_ok_and(|s| s == stamp) {
+        return Ok(());
+    }
     // The binary's needs first (some thousands, sorted), then strike off
     // what the libraries define (tens of thousands).
     let mut needs: Vec<(Vec<u8>, bool)> = Vec::new();
@@ -104,6 +113,7 @@ fn check(real: &Path) -> Result<(), String> {
         .map(|(name, _)| String::from_utf8_lossy(name).into_owned())
         .collect();
     let Some(first) = missing.first() else {
+        let _ = std::fs::write(&remembered, stamp);
         return Ok(());
     };
     let sdk = libraries
@@ -122,6 +132,22 @@ fn check(real: &Path) -> Result<(), String> {
         real.display(),
         missing.len(),
     ))
+}
+
+/// What identifies one build of a file: path, size, modification time, inode.
+fn identity(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) => format!(
+            "{} {} {}.{} {}",
+            path.display(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ino()
+        ),
+        Err(_) => format!("{} missing", path.display()),
+    }
 }
 
 /// An ELF file, read through a cache that reads only the parts parsed (the

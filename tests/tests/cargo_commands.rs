@@ -129,7 +129,7 @@ fn copy_sources(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name();
-        if [".git", "target", ".venv", "results"]
+        if [".git", "target", ".venv", "results", "data", "dist"]
             .iter()
             .any(|n| name == *n)
         {

@@ -95,6 +95,7 @@ fn assert_same_sdk(
 
 #[test]
 fn every_selection_resolves_the_sdk_with_the_same_features() {
+    let _turn = one_at_a_time();
     let sdk = sdk_packages(cargo);
     assert!(sdk.iter().any(|p| p.starts_with("tokio ")), "{sdk:?}");
     for (what, args) in [
@@ -124,6 +125,39 @@ fn every_selection_resolves_the_sdk_with_the_same_features() {
     }
 }
 
+/// A plugin with its own direct dependencies on tokio (`full`), serde and
+/// sqlx (with their default features), as a developer would write it.
+fn extra_plugin(plugins: &Path, name: &str) {
+    let dir = plugins.join(name);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
+             [lib]\ncrate-type = [\"dylib\"]\n\n[dependencies]\nhookspecs.workspace = true\n\
+             tokio = {{ version = \"1\", features = [\"full\"] }}\nserde = \"1\"\nsqlx = \"0.8\"\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/lib.rs"),
+        "use hookspecs::prelude::*;\n\n#[derive(Default)]\npub struct Extra;\n\n#[hookimpl]\n\
+         impl AppHooks for Extra {\n    async fn on_user_created(&self, _: &User, _: &HookContext) -> HookResult<()> {\n\
+         \x20       tokio::task::yield_now().await;\n        Ok(())\n    }\n}\n\n\
+         hookspecs::export_plugin!(Extra::default);\n",
+    )
+    .unwrap();
+}
+
+/// The tests of this file change or read the workspace: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Copies the workspace's sources (not target/, not .git) into `to`.
 fn copy_sources(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
@@ -147,18 +181,10 @@ fn copy_sources(from: &Path, to: &Path) {
 
 #[test]
 fn a_plugin_with_its_own_tokio_serde_and_sqlx_resolves_the_same_sdk() {
+    let _turn = one_at_a_time();
     let scratch = tempfile::tempdir().unwrap();
     copy_sources(&workspace(), scratch.path());
-    let crate_dir = scratch.path().join("plugins").join("app_plugin_extra");
-    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
-    std::fs::write(
-        crate_dir.join("Cargo.toml"),
-        "[package]\nname = \"app_plugin_extra\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n\
-         [lib]\ncrate-type = [\"dylib\"]\n\n[dependencies]\nhookspecs.workspace = true\n\
-         tokio = { version = \"1\", features = [\"full\"] }\nserde = \"1\"\nsqlx = \"0.8\"\n",
-    )
-    .unwrap();
-    std::fs::write(crate_dir.join("src/lib.rs"), "").unwrap();
+    extra_plugin(&scratch.path().join("plugins"), "app_plugin_extra");
     let in_scratch = || {
         let mut cmd = cargo();
         cmd.current_dir(scratch.path());
@@ -220,18 +246,25 @@ fn compiled(args: &[&str]) -> Vec<(String, bool)> {
         .collect()
 }
 
-/// Runs `cargo build` when dropped: whatever a failed check left, the tests
-/// after this one find a consistent build.
-struct Rebuild;
+/// Puts the workspace back when dropped: removes the extra plugin, restores
+/// Cargo.lock, and runs `cargo build`, so that whatever a failed check
+/// left, the tests after this one find a consistent build.
+struct Restore {
+    extra: std::path::PathBuf,
+    lock: Vec<u8>,
+}
 
-impl Drop for Rebuild {
+impl Drop for Restore {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.extra);
+        let _ = std::fs::write(workspace().join("Cargo.lock"), &self.lock);
         let _ = cargo().args(["build", "--quiet"]).status();
     }
 }
 
 #[test]
 fn cargo_commands_leave_the_sdk_the_app_and_the_plugins_as_they_are() {
+    let _turn = one_at_a_time();
     let app = app_binary(); // builds the workspace first
     let sdk_library = app.with_file_name("libhookspecs.so");
     let stamp = || {
@@ -244,14 +277,23 @@ fn cargo_commands_leave_the_sdk_the_app_and_the_plugins_as_they_are() {
         .iter()
         .map(|p| p.split(' ').next().unwrap().to_owned())
         .collect();
-    let _rebuild = Rebuild;
+    let extra = "app_plugin_cargo_commands_extra";
+    let _restore = Restore {
+        extra: workspace().join("plugins").join(extra),
+        lock: std::fs::read(workspace().join("Cargo.lock")).unwrap(),
+    };
     for args in [
         &["build", "-p", "app_plugin_hello_world"][..],
         &["test", "-p", "app_plugin_hello_world", "--no-run"],
         &["test", "-p", "hooks-core", "--no-run"],
         &["clippy", "-p", "app"],
         &["build"],
+        // A new plugin with its own dependencies (Cargo.lock changes too).
+        &["build", "-p", extra],
     ] {
+        if args.contains(&extra) {
+            extra_plugin(&workspace().join("plugins"), extra);
+        }
         // The SDK's libraries (not a package's own test harness, which a
         // first `cargo test -p` may have to compile, nor clippy's checks).
         let rebuilt: Vec<String> = compiled(args)
@@ -302,6 +344,7 @@ fn cargo_commands_leave_the_sdk_the_app_and_the_plugins_as_they_are() {
 
 #[test]
 fn a_build_after_the_tests_rebuilds_nothing() {
+    let _turn = one_at_a_time();
     app_binary(); // what the tests build, with the tests' environment
     let rebuilt = compiled(&["build"]);
     assert!(

@@ -1,147 +1,158 @@
-//! The core HTTP API: every route and its handler, in one table.
+//! The core HTTP API: every route, in one table, each answered by a plain
+//! handler over the services. Plugin routes live under `/plugins/<name>/`.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, OnceLock, Weak};
 
-use futures::future::BoxFuture;
 use hookspecs::{
-    ApiError, HookContext, Method, NewSpace, NewUser, Reply, Role, SpacePatch, UserPatch,
+    ApiError, Guard, Method, NewSpace, NewUser, Reply, Request, Role, RouteDef, SpacePatch,
+    UserPatch,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::State;
-use crate::http::{Call, Guard, Target};
+use crate::plugins::APP_PLUGIN;
 
-type Outcome = BoxFuture<'static, Result<Reply, ApiError>>;
+/// Where the admin handlers find the application once it is assembled
+/// (the routes exist before the state that holds them).
+pub type StateSlot = Arc<OnceLock<Weak<State>>>;
 
-/// The core routes. Plugin routes live under `/plugins/<name>/`.
-pub fn routes() -> Vec<(Method, &'static str, Target)> {
-    use Guard::{Admin, Authenticated as Auth, Public};
+/// The core routes.
+pub fn routes(slot: &StateSlot) -> Vec<RouteDef> {
+    use Guard::{Admin, Public, SignedIn};
     use Method::{Delete, Get, Patch, Post, Put};
-    let core = |guard, handler| Target::Core(guard, handler);
+    let slot = slot.clone();
     vec![
-        (Get, "/health", core(Public, health)),
-        (Post, "/api/users", core(Auth, create_user)),
-        (Get, "/api/users", core(Auth, list_users)),
-        (Get, "/api/users/:id", core(Auth, get_user)),
-        (Patch, "/api/users/:id", core(Auth, update_user)),
-        (Delete, "/api/users/:id", core(Auth, delete_user)),
-        (Post, "/api/spaces", core(Auth, create_space)),
-        (Get, "/api/spaces", core(Auth, list_spaces)),
-        (Get, "/api/spaces/:id", core(Auth, get_space)),
-        (Patch, "/api/spaces/:id", core(Auth, update_space)),
-        (Delete, "/api/spaces/:id", core(Auth, delete_space)),
-        (Get, "/api/spaces/:id/members", core(Auth, list_members)),
-        (
+        core(Get, "/health", Public, health),
+        core(Post, "/api/users", SignedIn, create_user),
+        core(Get, "/api/users", SignedIn, list_users),
+        core(Get, "/api/users/:id", SignedIn, get_user),
+        core(Patch, "/api/users/:id", SignedIn, update_user),
+        core(Delete, "/api/users/:id", SignedIn, delete_user),
+        core(Post, "/api/spaces", SignedIn, create_space),
+        core(Get, "/api/spaces", SignedIn, list_spaces),
+        core(Get, "/api/spaces/:id", SignedIn, get_space),
+        core(Patch, "/api/spaces/:id", SignedIn, update_space),
+        core(Delete, "/api/spaces/:id", SignedIn, delete_space),
+        core(Get, "/api/spaces/:id/members", SignedIn, list_members),
+        core(
             Put,
             "/api/spaces/:id/members/:user_id",
-            core(Auth, put_member),
+            SignedIn,
+            put_member,
         ),
-        (
+        core(
             Delete,
             "/api/spaces/:id/members/:user_id",
-            core(Auth, delete_member),
+            SignedIn,
+            delete_member,
         ),
-        (Get, "/api/admin/plugins", core(Admin, admin_plugins)),
+        core(Get, "/api/admin/plugins", Admin, move |_req| {
+            let state = slot.get().and_then(Weak::upgrade);
+            async move {
+                let state = state.ok_or_else(|| ApiError::internal("the app is stopping"))?;
+                Ok(Reply::ok(state.plugin_report()))
+            }
+        }),
     ]
+}
+
+fn core<F, Fut>(method: Method, path: &str, guard: Guard, handler: F) -> RouteDef
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Reply, ApiError>> + Send + 'static,
+{
+    RouteDef::new(method, path, APP_PLUGIN, guard, handler)
 }
 
 fn to_json(value: impl serde::Serialize) -> Result<Value, ApiError> {
     serde_json::to_value(value).map_err(|e| ApiError::internal(e.to_string()))
 }
 
-fn health(state: Arc<State>, _: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        sqlx::query("SELECT 1")
-            .execute(&mut *ctx.db().await?)
-            .await?;
-        let _ = state;
-        Ok(Reply::ok(json!({"status": "ok"})))
+async fn health(req: Request) -> Result<Reply, ApiError> {
+    sqlx::query("SELECT 1")
+        .execute(&mut *req.ctx().db().await?)
+        .await?;
+    Ok(Reply::ok(json!({"status": "ok"})))
+}
+
+async fn create_user(req: Request) -> Result<Reply, ApiError> {
+    let new: NewUser = req.json()?;
+    let ctx = req.ctx();
+    Ok(Reply::created(to_json(
+        ctx.services().create_user(ctx, new).await?,
+    )?))
+}
+
+async fn list_users(req: Request) -> Result<Reply, ApiError> {
+    let (ctx, page) = (req.ctx(), req.page()?);
+    Reply::page(&ctx.services().list_users(ctx, page).await?, page, |u| u.id)
+}
+
+async fn get_user(req: Request) -> Result<Reply, ApiError> {
+    let ctx = req.ctx();
+    let user = ctx.services().get_user(ctx, req.id_param("id")?).await?;
+    Ok(Reply::ok(to_json(user)?))
+}
+
+async fn update_user(req: Request) -> Result<Reply, ApiError> {
+    let id = req.id_param("id")?;
+    let patch: UserPatch = req.json()?;
+    let ctx = req.ctx();
+    Ok(Reply::ok(to_json(
+        ctx.services().update_user(ctx, id, patch).await?,
+    )?))
+}
+
+async fn delete_user(req: Request) -> Result<Reply, ApiError> {
+    let ctx = req.ctx();
+    ctx.services().delete_user(ctx, req.id_param("id")?).await?;
+    Ok(Reply::no_content())
+}
+
+async fn create_space(req: Request) -> Result<Reply, ApiError> {
+    let new: NewSpace = req.json()?;
+    let ctx = req.ctx();
+    Ok(Reply::created(to_json(
+        ctx.services().create_space(ctx, new).await?,
+    )?))
+}
+
+async fn list_spaces(req: Request) -> Result<Reply, ApiError> {
+    let (ctx, page) = (req.ctx(), req.page()?);
+    Reply::page(&ctx.services().list_spaces(ctx, page).await?, page, |s| {
+        s.id
     })
 }
 
-fn create_user(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        let new: NewUser = call.json()?;
-        Ok(Reply::created(to_json(
-            state.services.create_user(&ctx, new).await?,
-        )?))
-    })
+async fn get_space(req: Request) -> Result<Reply, ApiError> {
+    let ctx = req.ctx();
+    let space = ctx.services().get_space(ctx, req.id_param("id")?).await?;
+    Ok(Reply::ok(to_json(space)?))
 }
 
-fn list_users(state: Arc<State>, _: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move { Ok(Reply::ok(to_json(state.services.list_users(&ctx).await?)?)) })
+async fn update_space(req: Request) -> Result<Reply, ApiError> {
+    let id = req.id_param("id")?;
+    let patch: SpacePatch = req.json()?;
+    let ctx = req.ctx();
+    Ok(Reply::ok(to_json(
+        ctx.services().update_space(ctx, id, patch).await?,
+    )?))
 }
 
-fn get_user(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        Ok(Reply::ok(to_json(
-            state.services.get_user(&ctx, call.id("id")?).await?,
-        )?))
-    })
+async fn delete_space(req: Request) -> Result<Reply, ApiError> {
+    let ctx = req.ctx();
+    ctx.services()
+        .delete_space(ctx, req.id_param("id")?)
+        .await?;
+    Ok(Reply::no_content())
 }
 
-fn update_user(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        let id = call.id("id")?;
-        let patch: UserPatch = call.json()?;
-        Ok(Reply::ok(to_json(
-            state.services.update_user(&ctx, id, patch).await?,
-        )?))
-    })
-}
-
-fn delete_user(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        state.services.delete_user(&ctx, call.id("id")?).await?;
-        Ok(Reply::no_content())
-    })
-}
-
-fn create_space(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        let new: NewSpace = call.json()?;
-        Ok(Reply::created(to_json(
-            state.services.create_space(&ctx, new).await?,
-        )?))
-    })
-}
-
-fn list_spaces(state: Arc<State>, _: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move { Ok(Reply::ok(to_json(state.services.list_spaces(&ctx).await?)?)) })
-}
-
-fn get_space(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        Ok(Reply::ok(to_json(
-            state.services.get_space(&ctx, call.id("id")?).await?,
-        )?))
-    })
-}
-
-fn update_space(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        let id = call.id("id")?;
-        let patch: SpacePatch = call.json()?;
-        Ok(Reply::ok(to_json(
-            state.services.update_space(&ctx, id, patch).await?,
-        )?))
-    })
-}
-
-fn delete_space(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        state.services.delete_space(&ctx, call.id("id")?).await?;
-        Ok(Reply::no_content())
-    })
-}
-
-fn list_members(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        Ok(Reply::ok(to_json(
-            state.services.list_members(&ctx, call.id("id")?).await?,
-        )?))
-    })
+async fn list_members(req: Request) -> Result<Reply, ApiError> {
+    let (ctx, page, space) = (req.ctx(), req.page()?, req.id_param("id")?);
+    let members = ctx.services().list_members(ctx, space, page).await?;
+    Reply::page(&members, page, |m| m.user_id)
 }
 
 #[derive(Deserialize)]
@@ -150,28 +161,22 @@ struct PutMember {
     role: Role,
 }
 
-fn put_member(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        let (space, user) = (call.id("id")?, call.id("user_id")?);
-        let PutMember { role } = call.json()?;
-        let (membership, created) = state.services.put_member(&ctx, space, user, role).await?;
-        let body = to_json(membership)?;
-        Ok(if created {
-            Reply::created(body)
-        } else {
-            Reply::ok(body)
-        })
+async fn put_member(req: Request) -> Result<Reply, ApiError> {
+    let (space, user) = (req.id_param("id")?, req.id_param("user_id")?);
+    let PutMember { role } = req.json()?;
+    let ctx = req.ctx();
+    let (membership, created) = ctx.services().put_member(ctx, space, user, role).await?;
+    let body = to_json(membership)?;
+    Ok(if created {
+        Reply::created(body)
+    } else {
+        Reply::ok(body)
     })
 }
 
-fn delete_member(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
-    Box::pin(async move {
-        let (space, user) = (call.id("id")?, call.id("user_id")?);
-        state.services.delete_member(&ctx, space, user).await?;
-        Ok(Reply::no_content())
-    })
-}
-
-fn admin_plugins(state: Arc<State>, _: Call, _: HookContext) -> Outcome {
-    Box::pin(async move { Ok(Reply::ok(state.plugin_report())) })
+async fn delete_member(req: Request) -> Result<Reply, ApiError> {
+    let (space, user) = (req.id_param("id")?, req.id_param("user_id")?);
+    let ctx = req.ctx();
+    ctx.services().delete_member(ctx, space, user).await?;
+    Ok(Reply::no_content())
 }

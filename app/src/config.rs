@@ -21,8 +21,10 @@ pub struct Config {
     pub database_url: Option<String>,
     /// The admin bearer token; generated into `data_dir/admin-token` if unset.
     pub admin_token: Option<String>,
-    /// Largest request body accepted, in bytes.
-    pub body_limit: usize,
+    /// The `[http]` table: body limit, timeouts, connection cap.
+    pub http: crate::http::Limits,
+    /// The `[database]` table: how operations that lost a race are re-run.
+    pub database: crate::db::Retry,
     /// The `[plugins]` table.
     pub plugins: PluginsConfig,
 }
@@ -68,7 +70,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             database_url: None,
             admin_token: None,
-            body_limit: 1024 * 1024,
+            http: crate::http::Limits::default(),
+            database: crate::db::Retry::default(),
             plugins: PluginsConfig::default(),
         }
     }

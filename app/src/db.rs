@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use hookspecs::{Migration, UnitOfWork};
+use hookspecs::Migration;
+use hookspecs::host::UnitOfWork;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
@@ -31,6 +32,49 @@ impl Dialect {
             anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:, not {url:?}")
         }
     }
+}
+
+/// How an operation that lost a race with a concurrent one (PostgreSQL's
+/// serialization failures and deadlocks) is run again (`[database]` in the
+/// config file).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retry {
+    /// Runs of one operation at most; then 503 with `Retry-After`.
+    pub max_attempts: u32,
+    /// The first wait between two runs, in milliseconds; it doubles each
+    /// time, and each wait is drawn at random below it (jitter), so that
+    /// the operations that collided do not collide again.
+    pub backoff_ms: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_attempts: 10,
+            backoff_ms: 5,
+        }
+    }
+}
+
+impl Retry {
+    /// The wait before run `attempt` + 1 (the first run is attempt 1).
+    pub fn backoff(&self, attempt: u32) -> std::time::Duration {
+        let ceiling = self.backoff_ms.saturating_mul(1 << attempt.min(10)).max(1);
+        let mut bytes = [0u8; 8];
+        let _ = getrandom::fill(&mut bytes);
+        std::time::Duration::from_millis(u64::from_le_bytes(bytes) % ceiling + 1)
+    }
+}
+
+/// How often operations were run again, and how often they gave up: what
+/// the admin report shows.
+#[derive(Debug, Default)]
+pub struct RetryStats {
+    /// Runs after a lost race.
+    pub retried: std::sync::atomic::AtomicU64,
+    /// Operations that lost every run and answered 503.
+    pub gave_up: std::sync::atomic::AtomicU64,
 }
 
 /// The connection pool.
@@ -71,18 +115,31 @@ impl Db {
         })
     }
 
-    /// Starts a unit of work, whose transaction begins when first used. On
-    /// SQLite, one that will write takes the write lock as it begins
-    /// (`BEGIN IMMEDIATE`): a deferred
-    /// transaction that reads, then writes after another writer committed,
-    /// fails at once with SQLITE_BUSY instead of waiting its turn. Writers
-    /// also queue in the app for their turn, which measured fairer and
-    /// faster than SQLite's busy handler (BENCHMARKS.md, "Writes").
+    /// Starts a unit of work, whose transaction begins when first used.
+    ///
+    /// PostgreSQL: every unit of work is SERIALIZABLE, so that whatever
+    /// invariant a plugin keeps through the services (autoinvite's "every
+    /// user is in every open space", parent_access's "a member of a space is
+    /// a member of its parent") holds under any concurrency, on one instance
+    /// or many; the price is that an operation may fail with a
+    /// serialization failure and be run again from the start (see
+    /// `http::pipeline`).
+    ///
+    /// SQLite: one that will write takes the write lock as it begins
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads, then writes
+    /// after another writer committed, fails at once with SQLITE_BUSY
+    /// instead of waiting its turn. Writers also queue in the app for their
+    /// turn, which measured fairer and faster than SQLite's busy handler
+    /// (BENCHMARKS.md, "Writes"). One writer at a time is serializable too.
     pub fn begin(&self, writes: bool) -> Arc<UnitOfWork> {
         Arc::new(match (self.dialect, writes) {
             (Dialect::Sqlite, true) => UnitOfWork::new(self.pool.clone(), Some("BEGIN IMMEDIATE"))
                 .one_writer_at_a_time(self.writers.clone()),
-            _ => UnitOfWork::new(self.pool.clone(), None),
+            (Dialect::Sqlite, false) => UnitOfWork::new(self.pool.clone(), None),
+            (Dialect::Postgres, _) => UnitOfWork::new(
+                self.pool.clone(),
+                Some("BEGIN ISOLATION LEVEL SERIALIZABLE"),
+            ),
         })
     }
 

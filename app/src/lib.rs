@@ -23,11 +23,12 @@ use std::sync::Arc;
 use hooks_core::PluginManager;
 
 use crate::db::Db;
-use hookspecs::{AppHooks, HookContext, PluginConfigs, RouteDef, Services, UnitOfWork};
+use hookspecs::host::UnitOfWork;
+use hookspecs::{AppHooks, HookContext, PluginConfigs, Services};
 
 pub use cli::main_with;
 
-/// What every request handler shares.
+/// What every request shares.
 pub struct State {
     /// The database.
     pub db: Db,
@@ -37,20 +38,35 @@ pub struct State {
     pub services: Arc<dyn Services>,
     /// Plugin configuration tables.
     pub configs: Arc<PluginConfigs>,
-    /// Every route, core and plugin (frozen at startup).
-    pub routes: Vec<RouteDef>,
+    /// Every route, core and plugin (frozen at startup), and its matcher.
+    pub router: http::router::Router,
     /// What became of each plugin at startup.
     pub loaded: Vec<plugins::Entry>,
+    /// Body limit, timeouts, connection cap.
+    pub limits: http::Limits,
+    /// Requests being answered: what a graceful shutdown waits for.
+    pub in_flight: http::InFlight,
+    /// How operations that lost a race are run again, and how often they were.
+    pub retry: db::Retry,
+    /// See [`db::RetryStats`].
+    pub retries: db::RetryStats,
 }
 
 impl State {
     /// A hook context for a unit of work.
     pub fn context(&self, uow: Arc<UnitOfWork>, actor: Option<hookspecs::Identity>) -> HookContext {
-        HookContext::new(uow, actor, self.services.clone(), self.configs.clone())
+        hookspecs::host::context(uow, actor, self.services.clone(), self.configs.clone())
     }
 
-    /// The plugin report (admin endpoint).
+    /// The plugin report (admin endpoint), with how often operations were
+    /// run again after losing a race.
     pub fn plugin_report(&self) -> serde_json::Value {
-        plugins::report(&self.hooks, &self.loaded, &self.routes)
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut report = plugins::report(&self.hooks, &self.loaded, self.router.routes());
+        report["operations"] = serde_json::json!({
+            "retried": self.retries.retried.load(Relaxed),
+            "gave_up": self.retries.gave_up.load(Relaxed),
+        });
+        report
     }
 }

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use hooks_core::PluginManager;
 use hookspecs::now;
 use hookspecs::{
-    Access, ApiError, AppHooks, HookContext, Membership, NewSpace, NewUser, Role, Services, Space,
-    SpacePatch, User, UserPatch,
+    Access, ApiError, AppHooks, HookContext, Membership, NewSpace, NewUser, Page, Role, Services,
+    Space, SpacePatch, User, UserPatch,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -90,29 +90,69 @@ async fn select_one<T>(
     Ok(select(ctx, sql, ids, row).await?.into_iter().next())
 }
 
+/// A page's bounds as query parameters: `after`, `limit`.
+fn paged(page: Page) -> [i64; 2] {
+    [page.after.unwrap_or(i64::MIN), i64::from(page.limit)]
+}
+
 fn corrupt(column: &str, value: &str) -> ApiError {
     ApiError::internal(format!("unexpected {column} {value:?} in the database"))
 }
 
-/// A unique-constraint violation is a 409 naming the field; anything else
+/// A unique-constraint violation is a 409 naming the field; a foreign-key
+/// violation, after the operation found the row it refers to, means a
+/// concurrent operation removed it: a race, so the operation is run again
+/// (and then answers 404 or 422 as a lone request would). Anything else
 /// stays a database error.
 fn conflict(error: sqlx::Error, fields: &[&str]) -> ApiError {
     if let sqlx::Error::Database(db) = &error {
         if db.is_unique_violation() {
             let text = format!("{} {}", db.message(), db.constraint().unwrap_or_default());
-            let field = fields
-                .iter()
-                .find(|f| text.contains(**f))
-                .copied()
-                .unwrap_or("id");
-            return ApiError::conflict(format!("{field} is already taken")).with("field", field);
+            let Some(field) = fields.iter().find(|f| text.contains(**f)) else {
+                return ApiError::race("a concurrent operation wrote the same row");
+            };
+            return ApiError::conflict(format!("{field} is already taken")).with("field", *field);
+        }
+        if db.is_foreign_key_violation() {
+            return ApiError::race("a row this operation refers to was removed concurrently");
         }
     }
     error.into()
 }
 
+/// Text fields: at most `max` characters, and no NUL (which PostgreSQL
+/// cannot store), so both databases accept exactly the same values.
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must not contain NUL characters"),
+        ));
+    }
+    if value.chars().count() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The longest values of the text fields, in characters.
+pub mod limits {
+    /// `username`.
+    pub const USERNAME: usize = 64;
+    /// `email`.
+    pub const EMAIL: usize = 254;
+    /// `display_name`.
+    pub const DISPLAY_NAME: usize = 200;
+    /// A space's `name`.
+    pub const SPACE_NAME: usize = 200;
+}
+
 fn check_username(name: &str) -> Result<(), ApiError> {
-    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_whitespace) {
+    check_text("username", name, limits::USERNAME)?;
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
         return Err(ApiError::invalid(
             "username",
             "username must be 1 to 64 characters without spaces",
@@ -122,10 +162,11 @@ fn check_username(name: &str) -> Result<(), ApiError> {
 }
 
 fn check_email(email: &str) -> Result<(), ApiError> {
+    check_text("email", email, limits::EMAIL)?;
     let valid = email
         .split_once('@')
         .is_some_and(|(user, host)| !user.is_empty() && host.contains('.') && !host.ends_with('.'));
-    if !valid || email.len() > 254 {
+    if !valid {
         return Err(ApiError::invalid(
             "email",
             "email must look like name@example.org",
@@ -134,12 +175,34 @@ fn check_email(email: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+fn check_display_name(name: Option<&str>) -> Result<(), ApiError> {
+    name.map_or(Ok(()), |n| {
+        check_text("display_name", n, limits::DISPLAY_NAME)
+    })
+}
+
 fn check_space_name(name: &str) -> Result<(), ApiError> {
-    if name.trim().is_empty() || name.len() > 200 {
+    check_text("name", name, limits::SPACE_NAME)?;
+    if name.trim().is_empty() {
         return Err(ApiError::invalid(
             "name",
             "name must be 1 to 200 characters",
         ));
+    }
+    Ok(())
+}
+
+/// A `DELETE` or `UPDATE` that found nothing: a concurrent operation deleted
+/// the row after this one read it. On PostgreSQL the serialization check
+/// catches that first; this keeps "a hook fires for a change that
+/// happened" true whatever the isolation.
+fn deleted_one(
+    done: sqlx::any::AnyQueryResult,
+    what: &str,
+    id: impl std::fmt::Display,
+) -> Result<(), ApiError> {
+    if done.rows_affected() == 0 {
+        return Err(ApiError::not_found(what, id));
     }
     Ok(())
 }
@@ -182,6 +245,7 @@ impl Services for AppServices {
     async fn create_user(&self, ctx: &HookContext, new: NewUser) -> Result<User, ApiError> {
         check_username(&new.username)?;
         check_email(&new.email)?;
+        check_display_name(new.display_name.as_deref())?;
         let sql = format!(
             "INSERT INTO users (username, email, display_name, created_at) \
              VALUES ($1, $2, $3, $4) RETURNING {USER_COLUMNS}"
@@ -206,9 +270,9 @@ impl Services for AppServices {
             .ok_or_else(|| ApiError::not_found("user", id))
     }
 
-    async fn list_users(&self, ctx: &HookContext) -> Result<Vec<User>, ApiError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
-        select(ctx, &sql, &[], user).await
+    async fn list_users(&self, ctx: &HookContext, page: Page) -> Result<Vec<User>, ApiError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
+        select(ctx, &sql, &paged(page), user).await
     }
 
     async fn update_user(
@@ -228,16 +292,20 @@ impl Services for AppServices {
             after.email = email;
         }
         if let Some(display_name) = patch.display_name {
+            check_display_name(display_name.as_deref())?;
             after.display_name = display_name;
         }
-        sqlx::query("UPDATE users SET username = $1, email = $2, display_name = $3 WHERE id = $4")
-            .bind(&after.username)
-            .bind(&after.email)
-            .bind(&after.display_name)
-            .bind(id)
-            .execute(&mut *ctx.db().await?)
-            .await
-            .map_err(|e| conflict(e, &["username", "email"]))?;
+        let done = sqlx::query(
+            "UPDATE users SET username = $1, email = $2, display_name = $3 WHERE id = $4",
+        )
+        .bind(&after.username)
+        .bind(&after.email)
+        .bind(&after.display_name)
+        .bind(id)
+        .execute(&mut *ctx.db().await?)
+        .await
+        .map_err(|e| conflict(e, &["username", "email"]))?;
+        deleted_one(done, "user", id)?;
         fire!(self.on_user_modified(&before, &after, ctx));
         Ok(after)
     }
@@ -249,10 +317,12 @@ impl Services for AppServices {
         while let Some(m) = self.memberships_of(ctx, id).await?.into_iter().next() {
             self.delete_member(ctx, m.space_id, m.user_id).await?;
         }
-        sqlx::query("DELETE FROM users WHERE id = $1")
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&mut *ctx.db().await?)
-            .await?;
+            .await
+            .map_err(|e| conflict(e, &[]))?;
+        deleted_one(done, "user", id)?;
         fire!(self.on_user_deleted(&gone, ctx));
         Ok(())
     }
@@ -273,7 +343,8 @@ impl Services for AppServices {
             .bind(new.default_role.unwrap_or(Role::Reader).as_str())
             .bind(now())
             .fetch_one(&mut *ctx.db().await?)
-            .await?;
+            .await
+            .map_err(|e| conflict(e, &[]))?;
         let created = space(&row)?;
         fire!(self.on_space_created(&created, ctx));
         Ok(created)
@@ -285,9 +356,14 @@ impl Services for AppServices {
             .ok_or_else(|| ApiError::not_found("space", id))
     }
 
-    async fn list_spaces(&self, ctx: &HookContext) -> Result<Vec<Space>, ApiError> {
-        let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces ORDER BY id");
-        select(ctx, &sql, &[], space).await
+    async fn list_spaces(&self, ctx: &HookContext, page: Page) -> Result<Vec<Space>, ApiError> {
+        let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE id > $1 ORDER BY id LIMIT $2");
+        select(ctx, &sql, &paged(page), space).await
+    }
+
+    async fn sub_spaces(&self, ctx: &HookContext, parent_id: i64) -> Result<Vec<Space>, ApiError> {
+        let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE parent_id = $1 ORDER BY id");
+        select(ctx, &sql, &[parent_id], space).await
     }
 
     async fn update_space(
@@ -314,7 +390,7 @@ impl Services for AppServices {
         if let Some(role) = patch.default_role {
             after.default_role = role;
         }
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE spaces SET name = $1, parent_id = $2, access = $3, default_role = $4 WHERE id = $5",
         )
         .bind(&after.name)
@@ -323,25 +399,27 @@ impl Services for AppServices {
         .bind(after.default_role.as_str())
         .bind(id)
         .execute(&mut *ctx.db().await?)
-        .await?;
+        .await
+        .map_err(|e| conflict(e, &[]))?;
+        deleted_one(done, "space", id)?;
         fire!(self.on_space_modified(&before, &after, ctx));
         Ok(after)
     }
 
     async fn delete_space(&self, ctx: &HookContext, id: i64) -> Result<(), ApiError> {
         let gone = self.get_space(ctx, id).await?;
-        let sql = "SELECT id FROM spaces WHERE parent_id = $1 ORDER BY id";
-        let children = select(ctx, sql, &[id], |row| Ok(row.try_get("id")?)).await?;
-        for child in children {
-            self.delete_space(ctx, child).await?;
+        for child in self.sub_spaces(ctx, id).await? {
+            self.delete_space(ctx, child.id).await?;
         }
-        while let Some(m) = self.list_members(ctx, id).await?.into_iter().next() {
+        while let Some(m) = self.list_members(ctx, id, Page::first(1)).await?.pop() {
             self.delete_member(ctx, m.space_id, m.user_id).await?;
         }
-        sqlx::query("DELETE FROM spaces WHERE id = $1")
+        let done = sqlx::query("DELETE FROM spaces WHERE id = $1")
             .bind(id)
             .execute(&mut *ctx.db().await?)
-            .await?;
+            .await
+            .map_err(|e| conflict(e, &[]))?;
+        deleted_one(done, "space", id)?;
         fire!(self.on_space_deleted(&gone, ctx));
         Ok(())
     }
@@ -357,25 +435,28 @@ impl Services for AppServices {
         self.get_user(ctx, user_id).await?;
         match self.get_member(ctx, space_id, user_id).await? {
             None => {
+                // A concurrent operation may have added it since we looked:
+                // then this run lost a race and is run again (and finds it).
                 let sql = format!(
                     "INSERT INTO memberships (space_id, user_id, role, created_at) \
-                     VALUES ($1, $2, $3, $4) RETURNING {MEMBER_COLUMNS}"
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {MEMBER_COLUMNS}"
                 );
                 let row = sqlx::query(&sql)
                     .bind(space_id)
                     .bind(user_id)
                     .bind(role.as_str())
                     .bind(now())
-                    .fetch_one(&mut *ctx.db().await?)
+                    .fetch_optional(&mut *ctx.db().await?)
                     .await
-                    .map_err(|e| conflict(e, &["user_id"]))?;
+                    .map_err(|e| conflict(e, &[]))?
+                    .ok_or_else(|| ApiError::race("the membership was added concurrently"))?;
                 let created = membership(&row)?;
                 fire!(self.on_membership_created(&created, ctx));
                 Ok((created, true))
             }
             Some(before) if before.role == role => Ok((before, false)),
             Some(before) => {
-                sqlx::query(
+                let done = sqlx::query(
                     "UPDATE memberships SET role = $1 WHERE space_id = $2 AND user_id = $3",
                 )
                 .bind(role.as_str())
@@ -383,6 +464,9 @@ impl Services for AppServices {
                 .bind(user_id)
                 .execute(&mut *ctx.db().await?)
                 .await?;
+                if done.rows_affected() == 0 {
+                    return Err(ApiError::race("the membership was removed concurrently"));
+                }
                 let after = Membership {
                     role,
                     ..before.clone()
@@ -397,12 +481,15 @@ impl Services for AppServices {
         &self,
         ctx: &HookContext,
         space_id: i64,
+        page: Page,
     ) -> Result<Vec<Membership>, ApiError> {
         self.get_space(ctx, space_id).await?;
         let sql = format!(
-            "SELECT {MEMBER_COLUMNS} FROM memberships WHERE space_id = $1 ORDER BY user_id"
+            "SELECT {MEMBER_COLUMNS} FROM memberships \
+             WHERE space_id = $1 AND user_id > $2 ORDER BY user_id LIMIT $3"
         );
-        select(ctx, &sql, &[space_id], membership).await
+        let [after, limit] = paged(page);
+        select(ctx, &sql, &[space_id, after, limit], membership).await
     }
 
     async fn memberships_of(
@@ -441,11 +528,12 @@ impl Services for AppServices {
                 format!("user {user_id} is not a member of space {space_id}"),
             ));
         };
-        sqlx::query("DELETE FROM memberships WHERE space_id = $1 AND user_id = $2")
+        let done = sqlx::query("DELETE FROM memberships WHERE space_id = $1 AND user_id = $2")
             .bind(space_id)
             .bind(user_id)
             .execute(&mut *ctx.db().await?)
             .await?;
+        deleted_one(done, "membership", format!("{space_id}/{user_id}"))?;
         fire!(self.on_membership_deleted(&gone, ctx));
         Ok(())
     }

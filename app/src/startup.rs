@@ -2,11 +2,12 @@
 //! serving until a signal.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use hooks_core::{Plugin, PluginManager};
-use hookspecs::{AppHooks, RouteDef, RouteTable, Services};
+use hookspecs::host::RouteTable;
+use hookspecs::{AppHooks, Services};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -59,30 +60,28 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
     let mut loaded = plugins::load(&hooks, token, plugins, &config.plugins, &configs)?;
     let services: Arc<dyn Services> = Arc::new(AppServices::new(hooks.clone()));
 
-    let table = RouteTable::new();
-    let core = api::routes();
-    for (method, path, _) in &core {
-        table.add(RouteDef {
-            method: *method,
-            path: (*path).to_owned(),
-            owner: plugins::APP_PLUGIN.to_owned(),
-            handler: None,
-        })?;
+    let table = RouteTable::default();
+    let slot = Arc::new(OnceLock::new());
+    for route in api::routes(&slot) {
+        table.add(route)?;
     }
     let required = &config.plugins.required;
     plugins::migrate(&db, &hooks, &table, &mut loaded, required).await?;
     plugins::start(&hooks, &table, &configs, &mut loaded, required).await?;
-    let routes = table.freeze();
 
     let state = Arc::new(State {
         db: db.clone(),
         hooks,
         services,
         configs,
-        routes: routes.clone(),
+        router: http::router::Router::new(table.freeze())?,
         loaded,
+        limits: config.http.clone(),
+        in_flight: http::InFlight::default(),
+        retry: config.database.clone(),
+        retries: Default::default(),
     });
-    let router = http::router(state, &core, &routes)?;
+    let _ = slot.set(Arc::downgrade(&state));
     let shutdown = shutdown_signal().context("installing the signal handlers")?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -95,7 +94,7 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
             config.data_dir.join("admin-token").display()
         );
     }
-    http::serve(listener, router, config.body_limit, shutdown).await?;
+    http::server::serve(listener, state, shutdown).await?;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

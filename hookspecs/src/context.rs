@@ -12,6 +12,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
 use crate::error::ApiError;
+use crate::http::Page;
 use crate::model::{
     Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
 };
@@ -148,8 +149,7 @@ pub struct HookContext {
 }
 
 impl HookContext {
-    /// A context for one operation. The application makes these.
-    pub fn new(
+    pub(crate) fn new(
         uow: Arc<UnitOfWork>,
         actor: Option<Identity>,
         services: Arc<dyn Services>,
@@ -171,8 +171,7 @@ impl HookContext {
         }
     }
 
-    /// The operation's unit of work.
-    pub fn unit_of_work(&self) -> &Arc<UnitOfWork> {
+    pub(crate) fn unit_of_work(&self) -> &Arc<UnitOfWork> {
         &self.uow
     }
 
@@ -214,8 +213,8 @@ pub trait Services: Send + Sync {
     async fn create_user(&self, ctx: &HookContext, new: NewUser) -> Result<User, ApiError>;
     /// One user.
     async fn get_user(&self, ctx: &HookContext, id: i64) -> Result<User, ApiError>;
-    /// All users, by id.
-    async fn list_users(&self, ctx: &HookContext) -> Result<Vec<User>, ApiError>;
+    /// A page of the users, by id ([`Page::all`] for every one).
+    async fn list_users(&self, ctx: &HookContext, page: Page) -> Result<Vec<User>, ApiError>;
     /// Changes a user; fires `on_user_modified`.
     async fn update_user(
         &self,
@@ -231,8 +230,10 @@ pub trait Services: Send + Sync {
     async fn create_space(&self, ctx: &HookContext, new: NewSpace) -> Result<Space, ApiError>;
     /// One space.
     async fn get_space(&self, ctx: &HookContext, id: i64) -> Result<Space, ApiError>;
-    /// All spaces, by id.
-    async fn list_spaces(&self, ctx: &HookContext) -> Result<Vec<Space>, ApiError>;
+    /// A page of the spaces, by id ([`Page::all`] for every one).
+    async fn list_spaces(&self, ctx: &HookContext, page: Page) -> Result<Vec<Space>, ApiError>;
+    /// The spaces directly inside space `parent_id`, by id.
+    async fn sub_spaces(&self, ctx: &HookContext, parent_id: i64) -> Result<Vec<Space>, ApiError>;
     /// Changes a space; fires `on_space_modified`.
     async fn update_space(
         &self,
@@ -254,11 +255,12 @@ pub trait Services: Send + Sync {
         user_id: i64,
         role: Role,
     ) -> Result<(Membership, bool), ApiError>;
-    /// A space's memberships, by user id.
+    /// A page of a space's memberships, by user id.
     async fn list_members(
         &self,
         ctx: &HookContext,
         space_id: i64,
+        page: Page,
     ) -> Result<Vec<Membership>, ApiError>;
     /// A user's memberships, by space id.
     async fn memberships_of(

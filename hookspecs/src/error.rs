@@ -26,6 +26,10 @@ pub struct ApiError {
     /// a plugin passing it on with `?` passes on the whole story (which
     /// plugin really failed, how deep the calls went).
     hook_error: Option<Arc<HookError>>,
+    /// The operation lost a race with a concurrent one (a serialization
+    /// failure, a deadlock, a row it checked changed under it): running it
+    /// again from the start is the fix, which the host does.
+    retry: bool,
 }
 
 impl std::fmt::Display for ApiError {
@@ -57,6 +61,7 @@ impl ApiError {
             message: message.into(),
             details: serde_json::Map::new(),
             hook_error: None,
+            retry: false,
         }
     }
 
@@ -145,8 +150,60 @@ impl From<HookError> for ApiError {
         if let Some(plugin) = failed.plugin() {
             api = api.with("plugin", plugin);
         }
+        api.retry = lost_a_race(&error);
         api.hook_error = Some(Arc::new(error));
         api
+    }
+}
+
+/// Whether any error down the chain of a hook failure says the operation
+/// lost a race: an [`ApiError`] that says so, or a database error that does.
+fn lost_a_race(error: &HookError) -> bool {
+    let mut at: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = at {
+        let retry = match (
+            e.downcast_ref::<ApiError>(),
+            e.downcast_ref::<sqlx::Error>(),
+        ) {
+            (Some(api), _) => api.retry,
+            (_, Some(db)) => is_race(db),
+            _ => false,
+        };
+        if retry {
+            return true;
+        }
+        at = e.source().or_else(|| {
+            e.downcast_ref::<HookError>()
+                .and_then(HookError::cause)
+                .map(|c| c.as_ref() as &(dyn std::error::Error + 'static))
+        });
+    }
+    false
+}
+
+/// PostgreSQL's serialization failure (40001) and deadlock (40P01).
+fn is_race(error: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = error else {
+        return false;
+    };
+    matches!(db.code().as_deref(), Some("40001" | "40P01"))
+}
+
+impl ApiError {
+    /// A race lost with a concurrent operation: the host runs the whole
+    /// operation again. The host's, not a plugin's.
+    #[doc(hidden)]
+    pub fn race(message: impl Into<String>) -> Self {
+        ApiError {
+            retry: true,
+            ..ApiError::new(503, "busy", message)
+        }
+    }
+
+    /// Whether running the operation again may succeed (see [`ApiError::race`]).
+    #[doc(hidden)]
+    pub fn is_race(&self) -> bool {
+        self.retry
     }
 }
 
@@ -165,6 +222,9 @@ fn innermost(error: &HookError) -> &HookError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        if is_race(&error) {
+            return ApiError::race(format!("lost a race with a concurrent operation: {error}"));
+        }
         tracing::error!(%error, "database error");
         ApiError::internal(format!("database error: {error}"))
     }

@@ -15,6 +15,14 @@ use crate::model::{Identity, Membership, Space, User};
 /// operation back; the API then answers with the error's status (500 unless
 /// the plugin returned an [`ApiError`](crate::ApiError)) and names the plugin
 /// and the hook.
+///
+/// **An entity hook may run more than once for one operation.** On
+/// PostgreSQL every operation is SERIALIZABLE; one that collides with a
+/// concurrent operation is rolled back and run again from the start, its
+/// hooks included. So an entity hook may do anything through `ctx` (its
+/// database writes from a lost run are rolled back with it, and only the
+/// last run's remain), and nothing else: no mail, no HTTP call, no file, no
+/// counter in memory, nothing that a rollback cannot undo.
 #[hookspec]
 pub trait AppHooks {
     /// Startup, once per plugin, after every plugin is registered: the only

@@ -1,6 +1,6 @@
-//! What plugins see of HTTP: [`Startup`] and [`Routes`] to add routes during
-//! startup, [`PluginRequest`] and [`Reply`] in handlers. Never the router's
-//! own types.
+//! What route handlers see of HTTP, core and plugin alike: [`Request`] in,
+//! [`Reply`] out, and [`Startup`] / [`Routes`] to add routes during startup.
+//! Never the router's or hyper's own types.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,7 +14,7 @@ use crate::context::{HookContext, PluginConfigs};
 use crate::error::ApiError;
 use crate::model::Identity;
 
-/// The HTTP methods a route may answer.
+/// The HTTP methods a route may answer (HEAD is answered by every GET route).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
     /// GET
@@ -30,6 +30,15 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method a route can have.
+    pub const ALL: [Method; 5] = [
+        Method::Get,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+    ];
+
     /// The method's name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +49,13 @@ impl Method {
             Method::Delete => "DELETE",
         }
     }
+
+    /// Whether a request with this method may change data: such a request
+    /// gets a writing unit of work and runs to its end even if its client
+    /// goes away.
+    pub fn writes(self) -> bool {
+        self != Method::Get
+    }
 }
 
 /// What a handler answers: a status and a JSON body.
@@ -49,25 +65,55 @@ pub struct Reply {
     pub status: u16,
     /// JSON body (`Value::Null` for none).
     pub body: Value,
+    /// For a page of a list: the cursor of the next page, if there is one
+    /// (answered as a `Link: <...?after=N>; rel="next"` header).
+    pub next: Option<i64>,
 }
 
 impl Reply {
     /// 200 with `body`.
     pub fn ok(body: Value) -> Self {
-        Reply { status: 200, body }
+        Reply {
+            status: 200,
+            body,
+            next: None,
+        }
     }
 
     /// 201 with `body`.
     pub fn created(body: Value) -> Self {
-        Reply { status: 201, body }
+        Reply {
+            status: 201,
+            ..Reply::ok(body)
+        }
     }
 
     /// 204, no body.
     pub fn no_content() -> Self {
         Reply {
             status: 204,
-            body: Value::Null,
+            ..Reply::ok(Value::Null)
         }
+    }
+
+    /// 200 with one page of a list, as a JSON array; `key` gives the
+    /// cursor of an item (its id). When the page is full, the reply names
+    /// the next page.
+    ///
+    /// # Errors
+    /// 500 if an item cannot be serialized.
+    pub fn page<T: serde::Serialize>(
+        items: &[T],
+        page: Page,
+        key: impl Fn(&T) -> i64,
+    ) -> Result<Self, ApiError> {
+        let body =
+            serde_json::to_value(items).map_err(|e| ApiError::internal(format!("reply: {e}")))?;
+        let full = items.len() >= page.limit as usize;
+        Ok(Reply {
+            next: items.last().filter(|_| full).map(key),
+            ..Reply::ok(body)
+        })
     }
 }
 
@@ -77,48 +123,86 @@ impl From<Value> for Reply {
     }
 }
 
-/// A request to a plugin route.
-pub struct PluginRequest {
-    /// The method.
-    pub method: Method,
-    /// The full path, as requested.
-    pub path: String,
-    params: HashMap<String, String>,
-    query: HashMap<String, String>,
-    body: Option<Value>,
+/// Which page of a list: the items whose key (id) is above `after`, at
+/// most `limit` of them. Read from `?after=N&limit=M` by [`Request::page`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Only items whose key is greater than this.
+    pub after: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl Page {
+    /// Items per page when the request does not say.
+    pub const DEFAULT_LIMIT: u32 = 50;
+    /// The largest page a request may ask for.
+    pub const MAX_LIMIT: u32 = 500;
+
+    /// The first `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Page { after: None, limit }
+    }
+
+    /// Every item, in one page: for code that needs the whole list.
+    pub fn all() -> Self {
+        Page {
+            after: None,
+            limit: u32::MAX,
+        }
+    }
+}
+
+/// Who may call a route; checked before the body is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// Anyone; the identity is given to the handler if a credential was sent.
+    Public,
+    /// A recognised credential (401 otherwise).
+    SignedIn,
+    /// An admin credential (401 without a credential, 403 with another).
+    Admin,
+}
+
+/// A request to a route, core or plugin: its path and query parameters,
+/// its JSON body, and its context (the unit of work, who is calling, the
+/// services).
+pub struct Request {
+    method: Method,
+    path: String,
+    params: Arc<[(String, String)]>,
+    query: Arc<HashMap<String, String>>,
+    body: Option<Arc<Value>>,
     ctx: HookContext,
 }
 
-impl PluginRequest {
-    /// Built by the application for each request.
-    pub fn new(
-        method: Method,
-        path: String,
-        params: HashMap<String, String>,
-        query: HashMap<String, String>,
-        body: Option<Value>,
-        ctx: HookContext,
-    ) -> Self {
-        PluginRequest {
-            method,
-            path,
-            params,
-            query,
-            body,
-            ctx,
-        }
+impl Request {
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The path, as requested (percent-decoded).
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// A path parameter (`/items/:id` gives `param("id")`).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.get(name).map(String::as_str)
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
-    /// A path parameter parsed as an id; 404 if it is not a number.
+    /// A path parameter parsed as an id.
+    ///
+    /// # Errors
+    /// 404 if it is not a number: no resource can have that id.
     pub fn id_param(&self, name: &str) -> Result<i64, ApiError> {
         let raw = self.param(name).unwrap_or_default();
         raw.parse()
-            .map_err(|_| ApiError::new(404, "not_found", format!("no resource `{raw}`")))
+            .map_err(|_| ApiError::new(404, "not_found", "no such resource"))
     }
 
     /// A query-string parameter.
@@ -126,14 +210,47 @@ impl PluginRequest {
         self.query.get(name).map(String::as_str)
     }
 
-    /// The JSON body, if the request had one.
-    pub fn body(&self) -> Option<&Value> {
-        self.body.as_ref()
+    /// The page of a list the request asks for: `?after=N&limit=M`.
+    ///
+    /// # Errors
+    /// 422 naming `after` or `limit` when either is not a number, or
+    /// `limit` is 0 or above [`Page::MAX_LIMIT`].
+    pub fn page(&self) -> Result<Page, ApiError> {
+        let after = match self.query("after") {
+            None => None,
+            Some(raw) => Some(
+                raw.parse()
+                    .map_err(|_| ApiError::invalid("after", "after must be an id"))?,
+            ),
+        };
+        let limit = match self.query("limit") {
+            None => Page::DEFAULT_LIMIT,
+            Some(raw) => raw
+                .parse()
+                .ok()
+                .filter(|n| (1..=Page::MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid("limit", format!("limit must be 1 to {}", Page::MAX_LIMIT))
+                })?,
+        };
+        Ok(Page { after, limit })
     }
 
-    /// The JSON body as `T`: 422 naming the field that does not fit.
+    /// The JSON body, if the request had one.
+    pub fn body(&self) -> Option<&Value> {
+        self.body.as_deref()
+    }
+
+    /// The JSON body, an object, as `T`.
+    ///
+    /// # Errors
+    /// 422 naming the field that does not fit (`body` when there is no
+    /// JSON object at all).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        from_json(self.body.clone().unwrap_or(Value::Null))
+        match self.body.as_deref() {
+            Some(body @ Value::Object(_)) => from_json(body.clone()),
+            _ => Err(ApiError::invalid("body", "the body must be a JSON object")),
+        }
     }
 
     /// Who is calling, if they sent a recognised credential.
@@ -141,7 +258,10 @@ impl PluginRequest {
         self.ctx.actor()
     }
 
-    /// Who is calling; 401 if nobody recognised.
+    /// Who is calling.
+    ///
+    /// # Errors
+    /// 401 if nobody was recognised.
     pub fn require_identity(&self) -> Result<&Identity, ApiError> {
         self.identity().ok_or_else(ApiError::unauthorized)
     }
@@ -153,7 +273,47 @@ impl PluginRequest {
     }
 }
 
-/// Deserializes JSON into `T`; a mismatch is a 422 naming the field.
+/// The parts of a request the pipeline reads once and hands to every
+/// attempt of its handler (an operation may be re-run).
+#[derive(Clone, Debug)]
+pub struct RequestParts {
+    /// The method.
+    pub method: Method,
+    /// The percent-decoded path.
+    pub path: String,
+    /// Path parameters.
+    pub params: Arc<[(String, String)]>,
+    /// Query-string parameters.
+    pub query: Arc<HashMap<String, String>>,
+    /// The JSON body, if any.
+    pub body: Option<Arc<Value>>,
+}
+
+impl RequestParts {
+    /// The request handed to one attempt of a handler.
+    pub fn with(&self, ctx: HookContext) -> Request {
+        let RequestParts {
+            method,
+            path,
+            params,
+            query,
+            body,
+        } = self.clone();
+        Request {
+            method,
+            path,
+            params,
+            query,
+            body,
+            ctx,
+        }
+    }
+}
+
+/// Deserializes JSON into `T`.
+///
+/// # Errors
+/// 422 naming the field that does not fit.
 pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
@@ -169,9 +329,10 @@ pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     })
 }
 
-/// A route handler, type-erased.
+/// A route handler, type-erased: the one handler type of core and plugin
+/// routes.
 pub type Handler =
-    Arc<dyn Fn(PluginRequest) -> BoxFuture<'static, Result<Reply, ApiError>> + Send + Sync>;
+    Arc<dyn Fn(Request) -> BoxFuture<'static, Result<Reply, ApiError>> + Send + Sync>;
 
 /// One route of the table.
 #[derive(Clone)]
@@ -182,8 +343,32 @@ pub struct RouteDef {
     pub path: String,
     /// Who registered it (a plugin name, or `app` for core routes).
     pub owner: String,
-    /// Plugin routes only: the handler. Core routes are the app's own.
-    pub handler: Option<Handler>,
+    /// Who may call it.
+    pub guard: Guard,
+    /// What answers it.
+    pub handler: Handler,
+}
+
+impl RouteDef {
+    /// A route answered by `handler`.
+    pub fn new<F, Fut, R>(method: Method, path: &str, owner: &str, guard: Guard, handler: F) -> Self
+    where
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, ApiError>> + Send + 'static,
+        R: Into<Reply>,
+    {
+        let handler: Handler = Arc::new(move |req| {
+            let reply = handler(req);
+            Box::pin(async move { reply.await.map(Into::into) })
+        });
+        RouteDef {
+            method,
+            path: path.to_owned(),
+            owner: owner.to_owned(),
+            guard,
+            handler,
+        }
+    }
 }
 
 impl std::fmt::Debug for RouteDef {
@@ -235,8 +420,8 @@ pub enum RouteError {
     },
 }
 
-/// Every route of the application, core and plugin: where clashes are found.
-/// Frozen when startup ends.
+/// Every route of the application, core and plugin: where clashes are
+/// found. Frozen when startup ends. The host's, not a plugin's.
 #[derive(Clone, Default)]
 pub struct RouteTable(Arc<Mutex<Table>>);
 
@@ -247,12 +432,10 @@ struct Table {
 }
 
 impl RouteTable {
-    /// An empty table.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// Adds a route, unless frozen or clashing with one already there.
+    ///
+    /// # Errors
+    /// [`RouteError::Frozen`] or [`RouteError::Clash`].
     pub fn add(&self, route: RouteDef) -> Result<(), RouteError> {
         let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if table.frozen {
@@ -305,21 +488,12 @@ fn shape(path: &str) -> Vec<&str> {
 
 /// What `on_plugins_loaded` gets: the only way to add routes.
 pub struct Startup {
-    plugin: String,
-    table: RouteTable,
-    configs: Arc<PluginConfigs>,
+    pub(crate) plugin: String,
+    pub(crate) table: RouteTable,
+    pub(crate) configs: Arc<PluginConfigs>,
 }
 
 impl Startup {
-    /// The application makes one per plugin.
-    pub fn new(plugin: &str, table: RouteTable, configs: Arc<PluginConfigs>) -> Self {
-        Startup {
-            plugin: plugin.to_owned(),
-            table,
-            configs,
-        }
-    }
-
     /// The plugin this startup handle belongs to.
     pub fn plugin(&self) -> &str {
         &self.plugin
@@ -330,12 +504,23 @@ impl Startup {
         self.configs.0.get(&self.plugin)
     }
 
-    /// Adds routes under `/plugins/<name>/`. A handle kept past startup
-    /// refuses every route with [`RouteError::Frozen`].
+    /// Adds routes under `/plugins/<name>/`, open to anyone (the handler
+    /// gets the caller's identity if they sent a credential, and decides).
+    /// A handle kept past startup refuses every route with
+    /// [`RouteError::Frozen`].
+    ///
+    /// ```
+    /// # use hookspecs::prelude::*;
+    /// # fn f(startup: &Startup) -> Result<(), hookspecs::RouteError> {
+    /// startup.routes().get("/hello", |_req: Request| async { Ok(json!({"hello": "world"})) })?;
+    /// startup.routes().admin().get("/stats", |_req: Request| async { Ok(json!({})) })?;
+    /// # Ok(()) }
+    /// ```
     pub fn routes(&self) -> Routes {
         Routes {
             plugin: self.plugin.clone(),
             table: self.table.clone(),
+            guard: Guard::Public,
         }
     }
 }
@@ -345,14 +530,18 @@ impl Startup {
 pub struct Routes {
     plugin: String,
     table: RouteTable,
+    guard: Guard,
 }
 
 macro_rules! method_fns {
     ($($name:ident => $method:ident),*) => {$(
         #[doc = concat!("Adds a `", stringify!($method), "` route: `path` is relative to `/plugins/<name>`, `:name` segments are parameters.")]
+        ///
+        /// # Errors
+        /// [`RouteError`]: after startup, on a clash, or for an invalid path.
         pub fn $name<F, Fut, R>(&self, path: &str, handler: F) -> Result<(), RouteError>
         where
-            F: Fn(PluginRequest) -> Fut + Send + Sync + 'static,
+            F: Fn(Request) -> Fut + Send + Sync + 'static,
             Fut: Future<Output = Result<R, ApiError>> + Send + 'static,
             R: Into<Reply>,
         {
@@ -364,10 +553,30 @@ macro_rules! method_fns {
 impl Routes {
     method_fns!(get => Get, post => Post, put => Put, patch => Patch, delete => Delete);
 
+    /// The routes added through the returned handle need a recognised
+    /// credential: 401 before the handler runs (and before the body is read).
+    pub fn signed_in(&self) -> Routes {
+        Routes {
+            guard: Guard::SignedIn,
+            ..self.clone()
+        }
+    }
+
+    /// The routes added through the returned handle are for the admin only.
+    pub fn admin(&self) -> Routes {
+        Routes {
+            guard: Guard::Admin,
+            ..self.clone()
+        }
+    }
+
     /// Adds a route for `method`.
+    ///
+    /// # Errors
+    /// [`RouteError`]: after startup, on a clash, or for an invalid path.
     pub fn add<F, Fut, R>(&self, method: Method, path: &str, handler: F) -> Result<(), RouteError>
     where
-        F: Fn(PluginRequest) -> Fut + Send + Sync + 'static,
+        F: Fn(Request) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, ApiError>> + Send + 'static,
         R: Into<Reply>,
     {
@@ -379,16 +588,12 @@ impl Routes {
             });
         }
         let full = format!("/plugins/{}{}", self.plugin, path.trim_end_matches('/'));
-        let handler = Arc::new(handler);
-        let handler: Handler = Arc::new(move |req| {
-            let reply = handler(req);
-            Box::pin(async move { reply.await.map(Into::into) })
-        });
-        self.table.add(RouteDef {
+        self.table.add(RouteDef::new(
             method,
-            path: full,
-            owner: self.plugin.clone(),
-            handler: Some(handler),
-        })
+            &full,
+            &self.plugin,
+            self.guard,
+            handler,
+        ))
     }
 }

@@ -14,7 +14,7 @@
 //!     /// Startup, once: the only moment a plugin can add routes.
 //!     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
 //!         // served at GET /plugins/greeter/hello
-//!         startup.routes().get("/hello", |req: PluginRequest| async move {
+//!         startup.routes().get("/hello", |req: Request| async move {
 //!             let who = req.require_identity()?;           // 401 without a credential
 //!             Ok(json!({"hello": who.name}))
 //!         })?;
@@ -25,7 +25,7 @@
 //!     async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
 //!         tracing::info!(user = %user.username, "welcome");
 //!         // Same transaction as the user's creation:
-//!         let open = ctx.services().list_spaces(ctx).await?;
+//!         let open = ctx.services().list_spaces(ctx, Page::all()).await?;
 //!         for space in open.iter().filter(|s| s.access == Access::Open) {
 //!             ctx.services().put_member(ctx, space.id, user.id, space.default_role).await?;
 //!         }
@@ -42,25 +42,34 @@ mod context;
 mod error;
 mod export;
 mod hooks;
+#[doc(hidden)]
+pub mod host;
 mod http;
 mod model;
 mod util;
 
-pub use context::{DbGuard, HookContext, PluginConfigs, Services, UnitOfWork};
+pub use context::{DbGuard, HookContext, Services};
 pub use error::ApiError;
-pub use export::{
-    FINGERPRINT, Fingerprint, LOADER_VERSION, Migration, PluginExport, build_marker, configured,
-    library_fingerprint, symbols,
-};
-pub use hooks::{AppHooks, AppHooksRelay};
-pub use http::{
-    Handler, Method, PluginRequest, Reply, RouteDef, RouteError, RouteTable, Routes, Startup,
-    from_json,
-};
+pub use export::Migration;
+pub use hooks::AppHooks;
+pub use http::{Method, Page, Reply, Request, RouteError, Routes, Startup, from_json};
 pub use model::{
     Access, Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
 };
 pub use util::{new_secret, now, sha256_hex};
+
+// What the host and the generated code use; no part of a plugin's surface.
+#[doc(hidden)]
+pub use context::PluginConfigs;
+#[doc(hidden)]
+pub use export::{
+    FINGERPRINT, Fingerprint, LOADER_VERSION, PluginExport, build_marker, configured,
+    library_fingerprint, symbols,
+};
+#[doc(hidden)]
+pub use hooks::AppHooksRelay;
+#[doc(hidden)]
+pub use http::{Guard, Handler, RouteDef};
 
 pub use hooks_core;
 pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
@@ -68,7 +77,7 @@ pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
 /// Everything a plugin usually needs in scope.
 pub mod prelude {
     pub use crate::{
-        Access, ApiError, AppHooks, HookContext, Identity, Membership, PluginRequest, Reply, Role,
+        Access, ApiError, AppHooks, HookContext, Identity, Membership, Page, Reply, Request, Role,
         Services, Space, Startup, User,
     };
     pub use hooks_core::prelude::*;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
-use hookspecs::UnitOfWork;
+use hookspecs::host::UnitOfWork;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 

@@ -609,6 +609,7 @@ impl TestApp {
 impl Client {
     /// Any request: `body` is sent as is (`None`: no body). Answers the
     /// status and the JSON body (`Null` if empty).
+    #[track_caller]
     pub fn raw(
         &self,
         method: &str,
@@ -616,6 +617,19 @@ impl Client {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Response {
+        self.try_raw(method, path, token, body)
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
+    }
+
+    /// [`raw`](Self::raw), or the transport's error (the server is gone,
+    /// the connection broke) instead of a panic.
+    pub fn try_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<Response, String> {
         let mut req = self.agent.request(method, &format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.set("Authorization", &format!("Bearer {token}"));
@@ -628,17 +642,29 @@ impl Client {
         };
         let response = match outcome {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-            Err(error) => panic!("{method} {path}: {error}"),
+            Err(error) => return Err(error.to_string()),
         };
         let status = response.status();
-        let text = response.into_string().expect("a readable body");
+        let text = response.into_string().map_err(|e| e.to_string())?;
         let json = if text.trim().is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text)
                 .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text:?}"))
         };
-        (status, json)
+        Ok((status, json))
+    }
+
+    /// A request with an optional JSON body; `None` if the transport failed.
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Option<Response> {
+        self.try_raw(method, path, token, body.map(Value::to_string).as_deref())
+            .ok()
     }
 
     /// A request with an optional JSON body.
@@ -748,4 +774,31 @@ pub fn id(entity: &Value) -> i64 {
     entity["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("no id in {entity}"))
+}
+
+/// The log line the app wrote for a 500 `error` (found by its `request_id`),
+/// after checking that the body itself tells nothing but that id: a 500's
+/// details are for the log, never for the client.
+#[track_caller]
+pub fn logged_500(app: &TestApp, error: &Value) -> String {
+    let id = error["request_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no request id in {error}"));
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("something went wrong")),
+        "a 500 body tells more than that it failed: {error}"
+    );
+    let marker = format!("request_id={id}");
+    app.proc
+        .output
+        .wait_for("the 500's log line", |out| out.contains(&marker));
+    app.proc
+        .output
+        .text()
+        .lines()
+        .find(|l| l.contains(&marker))
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -4,7 +4,8 @@
 //!   hook they receive into `plugin_recorder_events`, inside the operation's
 //!   transaction. `recorder` also adds routes under `/plugins/recorder/`.
 //! - `failing` fails, panics or answers 409 in `on_user_created` for
-//!   usernames starting with `fail-`, `panic-` or `conflict-`, and fails
+//!   usernames starting with `fail-`, `panic-` or `conflict-` (and raises a
+//!   serialization failure once for `retry-`), and fails
 //!   `on_space_created` for space names containing `fail-`.
 //! - `cascade` creates a space through the services for `auto-` users, and
 //!   recurses endlessly for `loop-N` users.
@@ -170,28 +171,29 @@ pub struct Recorder {
 
 impl Recorder {
     fn add_routes(&self, routes: &Routes) -> HookResult<()> {
-        routes.get("/events", |req: PluginRequest| async move {
-            events(req.ctx()).await
-        })?;
-        routes.get("/whoami", |req: PluginRequest| async move {
+        routes.get(
+            "/events",
+            |req: Request| async move { events(req.ctx()).await },
+        )?;
+        routes.get("/whoami", |req: Request| async move {
             Ok(json_of(req.require_identity()?))
         })?;
-        routes.post("/echo/:word", |req: PluginRequest| async move {
+        routes.post("/echo/:word", |req: Request| async move {
             Ok(json!({
                 "word": req.param("word"),
                 "q": req.query("q"),
                 "body": req.body(),
-                "path": req.path,
+                "path": req.path(),
             }))
         })?;
         let retained = self.retained.clone();
-        routes.get("/late", move |_req: PluginRequest| {
+        routes.get("/late", move |_req: Request| {
             let retained = retained.clone();
             async move {
                 let routes = retained
                     .get()
                     .ok_or_else(|| ApiError::internal("no routes handle retained"))?;
-                let outcome = routes.get("/late-added", |_req: PluginRequest| async {
+                let outcome = routes.get("/late-added", |_req: Request| async {
                     Ok(json!({"late": true}))
                 });
                 Ok(match outcome {
@@ -200,7 +202,7 @@ impl Recorder {
                 })
             }
         })?;
-        routes.get("/slow", |req: PluginRequest| async move {
+        routes.get("/slow", |req: Request| async move {
             let dir = req
                 .query("dir")
                 .ok_or_else(|| ApiError::bad_request("?dir= is required"))?;
@@ -210,7 +212,7 @@ impl Recorder {
             Ok(json!({"slow": "done"}))
         })?;
         // Creates user `slow-writer`, writes the marker, then takes 500 ms more.
-        routes.post("/slow-write", |req: PluginRequest| async move {
+        routes.post("/slow-write", |req: Request| async move {
             let dir = req
                 .query("dir")
                 .ok_or_else(|| ApiError::bad_request("?dir= is required"))?;
@@ -226,7 +228,7 @@ impl Recorder {
             tokio::time::sleep(Duration::from_millis(500)).await;
             Ok(json!({"slow": "done"}))
         })?;
-        routes.get("/panic", |_req: PluginRequest| async move {
+        routes.get("/panic", |_req: Request| async move {
             if true {
                 panic!("the recorder's route panics");
             }
@@ -234,7 +236,7 @@ impl Recorder {
         })?;
         // Creates a user through the services, then succeeds or (with
         // `?fail=1`) fails: the handler's writes commit or roll back with it.
-        routes.post("/users", |req: PluginRequest| async move {
+        routes.post("/users", |req: Request| async move {
             let new: NewUser = req.json()?;
             let user = req.ctx().services().create_user(req.ctx(), new).await?;
             if req.query("fail") == Some("1") {
@@ -243,12 +245,8 @@ impl Recorder {
             Ok(Reply::created(json_of(&user)))
         })?;
         if std::env::var(ROUTE_CLASH_ENV).as_deref() == Ok("1") {
-            routes.get("/clash/:first", |_req: PluginRequest| async {
-                Ok(json!({}))
-            })?;
-            routes.get("/clash/:second", |_req: PluginRequest| async {
-                Ok(json!({}))
-            })?;
+            routes.get("/clash/:first", |_req: Request| async { Ok(json!({})) })?;
+            routes.get("/clash/:second", |_req: Request| async { Ok(json!({})) })?;
         }
         Ok(())
     }
@@ -268,13 +266,34 @@ pub struct Second;
 
 recording_plugin!(Second, "second", 0, {});
 
-/// Fails `on_user_created` on demand, by username prefix.
+/// Fails `on_user_created` on demand, by username prefix; for `retry-`
+/// users, with a serialization failure, the first time only.
 pub struct Failing;
+
+/// Whether this is the first time `name` is seen (in this process).
+fn first_attempt(name: &str) -> bool {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let first = !seen.iter().any(|s| s == name);
+    if first {
+        seen.push(name.to_owned());
+    }
+    first
+}
 
 #[hookimpl]
 impl AppHooks for Failing {
-    async fn on_user_created(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
+    async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
         let name = user.username.as_str();
+        if name.starts_with("retry-") && first_attempt(name) {
+            // What a real serialization failure looks like to the app
+            // (PostgreSQL only): the operation must be run again whole.
+            sqlx::query(
+                "DO $$ BEGIN RAISE EXCEPTION 'simulated' USING ERRCODE = 'serialization_failure'; END $$",
+            )
+            .execute(&mut *ctx.db().await?)
+            .await?;
+        }
         if name.starts_with("fail-") {
             return Err(hooks_core::anyhow::anyhow!("refusing {name}"));
         }

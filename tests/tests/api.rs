@@ -7,10 +7,11 @@ e2e! {
     fn health_and_request_log(backend) {
         let app = TestApp::start(backend);
         assert_eq!(expect(200, app.get("/health", None))["status"], "ok");
-        // One log line per request: METHOD PATH STATUS LATENCYms.
+        // One log line per request: METHOD PATH STATUS LATENCYms REQUEST-ID.
         app.proc.output.wait_for("the request log line", |out| {
             out.lines().any(|l| {
-                l.contains("GET /health 200 ") && l.trim_end().ends_with("ms")
+                let words: Vec<&str> = l.split_whitespace().rev().take(3).collect();
+                l.contains("GET /health 200 ") && words[1].ends_with("ms") && words[0].contains('-')
             })
         });
     }

@@ -70,7 +70,7 @@ e2e! {
     }
 
     fn body_over_the_limit_is_413(backend) {
-        let app = TestApp::start_with(backend, Options::default().config("body_limit = 100\n"));
+        let app = TestApp::start_with(backend, Options::default().config("[http]\nbody_limit = 100\n"));
         let big = json!({"username": "x".repeat(200), "email": "big@example.org"});
         let error = expect_error(413, "payload_too_large", app.post("/api/users", ADMIN, big));
         assert_eq!(error["limit"], 100);

@@ -80,7 +80,7 @@ impl AppHooks for {Type} {
     /// Startup: add routes here (served under /plugins/{name}/).
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
         let routes = startup.routes();
-        routes.get("/hello", |req: PluginRequest| async move {
+        routes.get("/hello", |req: Request| async move {
             let who = req.identity().map(|i| i.name.clone());
             Ok(json!({"plugin": "{name}", "hello": who}))
         })?;

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use hooks_core::{Plugin, PluginManager, Tier};
+use hookspecs::host::RouteTable;
 use hookspecs::prelude::*;
-use hookspecs::{PluginConfigs, RouteDef, RouteTable};
+use hookspecs::{PluginConfigs, RouteDef};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
@@ -320,7 +321,7 @@ pub async fn start(
     let starting = hooks.get_hookimpls("on_plugins_loaded").unwrap_or_default();
     for imp in starting.iter().filter(|i| !i.wrapper) {
         let others: Vec<&str> = names.iter().copied().filter(|n| *n != imp.plugin).collect();
-        let startup = Startup::new(imp.plugin, table.clone(), configs.clone());
+        let startup = hookspecs::host::startup(imp.plugin, table.clone(), configs.clone());
         let outcome = hooks
             .subset_hook_caller(&others)?
             .on_plugins_loaded(&startup)

@@ -39,11 +39,10 @@ pub struct Bench;
 impl AppHooks for Bench {
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
         let routes = startup.routes();
-        routes.get(
-            "/json",
-            |_req: PluginRequest| async move { Ok(status_ok()) },
-        )?;
-        routes.get("/db", |req: PluginRequest| async move {
+        routes.get("/json", |_req: hookspecs::Request| async move {
+            Ok(status_ok())
+        })?;
+        routes.get("/db", |req: hookspecs::Request| async move {
             sqlx::query("SELECT 1")
                 .execute(&mut *req.ctx().db().await?)
                 .await?;

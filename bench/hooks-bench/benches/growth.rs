@@ -14,7 +14,8 @@ use app::services::AppServices;
 use app_bench::Listener;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hooks_core::PluginManager;
-use hookspecs::{AppHooks, HookContext, PluginConfigs, UnitOfWork, User};
+use hookspecs::host::UnitOfWork;
+use hookspecs::{AppHooks, HookContext, PluginConfigs, User};
 
 /// The sizes `bench/run.py` plots; keep them in step.
 const SIZES: [usize; 5] = [0, 1, 10, 50, 100];
@@ -34,7 +35,7 @@ fn context(hooks: &PluginManager<dyn AppHooks>) -> HookContext {
     let pool = sqlx::any::AnyPoolOptions::new()
         .connect_lazy("sqlite::memory:")
         .expect("a lazy pool");
-    HookContext::new(
+    hookspecs::host::context(
         Arc::new(UnitOfWork::new(pool, None)),
         None,
         Arc::new(AppServices::new(hooks.clone())),

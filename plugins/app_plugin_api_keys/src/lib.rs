@@ -28,7 +28,7 @@ struct Mint {
 #[hookimpl]
 impl AppHooks for ApiKeys {
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
-        startup.routes().post("/keys", |req: PluginRequest| async move {
+        startup.routes().post("/keys", |req: Request| async move {
             let who = req.require_identity()?.clone();
             let asked: Mint = match req.body() {
                 Some(_) => req.json()?,

@@ -39,7 +39,7 @@ impl AppHooks for AuditLog {
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
         startup
             .routes()
-            .get("/entries", |req: PluginRequest| async move {
+            .get("/entries", |req: Request| async move {
                 req.require_identity()?;
                 let number = |name: &str, default: i64| -> Result<i64, ApiError> {
                     match req.query(name) {

@@ -12,7 +12,7 @@ pub struct Autoinvite;
 impl AppHooks for Autoinvite {
     async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
         let services = ctx.services();
-        for space in services.list_spaces(ctx).await? {
+        for space in services.list_spaces(ctx, Page::all()).await? {
             if space.access == Access::Open {
                 services
                     .put_member(ctx, space.id, user.id, space.default_role)
@@ -27,7 +27,7 @@ impl AppHooks for Autoinvite {
             return Ok(());
         }
         let services = ctx.services();
-        for user in services.list_users(ctx).await? {
+        for user in services.list_users(ctx, Page::all()).await? {
             services
                 .put_member(ctx, space.id, user.id, space.default_role)
                 .await?;

@@ -15,11 +15,7 @@ impl AppHooks for ChildRemoval {
         ctx: &HookContext,
     ) -> HookResult<()> {
         let services = ctx.services();
-        let children = services.list_spaces(ctx).await?;
-        for child in children
-            .iter()
-            .filter(|s| s.parent_id == Some(membership.space_id))
-        {
+        for child in services.sub_spaces(ctx, membership.space_id).await? {
             if services
                 .get_member(ctx, child.id, membership.user_id)
                 .await?

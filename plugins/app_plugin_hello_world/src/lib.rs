@@ -35,12 +35,10 @@ impl HelloWorld {
 impl AppHooks for HelloWorld {
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
         tracing::info!(plugin = "hello_world", "{}", self.config.greeting);
-        startup
-            .routes()
-            .get("/user", |req: PluginRequest| async move {
-                let who = req.require_identity()?;
-                Ok(json!(who))
-            })?;
+        startup.routes().get("/user", |req: Request| async move {
+            let who = req.require_identity()?;
+            Ok(json!(who))
+        })?;
         Ok(())
     }
 

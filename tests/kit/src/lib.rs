@@ -114,7 +114,7 @@ impl HookTest {
         Fut: Future<Output = Result<T, ApiError>>,
     {
         let uow = self.db.begin(true);
-        let ctx = HookContext::new(
+        let ctx = hookspecs::host::context(
             uow.clone(),
             actor,
             self.services.clone(),

@@ -1,0 +1,411 @@
+//! The request pipeline, every request's one path, in order: route,
+//! body size, identity, access, body, unit of work, handler, commit or
+//! rollback, reply. Plain async code over [`Head`] and a body future: no
+//! hyper type, so it is tested without sockets. The body is only awaited
+//! once the route, the method and the credential have been accepted.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use hookspecs::host::{self, RequestParts};
+use hookspecs::{ApiError, Guard, HookContext, Identity, Method, Reply, RouteDef};
+use serde_json::{Value, json};
+
+use super::router::Match;
+use crate::State;
+
+/// What a request is before its body: everything the pipeline decides on.
+#[derive(Clone, Debug, Default)]
+pub struct Head {
+    /// The method's name, as sent (`GET`, `HEAD`, `OPTIONS`, ...).
+    pub method: String,
+    /// The path, percent-encoded as sent.
+    pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The declared `Content-Length`, if any.
+    pub content_length: Option<u64>,
+    /// This request's id (`X-Request-Id`).
+    pub request_id: String,
+}
+
+/// The pipeline's answer: a status, a JSON body and extra headers.
+#[derive(Debug, PartialEq)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// JSON body, if any.
+    pub body: Option<Value>,
+    /// Headers beside `Content-Type` and `X-Request-Id`.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Why the body could not be had: the transport's errors are `ApiError`s
+/// (413 too large, 408 too slow, 400 broken).
+pub type BodyResult = Result<Bytes, ApiError>;
+
+/// Runs one request through the pipeline.
+pub async fn handle(
+    state: &Arc<State>,
+    head: &Head,
+    body: impl Future<Output = BodyResult>,
+) -> Answer {
+    match respond(state, head, body).await {
+        Ok(answer) => answer,
+        Err(error) => error_answer(&error, head),
+    }
+}
+
+async fn respond(
+    state: &Arc<State>,
+    head: &Head,
+    body: impl Future<Output = BodyResult>,
+) -> Result<Answer, ApiError> {
+    let method = match head.method.as_str() {
+        "HEAD" => Ok(Method::Get),
+        name => Method::ALL
+            .into_iter()
+            .find(|m| m.as_str() == name)
+            .ok_or(()),
+    }
+    .map_err(|()| ApiError::new(404, "not_found", "no route for this request"));
+    let (route, params) = match method {
+        Ok(method) => match state.router.find(method, &head.path).await {
+            Match::Route(route, params) => (route, params),
+            Match::OtherMethods(allowed) => return Err(not_allowed(head, &allowed)),
+            Match::NotFound => return Err(no_route()),
+        },
+        Err(_) if head.method == "OPTIONS" => return options(state, head).await,
+        Err(_) => match state.router.allowed(&head.path).await {
+            allowed if allowed.is_empty() => return Err(no_route()),
+            allowed => return Err(not_allowed(head, &allowed)),
+        },
+    };
+    let limit = state.limits.body_limit;
+    if head.content_length.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+    let identity = identify(state, route.guard, head.authorization.as_deref()).await?;
+    let body = parse_body(&body.await?)?;
+    let parts = RequestParts {
+        method: route.method,
+        path: decoded(&head.path).ok_or_else(no_route)?,
+        params: params.into(),
+        query: Arc::new(parse_query(head.query.as_deref())),
+        body: body.map(Arc::new),
+    };
+    let reply = operate(state, route, parts, identity).await?;
+    let mut headers = Vec::new();
+    if let Some(next) = reply.next {
+        headers.push(("link", next_link(head, next)));
+    }
+    Ok(Answer {
+        status: reply.status,
+        body: (reply.status != 204).then_some(reply.body),
+        headers,
+    })
+}
+
+/// Who is calling, and whether the route lets them. Authentication runs in
+/// a unit of work of its own, ended before the body is read: a slow client
+/// never holds a transaction open.
+async fn identify(
+    state: &Arc<State>,
+    guard: Guard,
+    authorization: Option<&str>,
+) -> Result<Option<Identity>, ApiError> {
+    let identity = match authorization.and_then(bearer) {
+        Some(token) => {
+            let uow = state.db.begin(false);
+            let ctx = state.context(uow.clone(), None);
+            let outcome = state.hooks.hook().authenticate(token, &ctx).await;
+            finish(&ctx, outcome.map_err(ApiError::from))
+                .await?
+                .map(|answer| answer.value)
+        }
+        None => None,
+    };
+    match (guard, &identity) {
+        (Guard::SignedIn | Guard::Admin, None) => Err(ApiError::unauthorized()),
+        (Guard::Admin, Some(who)) if !who.admin => Err(ApiError::forbidden(
+            "this endpoint needs an admin credential",
+        )
+        .with("action", "admin")),
+        _ => Ok(identity),
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is
+/// case-insensitive (RFC 9110, 11.1).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The handler in its unit of work: committed if it answers `Ok`, rolled
+/// back otherwise. A request that writes runs in a task of its own, to its
+/// end even if the client goes away: dropped halfway, its transaction (and
+/// SQLite's write lock) would stay open until its connection happened to be
+/// used again.
+async fn operate(
+    state: &Arc<State>,
+    route: &RouteDef,
+    parts: RequestParts,
+    identity: Option<Identity>,
+) -> Result<Reply, ApiError> {
+    let run = attempt(state.clone(), route.clone(), parts, identity);
+    if !route.method.writes() {
+        return run.await;
+    }
+    tokio::spawn(run).await.unwrap_or_else(|e| {
+        Err(ApiError::internal(format!(
+            "the operation's task failed: {e}"
+        )))
+    })
+}
+
+/// Runs the operation, again from the start each time it loses a race
+/// with a concurrent one (PostgreSQL's serialization failures and
+/// deadlocks), a bounded number of times with jittered backoff; then 503.
+/// Each run has a unit of work of its own: what a lost run wrote is rolled
+/// back, so its hooks ran but left nothing.
+async fn attempt(
+    state: Arc<State>,
+    route: RouteDef,
+    parts: RequestParts,
+    identity: Option<Identity>,
+) -> Result<Reply, ApiError> {
+    let _running = state.in_flight.enter();
+    let mut run = 1;
+    loop {
+        let error = match once(&state, &route, &parts, identity.clone()).await {
+            Err(error) if error.is_race() => error,
+            outcome => return outcome,
+        };
+        if run >= state.retry.max_attempts {
+            state.retries.gave_up.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                runs = run,
+                "giving up after losing every run to concurrent operations: {error}"
+            );
+            return Err(ApiError::new(
+                503,
+                "busy",
+                "the operation kept colliding with concurrent ones; try again",
+            ));
+        }
+        state.retries.retried.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            run,
+            "running {} {} again: {error}",
+            route.method.as_str(),
+            route.path
+        );
+        tokio::time::sleep(state.retry.backoff(run)).await;
+        run += 1;
+    }
+}
+
+/// One run of the handler in a fresh unit of work.
+async fn once(
+    state: &State,
+    route: &RouteDef,
+    parts: &RequestParts,
+    identity: Option<Identity>,
+) -> Result<Reply, ApiError> {
+    let ctx = state.context(state.db.begin(route.method.writes()), identity);
+    // A handler is plugin code or ours; a panic in either is its failure,
+    // not the process's.
+    let outcome = AssertUnwindSafe((route.handler)(parts.with(ctx.clone())))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            let error = ApiError::internal(format!(
+                "the handler of {} {} panicked",
+                route.method.as_str(),
+                route.path
+            ));
+            Err(if route.owner == crate::plugins::APP_PLUGIN {
+                error
+            } else {
+                error.with("plugin", route.owner.as_str())
+            })
+        });
+    finish(&ctx, outcome).await
+}
+
+/// Commits on success, rolls back on failure: nothing half-written.
+async fn finish<T>(ctx: &HookContext, outcome: Result<T, ApiError>) -> Result<T, ApiError> {
+    let uow = host::unit_of_work(ctx);
+    match outcome {
+        Ok(value) => {
+            uow.commit().await?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = uow.rollback().await {
+                tracing::error!(%rollback, "rollback failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// `OPTIONS` on a route's path: its methods.
+async fn options(state: &Arc<State>, head: &Head) -> Result<Answer, ApiError> {
+    let allowed = state.router.allowed(&head.path).await;
+    if allowed.is_empty() {
+        return Err(no_route());
+    }
+    Ok(Answer {
+        status: 204,
+        body: None,
+        headers: vec![("allow", allow_header(&allowed))],
+    })
+}
+
+fn allow_header(allowed: &[Method]) -> String {
+    let mut names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+    if allowed.contains(&Method::Get) {
+        names.push("HEAD");
+    }
+    names.push("OPTIONS");
+    names.join(", ")
+}
+
+fn no_route() -> ApiError {
+    ApiError::new(404, "not_found", "no route for this request")
+}
+
+fn not_allowed(head: &Head, allowed: &[Method]) -> ApiError {
+    let names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+    ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("{} is not allowed here", head.method),
+    )
+    .with("allowed", names)
+}
+
+/// 413: a body larger than `limit` bytes.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        413,
+        "payload_too_large",
+        format!("the body exceeds {limit} bytes"),
+    )
+    .with("limit", limit)
+}
+
+fn parse_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+}
+
+fn decoded(path: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .ok()
+        .map(|p| p.into_owned())
+}
+
+fn parse_query(query: Option<&str>) -> HashMap<String, String> {
+    query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode_component(k), decode_component(v))
+        })
+        .collect()
+}
+
+/// A query-string component: `+` is a space, `%XX` a byte.
+fn decode_component(component: &str) -> String {
+    let spaced = component.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// The `Link` header naming the page after `after`: the same request with
+/// `after` replaced.
+fn next_link(head: &Head, after: i64) -> String {
+    let kept = head
+        .query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("after="));
+    let query: Vec<String> = kept
+        .map(str::to_owned)
+        .chain([format!("after={after}")])
+        .collect();
+    format!("<{}?{}>; rel=\"next\"", head.path, query.join("&"))
+}
+
+/// Any error, as the client sees it. A 500 says only that something failed
+/// and which request it was; the log line with the same id has the rest.
+pub fn error_answer(error: &ApiError, head: &Head) -> Answer {
+    let mut headers = Vec::new();
+    let body = if error.status == 500 {
+        tracing::error!(request_id = %head.request_id, code = %error.code, "{}", error.message);
+        let mut public = ApiError::new(
+            500,
+            &error.code,
+            "something went wrong; the server's log has the details under this request id",
+        )
+        .with("request_id", head.request_id.as_str());
+        for key in ["plugin", "hook"] {
+            if let Some(value) = error.details.get(key) {
+                public = public.with(key, value.clone());
+            }
+        }
+        public.body()
+    } else {
+        let mut body = error.body();
+        body["error"]["request_id"] = json!(head.request_id);
+        body
+    };
+    match error.status {
+        401 => headers.push(("www-authenticate", "Bearer".to_owned())),
+        405 => {
+            let allowed: Vec<Method> = error
+                .details
+                .get("allowed")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| {
+                    Method::ALL
+                        .into_iter()
+                        .find(|x| Some(x.as_str()) == m.as_str())
+                })
+                .collect();
+            headers.push(("allow", allow_header(&allowed)));
+        }
+        503 => headers.push(("retry-after", "1".to_owned())),
+        _ => {}
+    }
+    Answer {
+        status: error.status,
+        body: Some(body),
+        headers,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,387 @@
+//! The pipeline without sockets: a [`Head`], a body future that records
+//! whether it was read, and the [`Answer`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use hooks_core::PluginManager;
+use hookspecs::host::RouteTable;
+use hookspecs::{ApiError, AppHooks, Guard, Method, PluginConfigs, Reply, Request, RouteDef};
+use serde_json::json;
+
+use super::{Answer, BodyResult, Head, handle};
+use crate::State;
+use crate::db::Db;
+use crate::http::{InFlight, Limits, router::Router};
+use crate::plugins::{APP_PLUGIN, AdminToken};
+use crate::services::AppServices;
+
+const ADMIN: &str = "Bearer admin-secret";
+
+async fn state(extra: Vec<RouteDef>) -> Arc<State> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let url = format!("sqlite:file:pipeline{n}?mode=memory&cache=shared");
+    let db = Db::open(&url).await.expect("an in-memory database");
+    let hooks = PluginManager::<dyn AppHooks>::new();
+    hooks
+        .register(APP_PLUGIN, AdminToken::new("admin-secret".into()))
+        .unwrap();
+    let table = RouteTable::default();
+    let slot = Arc::new(OnceLock::new());
+    for route in crate::api::routes(&slot).into_iter().chain(extra) {
+        table.add(route).unwrap();
+    }
+    let state = Arc::new(State {
+        db,
+        services: Arc::new(AppServices::new(hooks.clone())),
+        hooks,
+        configs: Arc::new(PluginConfigs::default()),
+        router: Router::new(table.freeze()).unwrap(),
+        loaded: Vec::new(),
+        limits: Limits {
+            body_limit: 100,
+            ..Limits::default()
+        },
+        in_flight: InFlight::default(),
+        retry: crate::db::Retry {
+            max_attempts: 4,
+            backoff_ms: 1,
+        },
+        retries: Default::default(),
+    });
+    let _ = slot.set(Arc::downgrade(&state));
+    state
+}
+
+fn head(method: &str, target: &str, authorization: Option<&str>) -> Head {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_owned())),
+        None => (target, None),
+    };
+    Head {
+        method: method.into(),
+        path: path.into(),
+        query,
+        authorization: authorization.map(str::to_owned),
+        content_length: None,
+        request_id: "req-1".into(),
+    }
+}
+
+/// A body that notes whether the pipeline read it.
+fn body(text: &str, read: &Arc<AtomicBool>) -> impl Future<Output = BodyResult> + use<> {
+    let (text, read) = (Bytes::from(text.to_owned()), read.clone());
+    async move {
+        read.store(true, Ordering::SeqCst);
+        Ok(text)
+    }
+}
+
+async fn call(state: &Arc<State>, head: Head, text: &str) -> (Answer, bool) {
+    let read = Arc::new(AtomicBool::new(false));
+    let answer = handle(state, &head, body(text, &read)).await;
+    (answer, read.load(Ordering::SeqCst))
+}
+
+fn header<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
+    answer
+        .headers
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn code(answer: &Answer) -> &str {
+    answer.body.as_ref().unwrap()["error"]["code"]
+        .as_str()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_404_without_reading_the_body() {
+    let state = state(vec![]).await;
+    let (answer, read) = call(&state, head("POST", "/nope", None), "{}").await;
+    assert_eq!((answer.status, read), (404, false));
+    assert_eq!(code(&answer), "not_found");
+}
+
+#[tokio::test]
+async fn no_credential_is_401_with_www_authenticate_without_reading_the_body() {
+    let state = state(vec![]).await;
+    let (answer, read) = call(&state, head("POST", "/api/users", None), "{}").await;
+    assert_eq!((answer.status, read), (401, false));
+    assert_eq!(header(&answer, "www-authenticate"), Some("Bearer"));
+    let (answer, read) = call(
+        &state,
+        head("POST", "/api/users", Some("Bearer wrong")),
+        "{}",
+    )
+    .await;
+    assert_eq!((answer.status, read), (401, false));
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_413_without_reading_the_body() {
+    let state = state(vec![]).await;
+    let mut big = head("POST", "/api/users", Some(ADMIN));
+    big.content_length = Some(101);
+    let (answer, read) = call(&state, big, "{}").await;
+    assert_eq!((answer.status, read), (413, false));
+    assert_eq!(answer.body.unwrap()["error"]["limit"], 100);
+}
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let state = state(vec![]).await;
+    for auth in [
+        "bearer admin-secret",
+        "BEARER admin-secret",
+        "Bearer  admin-secret ",
+    ] {
+        let (answer, _) = call(&state, head("GET", "/api/users", Some(auth)), "").await;
+        assert_eq!(answer.status, 200, "{auth}");
+    }
+    let (answer, _) = call(
+        &state,
+        head("GET", "/api/users", Some("Basic admin-secret")),
+        "",
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+}
+
+#[tokio::test]
+async fn head_is_answered_by_get_routes() {
+    let state = state(vec![]).await;
+    let (answer, _) = call(&state, head("HEAD", "/health", None), "").await;
+    assert_eq!(answer.status, 200);
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_405_with_allow() {
+    let state = state(vec![]).await;
+    let (answer, read) = call(&state, head("PUT", "/api/users", Some(ADMIN)), "{}").await;
+    assert_eq!((answer.status, read), (405, false));
+    assert_eq!(header(&answer, "allow"), Some("GET, POST, HEAD, OPTIONS"));
+    let (answer, _) = call(&state, head("TRACE", "/api/users", None), "").await;
+    assert_eq!(answer.status, 405);
+}
+
+#[tokio::test]
+async fn options_names_the_methods_and_options_star_is_404() {
+    let state = state(vec![]).await;
+    let (answer, _) = call(&state, head("OPTIONS", "/api/users/7", None), "").await;
+    assert_eq!(answer.status, 204);
+    assert_eq!(
+        header(&answer, "allow"),
+        Some("GET, PATCH, DELETE, HEAD, OPTIONS")
+    );
+    let (answer, _) = call(&state, head("OPTIONS", "*", None), "").await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(code(&answer), "not_found");
+}
+
+#[tokio::test]
+async fn bad_percent_encoding_is_404_not_500() {
+    let state = state(vec![]).await;
+    for path in ["/api/users/%FF", "/api/%E0%A4%A", "/%00"] {
+        let (answer, _) = call(&state, head("GET", path, Some(ADMIN)), "").await;
+        assert_eq!(answer.status, 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let state = state(vec![]).await;
+    let (answer, read) = call(&state, head("POST", "/api/users", Some(ADMIN)), "{oops").await;
+    assert_eq!((answer.status, read), (400, true));
+    assert_eq!(code(&answer), "bad_request");
+}
+
+fn failing_routes() -> Vec<RouteDef> {
+    vec![
+        RouteDef::new(
+            Method::Get,
+            "/plugins/t/fail",
+            "t",
+            Guard::Public,
+            |_: Request| async {
+                Err::<Reply, _>(ApiError::internal("secret: SELECT * FROM users"))
+            },
+        ),
+        RouteDef::new(
+            Method::Get,
+            "/plugins/t/panic",
+            "t",
+            Guard::Public,
+            |_: Request| async {
+                if true {
+                    panic!("boom");
+                }
+                Ok(Reply::no_content())
+            },
+        ),
+        RouteDef::new(
+            Method::Post,
+            "/plugins/t/write-then-fail",
+            "t",
+            Guard::Public,
+            |req: Request| async move {
+                sqlx::query(
+                    "INSERT INTO users (username, email, created_at) VALUES ('x', 'x@y.z', 'now')",
+                )
+                .execute(&mut *req.ctx().db().await?)
+                .await?;
+                Err::<Reply, _>(ApiError::conflict("changed my mind"))
+            },
+        ),
+        RouteDef::new(
+            Method::Get,
+            "/plugins/t/admin",
+            "t",
+            Guard::Admin,
+            |_: Request| async { Ok(Reply::ok(json!({"ok": true}))) },
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_500_says_only_that_something_failed_and_the_request_id() {
+    let state = state(failing_routes()).await;
+    for path in ["/plugins/t/fail", "/plugins/t/panic"] {
+        let (answer, _) = call(&state, head("GET", path, None), "").await;
+        assert_eq!(answer.status, 500, "{path}");
+        let error = &answer.body.as_ref().unwrap()["error"];
+        assert_eq!(error["request_id"], "req-1");
+        let text = error.to_string();
+        assert!(!text.contains("SELECT") && !text.contains("boom"), "{text}");
+    }
+    let (answer, _) = call(&state, head("GET", "/plugins/t/panic", None), "").await;
+    assert_eq!(answer.body.unwrap()["error"]["plugin"], "t");
+}
+
+#[tokio::test]
+async fn a_failed_handler_writes_nothing() {
+    let state = state(failing_routes()).await;
+    let (answer, _) = call(&state, head("POST", "/plugins/t/write-then-fail", None), "").await;
+    assert_eq!(answer.status, 409);
+    let (answer, _) = call(&state, head("GET", "/api/users", Some(ADMIN)), "").await;
+    assert_eq!(answer.body.unwrap(), json!([]));
+}
+
+#[tokio::test]
+async fn plugin_routes_declare_who_may_call_them() {
+    let state = state(failing_routes()).await;
+    let (answer, _) = call(&state, head("GET", "/plugins/t/admin", None), "").await;
+    assert_eq!(answer.status, 401);
+    let (answer, _) = call(&state, head("GET", "/plugins/t/admin", Some(ADMIN)), "").await;
+    assert_eq!(answer.status, 200);
+}
+
+#[tokio::test]
+async fn lists_are_paged_with_a_link_to_the_next_page() {
+    let state = state(vec![]).await;
+    for name in ["a", "b", "c"] {
+        let body = json!({"username": name, "email": format!("{name}@example.org")}).to_string();
+        let (answer, _) = call(&state, head("POST", "/api/users", Some(ADMIN)), &body).await;
+        assert_eq!(answer.status, 201);
+    }
+    let (first, _) = call(&state, head("GET", "/api/users?limit=2", Some(ADMIN)), "").await;
+    let names: Vec<_> = first
+        .body
+        .as_ref()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].clone())
+        .collect();
+    assert_eq!(names, [json!("a"), json!("b")]);
+    let link = header(&first, "link").unwrap();
+    assert_eq!(link, "</api/users?limit=2&after=2>; rel=\"next\"");
+    let (second, _) = call(
+        &state,
+        head("GET", "/api/users?limit=2&after=2", Some(ADMIN)),
+        "",
+    )
+    .await;
+    assert_eq!(second.body.as_ref().unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(header(&second, "link"), None);
+    let (bad, _) = call(
+        &state,
+        head("GET", "/api/users?limit=100000", Some(ADMIN)),
+        "",
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.body.unwrap()["error"]["field"].clone()),
+        (422, json!("limit"))
+    );
+}
+
+/// A route that writes a row, then loses a race on its first `losses` runs.
+fn racing_route(losses: usize, runs: Arc<std::sync::atomic::AtomicUsize>) -> RouteDef {
+    RouteDef::new(
+        Method::Post,
+        "/plugins/t/race",
+        "t",
+        Guard::Public,
+        move |req: Request| {
+            let run = runs.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                let name = format!("run{run}");
+                sqlx::query(
+                    "INSERT INTO users (username, email, created_at) VALUES ($1, $2, 'now')",
+                )
+                .bind(&name)
+                .bind(format!("{name}@example.org"))
+                .execute(&mut *req.ctx().db().await?)
+                .await?;
+                if run <= losses {
+                    return Err(ApiError::race("simulated"));
+                }
+                Ok(Reply::created(json!({"run": run})))
+            }
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_lost_race_runs_the_whole_operation_again_and_only_the_last_run_counts() {
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let state = state(vec![racing_route(2, runs.clone())]).await;
+    let (answer, _) = call(&state, head("POST", "/plugins/t/race", None), "").await;
+    assert_eq!(
+        (answer.status, answer.body.unwrap()),
+        (201, json!({"run": 3}))
+    );
+    let (users, _) = call(&state, head("GET", "/api/users", Some(ADMIN)), "").await;
+    let names: Vec<_> = users
+        .body
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].clone())
+        .collect();
+    assert_eq!(names, [json!("run3")], "the lost runs left nothing");
+    assert_eq!(state.retries.retried.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn when_every_run_loses_the_answer_is_503_with_retry_after_and_nothing_is_written() {
+    let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let state = state(vec![racing_route(usize::MAX, runs.clone())]).await;
+    let (answer, _) = call(&state, head("POST", "/plugins/t/race", None), "").await;
+    assert_eq!((answer.status, code(&answer)), (503, "busy"));
+    assert_eq!(header(&answer, "retry-after"), Some("1"));
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        state.retry.max_attempts as usize
+    );
+    assert_eq!(state.retries.gave_up.load(Ordering::Relaxed), 1);
+    let (users, _) = call(&state, head("GET", "/api/users", Some(ADMIN)), "").await;
+    assert_eq!(users.body.unwrap(), json!([]));
+}

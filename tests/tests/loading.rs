@@ -335,8 +335,10 @@ fn a_plugin_error_reaches_the_client_as_the_plugin_wrote_it() {
     let dir = faulty_folder();
     let app = start_faulty(dir.path(), "refuse", "");
     let body = json!({"username": "ada", "email": "ada@example.org"});
-    let (status, body) = app.post("/api/users", ADMIN, body);
+    let (status, mut body) = app.post("/api/users", ADMIN, body);
     assert_eq!(status, 409, "{body}");
+    let request_id = body["error"].as_object_mut().unwrap().remove("request_id");
+    assert!(request_id.is_some_and(|id| id.is_string()), "{body}");
     assert_eq!(
         body,
         json!({"error": {

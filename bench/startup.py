@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Startup with 50 generated plugins (DESIGN.md, "Performance targets").
+"""Startup with 50 generated plugins (BENCHMARKS.md, "Targets").
 
 Target: 50 plugins discovered, fingerprint-checked, loaded and registered,
 from process start to the first HTTP 200 on `GET /health`, in under 200 ms

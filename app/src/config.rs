@@ -31,11 +31,12 @@ pub struct Config {
 
 /// `[plugins]`: where plugins are, which to skip or insist on, and each
 /// plugin's own table (`[plugins.<name>]`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct PluginsConfig {
-    /// The folder scanned for `app_plugin_*` crates and libraries.
-    pub dir: PathBuf,
+    /// The folder scanned for `app_plugin_*` crates and libraries; unset:
+    /// see [`PluginsConfig::folder`].
+    pub dir: Option<PathBuf>,
     /// Plugins never opened.
     pub disabled: Vec<String>,
     /// Plugins without which the app refuses to start.
@@ -45,14 +46,20 @@ pub struct PluginsConfig {
     pub tables: HashMap<String, toml::Value>,
 }
 
-impl Default for PluginsConfig {
-    fn default() -> Self {
-        PluginsConfig {
-            dir: PathBuf::from("plugins"),
-            disabled: Vec::new(),
-            required: Vec::new(),
-            tables: HashMap::new(),
+impl PluginsConfig {
+    /// The plugin folder, and whether it was configured (`[plugins] dir`,
+    /// `APP_PLUGINS_DIR`). Unset: `plugins/` beside the executable if there
+    /// is one (a package made by `app package`, wherever it is started
+    /// from), else `plugins/` in the working directory (the workspace's).
+    pub fn folder(&self) -> (PathBuf, bool) {
+        if let Some(dir) = &self.dir {
+            return (dir.clone(), true);
         }
+        let beside = std::env::current_exe()
+            .ok()
+            .and_then(|exe| Some(exe.parent()?.join("plugins")))
+            .filter(|dir| dir.is_dir());
+        (beside.unwrap_or_else(|| PathBuf::from("plugins")), false)
     }
 }
 
@@ -95,7 +102,7 @@ impl Config {
             config.admin_token = Some(token);
         }
         if let Ok(dir) = std::env::var("APP_PLUGINS_DIR") {
-            config.plugins.dir = dir.into();
+            config.plugins.dir = Some(dir.into());
         }
         Ok(config)
     }

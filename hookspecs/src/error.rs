@@ -119,22 +119,34 @@ impl ApiError {
     }
 }
 
-/// A failed hook becomes the API's answer: the status the failing plugin's
-/// own `ApiError` carries (500 if it returned another error or panicked),
-/// the message telling the whole chain, and `plugin` and `hook` naming the
-/// implementation that really failed, however deeply nested (through hook
-/// calls, and through services whose errors a plugin passed on).
+/// A failed hook becomes the API's answer, naming with `plugin` and `hook`
+/// the implementation that really failed, however deeply nested (through
+/// hook calls, and through services whose errors a plugin passed on).
+///
+/// When that plugin failed with its own `ApiError`, the client gets it as
+/// the plugin wrote it: status, code, message and extra fields (so a client
+/// can tell a quota refusal from a crash). Otherwise (another error, a
+/// panic, a timeout, runaway recursion) the answer is a 500 (504 for a
+/// timeout) with a `hook_*` code and a message telling the whole chain.
 impl From<HookError> for ApiError {
     fn from(error: HookError) -> Self {
         let failed = innermost(&error);
         let carried = failed.cause().and_then(|c| c.downcast_ref::<ApiError>());
-        let (status, code) = match (carried, failed.kind()) {
-            (Some(api), _) => (api.status, "hook_failed"),
-            (None, HookErrorKind::TooDeep { .. }) => (500, "hook_recursion"),
-            (None, HookErrorKind::TimedOut(_)) => (504, "hook_timeout"),
-            _ => (500, "hook_failed"),
+        let mut api = match (carried, failed.kind()) {
+            (Some(own), _) => ApiError {
+                hook_error: None,
+                ..own.clone()
+            },
+            (None, kind) => {
+                let (status, code) = match kind {
+                    HookErrorKind::TooDeep { .. } => (500, "hook_recursion"),
+                    HookErrorKind::TimedOut(_) => (504, "hook_timeout"),
+                    _ => (500, "hook_failed"),
+                };
+                ApiError::new(status, code, error.to_string())
+            }
         };
-        let mut api = ApiError::new(status, code, error.to_string()).with("hook", failed.hook());
+        api = api.with("hook", failed.hook());
         if let Some(plugin) = failed.plugin() {
             api = api.with("plugin", plugin);
         }

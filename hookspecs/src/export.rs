@@ -13,13 +13,15 @@ mod build {
 }
 
 /// The version of the loading protocol: this struct and the two exports.
-pub const LOADER_VERSION: u32 = 1;
+pub const LOADER_VERSION: u32 = 2;
 
-/// Identifies one build of the SDK. `#[repr(C)]` and plain data, so the app
-/// can read a plugin's safely even when the plugin was built by another
-/// compiler or against another SDK.
+/// Identifies one build of the SDK. A plugin exports the one it was built
+/// against as the data symbol `app_plugin_fingerprint`, which the app reads
+/// from the library file (with [`Fingerprint::from_bytes`]) before loading
+/// it: so a stale or foreign library is named as such even when the dynamic
+/// loader could not load it at all.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Fingerprint {
     /// [`LOADER_VERSION`].
     pub loader_version: u32,
@@ -27,13 +29,30 @@ pub struct Fingerprint {
     pub rustc: [u8; 96],
     /// Hash of the engine's and the SDK's sources and manifests.
     pub sdk: u64,
-    /// Hash of Cargo.lock (every dependency's exact version).
-    pub lock: u64,
     /// Cargo profile (`debug`, `release`), NUL-padded.
     pub profile: [u8; 16],
     /// Hash of target, optimisation, debug info, rustflags and features.
     pub build: u64,
+    /// A function of this SDK build. Its symbol name carries the hash cargo
+    /// gives this build (features, dependency versions, profile): a library
+    /// built against another build of the SDK then fails to load instead of
+    /// loading with other types. Not part of the comparison (its value is
+    /// an address).
+    pub build_marker: fn(),
 }
+
+/// The fingerprint compiled into the SDK library this process runs on. It
+/// is not inlined: a binary comparing it with its own [`FINGERPRINT`]
+/// (compiled into the binary) learns whether the library beside it was
+/// rebuilt from other sources since the binary was linked.
+#[inline(never)]
+pub fn library_fingerprint() -> Fingerprint {
+    FINGERPRINT
+}
+
+/// The function [`Fingerprint::build_marker`] points to.
+#[inline(never)]
+pub fn build_marker() {}
 
 const fn padded<const N: usize>(text: &str) -> [u8; N] {
     let bytes = text.as_bytes();
@@ -51,9 +70,9 @@ pub const FINGERPRINT: Fingerprint = Fingerprint {
     loader_version: LOADER_VERSION,
     rustc: padded(build::RUSTC),
     sdk: build::SDK,
-    lock: build::LOCK,
     profile: padded(build::PROFILE),
     build: build::BUILD,
+    build_marker,
 };
 
 fn text(bytes: &[u8]) -> String {
@@ -61,39 +80,69 @@ fn text(bytes: &[u8]) -> String {
 }
 
 impl Fingerprint {
-    /// Why `other` (a plugin's) cannot be loaded by a build with `self`'s,
-    /// naming the first part that differs; `None` if they match.
+    /// The plain-data fields of a fingerprint stored in `bytes` (the
+    /// contents of a library's `app_plugin_fingerprint` symbol, in this
+    /// machine's byte order); `None` if `bytes` is too short for them.
+    /// [`build_marker`](Self::build_marker) is left pointing to this SDK's.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Fingerprint> {
+        use std::mem::offset_of;
+        let field = |offset: usize, len: usize| bytes.get(offset..offset + len);
+        let u64_at = |offset: usize| -> Option<u64> {
+            Some(u64::from_ne_bytes(field(offset, 8)?.try_into().ok()?))
+        };
+        Some(Fingerprint {
+            loader_version: u32::from_ne_bytes(
+                field(offset_of!(Fingerprint, loader_version), 4)?
+                    .try_into()
+                    .ok()?,
+            ),
+            rustc: field(offset_of!(Fingerprint, rustc), 96)?.try_into().ok()?,
+            sdk: u64_at(offset_of!(Fingerprint, sdk))?,
+            profile: field(offset_of!(Fingerprint, profile), 16)?
+                .try_into()
+                .ok()?,
+            build: u64_at(offset_of!(Fingerprint, build))?,
+            build_marker,
+        })
+    }
+
+    /// Why a plugin with fingerprint `other` cannot be loaded by a build
+    /// with `self`'s, naming the first part that differs and what to do;
+    /// `None` if they match.
     pub fn mismatch(&self, other: &Fingerprint) -> Option<String> {
+        const REBUILD: &str = "rebuild it with the app: `cargo build` at the workspace root";
         if self.loader_version != other.loader_version {
             return Some(format!(
-                "it speaks loader protocol {}, the app {}",
+                "it speaks loader protocol {}, the app {}: {REBUILD}",
                 other.loader_version, self.loader_version
             ));
         }
         if self.rustc != other.rustc {
             return Some(format!(
-                "it was compiled by `{}`, the app by `{}`",
+                "it was compiled by `{}`, the app by `{}`: {REBUILD}",
                 text(&other.rustc),
                 text(&self.rustc)
             ));
         }
         if self.profile != other.profile {
+            let (theirs, ours) = (text(&other.profile), text(&self.profile));
+            let flag = if ours == "release" { " --release" } else { "" };
             return Some(format!(
-                "it is a `{}` build, the app a `{}` build",
-                text(&other.profile),
-                text(&self.profile)
+                "it is a `{theirs}` build, the app a `{ours}` build: plugins must come \
+                 from the app's own build: `cargo build{flag}` at the workspace root, \
+                 then take the library from target/{ours}/ (or use `app package`)"
             ));
         }
         if self.sdk != other.sdk {
-            return Some("it was built against other sources of hookspecs/hooks-core (the SDK changed since)".into());
-        }
-        if self.lock != other.lock {
-            return Some(
-                "it was built with other dependency versions (Cargo.lock changed since)".into(),
-            );
+            return Some(format!(
+                "it was built against other sources of hookspecs/hooks-core (the SDK \
+                 changed since): {REBUILD}"
+            ));
         }
         if self.build != other.build {
-            return Some("it was built with other flags or features".into());
+            return Some(format!(
+                "it was built with other flags or features: {REBUILD} (without RUSTFLAGS)"
+            ));
         }
         None
     }
@@ -171,8 +220,8 @@ pub fn configured<C: DeserializeOwned + Default>(table: &Value) -> Result<C, Str
 
 /// The symbol names the app looks up.
 pub mod symbols {
-    /// `extern "C" fn() -> Fingerprint`.
-    pub const FINGERPRINT: &[u8] = b"app_plugin_fingerprint\0";
+    /// `static app_plugin_fingerprint: Fingerprint`, read from the file.
+    pub const FINGERPRINT: &str = "app_plugin_fingerprint";
     /// `fn(&serde_json::Value) -> Result<PluginExport, String>`: gets the
     /// plugin's configuration table.
     pub const REGISTER: &[u8] = b"app_plugin_register\0";
@@ -190,8 +239,9 @@ pub mod symbols {
 /// `migrations = MIGRATIONS` (a `&'static [Migration]`: its own tables).
 ///
 /// It defines the two exports the app's loader looks up: the SDK
-/// fingerprint (C ABI, plain data, checked first) and the registration
-/// function (called only when the fingerprints match).
+/// fingerprint (a `#[repr(C)]` static, read from the file and checked
+/// first) and the registration function (called only when the fingerprints
+/// match).
 #[macro_export]
 macro_rules! export_plugin {
     ($constructor:expr, config = $config:ty
@@ -219,9 +269,8 @@ macro_rules! export_plugin {
         // SAFETY: a unique, fixed symbol name per plugin library: the loader
         // protocol. No other item of the library may use these names.
         #[unsafe(no_mangle)]
-        pub extern "C" fn app_plugin_fingerprint() -> $crate::Fingerprint {
-            $crate::FINGERPRINT
-        }
+        #[allow(non_upper_case_globals)]
+        pub static app_plugin_fingerprint: $crate::Fingerprint = $crate::FINGERPRINT;
 
         // SAFETY: as above; the app calls it only after the fingerprints
         // matched, i.e. with the same compiler and the same SDK build.

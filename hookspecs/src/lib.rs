@@ -64,7 +64,10 @@ pub use util::{new_secret, now, sha256_hex};
 #[doc(hidden)]
 pub use context::PluginConfigs;
 #[doc(hidden)]
-pub use export::{FINGERPRINT, Fingerprint, LOADER_VERSION, PluginExport, configured, symbols};
+pub use export::{
+    FINGERPRINT, Fingerprint, LOADER_VERSION, PluginExport, build_marker, configured,
+    library_fingerprint, symbols,
+};
 #[doc(hidden)]
 pub use hooks::AppHooksRelay;
 #[doc(hidden)]

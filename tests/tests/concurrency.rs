@@ -294,10 +294,9 @@ e2e! {
 
 /// Only PostgreSQL re-runs operations (SQLite's writers never collide).
 #[test]
+#[cfg_attr(no_test_database, ignore = "PostgreSQL: TEST_DATABASE_URL is not set")]
 fn a_hook_that_ran_twice_for_one_operation_left_one_effect() {
-    let Some(backend) = Backend::postgres() else {
-        return;
-    };
+    let backend = Backend::postgres().expect("TEST_DATABASE_URL");
     let app = TestApp::start(backend);
     let user = expect(
         201,
@@ -328,10 +327,9 @@ fn a_hook_that_ran_twice_for_one_operation_left_one_effect() {
 
 /// With no run left, the client gets 503 and `Retry-After`, and nothing is written.
 #[test]
+#[cfg_attr(no_test_database, ignore = "PostgreSQL: TEST_DATABASE_URL is not set")]
 fn an_operation_that_keeps_losing_answers_503_and_writes_nothing() {
-    let Some(backend) = Backend::postgres() else {
-        return;
-    };
+    let backend = Backend::postgres().expect("TEST_DATABASE_URL");
     let app = TestApp::start_with(
         backend,
         Options::default().config("[database]\nmax_attempts = 1\n"),

@@ -119,7 +119,8 @@ e2e! {
     fn a_failing_hook_can_choose_its_status(backend) {
         let app = TestApp::start(backend);
         let body = json!({"username": "conflict-carl", "email": "carl@example.org"});
-        let error = expect_error(409, "hook_failed", app.post("/api/users", ADMIN, body));
+        let error = expect_error(409, "conflict", app.post("/api/users", ADMIN, body));
+        assert_eq!(error["message"], "conflict-carl conflicts");
         assert_eq!(error["plugin"], "failing");
         assert_eq!(error["hook"], "on_user_created");
         assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 0);

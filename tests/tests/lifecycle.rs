@@ -106,10 +106,9 @@ mod three_instances_on_one_database {
     /// Three instances started at once against one fresh PostgreSQL
     /// database all come up: the migrations do not race.
     #[test]
+    #[cfg_attr(no_test_database, ignore = "PostgreSQL: TEST_DATABASE_URL is not set")]
     fn postgres() {
-        let Some(backend) = Backend::postgres() else {
-            return;
-        };
+        let backend = Backend::postgres().expect("TEST_DATABASE_URL");
         let db = Arc::new(TestDb::create(backend));
         let procs: Vec<Proc> = (0..3)
             .map(|_| Proc::spawn(Options::default().command(&db)))

@@ -107,18 +107,14 @@ fn bad_libraries_are_refused_and_the_app_starts_without_them() {
         "int nothing_here(void) { return 0; }\n",
     );
     // A plugin built by another compiler against another SDK.
+    let foreign = hookspecs::Fingerprint {
+        rustc: padded("rustc 0.0.1 (elsewhere)"),
+        ..hookspecs::FINGERPRINT
+    };
     c_library(
         d,
         "libapp_plugin_foreign.so",
-        r#"#include <stdint.h>
-#include <string.h>
-struct fp { uint32_t loader_version; uint8_t rustc[96]; uint64_t sdk, lock; uint8_t profile[16]; uint64_t build; };
-struct fp app_plugin_fingerprint(void) {
-    struct fp f; memset(&f, 0, sizeof f);
-    f.loader_version = 1; memcpy(f.rustc, "rustc 0.0.1 (elsewhere)", 23);
-    return f;
-}
-"#,
+        &fingerprint_library(&foreign, ""),
     );
     // A good plugin, prebuilt, and the same one writable by others.
     std::fs::copy(built_hello_world(), d.join("libapp_plugin_copy.so")).unwrap();
@@ -335,6 +331,29 @@ fn a_required_plugin_panicking_at_startup_stops_startup() {
 }
 
 #[test]
+fn a_plugin_error_reaches_the_client_as_the_plugin_wrote_it() {
+    let dir = faulty_folder();
+    let app = start_faulty(dir.path(), "refuse", "");
+    let body = json!({"username": "ada", "email": "ada@example.org"});
+    let (status, mut body) = app.post("/api/users", ADMIN, body);
+    assert_eq!(status, 409, "{body}");
+    let request_id = body["error"].as_object_mut().unwrap().remove("request_id");
+    assert!(request_id.is_some_and(|id| id.is_string()), "{body}");
+    assert_eq!(
+        body,
+        json!({"error": {
+            "code": "quota_exceeded",
+            "message": "at most 2 users here",
+            "quota": 2,
+            "used": 2,
+            "plugin": "faulty",
+            "hook": "on_user_created",
+        }})
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 0);
+}
+
+#[test]
 fn a_loaded_plugin_panicking_in_an_entity_hook_rolls_back_and_names_itself() {
     let dir = faulty_folder();
     let app = start_faulty(dir.path(), "hook", "");
@@ -447,8 +466,9 @@ fn a_package_runs_from_its_own_folder_with_its_own_libraries() {
         dist.join("libhookspecs.so").exists()
             && dist.join("plugins/libapp_plugin_hello_world.so").exists()
     );
-    // Started from the package with nothing of the build environment: the
-    // dynamic loader reports which std and SDK it initialises.
+    // Started from another folder with nothing of the build environment and
+    // no plugin folder configured: it finds its plugins beside itself, and
+    // the dynamic loader reports which std and SDK it initialises.
     let mut cmd = Command::new(dist.join("app"));
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -456,8 +476,7 @@ fn a_package_runs_from_its_own_folder_with_its_own_libraries() {
         .env("APP_LISTEN", "127.0.0.1:0")
         .env("APP_DATA_DIR", db.dir.path())
         .env("APP_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("APP_PLUGINS_DIR", dist.join("plugins"))
-        .current_dir(out.path());
+        .current_dir(db.dir.path());
     let app = TestApp::wait_up(Proc::spawn(cmd), db);
     let me = expect(200, app.get("/plugins/hello_world/user", ADMIN));
     assert_eq!(me["name"], "admin");
@@ -474,9 +493,59 @@ fn a_package_runs_from_its_own_folder_with_its_own_libraries() {
     }
 }
 
-/// C source of a library exporting `fingerprint` (the loader protocol's
-/// `#[repr(C)]` struct, field for field).
-fn fingerprint_library(fingerprint: &hookspecs::Fingerprint) -> String {
+#[test]
+fn an_app_whose_sdk_library_was_rebuilt_says_what_to_do_instead_of_undefined_symbol() {
+    let db = TestDb::create(Backend::Sqlite);
+    let out = tempfile::tempdir().unwrap();
+    let dist = out.path().join("dist");
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .args(&["package", dist.to_str().unwrap()]);
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(status.success(), "{output}");
+    // Another build of the SDK in place of the one the app was linked
+    // with: none of the symbols the app needs from it.
+    std::fs::remove_file(dist.join("libhookspecs.so")).unwrap();
+    c_library(
+        &dist,
+        "libhookspecs.so",
+        "int nothing_here(void) { return 0; }\n",
+    );
+    // (cargo gives tests an LD_LIBRARY_PATH leading to the real one)
+    let output = Command::new(dist.join("app"))
+        .env_remove("LD_LIBRARY_PATH")
+        .arg("plugins")
+        .arg("list")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("app-main cannot start: the SDK library")
+            && stderr.contains("is another build than the one it was linked with")
+            && stderr.contains("Fix: `cargo build` at the workspace root"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("symbol lookup error"), "{stderr}");
+    // Without the launcher, the dynamic linker's own words.
+    let raw = Command::new(dist.join("app-main"))
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(raw.status.code(), Some(127));
+}
+
+/// `text` NUL-padded, as a fingerprint field.
+fn padded<const N: usize>(text: &str) -> [u8; N] {
+    let mut out = [0; N];
+    out[..text.len()].copy_from_slice(text.as_bytes());
+    out
+}
+
+/// C source of a library exporting `app_plugin_fingerprint` (the loader
+/// protocol's `#[repr(C)]` struct, field for field), followed by `extra`.
+fn fingerprint_library(fingerprint: &hookspecs::Fingerprint, extra: &str) -> String {
     let bytes = |b: &[u8]| {
         b.iter()
             .map(|x| x.to_string())
@@ -485,25 +554,29 @@ fn fingerprint_library(fingerprint: &hookspecs::Fingerprint) -> String {
     };
     format!(
         "#include <stdint.h>\n\
-         struct fp {{ uint32_t loader_version; uint8_t rustc[96]; uint64_t sdk, lock; uint8_t profile[16]; uint64_t build; }};\n\
-         struct fp app_plugin_fingerprint(void) {{\n\
-             struct fp f = {{ {}u, {{{}}}, {}ull, {}ull, {{{}}}, {}ull }};\n\
-             return f;\n\
-         }}\n",
+         struct fp {{ uint32_t loader_version; uint8_t rustc[96]; uint64_t sdk; uint8_t profile[16]; uint64_t build; void *marker; }};\n\
+         const struct fp app_plugin_fingerprint = {{ {}u, {{{}}}, {}ull, {{{}}}, {}ull, 0 }};\n{extra}",
         fingerprint.loader_version,
         bytes(&fingerprint.rustc),
         fingerprint.sdk,
-        fingerprint.lock,
         bytes(&fingerprint.profile),
         fingerprint.build
     )
 }
 
+/// C code that needs a symbol no library defines: the dynamic loader
+/// refuses the library, as it refuses a plugin built against another build
+/// of the SDK.
+const UNRESOLVED: &str = "extern void _ZN9hookspecs6export12build_marker17h0000000000000000E(void);\n\
+     void *app_plugin_needs = (void *)&_ZN9hookspecs6export12build_marker17h0000000000000000E;\n";
+
 #[test]
 fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     // Built against the SDK before its last change: the same compiler,
-    // profile and lock file, another SDK source hash.
+    // profile and flags, another SDK source hash. It also needs symbols
+    // the current SDK lacks, so the dynamic loader could not even load it:
+    // its fingerprint is read from the file.
     let stale = hookspecs::Fingerprint {
         sdk: hookspecs::FINGERPRINT.sdk ^ 1,
         ..hookspecs::FINGERPRINT
@@ -511,14 +584,37 @@ fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
     c_library(
         dir.path(),
         "libapp_plugin_stale.so",
-        &fingerprint_library(&stale),
+        &fingerprint_library(&stale, UNRESOLVED),
+    );
+    // The app's own fingerprint, but built against another build of the
+    // SDK (other features): it does not load, and says why.
+    c_library(
+        dir.path(),
+        "libapp_plugin_otherbuild.so",
+        &fingerprint_library(&hookspecs::FINGERPRINT, UNRESOLVED),
+    );
+    // A build of the other profile (a debug plugin copied into a release
+    // package, or the reverse).
+    let other = if hookspecs::FINGERPRINT.profile == padded::<16>("release") {
+        "debug"
+    } else {
+        "release"
+    };
+    let profile = hookspecs::Fingerprint {
+        profile: padded(other),
+        ..hookspecs::FINGERPRINT
+    };
+    c_library(
+        dir.path(),
+        "libapp_plugin_profile.so",
+        &fingerprint_library(&profile, ""),
     );
     // The same, but with the app's own fingerprint: accepted as far as the
     // check goes (it then lacks a registration function).
     c_library(
         dir.path(),
         "libapp_plugin_current.so",
-        &fingerprint_library(&hookspecs::FINGERPRINT),
+        &fingerprint_library(&hookspecs::FINGERPRINT, ""),
     );
     // A real plugin library cut in half.
     let built = std::fs::read(app_binary().with_file_name("libapp_plugin_hello_world.so")).unwrap();
@@ -538,6 +634,21 @@ fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
         stale.contains("cargo build` at the workspace root"),
         "{stale}"
     );
+    let otherbuild = text("otherbuild");
+    assert!(
+        otherbuild.contains("undefined symbol")
+            && otherbuild.contains("another build of the SDK library")
+            && otherbuild.contains("cargo build` at the workspace root"),
+        "{otherbuild}"
+    );
+    let ours = if other == "debug" { "release" } else { "debug" };
+    let profile = text("profile");
+    assert!(
+        profile.contains(&format!(
+            "it is a `{other}` build, the app a `{ours}` build"
+        )) && profile.contains(&format!("target/{ours}/")),
+        "{profile}"
+    );
     let current = text("current");
     assert!(
         current.contains("exports no `app_plugin_register`"),
@@ -549,6 +660,81 @@ fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
         text("truncated")
     );
     expect(200, app.get("/health", None));
+}
+
+#[test]
+fn a_crate_or_library_without_the_prefix_is_reported_with_the_name_to_give_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (folder, package) in [
+        ("space_quota", "space_quota"),
+        ("app_plugin_quota", "quota"),
+    ] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+        std::fs::write(
+            dir.path().join(folder).join("Cargo.toml"),
+            format!("[package]\nname = \"{package}\"\n"),
+        )
+        .unwrap();
+    }
+    std::fs::copy(built_hello_world(), dir.path().join("libgreeter.so")).unwrap();
+    set_mode(&dir.path().join("libgreeter.so"), 0o755);
+    let app = start(dir.path(), "");
+    let text = |name: &str| status(&app, name)["status"].as_str().unwrap().to_owned();
+    for (name, fix) in [
+        ("space_quota", "name = \"app_plugin_space_quota\""),
+        ("quota", "name = \"app_plugin_quota\""),
+    ] {
+        let why = text(name);
+        assert!(
+            why.contains(&format!(
+                "package name `{name}` lacks the `app_plugin_` prefix"
+            )) && why.contains("never loaded")
+                && why.contains(fix),
+            "{why}"
+        );
+    }
+    let greeter = text("greeter");
+    assert!(
+        greeter.contains("must be named libapp_plugin_<name>.so"),
+        "{greeter}"
+    );
+    let log = app.proc.output.text();
+    assert!(
+        log.contains("plugins: 0 loaded, 0 disabled, 3 failed"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_config_table_naming_no_plugin_stops_startup_with_the_closest_name() {
+    let db = TestDb::create(Backend::Sqlite);
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .config("[plugins.hello_wrold]\ngreeting = \"hi\"\n");
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("table `[plugins.hello_wrold]`, but there is no plugin `hello_wrold`")
+            && output.contains("did you mean `[plugins.hello_world]`?"),
+        "{output}"
+    );
+    assert!(!output.contains("listening on"), "{output}");
+}
+
+#[test]
+fn a_configured_plugin_folder_that_is_missing_is_a_warning() {
+    let missing = tempfile::tempdir().unwrap().path().join("nowhere");
+    let app = start(&missing, "");
+    let log = app.proc.output.text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("does not exist"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("WARN") && line.contains(missing.to_str().unwrap()),
+        "{line}"
+    );
 }
 
 #[test]

@@ -61,6 +61,10 @@ enum PluginsCommand {
 
 /// Runs the CLI with `plugins` registered (statically linked plugins).
 pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
+    if let Err(why) = plugins::loader::check_sdk() {
+        eprintln!("error: {why}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let _log = init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -92,7 +96,7 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
             Command::Plugin {
                 command: PluginCommand::New { name },
             } => {
-                let dir = Config::load()?.plugins.dir;
+                let (dir, _) = Config::load()?.plugins.folder();
                 let created = scaffold::new_plugin(&dir, &name)?;
                 println!(
                     "created {}: `cargo run` builds and loads it",

@@ -1,7 +1,8 @@
 //! `app package <dir>`: a folder that runs on a machine without a Rust
-//! toolchain: the binary, the shared libraries it needs (the SDK and Rust's
+//! toolchain: the binaries (`app`, which checks and starts `app-main`), the
+//! shared libraries it needs (the SDK and Rust's
 //! std, exactly the files this process loaded), and every plugin as a
-//! prebuilt library in `<dir>/plugins/`. The binary's RUNPATH starts with
+//! prebuilt library in `<dir>/plugins/`. The binaries' RUNPATH starts with
 //! `$ORIGIN/`, so the libraries beside it are the ones it loads.
 
 use std::path::{Path, PathBuf};
@@ -17,14 +18,24 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Vec<PathBu
     let build_dir = exe.parent().context("the binary's folder")?;
     std::fs::create_dir_all(out.join("plugins"))
         .with_context(|| format!("creating {}", out.display()))?;
-    let mut copied = vec![copy(&exe, &out.join("app"))?];
+    // `app` checks that `app-main` (this binary) can start with the
+    // libraries beside it, then runs it (src/launcher.rs).
+    let launcher = exe.with_file_name("app");
+    let mut copied = vec![
+        copy(&launcher, &out.join("app"))?,
+        copy(&exe, &out.join("app-main"))?,
+    ];
     for library in loaded_rust_libraries()? {
         let name = library.file_name().context("a library's name")?;
         copied.push(copy(&library, &out.join(name))?);
     }
-    let found = loader::discover(&plugins.dir, build_dir)
-        .with_context(|| format!("reading the plugin folder {}", plugins.dir.display()))?;
-    for candidate in found.iter().filter(|c| !plugins.disabled.contains(&c.name)) {
+    let (dir, _) = plugins.folder();
+    let found = loader::discover(&dir, build_dir)
+        .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
+    let wanted = found
+        .iter()
+        .filter(|c| !plugins.disabled.contains(&c.name) && c.problem.is_none());
+    for candidate in wanted {
         let name = candidate
             .library
             .file_name()

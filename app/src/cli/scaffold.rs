@@ -55,12 +55,17 @@ license.workspace = true
 publish = false
 
 # A Rust dylib sharing the app's runtime through hookspecs: see README.md,
-# "Write a plugin". Depend on hookspecs only.
+# "Write a plugin". Reach tokio, sqlx, serde... through hookspecs.
 [lib]
 crate-type = ["dylib"]
 
 [dependencies]
 hookspecs.workspace = true
+
+# To test its hooks on the app's real services and a fresh database, and
+# its routes end to end (README.md, "Test a plugin"):
+# [dev-dependencies]
+# app-testkit.workspace = true
 "#;
 
 const LIB: &str = r#"//! The `{name}` plugin.

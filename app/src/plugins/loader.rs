@@ -25,45 +25,89 @@ pub struct Candidate {
     pub library: PathBuf,
     /// Where it was found (the crate folder or the library itself).
     pub source: PathBuf,
+    /// Why it cannot be a plugin as it is (a name without the prefix):
+    /// reported as a failure, never silently skipped.
+    pub problem: Option<String>,
 }
 
-/// Lists the plugins in `dir`, sorted by name: crate folders (whose library
-/// was built next to the running binary, in `build_dir`) and prebuilt
-/// libraries. Anything else is ignored with a debug line.
+/// Lists the plugins in `dir`, sorted by name: crate folders (named by the
+/// package name in their Cargo.toml; their library was built next to the
+/// running binary, in `build_dir`) and prebuilt libraries. A crate or a
+/// library whose name lacks the prefix is listed with its problem (cargo
+/// builds every crate in `plugins/`: it would be built and never loaded);
+/// any other file is ignored with a debug line.
 pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let file_name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if let Some(name) = file_name.strip_prefix(PREFIX) {
-            if path.join("Cargo.toml").is_file() {
-                let library = build_dir.join(library_file(&file_name));
-                found.push(Candidate {
-                    name: name.to_owned(),
-                    library,
-                    source: path,
-                });
-                continue;
-            }
+        let manifest = path.join("Cargo.toml");
+        if manifest.is_file() {
+            found.push(crate_candidate(&path, &manifest, &file_name, build_dir));
+            continue;
         }
-        let prebuilt = file_name
+        let library = file_name
             .strip_prefix(std::env::consts::DLL_PREFIX)
-            .and_then(|f| f.strip_suffix(std::env::consts::DLL_SUFFIX))
-            .and_then(|f| f.strip_prefix(PREFIX));
-        match prebuilt {
-            Some(name) => found.push(Candidate {
-                name: name.to_owned(),
-                library: path.clone(),
-                source: path,
-            }),
+            .and_then(|f| f.strip_suffix(std::env::consts::DLL_SUFFIX));
+        match library {
+            Some(stem) => {
+                let problem = (!stem.starts_with(PREFIX)).then(|| {
+                    format!(
+                        "a library in the plugin folder must be named {}{PREFIX}<name>{}: \
+                         rename it to load it, or move it out of the folder",
+                        std::env::consts::DLL_PREFIX,
+                        std::env::consts::DLL_SUFFIX
+                    )
+                });
+                found.push(Candidate {
+                    name: stem.strip_prefix(PREFIX).unwrap_or(stem).to_owned(),
+                    library: path.clone(),
+                    source: path,
+                    problem,
+                });
+            }
             None => {
-                tracing::debug!(path = %path.display(), "not a plugin (name does not start with {PREFIX}): ignored")
+                tracing::debug!(path = %path.display(), "not a plugin (neither a crate nor a library): ignored")
             }
         }
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)
+}
+
+/// A crate folder: the plugin is named by its package name, the name cargo
+/// gives its library.
+fn crate_candidate(path: &Path, manifest: &Path, folder: &str, build_dir: &Path) -> Candidate {
+    let package = std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| {
+            table
+                .get("package")?
+                .get("name")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    let package = package.unwrap_or_else(|| folder.to_owned());
+    let crate_name = package.replace('-', "_");
+    let problem = (!crate_name.starts_with(PREFIX)).then(|| {
+        format!(
+            "its package name `{package}` lacks the `{PREFIX}` prefix, so it is built but \
+             never loaded: set `name = \"{PREFIX}{}\"` under [package] in {}",
+            crate_name.strip_prefix("app_").unwrap_or(&crate_name),
+            manifest.display()
+        )
+    });
+    Candidate {
+        name: crate_name
+            .strip_prefix(PREFIX)
+            .unwrap_or(&crate_name)
+            .to_owned(),
+        library: build_dir.join(library_file(&crate_name)),
+        source: path.to_path_buf(),
+        problem,
+    }
 }
 
 fn library_file(crate_name: &str) -> String {
@@ -80,8 +124,8 @@ pub fn check_file(candidate: &Candidate, dir: &Path) -> Result<(), String> {
     let path = &candidate.library;
     let link = std::fs::symlink_metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound if candidate.source != *path => format!(
-            "its library {} is not built: run `cargo build` at the workspace root \
-             (not `cargo build -p`), which builds the app and every plugin together",
+            "its library {} is not built: run `cargo build` at the workspace root, \
+             which builds the app and every plugin together",
             path.display()
         ),
         _ => format!("cannot read {}: {e}", path.display()),
@@ -122,11 +166,14 @@ pub fn check_file(candidate: &Candidate, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Refuses a file that is not a whole shared library: the dynamic loader
+/// Refuses a file that is not a whole shared library (the dynamic loader
 /// maps segments past the end of a truncated file, and touching them later
-/// would crash the process.
+/// would crash the process), then reads the SDK fingerprint the library
+/// exports from the file itself, so that a stale or foreign library is
+/// named as such without running any of it, even one the dynamic loader
+/// could not load.
 fn check_image(path: &Path) -> Result<(), String> {
-    use object::{Object, ObjectSection, ObjectSegment};
+    use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file = object::File::parse(&*data)
         .map_err(|e| format!("cannot load {}: not a shared library ({e})", path.display()))?;
@@ -144,17 +191,69 @@ fn check_image(path: &Path) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    let not_a_plugin = || {
+        format!(
+            "not a plugin: {} exports no `{}` (add `hookspecs::export_plugin!(...)`)",
+            path.display(),
+            symbols::FINGERPRINT
+        )
+    };
+    let symbol = file
+        .dynamic_symbols()
+        .find(|s| s.name() == Ok(symbols::FINGERPRINT))
+        .ok_or_else(not_a_plugin)?;
+    let older = || {
+        "stale plugin: it was built against an older SDK (loader protocol 1); \
+         rebuild it with the app: `cargo build` at the workspace root"
+            .to_owned()
+    };
+    if symbol.kind() != object::SymbolKind::Data {
+        return Err(older());
+    }
+    let bytes = symbol
+        .section_index()
+        .and_then(|i| file.section_by_index(i).ok())
+        .and_then(|section| {
+            let start = symbol.address().checked_sub(section.address())?;
+            let data = section.data().ok()?;
+            data.get(usize::try_from(start).ok()?..)
+        })
+        .ok_or_else(not_a_plugin)?;
+    let theirs = Fingerprint::from_bytes(bytes).ok_or_else(older)?;
+    match FINGERPRINT.mismatch(&theirs) {
+        Some(why) => Err(format!("stale or foreign plugin: {why}")),
+        None => Ok(()),
+    }
 }
 
-/// Opens the library, checks its fingerprint, and only then calls its
-/// registration function with the plugin's configuration table (an invalid
-/// configuration or a panic there fails this plugin only).
+/// Refuses to run on an SDK library rebuilt from other sources than the
+/// ones this binary was compiled against (its code would disagree with the
+/// binary's on every type): the launcher catches a library that lacks the
+/// binary's symbols, this what symbols cannot show.
+pub fn check_sdk() -> Result<(), String> {
+    let library = hookspecs::library_fingerprint();
+    match FINGERPRINT.mismatch(&library) {
+        None => Ok(()),
+        Some(_) => Err(
+            "the SDK library (libhookspecs) this binary runs on was rebuilt from other \
+             sources since the binary was linked (by a cargo command that builds some \
+             packages only, such as `cargo build -p <plugin>` after an edit of hookspecs \
+             or hooks-core). Fix: `cargo build` at the workspace root, which rebuilds \
+             the app and every plugin together"
+                .to_owned(),
+        ),
+    }
+}
+
+/// Checks the file and its fingerprint, opens the library, and only then
+/// calls its registration function with the plugin's configuration table
+/// (an invalid configuration or a panic there fails this plugin only).
 pub fn load(library: &Path, config: &serde_json::Value) -> Result<PluginExport, String> {
     check_image(library)?;
     // SAFETY: opening a library runs its initialisers. Plugins are trusted
-    // code by design (DESIGN.md: not a sandbox); the file checks above keep
-    // out libraries others could have changed.
+    // code by design (ARCHITECTURE.md: not a sandbox); the file checks above
+    // keep out libraries others could have changed, and ones built against
+    // another SDK.
     let lib = unsafe { libloading::Library::new(library) }.map_err(|e| {
         let mut message = format!("cannot load {}: {e}", library.display());
         let mut source = std::error::Error::source(&e);
@@ -162,24 +261,23 @@ pub fn load(library: &Path, config: &serde_json::Value) -> Result<PluginExport, 
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
+        if message.contains("undefined symbol") {
+            // Same SDK sources and profile (the fingerprint matched), so the
+            // SDK library was rebuilt under other features or dependency
+            // versions since this plugin was built.
+            message.push_str(
+                ": it was built against another build of the SDK library (libhookspecs) \
+                 than the one the app runs on (other features or dependency versions, \
+                 e.g. after a `cargo build -p` with RUSTFLAGS set, or a changed Cargo.lock); \
+                 rebuild the app and its plugins together: `cargo build` at the workspace root",
+            );
+        }
         message
     })?;
-    // SAFETY: the symbol is looked up as the C-ABI function the loader
-    // protocol defines: no arguments, a #[repr(C)] plain-data result, so
-    // calling it is sound whatever compiler or SDK built the library.
-    let fingerprint = unsafe { lib.get::<extern "C" fn() -> Fingerprint>(symbols::FINGERPRINT) }
-        .map_err(|_| {
-            "not a plugin: it exports no `app_plugin_fingerprint` (add `hookspecs::export_plugin!(...)`)"
-                .to_owned()
-        })?;
-    if let Some(why) = FINGERPRINT.mismatch(&fingerprint()) {
-        return Err(format!(
-            "stale or foreign plugin: {why}; rebuild it with the app: `cargo build` at the workspace root"
-        ));
-    }
     // SAFETY: the fingerprints match, so the library was built by the same
-    // compiler against the same SDK build: the Rust-ABI function has exactly
-    // the signature `export_plugin!` gave it.
+    // compiler against the same SDK build (and it loaded, so its symbols,
+    // whose names carry that build's hash, resolved): the Rust-ABI function
+    // has exactly the signature `export_plugin!` gave it.
     let register = unsafe {
         lib.get::<fn(&serde_json::Value) -> Result<PluginExport, String>>(symbols::REGISTER)
     }

@@ -122,14 +122,29 @@ pub fn load(
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let found = match loader::discover(&config.dir, &build_dir) {
+    let (dir, configured) = config.folder();
+    let found = match loader::discover(&dir, &build_dir) {
         Ok(found) => found,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            tracing::info!("no plugin folder at {}", config.dir.display());
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && configured => {
+            tracing::warn!(
+                "the plugin folder {} (from `[plugins] dir` or APP_PLUGINS_DIR) does not exist: \
+                 no plugin is loaded from it; fix the path, or remove the setting",
+                dir.display()
+            );
             Vec::new()
         }
-        Err(e) => anyhow::bail!("reading the plugin folder {}: {e}", config.dir.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::info!("no plugin folder at {}", dir.display());
+            Vec::new()
+        }
+        Err(e) => anyhow::bail!("reading the plugin folder {}: {e}", dir.display()),
     };
+    let known: Vec<&str> = report
+        .iter()
+        .map(|e| e.name.as_str())
+        .chain(found.iter().map(|c| c.name.as_str()))
+        .collect();
+    check_tables(tables, &known, &dir)?;
     let mut exports = std::collections::BTreeMap::new();
     for candidate in found {
         let source = candidate.source.display().to_string();
@@ -142,8 +157,17 @@ pub fn load(
             });
             continue;
         }
+        if let Some(problem) = candidate.problem {
+            report.push(Entry {
+                name: candidate.name,
+                source,
+                status: Status::Failed(problem),
+                migrations: &[],
+            });
+            continue;
+        }
         let table = tables.0.get(&candidate.name).cloned().unwrap_or_default();
-        let export = loader::check_file(&candidate, &config.dir)
+        let export = loader::check_file(&candidate, &dir)
             .and_then(|()| loader::load(&candidate.library, &table));
         exports.insert(candidate.name, (source, export));
     }
@@ -191,11 +215,48 @@ pub fn load(
             ),
             None => anyhow::bail!(
                 "required plugin `{required}` was not found in {}",
-                config.dir.display()
+                dir.display()
             ),
         }
     }
     Ok(report)
+}
+
+/// Refuses a configuration table `[plugins.<name>]` that names no plugin:
+/// a plugin running on its defaults because of a typo (a quota plugin
+/// without its quota) is worse than not starting.
+fn check_tables(tables: &PluginConfigs, known: &[&str], dir: &Path) -> anyhow::Result<()> {
+    let mut unknown: Vec<&String> = tables
+        .0
+        .keys()
+        .filter(|name| !known.contains(&name.as_str()))
+        .collect();
+    unknown.sort();
+    let Some(name) = unknown.first() else {
+        return Ok(());
+    };
+    let closest = known
+        .iter()
+        .filter(|k| **k != APP_PLUGIN)
+        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
+        .min()
+        .filter(|(distance, k)| *distance <= (k.len() / 3).max(2));
+    let hint = match closest {
+        Some((_, k)) => format!("did you mean `[plugins.{k}]`? "),
+        None => String::new(),
+    };
+    let mut names: Vec<&str> = known.iter().copied().filter(|k| *k != APP_PLUGIN).collect();
+    names.sort_unstable();
+    anyhow::bail!(
+        "the configuration has a table `[plugins.{name}]`, but there is no plugin `{name}`: \
+         {hint}Fix the table's name or remove it (plugins found in {}: {})",
+        dir.display(),
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    )
 }
 
 type Loaded = (String, Result<hookspecs::PluginExport, String>);

@@ -114,3 +114,39 @@ impl AppHooks for AuditLog {
 }
 
 hookspecs::export_plugin!(AuditLog::default, migrations = MIGRATIONS);
+
+#[cfg(test)]
+mod tests {
+    use app_testkit::{HookTest, admin, new_user, run};
+    use hookspecs::ApiError;
+
+    #[test]
+    fn records_each_change_inside_the_operation_and_nothing_of_a_failed_one() {
+        run(async {
+            let kit = HookTest::new()
+                .await
+                .register("audit_log", crate::app_plugin_register)
+                .await;
+            let ada = kit
+                .run(admin(), |ctx| async move {
+                    ctx.services().create_user(&ctx, new_user("ada")).await
+                })
+                .await
+                .unwrap();
+            let failed = kit
+                .run(admin(), |ctx| async move {
+                    ctx.services().create_user(&ctx, new_user("bob")).await?;
+                    Err::<(), _>(ApiError::conflict("changed my mind"))
+                })
+                .await;
+            assert_eq!(failed.unwrap_err().code, "conflict");
+            let entries = kit
+                .column(
+                    "SELECT kind || ' ' || entity || ' by ' || actor FROM plugin_audit_log_entries",
+                )
+                .await;
+            assert_eq!(entries, [format!("user_created user {} by admin", ada.id)]);
+            assert_eq!(kit.count("SELECT COUNT(*) FROM users").await, 1);
+        });
+    }
+}

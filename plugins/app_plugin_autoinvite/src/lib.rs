@@ -37,3 +37,46 @@ impl AppHooks for Autoinvite {
 }
 
 hookspecs::export_plugin!(Autoinvite::default);
+
+#[cfg(test)]
+mod tests {
+    use app_testkit::{HookTest, admin, new_user, run};
+    use hookspecs::{Access, NewSpace};
+
+    #[test]
+    fn new_users_join_open_spaces_and_new_open_spaces_get_every_user() {
+        run(async {
+            let kit = HookTest::new()
+                .await
+                .register("autoinvite", crate::app_plugin_register)
+                .await;
+            let space = |name: &str, access| NewSpace {
+                name: name.into(),
+                parent_id: None,
+                access,
+                default_role: None,
+            };
+            let (open, closed) = (
+                space("open", Access::Open),
+                space("closed", Access::Confidential),
+            );
+            kit.run(admin(), |ctx| async move {
+                ctx.services().create_space(&ctx, closed).await?;
+                ctx.services().create_space(&ctx, open).await?;
+                ctx.services().create_user(&ctx, new_user("ada")).await
+            })
+            .await
+            .unwrap();
+            let later = space("later", Access::Open);
+            kit.run(admin(), |ctx| async move {
+                ctx.services().create_space(&ctx, later).await
+            })
+            .await
+            .unwrap();
+            let joined = kit
+                .column("SELECT s.name || ':' || m.role FROM memberships m JOIN spaces s ON s.id = m.space_id ORDER BY s.name")
+                .await;
+            assert_eq!(joined, ["later:reader", "open:reader"]);
+        });
+    }
+}

@@ -49,3 +49,31 @@ impl AppHooks for HelloWorld {
 }
 
 hookspecs::export_plugin!(HelloWorld::new, config = Config);
+
+#[cfg(test)]
+mod tests {
+    use app_testkit::{ADMIN, expect, expect_error, plugin_app};
+
+    #[test]
+    fn greets_with_its_configuration_and_tells_the_caller_who_they_are() {
+        let app = plugin_app(
+            &["hello_world"],
+            "[plugins.hello_world]\ngreeting = \"Hi there\"\n",
+        );
+        let me = expect(200, app.get("/plugins/hello_world/user", ADMIN));
+        assert_eq!(
+            (me["name"].as_str(), me["admin"].as_bool()),
+            (Some("admin"), Some(true))
+        );
+        expect_error(
+            401,
+            "unauthorized",
+            app.get("/plugins/hello_world/user", None),
+        );
+        assert!(
+            app.proc.output.text().contains("Hi there"),
+            "{}",
+            app.proc.output.text()
+        );
+    }
+}

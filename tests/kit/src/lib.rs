@@ -25,6 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use app::db::Db;
+use app::plugins::{APP_PLUGIN, AdminToken};
 use app::services::AppServices;
 use hooks_core::PluginManager;
 use hookspecs::serde_json::Value;
@@ -60,6 +61,12 @@ impl HookTest {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
         let db = Db::open(&url).await.expect("opening the test database");
         let hooks = PluginManager::<dyn AppHooks>::new();
+        // The app's own plugin: its default authorization policy answers
+        // last, as in the app (its admin token is one nobody can send).
+        let token = hookspecs::new_secret("kit-").expect("a random token");
+        hooks
+            .register(APP_PLUGIN, AdminToken::new(token))
+            .expect("the app's own plugin registers first");
         HookTest {
             db,
             services: Arc::new(AppServices::new(hooks.clone())),

@@ -19,7 +19,7 @@ use std::future::{Future, IntoFuture};
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use std::pin::Pin;
@@ -31,10 +31,11 @@ use tracing::Instrument;
 
 use crate::depth;
 use crate::error::{HookError, HookResult, TimeLimit};
+use crate::hookimpl::ImplInfo;
+use crate::hookspec::{ErrorPolicy, HookSpec};
 use crate::monitoring::{self, HookCallInfo, Monitor};
 use crate::registry::{HookImpl, HookImpls};
 use crate::result::{Collect, Results};
-use crate::spec::{ErrorPolicy, HookSpec};
 
 /// What one call runs on: a hook of a snapshot, minus excluded plugins.
 pub(crate) struct CallCtx<'s, S: ?Sized> {
@@ -63,7 +64,7 @@ impl<'s, S: ?Sized> CallCtx<'s, S> {
     #[inline]
     fn impl_span(&self, imp: &HookImpl<S>) -> tracing::Span {
         if self.impl_spans {
-            monitoring::impl_span(self.spec(), &imp.info)
+            impl_span(self.spec(), &imp.info)
         } else {
             tracing::Span::none()
         }
@@ -213,7 +214,7 @@ fn settle<R>(
     spec: &HookSpec,
     imp: &HookImpl<impl ?Sized>,
     caught: Result<HookResult<R>, Box<dyn std::any::Any + Send>>,
-    from_next: &AtomicUsize,
+    from_next: &AtomicU64,
 ) -> Result<R, HookError> {
     let plugin = imp.info.plugin;
     match caught {
@@ -228,7 +229,7 @@ fn settle<R>(
 }
 
 /// Notes the error the rest of a chain produced, for [`settle`].
-fn note<O>(outcome: Result<O, HookError>, from_next: &AtomicUsize) -> Result<O, HookError> {
+fn note<O>(outcome: Result<O, HookError>, from_next: &AtomicU64) -> Result<O, HookError> {
     if let Err(error) = &outcome {
         from_next.store(error.id(), Ordering::Relaxed);
     }
@@ -255,7 +256,7 @@ impl<O> Next<'_, O> {
 
 trait SyncChain<O> {
     fn run_from(&self, wrapper: usize) -> Result<O, HookError>;
-    fn next_error(&self) -> &AtomicUsize;
+    fn next_error(&self) -> &AtomicU64;
 }
 
 struct SyncCall<'s, S: ?Sized, T, O, P, W> {
@@ -264,7 +265,7 @@ struct SyncCall<'s, S: ?Sized, T, O, P, W> {
     wrap: W,
     collect: Collect<T, O>,
     /// The error `next` produced last (see [`settle`]).
-    from_next: AtomicUsize,
+    from_next: AtomicU64,
 }
 
 impl<S: ?Sized, T, O, P, W> SyncChain<O> for SyncCall<'_, S, T, O, P, W>
@@ -272,7 +273,7 @@ where
     P: Fn(&S) -> HookResult<T>,
     W: Fn(&S, Next<'_, O>) -> HookResult<O>,
 {
-    fn next_error(&self) -> &AtomicUsize {
+    fn next_error(&self) -> &AtomicU64 {
         &self.from_next
     }
 
@@ -302,13 +303,13 @@ where
 }
 
 /// What plain implementations, which have no `next`, pass to [`settle`].
-static NO_NEXT: AtomicUsize = AtomicUsize::new(0);
+static NO_NEXT: AtomicU64 = AtomicU64::new(0);
 
 #[inline]
 fn invoke<S: ?Sized, R>(
     ctx: &CallCtx<'_, S>,
     imp: &HookImpl<S>,
-    from_next: &AtomicUsize,
+    from_next: &AtomicU64,
     run: impl FnOnce() -> HookResult<R>,
 ) -> Result<R, HookError> {
     if ctx.impl_spans {
@@ -326,7 +327,7 @@ fn invoke<S: ?Sized, R>(
 fn invoke_traced<S: ?Sized, R>(
     ctx: &CallCtx<'_, S>,
     imp: &HookImpl<S>,
-    from_next: &AtomicUsize,
+    from_next: &AtomicU64,
     run: impl FnOnce() -> HookResult<R>,
 ) -> Result<R, HookError> {
     let span = ctx.impl_span(imp);
@@ -337,7 +338,7 @@ fn invoke_traced<S: ?Sized, R>(
         catch_unwind(AssertUnwindSafe(run)),
         from_next,
     );
-    monitoring::record(&span, &outcome);
+    record(&span, &outcome);
     outcome
 }
 
@@ -350,19 +351,19 @@ pub(crate) fn call_sync<S: ?Sized, T, O>(
 ) -> Result<O, HookError> {
     let (_level, depth) = depth::Level::enter();
     ctx.too_deep(depth)?;
-    let span = monitoring::call_span(ctx.spec());
+    let span = call_span(ctx.spec());
     let _entered = span.enter();
     let chain = SyncCall {
         ctx,
         plain,
         wrap,
         collect,
-        from_next: AtomicUsize::new(0),
+        from_next: AtomicU64::new(0),
     };
     ctx.before();
     let outcome = chain.run_from(0);
     ctx.after(&outcome);
-    monitoring::record(&span, &outcome);
+    record(&span, &outcome);
     outcome
 }
 
@@ -389,7 +390,7 @@ impl<'s, O: Send + 's> IntoFuture for AsyncNext<'s, O> {
 
 trait AsyncChain<'s, O>: Send + Sync {
     fn run_from(self: Arc<Self>, wrapper: usize) -> BoxFuture<'s, Result<O, HookError>>;
-    fn next_error(&self) -> &AtomicUsize;
+    fn next_error(&self) -> &AtomicU64;
 }
 
 struct AsyncCall<'s, S: ?Sized, T, O, P, W> {
@@ -398,7 +399,7 @@ struct AsyncCall<'s, S: ?Sized, T, O, P, W> {
     wrap: W,
     collect: Collect<T, O>,
     /// The error `next` produced last (see [`settle`]).
-    from_next: AtomicUsize,
+    from_next: AtomicU64,
 }
 
 impl<'s, S, T, O, P, W> AsyncChain<'s, O> for AsyncCall<'s, S, T, O, P, W>
@@ -409,7 +410,7 @@ where
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
-    fn next_error(&self) -> &AtomicUsize {
+    fn next_error(&self) -> &AtomicU64 {
         &self.from_next
     }
 
@@ -470,7 +471,7 @@ fn invoke_async<'s, S: ?Sized, R: 's>(
     ctx: CallCtx<'s, S>,
     imp: &'s HookImpl<S>,
     limit: Option<Duration>,
-    from_next: &'s AtomicUsize,
+    from_next: &'s AtomicU64,
     start: impl FnOnce() -> BoxFuture<'s, HookResult<R>>,
 ) -> Invoke<'s, S, R> {
     let future = match catch_unwind(AssertUnwindSafe(start)) {
@@ -505,7 +506,7 @@ pin_project_lite::pin_project! {
         >,
         spec: &'static HookSpec,
         imp: &'s HookImpl<S>,
-        from_next: &'s AtomicUsize,
+        from_next: &'s AtomicU64,
     }
 }
 
@@ -516,7 +517,7 @@ impl<S: ?Sized, R> Future for Invoke<'_, S, R> {
         let mut this = self.project();
         let caught = ready!(this.run.as_mut().poll(cx));
         let outcome = settle(this.spec, this.imp, caught, this.from_next);
-        monitoring::record(this.run.span(), &outcome);
+        record(this.run.span(), &outcome);
         Poll::Ready(outcome)
     }
 }
@@ -535,7 +536,7 @@ where
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
-    let span = monitoring::call_span(ctx.spec());
+    let span = call_span(ctx.spec());
     if ctx.hook.is_empty() && ctx.monitors.is_empty() && span.is_disabled() {
         // Nothing to run, nobody watching: no state to build.
         return Either::Left(future::ready(Ok((collect.finish)(Results::default()))));
@@ -553,13 +554,13 @@ where
                     plain,
                     wrap,
                     collect,
-                    from_next: AtomicUsize::new(0),
+                    from_next: AtomicU64::new(0),
                 });
                 chain.run_from(0).await
             }
         };
         ctx.after(&outcome);
-        monitoring::record(&recorded, &outcome);
+        record(&recorded, &outcome);
         outcome
     };
     // Boxed once here: the call's state is a few hundred bytes, and a
@@ -567,4 +568,33 @@ where
     // Boxed once here: the call's state is a few hundred bytes, and a
     // pointer is cheaper to move through the caller's futures than the state.
     Either::Right(Box::pin(depth::Nested::new(call.instrument(span))))
+}
+
+// ---------------------------------------------------------------- spans
+
+/// The span of one hook call.
+fn call_span(spec: &HookSpec) -> tracing::Span {
+    tracing::debug_span!("hook", hook = spec.name, outcome = tracing::field::Empty)
+}
+
+/// The span of one implementation.
+fn impl_span(spec: &HookSpec, info: &ImplInfo) -> tracing::Span {
+    tracing::trace_span!(
+        "hookimpl",
+        hook = spec.name,
+        plugin = info.plugin,
+        wrapper = info.wrapper,
+        outcome = tracing::field::Empty
+    )
+}
+
+/// Records how a call or an implementation ended on its span. The error's
+/// `Display` guards the plugin's part of it (see `error::guarded`).
+fn record<T>(span: &tracing::Span, outcome: &Result<T, HookError>) {
+    if !span.is_disabled() {
+        match outcome {
+            Ok(_) => span.record("outcome", "ok"),
+            Err(e) => span.record("outcome", tracing::field::display(e)),
+        };
+    }
 }

@@ -13,8 +13,7 @@ use futures::future::BoxFuture;
 use crate::call_loop::{self, AsyncNext, CallCtx, Next};
 use crate::error::{HookError, HookResult};
 use crate::registry::{Shared, Snapshot};
-use crate::result::Collect;
-use crate::spec::Spec;
+use crate::result::{Answer, Collect, Results};
 
 enum Source<'m, S: ?Sized> {
     Live(&'m Shared<S>),
@@ -47,7 +46,7 @@ impl<S: ?Sized> CallSnapshot<S> {
     }
 }
 
-impl<'m, S: Spec + ?Sized> Caller<'m, S> {
+impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     pub(crate) fn live(shared: &'m Shared<S>) -> Self {
         Caller {
             source: Source::Live(shared),
@@ -55,9 +54,9 @@ impl<'m, S: Spec + ?Sized> Caller<'m, S> {
         }
     }
 
-    pub(crate) fn fixed(snapshot: Snapshot<S>) -> Self {
+    pub(crate) fn fixed(snapshot: Arc<Snapshot<S>>) -> Self {
         Caller {
-            source: Source::Fixed(Arc::new(snapshot)),
+            source: Source::Fixed(snapshot),
             skip: Vec::new(),
         }
     }
@@ -125,20 +124,30 @@ impl<'m, S: Spec + ?Sized> Caller<'m, S> {
     }
 
     /// Calls historic hook number `hook` through `call` now, and remembers
-    /// `call` to replay it to every plugin registered later.
+    /// `call` to replay it to every plugin registered later; `on_result`
+    /// hears each value, of this call and of every replay.
     #[doc(hidden)]
-    pub fn call_historic<O>(
+    pub fn call_historic<T>(
         &self,
         hook: usize,
-        call: impl Fn(&Caller<'_, S>) -> Result<O, HookError> + Send + Sync + 'static,
-    ) -> Result<O, HookError> {
-        let call = Arc::new(call);
+        call: impl Fn(&Caller<'_, S>) -> Result<Results<T>, HookError> + Send + Sync + 'static,
+        on_result: impl Fn(&Answer<T>) + Send + Sync + 'static,
+    ) -> Result<Results<T>, HookError>
+    where
+        S: Send + Sync + 'static,
+    {
+        let call = Arc::new(move |caller: &Caller<'_, S>| {
+            let results = call(caller)?;
+            results.answers().iter().for_each(&on_result);
+            Ok(results)
+        });
         if let Source::Live(shared) = &self.source {
             let replay = call.clone();
             shared.change(|state| {
-                state
-                    .history
-                    .push((hook, Arc::new(move |caller| replay(caller).map(drop))))
+                state.history.push((
+                    hook,
+                    Arc::new(move |snapshot| replay(&Caller::fixed(snapshot.clone())).map(drop)),
+                ))
             });
         }
         call(self)

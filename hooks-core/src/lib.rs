@@ -170,28 +170,33 @@
 
 #![warn(missing_docs)]
 
+// Modules, each one role, each using only those listed before it:
+// names, error, hookspec, hookimpl, order, monitoring, result, depth,
+// registry, call_loop, caller, spec, manager.
 mod call_loop;
 mod caller;
 mod depth;
 mod error;
 mod hookimpl;
+mod hookspec;
 mod manager;
 mod monitoring;
 mod names;
+mod order;
 mod registry;
 mod result;
 mod spec;
 
 pub use call_loop::{AsyncNext, Next};
-pub use caller::{CallSnapshot, Caller};
 pub use error::{HookError, HookErrorKind, HookResult, ManagerError, PluginError};
-pub use hookimpl::{ImplDecl, ImplInfo, Implements, Plugin, Tier};
+pub use hookimpl::{ImplDecl, ImplInfo, Implements, Placement, Plugin, Tier};
 pub use hooks_core_macros::{hookimpl, hookspec};
+pub use hookspec::{ErrorPolicy, HookSpec};
 pub use manager::PluginManager;
 pub use monitoring::{HookCallInfo, MonitoringHandle};
 pub use registry::DEFAULT_MAX_DEPTH;
-pub use result::{Answer, Collect, Results};
-pub use spec::{ErrorPolicy, HookSpec, Spec};
+pub use result::{Answer, Results};
+pub use spec::Spec;
 
 /// `anyhow`, for building [`PluginError`]s (`anyhow::anyhow!`, `bail!`, `Context`).
 pub use anyhow;
@@ -210,8 +215,11 @@ pub mod prelude {
     pub use crate as hooks_core;
 }
 
+/// What only the code `#[hookspec]` generates uses: not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::caller::{CallSnapshot, Caller};
+    pub use crate::result::Collect;
     pub use futures::future::BoxFuture;
 
     /// The body `#[hookspec]` gives a hook method without a default: the

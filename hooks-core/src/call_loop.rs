@@ -1,8 +1,12 @@
-//! The call loop: how one hook call runs. Every rule of a call is here:
+//! The call loop: how one hook call runs, sync or async. There is one
+//! chain for both: a sync call runs the same code, its implementations'
+//! outcomes wrapped in ready futures, and polls it once (nothing in it can
+//! wait). Every rule of a call is in [`run`]:
 //!
-//! - the depth limit is checked first;
+//! - the depth limit is checked first (and, for a hook with a time limit,
+//!   that a Tokio timer exists);
 //! - wrappers run outermost, in call order; each gets the rest of the chain
-//!   as `next`, and a wrapper that never calls it short-circuits the rest;
+//!   as `next`, and a wrapper that never runs it short-circuits the rest;
 //! - plain implementations run in call order (all at once for a
 //!   `concurrent` async hook, their outcomes still taken in call order);
 //! - [`Outcomes::take`] applies `firstresult` and the error policy;
@@ -12,21 +16,19 @@
 //! - the call and each implementation are `tracing` spans, and monitors
 //!   hear about the call before and after.
 //!
-//! The call order itself is decided at registration ([`crate::hookimpl`]);
+//! The call order itself is decided at registration ([`crate::order`]);
 //! here the implementations are simply walked.
 
 use std::future::{Future, IntoFuture};
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker};
 
 use futures::FutureExt;
-use futures::future::{self, BoxFuture, Either, join_all};
+use futures::future::{BoxFuture, join_all};
 use tracing::Instrument;
 
 use crate::depth;
@@ -61,24 +63,15 @@ impl<'s, S: ?Sized> CallCtx<'s, S> {
         self.hook.spec
     }
 
-    #[inline]
-    fn impl_span(&self, imp: &HookImpl<S>) -> tracing::Span {
-        if self.impl_spans {
-            impl_span(self.spec(), &imp.info)
-        } else {
-            tracing::Span::none()
-        }
-    }
-
     fn runs(&self, imp: &HookImpl<S>) -> bool {
-        !self.skip.iter().any(|s| std::ptr::eq(*s, imp.info.plugin))
+        self.skip.is_empty() || !self.skip.iter().any(|s| std::ptr::eq(*s, imp.info.plugin))
     }
 
     /// The first wrapper at or after `from` that takes part, with its index.
     fn wrapper_from(&self, from: usize) -> Option<(usize, &'s HookImpl<S>)> {
-        let hook: &'s HookImpls<S> = self.hook;
-        (from..hook.wrappers().len())
-            .map(|i| (i, &hook.wrappers()[i]))
+        let wrappers = self.hook.wrappers();
+        (from..wrappers.len())
+            .map(|i| (i, &wrappers[i]))
             .find(|(_, w)| self.runs(w))
     }
 
@@ -89,55 +82,24 @@ impl<'s, S: ?Sized> CallCtx<'s, S> {
 
     /// Tells the monitors about the call: its hook and the implementations
     /// it runs (a subset call leaves some out).
+    #[cold]
     fn inform(&self, tell: impl FnOnce(&HookCallInfo<'_>)) {
-        let all = &self.hook.infos;
-        if self.skip.is_empty() {
-            return tell(&HookCallInfo {
-                hook: self.spec(),
-                impls: all,
-            });
-        }
-        let running: Vec<_> = self
-            .hook
-            .impls()
-            .filter(|i| self.runs(i))
-            .map(|i| i.info)
-            .collect();
+        let running: Vec<ImplInfo>;
+        let impls = if self.skip.is_empty() {
+            &self.hook.infos[..]
+        } else {
+            running = self
+                .hook
+                .impls()
+                .filter(|i| self.runs(i))
+                .map(|i| i.info)
+                .collect();
+            &running
+        };
         tell(&HookCallInfo {
             hook: self.spec(),
-            impls: &running,
+            impls,
         })
-    }
-
-    /// Tells the monitors a call starts.
-    fn before(&self) {
-        if !self.monitors.is_empty() {
-            self.inform(|info| monitoring::before(self.monitors, info));
-        }
-    }
-
-    /// Tells the monitors how the call ended.
-    fn after<O>(&self, outcome: &Result<O, HookError>) {
-        if !self.monitors.is_empty() {
-            self.inform(|info| monitoring::after(self.monitors, info, outcome));
-        }
-    }
-
-    /// A time limit needs Tokio's timer: refuse up front, blaming no plugin.
-    fn has_timer(&self) -> Result<(), HookError> {
-        match self.spec().timeout {
-            Some(limit) if tokio::runtime::Handle::try_current().is_err() => {
-                Err(HookError::no_runtime(self.spec().name, limit))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn too_deep(&self, depth: usize) -> Result<(), HookError> {
-        if depth > self.max_depth {
-            return Err(HookError::too_deep(self.spec().name, self.max_depth));
-        }
-        Ok(())
     }
 }
 
@@ -192,6 +154,7 @@ impl<T, O> Outcomes<T, O> {
                 ControlFlow::Break(())
             }
             ErrorPolicy::Continue => {
+                // `error`'s Display guards the plugin's part of it.
                 tracing::warn!(hook = self.spec.name, plugin, %error, "hook implementation failed; continuing");
                 self.results.errors.push(error);
                 ControlFlow::Continue(())
@@ -205,6 +168,154 @@ impl<T, O> Outcomes<T, O> {
             None => Ok((self.collect.finish)(self.results)),
         }
     }
+}
+
+// ---------------------------------------------------------------- chain
+
+/// A call's state: what the generated relay passed in, for the wrappers'
+/// `next` to come back to. `plain` starts a plain implementation, `wrap`
+/// a wrapper (given the rest of the chain); both return futures, ready
+/// ones for a sync hook.
+struct Chain<'s, S: ?Sized, T, O, P, W> {
+    ctx: CallCtx<'s, S>,
+    plain: P,
+    wrap: W,
+    collect: Collect<T, O>,
+    /// The identity of the error `next` produced last (see [`settle`]); 0
+    /// for none.
+    from_next: AtomicU64,
+}
+
+/// The rest of a chain from one wrapper on, type-erased: what a wrapper's
+/// `next` holds.
+pub(crate) struct Rest<'s, O> {
+    chain: Arc<dyn RunFrom<'s, O> + 's>,
+    index: usize,
+}
+
+trait RunFrom<'s, O>: Send + Sync {
+    /// Runs the chain from wrapper `index` on and notes the error it
+    /// produced, if any, for the wrapper that asked.
+    fn run_from(self: Arc<Self>, index: usize) -> BoxFuture<'s, Result<O, HookError>>;
+}
+
+impl<'s, O> Rest<'s, O> {
+    fn run(self) -> BoxFuture<'s, Result<O, HookError>> {
+        self.chain.run_from(self.index)
+    }
+}
+
+impl<'s, S, T, O, P, PF, W, WF> RunFrom<'s, O> for Chain<'s, S, T, O, P, W>
+where
+    S: ?Sized + Send + Sync,
+    T: Send + 's,
+    O: Send + 's,
+    P: Fn(&'s S) -> PF + Send + Sync + 's,
+    PF: Future<Output = HookResult<T>> + Send + 's,
+    W: Fn(&'s S, Rest<'s, O>) -> WF + Send + Sync + 's,
+    WF: Future<Output = HookResult<O>> + Send + 's,
+{
+    fn run_from(self: Arc<Self>, index: usize) -> BoxFuture<'s, Result<O, HookError>> {
+        Box::pin(async move {
+            let chain = &*self;
+            let outcome = run(
+                chain.ctx,
+                index,
+                &chain.plain,
+                |w, next| {
+                    let rest = Rest {
+                        chain: self.clone(),
+                        index: next,
+                    };
+                    (chain.wrap)(w, rest)
+                },
+                &chain.from_next,
+                chain.collect,
+            )
+            .await;
+            if let Err(error) = &outcome {
+                self.from_next.store(error.id(), Ordering::Relaxed);
+            }
+            outcome
+        })
+    }
+}
+
+/// The whole of a call from wrapper `from` on: the next wrapper taking
+/// part, handed the rest of the chain; after the last, the plain
+/// implementations.
+async fn run<'s, S: ?Sized, T, O, PF, WF>(
+    ctx: CallCtx<'s, S>,
+    from: usize,
+    plain: &(impl Fn(&'s S) -> PF + Sync),
+    wrap: impl FnOnce(&'s S, usize) -> WF,
+    from_next: &AtomicU64,
+    collect: Collect<T, O>,
+) -> Result<O, HookError>
+where
+    PF: Future<Output = HookResult<T>>,
+    WF: Future<Output = HookResult<O>>,
+{
+    if let Some((at, w)) = ctx.wrapper_from(from) {
+        return invoke(ctx, w, None, from_next, || wrap(&w.plugin, at + 1)).await;
+    }
+    let spec = ctx.spec();
+    let mut outcomes = Outcomes::new(spec, collect, ctx.hook.plain().len());
+    let start =
+        |imp: &'s HookImpl<S>| invoke(ctx, imp, spec.timeout, &NO_NEXT, move || plain(&imp.plugin));
+    if spec.concurrent {
+        // Boxed: the sequential loop's future stays small.
+        let all = Box::pin(join_all(ctx.plain().map(start))).await;
+        for (imp, outcome) in ctx.plain().zip(all) {
+            if outcomes.take(imp.info.plugin, outcome).is_break() {
+                break;
+            }
+        }
+    } else {
+        for imp in ctx.plain() {
+            if outcomes.take(imp.info.plugin, start(imp).await).is_break() {
+                break;
+            }
+        }
+    }
+    outcomes.finish()
+}
+
+/// What plain implementations, which have no `next`, pass to [`settle`].
+static NO_NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// Runs one implementation: started (a sync one runs right there) and
+/// polled under `catch_unwind`, in its span, within its time limit.
+async fn invoke<'s, S: ?Sized, R, F: Future<Output = HookResult<R>>>(
+    ctx: CallCtx<'s, S>,
+    imp: &'s HookImpl<S>,
+    limit: Option<std::time::Duration>,
+    from_next: &AtomicU64,
+    start: impl FnOnce() -> F,
+) -> Result<R, HookError> {
+    let span = match ctx.impl_spans {
+        true => impl_span(ctx.spec(), &imp.info),
+        false => tracing::Span::none(),
+    };
+    let caught = match catch_unwind(AssertUnwindSafe(|| span.in_scope(start))) {
+        Err(panic) => Err(panic),
+        Ok(future) => {
+            let running = AssertUnwindSafe(future).catch_unwind();
+            match limit {
+                None => running.instrument(span.clone()).await,
+                Some(limit) => {
+                    let limited = Box::pin(tokio::time::timeout(limit, running));
+                    match limited.instrument(span.clone()).await {
+                        Ok(caught) => caught,
+                        Err(_elapsed) => Ok(Err(TimeLimit(limit).into())),
+                    }
+                }
+            }
+        }
+    };
+    let outcome = settle(ctx.spec(), imp, caught, from_next);
+    record(&span, &outcome);
+    outcome
 }
 
 /// Turns what an implementation did into its outcome. `from_next` is the
@@ -228,298 +339,93 @@ fn settle<R>(
     }
 }
 
-/// Notes the error the rest of a chain produced, for [`settle`].
-fn note<O>(outcome: Result<O, HookError>, from_next: &AtomicU64) -> Result<O, HookError> {
-    if let Err(error) = &outcome {
-        from_next.store(error.id(), Ordering::Relaxed);
-    }
-    outcome
-}
-
-// ----------------------------------------------------------------- sync
-
-/// The rest of a sync hook's chain, handed to a wrapper. Consumed by
-/// [`Next::call`], so it runs at most once; a wrapper that drops it
-/// without calling it short-circuits every implementation after it.
-pub struct Next<'n, O> {
-    chain: &'n dyn SyncChain<O>,
-    index: usize,
-}
-
-impl<O> Next<'_, O> {
-    /// Runs the rest of the chain (inner wrappers, then the plain
-    /// implementations) and returns its outcome.
-    pub fn call(self) -> Result<O, HookError> {
-        note(self.chain.run_from(self.index), self.chain.next_error())
-    }
-}
-
-trait SyncChain<O> {
-    fn run_from(&self, wrapper: usize) -> Result<O, HookError>;
-    fn next_error(&self) -> &AtomicU64;
-}
-
-struct SyncCall<'s, S: ?Sized, T, O, P, W> {
+/// A call: the checks, the monitors and the call span around [`run`].
+async fn call<'s, S, T, O, P, PF, W, WF>(
     ctx: CallCtx<'s, S>,
     plain: P,
     wrap: W,
     collect: Collect<T, O>,
-    /// The error `next` produced last (see [`settle`]).
-    from_next: AtomicU64,
-}
-
-impl<S: ?Sized, T, O, P, W> SyncChain<O> for SyncCall<'_, S, T, O, P, W>
-where
-    P: Fn(&S) -> HookResult<T>,
-    W: Fn(&S, Next<'_, O>) -> HookResult<O>,
-{
-    fn next_error(&self) -> &AtomicU64 {
-        &self.from_next
-    }
-
-    fn run_from(&self, wrapper: usize) -> Result<O, HookError> {
-        let spec = self.ctx.spec();
-        if self.ctx.hook.is_empty() {
-            return Ok((self.collect.finish)(Results::default()));
-        }
-        if let Some((at, w)) = self.ctx.wrapper_from(wrapper) {
-            let next = Next {
-                chain: self,
-                index: at + 1,
-            };
-            return invoke(&self.ctx, w, &self.from_next, || {
-                (self.wrap)(&w.plugin, next)
-            });
-        }
-        let mut outcomes = Outcomes::new(spec, self.collect, self.ctx.hook.plain().len());
-        for imp in self.ctx.plain() {
-            let outcome = invoke(&self.ctx, imp, &NO_NEXT, || (self.plain)(&imp.plugin));
-            if outcomes.take(imp.info.plugin, outcome).is_break() {
-                break;
-            }
-        }
-        outcomes.finish()
-    }
-}
-
-/// What plain implementations, which have no `next`, pass to [`settle`].
-static NO_NEXT: AtomicU64 = AtomicU64::new(0);
-
-#[inline]
-fn invoke<S: ?Sized, R>(
-    ctx: &CallCtx<'_, S>,
-    imp: &HookImpl<S>,
-    from_next: &AtomicU64,
-    run: impl FnOnce() -> HookResult<R>,
-) -> Result<R, HookError> {
-    if ctx.impl_spans {
-        return invoke_traced(ctx, imp, from_next, run);
-    }
-    settle(
-        ctx.spec(),
-        imp,
-        catch_unwind(AssertUnwindSafe(run)),
-        from_next,
-    )
-}
-
-#[inline(never)]
-fn invoke_traced<S: ?Sized, R>(
-    ctx: &CallCtx<'_, S>,
-    imp: &HookImpl<S>,
-    from_next: &AtomicU64,
-    run: impl FnOnce() -> HookResult<R>,
-) -> Result<R, HookError> {
-    let span = ctx.impl_span(imp);
-    let _entered = span.enter();
-    let outcome = settle(
-        ctx.spec(),
-        imp,
-        catch_unwind(AssertUnwindSafe(run)),
-        from_next,
-    );
-    record(&span, &outcome);
-    outcome
-}
-
-/// Calls a sync hook.
-pub(crate) fn call_sync<S: ?Sized, T, O>(
-    ctx: CallCtx<'_, S>,
-    plain: impl Fn(&S) -> HookResult<T>,
-    wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
-    collect: Collect<T, O>,
-) -> Result<O, HookError> {
-    let (_level, depth) = depth::Level::enter();
-    ctx.too_deep(depth)?;
-    let span = call_span(ctx.spec());
-    let _entered = span.enter();
-    let chain = SyncCall {
-        ctx,
-        plain,
-        wrap,
-        collect,
-        from_next: AtomicU64::new(0),
-    };
-    ctx.before();
-    let outcome = chain.run_from(0);
-    ctx.after(&outcome);
-    record(&span, &outcome);
-    outcome
-}
-
-// ---------------------------------------------------------------- async
-
-/// The rest of an async hook's chain, handed to a wrapper: `next.await`
-/// runs it (inner wrappers, then the plain implementations) once. A wrapper
-/// that drops it without awaiting short-circuits everything after it.
-pub struct AsyncNext<'s, O> {
-    chain: Arc<dyn AsyncChain<'s, O> + 's>,
-    index: usize,
-}
-
-impl<'s, O: Send + 's> IntoFuture for AsyncNext<'s, O> {
-    type Output = Result<O, HookError>;
-    type IntoFuture = BoxFuture<'s, Result<O, HookError>>;
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let outcome = self.chain.clone().run_from(self.index).await;
-            note(outcome, self.chain.next_error())
-        })
-    }
-}
-
-trait AsyncChain<'s, O>: Send + Sync {
-    fn run_from(self: Arc<Self>, wrapper: usize) -> BoxFuture<'s, Result<O, HookError>>;
-    fn next_error(&self) -> &AtomicU64;
-}
-
-struct AsyncCall<'s, S: ?Sized, T, O, P, W> {
-    ctx: CallCtx<'s, S>,
-    plain: P,
-    wrap: W,
-    collect: Collect<T, O>,
-    /// The error `next` produced last (see [`settle`]).
-    from_next: AtomicU64,
-}
-
-impl<'s, S, T, O, P, W> AsyncChain<'s, O> for AsyncCall<'s, S, T, O, P, W>
+) -> Result<O, HookError>
 where
     S: ?Sized + Send + Sync,
     T: Send + 's,
     O: Send + 's,
-    P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
-    W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
+    P: Fn(&'s S) -> PF + Send + Sync + 's,
+    PF: Future<Output = HookResult<T>> + Send + 's,
+    W: Fn(&'s S, Rest<'s, O>) -> WF + Send + Sync + 's,
+    WF: Future<Output = HookResult<O>> + Send + 's,
 {
-    fn next_error(&self) -> &AtomicU64 {
-        &self.from_next
+    let spec = ctx.spec();
+    if depth::current() > ctx.max_depth {
+        return Err(HookError::too_deep(spec.name, ctx.max_depth));
     }
-
-    fn run_from(self: Arc<Self>, wrapper: usize) -> BoxFuture<'s, Result<O, HookError>> {
-        Box::pin(async move {
-            match self.ctx.wrapper_from(wrapper) {
-                Some((at, w)) => {
-                    let next = AsyncNext {
-                        chain: self.clone(),
-                        index: at + 1,
-                    };
-                    let start = || (self.wrap)(&w.plugin, next);
-                    invoke_async(self.ctx, w, None, &self.from_next, start).await
-                }
-                None => run_plain(self.ctx, &self.plain, self.collect).await,
-            }
-        })
-    }
-}
-
-// A plain function returning an `async move` block rather than an `async
-// fn`: an `async fn` copies its arguments into its state a second time.
-#[allow(clippy::manual_async_fn)]
-fn run_plain<'p, 's: 'p, S: ?Sized, T: 's, O: 's>(
-    ctx: CallCtx<'s, S>,
-    plain: &'p (impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Sync),
-    collect: Collect<T, O>,
-) -> impl Future<Output = Result<O, HookError>> + 'p {
-    async move {
-        let spec = ctx.spec();
-        let mut outcomes = Outcomes::new(spec, collect, ctx.hook.plain().len());
-        let run = |imp: &'s HookImpl<S>| {
-            invoke_async(ctx, imp, spec.timeout, &NO_NEXT, move || plain(&imp.plugin))
-        };
-        if spec.concurrent {
-            // Boxed: the sequential loop's future stays small.
-            let all = Box::pin(join_all(ctx.plain().map(run))).await;
-            for (imp, outcome) in ctx.plain().zip(all) {
-                if outcomes.take(imp.info.plugin, outcome).is_break() {
-                    break;
-                }
-            }
-        } else {
-            for imp in ctx.plain() {
-                if outcomes.take(imp.info.plugin, run(imp).await).is_break() {
-                    break;
-                }
-            }
+    if let Some(limit) = spec.timeout {
+        if tokio::runtime::Handle::try_current().is_err() {
+            // A time limit needs Tokio's timer: refuse up front, blaming no plugin.
+            return Err(HookError::no_runtime(spec.name, limit));
         }
-        outcomes.finish()
     }
+    if !ctx.monitors.is_empty() {
+        ctx.inform(|info| monitoring::before(ctx.monitors, info));
+    }
+    let outcome = match ctx.wrapper_from(0) {
+        None => {
+            let no_wrapper = |_: &'s S, _| std::future::pending::<HookResult<O>>();
+            run(ctx, 0, &plain, no_wrapper, &NO_NEXT, collect).await
+        }
+        Some(_) => {
+            let chain = Arc::new(Chain {
+                ctx,
+                plain,
+                wrap,
+                collect,
+                from_next: AtomicU64::new(0),
+            });
+            chain.run_from(0).await
+        }
+    };
+    if !ctx.monitors.is_empty() {
+        ctx.inform(|info| monitoring::after(ctx.monitors, info, &outcome));
+    }
+    outcome
 }
 
-/// Starts one async implementation: its future under `catch_unwind`, its
-/// span and its time limit, all in one small [`Invoke`] future.
-#[inline]
-fn invoke_async<'s, S: ?Sized, R: 's>(
+/// A call as a future: one level deeper while polled, in its span.
+fn traced<'s, O: 's>(
+    spec: &HookSpec,
+    call: impl Future<Output = Result<O, HookError>> + 's,
+) -> impl Future<Output = Result<O, HookError>> + 's {
+    let span = call_span(spec);
+    let recorded = span.clone();
+    depth::Nested::new(
+        async move {
+            let outcome = call.await;
+            record(&recorded, &outcome);
+            outcome
+        }
+        .instrument(span),
+    )
+}
+
+/// Calls a sync hook: the chain, polled once.
+pub(crate) fn call_sync<'s, S, T, O>(
     ctx: CallCtx<'s, S>,
-    imp: &'s HookImpl<S>,
-    limit: Option<Duration>,
-    from_next: &'s AtomicU64,
-    start: impl FnOnce() -> BoxFuture<'s, HookResult<R>>,
-) -> Invoke<'s, S, R> {
-    let future = match catch_unwind(AssertUnwindSafe(start)) {
-        Ok(future) => future,
-        // Re-raised where the future is polled, and caught there like any panic.
-        Err(panic) => Box::pin(async move { std::panic::resume_unwind(panic) }),
-    };
-    let future = match limit {
-        None => future,
-        Some(limit) => Box::pin(async move {
-            tokio::time::timeout(limit, future)
-                .await
-                .unwrap_or_else(|_elapsed| Err(TimeLimit(limit).into()))
-        }),
-    };
-    Invoke {
-        run: AssertUnwindSafe(future)
-            .catch_unwind()
-            .instrument(ctx.impl_span(imp)),
-        spec: ctx.spec(),
-        imp,
-        from_next,
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// One async implementation running.
-    struct Invoke<'s, S: ?Sized, R> {
-        #[pin]
-        run: tracing::instrument::Instrumented<
-            futures::future::CatchUnwind<AssertUnwindSafe<BoxFuture<'s, HookResult<R>>>>,
-        >,
-        spec: &'static HookSpec,
-        imp: &'s HookImpl<S>,
-        from_next: &'s AtomicU64,
-    }
-}
-
-impl<S: ?Sized, R> Future for Invoke<'_, S, R> {
-    type Output = Result<R, HookError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let caught = ready!(this.run.as_mut().poll(cx));
-        let outcome = settle(this.spec, this.imp, caught, this.from_next);
-        record(this.run.span(), &outcome);
-        Poll::Ready(outcome)
-    }
+    plain: impl Fn(&'s S) -> HookResult<T> + Send + Sync + 's,
+    wrap: impl Fn(&'s S, Next<'s, O>) -> HookResult<O> + Send + Sync + 's,
+    collect: Collect<T, O>,
+) -> Result<O, HookError>
+where
+    S: ?Sized + Send + Sync,
+    T: Send + 's,
+    O: Send + 's,
+{
+    let call = call(
+        ctx,
+        move |p| std::future::ready(plain(p)),
+        move |p, rest| std::future::ready(wrap(p, Next(rest))),
+        collect,
+    );
+    poll_once(traced(ctx.spec(), call))
 }
 
 /// Calls an async hook.
@@ -536,38 +442,45 @@ where
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
-    let span = call_span(ctx.spec());
-    if ctx.hook.is_empty() && ctx.monitors.is_empty() && span.is_disabled() {
-        // Nothing to run, nobody watching: no state to build.
-        return Either::Left(future::ready(Ok((collect.finish)(Results::default()))));
+    let call = call(ctx, plain, move |p, rest| wrap(p, AsyncNext(rest)), collect);
+    traced(ctx.spec(), call)
+}
+
+/// The outcome of a future that cannot wait: a sync hook's chain, whose
+/// implementations all return ready futures.
+fn poll_once<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("a sync hook's chain never waits"),
     }
-    let recorded = span.clone();
-    let call = async move {
-        ctx.too_deep(depth::current())?;
-        ctx.has_timer()?;
-        ctx.before();
-        let outcome = match ctx.wrapper_from(0) {
-            None => run_plain(ctx, &plain, collect).await,
-            Some(_) => {
-                let chain = Arc::new(AsyncCall {
-                    ctx,
-                    plain,
-                    wrap,
-                    collect,
-                    from_next: AtomicU64::new(0),
-                });
-                chain.run_from(0).await
-            }
-        };
-        ctx.after(&outcome);
-        record(&recorded, &outcome);
-        outcome
-    };
-    // Boxed once here: the call's state is a few hundred bytes, and a
-    // pointer is cheaper to move through the caller's futures than the state.
-    // Boxed once here: the call's state is a few hundred bytes, and a
-    // pointer is cheaper to move through the caller's futures than the state.
-    Either::Right(Box::pin(depth::Nested::new(call.instrument(span))))
+}
+
+// ------------------------------------------------------------ wrappers
+
+/// The rest of a sync hook's chain, handed to a wrapper. Consumed by
+/// [`Next::call`], so it runs at most once; a wrapper that drops it
+/// without calling it short-circuits every implementation after it.
+pub struct Next<'s, O>(Rest<'s, O>);
+
+impl<O> Next<'_, O> {
+    /// Runs the rest of the chain (inner wrappers, then the plain
+    /// implementations) and returns its outcome.
+    pub fn call(self) -> Result<O, HookError> {
+        poll_once(self.0.run())
+    }
+}
+
+/// The rest of an async hook's chain, handed to a wrapper: `next.await`
+/// runs it (inner wrappers, then the plain implementations) once. A wrapper
+/// that drops it without awaiting short-circuits everything after it.
+pub struct AsyncNext<'s, O>(Rest<'s, O>);
+
+impl<'s, O: Send + 's> IntoFuture for AsyncNext<'s, O> {
+    type Output = Result<O, HookError>;
+    type IntoFuture = BoxFuture<'s, Result<O, HookError>>;
+    fn into_future(self) -> Self::IntoFuture {
+        self.0.run()
+    }
 }
 
 // ---------------------------------------------------------------- spans

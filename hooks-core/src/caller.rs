@@ -79,11 +79,11 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     /// Calls sync hook number `hook`: `plain` invokes a plain
     /// implementation, `wrap` a wrapper.
     #[doc(hidden)]
-    pub fn call<T, O>(
+    pub fn call<T: Send, O: Send>(
         &self,
         hook: usize,
-        plain: impl Fn(&S) -> HookResult<T>,
-        wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
+        plain: impl Fn(&S) -> HookResult<T> + Send + Sync,
+        wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O> + Send + Sync,
         collect: Collect<T, O>,
     ) -> Result<O, HookError> {
         match &self.source {

@@ -81,10 +81,6 @@ impl<S: ?Sized> HookImpls<S> {
         }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.impls.is_empty()
-    }
-
     pub(crate) fn impls(&self) -> impl Iterator<Item = &HookImpl<S>> {
         self.impls.iter()
     }

@@ -161,7 +161,11 @@ fn option_results_keep_every_none_and_somes_gives_only_the_answers() {
     pm.register("abstains", Abstains).unwrap();
     pm.register("also_yes", Yes).unwrap();
     let results = pm.hook().opinion().unwrap();
-    assert_eq!(results.len(), 3, "typed results: one value per implementation");
+    assert_eq!(
+        results.len(),
+        3,
+        "typed results: one value per implementation"
+    );
     let somes: Vec<_> = results.somes().map(|a| (a.plugin, *a.value)).collect();
     assert_eq!(somes, [("also_yes", "yes"), ("yes", "yes")]);
     assert_eq!(results.into_somes(), ["yes", "yes"]);
@@ -203,8 +207,7 @@ impl Hooks for Rewraps {
 }
 
 #[test]
-fn a_wrappers_own_new_error_is_never_taken_for_the_one_its_next_gave_even_at_the_same_address()
-{
+fn a_wrappers_own_new_error_is_never_taken_for_the_one_its_next_gave_even_at_the_same_address() {
     let nested = PluginManager::<dyn Hooks>::new();
     nested.set_max_depth(1);
     let pm = PluginManager::<dyn Hooks>::new();

@@ -163,7 +163,11 @@ fn a_historic_result_callback_hears_the_call_now_and_every_replay_to_a_later_plu
             sink.push(format!("{}={}", answer.plugin, answer.value))
         })
         .unwrap();
-    assert_eq!(pairs(&results), [("early", 7)], "the call still returns its results");
+    assert_eq!(
+        pairs(&results),
+        [("early", 7)],
+        "the call still returns its results"
+    );
     assert_eq!(heard.take(), ["early=7"]);
 
     pm.hook().configure(8).unwrap();
@@ -176,7 +180,11 @@ fn a_historic_result_callback_hears_the_call_now_and_every_replay_to_a_later_plu
     pm.register("later", listener("later", &log)).unwrap();
     assert_eq!(heard.take(), ["later=7"]);
     pm.register("other", Unrelated).unwrap();
-    assert_eq!(heard.take(), Vec::<String>::new(), "no replay, nothing heard");
+    assert_eq!(
+        heard.take(),
+        Vec::<String>::new(),
+        "no replay, nothing heard"
+    );
 }
 
 struct Unrelated;

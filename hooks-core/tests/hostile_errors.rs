@@ -80,7 +80,11 @@ fn survive(error: fn() -> PluginError, expected: &str) {
     assert!(format!("{err:?}").starts_with("HookError {"));
     let kept = pm.hook().notify(0).unwrap();
     assert_eq!(kept.errors().len(), 1);
-    assert!(kept.errors()[0].to_string().ends_with(expected.split(": ").nth(1).unwrap()));
+    assert!(
+        kept.errors()[0]
+            .to_string()
+            .ends_with(expected.split(": ").nth(1).unwrap())
+    );
 
     let pm = PluginManager::<dyn AsyncHooks>::new();
     pm.register("hostile", Plugin(error)).unwrap();
@@ -177,7 +181,11 @@ fn a_panicking_display_is_a_note_in_the_continue_policy_warning() {
         .filter(|l| l.contains("hook implementation failed; continuing"))
         .collect();
     assert_eq!(warnings.len(), 2, "sync and async: {text}");
-    assert!(warnings.iter().all(|w| w.contains("panicked while being formatted")));
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.contains("panicked while being formatted"))
+    );
 }
 
 #[test]

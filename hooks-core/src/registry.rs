@@ -11,7 +11,7 @@
 //! copying every hook's list N times.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
@@ -381,16 +381,46 @@ fn validate<S: ?Sized>(
 pub(crate) struct Shared<S: ?Sized> {
     current: ArcSwap<Snapshot<S>>,
     stale: AtomicBool,
+    /// Per hook, whether a call of it has nothing to do in the current
+    /// snapshot (no implementation, no monitor): then a call answers
+    /// without taking the snapshot at all.
+    idle: Box<[AtomicBool]>,
+    /// The current snapshot's depth limit, for idle calls.
+    max_depth: AtomicUsize,
     state: Mutex<State<S>>,
 }
 
 impl<S: ?Sized> Shared<S> {
     pub(crate) fn new(spec: &'static str, specs: &'static [HookSpec]) -> Self {
         let mut state = State::new(spec, specs);
-        Shared {
-            current: ArcSwap::from_pointee(state.snapshot(None)),
+        let first = state.snapshot(None);
+        let shared = Shared {
+            idle: first.hooks.iter().map(|_| AtomicBool::new(false)).collect(),
+            max_depth: AtomicUsize::new(first.max_depth),
+            current: ArcSwap::from_pointee(first),
             stale: AtomicBool::new(false),
             state: Mutex::new(state),
+        };
+        shared.mark_idle(&shared.current.load());
+        shared
+    }
+
+    /// Whether a call of `hook` at the current depth has nothing to do:
+    /// no change awaits publishing, the published snapshot has neither an
+    /// implementation of it nor a monitor, and the call is within the
+    /// depth limit. A few atomic loads.
+    #[inline]
+    pub(crate) fn idle(&self, hook: usize, depth: usize) -> bool {
+        !self.stale.load(Ordering::Acquire)
+            && self.idle[hook].load(Ordering::Acquire)
+            && depth <= self.max_depth.load(Ordering::Relaxed)
+    }
+
+    fn mark_idle(&self, snapshot: &Snapshot<S>) {
+        self.max_depth.store(snapshot.max_depth, Ordering::Relaxed);
+        for (idle, hook) in self.idle.iter().zip(snapshot.hooks.iter()) {
+            let nothing = hook.impls().next().is_none() && snapshot.monitors.is_empty();
+            idle.store(nothing, Ordering::Release);
         }
     }
 
@@ -410,8 +440,9 @@ impl<S: ?Sized> Shared<S> {
             if !self.stale.load(Ordering::Acquire) {
                 return;
             }
-            let next = state.snapshot(Some(&self.current.load()));
-            let replaced = self.current.swap(Arc::new(next));
+            let next = Arc::new(state.snapshot(Some(&self.current.load())));
+            let replaced = self.current.swap(next.clone());
+            self.mark_idle(&next);
             self.stale.store(false, Ordering::Release);
             replaced
         };

@@ -344,6 +344,9 @@ fn relay_method(hook: &Hook) -> TokenStream {
         return quote! {
             #(#docs)*
             pub async fn #name(&self, #(#params),*) -> #result {
+                if let ::core::option::Option::Some(idle) = self.0.idle(#index, #collect) {
+                    return ::core::result::Result::Ok(idle);
+                }
                 let snapshot = self.0.snapshot();
                 self.0.call_async(
                     &snapshot,

@@ -27,8 +27,8 @@ use std::future::{Future, IntoFuture};
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Duration;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Either, join_all};
@@ -332,7 +332,12 @@ fn invoke_sync<S: ?Sized, R>(
     if ctx.impl_spans {
         return invoke_sync_traced(ctx, imp, from_next, run);
     }
-    settle(ctx.spec(), imp, catch_unwind(AssertUnwindSafe(run)), from_next)
+    settle(
+        ctx.spec(),
+        imp,
+        catch_unwind(AssertUnwindSafe(run)),
+        from_next,
+    )
 }
 
 /// [`invoke_sync`] in the implementation's span.
@@ -512,10 +517,7 @@ where
 
 /// `running` within the time limit, if any: overrunning it is the
 /// implementation's error.
-async fn within<R>(
-    limit: Option<Duration>,
-    running: impl Future<Output = Caught<R>>,
-) -> Caught<R> {
+async fn within<R>(limit: Option<Duration>, running: impl Future<Output = Caught<R>>) -> Caught<R> {
     match limit {
         None => running.await,
         // Boxed: the timer would make every implementation's future large.

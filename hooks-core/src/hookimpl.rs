@@ -1,6 +1,7 @@
 //! Hook implementations: the options a plugin declares for each hook it
 //! implements, the [`Plugin`] value that carries them, and what
-//! introspection reports about each. The order itself is [`crate::order`]'s.
+//! introspection reports about each. The order itself is decided by the
+//! `order` module.
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -28,6 +28,14 @@ use std::collections::BinaryHeap;
 
 use crate::hookimpl::{ImplDecl, ImplInfo, Placement, Tier};
 
+/// A call order: indices into the ranked implementations, each with why
+/// it is there.
+pub(crate) type Arrangement = Vec<(usize, Placement)>;
+
+/// The plugins of a cycle of constraints, each running before the next,
+/// the first repeated last.
+pub(crate) type Cycle = Vec<&'static str>;
+
 /// Rules 1 to 4 as a key: ascending order is rank order.
 pub(crate) type Rank = (Reverse<bool>, Tier, Reverse<i32>, i64);
 
@@ -48,7 +56,7 @@ pub(crate) fn rank(decl: &ImplDecl, registration: u64) -> Rank {
 /// The call order of `ranked` (implementations in rank order) as indices
 /// into it, each with why it is there; or the plugins of a cycle of
 /// constraints, each running before the next, the first repeated last.
-pub(crate) fn arrange(ranked: &[ImplInfo]) -> Result<Vec<(usize, Placement)>, Vec<&'static str>> {
+pub(crate) fn arrange(ranked: &[ImplInfo]) -> Result<Arrangement, Cycle> {
     let mut order = Vec::with_capacity(ranked.len());
     let mut start = 0;
     while start < ranked.len() {
@@ -65,7 +73,7 @@ pub(crate) fn arrange(ranked: &[ImplInfo]) -> Result<Vec<(usize, Placement)>, Ve
 }
 
 /// [`arrange`] for one tier of one group.
-fn arrange_tier(tier: &[ImplInfo]) -> Result<Vec<(usize, Placement)>, Vec<&'static str>> {
+fn arrange_tier(tier: &[ImplInfo]) -> Result<Arrangement, Cycle> {
     let index = |name: &str| tier.iter().position(|i| i.plugin == name);
     // (earlier, later): `earlier` must run before `later`.
     let mut edges = Vec::new();
@@ -108,7 +116,7 @@ fn arrange_tier(tier: &[ImplInfo]) -> Result<Vec<(usize, Placement)>, Vec<&'stat
 /// A cycle among the implementations still waiting once no more could be
 /// placed: each of them waits on another one still waiting, so walking
 /// backwards from any of them must come round.
-fn cycle(tier: &[ImplInfo], edges: &[(usize, usize)], waiting_on: &[usize]) -> Vec<&'static str> {
+fn cycle(tier: &[ImplInfo], edges: &[(usize, usize)], waiting_on: &[usize]) -> Cycle {
     let waiting = |i: usize| waiting_on[i] > 0;
     let mut path = vec![(0..tier.len()).find(|&i| waiting(i)).expect("stuck")];
     loop {

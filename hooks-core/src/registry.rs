@@ -21,7 +21,7 @@ use crate::hookimpl::{ImplInfo, Placement, Plugin};
 use crate::hookspec::{HookSpec, index_of};
 use crate::monitoring::Monitor;
 use crate::names::intern;
-use crate::order::{Rank, arrange, rank};
+use crate::order::{Arrangement, Cycle, Rank, arrange, rank};
 
 /// Default for [`PluginManager::set_max_depth`](crate::PluginManager::set_max_depth).
 pub const DEFAULT_MAX_DEPTH: usize = 64;
@@ -55,7 +55,7 @@ impl<S: ?Sized> HookImpls<S> {
     fn build(
         spec: &'static HookSpec,
         ranked: &BTreeMap<Rank, HookImpl<S>>,
-        arranged: Option<Vec<(usize, Placement)>>,
+        arranged: Option<Arrangement>,
     ) -> Self {
         let impls: Box<[HookImpl<S>]> = match arranged {
             None => ranked.values().cloned().collect(),
@@ -120,7 +120,7 @@ struct Ranked<S: ?Sized> {
 impl<S: ?Sized> Ranked<S> {
     /// The call order, if constraints refine the rank order; a cycle is
     /// the plugins that form it.
-    fn arrange(&self) -> Result<Option<Vec<(usize, Placement)>>, Vec<&'static str>> {
+    fn arrange(&self) -> Result<Option<Arrangement>, Cycle> {
         if self.constrained == 0 {
             return Ok(None);
         }

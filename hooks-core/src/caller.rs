@@ -97,6 +97,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     /// Calls sync hook number `hook`: `plain` invokes a plain
     /// implementation, `wrap` a wrapper.
     #[doc(hidden)]
+    #[inline]
     pub fn call<T, O>(
         &self,
         hook: usize,
@@ -107,6 +108,19 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         if let Some(idle) = self.idle(hook, collect) {
             return Ok(idle);
         }
+        self.call_on_snapshot(hook, plain, wrap, collect)
+    }
+
+    /// [`call`](Self::call) past the idle check: out of line, so that the
+    /// idle check inlines into the relay without the whole call's frame.
+    #[inline(never)]
+    fn call_on_snapshot<T, O>(
+        &self,
+        hook: usize,
+        plain: impl Fn(&S) -> HookResult<T>,
+        wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
+        collect: Collect<T, O>,
+    ) -> Result<O, HookError> {
         match &self.source {
             Source::Live(shared) => {
                 let snapshot = shared.load();

@@ -4,7 +4,7 @@
 //! themselves in the parts both share ([`begin`], [`CallCtx`], [`Outcomes`],
 //! [`settle`], [`end`]). (Running a sync call through the async driver,
 //! polled once, was tried: 1,199 instructions per one-implementation call,
-//! spans off, against 641 now and 219 for the hand-written loop, most of it
+//! spans off, against 639 now and 219 for the hand-written loop, most of it
 //! moving the futures' state.) The rules:
 //!
 //! - the depth limit is checked first (and, for a hook with a time limit,

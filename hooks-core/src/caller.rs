@@ -11,10 +11,10 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::call_loop::{self, AsyncNext, CallCtx, Next};
+use crate::depth;
 use crate::error::{HookError, HookResult};
 use crate::registry::{Shared, Snapshot};
-use crate::result::Collect;
-use crate::spec::Spec;
+use crate::result::{Answer, Collect, Results};
 
 enum Source<'m, S: ?Sized> {
     Live(&'m Shared<S>),
@@ -47,7 +47,7 @@ impl<S: ?Sized> CallSnapshot<S> {
     }
 }
 
-impl<'m, S: Spec + ?Sized> Caller<'m, S> {
+impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     pub(crate) fn live(shared: &'m Shared<S>) -> Self {
         Caller {
             source: Source::Live(shared),
@@ -55,9 +55,9 @@ impl<'m, S: Spec + ?Sized> Caller<'m, S> {
         }
     }
 
-    pub(crate) fn fixed(snapshot: Snapshot<S>) -> Self {
+    pub(crate) fn fixed(snapshot: Arc<Snapshot<S>>) -> Self {
         Caller {
-            source: Source::Fixed(Arc::new(snapshot)),
+            source: Source::Fixed(snapshot),
             skip: Vec::new(),
         }
     }
@@ -77,10 +77,44 @@ impl<'m, S: Spec + ?Sized> Caller<'m, S> {
         }
     }
 
+    /// What a call of `hook` returns if it has nothing to do: no
+    /// implementation, no monitor, nobody tracing calls; `None` otherwise.
+    /// Answered from a few atomic loads, without taking the snapshot.
+    #[doc(hidden)]
+    #[inline]
+    pub fn idle<T, O>(&self, hook: usize, collect: Collect<T, O>) -> Option<O> {
+        match &self.source {
+            Source::Live(shared)
+                if !tracing::level_enabled!(tracing::Level::DEBUG)
+                    && shared.idle(hook, depth::current() + 1) =>
+            {
+                Some((collect.finish)(Results::default()))
+            }
+            _ => None,
+        }
+    }
+
     /// Calls sync hook number `hook`: `plain` invokes a plain
     /// implementation, `wrap` a wrapper.
     #[doc(hidden)]
+    #[inline]
     pub fn call<T, O>(
+        &self,
+        hook: usize,
+        plain: impl Fn(&S) -> HookResult<T>,
+        wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
+        collect: Collect<T, O>,
+    ) -> Result<O, HookError> {
+        if let Some(idle) = self.idle(hook, collect) {
+            return Ok(idle);
+        }
+        self.call_on_snapshot(hook, plain, wrap, collect)
+    }
+
+    /// [`call`](Self::call) past the idle check: out of line, so that the
+    /// idle check inlines into the relay without the whole call's frame.
+    #[inline(never)]
+    fn call_on_snapshot<T, O>(
         &self,
         hook: usize,
         plain: impl Fn(&S) -> HookResult<T>,
@@ -125,20 +159,30 @@ impl<'m, S: Spec + ?Sized> Caller<'m, S> {
     }
 
     /// Calls historic hook number `hook` through `call` now, and remembers
-    /// `call` to replay it to every plugin registered later.
+    /// `call` to replay it to every plugin registered later; `on_result`
+    /// hears each value, of this call and of every replay.
     #[doc(hidden)]
-    pub fn call_historic<O>(
+    pub fn call_historic<T>(
         &self,
         hook: usize,
-        call: impl Fn(&Caller<'_, S>) -> Result<O, HookError> + Send + Sync + 'static,
-    ) -> Result<O, HookError> {
-        let call = Arc::new(call);
+        call: impl Fn(&Caller<'_, S>) -> Result<Results<T>, HookError> + Send + Sync + 'static,
+        on_result: impl Fn(&Answer<T>) + Send + Sync + 'static,
+    ) -> Result<Results<T>, HookError>
+    where
+        S: Send + Sync + 'static,
+    {
+        let call = Arc::new(move |caller: &Caller<'_, S>| {
+            let results = call(caller)?;
+            results.answers().iter().for_each(&on_result);
+            Ok(results)
+        });
         if let Source::Live(shared) = &self.source {
             let replay = call.clone();
             shared.change(|state| {
-                state
-                    .history
-                    .push((hook, Arc::new(move |caller| replay(caller).map(drop))))
+                state.history.push((
+                    hook,
+                    Arc::new(move |snapshot| replay(&Caller::fixed(snapshot.clone())).map(drop)),
+                ))
             });
         }
         call(self)

@@ -2,7 +2,9 @@
 //! change to the manager. Both name the plugin and the hook involved.
 
 use std::any::Any;
-use std::fmt;
+use std::fmt::{self, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What an implementation returns on failure: any error (`?` works on
@@ -18,13 +20,14 @@ pub type HookResult<T> = Result<T, PluginError>;
 pub struct HookError(Box<Inner>);
 
 struct Inner {
+    /// Never reused (unlike the box's address, once freed): see [`HookError::id`].
+    id: u64,
     hook: &'static str,
     plugin: Option<&'static str>,
     kind: HookErrorKind,
 }
 
 /// Why a hook call failed.
-#[derive(Debug)]
 #[non_exhaustive]
 pub enum HookErrorKind {
     /// The implementation returned `Err`.
@@ -48,7 +51,14 @@ pub enum HookErrorKind {
 
 impl HookError {
     fn new(hook: &'static str, plugin: Option<&'static str>, kind: HookErrorKind) -> Self {
-        HookError(Box::new(Inner { hook, plugin, kind }))
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        HookError(Box::new(Inner {
+            id,
+            hook,
+            plugin,
+            kind,
+        }))
     }
 
     /// The hook whose call failed.
@@ -137,7 +147,7 @@ impl HookError {
         hook: &'static str,
         plugin: &'static str,
         error: PluginError,
-        from_next: usize,
+        from_next: u64,
     ) -> Self {
         if outermost(&error).is_some_and(|e| e.id() == from_next) {
             return error.downcast().expect("outermost is a HookError");
@@ -145,11 +155,12 @@ impl HookError {
         Self::from_impl(hook, plugin, error)
     }
 
-    /// The identity of this error while it travels through one call (the
-    /// address of its boxed inside): how a wrapper's pass-through of
-    /// `next`'s error is told from a new error.
-    pub(crate) fn id(&self) -> usize {
-        &*self.0 as *const Inner as usize
+    /// The identity of this error, unique for the life of the process: how
+    /// a wrapper's pass-through of `next`'s error is told from a new error
+    /// (an address would not do: a freed error's address is handed to the
+    /// next allocation). Never 0.
+    pub(crate) fn id(&self) -> u64 {
+        self.0.id
     }
 
     #[cold]
@@ -167,7 +178,11 @@ impl HookError {
             Ok(s) => *s,
             Err(payload) => match payload.downcast::<&'static str>() {
                 Ok(s) => (*s).to_owned(),
-                Err(_) => "(non-string panic payload)".to_owned(),
+                Err(payload) => {
+                    // A payload of the plugin's own type may panic in `drop`.
+                    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+                    "(non-string panic payload)".to_owned()
+                }
             },
         };
         Self::new(hook, Some(plugin), HookErrorKind::Panicked(message))
@@ -191,13 +206,36 @@ fn outermost(error: &PluginError) -> Option<&HookError> {
     error.chain().next()?.downcast_ref()
 }
 
+/// Writes a plugin-supplied value through `write`, so that whatever its
+/// `Display` or `Debug` does, formatting it cannot take the host down: a
+/// panic (or a `fmt::Error`, which makes `to_string` panic) inside it is
+/// caught and written as a note instead. Every formatting of a plugin's
+/// value in the engine goes through here.
+pub(crate) fn guarded(
+    f: &mut fmt::Formatter<'_>,
+    write: impl FnOnce(&mut String) -> fmt::Result,
+) -> fmt::Result {
+    let mut text = String::new();
+    match catch_unwind(AssertUnwindSafe(|| write(&mut text))) {
+        Ok(Ok(())) => f.write_str(&text),
+        Ok(Err(fmt::Error)) => f.write_str("(the plugin's error failed to format)"),
+        Err(payload) => {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+            f.write_str("(the plugin's error panicked while being formatted)")
+        }
+    }
+}
+
 impl fmt::Display for HookError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Inner { hook, plugin, kind } = &*self.0;
+        let Inner {
+            hook, plugin, kind, ..
+        } = &*self.0;
         let plugin = plugin.unwrap_or("?");
         match kind {
             HookErrorKind::Failed(e) => {
-                write!(f, "plugin `{plugin}` failed in hook `{hook}`: {e}")
+                write!(f, "plugin `{plugin}` failed in hook `{hook}`: ")?;
+                guarded(f, |text| write!(text, "{e}"))
             }
             HookErrorKind::Panicked(msg) => {
                 write!(f, "plugin `{plugin}` panicked in hook `{hook}`: {msg}")
@@ -229,6 +267,26 @@ impl fmt::Debug for HookError {
             .field("plugin", &self.0.plugin)
             .field("kind", &self.0.kind)
             .finish()
+    }
+}
+
+impl fmt::Debug for HookErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookErrorKind::Failed(e) => {
+                f.write_str("Failed(")?;
+                guarded(f, |text| write!(text, "{e:?}"))?;
+                f.write_str(")")
+            }
+            HookErrorKind::Panicked(msg) => f.debug_tuple("Panicked").field(msg).finish(),
+            HookErrorKind::TimedOut(limit) => f.debug_tuple("TimedOut").field(limit).finish(),
+            HookErrorKind::NoRuntime(limit) => f.debug_tuple("NoRuntime").field(limit).finish(),
+            HookErrorKind::TooDeep { limit, chain } => f
+                .debug_struct("TooDeep")
+                .field("limit", limit)
+                .field("chain", chain)
+                .finish(),
+        }
     }
 }
 
@@ -276,6 +334,30 @@ pub enum ManagerError {
         spec: &'static str,
         /// What was expected.
         reason: &'static str,
+    },
+    /// `register` of the very plugin object (the same `Arc`) registered
+    /// under another name: its hooks would run twice per call.
+    #[error("plugin `{plugin}` is the plugin object already registered as `{registered_as}`")]
+    AlreadyRegistered {
+        /// The name it was offered under.
+        plugin: String,
+        /// The name it is registered as.
+        registered_as: String,
+    },
+    /// The plugin's `before`/`after` constraints, with those of the plugins
+    /// registered, ask for a cycle; it was not registered.
+    #[error(
+        "plugin `{plugin}` was not registered: the before/after constraints of hook `{hook}` form a cycle: {}",
+        chain.join(" runs before ")
+    )]
+    OrderCycle {
+        /// The plugin.
+        plugin: String,
+        /// The hook whose order has the cycle.
+        hook: &'static str,
+        /// The plugins of the cycle, each running before the next; the
+        /// first is repeated last.
+        chain: Vec<&'static str>,
     },
     /// Replaying a historic call to the new plugin failed; it was not registered.
     #[error("plugin `{plugin}` was not registered: replaying a historic call failed: {error}")]

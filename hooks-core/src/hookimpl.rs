@@ -1,11 +1,10 @@
 //! Hook implementations: the options a plugin declares for each hook it
-//! implements, the [`Plugin`] value that carries them, and the call order.
+//! implements, the [`Plugin`] value that carries them, and what
+//! introspection reports about each. The order itself is decided by the
+//! `order` module.
 
 use std::borrow::Cow;
-use std::cmp::Reverse;
 use std::sync::Arc;
-
-use crate::spec::Spec;
 
 /// The ordering tier of an implementation (`tryfirst` / `trylast`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,6 +29,41 @@ pub struct ImplDecl {
     pub tier: Tier,
     /// A wrapper: receives the rest of the chain as `next`.
     pub wrapper: bool,
+    /// `before = [...]`: plugins whose implementation of this hook, in the
+    /// same tier, this one runs before.
+    pub before: &'static [&'static str],
+    /// `after = [...]`: plugins whose implementation of this hook, in the
+    /// same tier, this one runs after.
+    pub after: &'static [&'static str],
+}
+
+impl ImplDecl {
+    /// A plain implementation of `hook` with default options.
+    pub const fn new(hook: &'static str) -> Self {
+        ImplDecl {
+            hook,
+            priority: 0,
+            tier: Tier::Normal,
+            wrapper: false,
+            before: &[],
+            after: &[],
+        }
+    }
+
+    pub(crate) fn is_constrained(&self) -> bool {
+        !self.before.is_empty() || !self.after.is_empty()
+    }
+}
+
+/// Why an implementation sits where it does in [`PluginManager::get_hookimpls`](crate::PluginManager::get_hookimpls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Placement {
+    /// Its rank alone: wrapper or not, tier, priority, then registration.
+    Rank,
+    /// A `before`/`after` constraint (its own, or another implementation's
+    /// naming its plugin) put it on the other side of an implementation
+    /// its rank alone would have put it before or after.
+    Constraint,
 }
 
 /// Introspection: one implementation of a hook, as registered.
@@ -45,31 +79,55 @@ pub struct ImplInfo {
     pub tier: Tier,
     /// Wrapper or plain implementation.
     pub wrapper: bool,
+    /// Declared `before` constraints.
+    pub before: &'static [&'static str],
+    /// Declared `after` constraints.
+    pub after: &'static [&'static str],
+    /// When the plugin was registered, counted across the manager (ties
+    /// of equal priority are broken by it).
+    pub registration: u64,
+    /// Whether a constraint moved it.
+    pub placement: Placement,
 }
 
-/// The call order, defined here and nowhere else. Sorting ascending by this
-/// key gives:
-///
-/// 1. wrappers before plain implementations (wrappers are outermost: every
-///    wrapper's part before `next` runs before any plain implementation);
-/// 2. within each group, the `tryfirst` tier, then normal, then `trylast`;
-/// 3. within a tier, higher `priority` first;
-/// 4. at equal priority, the plugin registered later first (pluggy's LIFO).
-pub(crate) type OrderKey = (Reverse<bool>, Tier, Reverse<i32>, Reverse<u64>);
-
-pub(crate) fn order_key(decl: &ImplDecl, registration: u64) -> OrderKey {
-    (
-        Reverse(decl.wrapper),
-        decl.tier,
-        Reverse(decl.priority),
-        Reverse(registration),
-    )
+impl ImplInfo {
+    /// One line saying why the implementation sits where it does, for
+    /// reports: `"wrapper, tryfirst tier, priority 0, registration 3 (later
+    /// runs first), after [audit_log]: moved by a constraint"`.
+    pub fn why(&self) -> String {
+        let kind = if self.wrapper { "wrapper" } else { "plain" };
+        let tier = match self.tier {
+            Tier::TryFirst => "tryfirst",
+            Tier::Normal => "normal",
+            Tier::TryLast => "trylast",
+        };
+        let ties = if self.tier == Tier::TryLast {
+            "earlier runs first"
+        } else {
+            "later runs first"
+        };
+        let mut why = format!(
+            "{kind}, {tier} tier, priority {}, registration {} ({ties})",
+            self.priority, self.registration
+        );
+        if !self.before.is_empty() {
+            why.push_str(&format!(", before {:?}", self.before));
+        }
+        if !self.after.is_empty() {
+            why.push_str(&format!(", after {:?}", self.after));
+        }
+        why.push_str(match self.placement {
+            Placement::Rank => ": placed by rank",
+            Placement::Constraint => ": moved by a constraint",
+        });
+        why
+    }
 }
 
 /// Implemented by `#[hookimpl]` on `impl YourTrait for YourPlugin`: which
 /// hooks the plugin implements, with their options, and the conversion to
 /// the trait object the manager stores.
-pub trait Implements<S: Spec + ?Sized>: Send + Sync + 'static {
+pub trait Implements<S: ?Sized>: Send + Sync + 'static {
     /// The implemented hooks (only these are called; the trait's default
     /// bodies never are).
     const HOOKIMPLS: &'static [ImplDecl];
@@ -88,7 +146,7 @@ pub struct Plugin<S: ?Sized> {
     pub(crate) impls: Cow<'static, [ImplDecl]>,
 }
 
-impl<S: Spec + ?Sized> Plugin<S> {
+impl<S: ?Sized> Plugin<S> {
     /// Wraps a plugin value.
     pub fn new<P: Implements<S>>(plugin: P) -> Self {
         Self::from_arc(Arc::new(plugin))
@@ -119,6 +177,11 @@ impl<S: Spec + ?Sized> Plugin<S> {
     /// The trait object.
     pub fn object(&self) -> &Arc<S> {
         &self.object
+    }
+
+    /// The object's identity: one `Arc` is one plugin, whatever its name.
+    pub(crate) fn identity(&self) -> usize {
+        Arc::as_ptr(&self.object) as *const () as usize
     }
 }
 

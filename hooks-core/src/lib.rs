@@ -80,14 +80,48 @@
 //! | `on_error = "continue"` | every implementation runs; errors are logged and kept in [`Results::errors`]. Default `"propagate"` |
 //! | `concurrent` | async only: all plain implementations run at once; results still in call order |
 //! | `timeout_ms = N` | async only: each plain implementation may take N ms; overrunning is an error |
+//! | `warn_on_impl = "why"` | implementing the hook is deprecated: registering a plugin that does logs a warning naming plugin and hook |
+//!
+//! A historic hook `h` also gets `h_with_results(args..., callback)`
+//! (pluggy's `call_historic(result_callback=...)`): the callback receives
+//! each [`Answer`] of this call and, later, of every replay of it to a
+//! newly registered plugin.
+//!
+//! Results are typed: every implementation that ran gives its value, so a
+//! `HookResult<()>` hook returns one `()` per implementation and a
+//! `HookResult<Option<T>>` hook one `Option` each (pluggy drops `None`);
+//! [`Results::somes`] keeps only the answers.
+//!
+//! What pluggy refuses is refused at compile time. A hook both historic and
+//! firstresult:
+//!
+//! ```compile_fail
+//! # use hooks_core::prelude::*;
+//! #[hookspec]
+//! pub trait Events {
+//!     #[hookspec(historic, firstresult)]
+//!     fn configure(&self, x: u32) -> HookResult<Option<u32>>;
+//!     // error: a hook is historic or firstresult, not both
+//! }
+//! ```
+//!
+//! A spec without hooks:
+//!
+//! ```compile_fail
+//! # use hooks_core::prelude::*;
+//! #[hookspec]
+//! pub trait Nothing {}
+//! // error: a hook spec trait needs at least one hook method
+//! ```
 //!
 //! # Impls
 //!
 //! `#[hookimpl]` on `impl Trait for Plugin` records which hooks the plugin
 //! implements (only those are called). Options on a method, `#[hookimpl(...)]`:
-//! `priority = N` (i32, higher first, default 0), `tryfirst`, `trylast`, and
-//! `wrapper`. A wrapper takes one more argument, `next`, the rest of the
-//! chain, and returns what the whole call returns:
+//! `priority = N` (i32, higher first, default 0), `tryfirst`, `trylast`,
+//! `before = "plugin"` / `before = ["a", "b"]`, `after = ...` (see Call
+//! order), and `wrapper`. A wrapper takes one more argument, `next`, the
+//! rest of the chain, and returns what the whole call returns:
 //!
 //! ```
 //! # use hooks_core::prelude::*;
@@ -118,9 +152,43 @@
 //! Wrappers are outermost: every wrapper's part before `next` runs before any
 //! plain implementation. Within wrappers, and within plain implementations:
 //! the `tryfirst` tier, then normal, then `trylast`; inside a tier, higher
-//! `priority` first; at equal priority, the plugin registered later first
-//! (pluggy's LIFO). [`PluginManager::get_hookimpls`] lists a hook's
-//! implementations in this order.
+//! `priority` first; at equal priority, pluggy's rule: in the `tryfirst` and
+//! normal tiers the plugin registered later first, in the `trylast` tier
+//! the plugin registered earlier first (registering `a`, `b` (trylast), `c`,
+//! `d` (trylast) runs `c, a, b, d`). That is an implementation's rank.
+//! `before` / `after` then reorder within a tier: the implementations of a
+//! tier are placed one at a time, the next always the first by rank among
+//! those whose constraints allow it. A constraint never moves an
+//! implementation out of its tier; one naming a plugin with no
+//! implementation of the hook in that tier constrains nothing; a cycle
+//! refuses the registration that closes it
+//! ([`ManagerError::OrderCycle`]). [`PluginManager::get_hookimpls`] lists a
+//! hook's implementations in this order, each with why it sits there
+//! ([`ImplInfo::why`]).
+//!
+//! ```
+//! # use hooks_core::prelude::*;
+//! # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<()>; }
+//! struct Audit;
+//! #[hookimpl]
+//! impl Events for Audit {
+//!     fn saved(&self, id: u32) -> HookResult<()> { Ok(()) }
+//! }
+//!
+//! struct Cache;
+//! #[hookimpl]
+//! impl Events for Cache {
+//!     #[hookimpl(after = "audit_log")]      // whoever registers first
+//!     fn saved(&self, id: u32) -> HookResult<()> { Ok(()) }
+//! }
+//!
+//! let pm = PluginManager::<dyn Events>::new();
+//! pm.register("cache", Cache)?;
+//! pm.register("audit_log", Audit)?;
+//! let order: Vec<_> = pm.hook().saved(1)?.plugins().collect();
+//! assert_eq!(order, ["audit_log", "cache"]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Errors
 //!
@@ -170,28 +238,33 @@
 
 #![warn(missing_docs)]
 
+// Modules, each one role, each using only those listed before it:
+// names, error, hookspec, hookimpl, order, monitoring, result, depth,
+// registry, call_loop, caller, spec, manager.
 mod call_loop;
 mod caller;
 mod depth;
 mod error;
 mod hookimpl;
+mod hookspec;
 mod manager;
 mod monitoring;
 mod names;
+mod order;
 mod registry;
 mod result;
 mod spec;
 
 pub use call_loop::{AsyncNext, Next};
-pub use caller::{CallSnapshot, Caller};
 pub use error::{HookError, HookErrorKind, HookResult, ManagerError, PluginError};
-pub use hookimpl::{ImplDecl, ImplInfo, Implements, Plugin, Tier};
+pub use hookimpl::{ImplDecl, ImplInfo, Implements, Placement, Plugin, Tier};
 pub use hooks_core_macros::{hookimpl, hookspec};
+pub use hookspec::{ErrorPolicy, HookSpec};
 pub use manager::PluginManager;
 pub use monitoring::{HookCallInfo, MonitoringHandle};
 pub use registry::DEFAULT_MAX_DEPTH;
-pub use result::{Answer, Collect, Results};
-pub use spec::{ErrorPolicy, HookSpec, Spec};
+pub use result::{Answer, Results};
+pub use spec::Spec;
 
 /// `anyhow`, for building [`PluginError`]s (`anyhow::anyhow!`, `bail!`, `Context`).
 pub use anyhow;
@@ -210,8 +283,11 @@ pub mod prelude {
     pub use crate as hooks_core;
 }
 
+/// What only the code `#[hookspec]` generates uses: not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::caller::{CallSnapshot, Caller};
+    pub use crate::result::Collect;
     pub use futures::future::BoxFuture;
 
     /// The body `#[hookspec]` gives a hook method without a default: the

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use crate::caller::Caller;
 use crate::error::{HookError, ManagerError};
 use crate::hookimpl::{ImplInfo, Implements, Plugin};
+use crate::hookspec::HookSpec;
 use crate::monitoring::{HookCallInfo, Monitor, MonitoringHandle};
 use crate::registry::{Replay, Shared};
-use crate::spec::{HookSpec, Spec};
+use crate::spec::Spec;
 
 /// Holds the registered plugins of one spec `S` (written `dyn YourTrait`)
 /// and calls their hooks.
@@ -70,23 +71,35 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// An empty manager.
     pub fn new() -> Self {
         PluginManager {
-            shared: Arc::new(Shared::new()),
+            shared: Arc::new(Shared::new(S::NAME, S::HOOKS)),
         }
     }
 
     /// Registers `plugin` under `name`.
     ///
+    /// Historic calls made so far are replayed to the new plugin. A plugin
+    /// implementing a hook declared `warn_on_impl` is registered with a
+    /// warning (a `tracing` WARN event naming plugin and hook).
+    ///
+    /// # Errors
+    ///
     /// Refused, with the manager left as it was, when the name is taken or
-    /// blocked, or when the plugin declares an implementation the spec
-    /// cannot accept. Historic calls made so far are replayed to the new
-    /// plugin; if one fails (policy `propagate`), the plugin is removed
-    /// again and the error returned.
+    /// blocked, when this very plugin object is registered already (under
+    /// another name: [`ManagerError::AlreadyRegistered`]), when the plugin
+    /// declares an implementation the spec cannot accept, when its
+    /// `before`/`after` constraints close a cycle
+    /// ([`ManagerError::OrderCycle`]), or when replaying a historic call to
+    /// it fails ([`ManagerError::HistoricReplay`]).
     pub fn register<P: Implements<S>>(&self, name: &str, plugin: P) -> Result<(), ManagerError> {
         self.register_plugin(name, Plugin::new(plugin))
     }
 
     /// [`register`](Self::register) for a [`Plugin`] value (a shared or
     /// type-erased plugin object with its declarations).
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register).
     pub fn register_plugin(&self, name: &str, plugin: Plugin<S>) -> Result<(), ManagerError> {
         let (replays, solo) = self.shared.change(|state| {
             state.add(name, &plugin)?;
@@ -102,24 +115,38 @@ impl<S: Spec + ?Sized> PluginManager<S> {
             let solo = (!replays.is_empty()).then(|| state.fork(false));
             Ok::<_, ManagerError>((replays, solo))
         })?;
-        let Some(mut solo) = solo else {
-            return Ok(());
-        };
-        solo.add(name, &plugin)?;
-        let caller = Caller::fixed(solo.snapshot(None));
-        for replay in replays {
-            if let Err(error) = replay(&caller) {
-                let _ = self.unregister(name);
-                return Err(ManagerError::HistoricReplay {
-                    plugin: name.to_owned(),
-                    error,
-                });
+        if let Some(mut solo) = solo {
+            solo.add(name, &plugin)?;
+            let snapshot = Arc::new(solo.snapshot(None));
+            for replay in replays {
+                if let Err(error) = replay(&snapshot) {
+                    let _ = self.unregister(name);
+                    return Err(ManagerError::HistoricReplay {
+                        plugin: name.to_owned(),
+                        error,
+                    });
+                }
+            }
+        }
+        for decl in plugin.impls.iter() {
+            let deprecated = S::hook_index(decl.hook).and_then(|i| S::HOOKS[i].warn_on_impl);
+            if let Some(warning) = deprecated {
+                tracing::warn!(
+                    plugin = name,
+                    hook = decl.hook,
+                    "plugin `{name}` implements deprecated hook `{}`: {warning}",
+                    decl.hook
+                );
             }
         }
         Ok(())
     }
 
     /// Removes a plugin and returns it. Calls already running finish with it.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::UnknownPlugin`] if no plugin is registered as `name`.
     pub fn unregister(&self, name: &str) -> Result<Plugin<S>, ManagerError> {
         let removed = self.shared.change(|state| state.remove(name))?;
         self.shared.publish();
@@ -186,7 +213,8 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     }
 
     /// The implementations of hook `hook` in call order (wrappers first),
-    /// or `None` if the spec has no such hook.
+    /// each saying why it sits there ([`ImplInfo::placement`],
+    /// [`ImplInfo::why`]), or `None` if the spec has no such hook.
     pub fn get_hookimpls(&self, hook: &str) -> Option<Vec<ImplInfo>> {
         let index = S::hook_index(hook)?;
         Some(self.shared.load().hooks[index].infos.to_vec())
@@ -194,6 +222,10 @@ impl<S: Spec + ?Sized> PluginManager<S> {
 
     /// A relay that calls every plugin except those named in `remove`.
     /// It follows later registrations like [`hook`](Self::hook) does.
+    ///
+    /// # Errors
+    ///
+    /// [`ManagerError::UnknownPlugin`] for a name no plugin has.
     pub fn subset_hook_caller(&self, remove: &[&str]) -> Result<S::Relay<'_>, ManagerError> {
         let skip = self.shared.read(|state| {
             remove
@@ -210,7 +242,12 @@ impl<S: Spec + ?Sized> PluginManager<S> {
 
     /// A relay for calls that also run the `extra` plugins, as if they had
     /// been registered last, without registering them. It works on the
-    /// plugins registered now. Extra names must not clash with registered ones.
+    /// plugins registered now.
+    ///
+    /// # Errors
+    ///
+    /// As [`register`](Self::register) for each extra plugin (a name that
+    /// clashes with a registered one, for example).
     pub fn call_extra<'n>(
         &self,
         extra: impl IntoIterator<Item = (&'n str, Plugin<S>)>,
@@ -219,7 +256,7 @@ impl<S: Spec + ?Sized> PluginManager<S> {
         for (name, plugin) in extra {
             scratch.add(name, &plugin)?;
         }
-        Ok(S::relay(Caller::fixed(scratch.snapshot(None))))
+        Ok(S::relay(Caller::fixed(Arc::new(scratch.snapshot(None)))))
     }
 
     /// Calls `before` ahead of every hook call and `after` once it ended,
@@ -234,7 +271,12 @@ impl<S: Spec + ?Sized> PluginManager<S> {
             state.add_monitor(Monitor::new(id, before, after));
             id
         });
-        MonitoringHandle::new(id, Arc::downgrade(&self.shared))
+        let shared = Arc::downgrade(&self.shared);
+        MonitoringHandle::new(move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.change(|state| state.remove_monitor(id));
+            }
+        })
     }
 
     /// How deeply hook calls may nest (an implementation calling a hook

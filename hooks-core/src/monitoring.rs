@@ -1,14 +1,11 @@
-//! Monitoring: `add_hookcall_monitoring`'s before/after callbacks and the
-//! `tracing` spans of calls and implementations.
+//! Monitoring: what [`PluginManager::add_hookcall_monitoring`](crate::PluginManager::add_hookcall_monitoring)
+//! takes and returns.
 
-use std::sync::{Arc, Weak};
-
-use tracing::Span;
-use tracing::field::Empty;
+use std::sync::Arc;
 
 use crate::error::HookError;
 use crate::hookimpl::ImplInfo;
-use crate::spec::{HookSpec, Spec};
+use crate::hookspec::HookSpec;
 
 /// What a monitor is told about a call: the hook and its implementations in
 /// call order (wrappers first).
@@ -65,58 +62,24 @@ pub(crate) fn after<O>(
 /// [`PluginManager::add_hookcall_monitoring`](crate::PluginManager::add_hookcall_monitoring).
 #[must_use = "dropping the handle keeps the monitoring; call `undo()` to remove it"]
 pub struct MonitoringHandle {
-    pub(crate) id: u64,
-    pub(crate) undo: Box<dyn FnOnce(u64) + Send + Sync>,
+    undo: Box<dyn FnOnce() + Send + Sync>,
 }
 
 impl MonitoringHandle {
-    pub(crate) fn new<S: Spec + ?Sized>(id: u64, shared: Weak<crate::registry::Shared<S>>) -> Self {
+    pub(crate) fn new(undo: impl FnOnce() + Send + Sync + 'static) -> Self {
         MonitoringHandle {
-            id,
-            undo: Box::new(move |id| {
-                if let Some(shared) = shared.upgrade() {
-                    shared.change(|state| state.remove_monitor(id));
-                }
-            }),
+            undo: Box::new(undo),
         }
     }
 
     /// Stops calling this monitor's callbacks (from the next call on).
     pub fn undo(self) {
-        (self.undo)(self.id)
+        (self.undo)()
     }
 }
 
 impl std::fmt::Debug for MonitoringHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MonitoringHandle")
-            .field("id", &self.id)
-            .finish()
-    }
-}
-
-/// The span of one hook call.
-pub(crate) fn call_span(spec: &HookSpec) -> Span {
-    tracing::debug_span!("hook", hook = spec.name, outcome = Empty)
-}
-
-/// The span of one implementation.
-pub(crate) fn impl_span(spec: &HookSpec, info: &ImplInfo) -> Span {
-    tracing::trace_span!(
-        "hookimpl",
-        hook = spec.name,
-        plugin = info.plugin,
-        wrapper = info.wrapper,
-        outcome = Empty
-    )
-}
-
-/// Records how a call or an implementation ended on its span.
-pub(crate) fn record<T>(span: &Span, outcome: &Result<T, HookError>) {
-    if !span.is_disabled() {
-        match outcome {
-            Ok(_) => span.record("outcome", "ok"),
-            Err(e) => span.record("outcome", tracing::field::display(e)),
-        };
+        f.debug_struct("MonitoringHandle").finish_non_exhaustive()
     }
 }

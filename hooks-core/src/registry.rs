@@ -11,17 +11,17 @@
 //! copying every hook's list N times.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::{ArcSwap, Guard};
 
-use crate::caller::Caller;
 use crate::error::{HookError, ManagerError};
-use crate::hookimpl::{ImplInfo, OrderKey, Plugin, order_key};
+use crate::hookimpl::{ImplInfo, Placement, Plugin};
+use crate::hookspec::{HookSpec, index_of};
 use crate::monitoring::Monitor;
 use crate::names::intern;
-use crate::spec::{HookSpec, Spec};
+use crate::order::{Arrangement, Cycle, Rank, arrange, rank};
 
 /// Default for [`PluginManager::set_max_depth`](crate::PluginManager::set_max_depth).
 pub const DEFAULT_MAX_DEPTH: usize = 64;
@@ -50,11 +50,27 @@ pub(crate) struct HookImpls<S: ?Sized> {
 }
 
 impl<S: ?Sized> HookImpls<S> {
-    fn build<'a>(spec: &'static HookSpec, ordered: impl Iterator<Item = &'a HookImpl<S>>) -> Self
-    where
-        S: 'a,
-    {
-        let impls: Box<[HookImpl<S>]> = ordered.cloned().collect();
+    /// The hook's implementations in call order, from `ranked` (in rank
+    /// order) and the arrangement [`arrange`] made of them, if constrained.
+    fn build(
+        spec: &'static HookSpec,
+        ranked: &BTreeMap<Rank, HookImpl<S>>,
+        arranged: Option<Arrangement>,
+    ) -> Self {
+        let impls: Box<[HookImpl<S>]> = match arranged {
+            None => ranked.values().cloned().collect(),
+            Some(order) => {
+                let ranked: Vec<_> = ranked.values().collect();
+                order
+                    .into_iter()
+                    .map(|(i, placement)| {
+                        let mut imp = ranked[i].clone();
+                        imp.info.placement = placement;
+                        imp
+                    })
+                    .collect()
+            }
+        };
         let infos = impls.iter().map(|i| i.info).collect();
         let wrappers = impls.iter().take_while(|i| i.info.wrapper).count();
         HookImpls {
@@ -63,10 +79,6 @@ impl<S: ?Sized> HookImpls<S> {
             infos,
             wrappers,
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.impls.is_empty()
     }
 
     pub(crate) fn impls(&self) -> impl Iterator<Item = &HookImpl<S>> {
@@ -89,22 +101,45 @@ pub(crate) struct Snapshot<S: ?Sized> {
     pub(crate) max_depth: usize,
 }
 
-/// A remembered historic call: replays itself through a caller.
-pub(crate) type Replay<S> = Arc<dyn Fn(&Caller<'_, S>) -> Result<(), HookError> + Send + Sync>;
+/// A remembered historic call: replays itself on a snapshot.
+pub(crate) type Replay<S> = Arc<dyn Fn(&Arc<Snapshot<S>>) -> Result<(), HookError> + Send + Sync>;
 
 struct Registered<S: ?Sized> {
     plugin: Plugin<S>,
     id: u64,
-    keys: Vec<(usize, OrderKey)>,
+    keys: Vec<(usize, Rank)>,
+}
+
+/// One hook's implementations keyed by rank, and how many declare
+/// constraints (only then does the order need [`arrange`]).
+struct Ranked<S: ?Sized> {
+    impls: BTreeMap<Rank, HookImpl<S>>,
+    constrained: usize,
+}
+
+impl<S: ?Sized> Ranked<S> {
+    /// The call order, if constraints refine the rank order; a cycle is
+    /// the plugins that form it.
+    fn arrange(&self) -> Result<Option<Arrangement>, Cycle> {
+        if self.constrained == 0 {
+            return Ok(None);
+        }
+        let infos: Vec<ImplInfo> = self.impls.values().map(|i| i.info).collect();
+        arrange(&infos).map(Some)
+    }
 }
 
 /// The writer side. Only ever touched under [`Shared::state`]'s mutex.
 pub(crate) struct State<S: ?Sized> {
+    spec: &'static str,
+    specs: &'static [HookSpec],
     plugins: HashMap<&'static str, Registered<S>>,
     /// Registration order: id -> name.
     order: BTreeMap<u64, &'static str>,
-    /// Per hook, its implementations keyed by call order.
-    hooks: Vec<BTreeMap<OrderKey, HookImpl<S>>>,
+    /// The registered plugin objects: identity -> name.
+    objects: HashMap<usize, &'static str>,
+    /// Per hook, its implementations by rank.
+    hooks: Vec<Ranked<S>>,
     dirty: Vec<bool>,
     pub(crate) blocked: HashSet<String>,
     pub(crate) history: Vec<(usize, Replay<S>)>,
@@ -114,13 +149,22 @@ pub(crate) struct State<S: ?Sized> {
     next_id: u64,
 }
 
-impl<S: Spec + ?Sized> State<S> {
-    pub(crate) fn new() -> Self {
+impl<S: ?Sized> State<S> {
+    pub(crate) fn new(spec: &'static str, specs: &'static [HookSpec]) -> Self {
         State {
+            spec,
+            specs,
             plugins: HashMap::new(),
             order: BTreeMap::new(),
-            hooks: S::HOOKS.iter().map(|_| BTreeMap::new()).collect(),
-            dirty: vec![true; S::HOOKS.len()],
+            objects: HashMap::new(),
+            hooks: specs
+                .iter()
+                .map(|_| Ranked {
+                    impls: BTreeMap::new(),
+                    constrained: 0,
+                })
+                .collect(),
+            dirty: vec![true; specs.len()],
             blocked: HashSet::new(),
             history: Vec::new(),
             monitors: Vec::new(),
@@ -133,7 +177,7 @@ impl<S: Spec + ?Sized> State<S> {
     /// A scratch state with the same settings, and the same plugins if
     /// `with_plugins` (for `call_extra` and historic replay).
     pub(crate) fn fork(&self, with_plugins: bool) -> Self {
-        let mut fork = State::new();
+        let mut fork = State::new(self.spec, self.specs);
         if with_plugins {
             for (&id, &name) in &self.order {
                 fork.insert(name, self.plugins[name].plugin.clone(), id);
@@ -154,34 +198,66 @@ impl<S: Spec + ?Sized> State<S> {
         if self.plugins.contains_key(name) {
             return Err(ManagerError::DuplicateName(name.to_owned()));
         }
-        validate::<S>(name, plugin)?;
+        if let Some(registered) = self.objects.get(&plugin.identity()) {
+            return Err(ManagerError::AlreadyRegistered {
+                plugin: name.to_owned(),
+                registered_as: (*registered).to_owned(),
+            });
+        }
+        validate(self.spec, self.specs, name, plugin)?;
         let id = self.next_id;
+        let name = intern(name);
+        self.insert(name, plugin.clone(), id);
         self.next_id += 1;
-        self.insert(intern(name), plugin.clone(), id);
+        let cycle = self.registered_hooks(name).find_map(|hook| {
+            let cycle = self.hooks[hook].arrange().err()?;
+            Some((self.specs[hook].name, cycle))
+        });
+        if let Some((hook, chain)) = cycle {
+            self.remove(name).expect("just inserted");
+            self.next_id = id;
+            return Err(ManagerError::OrderCycle {
+                plugin: name.to_owned(),
+                hook,
+                chain,
+            });
+        }
         Ok(())
+    }
+
+    /// The hooks `name` implements.
+    fn registered_hooks(&self, name: &str) -> impl Iterator<Item = usize> + '_ {
+        self.plugins[name].keys.iter().map(|(hook, _)| *hook)
     }
 
     fn insert(&mut self, name: &'static str, plugin: Plugin<S>, id: u64) {
         let mut keys = Vec::with_capacity(plugin.impls.len());
         for decl in plugin.impls.iter() {
-            let hook = S::hook_index(decl.hook).expect("validated at registration");
-            let key = order_key(decl, id);
+            let hook = index_of(self.specs, decl.hook).expect("validated at registration");
+            let key = rank(decl, id);
             let info = ImplInfo {
                 plugin: name,
-                hook: S::HOOKS[hook].name,
+                hook: self.specs[hook].name,
                 priority: decl.priority,
                 tier: decl.tier,
                 wrapper: decl.wrapper,
+                before: decl.before,
+                after: decl.after,
+                registration: id,
+                placement: Placement::Rank,
             };
             let entry = HookImpl {
                 plugin: plugin.object.clone(),
                 info,
             };
-            self.hooks[hook].insert(key, entry);
+            let ranked = &mut self.hooks[hook];
+            ranked.impls.insert(key, entry);
+            ranked.constrained += usize::from(decl.is_constrained());
             self.dirty[hook] = true;
             keys.push((hook, key));
         }
         self.order.insert(id, name);
+        self.objects.insert(plugin.identity(), name);
         self.plugins.insert(name, Registered { plugin, id, keys });
     }
 
@@ -192,10 +268,15 @@ impl<S: Spec + ?Sized> State<S> {
             .remove(name)
             .ok_or_else(|| ManagerError::UnknownPlugin(name.to_owned()))?;
         for (hook, key) in &registered.keys {
-            self.hooks[*hook].remove(key);
+            let ranked = &mut self.hooks[*hook];
+            if let Some(gone) = ranked.impls.remove(key) {
+                let constrained = !gone.info.before.is_empty() || !gone.info.after.is_empty();
+                ranked.constrained -= usize::from(constrained);
+            }
             self.dirty[*hook] = true;
         }
         self.order.remove(&registered.id);
+        self.objects.remove(&registered.plugin.identity());
         Ok(registered.plugin)
     }
 
@@ -241,12 +322,18 @@ impl<S: Spec + ?Sized> State<S> {
 
     /// A snapshot of the state, reusing the unchanged hooks of `previous`.
     pub(crate) fn snapshot(&mut self, previous: Option<&Snapshot<S>>) -> Snapshot<S> {
-        let hooks = S::HOOKS
+        let hooks = self
+            .specs
             .iter()
             .enumerate()
             .map(|(i, spec)| match previous {
                 Some(prev) if !self.dirty[i] => prev.hooks[i].clone(),
-                _ => Arc::new(HookImpls::build(spec, self.hooks[i].values())),
+                _ => {
+                    let ranked = &self.hooks[i];
+                    // Every registration that closed a cycle was refused.
+                    let arranged = ranked.arrange().expect("no cycle is ever registered");
+                    Arc::new(HookImpls::build(spec, &ranked.impls, arranged))
+                }
             })
             .collect();
         self.dirty.iter_mut().for_each(|d| *d = false);
@@ -261,18 +348,23 @@ impl<S: Spec + ?Sized> State<S> {
 
 /// What a plugin may declare: hooks the spec has, once each, and no wrapper
 /// around a historic hook (a replay has no chain to wrap).
-fn validate<S: Spec + ?Sized>(name: &str, plugin: &Plugin<S>) -> Result<(), ManagerError> {
+fn validate<S: ?Sized>(
+    spec: &'static str,
+    specs: &[HookSpec],
+    name: &str,
+    plugin: &Plugin<S>,
+) -> Result<(), ManagerError> {
     let invalid = |hook: &str, reason| ManagerError::InvalidImpl {
         plugin: name.to_owned(),
         hook: hook.to_owned(),
-        spec: S::NAME,
+        spec,
         reason,
     };
     for (i, decl) in plugin.impls.iter().enumerate() {
-        let Some(index) = S::hook_index(decl.hook) else {
+        let Some(index) = index_of(specs, decl.hook) else {
             return Err(invalid(decl.hook, "the spec has no such hook"));
         };
-        if decl.wrapper && S::HOOKS[index].historic {
+        if decl.wrapper && specs[index].historic {
             return Err(invalid(decl.hook, "a historic hook cannot be wrapped"));
         }
         let twice = plugin.impls[..i]
@@ -289,16 +381,46 @@ fn validate<S: Spec + ?Sized>(name: &str, plugin: &Plugin<S>) -> Result<(), Mana
 pub(crate) struct Shared<S: ?Sized> {
     current: ArcSwap<Snapshot<S>>,
     stale: AtomicBool,
+    /// Per hook, whether a call of it has nothing to do in the current
+    /// snapshot (no implementation, no monitor): then a call answers
+    /// without taking the snapshot at all.
+    idle: Box<[AtomicBool]>,
+    /// The current snapshot's depth limit, for idle calls.
+    max_depth: AtomicUsize,
     state: Mutex<State<S>>,
 }
 
-impl<S: Spec + ?Sized> Shared<S> {
-    pub(crate) fn new() -> Self {
-        let mut state = State::new();
-        Shared {
-            current: ArcSwap::from_pointee(state.snapshot(None)),
+impl<S: ?Sized> Shared<S> {
+    pub(crate) fn new(spec: &'static str, specs: &'static [HookSpec]) -> Self {
+        let mut state = State::new(spec, specs);
+        let first = state.snapshot(None);
+        let shared = Shared {
+            idle: first.hooks.iter().map(|_| AtomicBool::new(false)).collect(),
+            max_depth: AtomicUsize::new(first.max_depth),
+            current: ArcSwap::from_pointee(first),
             stale: AtomicBool::new(false),
             state: Mutex::new(state),
+        };
+        shared.mark_idle(&shared.current.load());
+        shared
+    }
+
+    /// Whether a call of `hook` at the current depth has nothing to do:
+    /// no change awaits publishing, the published snapshot has neither an
+    /// implementation of it nor a monitor, and the call is within the
+    /// depth limit. A few atomic loads.
+    #[inline]
+    pub(crate) fn idle(&self, hook: usize, depth: usize) -> bool {
+        !self.stale.load(Ordering::Acquire)
+            && self.idle[hook].load(Ordering::Acquire)
+            && depth <= self.max_depth.load(Ordering::Relaxed)
+    }
+
+    fn mark_idle(&self, snapshot: &Snapshot<S>) {
+        self.max_depth.store(snapshot.max_depth, Ordering::Relaxed);
+        for (idle, hook) in self.idle.iter().zip(snapshot.hooks.iter()) {
+            let nothing = hook.impls().next().is_none() && snapshot.monitors.is_empty();
+            idle.store(nothing, Ordering::Release);
         }
     }
 
@@ -318,8 +440,9 @@ impl<S: Spec + ?Sized> Shared<S> {
             if !self.stale.load(Ordering::Acquire) {
                 return;
             }
-            let next = state.snapshot(Some(&self.current.load()));
-            let replaced = self.current.swap(Arc::new(next));
+            let next = Arc::new(state.snapshot(Some(&self.current.load())));
+            let replaced = self.current.swap(next.clone());
+            self.mark_idle(&next);
             self.stale.store(false, Ordering::Release);
             replaced
         };

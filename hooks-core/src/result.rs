@@ -14,6 +14,12 @@ pub struct Answer<T> {
 
 /// The results of a (non-`firstresult`) hook call, in call order.
 ///
+/// Typed: every implementation that ran contributes its value, whatever it
+/// is. pluggy drops `None` from a call's results; here a `HookResult<()>`
+/// hook gives one `()` per implementation, and a `HookResult<Option<T>>`
+/// hook one `Option` per implementation, `None`s included. For those,
+/// [`somes`](Results::somes) gives only the answers (pluggy's list).
+///
 /// Under [`ErrorPolicy::Continue`](crate::ErrorPolicy::Continue) the errors
 /// of failed implementations are kept beside the values; under the default
 /// policy a failure fails the whole call, so [`Results::errors`] is empty.
@@ -79,6 +85,24 @@ impl<T> Results<T> {
     /// Appends a value (for wrappers that add to the outcome).
     pub fn push(&mut self, plugin: &'static str, value: T) {
         self.answers.push(Answer { plugin, value });
+    }
+}
+
+impl<T> Results<Option<T>> {
+    /// Only the implementations that answered `Some`, in call order, with
+    /// their plugins: what pluggy's results list holds for such a hook.
+    pub fn somes(&self) -> impl Iterator<Item = Answer<&T>> + '_ {
+        self.answers.iter().filter_map(|a| {
+            a.value.as_ref().map(|value| Answer {
+                plugin: a.plugin,
+                value,
+            })
+        })
+    }
+
+    /// The `Some` values alone, in call order.
+    pub fn into_somes(self) -> Vec<T> {
+        self.answers.into_iter().filter_map(|a| a.value).collect()
     }
 }
 

@@ -149,3 +149,48 @@ fn a_historic_call_that_fails_is_still_remembered() {
     pm.register("late", listener("late", &log)).unwrap();
     assert_eq!(log.take(), ["bad", "late:7"]);
 }
+
+#[test]
+fn a_historic_result_callback_hears_the_call_now_and_every_replay_to_a_later_plugin() {
+    let log = Log::new();
+    let pm = PluginManager::<dyn Hooks>::new();
+    pm.register("early", listener("early", &log)).unwrap();
+    let heard = Log::new();
+    let sink = heard.clone();
+    let results = pm
+        .hook()
+        .configure_with_results(7, move |answer| {
+            sink.push(format!("{}={}", answer.plugin, answer.value))
+        })
+        .unwrap();
+    assert_eq!(
+        pairs(&results),
+        [("early", 7)],
+        "the call still returns its results"
+    );
+    assert_eq!(heard.take(), ["early=7"]);
+
+    pm.hook().configure(8).unwrap();
+    pm.register("late", listener("late", &log)).unwrap();
+    assert_eq!(
+        heard.take(),
+        ["late=7"],
+        "the replay of its own call only; the call without a callback has none"
+    );
+    pm.register("later", listener("later", &log)).unwrap();
+    assert_eq!(heard.take(), ["later=7"]);
+    pm.register("other", Unrelated).unwrap();
+    assert_eq!(
+        heard.take(),
+        Vec::<String>::new(),
+        "no replay, nothing heard"
+    );
+}
+
+struct Unrelated;
+#[hookimpl]
+impl Hooks for Unrelated {
+    fn run(&self, x: u32) -> HookResult<u32> {
+        Ok(x)
+    }
+}

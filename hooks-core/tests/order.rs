@@ -1,7 +1,8 @@
 //! Call order: wrappers outermost (befores in order, afters in reverse),
 //! then tryfirst / normal / trylast; higher priority first within a tier;
-//! at equal priority the later-registered plugin first. `get_hookimpls`
-//! lists the same order.
+//! at equal priority the later-registered plugin first, except in the
+//! trylast tier, where the earlier-registered one is (pluggy's rule, ported
+//! from its own tests). `get_hookimpls` lists the same order.
 
 mod common;
 
@@ -95,13 +96,7 @@ fn a_dozen_plugins_run_in_the_documented_order() {
 #[test]
 fn get_hookimpls_lists_the_dozen_in_call_order_with_their_options() {
     let pm = dozen(&Log::new());
-    let info = |plugin, tier, priority, wrapper| ImplInfo {
-        plugin,
-        hook: "run",
-        priority,
-        tier,
-        wrapper,
-    };
+    let info = |plugin, tier, priority, wrapper| (plugin, tier, priority, wrapper);
     use Tier::*;
     let expected = vec![
         info("g", TryFirst, 0, true),
@@ -117,7 +112,13 @@ fn get_hookimpls_lists_the_dozen_in_call_order_with_their_options() {
         info("c", TryLast, 5, false),
         info("i", TryLast, 0, false),
     ];
-    assert_eq!(pm.get_hookimpls("run").unwrap(), expected);
+    let listed: Vec<_> = pm
+        .get_hookimpls("run")
+        .unwrap()
+        .iter()
+        .map(|i: &ImplInfo| (i.plugin, i.tier, i.priority, i.wrapper))
+        .collect();
+    assert_eq!(listed, expected);
     assert_eq!(pm.get_hookimpls("first").unwrap(), []);
     assert_eq!(pm.get_hookimpls("no_such_hook"), None);
 }
@@ -134,7 +135,7 @@ fn call_log(plugins: &[(&'static str, ImplDecl)]) -> Vec<String> {
 }
 
 #[test]
-fn equal_priority_runs_the_later_registered_plugin_first() {
+fn equal_priority_runs_the_later_registered_plugin_first_in_the_tryfirst_and_normal_tiers() {
     let plugins = [("one", on("run")), ("two", on("run")), ("three", on("run"))];
     assert_eq!(call_log(&plugins), ["three", "two", "one"]);
 }
@@ -207,8 +208,12 @@ fn runs_before(a: &Entry, b: &Entry) -> Ordering {
         .then(tier_rank(a.tier).cmp(&tier_rank(b.tier)))
         // higher priority first
         .then(b.priority.cmp(&a.priority))
-        // later registration first
-        .then(b.registered.cmp(&a.registered))
+        // later registration first, but earlier first in the trylast tier
+        .then(if a.tier == Tier::TryLast {
+            a.registered.cmp(&b.registered)
+        } else {
+            b.registered.cmp(&a.registered)
+        })
 }
 
 /// Every combination of tier x priority in {-1, 0, 1} x wrapper.
@@ -322,4 +327,121 @@ fn a_plugin_registered_again_counts_as_registered_last() {
     pm.register_plugin("one", one).unwrap();
     let results = pm.hook().run(0).unwrap();
     assert_eq!(results.plugins().collect::<Vec<_>>(), ["one", "two"]);
+}
+
+// ------------------------------------------------------ trylast (pluggy)
+
+/// Names from `get_hookimpls("run")`, in call order.
+fn listed(pm: &PluginManager<dyn Hooks>) -> Vec<&'static str> {
+    pm.get_hookimpls("run")
+        .unwrap()
+        .iter()
+        .map(|i| i.plugin)
+        .collect()
+}
+
+#[test]
+fn the_trylast_tier_runs_the_earlier_registered_plugin_first_plain_and_wrappers() {
+    for wrapper in [false, true] {
+        let decl = |trylast: bool| {
+            let d = if trylast {
+                on("run").trylast()
+            } else {
+                on("run")
+            };
+            if wrapper { d.wrapper() } else { d }
+        };
+        let plugins = [
+            ("a", decl(false)),
+            ("b", decl(true)),
+            ("c", decl(false)),
+            ("d", decl(true)),
+        ];
+        let log = call_log(&plugins);
+        let expected: Vec<String> = if wrapper {
+            let order = ["c", "a", "b", "d"];
+            let mut e: Vec<_> = order.iter().map(|n| format!("{n}:before")).collect();
+            e.extend(order.iter().rev().map(|n| format!("{n}:after")));
+            e
+        } else {
+            strings(&["c", "a", "b", "d"])
+        };
+        assert_eq!(log, expected, "wrapper: {wrapper}");
+    }
+}
+
+/// pluggy's `test_adding_nonwrappers_trylast3`: a, b (trylast), c, d
+/// (trylast). pluggy lists implementations in reverse call order; this is
+/// its expectation turned round.
+#[test]
+fn pluggy_adding_nonwrappers_trylast3() {
+    let log = Log::new();
+    let pm = PluginManager::<dyn Hooks>::new();
+    add(&pm, probe("a", &log), on("run"));
+    add(&pm, probe("b", &log), on("run").trylast());
+    add(&pm, probe("c", &log), on("run"));
+    add(&pm, probe("d", &log), on("run").trylast());
+    assert_eq!(listed(&pm), ["c", "a", "b", "d"]);
+    pm.hook().run(0).unwrap();
+    assert_eq!(log.take(), ["c", "a", "b", "d"]);
+}
+
+/// pluggy's `test_adding_wrappers_complex`: twelve implementations, plain
+/// and wrappers of every tier, checked after each registration (pluggy's
+/// `hookwrapper` and `wrapper` are both wrappers here).
+#[test]
+fn pluggy_adding_wrappers_complex() {
+    let log = Log::new();
+    let pm = PluginManager::<dyn Hooks>::new();
+    assert_eq!(listed(&pm), Vec::<&str>::new());
+    let steps: [(&'static str, ImplDecl, &[&str]); 12] = [
+        ("m1", on("run").wrapper().trylast(), &["m1"]),
+        ("m2", on("run"), &["m1", "m2"]),
+        ("m3", on("run").trylast(), &["m1", "m2", "m3"]),
+        ("m4", on("run").wrapper(), &["m4", "m1", "m2", "m3"]),
+        (
+            "m5",
+            on("run").wrapper().tryfirst(),
+            &["m5", "m4", "m1", "m2", "m3"],
+        ),
+        (
+            "m6",
+            on("run").tryfirst(),
+            &["m5", "m4", "m1", "m6", "m2", "m3"],
+        ),
+        ("m7", on("run"), &["m5", "m4", "m1", "m6", "m7", "m2", "m3"]),
+        (
+            "m8",
+            on("run").wrapper(),
+            &["m5", "m8", "m4", "m1", "m6", "m7", "m2", "m3"],
+        ),
+        (
+            "m9",
+            on("run").trylast(),
+            &["m5", "m8", "m4", "m1", "m6", "m7", "m2", "m3", "m9"],
+        ),
+        (
+            "m10",
+            on("run").tryfirst(),
+            &["m5", "m8", "m4", "m1", "m10", "m6", "m7", "m2", "m3", "m9"],
+        ),
+        (
+            "m11",
+            on("run").wrapper().trylast(),
+            &[
+                "m5", "m8", "m4", "m1", "m11", "m10", "m6", "m7", "m2", "m3", "m9",
+            ],
+        ),
+        (
+            "m12",
+            on("run").wrapper(),
+            &[
+                "m5", "m12", "m8", "m4", "m1", "m11", "m10", "m6", "m7", "m2", "m3", "m9",
+            ],
+        ),
+    ];
+    for (name, decl, expected) in steps {
+        add(&pm, probe(name, &log), decl);
+        assert_eq!(listed(&pm), expected, "after registering {name}");
+    }
 }

@@ -440,7 +440,7 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
                         Tier::Normal => "normal",
                         Tier::TryLast => "trylast",
                     };
-                    json!({"plugin": i.plugin, "priority": i.priority, "tier": tier, "wrapper": i.wrapper})
+                    json!({"plugin": i.plugin, "priority": i.priority, "tier": tier, "wrapper": i.wrapper, "why": i.why()})
                 })
                 .collect();
             ((*hook).to_owned(), Value::Array(impls))

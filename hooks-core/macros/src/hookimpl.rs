@@ -29,6 +29,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else { continue };
         let (mut priority, mut tryfirst, mut trylast, mut wrapper) = (0i32, false, false, false);
+        let (mut before, mut after) = (Vec::new(), Vec::new());
         take_attrs(&mut method.attrs, "hookimpl", |meta| {
             if meta.path.is_ident("priority") {
                 let n: syn::LitInt = meta.value()?.parse()?;
@@ -39,9 +40,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 trylast = true;
             } else if meta.path.is_ident("wrapper") {
                 wrapper = true;
+            } else if meta.path.is_ident("before") {
+                before.extend(plugin_names(meta.value()?)?);
+            } else if meta.path.is_ident("after") {
+                after.extend(plugin_names(meta.value()?)?);
             } else {
                 return Err(meta.error(
-                    "unknown hookimpl option; expected priority = N, tryfirst, trylast or wrapper",
+                    "unknown hookimpl option; expected priority = N, tryfirst, trylast, wrapper, \
+                     before = \"plugin\" | [\"plugin\", ...] or after = ...",
                 ));
             }
             Ok(())
@@ -63,7 +69,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             _ => quote!(hooks_core::Tier::Normal),
         };
         decls.push(quote! {
-            hooks_core::ImplDecl { hook: #hook, priority: #priority, tier: #tier, wrapper: #wrapper }
+            hooks_core::ImplDecl {
+                hook: #hook,
+                priority: #priority,
+                tier: #tier,
+                wrapper: #wrapper,
+                before: &[#(#before),*],
+                after: &[#(#after),*],
+            }
         });
     }
     let async_trait = any_async.then(|| quote!(#[hooks_core::async_trait]));
@@ -80,4 +93,26 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
         }
     })
+}
+
+/// `"name"` or `["a", "b"]`: the plugins a `before` / `after` names.
+fn plugin_names(value: syn::parse::ParseStream<'_>) -> syn::Result<Vec<syn::LitStr>> {
+    if value.peek(syn::token::Bracket) {
+        let list: syn::ExprArray = value.parse()?;
+        return list
+            .elems
+            .iter()
+            .map(|e| match e {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => Ok(s.clone()),
+                other => Err(syn::Error::new(
+                    other.span(),
+                    "expected a plugin name string",
+                )),
+            })
+            .collect();
+    }
+    Ok(vec![value.parse()?])
 }

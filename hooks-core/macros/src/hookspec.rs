@@ -19,6 +19,7 @@ struct Options {
     on_continue: bool,
     concurrent: bool,
     timeout_ms: Option<u64>,
+    warn_on_impl: Option<syn::LitStr>,
 }
 
 impl Options {
@@ -43,13 +44,16 @@ impl Options {
                         ));
                     }
                 };
+            } else if meta.path.is_ident("warn_on_impl") {
+                o.warn_on_impl = Some(meta.value()?.parse()?);
             } else if meta.path.is_ident("timeout_ms") {
                 let ms: syn::LitInt = meta.value()?.parse()?;
                 o.timeout_ms = Some(ms.base10_parse()?);
             } else {
                 return Err(meta.error(
                     "unknown hookspec option; expected firstresult, historic, concurrent, \
-                     on_error = \"continue\" | \"propagate\", or timeout_ms = N",
+                     on_error = \"continue\" | \"propagate\", timeout_ms = N, \
+                     or warn_on_impl = \"why\"",
                 ));
             }
             Ok(())
@@ -114,6 +118,12 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         wrappers.push(wrapper_decl(&trait_name, &hook, &method.sig));
         hooks.push(hook);
     }
+    if hooks.is_empty() {
+        return Err(syn::Error::new(
+            spec.ident.span(),
+            "a hook spec trait needs at least one hook method",
+        ));
+    }
     spec.items.extend(wrappers);
     let any_async = hooks.iter().any(|h| h.is_async);
     let async_trait = any_async.then(|| quote!(#[hooks_core::async_trait]));
@@ -136,13 +146,13 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             const NAME: &'static str = #trait_str;
             const HOOKS: &'static [hooks_core::HookSpec] = &[#(#specs),*];
             type Relay<'m> = #relay<'m>;
-            fn relay(caller: hooks_core::Caller<'_, Self>) -> #relay<'_> {
+            fn relay(caller: hooks_core::__private::Caller<'_, Self>) -> #relay<'_> {
                 #relay(caller)
             }
         }
 
         #[doc = #relay_doc]
-        #vis struct #relay<'m>(hooks_core::Caller<'m, dyn #trait_name>);
+        #vis struct #relay<'m>(hooks_core::__private::Caller<'m, dyn #trait_name>);
 
         impl<'m> #relay<'m> {
             #(#methods)*
@@ -185,6 +195,13 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
         return err(ret.span(), "a hook method returns HookResult<T>");
     };
     let is_async = sig.asyncness.is_some();
+    if options.historic && options.firstresult {
+        return err(
+            sig.span(),
+            "a hook is historic or firstresult, not both: a replay to a later plugin \
+             has no first result to stop at",
+        );
+    }
     if options.historic && is_async {
         return err(
             sig.span(),
@@ -206,12 +223,12 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
         };
         (
             quote!(::core::option::Option<hooks_core::Answer<#answer>>),
-            quote!(hooks_core::Collect::FIRST),
+            quote!(hooks_core::__private::Collect::FIRST),
         )
     } else {
         (
             quote!(hooks_core::Results<#value>),
-            quote!(hooks_core::Collect::ALL),
+            quote!(hooks_core::__private::Collect::ALL),
         )
     };
     let docs = method
@@ -281,6 +298,10 @@ fn hook_spec(hook: &Hook) -> TokenStream {
     } else {
         quote!(hooks_core::ErrorPolicy::Propagate)
     };
+    let warn_on_impl = match &o.warn_on_impl {
+        Some(warning) => quote!(::core::option::Option::Some(#warning)),
+        None => quote!(::core::option::Option::None),
+    };
     let timeout = match o.timeout_ms {
         Some(ms) => quote!(::core::option::Option::Some(::core::time::Duration::from_millis(#ms))),
         None => quote!(::core::option::Option::None),
@@ -294,6 +315,7 @@ fn hook_spec(hook: &Hook) -> TokenStream {
             on_error: #on_error,
             concurrent: #concurrent,
             timeout: #timeout,
+            warn_on_impl: #warn_on_impl,
         }
     }
 }
@@ -322,6 +344,9 @@ fn relay_method(hook: &Hook) -> TokenStream {
         return quote! {
             #(#docs)*
             pub async fn #name(&self, #(#params),*) -> #result {
+                if let ::core::option::Option::Some(idle) = self.0.idle(#index, #collect) {
+                    return ::core::result::Result::Ok(idle);
+                }
                 let snapshot = self.0.snapshot();
                 self.0.call_async(
                     &snapshot,
@@ -342,12 +367,29 @@ fn relay_method(hook: &Hook) -> TokenStream {
         )
     };
     if hook.options.historic {
+        let with_results = format_ident!("{}_with_results", name);
+        let with_doc = format!(
+            "[`{name}`](Self::{name}), and `result_callback` receives each value \
+             this call returns and, later, each value a replay to a newly \
+             registered plugin returns (pluggy's `call_historic(result_callback=...)`)."
+        );
+        let params: Vec<_> = params.collect();
         return quote! {
             #(#docs)*
             ///
             /// Historic: this call is remembered and replayed to plugins registered later.
             pub fn #name(&self, #(#params),*) -> #result {
-                self.0.call_historic(#index, move |caller| #call)
+                self.0.call_historic(#index, move |caller| #call, |_| {})
+            }
+
+            #[doc = #with_doc]
+            pub fn #with_results(
+                &self,
+                #(#params,)*
+                result_callback: impl ::core::ops::Fn(&hooks_core::Answer<#value>)
+                    + ::core::marker::Send + ::core::marker::Sync + 'static,
+            ) -> #result {
+                self.0.call_historic(#index, move |caller| #call, result_callback)
             }
         };
     }

@@ -423,12 +423,7 @@ where
 
 /// A plain implementation of `hook` with default options.
 pub fn on(hook: &'static str) -> ImplDecl {
-    ImplDecl {
-        hook,
-        priority: 0,
-        tier: Tier::Normal,
-        wrapper: false,
-    }
+    ImplDecl::new(hook)
 }
 
 /// Builders for [`ImplDecl`].
@@ -438,6 +433,8 @@ pub trait DeclExt {
     fn tryfirst(self) -> Self;
     fn trylast(self) -> Self;
     fn wrapper(self) -> Self;
+    fn before(self, plugins: &'static [&'static str]) -> Self;
+    fn after(self, plugins: &'static [&'static str]) -> Self;
 }
 
 impl DeclExt for ImplDecl {
@@ -458,6 +455,12 @@ impl DeclExt for ImplDecl {
             wrapper: true,
             ..self
         }
+    }
+    fn before(self, before: &'static [&'static str]) -> Self {
+        ImplDecl { before, ..self }
+    }
+    fn after(self, after: &'static [&'static str]) -> Self {
+        ImplDecl { after, ..self }
     }
 }
 

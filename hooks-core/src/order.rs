@@ -1,0 +1,136 @@
+//! The call order of a hook's implementations, written down here once.
+//!
+//! 1. Wrappers before plain implementations: wrappers are outermost, so
+//!    every wrapper's part before `next` runs before any plain
+//!    implementation (and their parts after `next` in reverse).
+//! 2. Within wrappers, and within plain implementations: the `tryfirst`
+//!    tier, then normal, then `trylast`.
+//! 3. Within a tier, higher `priority` first.
+//! 4. At equal priority, pluggy's rule (its code and tests; its docs say
+//!    LIFO everywhere): in the `tryfirst` and normal tiers the plugin
+//!    registered later runs first, in the `trylast` tier the plugin
+//!    registered earlier runs first. Registering `a`, `b` (trylast), `c`,
+//!    `d` (trylast) runs `c, a, b, d`, plain or wrappers alike.
+//!
+//! Rules 1 to 4 give each implementation its *rank*. Then `before` /
+//! `after` constraints refine the order within each tier of each group:
+//! the implementations of a tier are placed one at a time, and the next is
+//! always the first by rank among those whose constraints allow it (every
+//! implementation it must follow is already placed). So rank decides
+//! everything the constraints leave open, and a constraint only ever
+//! reorders implementations of the same tier and group: it never moves one
+//! across tiers, and one naming a plugin that has no implementation of the
+//! hook in that tier and group constrains nothing. Constraints that
+//! contradict each other (a cycle) refuse the registration that closes it.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::hookimpl::{ImplDecl, ImplInfo, Placement, Tier};
+
+/// A call order: indices into the ranked implementations, each with why
+/// it is there.
+pub(crate) type Arrangement = Vec<(usize, Placement)>;
+
+/// The plugins of a cycle of constraints, each running before the next,
+/// the first repeated last.
+pub(crate) type Cycle = Vec<&'static str>;
+
+/// Rules 1 to 4 as a key: ascending order is rank order.
+pub(crate) type Rank = (Reverse<bool>, Tier, Reverse<i32>, i64);
+
+pub(crate) fn rank(decl: &ImplDecl, registration: u64) -> Rank {
+    let registration = registration as i64;
+    let ties = match decl.tier {
+        Tier::TryLast => registration,
+        Tier::TryFirst | Tier::Normal => -registration,
+    };
+    (
+        Reverse(decl.wrapper),
+        decl.tier,
+        Reverse(decl.priority),
+        ties,
+    )
+}
+
+/// The call order of `ranked` (implementations in rank order) as indices
+/// into it, each with why it is there; or the plugins of a cycle of
+/// constraints, each running before the next, the first repeated last.
+pub(crate) fn arrange(ranked: &[ImplInfo]) -> Result<Arrangement, Cycle> {
+    let mut order = Vec::with_capacity(ranked.len());
+    let mut start = 0;
+    while start < ranked.len() {
+        let group = (ranked[start].wrapper, ranked[start].tier);
+        let len = ranked[start..]
+            .iter()
+            .take_while(|i| (i.wrapper, i.tier) == group)
+            .count();
+        let placed = arrange_tier(&ranked[start..start + len])?;
+        order.extend(placed.into_iter().map(|(i, p)| (start + i, p)));
+        start += len;
+    }
+    Ok(order)
+}
+
+/// [`arrange`] for one tier of one group.
+fn arrange_tier(tier: &[ImplInfo]) -> Result<Arrangement, Cycle> {
+    let index = |name: &str| tier.iter().position(|i| i.plugin == name);
+    // (earlier, later): `earlier` must run before `later`.
+    let mut edges = Vec::new();
+    for (i, imp) in tier.iter().enumerate() {
+        edges.extend(imp.before.iter().filter_map(|n| index(n)).map(|j| (i, j)));
+        edges.extend(imp.after.iter().filter_map(|n| index(n)).map(|j| (j, i)));
+    }
+    edges.retain(|(a, b)| a != b);
+    let mut placement = vec![Placement::Rank; tier.len()];
+    for &(earlier, later) in &edges {
+        if earlier > later {
+            placement[earlier] = Placement::Constraint;
+            placement[later] = Placement::Constraint;
+        }
+    }
+    let mut waiting_on = vec![0usize; tier.len()];
+    for &(_, later) in &edges {
+        waiting_on[later] += 1;
+    }
+    let mut ready: BinaryHeap<Reverse<usize>> = (0..tier.len())
+        .filter(|&i| waiting_on[i] == 0)
+        .map(Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(tier.len());
+    while let Some(Reverse(next)) = ready.pop() {
+        order.push((next, placement[next]));
+        for &(_, later) in edges.iter().filter(|(earlier, _)| *earlier == next) {
+            waiting_on[later] -= 1;
+            if waiting_on[later] == 0 {
+                ready.push(Reverse(later));
+            }
+        }
+    }
+    if order.len() == tier.len() {
+        return Ok(order);
+    }
+    Err(cycle(tier, &edges, &waiting_on))
+}
+
+/// A cycle among the implementations still waiting once no more could be
+/// placed: each of them waits on another one still waiting, so walking
+/// backwards from any of them must come round.
+fn cycle(tier: &[ImplInfo], edges: &[(usize, usize)], waiting_on: &[usize]) -> Cycle {
+    let waiting = |i: usize| waiting_on[i] > 0;
+    let mut path = vec![(0..tier.len()).find(|&i| waiting(i)).expect("stuck")];
+    loop {
+        let at = *path.last().expect("non-empty");
+        let (earlier, _) = *edges
+            .iter()
+            .find(|&&(earlier, later)| later == at && waiting(earlier))
+            .expect("a waiting implementation waits on a waiting one");
+        if let Some(seen) = path.iter().position(|&i| i == earlier) {
+            // path runs backwards (each waits on the next): turn it round.
+            let mut names: Vec<_> = path[seen..].iter().rev().map(|&i| tier[i].plugin).collect();
+            names.push(names[0]);
+            return names;
+        }
+        path.push(earlier);
+    }
+}

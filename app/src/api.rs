@@ -9,8 +9,8 @@ use hookspecs::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::State;
 use crate::http::{Call, Guard, Target};
+use crate::{State, outbox};
 
 type Outcome = BoxFuture<'static, Result<Reply, ApiError>>;
 
@@ -43,6 +43,12 @@ pub fn routes() -> Vec<(Method, &'static str, Target)> {
             core(Auth, delete_member),
         ),
         (Get, "/api/admin/plugins", core(Admin, admin_plugins)),
+        (Get, "/api/admin/deliveries", core(Admin, list_deliveries)),
+        (
+            Post,
+            "/api/admin/deliveries/:id/retry",
+            core(Admin, retry_delivery),
+        ),
     ]
 }
 
@@ -172,6 +178,31 @@ fn delete_member(state: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
     })
 }
 
-fn admin_plugins(state: Arc<State>, _: Call, _: HookContext) -> Outcome {
-    Box::pin(async move { Ok(Reply::ok(state.plugin_report())) })
+fn admin_plugins(state: Arc<State>, _: Call, ctx: HookContext) -> Outcome {
+    Box::pin(async move {
+        let report = state.plugin_report();
+        Ok(Reply::ok(
+            outbox::admin::with_counts(report, &mut *ctx.db().await?).await?,
+        ))
+    })
+}
+
+fn list_deliveries(_: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
+    Box::pin(async move {
+        let param = |name: &str| call.query.get(name).map(String::as_str);
+        let filter =
+            outbox::admin::Filter::parse(param("status"), param("limit"), param("offset"))?;
+        Ok(Reply::ok(
+            outbox::admin::list(&mut *ctx.db().await?, &filter).await?,
+        ))
+    })
+}
+
+fn retry_delivery(_: Arc<State>, call: Call, ctx: HookContext) -> Outcome {
+    Box::pin(async move {
+        let id = call.id("id")?;
+        Ok(Reply::ok(
+            outbox::admin::retry(&mut *ctx.db().await?, id).await?,
+        ))
+    })
 }

@@ -25,6 +25,8 @@ pub struct Config {
     pub body_limit: usize,
     /// The `[plugins]` table.
     pub plugins: PluginsConfig,
+    /// The `[deliveries]` table: after-commit retries and retention.
+    pub deliveries: crate::outbox::DeliveriesConfig,
 }
 
 /// `[plugins]`: where plugins are, which to skip or insist on, and each
@@ -63,6 +65,7 @@ impl Default for Config {
             admin_token: None,
             body_limit: 1024 * 1024,
             plugins: PluginsConfig::default(),
+            deliveries: Default::default(),
         }
     }
 }

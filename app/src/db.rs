@@ -71,6 +71,11 @@ impl Db {
         })
     }
 
+    /// The SQL dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Starts a unit of work, whose transaction begins when first used. On
     /// SQLite, one that will write takes the write lock as it begins
     /// (`BEGIN IMMEDIATE`): a deferred

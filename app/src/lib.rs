@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod outbox;
 pub mod plugins;
 pub mod services;
 mod startup;

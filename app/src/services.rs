@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use hooks_core::PluginManager;
 use hookspecs::now;
 use hookspecs::{
-    Access, ApiError, AppHooks, HookContext, Membership, NewSpace, NewUser, Role, Services, Space,
-    SpacePatch, User, UserPatch,
+    Access, ApiError, AppHooks, Change, HookContext, Membership, NewSpace, NewUser, Role, Services,
+    Space, SpacePatch, User, UserPatch,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -24,10 +24,11 @@ impl AppServices {
     }
 }
 
-/// Runs a hook call; its failure becomes the operation's.
-macro_rules! fire {
-    ($self:ident . $hook:ident ( $($arg:expr),* )) => {
-        $self.hooks.hook().$hook($($arg),*).await.map_err(ApiError::from)?
+/// Both phases of a change: its in-transaction hook fires (its failure is
+/// the operation's) and its event is recorded for after-commit delivery.
+macro_rules! emit {
+    ($self:ident, $ctx:expr, $change:expr) => {
+        crate::outbox::emit(&$self.hooks, $ctx, $change).await?
     };
 }
 
@@ -195,7 +196,7 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &["username", "email"]))?;
         let created = user(&row)?;
-        fire!(self.on_user_created(&created, ctx));
+        emit!(self, ctx, Change::UserCreated(created.clone()));
         Ok(created)
     }
 
@@ -238,7 +239,14 @@ impl Services for AppServices {
             .execute(&mut *ctx.db().await?)
             .await
             .map_err(|e| conflict(e, &["username", "email"]))?;
-        fire!(self.on_user_modified(&before, &after, ctx));
+        emit!(
+            self,
+            ctx,
+            Change::UserModified {
+                before,
+                after: after.clone()
+            }
+        );
         Ok(after)
     }
 
@@ -253,7 +261,7 @@ impl Services for AppServices {
             .bind(id)
             .execute(&mut *ctx.db().await?)
             .await?;
-        fire!(self.on_user_deleted(&gone, ctx));
+        emit!(self, ctx, Change::UserDeleted(gone));
         Ok(())
     }
 
@@ -275,7 +283,7 @@ impl Services for AppServices {
             .fetch_one(&mut *ctx.db().await?)
             .await?;
         let created = space(&row)?;
-        fire!(self.on_space_created(&created, ctx));
+        emit!(self, ctx, Change::SpaceCreated(created.clone()));
         Ok(created)
     }
 
@@ -324,7 +332,14 @@ impl Services for AppServices {
         .bind(id)
         .execute(&mut *ctx.db().await?)
         .await?;
-        fire!(self.on_space_modified(&before, &after, ctx));
+        emit!(
+            self,
+            ctx,
+            Change::SpaceModified {
+                before,
+                after: after.clone()
+            }
+        );
         Ok(after)
     }
 
@@ -342,7 +357,7 @@ impl Services for AppServices {
             .bind(id)
             .execute(&mut *ctx.db().await?)
             .await?;
-        fire!(self.on_space_deleted(&gone, ctx));
+        emit!(self, ctx, Change::SpaceDeleted(gone));
         Ok(())
     }
 
@@ -370,7 +385,7 @@ impl Services for AppServices {
                     .await
                     .map_err(|e| conflict(e, &["user_id"]))?;
                 let created = membership(&row)?;
-                fire!(self.on_membership_created(&created, ctx));
+                emit!(self, ctx, Change::MembershipCreated(created.clone()));
                 Ok((created, true))
             }
             Some(before) if before.role == role => Ok((before, false)),
@@ -387,7 +402,14 @@ impl Services for AppServices {
                     role,
                     ..before.clone()
                 };
-                fire!(self.on_membership_modified(&before, &after, ctx));
+                emit!(
+                    self,
+                    ctx,
+                    Change::MembershipModified {
+                        before,
+                        after: after.clone()
+                    }
+                );
                 Ok((after, false))
             }
         }
@@ -446,7 +468,7 @@ impl Services for AppServices {
             .bind(user_id)
             .execute(&mut *ctx.db().await?)
             .await?;
-        fire!(self.on_membership_deleted(&gone, ctx));
+        emit!(self, ctx, Change::MembershipDeleted(gone));
         Ok(())
     }
 }

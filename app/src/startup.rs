@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::db::Db;
 use crate::services::AppServices;
-use crate::{State, api, http, plugins};
+use crate::{State, api, http, outbox, plugins};
 
 /// The admin token: configured, or generated once into the data directory.
 fn admin_token(config: &Config) -> anyhow::Result<String> {
@@ -82,6 +82,7 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
         routes: routes.clone(),
         loaded,
     });
+    let deliveries = outbox::Deliverer::start(state.clone(), config.deliveries.clone()).await?;
     let router = http::router(state, &core, &routes)?;
     let shutdown = shutdown_signal().context("installing the signal handlers")?;
     let listener = TcpListener::bind(config.listen)
@@ -96,6 +97,7 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
         );
     }
     http::serve(listener, router, config.body_limit, shutdown).await?;
+    deliveries.stop();
     db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+mod after_commit;
 mod context;
 mod error;
 mod export;
@@ -46,6 +47,7 @@ mod http;
 mod model;
 mod util;
 
+pub use after_commit::{Change, Delivery};
 pub use context::{DbGuard, HookContext, PluginConfigs, Services, UnitOfWork};
 pub use error::ApiError;
 pub use export::{
@@ -63,12 +65,16 @@ pub use util::{new_secret, now, sha256_hex};
 
 pub use hooks_core;
 pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
+/// The outgoing HTTP client (hyper-util's, over hyper) and HMAC, shared
+/// through the SDK so that plugins talking to the world need no HTTP or
+/// crypto crate of their own.
+pub use {bytes, hmac, http_body_util, hyper, hyper_util, sha2};
 
 /// Everything a plugin usually needs in scope.
 pub mod prelude {
     pub use crate::{
-        Access, ApiError, AppHooks, HookContext, Identity, Membership, PluginRequest, Reply, Role,
-        Services, Space, Startup, User,
+        Access, ApiError, AppHooks, Change, Delivery, HookContext, Identity, Membership,
+        PluginRequest, Reply, Role, Services, Space, Startup, User,
     };
     pub use hooks_core::prelude::*;
     pub use serde_json::json;

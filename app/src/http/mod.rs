@@ -298,6 +298,7 @@ async fn finish(ctx: &HookContext, outcome: Result<Reply, ApiError>) -> Result<R
     match outcome {
         Ok(reply) => {
             ctx.unit_of_work().commit().await?;
+            crate::outbox::committed();
             Ok(reply)
         }
         Err(error) => {

@@ -1,0 +1,81 @@
+//! Both phases of an entity change start here: the in-transaction hook
+//! fires, and the event is recorded for the after-commit phase, in the same
+//! transaction.
+
+use hooks_core::PluginManager;
+use hookspecs::{ApiError, AppHooks, Change, HookContext};
+
+/// Fires `change`'s in-transaction hook (`on_*`; its failure is the
+/// operation's), then records the event in the outbox with one pending
+/// delivery per plugin implementing its after-commit hook (`after_*`).
+/// Nothing is recorded when no plugin implements it.
+///
+/// # Errors
+///
+/// The hook's failure, or the database's.
+pub async fn emit(
+    hooks: &PluginManager<dyn AppHooks>,
+    ctx: &HookContext,
+    change: Change,
+) -> Result<(), ApiError> {
+    let relay = hooks.hook();
+    let fired = match &change {
+        Change::UserCreated(user) => relay.on_user_created(user, ctx).await,
+        Change::UserModified { before, after } => relay.on_user_modified(before, after, ctx).await,
+        Change::UserDeleted(user) => relay.on_user_deleted(user, ctx).await,
+        Change::SpaceCreated(space) => relay.on_space_created(space, ctx).await,
+        Change::SpaceModified { before, after } => {
+            relay.on_space_modified(before, after, ctx).await
+        }
+        Change::SpaceDeleted(space) => relay.on_space_deleted(space, ctx).await,
+        Change::MembershipCreated(m) => relay.on_membership_created(m, ctx).await,
+        Change::MembershipModified { before, after } => {
+            relay.on_membership_modified(before, after, ctx).await
+        }
+        Change::MembershipDeleted(m) => relay.on_membership_deleted(m, ctx).await,
+    };
+    fired.map_err(ApiError::from)?;
+    record(hooks, ctx, &change).await
+}
+
+async fn record(
+    hooks: &PluginManager<dyn AppHooks>,
+    ctx: &HookContext,
+    change: &Change,
+) -> Result<(), ApiError> {
+    let plugins: Vec<&'static str> = hooks
+        .get_hookimpls(change.after_hook())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.wrapper)
+        .map(|i| i.plugin)
+        .collect();
+    if plugins.is_empty() {
+        return Ok(());
+    }
+    let key = hookspecs::new_secret("evt_")?;
+    let text = serde_json::to_string(change).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut db = ctx.db().await?;
+    let event: i64 = sqlx::query_scalar(
+        "INSERT INTO outbox_events (event_key, event_name, change, recorded_at) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(&key)
+    .bind(change.name())
+    .bind(&text)
+    .bind(hookspecs::now())
+    .fetch_one(&mut *db)
+    .await?;
+    let values: Vec<String> = (0..plugins.len())
+        .map(|i| format!("($1, ${})", i + 2))
+        .collect();
+    let sql = format!(
+        "INSERT INTO outbox_deliveries (event_id, plugin) VALUES {}",
+        values.join(", ")
+    );
+    let insert = plugins
+        .iter()
+        .fold(sqlx::query(&sql).bind(event), |q, p| q.bind(*p));
+    insert.execute(&mut *db).await?;
+    Ok(())
+}

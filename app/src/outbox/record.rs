@@ -5,10 +5,12 @@
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change, HookContext};
 
-/// Fires `change`'s in-transaction hook (`on_*`; its failure is the
-/// operation's), then records the event in the outbox with one pending
-/// delivery per plugin implementing its after-commit hook (`after_*`).
-/// Nothing is recorded when no plugin implements it.
+/// Records the event in the outbox, with one pending delivery per plugin
+/// implementing its after-commit hook (`after_*`), then fires its
+/// in-transaction hook (`on_*`; its failure is the operation's, and rolls
+/// the record back with it). Recording first puts a change before those
+/// its hooks cause (a user's creation before the space a hook makes for
+/// them). Nothing is recorded when no plugin implements the `after_*` hook.
 ///
 /// # Errors
 ///
@@ -18,6 +20,7 @@ pub async fn emit(
     ctx: &HookContext,
     change: Change,
 ) -> Result<(), ApiError> {
+    record(hooks, ctx, &change).await?;
     let relay = hooks.hook();
     let fired = match &change {
         Change::UserCreated(user) => relay.on_user_created(user, ctx).await,
@@ -34,8 +37,7 @@ pub async fn emit(
         }
         Change::MembershipDeleted(m) => relay.on_membership_deleted(m, ctx).await,
     };
-    fired.map_err(ApiError::from)?;
-    record(hooks, ctx, &change).await
+    fired.map(drop).map_err(ApiError::from)
 }
 
 async fn record(

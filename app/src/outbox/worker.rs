@@ -55,7 +55,8 @@ impl Deliverer {
                 poll: Duration::from_millis(config.poll_ms.max(1)),
                 batch: i64::from(config.batch.max(1)),
             };
-            tracing::info!(plugin, policy = ?queue.policy, "delivering after-commit events");
+            tracing::info!(plugin, instance = %owner, policy = ?queue.policy,
+                "delivering after-commit events");
             tasks.push(tokio::spawn(queue.run()));
         }
         tasks.push(tokio::spawn(prune_forever(

@@ -245,6 +245,10 @@ e2e! {
     fn events_reach_a_plugin_in_commit_order(backend) {
         let receiver = Receiver::start();
         let app = start(backend, &receiver, "");
+        // The recorder test plugin creates its table on first use: once,
+        // before writers race (concurrent CREATE TABLE IF NOT EXISTS
+        // conflict on PostgreSQL).
+        app.create_user("first");
         std::thread::scope(|s| {
             for t in 0..4 {
                 let client = app.client.clone();
@@ -255,7 +259,7 @@ e2e! {
                 });
             }
         });
-        wait_until("32 deliveries", || delivered(&app.db, "webhooks") == 32);
+        wait_until("33 deliveries", || delivered(&app.db, "webhooks") == 33);
         let got: Vec<String> = receiver.received().into_iter().map(|r| r.key).collect();
         assert_eq!(got, event_keys(&app.db));
     }

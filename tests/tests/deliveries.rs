@@ -95,7 +95,7 @@ e2e! {
         let r = &got[0];
         assert_eq!(r.signature, format!("sha256={}", hmac_hex(&r.body)));
         assert_ne!(r.signature, format!("sha256={}", hmac_hex(b"{}")));
-        assert_eq!(event_keys(&app.db), [r.key.clone()]);
+        assert_eq!(event_keys(&app.db), [r.key.as_str()]);
         assert_eq!(r.json["id"], r.key.as_str());
         assert_eq!(r.json["event"], "user.created");
         assert_eq!(r.json["data"], ada);

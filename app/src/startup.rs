@@ -97,7 +97,7 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
         );
     }
     http::serve(listener, router, config.body_limit, shutdown).await?;
-    deliveries.stop();
+    deliveries.stop().await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

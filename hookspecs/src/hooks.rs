@@ -35,7 +35,9 @@ use crate::model::{Identity, Membership, Space, User};
 /// rows and the delivery's completion commit together) and rolled back
 /// otherwise. Each plugin implementing the hook gets its own delivery, in
 /// commit order; `[deliveries]` in the config sets attempts, backoff and the
-/// time limit.
+/// time limit. On SQLite the first write through `ctx` takes the
+/// application's one writer's turn until the hook returns: talk to the world
+/// first, write after.
 #[hookspec]
 pub trait AppHooks {
     /// Startup, once per plugin, after every plugin is registered: the only

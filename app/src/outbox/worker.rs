@@ -19,6 +19,8 @@ use crate::db::Dialect;
 /// The running delivery tasks of this instance.
 pub struct Deliverer {
     tasks: Vec<JoinHandle<()>>,
+    state: Arc<State>,
+    owner: String,
 }
 
 impl Deliverer {
@@ -60,17 +62,40 @@ impl Deliverer {
             tasks.push(tokio::spawn(queue.run()));
         }
         tasks.push(tokio::spawn(prune_forever(
-            state,
+            state.clone(),
             Duration::from_secs(config.retention_s),
         )));
-        Ok(Deliverer { tasks })
+        Ok(Deliverer {
+            tasks,
+            state,
+            owner,
+        })
     }
 
-    /// Stops the tasks. A delivery cut short keeps its claim until the
-    /// lease ends (SQLite: until the next start), then is delivered again.
-    pub fn stop(self) {
-        for task in self.tasks {
+    /// Stops the tasks and gives this instance's claims back, so another
+    /// instance (or the next start) goes on at once rather than after the
+    /// lease. A delivery cut short is delivered again (at least once).
+    pub async fn stop(self) {
+        for task in &self.tasks {
             task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let owner = &self.owner;
+        let released = write(&self.state, |ctx| async move {
+            sqlx::query(
+                "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until_ms = 0 \
+                 WHERE lease_owner = $1",
+            )
+            .bind(owner)
+            .execute(&mut *ctx.db().await?)
+            .await?;
+            Ok(())
+        })
+        .await;
+        if let Err(error) = released {
+            tracing::warn!("releasing delivery claims at shutdown: {}", error.message);
         }
     }
 }

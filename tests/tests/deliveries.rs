@@ -325,3 +325,32 @@ fn three_instances_share_the_outbox_and_survive_one_killed() {
         30
     );
 }
+
+/// Unconfigured, the shipped webhooks plugin fails at startup saying what
+/// to set; the app and the other plugins run, and nothing is recorded for it.
+#[test]
+fn webhooks_without_a_url_fails_alone_at_startup() {
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap());
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    let status = |name: &str| {
+        report["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {report}"))["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        status("webhooks").contains("set `url` in [plugins.webhooks]"),
+        "{report}"
+    );
+    assert_eq!(status("audit_log"), "loaded");
+    app.create_user("ada");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox_events"), 0);
+}

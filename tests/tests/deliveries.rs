@@ -72,9 +72,18 @@ fn delivered(db: &TestDb, plugin: &str) -> i64 {
     ))
 }
 
-/// Event ids in commit (record) order.
+/// Event ids, by id.
 fn event_keys(db: &TestDb) -> Vec<String> {
     db.column("SELECT event_key FROM outbox_events ORDER BY id")
+}
+
+/// Event ids in the order the webhooks plugin must get them: by recording
+/// transaction, then by id (see the outbox migration).
+fn delivery_order(db: &TestDb) -> Vec<String> {
+    db.column(
+        "SELECT e.event_key FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
+         WHERE d.plugin = 'webhooks' ORDER BY d.txid, d.event_id",
+    )
 }
 
 fn hmac_hex(body: &[u8]) -> String {
@@ -260,8 +269,20 @@ e2e! {
             }
         });
         wait_until("33 deliveries", || delivered(&app.db, "webhooks") == 33);
-        let got: Vec<String> = receiver.received().into_iter().map(|r| r.key).collect();
-        assert_eq!(got, event_keys(&app.db));
+        let got = receiver.received();
+        let keys: Vec<String> = got.iter().map(|r| r.key.clone()).collect();
+        assert_eq!(keys, delivery_order(&app.db), "no event overtook another");
+        // Each thread's users, created one after the other (each committed
+        // before the next began), arrive in that order.
+        for t in 0..4 {
+            let names: Vec<String> = got.iter()
+                .filter_map(|r| r.json["data"]["username"].as_str())
+                .filter(|n| n.starts_with(&format!("u{t}x")))
+                .map(str::to_owned)
+                .collect();
+            let created: Vec<String> = (0..8).map(|i| format!("u{t}x{i}")).collect();
+            assert_eq!(names, created);
+        }
     }
 }
 
@@ -317,6 +338,7 @@ fn three_instances_share_the_outbox_and_survive_one_killed() {
         .map(|r| r.key)
         .collect();
     assert_eq!(answered, recorded, "commit order, across instances");
+    assert_eq!(answered, delivery_order(&db));
     assert_eq!(
         deliveries(&db, "webhooks")
             .iter()

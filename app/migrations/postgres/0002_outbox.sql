@@ -4,13 +4,7 @@ CREATE TABLE outbox_events (
     event_key TEXT NOT NULL UNIQUE,
     event_name TEXT NOT NULL,
     change TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    -- Ids come from a sequence at insert time, not at commit: a transaction
-    -- running beside this one may still commit a smaller id. Every such
-    -- transaction has an xid below this snapshot's xmax, so once the
-    -- oldest running xid (xmin) reaches it, no smaller id can appear and
-    -- the event may be delivered in order.
-    visible_after BIGINT NOT NULL DEFAULT (pg_snapshot_xmax(pg_current_snapshot())::text::bigint)
+    recorded_at TEXT NOT NULL
 );
 
 -- One delivery per (event, plugin implementing its after-commit hook).
@@ -25,7 +19,15 @@ CREATE TABLE outbox_deliveries (
     lease_owner TEXT,
     lease_until_ms BIGINT NOT NULL DEFAULT 0,
     done_ms BIGINT,
+    -- The recording transaction's id. A plugin's deliveries go in (txid,
+    -- event_id) order, and only those below the oldest running transaction
+    -- (xmin): every transaction that could still commit an event has a txid
+    -- at or above it, so no event ever appears before one already
+    -- delivered. (Ids alone would not do: a sequence hands them out at
+    -- insert, not at commit.) Under snapshot isolation a transaction that
+    -- saw another's commit has a larger txid: causes go first.
+    txid BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
     UNIQUE (event_id, plugin)
 );
-CREATE INDEX outbox_deliveries_queue ON outbox_deliveries (plugin, status, event_id);
+CREATE INDEX outbox_deliveries_queue ON outbox_deliveries (plugin, status, txid, event_id);
 CREATE INDEX outbox_deliveries_status ON outbox_deliveries (status, id);

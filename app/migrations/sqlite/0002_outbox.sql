@@ -20,7 +20,10 @@ CREATE TABLE outbox_deliveries (
     lease_owner TEXT,
     lease_until_ms INTEGER NOT NULL DEFAULT 0,
     done_ms INTEGER,
+    -- PostgreSQL orders by the recording transaction's id first; here ids
+    -- are already in commit order.
+    txid INTEGER NOT NULL DEFAULT 0,
     UNIQUE (event_id, plugin)
 );
-CREATE INDEX outbox_deliveries_queue ON outbox_deliveries (plugin, status, event_id);
+CREATE INDEX outbox_deliveries_queue ON outbox_deliveries (plugin, status, txid, event_id);
 CREATE INDEX outbox_deliveries_status ON outbox_deliveries (status, id);

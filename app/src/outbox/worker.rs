@@ -188,7 +188,7 @@ impl Queue {
         // claim waits in the writers' queue.
         let head = sqlx::query(
             "SELECT next_attempt_ms, lease_until_ms FROM outbox_deliveries \
-             WHERE plugin = $1 AND status = 'pending' ORDER BY event_id LIMIT 1",
+             WHERE plugin = $1 AND status = 'pending' ORDER BY txid, event_id LIMIT 1",
         )
         .bind(self.plugin)
         .fetch_optional(&self.state.db.pool)
@@ -212,14 +212,15 @@ impl Queue {
         Ok(Round::Worked)
     }
 
-    /// Leases the plugin's first pending deliveries, in event order, if the
-    /// first of them is free and due: never a later one while an earlier
-    /// one is pending elsewhere, which keeps commit order per plugin.
+    /// Leases the plugin's first pending deliveries, in (txid, event) order
+    /// (see the migration), if the first of them is free and due: never a
+    /// later one while an earlier one is pending elsewhere, which keeps
+    /// commit order per plugin.
     async fn claim(&self) -> Result<Vec<Claimed>, ApiError> {
         let postgres = self.state.db.dialect() == Dialect::Postgres;
         let (safe, lock) = if postgres {
             (
-                "AND e.visible_after <= pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                "AND d.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
                 "FOR UPDATE OF d SKIP LOCKED",
             )
         } else {
@@ -230,7 +231,7 @@ impl Queue {
                     e.event_key, e.change, e.recorded_at \
              FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
              WHERE d.plugin = $1 AND d.status = 'pending' {safe} \
-             ORDER BY d.event_id LIMIT $2 {lock}"
+             ORDER BY d.txid, d.event_id LIMIT $2 {lock}"
         );
         let sql = &sql;
         write(&self.state, |ctx| async move {
@@ -243,13 +244,13 @@ impl Queue {
                 .await?;
             // Read after the rows were locked: the head as it is now.
             let head: Option<i64> = sqlx::query_scalar(
-                "SELECT MIN(event_id) FROM outbox_deliveries \
-                 WHERE plugin = $1 AND status = 'pending'",
+                "SELECT id FROM outbox_deliveries WHERE plugin = $1 AND status = 'pending' \
+                 ORDER BY txid, event_id LIMIT 1",
             )
             .bind(self.plugin)
-            .fetch_one(&mut *db)
+            .fetch_optional(&mut *db)
             .await?;
-            let first: Option<i64> = rows.first().map(|r| r.try_get("event_id")).transpose()?;
+            let first: Option<i64> = rows.first().map(|r| r.try_get("id")).transpose()?;
             if first.is_none() || first != head {
                 return Ok(claimed);
             }

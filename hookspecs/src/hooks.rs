@@ -31,9 +31,9 @@ use crate::model::{Identity, Membership, Space, User};
 /// They receive the committed entity (before and after for a modification),
 /// the [`Delivery`] (event id as idempotency key, attempt number) and a
 /// context whose unit of work is NOT the operation's: it is the
-/// delivery's own, committed when the hook returns `Ok` (so a plugin's own
-/// rows and the delivery's completion commit together) and rolled back
-/// otherwise. Each plugin implementing the hook gets its own delivery, in
+/// delivery's own, committed when the hook returns `Ok` and rolled back
+/// otherwise (the delivery is marked done just after: a crash in between
+/// delivers the event again, with the same event id). Each plugin implementing the hook gets its own delivery, in
 /// commit order; `[deliveries]` in the config sets attempts, backoff and the
 /// time limit. On SQLite the first write through `ctx` takes the
 /// application's one writer's turn until the hook returns: talk to the world

@@ -290,7 +290,11 @@ async fn run(
         }
     }
     .await;
-    finish(&ctx, outcome).await
+    let finished = finish(&ctx, outcome).await;
+    if writes && finished.is_ok() {
+        crate::outbox::committed();
+    }
+    finished
 }
 
 /// Commits on success, rolls back on failure: nothing half-written.
@@ -298,7 +302,6 @@ async fn finish(ctx: &HookContext, outcome: Result<Reply, ApiError>) -> Result<R
     match outcome {
         Ok(reply) => {
             ctx.unit_of_work().commit().await?;
-            crate::outbox::committed();
             Ok(reply)
         }
         Err(error) => {

@@ -282,30 +282,49 @@ impl Queue {
     }
 
     /// Attempts the claimed deliveries in order; the first that fails
-    /// stops the batch (later ones must not overtake it), and the rest are
-    /// released.
+    /// stops the batch (later ones must not overtake it). Then one write
+    /// settles the batch: the delivered, the failed one, and the rest given
+    /// back.
     async fn deliver(&self, claimed: Vec<Claimed>) {
         let lease_end = now_ms() + self.lease.as_millis() as i64;
         let timeout = self.policy.timeout.as_millis() as i64;
+        let mut delivered = Vec::new();
+        let mut failed = None;
+        let mut next = claimed.len();
         for (i, delivery) in claimed.iter().enumerate() {
             // Never start an attempt that could outlive the claim.
-            if now_ms() + timeout >= lease_end || !self.attempt(delivery).await {
-                self.release(&claimed[i..]).await;
-                return;
+            if now_ms() + timeout >= lease_end {
+                next = i;
+                break;
             }
+            match self.attempt(delivery).await {
+                Ok(()) => delivered.push(delivery.id),
+                Err((why, fatal)) => {
+                    failed = Some((delivery, why, fatal));
+                    next = i + 1;
+                    break;
+                }
+            }
+        }
+        let settled = self.settle(&delivered, failed, &claimed[next..]).await;
+        if let Err(error) = settled {
+            // The claims stay until their lease ends; then they are tried
+            // again (at least once).
+            tracing::warn!(
+                plugin = self.plugin,
+                "recording deliveries failed: {}",
+                error.message
+            );
         }
     }
 
-    /// One attempt: true if delivered.
-    async fn attempt(&self, claimed: &Claimed) -> bool {
-        let change: Change = match serde_json::from_str(&claimed.change) {
-            Ok(change) => change,
-            Err(e) => {
-                self.failed(claimed, format!("unreadable event: {e}"), true)
-                    .await;
-                return false;
-            }
-        };
+    /// One attempt. The hook's own unit of work commits when it succeeds;
+    /// the delivery is marked done afterwards, with its batch (a crash in
+    /// between delivers it again, with the same event id). `Err((why,
+    /// fatal))`: failed; fatal ones are dead at once.
+    async fn attempt(&self, claimed: &Claimed) -> Result<(), (String, bool)> {
+        let change: Change = serde_json::from_str(&claimed.change)
+            .map_err(|e| (format!("unreadable event: {e}"), true))?;
         let delivery = Delivery {
             event_id: claimed.key.clone(),
             attempt: u32::try_from(claimed.attempts + 1).unwrap_or(u32::MAX),
@@ -315,21 +334,21 @@ impl Queue {
         let ctx = self.state.context(self.state.db.begin(true), None);
         let called = tokio::time::timeout(self.policy.timeout, self.call(&delivery, &ctx)).await;
         let outcome = match called {
-            Ok(Ok(())) => self.delivered(claimed, &ctx).await,
+            Ok(Ok(())) => ctx
+                .unit_of_work()
+                .commit()
+                .await
+                .map_err(|e| format!("committing the hook's writes failed: {}", e.message)),
             Ok(Err(why)) => Err(why),
             Err(_) => Err(format!(
                 "the hook overran its time limit of {:?}",
                 self.policy.timeout
             )),
         };
-        match outcome {
-            Ok(()) => true,
-            Err(why) => {
-                let _ = ctx.unit_of_work().rollback().await;
-                self.failed(claimed, why, false).await;
-                false
-            }
+        if outcome.is_err() {
+            let _ = ctx.unit_of_work().rollback().await;
         }
+        outcome.map_err(|why| (why, false))
     }
 
     /// Calls this plugin's (and only this plugin's) after-commit hook.
@@ -364,94 +383,71 @@ impl Queue {
         called.map(drop).map_err(|e| e.to_string())
     }
 
-    /// Marks it delivered in the hook's own unit of work, so what the
-    /// plugin wrote there and the delivery's completion commit together.
-    async fn delivered(&self, claimed: &Claimed, ctx: &HookContext) -> Result<(), String> {
-        let done = async {
-            sqlx::query(
-                "UPDATE outbox_deliveries SET status = 'delivered', attempts = attempts + 1, \
-                 last_error = NULL, done_ms = $1, lease_owner = NULL, lease_until_ms = 0 \
-                 WHERE id = $2",
-            )
-            .bind(now_ms())
-            .bind(claimed.id)
-            .execute(&mut *ctx.db().await?)
-            .await?;
-            ctx.unit_of_work().commit().await
-        };
-        done.await
-            .map_err(|e| format!("completing the delivery failed: {}", e.message))
-    }
-
-    /// Counts a failed attempt: retried after a backoff, or dead once the
-    /// attempts are spent (or at once when `fatal`).
-    async fn failed(&self, claimed: &Claimed, why: String, fatal: bool) {
-        let attempts = claimed.attempts + 1;
-        let dead = fatal || attempts >= i64::from(self.policy.max_attempts);
+    /// Records a batch's outcome in one write: `delivered` done, `failed`
+    /// retried after a backoff or dead once its attempts are spent (or at
+    /// once when fatal), `unattempted` given back.
+    async fn settle(
+        &self,
+        delivered: &[i64],
+        failed: Option<(&Claimed, String, bool)>,
+        unattempted: &[Claimed],
+    ) -> Result<(), ApiError> {
         let now = now_ms();
-        let failed = u32::try_from(attempts).unwrap_or(u32::MAX);
-        let delay = self.policy.delay(failed, getrandom::u64().unwrap_or(0));
-        let next = now + delay.as_millis() as i64;
-        if dead {
-            tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts, "delivery dead: {why}");
-        } else {
-            tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
-                "delivery failed, retrying in {delay:?}: {why}");
-        }
-        let outcome = write(&self.state, |ctx| async move {
-            sqlx::query(
-                "UPDATE outbox_deliveries SET attempts = $1, last_error = $2, status = $3, \
-                 next_attempt_ms = $4, done_ms = $5, lease_owner = NULL, lease_until_ms = 0 \
-                 WHERE id = $6 AND lease_owner = $7 AND status = 'pending'",
-            )
-            .bind(attempts)
-            .bind(why)
-            .bind(if dead { "dead" } else { "pending" })
-            .bind(next)
-            .bind(dead.then_some(now))
-            .bind(claimed.id)
-            .bind(&self.owner)
-            .execute(&mut *ctx.db().await?)
-            .await?;
-            Ok(())
-        })
-        .await;
-        if let Err(error) = outcome {
-            // The claim stays until its lease ends; then it is tried again.
-            tracing::warn!(
-                plugin = self.plugin,
-                "recording a failed delivery failed: {}",
-                error.message
-            );
-        }
-    }
-
-    /// Gives unattempted claims back.
-    async fn release(&self, claimed: &[Claimed]) {
-        if claimed.is_empty() {
-            return;
-        }
-        let ids: Vec<String> = claimed.iter().map(|c| c.id.to_string()).collect();
-        let sql = format!(
-            "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until_ms = 0 \
-             WHERE lease_owner = $1 AND id IN ({})",
-            ids.join(", ")
-        );
-        let outcome = write(&self.state, |ctx| async move {
-            sqlx::query(&sql)
+        let list = |ids: &mut dyn Iterator<Item = i64>| {
+            ids.map(|id| id.to_string()).collect::<Vec<_>>().join(", ")
+        };
+        write(&self.state, |ctx| async move {
+            let mut db = ctx.db().await?;
+            if !delivered.is_empty() {
+                let sql = format!(
+                    "UPDATE outbox_deliveries SET status = 'delivered', attempts = attempts + 1, \
+                     last_error = NULL, done_ms = $1, lease_owner = NULL, lease_until_ms = 0 \
+                     WHERE id IN ({})",
+                    list(&mut delivered.iter().copied())
+                );
+                sqlx::query(&sql).bind(now).execute(&mut *db).await?;
+            }
+            if let Some((claimed, why, fatal)) = failed {
+                let attempts = claimed.attempts + 1;
+                let dead = fatal || attempts >= i64::from(self.policy.max_attempts);
+                let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
+                let delay = self.policy.delay(failures, getrandom::u64().unwrap_or(0));
+                if dead {
+                    tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
+                        "delivery dead: {why}");
+                } else {
+                    tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
+                        "delivery failed, retrying in {delay:?}: {why}");
+                }
+                sqlx::query(
+                    "UPDATE outbox_deliveries SET attempts = $1, last_error = $2, status = $3, \
+                     next_attempt_ms = $4, done_ms = $5, lease_owner = NULL, lease_until_ms = 0 \
+                     WHERE id = $6 AND lease_owner = $7 AND status = 'pending'",
+                )
+                .bind(attempts)
+                .bind(why)
+                .bind(if dead { "dead" } else { "pending" })
+                .bind(now + delay.as_millis() as i64)
+                .bind(dead.then_some(now))
+                .bind(claimed.id)
                 .bind(&self.owner)
-                .execute(&mut *ctx.db().await?)
+                .execute(&mut *db)
                 .await?;
+            }
+            if !unattempted.is_empty() {
+                let sql = format!(
+                    "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until_ms = 0 \
+                     WHERE lease_owner = $1 AND id IN ({})",
+                    list(&mut unattempted.iter().map(|c| c.id))
+                );
+                sqlx::query(&sql)
+                    .bind(&self.owner)
+                    .execute(&mut *db)
+                    .await?;
+            }
             Ok(())
         })
-        .await;
-        if let Err(error) = outcome {
-            tracing::warn!(
-                plugin = self.plugin,
-                "releasing claims failed: {}",
-                error.message
-            );
-        }
+        .await
     }
 }
 

@@ -5,7 +5,9 @@ CREATE TABLE outbox_events (
     event_key TEXT NOT NULL UNIQUE,
     event_name TEXT NOT NULL,
     change TEXT NOT NULL,
-    recorded_at TEXT NOT NULL
+    recorded_at TEXT NOT NULL,
+    -- JSON array: the plugins implementing its after-commit hook.
+    plugins TEXT NOT NULL
 );
 
 -- One delivery per (event, plugin implementing its after-commit hook).
@@ -27,3 +29,10 @@ CREATE TABLE outbox_deliveries (
 );
 CREATE INDEX outbox_deliveries_queue ON outbox_deliveries (plugin, status, txid, event_id);
 CREATE INDEX outbox_deliveries_status ON outbox_deliveries (status, id);
+
+-- One delivery per plugin named in the event, made in the same statement.
+CREATE TRIGGER outbox_events_deliveries AFTER INSERT ON outbox_events
+BEGIN
+    INSERT INTO outbox_deliveries (event_id, plugin)
+    SELECT NEW.id, value FROM json_each(NEW.plugins);
+END;

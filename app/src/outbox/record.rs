@@ -57,27 +57,19 @@ async fn record(
     }
     let key = hookspecs::new_secret("evt_")?;
     let text = serde_json::to_string(change).map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut db = ctx.db().await?;
-    let event: i64 = sqlx::query_scalar(
-        "INSERT INTO outbox_events (event_key, event_name, change, recorded_at) \
-         VALUES ($1, $2, $3, $4) RETURNING id",
+    let plugins = serde_json::to_string(&plugins).map_err(|e| ApiError::internal(e.to_string()))?;
+    // One statement: the migration's trigger adds one delivery per plugin
+    // named (each query is a round trip, to the server or SQLite's thread).
+    sqlx::query(
+        "INSERT INTO outbox_events (event_key, event_name, change, recorded_at, plugins) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(&key)
     .bind(change.name())
     .bind(&text)
     .bind(hookspecs::now())
-    .fetch_one(&mut *db)
+    .bind(&plugins)
+    .execute(&mut *ctx.db().await?)
     .await?;
-    let values: Vec<String> = (0..plugins.len())
-        .map(|i| format!("($1, ${})", i + 2))
-        .collect();
-    let sql = format!(
-        "INSERT INTO outbox_deliveries (event_id, plugin) VALUES {}",
-        values.join(", ")
-    );
-    let insert = plugins
-        .iter()
-        .fold(sqlx::query(&sql).bind(event), |q, p| q.bind(*p));
-    insert.execute(&mut *db).await?;
     Ok(())
 }

@@ -188,8 +188,8 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
 
 def table(runs: list[dict]) -> str:
     lines = [
-        "| database | instances | plugins | writes/s | p50 ms | p99 ms | commit→receiver under load p50 / p99 ms | one at a time p50 / p99 ms | deliveries/s (backlog) | all delivered, once |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| database | instances | plugins | writes/s | p50 ms | p99 ms | app CPU per write | writes/s, deliveries held | commit→receiver under load p50 / p99 ms | one at a time p50 / p99 ms | deliveries/s (backlog) | all delivered, once |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
         if "skipped" in r:
@@ -198,12 +198,12 @@ def table(runs: list[dict]) -> str:
         hooks = r["plugins"] == "webhooks"
         lines.append(
             f"| {r['database']} | {r['instances']} | {r['plugins']} | {r['writes_per_s']:,.0f} | "
-            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-            + (f"{r['latency_p50_ms']:,.1f} / {r['latency_p99_ms']:,.1f} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['server_cpu_us_per_write']:.0f} us | "
+            + (f"{r['backlog_writes_per_s']:,.0f} | {r['latency_p50_ms']:,.1f} / {r['latency_p99_ms']:,.1f} | "
                f"{r['single_latency_p50_ms']:.1f} / {r['single_latency_p99_ms']:.1f} | "
                f"{r['deliveries_per_s']:,.0f} ({r['backlog']}) | "
                f"{'yes' if r['all_delivered'] and r['duplicates'] == 0 else 'NO'} |"
-               if hooks else "| | |"))
+               if hooks else "| | | |"))
     return "\n".join(lines)
 
 

@@ -252,6 +252,21 @@ e2e! {
         assert_eq!(output.matches("delivery failed, retrying").count(), 2, "{output}");
     }
 
+    fn delivered_events_are_pruned_after_the_retention_and_dead_ones_kept(backend) {
+        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let app = start(backend, &receiver, "max_attempts = 1\nretention_s = 1");
+        app.create_user("dead");
+        app.create_user("kept");
+        wait_until("both settled", || deliveries(&app.db, "webhooks") == ["dead:1", "delivered:1"]);
+        wait_until("the delivered event pruned", || {
+            app.db.count("SELECT COUNT(*) FROM outbox_events") == 1
+        });
+        assert_eq!(deliveries(&app.db, "webhooks"), ["dead:1"]);
+        let dead = expect(200, app.get("/api/admin/deliveries", ADMIN));
+        assert_eq!(dead["total"], 1);
+        assert_eq!(dead["deliveries"][0]["status"], "dead");
+    }
+
     fn events_reach_a_plugin_in_commit_order(backend) {
         let receiver = Receiver::start();
         let app = start(backend, &receiver, "");

@@ -404,3 +404,18 @@ fn webhooks_without_a_url_fails_alone_at_startup() {
     app.create_user("ada");
     assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox_events"), 0);
 }
+
+/// A time limit as long as the lease would let no attempt start: refused
+/// at startup, naming both keys.
+#[test]
+fn a_lease_not_longer_than_the_time_limit_stops_startup() {
+    let receiver = Receiver::start();
+    let db = TestDb::create(Backend::Sqlite);
+    let options = options(&db, &receiver, "[deliveries.webhooks]\ntimeout_ms = 3000");
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("lease_ms (3000) must be longer than plugin webhooks's timeout_ms (3000)"),
+        "{output}"
+    );
+}

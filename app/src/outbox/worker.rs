@@ -30,8 +30,20 @@ impl Deliverer {
     ///
     /// # Errors
     ///
-    /// The database's, releasing old claims.
+    /// A plugin whose time limit is not shorter than the lease (no attempt
+    /// could ever start), or the database's, releasing old claims.
     pub async fn start(state: Arc<State>, config: DeliveriesConfig) -> anyhow::Result<Self> {
+        let plugins = after_commit_plugins(&state.hooks);
+        let lease = Duration::from_millis(config.lease_ms);
+        for plugin in &plugins {
+            let timeout = config.policy(plugin).timeout;
+            anyhow::ensure!(
+                timeout < lease,
+                "[deliveries] lease_ms ({}) must be longer than plugin {plugin}'s timeout_ms ({})",
+                lease.as_millis(),
+                timeout.as_millis()
+            );
+        }
         if state.db.dialect() == Dialect::Sqlite {
             write(&state, |ctx| async move {
                 sqlx::query(
@@ -47,13 +59,13 @@ impl Deliverer {
         }
         let owner = hookspecs::new_secret("instance_")?;
         let mut tasks = Vec::new();
-        for plugin in after_commit_plugins(&state.hooks) {
+        for plugin in plugins {
             let queue = Queue {
                 state: state.clone(),
                 plugin,
                 policy: config.policy(plugin),
                 owner: owner.clone(),
-                lease: Duration::from_millis(config.lease_ms.max(1)),
+                lease,
                 poll: Duration::from_millis(config.poll_ms.max(1)),
                 batch: i64::from(config.batch.max(1)),
             };

@@ -252,6 +252,21 @@ e2e! {
         assert_eq!(output.matches("delivery failed, retrying").count(), 2, "{output}");
     }
 
+    fn an_attempt_overrunning_its_time_limit_is_retried(backend) {
+        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        // The plugin's own limit (webhooks' timeout_ms = 2000) is longer:
+        // the app's cuts the attempt short.
+        let app = start(backend, &receiver, "[deliveries.webhooks]\ntimeout_ms = 300");
+        app.create_user("ada");
+        wait_until("the delivery", || delivered(&app.db, "webhooks") == 1);
+        assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:2"]);
+        let got = receiver.received();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].key, got[1].key);
+        let output = app.proc.output.text();
+        assert!(output.contains("the hook overran its time limit of 300ms"), "{output}");
+    }
+
     fn delivered_events_are_pruned_after_the_retention_and_dead_ones_kept(backend) {
         let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
         let app = start(backend, &receiver, "max_attempts = 1\nretention_s = 1");

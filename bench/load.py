@@ -180,6 +180,68 @@ class App:
             self.proc.wait()
 
 
+class Receiver:
+    """A webhook receiver on 127.0.0.1 answering 200, recording when each
+    event arrived (by its Idempotency-Key) and its entity's `created_at`.
+    `hold()` makes requests wait until `release()`: a backlog builds up."""
+
+    def __init__(self):
+        import http.server
+        self.arrivals: list[tuple[str, float, str]] = []  # (key, received, created_at)
+        self.lock = threading.Lock()
+        self.open = threading.Event()
+        self.open.set()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.open.wait(120)
+                now = time.time()
+                try:
+                    created = json.loads(body)["data"].get("created_at", "")
+                except (ValueError, KeyError, AttributeError):
+                    created = ""
+                with receiver.lock:
+                    receiver.arrivals.append((self.headers.get("Idempotency-Key", ""), now, created))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def hold(self) -> None:
+        self.open.clear()
+
+    def release(self) -> None:
+        self.open.set()
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.arrivals)
+
+    def stop(self) -> None:
+        self.release()
+        self.server.shutdown()
+
+
+def webhooks_config(work: Path, receiver: Receiver, deliveries: str = "") -> Path:
+    """A config file pointing the webhooks plugin at `receiver`."""
+    path = work / "webhooks.toml"
+    path.write_text(f'[plugins.webhooks]\nurl = "{receiver.url}"\nsecret = "bench"\n'
+                    f"timeout_ms = 60000\n\n[deliveries]\ntimeout_ms = 90000\n"
+                    f"lease_ms = 120000\n{deliveries}\n")
+    return path
+
+
 SHIPPED = sorted(p.name.removeprefix("app_plugin_") for p in (ROOT / "plugins").glob("app_plugin_*"))
 
 
@@ -366,7 +428,10 @@ def writes_run(kind: str, plugins: str, pg: str | None, duration: float, connect
         db = Database(kind, work, pg)
         try:
             plugins_dir = shipped_plugins(APP, work) if plugins == "shipped" else Path(empty)
-            app = App(APP, work, database=db, plugins_dir=plugins_dir)
+            # The shipped webhooks plugin needs somewhere to post.
+            receiver = Receiver()
+            env = {"APP_CONFIG": str(webhooks_config(work, receiver))}
+            app = App(APP, work, database=db, plugins_dir=plugins_dir, env=env)
             try:
                 app.check_loaded(SHIPPED if plugins == "shipped" else [])
                 time.sleep(1)  # let startup's allocations settle before the idle reading
@@ -389,6 +454,7 @@ def writes_run(kind: str, plugins: str, pg: str | None, duration: float, connect
                 after_rss = app.rss_kb()
             finally:
                 app.stop()
+                receiver.stop()
             # Counted with the app stopped: nothing is in flight any more.
             users["rows"] = db.scalar("SELECT count(*) FROM users")
             members["rows"] = db.scalar("SELECT count(*) FROM memberships") - members_before

@@ -11,8 +11,8 @@ use hookspecs::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::State;
 use crate::plugins::APP_PLUGIN;
+use crate::{State, outbox};
 
 /// Where the admin handlers find the application once it is assembled
 /// (the routes exist before the state that holds them).
@@ -48,13 +48,23 @@ pub fn routes(slot: &StateSlot) -> Vec<RouteDef> {
             SignedIn,
             delete_member,
         ),
-        core(Get, "/api/admin/plugins", Admin, move |_req| {
+        core(Get, "/api/admin/plugins", Admin, move |req: Request| {
             let state = slot.get().and_then(Weak::upgrade);
             async move {
                 let state = state.ok_or_else(|| ApiError::internal("the app is stopping"))?;
-                Ok(Reply::ok(state.plugin_report()))
+                let report = state.plugin_report();
+                let report =
+                    outbox::admin::with_counts(report, &mut *req.ctx().db().await?).await?;
+                Ok(Reply::ok(report))
             }
         }),
+        core(Get, "/api/admin/deliveries", Admin, list_deliveries),
+        core(
+            Post,
+            "/api/admin/deliveries/:id/retry",
+            Admin,
+            retry_delivery,
+        ),
     ]
 }
 
@@ -179,4 +189,19 @@ async fn delete_member(req: Request) -> Result<Reply, ApiError> {
     let ctx = req.ctx();
     ctx.services().delete_member(ctx, space, user).await?;
     Ok(Reply::no_content())
+}
+
+async fn list_deliveries(req: Request) -> Result<Reply, ApiError> {
+    let filter =
+        outbox::admin::Filter::parse(req.query("status"), req.query("limit"), req.query("offset"))?;
+    Ok(Reply::ok(
+        outbox::admin::list(&mut *req.ctx().db().await?, &filter).await?,
+    ))
+}
+
+async fn retry_delivery(req: Request) -> Result<Reply, ApiError> {
+    let id = req.id_param("id")?;
+    Ok(Reply::ok(
+        outbox::admin::retry(&mut *req.ctx().db().await?, id).await?,
+    ))
 }

@@ -27,6 +27,8 @@ pub struct Config {
     pub database: crate::db::Retry,
     /// The `[plugins]` table.
     pub plugins: PluginsConfig,
+    /// The `[deliveries]` table: after-commit retries and retention.
+    pub deliveries: crate::outbox::DeliveriesConfig,
 }
 
 /// `[plugins]`: where plugins are, which to skip or insist on, and each
@@ -73,6 +75,7 @@ impl Default for Config {
             http: crate::http::Limits::default(),
             database: crate::db::Retry::default(),
             plugins: PluginsConfig::default(),
+            deliveries: Default::default(),
         }
     }
 }

@@ -115,6 +115,11 @@ impl Db {
         })
     }
 
+    /// The SQL dialect.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Starts a unit of work, whose transaction begins when first used.
     ///
     /// PostgreSQL: every unit of work is SERIALIZABLE, so that whatever

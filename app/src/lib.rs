@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod outbox;
 pub mod plugins;
 pub mod policy;
 pub mod services;
@@ -54,9 +55,16 @@ pub struct State {
 }
 
 impl State {
-    /// A hook context for a unit of work.
+    /// A hook context for a unit of work, acting for `actor` with
+    /// `actor`'s rights.
     pub fn context(&self, uow: Arc<UnitOfWork>, actor: Option<hookspecs::Identity>) -> HookContext {
         hookspecs::host::context(uow, actor, self.services.clone(), self.configs.clone())
+    }
+
+    /// A hook context with the application's own authority, for work no
+    /// request asked for (recognising a credential, delivering an event).
+    pub fn app_context(&self, uow: Arc<UnitOfWork>) -> HookContext {
+        hookspecs::host::app_authority(&self.context(uow, None))
     }
 
     /// The plugin report (admin endpoint), with how often operations were

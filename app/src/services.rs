@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use hooks_core::PluginManager;
 use hookspecs::now;
 use hookspecs::{
-    Access, AccessCheck, Action, ApiError, AppHooks, Decision, HookContext, Membership, NewSpace,
-    NewUser, Page, Resource, Role, Services, Space, SpacePatch, User, UserPatch,
+    Access, AccessCheck, Action, ApiError, AppHooks, Change, Decision, HookContext, Membership,
+    NewSpace, NewUser, Page, Resource, Role, Services, Space, SpacePatch, User, UserPatch,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -24,10 +24,11 @@ impl AppServices {
     }
 }
 
-/// Runs a hook call; its failure becomes the operation's.
-macro_rules! fire {
-    ($self:ident . $hook:ident ( $($arg:expr),* )) => {
-        $self.hooks.hook().$hook($($arg),*).await.map_err(ApiError::from)?
+/// Both phases of a change: its in-transaction hook fires (its failure is
+/// the operation's) and its event is recorded for after-commit delivery.
+macro_rules! emit {
+    ($self:ident, $ctx:expr, $change:expr) => {
+        crate::outbox::emit(&$self.hooks, $ctx, $change).await?
     };
 }
 
@@ -367,7 +368,7 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &["username", "email"]))?;
         let created = user(&row)?;
-        fire!(self.on_user_created(&created, &app(ctx)));
+        emit!(self, &app(ctx), Change::UserCreated(created.clone()));
         Ok(created)
     }
 
@@ -430,7 +431,14 @@ impl Services for AppServices {
         .await
         .map_err(|e| conflict(e, &["username", "email"]))?;
         deleted_one(done, "user", id)?;
-        fire!(self.on_user_modified(&before, &after, &app(ctx)));
+        emit!(
+            self,
+            &app(ctx),
+            Change::UserModified {
+                before,
+                after: after.clone()
+            }
+        );
         Ok(after)
     }
 
@@ -455,7 +463,7 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &[]))?;
         deleted_one(done, "user", id)?;
-        fire!(self.on_user_deleted(&gone, &inner));
+        emit!(self, &inner, Change::UserDeleted(gone));
         Ok(())
     }
 
@@ -490,7 +498,7 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &[]))?;
         let created = space(&row)?;
-        fire!(self.on_space_created(&created, &inner));
+        emit!(self, &inner, Change::SpaceCreated(created.clone()));
         // Its creator manages it (after the hooks: autoinvite may have made
         // them a member with the space's default role already).
         if let Some(me) = ctx.actor().and_then(|a| a.user_id) {
@@ -582,7 +590,14 @@ impl Services for AppServices {
         .await
         .map_err(|e| conflict(e, &[]))?;
         deleted_one(done, "space", id)?;
-        fire!(self.on_space_modified(&before, &after, &app(ctx)));
+        emit!(
+            self,
+            &app(ctx),
+            Change::SpaceModified {
+                before,
+                after: after.clone()
+            }
+        );
         Ok(after)
     }
 
@@ -609,7 +624,7 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &[]))?;
         deleted_one(done, "space", id)?;
-        fire!(self.on_space_deleted(&gone, &inner));
+        emit!(self, &inner, Change::SpaceDeleted(gone));
         Ok(())
     }
 
@@ -644,7 +659,7 @@ impl Services for AppServices {
                     .map_err(|e| conflict(e, &[]))?
                     .ok_or_else(|| ApiError::race("the membership was added concurrently"))?;
                 let created = membership(&row)?;
-                fire!(self.on_membership_created(&created, &inner));
+                emit!(self, &inner, Change::MembershipCreated(created.clone()));
                 Ok((created, true))
             }
             Some(before) if before.role == role => Ok((before, false)),
@@ -664,7 +679,14 @@ impl Services for AppServices {
                     role,
                     ..before.clone()
                 };
-                fire!(self.on_membership_modified(&before, &after, &inner));
+                emit!(
+                    self,
+                    &inner,
+                    Change::MembershipModified {
+                        before,
+                        after: after.clone()
+                    }
+                );
                 Ok((after, false))
             }
         }
@@ -750,7 +772,7 @@ impl Services for AppServices {
             .execute(&mut *ctx.db().await?)
             .await?;
         deleted_one(done, "membership", format!("{space_id}/{user_id}"))?;
-        fire!(self.on_membership_deleted(&gone, &inner));
+        emit!(self, &inner, Change::MembershipDeleted(gone));
         Ok(())
     }
 }

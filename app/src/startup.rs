@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::db::Db;
 use crate::services::AppServices;
-use crate::{State, api, http, plugins};
+use crate::{State, api, http, outbox, plugins};
 
 /// The admin token: configured, or generated once into the data directory.
 fn admin_token(config: &Config) -> anyhow::Result<String> {
@@ -82,6 +82,7 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
         retries: Default::default(),
     });
     let _ = slot.set(Arc::downgrade(&state));
+    let deliveries = outbox::Deliverer::start(state.clone(), config.deliveries.clone()).await?;
     let shutdown = shutdown_signal().context("installing the signal handlers")?;
     let listener = TcpListener::bind(config.listen)
         .await
@@ -95,6 +96,7 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
         );
     }
     http::server::serve(listener, state, shutdown).await?;
+    deliveries.stop().await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -2,6 +2,7 @@
 
 use hooks_core::prelude::*;
 
+use crate::after_commit::Delivery;
 use crate::authz::{AccessCheck, Decision};
 use crate::context::HookContext;
 use crate::http::Startup;
@@ -10,20 +11,42 @@ use crate::model::{Identity, Membership, Space, User};
 /// The application's hooks. A plugin implements the ones it cares about
 /// with `#[hookimpl] impl AppHooks for MyPlugin { ... }`.
 ///
-/// Entity hooks run inside the database transaction of the operation that
-/// caused them, after its own change: what a plugin writes through `ctx`
-/// commits or rolls back with it, and an error (or panic) rolls the whole
-/// operation back; the API then answers with the error's status (500 unless
-/// the plugin returned an [`ApiError`](crate::ApiError)) and names the plugin
-/// and the hook.
+/// Every entity event comes in two phases, one hook each:
 ///
-/// **An entity hook may run more than once for one operation.** On
+/// | | in-transaction: `on_*` | after-commit: `after_*` |
+/// |---|---|---|
+/// | runs | inside the operation's transaction, after its change | once that transaction committed, off the request path |
+/// | `ctx` | the operation's unit of work | a unit of work of its own (commits if the hook succeeds) |
+/// | an error or panic | rolls the whole operation back (veto) | is retried with backoff, then the delivery is dead |
+/// | may run | more than once per operation (a re-run operation) | at least once per event (same [`Delivery::event_id`]) |
+/// | use it to | keep the database consistent | talk to the world: mail, webhooks, indexes |
+///
+/// In-transaction hooks (`on_*`): what a plugin writes through `ctx`
+/// commits or rolls back with the operation, and an error (or panic) rolls
+/// the whole operation back; the API then answers with the error's status
+/// (500 unless the plugin returned an [`ApiError`](crate::ApiError)) and
+/// names the plugin and the hook. They must never act on the outside world:
+/// the operation may still roll back, or run again.
+///
+/// **An in-transaction hook may run more than once for one operation.** On
 /// PostgreSQL every operation is SERIALIZABLE; one that collides with a
 /// concurrent operation is rolled back and run again from the start, its
-/// hooks included. So an entity hook may do anything through `ctx` (its
-/// database writes from a lost run are rolled back with it, and only the
-/// last run's remain), and nothing else: no mail, no HTTP call, no file, no
-/// counter in memory, nothing that a rollback cannot undo.
+/// hooks included. So it may do anything through `ctx` (what a lost run
+/// wrote is rolled back with it, and only the last run's writes remain), and
+/// nothing else: no mail, no HTTP call, no file, no counter in memory,
+/// nothing a rollback cannot undo. That is what `after_*` hooks are for.
+///
+/// After-commit hooks (`after_*`) cannot veto: the operation has committed.
+/// They receive the committed entity (before and after for a modification),
+/// the [`Delivery`] (event id as idempotency key, attempt number) and a
+/// context whose unit of work is NOT the operation's: it is the
+/// delivery's own, committed when the hook returns `Ok` and rolled back
+/// otherwise (the delivery is marked done just after: a crash in between
+/// delivers the event again, with the same event id). Each plugin implementing the hook gets its own delivery, in
+/// commit order; `[deliveries]` in the config sets attempts, backoff and the
+/// time limit. On SQLite the first write through `ctx` takes the
+/// application's one writer's turn until the hook returns: talk to the world
+/// first, write after.
 #[hookspec]
 pub trait AppHooks {
     /// Startup, once per plugin, after every plugin is registered: the only
@@ -96,6 +119,75 @@ pub trait AppHooks {
     async fn on_membership_deleted(
         &self,
         membership: &Membership,
+        ctx: &HookContext,
+    ) -> HookResult<()>;
+
+    /// After commit: a user was created.
+    async fn after_user_created(
+        &self,
+        user: &User,
+        delivery: &Delivery,
+        ctx: &HookContext,
+    ) -> HookResult<()>;
+    /// After commit: a user was changed.
+    async fn after_user_modified(
+        &self,
+        before: &User,
+        after: &User,
+        delivery: &Delivery,
+        ctx: &HookContext,
+    ) -> HookResult<()>;
+    /// After commit: a user was deleted.
+    async fn after_user_deleted(
+        &self,
+        user: &User,
+        delivery: &Delivery,
+        ctx: &HookContext,
+    ) -> HookResult<()>;
+
+    /// After commit: a space was created.
+    async fn after_space_created(
+        &self,
+        space: &Space,
+        delivery: &Delivery,
+        ctx: &HookContext,
+    ) -> HookResult<()>;
+    /// After commit: a space was changed.
+    async fn after_space_modified(
+        &self,
+        before: &Space,
+        after: &Space,
+        delivery: &Delivery,
+        ctx: &HookContext,
+    ) -> HookResult<()>;
+    /// After commit: a space was deleted.
+    async fn after_space_deleted(
+        &self,
+        space: &Space,
+        delivery: &Delivery,
+        ctx: &HookContext,
+    ) -> HookResult<()>;
+
+    /// After commit: a user joined a space.
+    async fn after_membership_created(
+        &self,
+        membership: &Membership,
+        delivery: &Delivery,
+        ctx: &HookContext,
+    ) -> HookResult<()>;
+    /// After commit: a member's role changed.
+    async fn after_membership_modified(
+        &self,
+        before: &Membership,
+        after: &Membership,
+        delivery: &Delivery,
+        ctx: &HookContext,
+    ) -> HookResult<()>;
+    /// After commit: a user left a space.
+    async fn after_membership_deleted(
+        &self,
+        membership: &Membership,
+        delivery: &Delivery,
         ctx: &HookContext,
     ) -> HookResult<()>;
 }

@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+mod after_commit;
 mod authz;
 mod context;
 mod error;
@@ -49,6 +50,7 @@ mod http;
 mod model;
 mod util;
 
+pub use after_commit::{Change, Delivery};
 pub use authz::{AccessCheck, Action, Decision, Resource};
 pub use context::{DbGuard, HookContext, Services};
 pub use error::ApiError;
@@ -75,12 +77,16 @@ pub use http::{Guard, Handler, RouteDef};
 
 pub use hooks_core;
 pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
+/// The outgoing HTTP client (hyper-util's, over hyper) and HMAC, shared
+/// through the SDK so that plugins talking to the world need no HTTP or
+/// crypto crate of their own.
+pub use {bytes, hmac, http_body_util, hyper, hyper_util, sha2};
 
 /// Everything a plugin usually needs in scope.
 pub mod prelude {
     pub use crate::{
-        Access, AccessCheck, Action, ApiError, AppHooks, Decision, HookContext, Identity,
-        Membership, Page, Reply, Request, Resource, Role, Services, Space, Startup, User,
+        Access, AccessCheck, Action, ApiError, AppHooks, Change, Decision, Delivery, HookContext,
+        Identity, Membership, Page, Reply, Request, Resource, Role, Services, Space, Startup, User,
     };
     pub use hooks_core::prelude::*;
     pub use serde_json::json;

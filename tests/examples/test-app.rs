@@ -1,5 +1,8 @@
-//! The real app with the test plugins linked in (see `e2e_tests::plugins`).
+//! The real app with the test plugins linked in (see `e2e_tests::plugins`,
+//! and `e2e_tests::after_commit` when asked for).
 
 fn main() -> std::process::ExitCode {
-    app::main_with(e2e_tests::plugins::all())
+    let mut plugins = e2e_tests::plugins::all();
+    plugins.extend(e2e_tests::after_commit::plugins());
+    app::main_with(plugins)
 }

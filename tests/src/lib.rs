@@ -3,7 +3,9 @@
 //! free port against a fresh SQLite file or PostgreSQL database, talks HTTP
 //! to it and reads its database directly.
 
+pub mod after_commit;
 pub mod plugins;
+pub mod receiver;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -372,6 +374,7 @@ impl Options {
             "APP_LISTEN",
             "APP_DATA_DIR",
             plugins::ROUTE_CLASH_ENV,
+            after_commit::AFTER_COMMIT_ENV,
         ] {
             cmd.env_remove(var);
         }

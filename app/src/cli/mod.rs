@@ -41,6 +41,33 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Inspect and retry after-commit deliveries.
+    Deliveries {
+        #[command(subcommand)]
+        command: DeliveriesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    /// List deliveries, oldest first.
+    List {
+        /// pending, dead or delivered (default: all).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Skip this many.
+        #[arg(long, default_value_t = 0)]
+        offset: i64,
+    },
+    /// Make a dead delivery pending again (a running app picks it up at its
+    /// next poll).
+    Retry {
+        /// The delivery's id.
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -93,6 +120,7 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
                 );
                 Ok(())
             }
+            Command::Deliveries { command } => deliveries(command).await,
             Command::Plugin {
                 command: PluginCommand::New { name },
             } => {
@@ -152,4 +180,45 @@ fn list(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+async fn deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {
+    use crate::outbox::admin;
+    let config = Config::load()?;
+    let db = crate::db::Db::open(&config.database_url()).await?;
+    let mut conn = db.pool.acquire().await?;
+    let outcome = match command {
+        DeliveriesCommand::List {
+            status,
+            limit,
+            offset,
+        } => {
+            let (limit, offset) = (limit.to_string(), offset.to_string());
+            let filter = admin::Filter::parse(status.as_deref(), Some(&limit), Some(&offset))
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let page = admin::list(&mut conn, &filter).await;
+            page.map(|page| {
+                let rows = page["deliveries"].as_array().cloned().unwrap_or_default();
+                for d in &rows {
+                    println!(
+                        "{:<6} {:<10} {:<20} {:<16} attempts={} event={} {}",
+                        d["id"],
+                        d["status"].as_str().unwrap_or("?"),
+                        d["event"].as_str().unwrap_or("?"),
+                        d["plugin"].as_str().unwrap_or("?"),
+                        d["attempts"],
+                        d["event_id"].as_str().unwrap_or("?"),
+                        d["last_error"].as_str().unwrap_or(""),
+                    );
+                }
+                println!("{} of {}", rows.len(), page["total"]);
+            })
+        }
+        DeliveriesCommand::Retry { id } => admin::retry(&mut conn, id)
+            .await
+            .map(|d| println!("delivery {id} is pending again ({})", d["event"])),
+    };
+    drop(conn);
+    db.close().await;
+    outcome.map_err(|e| anyhow::anyhow!("{}", e.message))
 }

@@ -124,7 +124,7 @@ async fn identify(
     let identity = match authorization.and_then(bearer) {
         Some(token) => {
             // Recognising a credential is the application's own business.
-            let ctx = host::app_authority(&state.context(state.db.begin(false), None));
+            let ctx = state.app_context(state.db.begin(false));
             let outcome = state.hooks.hook().authenticate(token, &ctx).await;
             finish(&ctx, outcome.map_err(ApiError::from))
                 .await?
@@ -165,11 +165,16 @@ async fn operate(
     if !route.method.writes() {
         return run.await;
     }
-    tokio::spawn(run).await.unwrap_or_else(|e| {
+    let outcome = tokio::spawn(run).await.unwrap_or_else(|e| {
         Err(ApiError::internal(format!(
             "the operation's task failed: {e}"
         )))
-    })
+    });
+    if outcome.is_ok() {
+        // What it recorded for after-commit hooks can be delivered now.
+        crate::outbox::committed();
+    }
+    outcome
 }
 
 /// Runs the operation, again from the start each time it loses a race

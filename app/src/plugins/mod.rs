@@ -328,9 +328,10 @@ pub async fn start(
     report: &mut [Entry],
     required: &[String],
 ) -> anyhow::Result<()> {
-    let names = hooks.plugin_names();
     let starting = hooks.get_hookimpls("on_plugins_loaded").unwrap_or_default();
     for imp in starting.iter().filter(|i| !i.wrapper) {
+        // Asked each time: a plugin that failed before this one is gone.
+        let names = hooks.plugin_names();
         let others: Vec<&str> = names.iter().copied().filter(|n| *n != imp.plugin).collect();
         let startup = hookspecs::host::startup(imp.plugin, table.clone(), configs.clone());
         let outcome = hooks

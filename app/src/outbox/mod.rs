@@ -1,0 +1,198 @@
+//! After-commit hooks through a durable outbox.
+//!
+//! - [`emit`] (called by the services for every entity change) fires the
+//!   in-transaction hook and records the event, with one pending delivery
+//!   per plugin implementing its `after_*` hook, in the same transaction:
+//!   a rolled-back operation leaves nothing to deliver, a committed one is
+//!   delivered even if the process dies right after the commit.
+//! - [`Deliverer`] (one task per plugin) claims each plugin's oldest
+//!   pending deliveries under a lease, calls the plugin's hook, and marks
+//!   them delivered, retries them later with backoff, or dead.
+//!   On PostgreSQL several instances share the outbox: claims take rows
+//!   `FOR UPDATE SKIP LOCKED` and only from a plugin's head, so one
+//!   instance at a time works on a plugin's queue, in commit order, and a
+//!   dead instance's lease simply expires.
+//! - [`admin`]: listing, retrying and counting, for the API and the CLI.
+//! - [`committed`]: the request pipeline's nudge after a commit.
+
+pub mod admin;
+mod record;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+
+pub use record::emit;
+pub use worker::Deliverer;
+
+/// `[deliveries]`: how after-commit deliveries are retried and kept. Every
+/// other key is a plugin's overrides: `[deliveries.<plugin>]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct DeliveriesConfig {
+    /// Attempts before a delivery is dead.
+    pub max_attempts: u32,
+    /// The first retry's delay; each next one doubles, with jitter.
+    pub backoff_ms: u64,
+    /// The longest delay between two attempts.
+    pub max_backoff_ms: u64,
+    /// How long one attempt (one hook call) may take.
+    pub timeout_ms: u64,
+    /// How long a claim holds; an instance that dies loses its claims
+    /// after this.
+    pub lease_ms: u64,
+    /// How often to look for deliveries committed by other instances (or
+    /// whose retry is due) when nothing woke the worker.
+    pub poll_ms: u64,
+    /// Deliveries claimed at once per plugin.
+    pub batch: u32,
+    /// How long delivered events are kept, in seconds.
+    pub retention_s: u64,
+    /// Per-plugin overrides.
+    #[serde(flatten)]
+    pub plugins: HashMap<String, PluginDeliveries>,
+}
+
+/// `[deliveries.<plugin>]`: the keys of `[deliveries]` that a plugin may
+/// set for itself.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginDeliveries {
+    /// See [`DeliveriesConfig::max_attempts`].
+    pub max_attempts: Option<u32>,
+    /// See [`DeliveriesConfig::backoff_ms`].
+    pub backoff_ms: Option<u64>,
+    /// See [`DeliveriesConfig::max_backoff_ms`].
+    pub max_backoff_ms: Option<u64>,
+    /// See [`DeliveriesConfig::timeout_ms`].
+    pub timeout_ms: Option<u64>,
+}
+
+impl Default for DeliveriesConfig {
+    fn default() -> Self {
+        DeliveriesConfig {
+            max_attempts: 8,
+            backoff_ms: 1_000,
+            max_backoff_ms: 3_600_000,
+            timeout_ms: 10_000,
+            lease_ms: 60_000,
+            poll_ms: 1_000,
+            batch: 50,
+            retention_s: 7 * 24 * 3600,
+            plugins: HashMap::new(),
+        }
+    }
+}
+
+/// One plugin's effective retry policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Attempts before dead (at least 1).
+    pub max_attempts: u32,
+    /// First retry delay.
+    pub backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// Time limit of one attempt.
+    pub timeout: Duration,
+}
+
+impl DeliveriesConfig {
+    /// `plugin`'s policy: its overrides over the defaults.
+    pub fn policy(&self, plugin: &str) -> Policy {
+        let own = self.plugins.get(plugin).cloned().unwrap_or_default();
+        Policy {
+            max_attempts: own.max_attempts.unwrap_or(self.max_attempts).max(1),
+            backoff: Duration::from_millis(own.backoff_ms.unwrap_or(self.backoff_ms)),
+            max_backoff: Duration::from_millis(own.max_backoff_ms.unwrap_or(self.max_backoff_ms)),
+            timeout: Duration::from_millis(own.timeout_ms.unwrap_or(self.timeout_ms).max(1)),
+        }
+    }
+}
+
+impl Policy {
+    /// The delay before attempt `failed + 1`, after `failed` failures:
+    /// `backoff * 2^(failed-1)`, capped, then "equal jitter" (a random
+    /// point in its upper half) so that deliveries failing together do not
+    /// retry together.
+    pub fn delay(&self, failed: u32, random: u64) -> Duration {
+        let doubling = 2u32.saturating_pow(failed.saturating_sub(1));
+        let full = self.backoff.saturating_mul(doubling).min(self.max_backoff);
+        let half = full / 2;
+        let spread = (full - half).as_millis() as u64;
+        half + Duration::from_millis(random % (spread + 1))
+    }
+}
+
+/// The status values of a delivery.
+pub const STATUSES: [&str; 3] = ["pending", "dead", "delivered"];
+
+static WAKE: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+
+/// Tells the delivery workers that an operation just committed, so they
+/// look for its events now rather than at their next poll. Cheap (no I/O);
+/// call it after every successful commit of a writing operation.
+pub fn committed() {
+    WAKE.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+fn woken() -> watch::Receiver<u64> {
+    WAKE.subscribe()
+}
+
+/// Milliseconds since the Unix epoch: leases and retry times. Instances
+/// sharing a database need clocks in step within a fraction of the lease.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_overrides_win_and_defaults_fill_in() {
+        let config: DeliveriesConfig =
+            toml::from_str("max_attempts = 3\nbackoff_ms = 100\n[webhooks]\nmax_attempts = 5\n")
+                .unwrap();
+        let webhooks = config.policy("webhooks");
+        assert_eq!(webhooks.max_attempts, 5);
+        assert_eq!(webhooks.backoff, Duration::from_millis(100));
+        assert_eq!(config.policy("other").max_attempts, 3);
+        assert_eq!(config.policy("other").timeout, Duration::from_secs(10));
+        let typo = toml::from_str::<DeliveriesConfig>("[webhooks]\nmax_attempt = 5\n");
+        assert!(typo.is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_is_capped() {
+        let policy = Policy {
+            max_attempts: 10,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1_000),
+            timeout: Duration::from_secs(1),
+        };
+        for (failed, full) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1_000),
+            (30, 1_000),
+        ] {
+            let low = policy.delay(failed, 0);
+            let high = policy.delay(failed, u64::MAX);
+            assert_eq!(low, Duration::from_millis(full / 2), "after {failed}");
+            assert!(
+                high <= Duration::from_millis(full) && high >= low,
+                "after {failed}"
+            );
+        }
+    }
+}

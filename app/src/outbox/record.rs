@@ -1,0 +1,75 @@
+//! Both phases of an entity change start here: the in-transaction hook
+//! fires, and the event is recorded for the after-commit phase, in the same
+//! transaction.
+
+use hooks_core::PluginManager;
+use hookspecs::{ApiError, AppHooks, Change, HookContext};
+
+/// Records the event in the outbox, with one pending delivery per plugin
+/// implementing its after-commit hook (`after_*`), then fires its
+/// in-transaction hook (`on_*`; its failure is the operation's, and rolls
+/// the record back with it). Recording first puts a change before those
+/// its hooks cause (a user's creation before the space a hook makes for
+/// them). Nothing is recorded when no plugin implements the `after_*` hook.
+///
+/// # Errors
+///
+/// The hook's failure, or the database's.
+pub async fn emit(
+    hooks: &PluginManager<dyn AppHooks>,
+    ctx: &HookContext,
+    change: Change,
+) -> Result<(), ApiError> {
+    record(hooks, ctx, &change).await?;
+    let relay = hooks.hook();
+    let fired = match &change {
+        Change::UserCreated(user) => relay.on_user_created(user, ctx).await,
+        Change::UserModified { before, after } => relay.on_user_modified(before, after, ctx).await,
+        Change::UserDeleted(user) => relay.on_user_deleted(user, ctx).await,
+        Change::SpaceCreated(space) => relay.on_space_created(space, ctx).await,
+        Change::SpaceModified { before, after } => {
+            relay.on_space_modified(before, after, ctx).await
+        }
+        Change::SpaceDeleted(space) => relay.on_space_deleted(space, ctx).await,
+        Change::MembershipCreated(m) => relay.on_membership_created(m, ctx).await,
+        Change::MembershipModified { before, after } => {
+            relay.on_membership_modified(before, after, ctx).await
+        }
+        Change::MembershipDeleted(m) => relay.on_membership_deleted(m, ctx).await,
+    };
+    fired.map(drop).map_err(ApiError::from)
+}
+
+async fn record(
+    hooks: &PluginManager<dyn AppHooks>,
+    ctx: &HookContext,
+    change: &Change,
+) -> Result<(), ApiError> {
+    let plugins: Vec<&'static str> = hooks
+        .get_hookimpls(change.after_hook())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.wrapper)
+        .map(|i| i.plugin)
+        .collect();
+    if plugins.is_empty() {
+        return Ok(());
+    }
+    let key = hookspecs::new_secret("evt_")?;
+    let text = serde_json::to_string(change).map_err(|e| ApiError::internal(e.to_string()))?;
+    let plugins = serde_json::to_string(&plugins).map_err(|e| ApiError::internal(e.to_string()))?;
+    // One statement: the migration's trigger adds one delivery per plugin
+    // named (each query is a round trip, to the server or SQLite's thread).
+    sqlx::query(
+        "INSERT INTO outbox_events (event_key, event_name, change, recorded_at, plugins) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key)
+    .bind(change.name())
+    .bind(&text)
+    .bind(hookspecs::now())
+    .bind(&plugins)
+    .execute(&mut *ctx.db().await?)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""After-commit deliveries under load, with the real app (release build):
+
+    python3 bench/deliveries.py            # 8 s per phase
+    python3 bench/deliveries.py --quick    # 2 s per phase
+
+For SQLite (one instance) and PostgreSQL (one and three instances on one
+database), with no plugin and with only the webhooks plugin posting to a
+receiver on 127.0.0.1 that answers 200:
+
+1. writes: POST /api/users with wrk (one wrk per instance, in parallel):
+   writes/s and p99; every acknowledged write must be delivered exactly
+   once, checked in the database and at the receiver;
+2. commit-to-receiver latency: arrival at the receiver minus the user's
+   `created_at` (stamped inside the transaction, just before the commit),
+   p50 and p99: under phase 1's saturating load (queueing included), and
+   for 300 writes sent one at a time (the path itself);
+3. deliveries/s: the receiver holds the first request of a second wrk
+   phase, so every later event waits behind it (commit order); once
+   released, the backlog drains: events / drain time.
+
+Writes bench/results/deliveries.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+spec = importlib.util.spec_from_file_location("load", HERE / "load.py")
+load = importlib.util.module_from_spec(spec)
+sys.modules["load"] = load
+spec.loader.exec_module(load)
+
+
+def created_at(text: str) -> float:
+    """RFC 3339 with up to nanoseconds, as Unix seconds."""
+    head, _, frac = text.rstrip("Z").partition(".")
+    at = datetime.fromisoformat(head).replace(tzinfo=timezone.utc).timestamp()
+    return at + (float("0." + frac) if frac else 0.0)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def wait(what: str, done, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gave up waiting for {what}")
+        time.sleep(0.02)
+
+
+def parallel_wrk(apps, duration: float, connections: int, tag: str) -> list[dict]:
+    """One wrk per instance at once, `connections` split between them."""
+    each = max(2, connections // len(apps))
+    out: list[dict | None] = [None] * len(apps)
+
+    def one(i: int) -> None:
+        out[i] = load.wrk(apps[i], "/api/users", duration=duration, connections=each,
+                          script="writes.lua", args=("users", load.TOKEN, f"{tag}i{i}"))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(apps))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r for r in out if r is not None]
+
+
+def latencies(arrivals) -> list[float]:
+    """Milliseconds from `created_at` to the first arrival, per event."""
+    first = {}
+    for key, at, created_text in arrivals:
+        first.setdefault(key, at - created_at(created_text))
+    return [v * 1e3 for v in first.values()]
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process: the receiver's threads, mostly."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float,
+        connections: int, extra: str = "") -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-deliveries-") as tmp:
+        work = Path(tmp)
+        folder = work / "plugins"
+        folder.mkdir()
+        if plugins == "webhooks":
+            shutil.copy(load.RELEASE / "libapp_plugin_webhooks.so", folder)
+        db = load.Database(kind, work, pg)
+        receiver = load.Receiver()
+        config = load.webhooks_config(work, receiver, "poll_ms = 200\n" + extra)
+        apps = []
+        try:
+            for i in range(instances):
+                data = work / f"instance{i}"
+                data.mkdir()
+                apps.append(load.App(load.APP, data if kind == "postgres" else work,
+                                     database=db, plugins_dir=folder,
+                                     env={"APP_CONFIG": str(config)}))
+            for app in apps:
+                app.check_loaded(["webhooks"] if plugins == "webhooks" else [])
+            tag = f"{kind}{instances}{plugins}"
+            cpu_before = own_cpu()
+            writes = parallel_wrk(apps, duration, connections, tag + "a")
+            receiver_cpu = own_cpu() - cpu_before
+            created = sum(w["created"] for w in writes)
+            result = {
+                "database": kind, "instances": instances, "plugins": plugins,
+                "writes_per_s": sum(w["rps"] for w in writes),
+                "p50_ms": max(w["p50_us"] for w in writes) / 1e3,
+                "p99_ms": max(w["p99_us"] for w in writes) / 1e3,
+                "created": created,
+                "server_cpu_us_per_write": sum(w["server_cpu_us_per_request"] * w["requests"]
+                                               for w in writes) / max(1, sum(w["requests"] for w in writes)),
+                "receiver_cpu_cores": receiver_cpu / duration,
+                "errors": sum(w["status_errors"] + w["socket_errors"] + w["timeouts"]
+                              for w in writes),
+            }
+            if plugins == "webhooks":
+                # Every committed write (acknowledged or cut off by wrk's end).
+                committed = db.scalar("SELECT count(*) FROM users")
+                wait("phase 1 deliveries", lambda: db.scalar(
+                    "SELECT count(*) FROM outbox_deliveries WHERE status = 'delivered'") >= committed)
+                loaded = latencies(list(receiver.arrivals))
+                # 2. One write at a time: the path without queueing.
+                mark = receiver.count()
+                for i in range(300):
+                    status, _ = apps[i % len(apps)].request(
+                        "POST", "/api/users",
+                        {"username": f"{tag}one{i}", "email": f"{tag}one{i}@bench.test"})
+                    assert status == 201, status
+                wait("one-at-a-time deliveries", lambda: receiver.count() >= mark + 300)
+                single = latencies(list(receiver.arrivals)[mark:])
+                committed = db.scalar("SELECT count(*) FROM users")
+                result.update({
+                    "latency_p50_ms": percentile(loaded, 50),
+                    "latency_p99_ms": percentile(loaded, 99),
+                    "single_latency_p50_ms": percentile(single, 50),
+                    "single_latency_p99_ms": percentile(single, 99),
+                })
+                # 3. A backlog behind a held request, then its drain.
+                before = receiver.count()
+                receiver.hold()
+                backlog = parallel_wrk(apps, duration, connections, tag + "b")
+                queued = db.scalar("SELECT count(*) FROM users") - committed
+                start = time.time()
+                receiver.release()
+                wait("the backlog", lambda: receiver.count() >= before + queued)
+                last = max(a[1] for a in receiver.arrivals)
+                result.update({
+                    "backlog": queued,
+                    "deliveries_per_s": (queued - 1) / max(last - start, 1e-6),
+                })
+                wait("the backlog recorded", lambda: db.scalar(
+                    "SELECT count(*) FROM outbox_deliveries WHERE status = 'delivered'")
+                    >= committed + queued)
+                total = db.scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'delivered'")
+                keys = [a[0] for a in receiver.arrivals]
+                # Writes cut off by wrk's end still commit: count them now.
+                users = db.scalar("SELECT count(*) FROM users")
+                result["all_delivered"] = total == users == len(set(keys))
+                result["backlog_writes_per_s"] = sum(w["rps"] for w in backlog)
+                result["duplicates"] = len(keys) - len(set(keys))
+
+            return result
+        finally:
+            for app in apps:
+                app.stop()
+            receiver.stop()
+            db.drop()
+
+
+def table(runs: list[dict]) -> str:
+    lines = [
+        "| database | instances | plugins | writes/s | p50 ms | p99 ms | app CPU per write | writes/s, deliveries held | commit→receiver under load p50 / p99 ms | one at a time p50 / p99 ms | deliveries/s (backlog) | all delivered, once |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in runs:
+        if "skipped" in r:
+            lines.append(f"| {r['database']} | | | skipped: {r['skipped']} | | | | | | |")
+            continue
+        hooks = r["plugins"] == "webhooks"
+        lines.append(
+            f"| {r['database']} | {r['instances']} | {r['plugins']} | {r['writes_per_s']:,.0f} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['server_cpu_us_per_write']:.0f} us | "
+            + (f"{r['backlog_writes_per_s']:,.0f} | {r['latency_p50_ms']:,.1f} / {r['latency_p99_ms']:,.1f} | "
+               f"{r['single_latency_p50_ms']:.1f} / {r['single_latency_p99_ms']:.1f} | "
+               f"{r['deliveries_per_s']:,.0f} ({r['backlog']}) | "
+               f"{'yes' if r['all_delivered'] and r['duplicates'] == 0 else 'NO'} |"
+               if hooks else "| | | |"))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--only", help="sqlite, postgres1 or postgres3")
+    parser.add_argument("--deliveries", default="", help="extra [deliveries] lines")
+    args = parser.parse_args()
+    if not args.no_build:
+        load.build()
+    load.ensure_wrk()
+    duration = 2 if args.quick else 8
+    connections = 8
+    pg = load.postgres_url()
+    plan = [("sqlite", 1)] + ([("postgres", 1), ("postgres", 3)] if pg else [])
+    if args.only:
+        plan = [p for p in plan if f"{p[0]}{p[1] if p[0] == 'postgres' else ''}" == args.only]
+    runs = []
+    for kind, instances in plan:
+        for plugins in ("none", "webhooks"):
+            load.log(f"deliveries: {kind} x{instances}, {plugins}")
+            runs.append(run(kind, instances, plugins, pg, duration, connections,
+                            args.deliveries.replace("\\n", "\n")))
+    if not pg:
+        runs.append({"database": "postgres", "skipped": "no server"})
+    out = HERE / "results" / "deliveries.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"duration_s": duration, "connections": connections,
+                               "runs": runs}, indent=2))
+    print(table(runs))
+
+
+if __name__ == "__main__":
+    main()

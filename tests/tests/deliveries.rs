@@ -1,0 +1,436 @@
+//! After-commit hooks through the outbox, end to end: the `webhooks`
+//! plugin (its library, loaded from a folder) posting to a local receiver,
+//! and the `after` test plugin; on SQLite and PostgreSQL.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e_tests::after_commit::AFTER_COMMIT_ENV;
+use e2e_tests::receiver::{Answer, Receiver};
+use e2e_tests::*;
+use hookspecs::hmac::{Hmac, Mac};
+use hookspecs::sha2::Sha256;
+
+const SECRET: &str = "e2e-webhook-secret";
+
+/// A plugin folder with the webhooks library in it: `test-app` finds a
+/// plugin crate's library only next to itself, so it gets a prebuilt one.
+fn webhooks_folder(db: &TestDb) -> PathBuf {
+    let dir = db.dir.path().join("plugins");
+    std::fs::create_dir_all(&dir).expect("a plugin folder");
+    let file = format!(
+        "{}app_plugin_webhooks{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let built = app_binary().parent().expect("target dir").join(&file);
+    std::fs::copy(&built, dir.join(&file)).expect("copying the webhooks library");
+    dir
+}
+
+/// Options for test-app with webhooks posting to `receiver`; `extra` goes
+/// into `[deliveries]`.
+fn options(db: &TestDb, receiver: &Receiver, extra: &str) -> Options {
+    let config = format!(
+        "[plugins.webhooks]\nurl = \"{}\"\nsecret = \"{SECRET}\"\ntimeout_ms = 2000\n\n\
+         [deliveries]\nbackoff_ms = 50\npoll_ms = 100\nlease_ms = 3000\ntimeout_ms = 2500\n{extra}\n",
+        receiver.url
+    );
+    Options::default()
+        .config(&config)
+        .env("APP_PLUGINS_DIR", webhooks_folder(db).to_str().unwrap())
+}
+
+fn start(backend: Backend, receiver: &Receiver, extra: &str) -> TestApp {
+    let db = Arc::new(TestDb::create(backend));
+    let options = options(&db, receiver, extra);
+    TestApp::start_on(db, &options)
+}
+
+/// Waits (bounded) until `done`.
+#[track_caller]
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "waited {DEADLINE:?} for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// `status:attempts` of `plugin`'s deliveries, by id.
+fn deliveries(db: &TestDb, plugin: &str) -> Vec<String> {
+    db.column(&format!(
+        "SELECT status || ':' || attempts FROM outbox_deliveries WHERE plugin = '{plugin}' ORDER BY id"
+    ))
+}
+
+fn delivered(db: &TestDb, plugin: &str) -> i64 {
+    db.count(&format!(
+        "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = '{plugin}' AND status = 'delivered'"
+    ))
+}
+
+/// Event ids, by id.
+fn event_keys(db: &TestDb) -> Vec<String> {
+    db.column("SELECT event_key FROM outbox_events ORDER BY id")
+}
+
+/// Event ids in the order the webhooks plugin must get them: by recording
+/// transaction, then by id (see the outbox migration).
+fn delivery_order(db: &TestDb) -> Vec<String> {
+    db.column(
+        "SELECT e.event_key FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
+         WHERE d.plugin = 'webhooks' ORDER BY d.txid, d.event_id",
+    )
+}
+
+fn hmac_hex(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+e2e! {
+    fn a_committed_event_is_posted_signed_with_its_id_as_key(backend) {
+        let receiver = Receiver::start();
+        let app = start(backend, &receiver, "");
+        let ada = app.create_user("ada");
+        wait_until("the delivery", || delivered(&app.db, "webhooks") == 1);
+        let got = receiver.received();
+        assert_eq!(got.len(), 1, "{got:?}");
+        let r = &got[0];
+        assert_eq!(r.signature, format!("sha256={}", hmac_hex(&r.body)));
+        assert_ne!(r.signature, format!("sha256={}", hmac_hex(b"{}")));
+        assert_eq!(event_keys(&app.db), [r.key.as_str()]);
+        assert_eq!(r.json["id"], r.key.as_str());
+        assert_eq!(r.json["event"], "user.created");
+        assert_eq!(r.json["data"], ada);
+        assert_eq!(r.attempt, "1");
+        assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:1"]);
+
+        // A modification carries both sides.
+        let patch = json!({"display_name": "Ada L."});
+        expect(200, app.patch(&format!("/api/users/{}", id(&ada)), ADMIN, patch));
+        wait_until("the second delivery", || delivered(&app.db, "webhooks") == 2);
+        let got = receiver.received();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].json["event"], "user.modified");
+        assert_eq!(got[1].json["data"]["before"]["display_name"], json!(null));
+        assert_eq!(got[1].json["data"]["after"]["display_name"], "Ada L.");
+        assert_ne!(got[1].key, got[0].key);
+    }
+
+    fn a_rolled_back_operation_delivers_nothing(backend) {
+        let receiver = Receiver::start();
+        let app = start(backend, &receiver, "");
+        // `failing` vetoes it after the event was recorded: all rolls back.
+        let body = json!({"username": "fail-x", "email": "fail-x@example.org"});
+        expect_error(500, "hook_failed", app.post("/api/users", ADMIN, body));
+        app.create_user("kept");
+        wait_until("the delivery", || delivered(&app.db, "webhooks") == 1);
+        let got = receiver.received();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].json["data"]["username"], "kept");
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox_events"), 1);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox_deliveries"), 1);
+    }
+
+    fn a_receiver_failing_three_times_gets_one_delivery_in_four_attempts(backend) {
+        let receiver = Receiver::scripted(|n| Answer::Status(if n < 3 { 500 } else { 200 }));
+        let app = start(backend, &receiver, "");
+        app.create_user("ada");
+        wait_until("the delivery", || delivered(&app.db, "webhooks") == 1);
+        let got = receiver.received();
+        assert_eq!(got.len(), 4, "{got:?}");
+        let keys: BTreeSet<&str> = got.iter().map(|r| r.key.as_str()).collect();
+        assert_eq!(keys.len(), 1, "one key on every attempt: {keys:?}");
+        assert_eq!(event_keys(&app.db), [got[0].key.clone()]);
+        let attempts: Vec<&str> = got.iter().map(|r| r.attempt.as_str()).collect();
+        assert_eq!(attempts, ["1", "2", "3", "4"]);
+        assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:4"]);
+        // Backoff: each retry waited longer than half its doubled delay.
+        for (i, pair) in got.windows(2).enumerate() {
+            let waited = pair[1].at - pair[0].at;
+            let floor = Duration::from_millis(25 << i);
+            assert!(waited >= floor, "retry {} after {waited:?}, before {floor:?}", i + 1);
+        }
+    }
+
+    fn an_always_failing_receiver_goes_dead_and_the_retry_endpoint_delivers_it(backend) {
+        let receiver = Receiver::scripted(|_| Answer::Status(503));
+        let db = Arc::new(TestDb::create(backend));
+        let options = options(&db, &receiver, "max_attempts = 3").env(AFTER_COMMIT_ENV, "1");
+        let app = TestApp::start_on(db, &options);
+        app.create_user("bob");
+        let dead = || expect(200, app.get("/api/admin/deliveries?status=dead", ADMIN));
+        wait_until("the dead delivery", || dead()["total"] == 1);
+        let page = dead();
+        let d = &page["deliveries"][0];
+        assert_eq!(d["plugin"], "webhooks");
+        assert_eq!(d["attempts"], 3);
+        assert_eq!(d["event"], "user.created");
+        assert!(d["last_error"].as_str().unwrap().contains("503"), "{d}");
+        assert_eq!(receiver.received().len(), 3);
+        // Another plugin's delivery of the same event went through.
+        wait_until("after's delivery", || delivered(&app.db, "after") == 1);
+        let plugins = expect(200, app.get("/api/admin/plugins", ADMIN));
+        let counts = |name: &str| {
+            plugins["plugins"].as_array().unwrap().iter()
+                .find(|p| p["name"] == name).unwrap()["deliveries"].clone()
+        };
+        assert_eq!(counts("webhooks"), json!({"pending": 0, "dead": 1, "delivered": 0}));
+        assert_eq!(counts("after"), json!({"pending": 0, "dead": 0, "delivered": 1}));
+        assert_eq!(counts("recorder"), json!({"pending": 0, "dead": 0, "delivered": 0}));
+
+        let retry = format!("/api/admin/deliveries/{}/retry", d["id"]);
+        expect_error(403, "forbidden", app.post(&retry, USER, json!({})));
+        expect_error(422, "invalid", app.get("/api/admin/deliveries?status=lost", ADMIN));
+        receiver.set(|_| Answer::Status(200));
+        let retried = expect(200, app.post(&retry, ADMIN, json!({})));
+        assert_eq!(retried["status"], "pending");
+        wait_until("the retried delivery", || delivered(&app.db, "webhooks") == 1);
+        let got = receiver.received();
+        assert_eq!(got.len(), 4);
+        assert!(got.iter().all(|r| r.key == d["event_id"].as_str().unwrap()));
+        assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:1"]);
+        expect_error(409, "conflict", app.post(&retry, ADMIN, json!({})));
+        expect_error(404, "not_found", app.post("/api/admin/deliveries/9999/retry", ADMIN, json!({})));
+
+        assert_eq!(expect(200, app.get("/api/admin/deliveries", ADMIN))["total"], 2);
+        let listed = expect(200, app.get("/api/admin/deliveries?status=delivered&limit=1", ADMIN));
+        assert_eq!(listed["total"], 2);
+        assert_eq!(listed["deliveries"].as_array().unwrap().len(), 1);
+        let cli = Options::default().args(&["deliveries", "list", "--status", "delivered"]);
+        let (status, output) = run_to_exit(&app.db, &cli);
+        assert!(status.success(), "{output}");
+        assert!(output.contains("2 of 2"), "{output}");
+        for plugin in ["webhooks", "after"] {
+            assert!(output.lines().any(|l| l.contains(plugin) && l.contains("user.created")), "{output}");
+        }
+    }
+
+    fn a_delivery_killed_in_flight_is_delivered_after_restart(backend) {
+        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        let db = Arc::new(TestDb::create(backend));
+        let options = options(&db, &receiver, "");
+        let mut app = TestApp::start_on(db.clone(), &options);
+        app.create_user("ada"); // committed: 201
+        receiver.wait_for(1); // in flight, never answered
+        app.proc.signal("KILL");
+        app.proc.wait_exit();
+        drop(app);
+        assert_eq!(deliveries(&db, "webhooks"), ["pending:0"]);
+        let again = TestApp::start_on(db.clone(), &options);
+        wait_until("the delivery after the restart", || delivered(&db, "webhooks") == 1);
+        let got = receiver.received();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].key, got[1].key);
+        assert_eq!(event_keys(&db), [got[1].key.clone()]);
+        assert_eq!(deliveries(&db, "webhooks"), ["delivered:1"]);
+        drop(again);
+    }
+
+    fn a_panicking_after_commit_hook_is_retried_and_the_app_lives(backend) {
+        let options = Options::default()
+            .env(AFTER_COMMIT_ENV, "1")
+            .config("[deliveries]\nbackoff_ms = 50\npoll_ms = 100\n");
+        let app = TestApp::start_with(backend, options);
+        app.create_user("after-panic-1");
+        wait_until("the delivery", || delivered(&app.db, "after") == 1);
+        assert_eq!(deliveries(&app.db, "after"), ["delivered:3"]);
+        // The panicking attempts' writes rolled back with their unit of work.
+        let seen = app.db.column("SELECT attempt || ':' || username FROM plugin_after_seen");
+        assert_eq!(seen, ["3:after-panic-1"]);
+        expect(200, app.get("/health", None));
+        app.create_user("calm");
+        wait_until("the next delivery", || delivered(&app.db, "after") == 2);
+        assert_eq!(deliveries(&app.db, "after"), ["delivered:3", "delivered:1"]);
+        let output = app.proc.output.text();
+        assert_eq!(output.matches("delivery failed, retrying").count(), 2, "{output}");
+    }
+
+    fn an_attempt_overrunning_its_time_limit_is_retried(backend) {
+        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        // The plugin's own limit (webhooks' timeout_ms = 2000) is longer:
+        // the app's cuts the attempt short.
+        let app = start(backend, &receiver, "[deliveries.webhooks]\ntimeout_ms = 300");
+        app.create_user("ada");
+        wait_until("the delivery", || delivered(&app.db, "webhooks") == 1);
+        assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:2"]);
+        let got = receiver.received();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].key, got[1].key);
+        let output = app.proc.output.text();
+        assert!(output.contains("the hook overran its time limit of 300ms"), "{output}");
+    }
+
+    fn delivered_events_are_pruned_after_the_retention_and_dead_ones_kept(backend) {
+        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let app = start(backend, &receiver, "max_attempts = 1\nretention_s = 1");
+        app.create_user("dead");
+        app.create_user("kept");
+        wait_until("both settled", || deliveries(&app.db, "webhooks") == ["dead:1", "delivered:1"]);
+        wait_until("the delivered event pruned", || {
+            app.db.count("SELECT COUNT(*) FROM outbox_events") == 1
+        });
+        assert_eq!(deliveries(&app.db, "webhooks"), ["dead:1"]);
+        let dead = expect(200, app.get("/api/admin/deliveries", ADMIN));
+        assert_eq!(dead["total"], 1);
+        assert_eq!(dead["deliveries"][0]["status"], "dead");
+    }
+
+    fn events_reach_a_plugin_in_commit_order(backend) {
+        let receiver = Receiver::start();
+        let app = start(backend, &receiver, "");
+        // The recorder test plugin creates its table on first use: once,
+        // before writers race (concurrent CREATE TABLE IF NOT EXISTS
+        // conflict on PostgreSQL).
+        app.create_user("first");
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let client = app.client.clone();
+                s.spawn(move || {
+                    for i in 0..8 {
+                        client.create_user(&format!("u{t}x{i}"));
+                    }
+                });
+            }
+        });
+        wait_until("33 deliveries", || delivered(&app.db, "webhooks") == 33);
+        let got = receiver.received();
+        let keys: Vec<String> = got.iter().map(|r| r.key.clone()).collect();
+        assert_eq!(keys, delivery_order(&app.db), "no event overtook another");
+        // Each thread's users, created one after the other (each committed
+        // before the next began), arrive in that order.
+        for t in 0..4 {
+            let names: Vec<String> = got.iter()
+                .filter_map(|r| r.json["data"]["username"].as_str())
+                .filter(|n| n.starts_with(&format!("u{t}x")))
+                .map(str::to_owned)
+                .collect();
+            let created: Vec<String> = (0..8).map(|i| format!("u{t}x{i}")).collect();
+            assert_eq!(names, created);
+        }
+    }
+}
+
+/// Three instances on one PostgreSQL database; the one delivering is
+/// killed with a request in flight. Every event is delivered; those it had
+/// sent but not yet recorded as delivered (the one cut short, and those of
+/// its batch before it) are sent again, once, with the same key; the rest
+/// once; all in commit order.
+#[test]
+fn three_instances_share_the_outbox_and_survive_one_killed() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let receiver = Receiver::scripted(|n| {
+        if n == 4 {
+            Answer::Hang
+        } else {
+            Answer::Status(200)
+        }
+    });
+    let db = Arc::new(TestDb::create(backend));
+    let options = options(&db, &receiver, "");
+    let mut apps: Vec<TestApp> = (0..3)
+        .map(|_| TestApp::start_on(db.clone(), &options))
+        .collect();
+    for i in 0..30 {
+        apps[i % 3].create_user(&format!("user{i}"));
+    }
+    let hung = receiver.wait_for(5)[4].key.clone();
+    let owner = db.column(&format!(
+        "SELECT d.lease_owner FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
+         WHERE e.event_key = '{hung}'"
+    ));
+    let owner = format!("instance={}", owner[0]);
+    let victim = apps
+        .iter()
+        .position(|a| a.proc.output.text().contains(&owner))
+        .unwrap_or_else(|| panic!("no instance logged {owner}"));
+    let mut killed = apps.remove(victim);
+    killed.proc.signal("KILL");
+    killed.proc.wait_exit();
+    // Nothing moves until its claim's lease ends: the head is its.
+    let sent: Vec<String> = receiver.received().into_iter().map(|r| r.key).collect();
+    let done: BTreeSet<String> = db
+        .column(
+            "SELECT e.event_key FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
+             WHERE d.status = 'delivered'",
+        )
+        .into_iter()
+        .collect();
+    receiver.set(|_| Answer::Status(200));
+    wait_until("30 deliveries", || delivered(&db, "webhooks") == 30);
+
+    let got = receiver.received();
+    let again: Vec<&String> = sent.iter().filter(|k| !done.contains(*k)).collect();
+    assert!(again.contains(&&hung), "{again:?}");
+    assert_eq!(got.len(), 30 + again.len(), "sent again: {again:?}");
+    assert!(got.iter().all(|r| r.json["id"] == r.key.as_str()));
+    let keys: BTreeSet<&str> = got.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(keys, event_keys(&db).iter().map(String::as_str).collect());
+    let order = delivery_order(&db);
+    assert_eq!(sent, order[..sent.len()], "commit order before the kill");
+    let after: Vec<&String> = got[sent.len()..].iter().map(|r| &r.key).collect();
+    let expected: Vec<&String> = order.iter().filter(|k| !done.contains(*k)).collect();
+    assert_eq!(
+        after, expected,
+        "commit order after it, from the first not done"
+    );
+    assert_eq!(
+        deliveries(&db, "webhooks")
+            .iter()
+            .filter(|d| *d == "delivered:1")
+            .count(),
+        30
+    );
+}
+
+/// Unconfigured, the shipped webhooks plugin fails at startup saying what
+/// to set; the app and the other plugins run, and nothing is recorded for it.
+#[test]
+fn webhooks_without_a_url_fails_alone_at_startup() {
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap());
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    let status = |name: &str| {
+        report["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {report}"))["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        status("webhooks").contains("set `url` in [plugins.webhooks]"),
+        "{report}"
+    );
+    assert_eq!(status("audit_log"), "loaded");
+    app.create_user("ada");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox_events"), 0);
+}
+
+/// A time limit as long as the lease would let no attempt start: refused
+/// at startup, naming both keys.
+#[test]
+fn a_lease_not_longer_than_the_time_limit_stops_startup() {
+    let receiver = Receiver::start();
+    let db = TestDb::create(Backend::Sqlite);
+    let options = options(&db, &receiver, "[deliveries.webhooks]\ntimeout_ms = 3000");
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains("lease_ms (3000) must be longer than plugin webhooks's timeout_ms (3000)"),
+        "{output}"
+    );
+}

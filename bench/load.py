@@ -319,8 +319,11 @@ def measure_http(quick: bool) -> dict:
             work = Path(tmp)
             db = Database("sqlite", work)
             bare_port = free_port()
+            # The shipped webhooks plugin needs somewhere to post (GETs post nothing).
+            receiver = Receiver()
             app = App(BENCH_APP, work, database=db, plugins_dir=shipped_plugins(BENCH_APP, work),
-                      env={"BENCH_BARE_LISTEN": f"127.0.0.1:{bare_port}", "RUST_LOG": rust_log})
+                      env={"BENCH_BARE_LISTEN": f"127.0.0.1:{bare_port}", "RUST_LOG": rust_log,
+                           "APP_CONFIG": str(webhooks_config(work, receiver))})
             try:
                 app.check_loaded(SHIPPED + ["bench"])
                 runs: dict[str, list[dict]] = {t: [] for t, _, _ in HTTP_TARGETS}
@@ -332,6 +335,7 @@ def measure_http(quick: bool) -> dict:
                                                 connections=connections, port=port))
             finally:
                 app.stop()
+                receiver.stop()
         summary = {
             t: {
                 "rps": median_of(r, "rps"),

@@ -28,6 +28,15 @@ from pathlib import Path
 import load
 
 OPEN_SPACES = 3
+# The in-transaction plugins are what collide; webhooks (after commit) is
+# measured by bench/deliveries.py.
+IN_TRANSACTION = [p for p in load.SHIPPED if p != "webhooks"]
+
+
+def no_webhooks(work: Path) -> dict[str, str]:
+    config = work / "no-webhooks.toml"
+    config.write_text('[plugins]\ndisabled = ["webhooks"]\n')
+    return {"APP_CONFIG": str(config)}
 
 
 def contention_run(kind: str, instances: int, pg: str | None, duration: float,
@@ -38,9 +47,10 @@ def contention_run(kind: str, instances: int, pg: str | None, duration: float,
         apps = []
         try:
             plugins = load.shipped_plugins(load.APP, work)
-            apps = [load.App(load.APP, work, database=db, plugins_dir=plugins)
+            apps = [load.App(load.APP, work, database=db, plugins_dir=plugins,
+                             env=no_webhooks(work))
                     for _ in range(instances)]
-            apps[0].check_loaded(load.SHIPPED)
+            apps[0].check_loaded(IN_TRANSACTION)
             for i in range(OPEN_SPACES):
                 status, _ = apps[0].request("POST", "/api/spaces",
                                             {"name": f"lobby {i}", "access": "open"})
@@ -106,7 +116,7 @@ def measure_deletion(quick: bool) -> dict:
             work = Path(tmp)
             db = load.Database("sqlite", work)
             app = load.App(load.APP, work, database=db,
-                           plugins_dir=load.shipped_plugins(load.APP, work))
+                           plugins_dir=load.shipped_plugins(load.APP, work), env=no_webhooks(work))
             try:
                 _, space = app.request("POST", "/api/spaces",
                                        {"name": "big", "access": "confidential"})
@@ -121,7 +131,8 @@ def measure_deletion(quick: bool) -> dict:
                         "INSERT INTO memberships (space_id, user_id, role, created_at) "
                         "SELECT ?, id, 'reader', 'now' FROM users", (space["id"],))
                 app = load.App(load.APP, work, database=db,
-                               plugins_dir=load.shipped_plugins(load.APP, work))
+                               plugins_dir=load.shipped_plugins(load.APP, work),
+                               env=no_webhooks(work))
                 started = time.perf_counter()
                 status, _ = app.request("DELETE", f"/api/spaces/{space['id']}")
                 elapsed = time.perf_counter() - started

@@ -5,26 +5,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use common::*;
 use hooks_core::prelude::*;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Span events (`new` / `close`) while the returned guard lives, at `level`
 /// and above, on this thread.
@@ -61,7 +48,7 @@ impl<Guard> Spans<Guard> {
     /// (`hook{..}:hookimpl{..}`), or `close <span>` with the closed span
     /// and all its fields.
     fn events(&self) -> Vec<String> {
-        let text = String::from_utf8(self.capture.0.lock().unwrap().clone()).unwrap();
+        let text = self.capture.text();
         text.lines()
             .map(|line| {
                 let (_level, rest) = line.split_once(' ').unwrap();

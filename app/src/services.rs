@@ -349,6 +349,16 @@ impl AppServices {
 
 #[async_trait]
 impl Services for AppServices {
+    async fn authorize(
+        &self,
+        ctx: &HookContext,
+        action: Action,
+        resource: Resource,
+    ) -> Result<(), ApiError> {
+        let hidden = || ApiError::new(404, "not_found", "no such resource");
+        self.allow(ctx, action, resource, hidden).await
+    }
+
     async fn create_user(&self, ctx: &HookContext, new: NewUser) -> Result<User, ApiError> {
         self.allow(ctx, Action::CreateUser, Resource::Users, forbidden)
             .await?;

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
+use crate::authz::{Action, Resource};
 use crate::error::ApiError;
 use crate::http::Page;
 use crate::model::{
@@ -237,6 +238,21 @@ impl std::fmt::Debug for HookContext {
 /// work and fires the corresponding hooks, as the API does.
 #[async_trait]
 pub trait Services: Send + Sync {
+    /// Asks `authorize` whether `ctx`'s actor may do `action` to
+    /// `resource`: for a plugin's own resources (the core operations ask by
+    /// themselves). Inside a hook, with the application's authority, it
+    /// allows everything.
+    ///
+    /// # Errors
+    /// 403 naming the action when refused, 404 when the caller may not even
+    /// see the resource.
+    async fn authorize(
+        &self,
+        ctx: &HookContext,
+        action: Action,
+        resource: Resource,
+    ) -> Result<(), ApiError>;
+
     /// Creates a user; fires `on_user_created`.
     async fn create_user(&self, ctx: &HookContext, new: NewUser) -> Result<User, ApiError>;
     /// One user.

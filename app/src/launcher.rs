@@ -1,5 +1,13 @@
 //! `app`: checks that the app binary beside it (`app-main`) can start with
 //! the SDK library it would load, then becomes it (`exec`, same process).
+//! Started by `cargo run`, it first builds the whole workspace.
+//!
+//! Why build: `cargo run` builds only the package it runs (this launcher),
+//! never `app-main` nor the plugin crates in `plugins/`, so a fresh clone
+//! would have nothing to start and an edited plugin would start as it was
+//! before the edit. A plain `cargo build` at the workspace root builds the
+//! app and every plugin together (the one build ARCHITECTURE.md asks for),
+//! and does nothing when nothing changed.
 //!
 //! Why: the app links the SDK dylib (`libhookspecs.so`), whose file name
 //! carries no hash. A cargo command that rebuilds the SDK without relinking
@@ -25,10 +33,16 @@ fn is_rust_library(name: &str) -> bool {
 }
 
 fn main() -> ExitCode {
-    let real = match std::env::current_exe() {
-        Ok(exe) => exe.with_file_name(REAL),
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
         Err(e) => return fail(&format!("cannot find the running binary: {e}")),
     };
+    if let Some(cargo) = started_by_cargo_run() {
+        if let Err(why) = build_workspace(&cargo, &exe) {
+            return fail(&why);
+        }
+    }
+    let real = exe.with_file_name(REAL);
     if !real.is_file() {
         return fail(&format!(
             "{} is missing: run `cargo build` at the workspace root (or copy it from the package)",
@@ -45,6 +59,63 @@ fn main() -> ExitCode {
         .args(args)
         .exec();
     fail(&format!("cannot run {}: {error}", real.display()))
+}
+
+/// The cargo that ran this binary with `cargo run` in this workspace, if
+/// it did: cargo sets these variables for the program it runs. The end-to-end
+/// tests, which start the binary from a test process, have another package
+/// name there; a packaged app has none.
+fn started_by_cargo_run() -> Option<OsString> {
+    let ours = std::env::var_os("CARGO_PKG_NAME")? == env!("CARGO_PKG_NAME")
+        && std::env::var_os("CARGO_MANIFEST_DIR")? == env!("CARGO_MANIFEST_DIR");
+    ours.then(|| std::env::var_os("CARGO"))?
+}
+
+/// `cargo build` at the workspace root, for the profile (and target, if
+/// one was given) this binary was built for: the folders around it say which.
+fn build_workspace(cargo: &OsString, exe: &Path) -> Result<(), String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("the app crate has no parent folder")?;
+    let profile_dir = exe.parent().ok_or("the binary has no folder")?;
+    // target/[<triple>/]<profile>/app; cargo marks its target root.
+    let root = profile_dir
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .ok_or_else(|| format!("{} is not in a cargo target folder", exe.display()))?;
+    let mut build = std::process::Command::new(cargo);
+    build.arg("build").arg("--target-dir").arg(root);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => {}
+        Some(profile) => {
+            build.args(["--profile", profile]);
+        }
+        None => return Err(format!("{} has no profile folder", exe.display())),
+    }
+    if let Some(triple) = profile_dir.parent().filter(|dir| *dir != root) {
+        build
+            .arg("--target")
+            .arg(triple.file_name().unwrap_or_default());
+    }
+    // The variables cargo set for this program would reach build scripts
+    // that watch them, which would then rerun on every plain `cargo build`.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_MANIFEST_") {
+            build.env_remove(&*key);
+        }
+    }
+    let status = build
+        .current_dir(workspace)
+        .status()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err("cargo build of the workspace failed (its errors are above)".into())
+    }
 }
 
 fn fail(why: &str) -> ExitCode {

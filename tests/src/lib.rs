@@ -153,9 +153,67 @@ pub fn app_binary() -> PathBuf {
     built().join("app")
 }
 
-/// The workspace's `plugins/` folder.
+/// The workspace's `plugins/` folder, with whatever a user added to it.
 pub fn workspace_plugins() -> PathBuf {
     workspace().join("plugins")
+}
+
+/// The plugins this repository ships in `plugins/`: what the tests mean to
+/// run, whatever else a user put beside them.
+pub const SHIPPED: [&str; 7] = [
+    "api_keys",
+    "audit_log",
+    "autoinvite",
+    "child_removal",
+    "hello_world",
+    "parent_access",
+    "webhooks",
+];
+
+/// A plugin folder holding the [`SHIPPED`] plugin crates and nothing else,
+/// for `APP_PLUGINS_DIR`: their manifests, since the app takes a crate
+/// folder's library from beside its binary, where `cargo build` put it.
+pub fn shipped_plugins() -> PathBuf {
+    static FOLDER: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FOLDER
+        .get_or_init(|| {
+            let folder = built().join("shipped-plugins");
+            for name in SHIPPED {
+                let crate_dir = format!("app_plugin_{name}");
+                let to = folder.join(&crate_dir);
+                std::fs::create_dir_all(&to).expect("creating the shipped plugin folder");
+                std::fs::copy(
+                    workspace_plugins().join(&crate_dir).join("Cargo.toml"),
+                    to.join("Cargo.toml"),
+                )
+                .expect("copying a shipped plugin's manifest");
+            }
+            folder
+        })
+        .clone()
+}
+
+/// Copies the workspace's sources (not target/, not .git, nothing a run
+/// leaves) into `to`.
+pub fn copy_sources(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("reading the sources") {
+        let entry = entry.expect("reading the sources");
+        let name = entry.file_name();
+        if [".git", "target", ".venv", "results", "data", "dist"]
+            .iter()
+            .any(|n| name == *n)
+        {
+            continue;
+        }
+        let path = entry.path();
+        let kind = entry.file_type().expect("a file type");
+        if kind.is_dir() {
+            std::fs::create_dir(to.join(&name)).expect("creating a folder");
+            copy_sources(&path, &to.join(&name));
+        } else if kind.is_file() {
+            std::fs::copy(&path, to.join(&name)).expect("copying a file");
+        }
+    }
 }
 
 /// Which database the app runs on.
@@ -476,9 +534,15 @@ impl Proc {
     /// Reads stdout until `listening on http://ADDR`; fails (with the output
     /// so far) after [`DEADLINE`] or if the process ends first.
     pub fn wait_listening(&self) -> String {
+        self.wait_listening_within(DEADLINE)
+    }
+
+    /// [`wait_listening`](Self::wait_listening), waiting up to `deadline`
+    /// (a start that builds first).
+    pub fn wait_listening_within(&self, deadline: Duration) -> String {
         let start = Instant::now();
         loop {
-            let left = DEADLINE.saturating_sub(start.elapsed());
+            let left = deadline.saturating_sub(start.elapsed());
             match self.stdout_lines.recv_timeout(left) {
                 Ok(line) => {
                     if let Some(at) = line.find("listening on http://") {
@@ -587,15 +651,8 @@ impl TestApp {
 
     /// Waits until `proc` listens.
     pub fn wait_up(proc: Proc, db: Arc<TestDb>) -> TestApp {
-        let base = proc.wait_listening();
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(30))
-            .build();
-        TestApp {
-            proc,
-            client: Client { base, agent },
-            db,
-        }
+        let client = Client::new(proc.wait_listening());
+        TestApp { proc, client, db }
     }
 
     /// The data directory.
@@ -610,6 +667,14 @@ impl TestApp {
 }
 
 impl Client {
+    /// A client of the app at `base` (`http://127.0.0.1:PORT`).
+    pub fn new(base: String) -> Client {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(30))
+            .build();
+        Client { base, agent }
+    }
+
     /// Any request: `body` is sent as is (`None`: no body). Answers the
     /// status and the JSON body (`Null` if empty).
     #[track_caller]

@@ -19,7 +19,7 @@ impl World {
     fn new(backend: Backend) -> World {
         let options = Options::default()
             .real_app()
-            .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap());
+            .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap());
         let app = TestApp::start_with(backend, options);
         let mut keys = Vec::new();
         for name in ["alice", "bob", "carol", "dave"] {

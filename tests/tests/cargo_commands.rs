@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 
-use e2e_tests::{app_binary, cargo, workspace};
+use e2e_tests::{app_binary, cargo, copy_sources, workspace};
 use serde_json::Value;
 
 /// The packages of the SDK: hookspecs and everything it is built from.
@@ -156,27 +156,6 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Copies the workspace's sources (not target/, not .git) into `to`.
-fn copy_sources(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if [".git", "target", ".venv", "results", "data", "dist"]
-            .iter()
-            .any(|n| name == *n)
-        {
-            continue;
-        }
-        let path = entry.path();
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir(to.join(&name)).unwrap();
-            copy_sources(&path, &to.join(&name));
-        } else if entry.file_type().unwrap().is_file() {
-            std::fs::copy(&path, to.join(&name)).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn instances(backend: Backend) -> Vec<TestApp> {
     let options = Options::default()
         .real_app()
         .config(CONFIG)
-        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap());
+        .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap());
     let n = if backend == Backend::Postgres { 3 } else { 1 };
     (0..n)
         .map(|_| TestApp::start_on(db.clone(), &options))
@@ -241,7 +241,7 @@ e2e! {
         let options = Options::default()
             .real_app()
             .config(CONFIG)
-            .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap());
+            .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap());
         let mut app = TestApp::start_on(db.clone(), &options);
         for n in 0..2 {
             expect(201, open_space(&app.client, &format!("lobby{n}"), None));

@@ -397,7 +397,7 @@ fn three_instances_share_the_outbox_and_survive_one_killed() {
 fn webhooks_without_a_url_fails_alone_at_startup() {
     let options = Options::default()
         .real_app()
-        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap());
+        .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap());
     let app = TestApp::start_with(Backend::Sqlite, options);
     let report = expect(200, app.get("/api/admin/plugins", ADMIN));
     let status = |name: &str| {

@@ -58,7 +58,7 @@ fn built_hello_world() -> PathBuf {
 #[test]
 fn hello_world_is_built_with_the_app_and_loaded_from_plugins() {
     let app = start(
-        &workspace_plugins(),
+        &shipped_plugins(),
         "[plugins.hello_world]\ngreeting = \"Bonjour tout le monde\"\n",
     );
     let log = app.proc.output.text();

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 fn start(backend: Backend) -> TestApp {
     let options = Options::default()
         .real_app()
-        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap());
+        .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap());
     TestApp::start_with(backend, options)
 }
 
@@ -100,7 +100,7 @@ e2e! {
 fn options() -> Options {
     Options::default()
         .real_app()
-        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap())
 }
 
 fn kinds(app: &TestApp, query: &str) -> Vec<String> {

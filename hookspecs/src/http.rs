@@ -65,9 +65,10 @@ pub struct Reply {
     pub status: u16,
     /// JSON body (`Value::Null` for none).
     pub body: Value,
-    /// For a page of a list: the cursor of the next page, if there is one
-    /// (answered as a `Link: <...?after=N>; rel="next"` header).
-    pub next: Option<i64>,
+    /// For a page of a list: the next page, if there is one (answered as a
+    /// `Link: <path?limit=N&after=ID>; rel="next"` header, which carries no
+    /// other query parameter).
+    pub next: Option<Page>,
 }
 
 impl Reply {
@@ -111,7 +112,10 @@ impl Reply {
             serde_json::to_value(items).map_err(|e| ApiError::internal(format!("reply: {e}")))?;
         let full = items.len() >= page.limit as usize;
         Ok(Reply {
-            next: items.last().filter(|_| full).map(key),
+            next: items.last().filter(|_| full).map(|last| Page {
+                after: Some(key(last)),
+                limit: page.limit,
+            }),
             ..Reply::ok(body)
         })
     }
@@ -580,11 +584,11 @@ impl Routes {
         Fut: Future<Output = Result<R, ApiError>> + Send + 'static,
         R: Into<Reply>,
     {
-        if !path.starts_with('/') || path.contains("//") || path.contains(['?', '#', '*']) {
+        if let Err(reason) = check_path(path) {
             return Err(RouteError::InvalidPath {
                 plugin: self.plugin.clone(),
                 path: path.to_owned(),
-                reason: "a route path starts with `/` and holds no `//`, `?`, `#` or `*`",
+                reason,
             });
         }
         let full = format!("/plugins/{}{}", self.plugin, path.trim_end_matches('/'));
@@ -595,5 +599,61 @@ impl Routes {
             self.guard,
             handler,
         ))
+    }
+}
+
+/// Why `path` cannot be a plugin route's path, if it cannot. The syntax of
+/// other routers (`{id}`, `<id>`, `*rest`) would otherwise be taken
+/// literally and never match.
+fn check_path(path: &str) -> Result<(), &'static str> {
+    const PARAMETER: &str = "a path parameter is a whole segment written `:name` (letters, \
+                             digits, `_`), as in `/greetings/:id` (not `{id}`, `<id>` or `*`)";
+    if !path.starts_with('/') || path.contains("//") || path.contains(['?', '#']) {
+        return Err("a route path starts with `/` and holds no `//`, `?` or `#`");
+    }
+    let is_name = |name: &str| {
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    for segment in path.split('/').skip(1) {
+        let literal = !segment.contains([':', '{', '}', '<', '>', '*']);
+        if !literal && !segment.strip_prefix(':').is_some_and(is_name) {
+            return Err(PARAMETER);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_path;
+
+    #[test]
+    fn route_paths_take_colon_parameters_and_refuse_other_routers_syntax() {
+        for good in [
+            "/",
+            "/hello",
+            "/greetings/:id",
+            "/a/:space_id/b/:user_id",
+            "/x/",
+        ] {
+            assert_eq!(check_path(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "/greetings/{id}",
+            "/greetings/<id>",
+            "/files/*rest",
+            "/a/:",
+            "/a/x:y",
+            "/a/:b-c",
+        ] {
+            let why = check_path(bad).expect_err(bad);
+            assert!(why.contains("`/greetings/:id`"), "{bad}: {why}");
+        }
+        for bad in ["hello", "/a//b", "/a?b", "/a#b"] {
+            assert!(
+                check_path(bad).expect_err(bad).contains("starts with `/`"),
+                "{bad}"
+            );
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use futures::FutureExt;
 use hookspecs::host::{self, RequestParts};
-use hookspecs::{ApiError, Guard, HookContext, Identity, Method, Reply, RouteDef};
+use hookspecs::{ApiError, Guard, HookContext, Identity, Method, Page, Reply, RouteDef};
 use serde_json::{Value, json};
 
 use super::router::Match;
@@ -346,20 +346,15 @@ fn decode_component(component: &str) -> String {
         .into_owned()
 }
 
-/// The `Link` header naming the page after `after`: the same request with
-/// `after` replaced.
-fn next_link(head: &Head, after: i64) -> String {
-    let kept = head
-        .query
-        .as_deref()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|kv| !kv.is_empty() && !kv.starts_with("after="));
-    let query: Vec<String> = kept
-        .map(str::to_owned)
-        .chain([format!("after={after}")])
-        .collect();
-    format!("<{}?{}>; rel=\"next\"", head.path, query.join("&"))
+/// The `Link` header naming the next page: the same path, with the page's
+/// own parameters only (never what else the client put in the query).
+fn next_link(head: &Head, next: Page) -> String {
+    format!(
+        "<{}?limit={}&after={}>; rel=\"next\"",
+        head.path,
+        next.limit,
+        next.after.unwrap_or_default()
+    )
 }
 
 /// Any error, as the client sees it. A 500 says only that something failed

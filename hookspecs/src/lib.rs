@@ -88,7 +88,12 @@ pub mod prelude {
         Access, AccessCheck, Action, ApiError, AppHooks, Change, Decision, Delivery, HookContext,
         Identity, Membership, Page, Reply, Request, Resource, Role, Services, Space, Startup, User,
     };
+    /// A hook's error is an `anyhow::Error`: `anyhow!`, `bail!`, `ensure!`
+    /// and `.context(...)` build one.
+    pub use hooks_core::anyhow::{self, Context as _, anyhow, bail, ensure};
     pub use hooks_core::prelude::*;
     pub use serde_json::json;
+    /// `row.get("column")` on what a plugin's own query returns.
+    pub use sqlx::Row;
     pub use {serde, serde_json, sqlx, tokio, tracing};
 }

@@ -3,13 +3,25 @@
 
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-/// Now, UTC, RFC 3339: how the application stores times.
+/// Now, UTC, RFC 3339 with microseconds (`2026-12-05T07:10:25.082212Z`):
+/// how the application stores times. Always the same width, so that times
+/// stored as text sort as they happened.
 pub fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .expect("UTC now is formattable")
+    rfc3339_micros(OffsetDateTime::now_utc())
+}
+
+fn rfc3339_micros(t: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
 }
 
 /// A new random secret: `prefix` then 48 hexadecimal digits (192 bits
@@ -30,4 +42,25 @@ pub fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    #[test]
+    fn times_have_one_width_and_parse_as_rfc3339() {
+        use time::format_description::well_known::Rfc3339;
+        for nanos in [0, 1_000, 120_000_000, 999_999_999] {
+            let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_000_000_000 + nanos)
+                .unwrap();
+            let text = super::rfc3339_micros(t);
+            assert_eq!(text.len(), "2023-11-14T22:13:20.000000Z".len(), "{text}");
+            let back = OffsetDateTime::parse(&text, &Rfc3339).unwrap();
+            assert_eq!(
+                back.unix_timestamp_nanos() / 1000,
+                t.unix_timestamp_nanos() / 1000
+            );
+        }
+    }
 }

@@ -46,6 +46,9 @@ pub struct PluginsConfig {
     /// Every other key: a plugin's own table.
     #[serde(flatten)]
     pub tables: HashMap<String, toml::Value>,
+    /// The file these tables were read from, to name in errors.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 impl PluginsConfig {
@@ -113,7 +116,10 @@ impl Config {
     fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))
+        let mut config: Config =
+            toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?;
+        config.plugins.file = Some(path.to_owned());
+        Ok(config)
     }
 
     /// The database URL: the configured one, or SQLite in the data directory.

@@ -108,6 +108,13 @@ impl Db {
             Dialect::Postgres => &POSTGRES,
         };
         migrator.run(&pool).await.context("running migrations")?;
+        match dialect {
+            Dialect::Sqlite => {
+                let file = url.trim_start_matches("sqlite://").split('?').next();
+                tracing::info!("database: SQLite, {}", file.unwrap_or_default());
+            }
+            Dialect::Postgres => tracing::info!("database: PostgreSQL, {}", redact(url)),
+        }
         Ok(Db {
             pool,
             dialect,

@@ -68,6 +68,7 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
     let required = &config.plugins.required;
     plugins::migrate(&db, &hooks, &table, &mut loaded, required).await?;
     plugins::start(&hooks, &table, &configs, &mut loaded, required).await?;
+    plugins::log_report(&loaded);
 
     let state = Arc::new(State {
         db: db.clone(),

@@ -162,7 +162,7 @@ fn bad_libraries_are_refused_and_the_app_starts_without_them() {
 #[test]
 fn a_disabled_plugin_is_never_opened() {
     let app = start(
-        &workspace_plugins(),
+        &shipped_plugins(),
         "[plugins]\ndisabled = [\"hello_world\"]\n",
     );
     assert_eq!(status(&app, "hello_world")["status"], "disabled");
@@ -205,7 +205,7 @@ fn plugins_list_prints_the_load_report_without_serving() {
     let db = TestDb::create(Backend::Sqlite);
     let options = Options::default()
         .real_app()
-        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap())
         .config("[plugins]\ndisabled = []\n")
         .args(&["plugins", "list"]);
     let (status, output) = run_to_exit(&db, &options);
@@ -381,7 +381,7 @@ fn an_invalid_plugin_configuration_fails_that_plugin_naming_the_key() {
         ),
     ];
     for (config, why) in cases {
-        let app = start(&workspace_plugins(), config);
+        let app = start(&shipped_plugins(), config);
         let text = status(&app, "hello_world")["status"]
             .as_str()
             .unwrap()
@@ -458,7 +458,7 @@ fn a_package_runs_from_its_own_folder_with_its_own_libraries() {
     let dist = out.path().join("dist");
     let options = Options::default()
         .real_app()
-        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap())
         .args(&["package", dist.to_str().unwrap()]);
     let (status, output) = run_to_exit(&db, &options);
     assert!(status.success(), "{output}");
@@ -500,7 +500,7 @@ fn an_app_whose_sdk_library_was_rebuilt_says_what_to_do_instead_of_undefined_sym
     let dist = out.path().join("dist");
     let options = Options::default()
         .real_app()
-        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap())
         .args(&["package", dist.to_str().unwrap()]);
     let (status, output) = run_to_exit(&db, &options);
     assert!(status.success(), "{output}");
@@ -710,13 +710,19 @@ fn a_config_table_naming_no_plugin_stops_startup_with_the_closest_name() {
     let db = TestDb::create(Backend::Sqlite);
     let options = Options::default()
         .real_app()
-        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap())
+        .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap())
         .config("[plugins.hello_wrold]\ngreeting = \"hi\"\n");
     let (status, output) = run_to_exit(&db, &options);
     assert!(!status.success(), "{output}");
     assert!(
         output.contains("table `[plugins.hello_wrold]`, but there is no plugin `hello_wrold`")
             && output.contains("did you mean `[plugins.hello_world]`?"),
+        "{output}"
+    );
+    // Said once, naming the file.
+    assert_eq!(output.matches("there is no plugin").count(), 1, "{output}");
+    assert!(
+        output.contains("/config-") && output.contains(".toml) has a table"),
         "{output}"
     );
     assert!(!output.contains("listening on"), "{output}");

@@ -137,7 +137,7 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!("{error:#}");
+            // Once, on stderr: the log (stdout) may be filtered or elsewhere.
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
@@ -164,6 +164,7 @@ fn list(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
     let hooks = PluginManager::<dyn AppHooks>::new();
     let configs = config.plugin_configs();
     let loaded = plugins::load(&hooks, String::new(), plugins, &config.plugins, &configs)?;
+    plugins::log_report(&loaded);
     let report = plugins::report(&hooks, &loaded, &[]);
     for plugin in report["plugins"].as_array().into_iter().flatten() {
         let implemented: Vec<&str> = plugin["hooks"]

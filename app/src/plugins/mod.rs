@@ -144,7 +144,7 @@ pub fn load(
         .map(|e| e.name.as_str())
         .chain(found.iter().map(|c| c.name.as_str()))
         .collect();
-    check_tables(tables, &known, &dir)?;
+    check_tables(tables, &known, &dir, config.file.as_deref())?;
     let mut exports = std::collections::BTreeMap::new();
     for candidate in found {
         let source = candidate.source.display().to_string();
@@ -182,29 +182,6 @@ pub fn load(
             migrations,
         });
     }
-    for entry in &report {
-        match &entry.status {
-            Status::Failed(_) => tracing::warn!(
-                "plugin {} ({}): {}",
-                entry.name,
-                entry.source,
-                entry.status_text()
-            ),
-            _ => tracing::info!(
-                "plugin {} ({}): {}",
-                entry.name,
-                entry.source,
-                entry.status_text()
-            ),
-        }
-    }
-    let count = |wanted: fn(&Status) -> bool| report.iter().filter(|e| wanted(&e.status)).count();
-    tracing::info!(
-        "plugins: {} loaded, {} disabled, {} failed",
-        count(|s| *s == Status::Loaded),
-        count(|s| *s == Status::Disabled),
-        count(|s| matches!(s, Status::Failed(_)))
-    );
     for required in &config.required {
         let entry = report.iter().find(|e| &e.name == required);
         match entry.map(|e| &e.status) {
@@ -222,10 +199,39 @@ pub fn load(
     Ok(report)
 }
 
+/// One log line per plugin (a failure at WARN), then the summary: written
+/// once startup has settled what became of each plugin.
+pub fn log_report(report: &[Entry]) {
+    for entry in report {
+        let line = format!(
+            "plugin {} ({}): {}",
+            entry.name,
+            entry.source,
+            entry.status_text()
+        );
+        match entry.status {
+            Status::Failed(_) => tracing::warn!("{line}"),
+            _ => tracing::info!("{line}"),
+        }
+    }
+    let count = |wanted: fn(&Status) -> bool| report.iter().filter(|e| wanted(&e.status)).count();
+    tracing::info!(
+        "plugins: {} loaded, {} disabled, {} failed",
+        count(|s| *s == Status::Loaded),
+        count(|s| *s == Status::Disabled),
+        count(|s| matches!(s, Status::Failed(_)))
+    );
+}
+
 /// Refuses a configuration table `[plugins.<name>]` that names no plugin:
 /// a plugin running on its defaults because of a typo (a quota plugin
 /// without its quota) is worse than not starting.
-fn check_tables(tables: &PluginConfigs, known: &[&str], dir: &Path) -> anyhow::Result<()> {
+fn check_tables(
+    tables: &PluginConfigs,
+    known: &[&str],
+    dir: &Path,
+    file: Option<&Path>,
+) -> anyhow::Result<()> {
     let mut unknown: Vec<&String> = tables
         .0
         .keys()
@@ -247,9 +253,10 @@ fn check_tables(tables: &PluginConfigs, known: &[&str], dir: &Path) -> anyhow::R
     };
     let mut names: Vec<&str> = known.iter().copied().filter(|k| *k != APP_PLUGIN).collect();
     names.sort_unstable();
+    let origin = file.map_or_else(String::new, |f| format!(" ({})", f.display()));
     anyhow::bail!(
-        "the configuration has a table `[plugins.{name}]`, but there is no plugin `{name}`: \
-         {hint}Fix the table's name or remove it (plugins found in {}: {})",
+        "the configuration{origin} has a table `[plugins.{name}]`, but there is no plugin \
+         `{name}`: {hint}Fix the table's name or remove it (plugins found in {}: {})",
         dir.display(),
         if names.is_empty() {
             "none".to_owned()
@@ -389,7 +396,6 @@ fn remove(
     name: &str,
     why: String,
 ) -> anyhow::Result<()> {
-    tracing::warn!("plugin {name} failed and was removed: {why}");
     hooks.unregister(name)?;
     table.remove_owner(name);
     if let Some(entry) = report.iter_mut().find(|e| e.name == name) {

@@ -16,7 +16,6 @@ use hookspecs::host::{self, RequestParts};
 use hookspecs::{ApiError, Guard, HookContext, Identity, Method, Page, Reply, RouteDef};
 use serde_json::{Value, json};
 
-use super::router::Match;
 use crate::State;
 
 /// What a request is before its body: everything the pipeline decides on.
@@ -68,26 +67,17 @@ async fn respond(
     head: &Head,
     body: impl Future<Output = BodyResult>,
 ) -> Result<Answer, ApiError> {
+    let found = state.router.find(&head.path).await.ok_or_else(no_route)?;
     let method = match head.method.as_str() {
-        "HEAD" => Ok(Method::Get),
-        name => Method::ALL
-            .into_iter()
-            .find(|m| m.as_str() == name)
-            .ok_or(()),
-    }
-    .map_err(|()| ApiError::new(404, "not_found", "no route for this request"));
-    let (route, params) = match method {
-        Ok(method) => match state.router.find(method, &head.path).await {
-            Match::Route(route, params) => (route, params),
-            Match::OtherMethods(allowed) => return Err(not_allowed(head, &allowed)),
-            Match::NotFound => return Err(no_route()),
-        },
-        Err(_) if head.method == "OPTIONS" => return options(state, head).await,
-        Err(_) => match state.router.allowed(&head.path).await {
-            allowed if allowed.is_empty() => return Err(no_route()),
-            allowed => return Err(not_allowed(head, &allowed)),
-        },
+        "HEAD" => Some(Method::Get),
+        name => Method::ALL.into_iter().find(|m| m.as_str() == name),
     };
+    let route = match method.and_then(|m| found.route(m)) {
+        Some(route) => route,
+        None if head.method == "OPTIONS" => return Ok(options(&found.methods())),
+        None => return Err(not_allowed(head, &found.methods())),
+    };
+    let params = found.params;
     let limit = state.limits.body_limit;
     if head.content_length.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
@@ -265,16 +255,12 @@ async fn finish<T>(ctx: &HookContext, outcome: Result<T, ApiError>) -> Result<T,
 }
 
 /// `OPTIONS` on a route's path: its methods.
-async fn options(state: &Arc<State>, head: &Head) -> Result<Answer, ApiError> {
-    let allowed = state.router.allowed(&head.path).await;
-    if allowed.is_empty() {
-        return Err(no_route());
-    }
-    Ok(Answer {
+fn options(allowed: &[Method]) -> Answer {
+    Answer {
         status: 204,
         body: None,
-        headers: vec![("allow", allow_header(&allowed))],
-    })
+        headers: vec![("allow", allow_header(allowed))],
+    }
 }
 
 fn allow_header(allowed: &[Method]) -> String {

@@ -1,6 +1,14 @@
 //! Route matching: routerify_ng's, behind [`Router::find`], the one
 //! function that sees the router crate. Everything else works with the
-//! [`Match`] it returns.
+//! [`PathMatch`] it returns.
+//!
+//! Each distinct path pattern is registered with routerify once, and a
+//! request's path goes through it once: the pattern it matches knows which
+//! route answers each method, so a 404, a 405 with its `Allow` list and an
+//! `OPTIONS` answer all come from that one lookup. Only the path is handed
+//! over: routerify's service for a live hyper request reads the whole body
+//! before routing, and the pipeline decides route, method and credential
+//! before reading a byte of it.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -16,22 +24,38 @@ use routerify_ng::{RequestService, RequestServiceBuilder};
 /// The frozen route table, core and plugin routes alike, and its matcher.
 pub struct Router {
     routes: Vec<RouteDef>,
+    /// Per path pattern, the route answering each method of [`Method::ALL`].
+    paths: Vec<[Option<usize>; Method::ALL.len()]>,
     service: RequestService<Infallible>,
 }
 
-/// What a request's method and path lead to.
-pub enum Match<'a> {
-    /// A route, with the path's parameters.
-    Route(&'a RouteDef, Vec<(String, String)>),
-    /// The path exists, with these methods only.
-    OtherMethods(Vec<Method>),
-    /// No route has that path (or the path cannot be decoded).
-    NotFound,
+/// A request path that some route has, with its parameters.
+pub struct PathMatch<'a> {
+    router: &'a Router,
+    path: usize,
+    /// The path's parameters (`:id` and its value).
+    pub params: Vec<(String, String)>,
 }
 
-/// The answer each routerify route gives: which of our routes it is.
+impl<'a> PathMatch<'a> {
+    /// The route answering `method` on this path.
+    pub fn route(&self, method: Method) -> Option<&'a RouteDef> {
+        let index = self.router.paths[self.path][method_index(method)]?;
+        Some(&self.router.routes[index])
+    }
+
+    /// The methods some route answers on this path.
+    pub fn methods(&self) -> Vec<Method> {
+        Method::ALL
+            .into_iter()
+            .filter(|m| self.router.paths[self.path][method_index(*m)].is_some())
+            .collect()
+    }
+}
+
+/// What routerify's route for a path answers: which path pattern it is.
 #[derive(Clone)]
-struct Hit(Option<usize>, Vec<(String, String)>);
+struct Hit(usize, Vec<(String, String)>);
 
 impl Router {
     /// The matcher of `routes`.
@@ -39,25 +63,42 @@ impl Router {
     /// # Errors
     /// When routerify refuses a path pattern.
     pub fn new(routes: Vec<RouteDef>) -> anyhow::Result<Self> {
-        let mut builder = routerify_ng::Router::<Infallible>::builder();
+        let mut patterns: Vec<&str> = Vec::new();
+        let mut paths: Vec<[Option<usize>; Method::ALL.len()]> = Vec::new();
         for (index, route) in routes.iter().enumerate() {
-            builder = builder.add(&route.path, vec![hyper_method(route.method)], move |req| {
+            let path = match patterns.iter().position(|p| *p == route.path) {
+                Some(path) => path,
+                None => {
+                    patterns.push(&route.path);
+                    paths.push(Default::default());
+                    paths.len() - 1
+                }
+            };
+            paths[path][method_index(route.method)] = Some(index);
+        }
+        let mut builder = routerify_ng::Router::<Infallible>::builder();
+        for (path, pattern) in patterns.iter().enumerate() {
+            builder = builder.get(*pattern, move |req| {
                 let params = req
                     .params()
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
-                async move { Ok(hit(Hit(Some(index), params))) }
+                async move { Ok(hit(Some(Hit(path, params)))) }
             });
         }
-        builder = builder.any(|_| async { Ok(hit(Hit(None, Vec::new()))) });
+        builder = builder.any(|_| async { Ok(hit(None)) });
         let router = builder
             .build()
             .map_err(|e| anyhow::anyhow!("building the router: {e}"))?;
         let service = RequestServiceBuilder::new(router)
             .map_err(|e| anyhow::anyhow!("building the router: {e}"))?
             .build(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
-        Ok(Router { routes, service })
+        Ok(Router {
+            routes,
+            paths,
+            service,
+        })
     }
 
     /// Every route.
@@ -65,53 +106,32 @@ impl Router {
         &self.routes
     }
 
-    /// The route answering `method` on `path` (a raw, percent-encoded path).
-    pub async fn find(&self, method: Method, path: &str) -> Match<'_> {
-        if let Some((index, params)) = self.lookup(method, path).await {
-            return Match::Route(&self.routes[index], params);
-        }
-        let allowed = self.allowed(path).await;
-        if allowed.is_empty() {
-            Match::NotFound
-        } else {
-            Match::OtherMethods(allowed)
-        }
-    }
-
-    /// The methods some route answers on `path`.
-    pub async fn allowed(&self, path: &str) -> Vec<Method> {
-        let mut allowed = Vec::new();
-        for method in Method::ALL {
-            if self.lookup(method, path).await.is_some() {
-                allowed.push(method);
-            }
-        }
-        allowed
-    }
-
-    async fn lookup(&self, method: Method, path: &str) -> Option<(usize, Vec<(String, String)>)> {
+    /// The routes of `path` (a raw, percent-encoded path), if it has any.
+    pub async fn find(&self, path: &str) -> Option<PathMatch<'_>> {
         let mut req = hyper::Request::new(Full::new(Bytes::new()));
-        *req.method_mut() = hyper_method(method);
         *req.uri_mut() = path.parse().ok()?;
         // routerify errs on a path it cannot percent-decode: no route has it.
         let response = self.service.call(req).await.ok()?;
-        let Hit(index, params) = response.extensions().get::<Hit>()?.clone();
-        Some((index?, params))
+        let Hit(path, params) = response.extensions().get::<Hit>()?.clone();
+        Some(PathMatch {
+            router: self,
+            path,
+            params,
+        })
     }
 }
 
-fn hit(hit: Hit) -> Response<Full<Bytes>> {
+fn hit(hit: Option<Hit>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::new()));
-    response.extensions_mut().insert(hit);
+    if let Some(hit) = hit {
+        response.extensions_mut().insert(hit);
+    }
     response
 }
 
-fn hyper_method(method: Method) -> hyper::Method {
-    match method {
-        Method::Get => hyper::Method::GET,
-        Method::Post => hyper::Method::POST,
-        Method::Put => hyper::Method::PUT,
-        Method::Patch => hyper::Method::PATCH,
-        Method::Delete => hyper::Method::DELETE,
-    }
+fn method_index(method: Method) -> usize {
+    Method::ALL
+        .iter()
+        .position(|m| *m == method)
+        .expect("Method::ALL lists every method")
 }

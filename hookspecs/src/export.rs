@@ -2,6 +2,8 @@
 //! [`Fingerprint`] it was compiled against (checked through a C-ABI export
 //! before any of its Rust code runs) and its [`PluginExport`].
 
+use std::sync::Arc;
+
 use hooks_core::Plugin;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -172,6 +174,8 @@ pub struct PluginExport {
     pub requires: Vec<String>,
     /// Its own tables' migrations.
     pub migrations: &'static [Migration],
+    /// `Some(why)`: loaded but idle, see [`PluginExport::idle`].
+    pub idle: Option<String>,
 }
 
 impl PluginExport {
@@ -181,6 +185,25 @@ impl PluginExport {
             plugin: Plugin::new(plugin),
             requires: Vec::new(),
             migrations: &[],
+            idle: None,
+        }
+    }
+
+    /// A plugin that is loaded but has nothing to do until it is
+    /// configured (a webhook sender without a URL): none of its hooks is
+    /// called, and no after-commit delivery is recorded for it. `why` says
+    /// what to set, for the load report (`loaded, idle: <why>`) and the
+    /// startup log (one INFO line), e.g. ``"set `url` in [plugins.webhooks]"``.
+    ///
+    /// Return it from the constructor given to [`export_plugin!`](crate::export_plugin)
+    /// when the configuration asks for nothing; a configuration that is
+    /// wrong is an error instead (see [`IntoExport`]).
+    pub fn idle(why: impl Into<String>) -> Self {
+        PluginExport {
+            plugin: Plugin::from_parts(Arc::new(Idle), &[][..]),
+            requires: Vec::new(),
+            migrations: &[],
+            idle: Some(why.into()),
         }
     }
 
@@ -194,6 +217,42 @@ impl PluginExport {
     pub fn requiring(mut self, plugins: &[&str]) -> Self {
         self.requires = plugins.iter().map(|p| (*p).to_owned()).collect();
         self
+    }
+}
+
+/// The plugin object of [`PluginExport::idle`]: implements no hook.
+struct Idle;
+
+impl AppHooks for Idle {}
+
+/// What a constructor given to [`export_plugin!`](crate::export_plugin)
+/// returns: the `#[hookimpl]` plugin value, a [`PluginExport`] (for
+/// [`PluginExport::idle`]), or either in a `Result<_, String>`, whose error
+/// fails the plugin at load with that message (name the setting).
+pub trait IntoExport {
+    /// The export the app registers.
+    ///
+    /// # Errors
+    ///
+    /// The constructor's own error.
+    fn into_export(self) -> Result<PluginExport, String>;
+}
+
+impl<P: hooks_core::Implements<dyn AppHooks>> IntoExport for P {
+    fn into_export(self) -> Result<PluginExport, String> {
+        Ok(PluginExport::new(self))
+    }
+}
+
+impl IntoExport for PluginExport {
+    fn into_export(self) -> Result<PluginExport, String> {
+        Ok(self)
+    }
+}
+
+impl<T: IntoExport> IntoExport for Result<T, String> {
+    fn into_export(self) -> Result<PluginExport, String> {
+        self?.into_export()
     }
 }
 
@@ -234,7 +293,9 @@ pub mod symbols {
 /// with one taking the plugin's typed configuration: `MyConfig` is
 /// `Deserialize + Default` (derive with `#[serde(crate = "hookspecs::serde", default)]`)
 /// and is read from `[plugins.<name>]`; an unknown key or a wrong type fails
-/// the plugin with the key named. Either form may end with
+/// the plugin with the key named. The constructor returns anything
+/// [`IntoExport`]: the plugin value, or a `Result<_, String>` to refuse a
+/// bad setting, or [`PluginExport::idle`] when nothing is configured. Either form may end with
 /// `requires = ["other", ...]` (the plugins this one needs) and then
 /// `migrations = MIGRATIONS` (a `&'static [Migration]`: its own tables).
 ///
@@ -249,7 +310,7 @@ macro_rules! export_plugin {
         $crate::export_plugin!(@exports |table: &$crate::serde_json::Value| {
             let config: $config = $crate::configured(table)?;
             ::core::result::Result::Ok(
-                $crate::PluginExport::new(($constructor)(config))
+                $crate::IntoExport::into_export(($constructor)(config))?
                     .requiring(&[$($($needs),*)?])
                     $(.migrating($migrations))?,
             )
@@ -259,7 +320,7 @@ macro_rules! export_plugin {
         $(, requires = [$($needs:literal),* $(,)?])? $(, migrations = $migrations:expr)? $(,)?) => {
         $crate::export_plugin!(@exports |_table: &$crate::serde_json::Value| {
             ::core::result::Result::Ok(
-                $crate::PluginExport::new(($constructor)())
+                $crate::IntoExport::into_export(($constructor)())?
                     .requiring(&[$($($needs),*)?])
                     $(.migrating($migrations))?,
             )

@@ -40,6 +40,7 @@
 
 mod after_commit;
 mod authz;
+pub mod client;
 mod context;
 mod error;
 mod export;
@@ -54,7 +55,7 @@ pub use after_commit::{Change, Delivery};
 pub use authz::{AccessCheck, Action, Decision, Resource};
 pub use context::{DbGuard, HookContext, Services};
 pub use error::ApiError;
-pub use export::Migration;
+pub use export::{IntoExport, Migration, PluginExport};
 pub use hooks::AppHooks;
 pub use http::{Method, Page, Reply, Request, RouteError, Routes, Startup, from_json};
 pub use model::{
@@ -67,8 +68,8 @@ pub use util::{new_secret, now, sha256_hex};
 pub use context::PluginConfigs;
 #[doc(hidden)]
 pub use export::{
-    FINGERPRINT, Fingerprint, LOADER_VERSION, PluginExport, build_marker, configured,
-    library_fingerprint, symbols,
+    FINGERPRINT, Fingerprint, LOADER_VERSION, build_marker, configured, library_fingerprint,
+    symbols,
 };
 #[doc(hidden)]
 pub use hooks::AppHooksRelay;
@@ -77,10 +78,11 @@ pub use http::{Guard, Handler, RouteDef};
 
 pub use hooks_core;
 pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
-/// The outgoing HTTP client (hyper-util's, over hyper) and HMAC, shared
-/// through the SDK so that plugins talking to the world need no HTTP or
-/// crypto crate of their own.
-pub use {bytes, hmac, http_body_util, hyper, hyper_util, sha2};
+/// The outgoing HTTP client (hyper-util's, over hyper; HTTPS through
+/// hyper-rustls and rustls, see [`client`]) and HMAC, shared through the
+/// SDK so that plugins talking to the world need no HTTP, TLS or crypto
+/// crate of their own.
+pub use {bytes, hmac, http_body_util, hyper, hyper_rustls, hyper_util, rustls, sha2};
 
 /// Everything a plugin usually needs in scope.
 pub mod prelude {

@@ -1,16 +1,22 @@
 //! A webhook receiver on 127.0.0.1 for the tests: records every request
 //! (headers that matter, the body) and answers as scripted: a status, or
-//! never (the request hangs until its connection closes).
+//! never (the request hangs until its connection closes). Plain HTTP, or
+//! HTTPS with a certificate the test gives ([`Receiver::tls`]).
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hookspecs::rustls;
+use hookspecs::rustls::pki_types::pem::PemObject;
+use hookspecs::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
 
 use crate::DEADLINE;
 
@@ -52,7 +58,7 @@ struct Shared {
 
 /// A running receiver; stops with the test process.
 pub struct Receiver {
-    /// `http://127.0.0.1:PORT/hook`.
+    /// `http://127.0.0.1:PORT/hook` (`https://` for [`Receiver::tls`]).
     pub url: String,
     shared: Arc<Mutex<Shared>>,
 }
@@ -65,14 +71,18 @@ impl Receiver {
 
     /// Starts one answering as `script` says.
     pub fn scripted(script: impl Fn(usize) -> Answer + Send + 'static) -> Receiver {
+        Self::serving("http", None, Box::new(script))
+    }
+
+    fn serving(scheme: &str, tls: Option<TlsAcceptor>, script: Script) -> Receiver {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port for the receiver");
         listener.set_nonblocking(true).expect("non-blocking");
         let url = format!(
-            "http://{}/hook",
+            "{scheme}://{}/hook",
             listener.local_addr().expect("its address")
         );
         let shared = Arc::new(Mutex::new(Shared {
-            script: Box::new(script),
+            script,
             received: Vec::new(),
         }));
         let serving = shared.clone();
@@ -81,9 +91,31 @@ impl Receiver {
                 .enable_all()
                 .build()
                 .expect("a runtime for the receiver");
-            runtime.block_on(serve(listener, serving));
+            runtime.block_on(serve(listener, tls, serving));
         });
         Receiver { url, shared }
+    }
+
+    /// Starts one answering 200 to everything over HTTPS only, presenting
+    /// `cert_chain` (PEM, the server's certificate first; it must name
+    /// the IP address 127.0.0.1) with its private key `key` (PEM).
+    pub fn tls(cert_chain: &str, key: &str) -> Receiver {
+        let chain = CertificateDer::pem_slice_iter(cert_chain.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the receiver's certificate chain");
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("the receiver's key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("a usable certificate and key");
+        Self::serving(
+            "https",
+            Some(TlsAcceptor::from(Arc::new(config))),
+            Box::new(|_| Answer::Status(200)),
+        )
     }
 
     /// Answers later requests as `script` says.
@@ -119,20 +151,41 @@ impl Receiver {
     }
 }
 
-async fn serve(listener: std::net::TcpListener, shared: Arc<Mutex<Shared>>) {
+async fn serve(
+    listener: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Mutex<Shared>>,
+) {
     let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let shared = shared.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| answer(req, shared.clone()));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => connection(stream, shared).await,
+                // A failed handshake (a client that does not trust the
+                // certificate) records nothing: no request arrived.
+                Some(tls) => {
+                    if let Ok(stream) = tls.accept(stream).await {
+                        connection(stream, shared).await;
+                    }
+                }
+            }
         });
     }
+}
+
+async fn connection(
+    io: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    shared: Arc<Mutex<Shared>>,
+) {
+    let service = hyper::service::service_fn(move |req| answer(req, shared.clone()));
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }
 
 async fn answer(

@@ -33,10 +33,15 @@ fn webhooks_folder(db: &TestDb) -> PathBuf {
 /// Options for test-app with webhooks posting to `receiver`; `extra` goes
 /// into `[deliveries]`.
 fn options(db: &TestDb, receiver: &Receiver, extra: &str) -> Options {
+    with_webhooks(db, &format!("url = \"{}\"", receiver.url), extra)
+}
+
+/// Options for test-app with the webhooks plugin, `webhooks` added to its
+/// table and `deliveries` to `[deliveries]`.
+fn with_webhooks(db: &TestDb, webhooks: &str, deliveries: &str) -> Options {
     let config = format!(
-        "[plugins.webhooks]\nurl = \"{}\"\nsecret = \"{SECRET}\"\ntimeout_ms = 2000\n\n\
-         [deliveries]\nbackoff_ms = 50\npoll_ms = 100\nlease_ms = 3000\ntimeout_ms = 2500\n{extra}\n",
-        receiver.url
+        "[plugins.webhooks]\n{webhooks}\nsecret = \"{SECRET}\"\ntimeout_ms = 2000\n\n\
+         [deliveries]\nbackoff_ms = 50\npoll_ms = 100\nlease_ms = 3000\ntimeout_ms = 2500\n{deliveries}\n"
     );
     Options::default()
         .config(&config)
@@ -391,33 +396,189 @@ fn three_instances_share_the_outbox_and_survive_one_killed() {
     );
 }
 
-/// Unconfigured, the shipped webhooks plugin fails at startup saying what
-/// to set; the app and the other plugins run, and nothing is recorded for it.
+/// Unconfigured, the shipped webhooks plugin is loaded and idle: a quiet
+/// start (no WARN or ERROR), one INFO line and the load report say what to
+/// set, and nothing is recorded for it.
 #[test]
-fn webhooks_without_a_url_fails_alone_at_startup() {
+fn webhooks_without_a_url_is_loaded_idle_and_records_nothing() {
+    const IDLE: &str = "loaded, idle: set `url` in [plugins.webhooks] to deliver events";
     let options = Options::default()
         .real_app()
         .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap());
-    let app = TestApp::start_with(Backend::Sqlite, options);
+    let app = TestApp::start_with(Backend::Sqlite, options.clone());
     let report = expect(200, app.get("/api/admin/plugins", ADMIN));
-    let status = |name: &str| {
+    let entry = |name: &str| {
         report["plugins"]
             .as_array()
             .unwrap()
             .iter()
             .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} in {report}"))["status"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+            .unwrap_or_else(|| panic!("no {name} in {report}"))
+            .clone()
     };
-    assert!(
-        status("webhooks").contains("set `url` in [plugins.webhooks]"),
-        "{report}"
-    );
-    assert_eq!(status("audit_log"), "loaded");
+    assert_eq!(entry("webhooks")["status"], IDLE, "{report}");
+    assert_eq!(entry("webhooks")["hooks"], json!([]), "{report}");
+    assert_eq!(entry("audit_log")["status"], "loaded");
     app.create_user("ada");
     assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox_events"), 0);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox_deliveries"), 0);
+
+    let log = app.proc.output.text();
+    for level in [" WARN ", " ERROR "] {
+        assert!(!log.contains(level), "{level} in:\n{log}");
+    }
+    let idle: Vec<&str> = log.lines().filter(|l| l.contains("idle")).collect();
+    assert_eq!(idle.len(), 1, "{log}");
+    assert!(
+        idle[0].contains(" INFO ")
+            && idle[0].contains("plugin webhooks (")
+            && idle[0].ends_with(IDLE),
+        "{log}"
+    );
+
+    let (status, listed) = run_to_exit(&app.db, &options.args(&["plugins", "list"]));
+    assert!(status.success(), "{listed}");
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("webhooks "))
+        .unwrap_or_else(|| panic!("no webhooks line in:\n{listed}"));
+    assert!(line.contains(IDLE), "{line}");
+}
+
+/// A setting the plugin cannot use fails it at load with the setting
+/// named; required, it stops startup.
+#[test]
+fn a_bad_url_or_ca_file_fails_webhooks_naming_the_setting() {
+    let receiver = Receiver::start();
+    let db = TestDb::create(Backend::Sqlite);
+    let missing = db.dir.path().join("missing-ca.pem");
+    let not_pem = db.dir.path().join("not-a-ca.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let cases = [
+        (
+            "url = \"ftp://127.0.0.1/hook\"".to_owned(),
+            "`url` \"ftp://127.0.0.1/hook\" in [plugins.webhooks] must be http://".to_owned(),
+        ),
+        (
+            format!(
+                "url = \"{}\"\nca_file = \"{}\"",
+                receiver.url,
+                missing.display()
+            ),
+            format!(
+                "`ca_file` in [plugins.webhooks]: CA file {}: cannot be read",
+                missing.display()
+            ),
+        ),
+        (
+            format!(
+                "url = \"{}\"\nca_file = \"{}\"",
+                receiver.url,
+                not_pem.display()
+            ),
+            format!("CA file {}: holds no PEM certificate", not_pem.display()),
+        ),
+    ];
+    for (webhooks, why) in cases {
+        let config =
+            format!("[plugins]\nrequired = [\"webhooks\"]\n\n[plugins.webhooks]\n{webhooks}\n");
+        let options = Options::default()
+            .config(&config)
+            .env("APP_PLUGINS_DIR", webhooks_folder(&db).to_str().unwrap());
+        let (status, output) = run_to_exit(&db, &options);
+        assert!(!status.success(), "started anyway: {output}");
+        assert!(
+            output.contains("required plugin `webhooks` is not loaded"),
+            "{output}"
+        );
+        assert!(output.contains(&why), "{why:?} not in:\n{output}");
+    }
+    assert!(receiver.received().is_empty());
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it: the CA's
+/// certificate, the server's, and the server's key (PEM).
+fn private_ca() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "e2e receivers' private CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), server.pem(), key.serialize_pem())
+}
+
+/// Over HTTPS to a receiver behind a private CA: with the CA file, the
+/// signed body arrives with its key; without it, the platform's roots do
+/// not know the issuer: the attempt fails saying so, nothing is delivered.
+#[test]
+fn webhooks_deliver_over_https_trusting_the_configured_ca_file_only() {
+    let (ca, server, key) = private_ca();
+    let receiver = Receiver::tls(&server, &key);
+    assert!(receiver.url.starts_with("https://127.0.0.1:"));
+
+    let db = Arc::new(TestDb::create(Backend::Sqlite));
+    let ca_file = db.dir.path().join("receiver-ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let trusted = format!(
+        "url = \"{}\"\nca_file = \"{}\"",
+        receiver.url,
+        ca_file.display()
+    );
+    let options = with_webhooks(&db, &trusted, "");
+    let app = TestApp::start_on(db, &options);
+    let ada = app.create_user("ada");
+    wait_until("the delivery", || delivered(&app.db, "webhooks") == 1);
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0].signature,
+        format!("sha256={}", hmac_hex(&got[0].body))
+    );
+    assert_eq!(event_keys(&app.db), [got[0].key.as_str()]);
+    assert_eq!(got[0].json["event"], "user.created");
+    assert_eq!(got[0].json["data"], ada);
+    drop(app);
+
+    let db = Arc::new(TestDb::create(Backend::Sqlite));
+    let untrusted = format!("url = \"{}\"", receiver.url);
+    let options = with_webhooks(&db, &untrusted, "max_attempts = 1");
+    let app = TestApp::start_on(db, &options);
+    app.create_user("bob");
+    let dead = || expect(200, app.get("/api/admin/deliveries?status=dead", ADMIN));
+    wait_until("the failed attempt", || {
+        dead()["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|d| d["plugin"] == "webhooks"))
+    });
+    let page = dead();
+    let d = page["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["plugin"] == "webhooks")
+        .unwrap();
+    let error = d["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("POST {} failed", receiver.url)),
+        "{error}"
+    );
+    assert!(
+        error.contains("invalid peer certificate: UnknownIssuer"),
+        "{error}"
+    );
+    assert!(error.contains("not signed by a trusted root"), "{error}");
+    assert_eq!(delivered(&app.db, "webhooks"), 0);
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "only the first app's request arrived"
+    );
 }
 
 /// A time limit as long as the lease would let no attempt start: refused

@@ -78,12 +78,18 @@ pub struct Entry {
     pub status: Status,
     /// Its own tables' migrations.
     pub migrations: &'static [hookspecs::Migration],
+    /// Loaded but idle until configured, and what to set
+    /// ([`hookspecs::PluginExport::idle`]).
+    pub idle: Option<String>,
 }
 
 impl Entry {
     fn status_text(&self) -> String {
         match &self.status {
-            Status::Loaded => "loaded".into(),
+            Status::Loaded => match &self.idle {
+                Some(why) => format!("loaded, idle: {why}"),
+                None => "loaded".into(),
+            },
             Status::Disabled => "disabled".into(),
             Status::Failed(why) => format!("failed: {why}"),
         }
@@ -116,6 +122,7 @@ pub fn load(
             source: "linked in".into(),
             status,
             migrations: &[],
+            idle: None,
         });
     }
     let build_dir = std::env::current_exe()?
@@ -154,6 +161,7 @@ pub fn load(
                 source,
                 status: Status::Disabled,
                 migrations: &[],
+                idle: None,
             });
             continue;
         }
@@ -163,6 +171,7 @@ pub fn load(
                 source,
                 status: Status::Failed(problem),
                 migrations: &[],
+                idle: None,
             });
             continue;
         }
@@ -174,12 +183,14 @@ pub fn load(
     let linked: Vec<String> = report.iter().map(|e| e.name.clone()).collect();
     for (name, source, export) in in_requirement_order(exports, &linked) {
         let migrations = export.as_ref().map(|e| e.migrations).unwrap_or_default();
+        let idle = export.as_ref().ok().and_then(|e| e.idle.clone());
         let status = register(&name, export.map(|e| e.plugin));
         report.push(Entry {
             name,
             source,
             status,
             migrations,
+            idle,
         });
     }
     for required in &config.required {
@@ -412,6 +423,7 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
         source: "built in".into(),
         status: Status::Loaded,
         migrations: &[],
+        idle: None,
     };
     // Each hook's implementations, fetched once; both lists derive from them.
     let by_hook: Vec<(&str, Vec<hooks_core::ImplInfo>)> = hooks

@@ -4,27 +4,45 @@
 //!
 //! ```toml
 //! [plugins.webhooks]
-//! url = "http://127.0.0.1:9000/events"   # required; http only
-//! secret = "..."                          # signs each body
+//! url = "https://hooks.example.org/events"  # http:// or https://; without it, idle
+//! secret = "..."                            # signs each body
 //! events = ["user.created", "membership.created"]   # optional: default all
-//! timeout_ms = 5000                       # per request
+//! timeout_ms = 5000                         # per request
+//! ca_file = "/etc/app/receiver-ca.pem"      # optional: a private CA for https://
 //! ```
 //!
 //! The body is `{"id", "event", "data"}`; headers `Idempotency-Key: <id>`
 //! (the same on every attempt) and `X-Signature: sha256=<hex HMAC-SHA256 of
 //! the body with the secret>`. A 2xx answer is delivered; any other status,
-//! a refused connection or a timeout is a failed attempt.
+//! a refused connection, a TLS failure or a timeout is a failed attempt,
+//! whose reason is the delivery's `last_error`.
+//!
+//! **Without `url`** the plugin is loaded and idle: it delivers nothing,
+//! no delivery is recorded for it, and the load report (`app plugins list`,
+//! `GET /api/admin/plugins`) and one INFO line at startup say
+//! ``loaded, idle: set `url` in [plugins.webhooks] to deliver events``.
+//!
+//! **HTTPS** (rustls, see [`hookspecs::client`]): the receiver's certificate
+//! must chain to one of the platform's root certificates, or to one in
+//! `ca_file` (PEM; relative to the app's working directory), for
+//! receivers behind a private CA. A certificate from an unknown issuer
+//! fails the attempt with `invalid peer certificate: UnknownIssuer`.
+//!
+//! A bad setting (a `url` that is not `http://` or `https://`, an unknown
+//! event, a `ca_file` that cannot be read or holds no certificate) fails
+//! the plugin at load with a message naming the setting; with
+//! `[plugins] required = ["webhooks"]` it stops startup.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
+use hookspecs::PluginExport;
 use hookspecs::bytes::Bytes;
+use hookspecs::client::{HttpClient, describe, http_client};
 use hookspecs::hmac::{Hmac, Mac};
 use hookspecs::hooks_core::anyhow::{anyhow, bail};
 use hookspecs::http_body_util::{BodyExt, Full};
 use hookspecs::hyper::{Request, Uri};
-use hookspecs::hyper_util::client::legacy::Client;
-use hookspecs::hyper_util::client::legacy::connect::HttpConnector;
-use hookspecs::hyper_util::rt::TokioExecutor;
 use hookspecs::prelude::*;
 use hookspecs::sha2::Sha256;
 
@@ -32,7 +50,7 @@ use hookspecs::sha2::Sha256;
 #[derive(serde::Deserialize)]
 #[serde(crate = "hookspecs::serde", default, deny_unknown_fields)]
 pub struct Config {
-    /// Where events are POSTed.
+    /// Where events are POSTed (`http://` or `https://`); empty: idle.
     pub url: String,
     /// The HMAC key of `X-Signature`.
     pub secret: String,
@@ -40,6 +58,8 @@ pub struct Config {
     pub events: Option<Vec<String>>,
     /// How long one request may take.
     pub timeout_ms: u64,
+    /// PEM certificates trusted for `https://` besides the platform's.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -49,24 +69,49 @@ impl Default for Config {
             secret: String::new(),
             events: None,
             timeout_ms: 5_000,
+            ca_file: None,
         }
     }
 }
 
+/// The idle state's words in the load report and the log.
+pub const IDLE: &str = "set `url` in [plugins.webhooks] to deliver events";
+
+/// What `export_plugin!` registers: idle without a `url`, the sender with
+/// a good configuration.
+///
+/// # Errors
+///
+/// A bad setting, named.
+pub fn export(config: Config) -> Result<PluginExport, String> {
+    if config.url.is_empty() {
+        return Ok(PluginExport::idle(IDLE));
+    }
+    Webhooks::new(config).map(PluginExport::new)
+}
+
+/// The configured sender.
 pub struct Webhooks {
     config: Config,
-    target: Result<Uri, String>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    target: Uri,
+    client: HttpClient,
 }
 
 impl Webhooks {
-    pub fn new(config: Config) -> Self {
-        let target = target(&config);
-        Webhooks {
+    /// A sender for `config` (with a `url`).
+    ///
+    /// # Errors
+    ///
+    /// A bad setting, named.
+    pub fn new(config: Config) -> Result<Self, String> {
+        let target = target(&config)?;
+        let client = http_client(config.ca_file.as_deref())
+            .map_err(|e| format!("`ca_file` in [plugins.webhooks]: {e}"))?;
+        Ok(Webhooks {
             config,
             target,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
+            client,
+        })
     }
 
     /// Sends one event; `Ok` only on a 2xx answer.
@@ -75,44 +120,53 @@ impl Webhooks {
         if wanted.is_some_and(|events| !events.iter().any(|e| e == delivery.change.name())) {
             return Ok(());
         }
-        let uri = self.target.clone().map_err(|why| anyhow!(why))?;
         let body = serde_json::to_vec(&delivery.document())?;
-        let request = Request::post(uri)
+        let request = Request::post(self.target.clone())
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", &delivery.event_id)
             .header("X-Signature", signature(&self.config.secret, &body))
             .header("X-Attempt", delivery.attempt.to_string())
             .body(Full::new(Bytes::from(body)))?;
         let limit = Duration::from_millis(self.config.timeout_ms.max(1));
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let status = response.status();
-            // Read the answer to its end so the connection can be reused.
-            response.into_body().collect().await?;
-            Ok::<_, hookspecs::hooks_core::anyhow::Error>(status)
-        };
+        let url = &self.config.url;
+        let exchange =
+            async {
+                let response = self
+                    .client
+                    .request(request)
+                    .await
+                    .map_err(|e| anyhow!("POST {url} failed: {}", describe(&e)))?;
+                let status = response.status();
+                // Read the answer to its end so the connection can be reused.
+                response.into_body().collect().await.map_err(|e| {
+                    anyhow!("POST {url}: reading the answer failed: {}", describe(&e))
+                })?;
+                Ok::<_, hookspecs::hooks_core::anyhow::Error>(status)
+            };
         let status = tokio::time::timeout(limit, exchange)
             .await
-            .map_err(|_| anyhow!("no answer from {} within {limit:?}", self.config.url))?
-            .map_err(|e| anyhow!("POST {} failed: {e}", self.config.url))?;
+            .map_err(|_| anyhow!("no answer from {url} within {limit:?}"))??;
         if !status.is_success() {
-            bail!("POST {} answered {status}", self.config.url);
+            bail!("POST {url} answered {status}");
         }
         Ok(())
     }
 }
 
+/// The URL to POST to, checked, with the other settings that can be
+/// checked without the network.
 fn target(config: &Config) -> Result<Uri, String> {
-    if config.url.is_empty() {
-        return Err("set `url` in [plugins.webhooks]".into());
-    }
-    let uri: Uri = config
-        .url
-        .parse()
-        .map_err(|e| format!("`url` {:?} is not a URL: {e}", config.url))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+    let uri: Uri = config.url.parse().map_err(|e| {
+        format!(
+            "`url` {:?} in [plugins.webhooks] is not a URL: {e}",
+            config.url
+        )
+    })?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none() {
         return Err(format!(
-            "`url` {:?} must be http://host[:port]/path (https is not supported yet)",
+            "`url` {:?} in [plugins.webhooks] must be http://host[:port]/path or \
+             https://host[:port]/path",
             config.url
         ));
     }
@@ -123,7 +177,7 @@ fn target(config: &Config) -> Result<Uri, String> {
         .find(|e| !Change::NAMES.contains(&e.as_str()))
     {
         return Err(format!(
-            "unknown event {unknown:?} in `events`; known: {}",
+            "unknown event {unknown:?} in `events` of [plugins.webhooks]; known: {}",
             Change::NAMES.join(", ")
         ));
     }
@@ -146,12 +200,6 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 #[hookimpl]
 impl AppHooks for Webhooks {
-    /// A missing or bad `url` fails the plugin at startup, not every event.
-    async fn on_plugins_loaded(&self, _startup: &Startup) -> HookResult<()> {
-        self.target.as_ref().map_err(|why| anyhow!("{why}"))?;
-        Ok(())
-    }
-
     async fn after_user_created(&self, _: &User, d: &Delivery, _: &HookContext) -> HookResult<()> {
         self.send(d).await
     }
@@ -219,7 +267,7 @@ impl AppHooks for Webhooks {
     }
 }
 
-hookspecs::export_plugin!(Webhooks::new, config = Config);
+hookspecs::export_plugin!(export, config = Config);
 
 #[cfg(test)]
 mod tests {
@@ -236,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_url_or_event_is_refused() {
+    fn a_bad_url_or_event_is_refused_naming_the_setting() {
         let with = |url: &str, events: Option<Vec<String>>| {
             target(&Config {
                 url: url.into(),
@@ -244,9 +292,35 @@ mod tests {
                 ..Config::default()
             })
         };
-        assert!(with("", None).is_err());
-        assert!(with("https://example.org/x", None).is_err());
-        assert!(with("http://127.0.0.1:9/x", Some(vec!["user.gone".into()])).is_err());
+        let scheme = with("ftp://example.org/x", None).unwrap_err();
+        assert!(
+            scheme.contains("`url` \"ftp://example.org/x\" in [plugins.webhooks]"),
+            "{scheme}"
+        );
+        assert!(with("/just/a/path", None).is_err());
+        let event = with("http://127.0.0.1:9/x", Some(vec!["user.gone".into()])).unwrap_err();
+        assert!(event.contains("\"user.gone\" in `events`"), "{event}");
         assert!(with("http://127.0.0.1:9/x", Some(vec!["user.created".into()])).is_ok());
+        assert!(with("https://example.org/x", None).is_ok());
+    }
+
+    #[test]
+    fn without_a_url_it_is_idle_and_an_unreadable_ca_file_is_refused() {
+        let idle = export(Config::default()).ok().unwrap();
+        assert_eq!(idle.idle.as_deref(), Some(IDLE));
+        assert!(idle.plugin.impls().is_empty());
+        let error = export(Config {
+            url: "https://example.org/x".into(),
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Config::default()
+        })
+        .err()
+        .unwrap();
+        assert!(
+            error.starts_with(
+                "`ca_file` in [plugins.webhooks]: CA file /nonexistent/ca.pem: cannot be read"
+            ),
+            "{error}"
+        );
     }
 }

@@ -321,8 +321,17 @@ fn a_hook_that_ran_twice_for_one_operation_left_one_effect() {
     );
     assert_eq!(report["operations"]["gave_up"], 0);
     app.proc.output.wait_for("the retry's log line", |out| {
-        out.contains("running POST /api/users again")
+        out.contains("ran POST /api/users again")
     });
+    // One line for the request that was run again, and no warning: the
+    // failed commit ended its transaction, nothing rolls back twice.
+    let output = app.proc.output.text();
+    assert_eq!(
+        output.matches("again after losing races").count(),
+        1,
+        "{output}"
+    );
+    assert!(!output.contains(" WARN "), "{output}");
 }
 
 /// With no run left, the client gets 503 and `Retry-After`, and nothing is written.

@@ -45,7 +45,7 @@ impl Deliverer {
             );
         }
         if state.db.dialect() == Dialect::Sqlite {
-            write(&state, |ctx| async move {
+            bookkeeping(&state, |ctx| async move {
                 sqlx::query(
                     "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until_ms = 0 \
                      WHERE status = 'pending' AND lease_owner IS NOT NULL",
@@ -95,7 +95,7 @@ impl Deliverer {
             let _ = task.await;
         }
         let owner = &self.owner;
-        let released = write(&self.state, |ctx| async move {
+        let released = bookkeeping(&self.state, |ctx| async move {
             sqlx::query(
                 "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until_ms = 0 \
                  WHERE lease_owner = $1",
@@ -124,22 +124,33 @@ fn after_commit_plugins(hooks: &PluginManager<dyn AppHooks>) -> BTreeSet<&'stati
         .collect()
 }
 
-/// Runs `work` in a writing unit of work of its own (SQLite: in the app's
-/// writers' queue), committing on success.
-async fn write<T, F, Fut>(state: &State, work: F) -> Result<T, ApiError>
+/// How many times a bookkeeping unit of work that lost a race is run.
+const BOOKKEEPING_RUNS: u32 = 10;
+
+/// Runs `work` in a unit of work of the worker's own bookkeeping (row
+/// locks, see `Db::begin_bookkeeping`; SQLite: in the app's writers'
+/// queue), committing on success. One that loses a race (a deadlock between
+/// two instances' claims, say) is run again at once, up to
+/// [`BOOKKEEPING_RUNS`] times: never left for a lease to end.
+async fn bookkeeping<T, F, Fut>(state: &State, work: F) -> Result<T, ApiError>
 where
-    F: FnOnce(HookContext) -> Fut,
+    F: Fn(HookContext) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
-    let ctx = state.app_context(state.db.begin(true));
-    match work(ctx.clone()).await {
-        Ok(value) => hookspecs::host::unit_of_work(&ctx)
-            .commit()
-            .await
-            .map(|()| value),
-        Err(error) => {
-            let _ = hookspecs::host::unit_of_work(&ctx).rollback().await;
-            Err(error)
+    let mut run = 1;
+    loop {
+        let ctx = state.app_context(state.db.begin_bookkeeping());
+        let uow = hookspecs::host::unit_of_work(&ctx).clone();
+        let outcome = match work(ctx).await {
+            Ok(value) => uow.commit().await.map(|()| value),
+            Err(error) => {
+                let _ = uow.rollback().await;
+                Err(error)
+            }
+        };
+        match outcome {
+            Err(error) if error.is_race() && run < BOOKKEEPING_RUNS => run += 1,
+            outcome => return outcome,
         }
     }
 }
@@ -249,7 +260,7 @@ impl Queue {
              ORDER BY d.txid, d.event_id LIMIT $2 {lock}"
         );
         let sql = &sql;
-        write(&self.state, |ctx| async move {
+        bookkeeping(&self.state, |ctx| async move {
             let mut claimed = Vec::new();
             let mut db = ctx.db().await?;
             let rows = sqlx::query(sql)
@@ -410,7 +421,30 @@ impl Queue {
         let list = |ids: &mut dyn Iterator<Item = i64>| {
             ids.map(|id| id.to_string()).collect::<Vec<_>>().join(", ")
         };
-        write(&self.state, |ctx| async move {
+        // The failed one's fate, decided once (its log line too), whatever
+        // runs the write takes.
+        let failed = failed.map(|(claimed, why, fatal)| {
+            let attempts = claimed.attempts + 1;
+            let dead = fatal || attempts >= i64::from(self.policy.max_attempts);
+            let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
+            let delay = self.policy.delay(failures, getrandom::u64().unwrap_or(0));
+            if dead {
+                tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
+                    "delivery dead: {why}");
+            } else {
+                tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
+                    "delivery failed, retrying in {delay:?}: {why}");
+            }
+            (
+                claimed.id,
+                attempts,
+                why,
+                dead,
+                now + delay.as_millis() as i64,
+            )
+        });
+        let failed = failed.as_ref();
+        bookkeeping(&self.state, |ctx| async move {
             let mut db = ctx.db().await?;
             if !delivered.is_empty() {
                 let sql = format!(
@@ -421,29 +455,18 @@ impl Queue {
                 );
                 sqlx::query(&sql).bind(now).execute(&mut *db).await?;
             }
-            if let Some((claimed, why, fatal)) = failed {
-                let attempts = claimed.attempts + 1;
-                let dead = fatal || attempts >= i64::from(self.policy.max_attempts);
-                let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
-                let delay = self.policy.delay(failures, getrandom::u64().unwrap_or(0));
-                if dead {
-                    tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
-                        "delivery dead: {why}");
-                } else {
-                    tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
-                        "delivery failed, retrying in {delay:?}: {why}");
-                }
+            if let Some((id, attempts, why, dead, next)) = failed {
                 sqlx::query(
                     "UPDATE outbox_deliveries SET attempts = $1, last_error = $2, status = $3, \
                      next_attempt_ms = $4, done_ms = $5, lease_owner = NULL, lease_until_ms = 0 \
                      WHERE id = $6 AND lease_owner = $7 AND status = 'pending'",
                 )
-                .bind(attempts)
+                .bind(*attempts)
                 .bind(why)
-                .bind(if dead { "dead" } else { "pending" })
-                .bind(now + delay.as_millis() as i64)
+                .bind(if *dead { "dead" } else { "pending" })
+                .bind(*next)
                 .bind(dead.then_some(now))
-                .bind(claimed.id)
+                .bind(*id)
                 .bind(&self.owner)
                 .execute(&mut *db)
                 .await?;
@@ -495,7 +518,7 @@ async fn prune_forever(state: Arc<State>, retention: Duration) {
 /// The database's.
 pub async fn prune(state: &State, retention: Duration) -> Result<(), ApiError> {
     let before = now_ms() - retention.as_millis() as i64;
-    write(state, |ctx| async move {
+    bookkeeping(state, |ctx| async move {
         let mut db = ctx.db().await?;
         sqlx::query("DELETE FROM outbox_deliveries WHERE status = 'delivered' AND done_ms < $1")
             .bind(before)

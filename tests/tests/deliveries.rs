@@ -77,13 +77,19 @@ fn event_keys(db: &TestDb) -> Vec<String> {
     db.column("SELECT event_key FROM outbox_events ORDER BY id")
 }
 
-/// Event ids in the order the webhooks plugin must get them: by recording
-/// transaction, then by id (see the outbox migration).
+/// Event ids in the order the webhooks plugin must get them, the log's: by
+/// recording transaction, then by id (see the outbox migrations).
 fn delivery_order(db: &TestDb) -> Vec<String> {
-    db.column(
-        "SELECT e.event_key FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-         WHERE d.plugin = 'webhooks' ORDER BY d.txid, d.event_id",
-    )
+    db.column("SELECT event_key FROM outbox_events ORDER BY txid, id")
+}
+
+/// The instance reading the log for `plugin` now, if any.
+fn lease_owner(db: &TestDb, plugin: &str) -> Option<String> {
+    db.column(&format!(
+        "SELECT lease_owner FROM outbox_cursors WHERE plugin = '{plugin}' AND lease_owner IS NOT NULL"
+    ))
+    .into_iter()
+    .next()
 }
 
 fn hmac_hex(body: &[u8]) -> String {
@@ -222,7 +228,8 @@ e2e! {
         app.proc.signal("KILL");
         app.proc.wait_exit();
         drop(app);
-        assert_eq!(deliveries(&db, "webhooks"), ["pending:0"]);
+        // Nothing recorded: the event is still ahead of the plugin's cursor.
+        assert_eq!(deliveries(&db, "webhooks"), Vec::<String>::new());
         let again = TestApp::start_on(db.clone(), &options);
         wait_until("the delivery after the restart", || delivered(&db, "webhooks") == 1);
         let got = receiver.received();
@@ -280,6 +287,55 @@ e2e! {
         let dead = expect(200, app.get("/api/admin/deliveries", ADMIN));
         assert_eq!(dead["total"], 1);
         assert_eq!(dead["deliveries"][0]["status"], "dead");
+    }
+
+    fn a_failed_event_is_parked_and_the_later_ones_go_on(backend) {
+        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let app = start(backend, &receiver, "[deliveries.webhooks]\nbackoff_ms = 2000");
+        app.create_user("first");
+        receiver.wait_for(1);
+        app.create_user("second");
+        wait_until("both delivered", || delivered(&app.db, "webhooks") == 2);
+        let names: Vec<String> = receiver.received().iter()
+            .map(|r| r.json["data"]["username"].as_str().unwrap().to_owned())
+            .collect();
+        // The second did not wait for the first's retry.
+        assert_eq!(names, ["first", "second", "first"]);
+        assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:2", "delivered:1"]);
+    }
+
+    fn an_ordered_plugin_holds_its_later_events_behind_a_failed_one(backend) {
+        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let app = start(backend, &receiver, "[deliveries.webhooks]\nordered = true\nbackoff_ms = 300");
+        app.create_user("first");
+        receiver.wait_for(1);
+        app.create_user("second");
+        wait_until("both delivered", || delivered(&app.db, "webhooks") == 2);
+        let got = receiver.received();
+        let names: Vec<&str> = got.iter().map(|r| r.json["data"]["username"].as_str().unwrap()).collect();
+        assert_eq!(names, ["first", "first", "second"]);
+    }
+
+    fn a_plugin_added_later_starts_at_the_head_of_the_log(backend) {
+        // Events recorded for another plugin (`after`) before webhooks is
+        // there: webhooks never gets them, only what comes after it.
+        let db = Arc::new(TestDb::create(backend));
+        let without = Options::default()
+            .env(AFTER_COMMIT_ENV, "1")
+            .config("[deliveries]\nbackoff_ms = 50\npoll_ms = 100\n");
+        let before = TestApp::start_on(db.clone(), &without);
+        before.create_user("old");
+        wait_until("the old event delivered to after", || delivered(&db, "after") == 1);
+        drop(before);
+        let receiver = Receiver::start();
+        let with = options(&db, &receiver, "").env(AFTER_COMMIT_ENV, "1");
+        let app = TestApp::start_on(db.clone(), &with);
+        app.create_user("new");
+        wait_until("the new event delivered", || delivered(&db, "webhooks") == 1);
+        wait_until("after's too", || delivered(&db, "after") == 2);
+        let got = receiver.received();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].json["data"]["username"], "new");
     }
 
     fn events_reach_a_plugin_in_commit_order(backend) {
@@ -343,11 +399,8 @@ fn three_instances_share_the_outbox_and_survive_one_killed() {
         apps[i % 3].create_user(&format!("user{i}"));
     }
     let hung = receiver.wait_for(5)[4].key.clone();
-    let owner = db.column(&format!(
-        "SELECT d.lease_owner FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-         WHERE e.event_key = '{hung}'"
-    ));
-    let owner = format!("instance={}", owner[0]);
+    let owner = lease_owner(&db, "webhooks").expect("the instance delivering");
+    let owner = format!("instance={owner}");
     let victim = apps
         .iter()
         .position(|a| a.proc.output.text().contains(&owner))
@@ -546,10 +599,7 @@ fn deliveries_survive_an_instance_killed_under_load() {
         wait_until("some deliveries", || receiver.received().len() >= 40);
         // The instance delivering now: the owner of a claim.
         let owner = loop {
-            let leased = db.column(
-                "SELECT lease_owner FROM outbox_deliveries WHERE lease_owner IS NOT NULL LIMIT 1",
-            );
-            if let Some(owner) = leased.into_iter().next() {
+            if let Some(owner) = lease_owner(&db, "webhooks") {
                 break owner;
             }
             std::thread::yield_now();
@@ -562,10 +612,12 @@ fn deliveries_survive_an_instance_killed_under_load() {
             .args(["-KILL", &pids[i]])
             .status();
         assert!(killed.expect("running kill").success());
-        // Its claims, as the database has them once it is dead.
+        // Its claim, as the database has it once it is dead: at most a
+        // batch (50) of events after the cursor it holds.
         claims.lock().unwrap().extend(db.column(&format!(
-            "SELECT e.event_key FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.lease_owner = '{owner}' AND d.status = 'pending'"
+            "SELECT e.event_key FROM outbox_events e JOIN outbox_cursors c \
+             ON c.plugin = 'webhooks' AND c.lease_owner = '{owner}' \
+             WHERE (e.txid, e.id) > (c.txid, c.event_id) ORDER BY e.txid, e.id LIMIT 50"
         )));
         *victim.lock().unwrap() = Some(i);
     });

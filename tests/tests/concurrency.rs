@@ -402,5 +402,10 @@ fn eighteen_clients_on_three_instances_creating_users_get_no_503() {
             "{}",
             report["operations"]
         );
+        // Nor any notice from PostgreSQL: the second and third instances
+        // found the app's and the plugins' migration tables there already,
+        // and the re-runs' refused commits were not rolled back again.
+        let output = app.proc.output.text();
+        assert!(!output.contains("sqlx::postgres::notice"), "{output}");
     }
 }

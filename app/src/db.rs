@@ -107,7 +107,22 @@ impl Db {
             Dialect::Sqlite => &SQLITE,
             Dialect::Postgres => &POSTGRES,
         };
-        migrator.run(&pool).await.context("running migrations")?;
+        let mut conn = pool.acquire().await?;
+        if dialect == Dialect::Postgres {
+            // `CREATE TABLE IF NOT EXISTS` of the migrations' own table
+            // notices on every start that it exists: news to nobody.
+            sqlx::raw_sql("SET client_min_messages = warning")
+                .execute(&mut *conn)
+                .await?;
+        }
+        let migrated = migrator.run(&mut conn).await.context("running migrations");
+        if dialect == Dialect::Postgres {
+            sqlx::raw_sql("RESET client_min_messages")
+                .execute(&mut *conn)
+                .await?;
+        }
+        migrated?;
+        drop(conn);
         match dialect {
             Dialect::Sqlite => {
                 let file = url.trim_start_matches("sqlite://").split('?').next();
@@ -155,6 +170,22 @@ impl Db {
         })
     }
 
+    /// Starts a unit of work for the delivery worker's own bookkeeping
+    /// (claiming and settling deliveries). PostgreSQL: READ COMMITTED, its
+    /// rows taken with `FOR UPDATE [SKIP LOCKED]`: the rows it changes are
+    /// its alone while it runs, and a concurrent claim or settle waits for
+    /// them (or skips them) rather than failing at commit as SERIALIZABLE
+    /// would. SQLite: a writer like any other.
+    pub fn begin_bookkeeping(&self) -> Arc<UnitOfWork> {
+        match self.dialect {
+            Dialect::Sqlite => self.begin(true),
+            Dialect::Postgres => Arc::new(UnitOfWork::new(
+                self.pool.clone(),
+                Some("BEGIN ISOLATION LEVEL READ COMMITTED"),
+            )),
+        }
+    }
+
     /// Applies plugin `plugin`'s migrations not applied yet, in version
     /// order, in one transaction, recording them in
     /// `plugin_<plugin>_migrations`. Several instances starting at once wait
@@ -188,6 +219,12 @@ impl Db {
             Dialect::Postgres => self.pool.begin().await.map_err(fail)?,
         };
         if self.dialect == Dialect::Postgres {
+            // As for the app's migrations: no notice that the history table
+            // exists, on every start.
+            sqlx::raw_sql("SET LOCAL client_min_messages = warning")
+                .execute(&mut *tx)
+                .await
+                .map_err(fail)?;
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::TEXT")
                 .bind(&history)
                 .execute(&mut *tx)

@@ -650,56 +650,76 @@ impl Services for AppServices {
         let hidden = || ApiError::not_found("space", space_id);
         self.allow(ctx, Action::PutMember, resource, hidden).await?;
         let inner = app(ctx);
-        self.get_user(&inner, user_id).await?;
-        match self.get_member(&inner, space_id, user_id).await? {
-            None => {
-                // A concurrent operation may have added it since we looked:
-                // then this run lost a race and is run again (and finds it).
-                let sql = format!(
-                    "INSERT INTO memberships (space_id, user_id, role, created_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {MEMBER_COLUMNS}"
-                );
-                let row = sqlx::query(&sql)
-                    .bind(space_id)
-                    .bind(user_id)
-                    .bind(role.as_str())
-                    .bind(now())
-                    .fetch_optional(&mut *ctx.db().await?)
-                    .await
-                    .map_err(|e| conflict(e, &[]))?
-                    .ok_or_else(|| ApiError::race("the membership was added concurrently"))?;
-                let created = membership(&row)?;
-                emit!(self, &inner, Change::MembershipCreated(created.clone()));
-                Ok((created, true))
+        // Insert first and let the constraints answer whether the user
+        // exists (the foreign key) and whether they are a member already
+        // (the primary key). Reading first would lock, on PostgreSQL, the
+        // index pages where concurrent operations insert their new users
+        // and memberships, and make them collide for nothing.
+        let sql = format!(
+            "INSERT INTO memberships (space_id, user_id, role, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {MEMBER_COLUMNS}"
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(space_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(now())
+            .fetch_optional(&mut *ctx.db().await?)
+            .await;
+        let inserted = match inserted {
+            Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+                // No such user (the space was found above), unless a
+                // concurrent operation removed the space meanwhile.
+                // PostgreSQL names the constraint (and has aborted the
+                // transaction: no more reading); SQLite does not, and lets
+                // the transaction go on.
+                let no_user = match db.constraint() {
+                    Some(name) => name.contains("user_id"),
+                    None => self.get_user(&inner, user_id).await.is_err(),
+                };
+                return Err(if no_user {
+                    ApiError::not_found("user", user_id)
+                } else {
+                    ApiError::race("the space was removed concurrently")
+                });
             }
-            Some(before) if before.role == role => Ok((before, false)),
-            Some(before) => {
-                let done = sqlx::query(
-                    "UPDATE memberships SET role = $1 WHERE space_id = $2 AND user_id = $3",
-                )
+            inserted => inserted.map_err(|e| conflict(e, &[]))?,
+        };
+        if let Some(row) = inserted {
+            let created = membership(&row)?;
+            emit!(self, &inner, Change::MembershipCreated(created.clone()));
+            return Ok((created, true));
+        }
+        let before = self
+            .get_member(&inner, space_id, user_id)
+            .await?
+            .ok_or_else(|| ApiError::race("the membership was removed concurrently"))?;
+        if before.role == role {
+            return Ok((before, false));
+        }
+        let done =
+            sqlx::query("UPDATE memberships SET role = $1 WHERE space_id = $2 AND user_id = $3")
                 .bind(role.as_str())
                 .bind(space_id)
                 .bind(user_id)
                 .execute(&mut *ctx.db().await?)
                 .await?;
-                if done.rows_affected() == 0 {
-                    return Err(ApiError::race("the membership was removed concurrently"));
-                }
-                let after = Membership {
-                    role,
-                    ..before.clone()
-                };
-                emit!(
-                    self,
-                    &inner,
-                    Change::MembershipModified {
-                        before,
-                        after: after.clone()
-                    }
-                );
-                Ok((after, false))
-            }
+        if done.rows_affected() == 0 {
+            return Err(ApiError::race("the membership was removed concurrently"));
         }
+        let after = Membership {
+            role,
+            ..before.clone()
+        };
+        emit!(
+            self,
+            &inner,
+            Change::MembershipModified {
+                before,
+                after: after.clone()
+            }
+        );
+        Ok((after, false))
     }
 
     async fn list_members(

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::{Any, AnyConnection, AnyPool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
 use crate::authz::{Action, Resource};
@@ -25,6 +26,12 @@ use crate::model::{
 /// The transaction begins on first use of [`UnitOfWork::db`]: an operation
 /// that never touches the database (a plugin route answering from memory)
 /// costs no connection and no round trip.
+///
+/// It sends `BEGIN`, `COMMIT` and `ROLLBACK` itself rather than through
+/// `sqlx::Transaction`: when PostgreSQL refuses a `COMMIT` (a serialization
+/// failure found at commit) the transaction is over, and the rollback that
+/// `sqlx::Transaction` sends on drop would only draw a warning ("there is no
+/// transaction in progress") for every operation that is run again.
 pub struct UnitOfWork {
     tx: Mutex<Tx>,
 }
@@ -33,14 +40,14 @@ enum Tx {
     /// Not begun yet.
     Pending(Begin),
     /// Begun; holding the writers' turn if there is one.
-    Open(Transaction<'static, Any>, Option<OwnedMutexGuard<()>>),
+    Open(PoolConnection<Any>, Option<OwnedMutexGuard<()>>),
     Ended,
 }
 
 /// How the transaction begins, once needed.
 struct Begin {
     pool: AnyPool,
-    /// `None`: the driver's default `BEGIN`.
+    /// `None`: a plain `BEGIN`.
     statement: Option<&'static str>,
     /// Taken before beginning, released at the end: see [`UnitOfWork::one_writer_at_a_time`].
     writers: Option<Arc<Mutex<()>>>,
@@ -49,7 +56,7 @@ struct Begin {
 impl UnitOfWork {
     /// A unit of work on `pool` whose transaction, once needed, begins with
     /// `begin` (for example `Some("BEGIN IMMEDIATE")` on SQLite for an
-    /// operation that will write), or the driver's default.
+    /// operation that will write), or a plain `BEGIN`.
     pub fn new(pool: AnyPool, begin: Option<&'static str>) -> Self {
         UnitOfWork {
             tx: Mutex::new(Tx::Pending(Begin {
@@ -75,6 +82,10 @@ impl UnitOfWork {
     /// The transaction's connection, for `sqlx` queries:
     /// `query.execute(&mut *uow.db().await?)`. Hold the guard only for the
     /// queries themselves: hooks called meanwhile need it too.
+    ///
+    /// # Errors
+    ///
+    /// The database's, beginning; or the unit of work has already ended.
     pub async fn db(&self) -> Result<DbGuard<'_>, ApiError> {
         let mut guard = self.tx.lock().await;
         if let Tx::Pending(begin) = &*guard {
@@ -82,11 +93,9 @@ impl UnitOfWork {
                 Some(writers) => Some(writers.clone().lock_owned().await),
                 None => None,
             };
-            let tx = match begin.statement {
-                Some(statement) => begin.pool.begin_with(statement).await?,
-                None => begin.pool.begin().await?,
-            };
-            *guard = Tx::Open(tx, turn);
+            let mut conn = begin.pool.acquire().await?;
+            run(&mut conn, begin.statement.unwrap_or("BEGIN")).await?;
+            *guard = Tx::Open(conn, turn);
         }
         match &*guard {
             Tx::Open(..) => Ok(DbGuard(guard)),
@@ -96,21 +105,75 @@ impl UnitOfWork {
 
     /// Commits (if the transaction ever began). Called by the application
     /// when the operation succeeded.
+    ///
+    /// # Errors
+    ///
+    /// The database's (the transaction is then rolled back), or the unit
+    /// of work has already ended.
     pub async fn commit(&self) -> Result<(), ApiError> {
         match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
-            Tx::Open(tx, _turn) => Ok(tx.commit().await?),
+            Tx::Open(mut conn, _turn) => {
+                let committed = run(&mut conn, "COMMIT").await;
+                if committed.is_err() && conn.backend_name() != "PostgreSQL" {
+                    // SQLite keeps a transaction whose COMMIT failed (busy)
+                    // open; PostgreSQL has ended it already.
+                    let _ = run(&mut conn, "ROLLBACK").await;
+                }
+                committed?;
+                Ok(())
+            }
             Tx::Pending(_) => Ok(()),
             Tx::Ended => Err(ApiError::internal("the unit of work has already ended")),
         }
     }
 
     /// Rolls back. Called by the application when the operation failed.
+    ///
+    /// # Errors
+    ///
+    /// The database's.
     pub async fn rollback(&self) -> Result<(), ApiError> {
         match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
-            Tx::Open(tx, _turn) => Ok(tx.rollback().await?),
+            Tx::Open(mut conn, _turn) => {
+                run(&mut conn, "ROLLBACK").await?;
+                Ok(())
+            }
             Tx::Pending(_) | Tx::Ended => Ok(()),
         }
     }
+}
+
+impl Drop for UnitOfWork {
+    /// A unit of work dropped while its transaction is open (its operation
+    /// was cancelled) rolls back before its connection (and the writers'
+    /// turn) is given back; without a runtime to do that on, the connection
+    /// is closed instead, which ends the transaction too.
+    fn drop(&mut self) {
+        let Tx::Open(mut conn, turn) = std::mem::replace(self.tx.get_mut(), Tx::Ended) else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if run(&mut conn, "ROLLBACK").await.is_err() {
+                        conn.close_on_drop();
+                    }
+                    drop(turn);
+                });
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
+
+/// Runs `statement` (`BEGIN`, `COMMIT`, `ROLLBACK`) on `conn`, through the
+/// executor's boxed future: one that stays `Send` in the callers' futures
+/// and in a spawned task, unlike `raw_sql`'s.
+fn run<'c>(
+    conn: &'c mut AnyConnection,
+    statement: &'c str,
+) -> futures::future::BoxFuture<'c, Result<sqlx::any::AnyQueryResult, sqlx::Error>> {
+    sqlx::Executor::execute(conn, statement)
 }
 
 /// The locked connection of a [`UnitOfWork`].
@@ -120,7 +183,7 @@ impl Deref for DbGuard<'_> {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
         match &*self.0 {
-            Tx::Open(tx, _) => tx,
+            Tx::Open(conn, _) => conn,
             _ => unreachable!("a DbGuard is only made for an open transaction"),
         }
     }
@@ -129,7 +192,7 @@ impl Deref for DbGuard<'_> {
 impl DerefMut for DbGuard<'_> {
     fn deref_mut(&mut self) -> &mut AnyConnection {
         match &mut *self.0 {
-            Tx::Open(tx, _) => tx,
+            Tx::Open(conn, _) => conn,
             _ => unreachable!("a DbGuard is only made for an open transaction"),
         }
     }

@@ -86,3 +86,84 @@ async fn writers_take_turns_and_the_next_starts_when_the_first_ends() {
     let third = UnitOfWork::new(pool, begin).one_writer_at_a_time(writers);
     third.db().await.expect("the turn is free again");
 }
+
+/// Counts the PostgreSQL notices sqlx logs (`sqlx::postgres::notice`).
+struct Notices(&'static std::sync::atomic::AtomicUsize);
+
+impl tracing::Subscriber for Notices {
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        meta.target().starts_with("sqlx::postgres::notice")
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// PostgreSQL ends a transaction whose `COMMIT` fails (here a
+/// serialization failure found at commit): nothing may roll it back again,
+/// which would only draw "there is no transaction in progress".
+#[tokio::test]
+async fn a_commit_refused_by_postgresql_sends_no_rollback_after_it() {
+    let Some(url) = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    static NOTICES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    tracing::subscriber::set_global_default(Notices(&NOTICES)).expect("the only subscriber");
+    let pool = lazy_pool(&url);
+    let table = format!("uow_skew_{}", std::process::id());
+    let create = format!("CREATE TABLE {table} (v BIGINT)");
+    sqlx::query(&create).execute(&pool).await.unwrap();
+    let begin = Some("BEGIN ISOLATION LEVEL SERIALIZABLE");
+    let (first, second) = (
+        UnitOfWork::new(pool.clone(), begin),
+        UnitOfWork::new(pool.clone(), begin),
+    );
+    // Write skew: each reads what the other writes.
+    let count = format!("SELECT COUNT(*) FROM {table}");
+    let insert = format!("INSERT INTO {table} VALUES (1)");
+    for uow in [&first, &second] {
+        sqlx::query(&count)
+            .execute(&mut *uow.db().await.unwrap())
+            .await
+            .unwrap();
+    }
+    for uow in [&first, &second] {
+        sqlx::query(&insert)
+            .execute(&mut *uow.db().await.unwrap())
+            .await
+            .unwrap();
+    }
+    first.commit().await.expect("the first committer wins");
+    let refused = second.commit().await.expect_err("the second must fail");
+    assert!(refused.is_race(), "{refused:?}");
+    // Every connection used again (the pool has 4): one of them is the
+    // refused one, which must be out of its transaction (a BEGIN inside one
+    // would warn) and owe nothing (a ROLLBACK would warn).
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        let mut conn = pool.acquire().await.unwrap();
+        sqlx::raw_sql("BEGIN; ROLLBACK")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        conns.push(conn);
+    }
+    drop(conns);
+    sqlx::query(&format!("DROP TABLE {table}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(NOTICES.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

@@ -171,7 +171,8 @@ async fn operate(
 /// with a concurrent one (PostgreSQL's serialization failures and
 /// deadlocks), a bounded number of times with jittered backoff; then 503.
 /// Each run has a unit of work of its own: what a lost run wrote is rolled
-/// back, so its hooks ran but left nothing.
+/// back, so its hooks ran but left nothing. A request that was run again
+/// logs one line, when it ends.
 async fn attempt(
     state: Arc<State>,
     route: RouteDef,
@@ -180,10 +181,22 @@ async fn attempt(
 ) -> Result<Reply, ApiError> {
     let _running = state.in_flight.enter();
     let mut run = 1;
+    let mut lost = None;
     loop {
         let error = match once(&state, &route, &parts, identity.clone()).await {
             Err(error) if error.is_race() => error,
-            outcome => return outcome,
+            outcome => {
+                if let Some(last) = lost {
+                    tracing::info!(
+                        runs = run,
+                        "ran {} {} again after losing races with concurrent operations \
+                         (the last: {last})",
+                        route.method.as_str(),
+                        route.path
+                    );
+                }
+                return outcome;
+            }
         };
         if run >= state.retry.max_attempts {
             state.retries.gave_up.fetch_add(1, Ordering::Relaxed);
@@ -198,12 +211,7 @@ async fn attempt(
             ));
         }
         state.retries.retried.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
-            run,
-            "running {} {} again: {error}",
-            route.method.as_str(),
-            route.path
-        );
+        lost = Some(error);
         tokio::time::sleep(state.retry.backoff(run)).await;
         run += 1;
     }

@@ -1,17 +1,18 @@
-//! After-commit hooks through a durable outbox.
+//! After-commit hooks through a durable outbox, kept as a log.
 //!
 //! - [`emit`] (called by the services for every entity change) fires the
-//!   in-transaction hook and records the event, with one pending delivery
-//!   per plugin implementing its `after_*` hook, in the same transaction:
-//!   a rolled-back operation leaves nothing to deliver, a committed one is
-//!   delivered even if the process dies right after the commit.
-//! - [`Deliverer`] (one task per plugin) claims each plugin's oldest
-//!   pending deliveries under a lease, calls the plugin's hook, and marks
-//!   them delivered, retries them later with backoff, or dead.
-//!   On PostgreSQL several instances share the outbox: claims take rows
-//!   `FOR UPDATE SKIP LOCKED` and only from a plugin's head, so one
-//!   instance at a time works on a plugin's queue, in commit order, and a
-//!   dead instance's lease simply expires.
+//!   in-transaction hook and records the event, one row whatever the number
+//!   of plugins, in the same transaction: a rolled-back operation leaves
+//!   nothing to deliver, a committed one is delivered even if the process
+//!   dies right after the commit.
+//! - [`Deliverer`] (one task per plugin) reads the log from the plugin's
+//!   cursor under a lease, calls the plugin's hook for each event in commit
+//!   order, and records the batch in one write: the cursor moves past it,
+//!   a failed event is parked for its retries (with backoff, then dead)
+//!   while the later ones go on, or holds them back for an `ordered` plugin.
+//!   On PostgreSQL several instances share the log: the lease on a plugin's
+//!   cursor row (taken `FOR UPDATE SKIP LOCKED`) lets one instance at a
+//!   time work for that plugin, and a dead instance's lease simply expires.
 //! - [`admin`]: listing, retrying and counting, for the API and the CLI.
 //! - [`committed`]: the request pipeline's nudge after a commit.
 
@@ -48,8 +49,12 @@ pub struct DeliveriesConfig {
     /// How often to look for deliveries committed by other instances (or
     /// whose retry is due) when nothing woke the worker.
     pub poll_ms: u64,
-    /// Deliveries claimed at once per plugin.
+    /// Events claimed at once per plugin.
     pub batch: u32,
+    /// Whether a failed event holds back the plugin's later events until
+    /// it is delivered or dead (strict commit order), rather than being
+    /// parked for its retries while the later ones go on (the default).
+    pub ordered: bool,
     /// How long delivered events are kept, in seconds.
     pub retention_s: u64,
     /// Per-plugin overrides.
@@ -70,6 +75,8 @@ pub struct PluginDeliveries {
     pub max_backoff_ms: Option<u64>,
     /// See [`DeliveriesConfig::timeout_ms`].
     pub timeout_ms: Option<u64>,
+    /// See [`DeliveriesConfig::ordered`].
+    pub ordered: Option<bool>,
 }
 
 impl Default for DeliveriesConfig {
@@ -82,6 +89,7 @@ impl Default for DeliveriesConfig {
             lease_ms: 60_000,
             poll_ms: 1_000,
             batch: 50,
+            ordered: false,
             retention_s: 7 * 24 * 3600,
             plugins: HashMap::new(),
         }
@@ -99,6 +107,8 @@ pub struct Policy {
     pub max_backoff: Duration,
     /// Time limit of one attempt.
     pub timeout: Duration,
+    /// A failed event holds back the later ones (see [`DeliveriesConfig::ordered`]).
+    pub ordered: bool,
 }
 
 impl DeliveriesConfig {
@@ -110,6 +120,7 @@ impl DeliveriesConfig {
             backoff: Duration::from_millis(own.backoff_ms.unwrap_or(self.backoff_ms)),
             max_backoff: Duration::from_millis(own.max_backoff_ms.unwrap_or(self.max_backoff_ms)),
             timeout: Duration::from_millis(own.timeout_ms.unwrap_or(self.timeout_ms).max(1)),
+            ordered: own.ordered.unwrap_or(self.ordered),
         }
     }
 }
@@ -177,6 +188,7 @@ mod tests {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1_000),
             timeout: Duration::from_secs(1),
+            ordered: false,
         };
         for (failed, full) in [
             (1, 100),

@@ -1,8 +1,11 @@
-//! The delivery worker: per plugin, claim the oldest pending deliveries
-//! under a lease, call the plugin's after-commit hook for each in order,
-//! record the outcome. Plus the pruning of delivered events.
+//! The delivery worker: per plugin, read the outbox log from the plugin's
+//! cursor under a lease, call the plugin's after-commit hook for each event
+//! in order, and record the outcome in one write per batch: the cursor moves
+//! past the batch, and a failed event is parked (retried with backoff, then
+//! dead) without holding back the plugin's later events, unless the plugin
+//! is `ordered`. Plus the pruning of delivered events.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,17 +28,18 @@ pub struct Deliverer {
 
 impl Deliverer {
     /// Starts one delivery task per plugin that implements an after-commit
-    /// hook, and the pruning task. On SQLite, where this process is the only
-    /// one delivering, claims left by an earlier run are released first.
+    /// hook (a plugin new to the database starts at the head of the log),
+    /// and the pruning task. On SQLite, where this process is the only one
+    /// delivering, claims left by an earlier run are released first.
     ///
     /// # Errors
     ///
     /// A plugin whose time limit is not shorter than the lease (no attempt
-    /// could ever start), or the database's, releasing old claims.
+    /// could ever start), or the database's.
     pub async fn start(state: Arc<State>, config: DeliveriesConfig) -> anyhow::Result<Self> {
         let plugins = after_commit_plugins(&state.hooks);
         let lease = Duration::from_millis(config.lease_ms);
-        for plugin in &plugins {
+        for plugin in plugins.keys() {
             let timeout = config.policy(plugin).timeout;
             anyhow::ensure!(
                 timeout < lease,
@@ -44,25 +48,18 @@ impl Deliverer {
                 timeout.as_millis()
             );
         }
+        let failed = |e: ApiError| anyhow::anyhow!("preparing the delivery workers: {}", e.message);
         if state.db.dialect() == Dialect::Sqlite {
-            write(&state, |ctx| async move {
-                sqlx::query(
-                    "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until_ms = 0 \
-                     WHERE status = 'pending' AND lease_owner IS NOT NULL",
-                )
-                .execute(&mut *ctx.db().await?)
-                .await?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("releasing old delivery claims: {}", e.message))?;
+            release(&state, None).await.map_err(failed)?;
         }
         let owner = hookspecs::new_secret("instance_")?;
         let mut tasks = Vec::new();
-        for plugin in plugins {
+        for (plugin, hooks) in plugins {
+            start_at_head(&state, plugin).await.map_err(failed)?;
             let queue = Queue {
                 state: state.clone(),
                 plugin,
+                hooks,
                 policy: config.policy(plugin),
                 owner: owner.clone(),
                 lease,
@@ -86,7 +83,7 @@ impl Deliverer {
 
     /// Stops the tasks and gives this instance's claims back, so another
     /// instance (or the next start) goes on at once rather than after the
-    /// lease. A delivery cut short is delivered again (at least once).
+    /// lease. An event cut short is delivered again (at least once).
     pub async fn stop(self) {
         for task in &self.tasks {
             task.abort();
@@ -94,63 +91,152 @@ impl Deliverer {
         for task in self.tasks {
             let _ = task.await;
         }
-        let owner = &self.owner;
-        let released = write(&self.state, |ctx| async move {
-            sqlx::query(
-                "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until_ms = 0 \
-                 WHERE lease_owner = $1",
-            )
-            .bind(owner)
-            .execute(&mut *ctx.db().await?)
-            .await?;
-            Ok(())
-        })
-        .await;
-        if let Err(error) = released {
+        if let Err(error) = release(&self.state, Some(&self.owner)).await {
             tracing::warn!("releasing delivery claims at shutdown: {}", error.message);
         }
     }
 }
 
-/// The plugins implementing at least one `after_*` hook.
-fn after_commit_plugins(hooks: &PluginManager<dyn AppHooks>) -> BTreeSet<&'static str> {
-    hooks
-        .hookspecs()
-        .iter()
-        .filter(|spec| spec.name.starts_with("after_"))
-        .flat_map(|spec| hooks.get_hookimpls(spec.name).unwrap_or_default())
-        .filter(|i| !i.wrapper)
-        .map(|i| i.plugin)
-        .collect()
+/// Gives back the plugins' leases held by `owner` (every lease: `None`).
+async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
+    bookkeeping(state, |ctx| async move {
+        sqlx::query(
+            "UPDATE outbox_cursors SET lease_owner = NULL, lease_until_ms = 0 \
+             WHERE lease_owner IS NOT NULL AND ($1 = '' OR lease_owner = $1)",
+        )
+        .bind(owner.unwrap_or_default())
+        .execute(&mut *ctx.db().await?)
+        .await?;
+        Ok(())
+    })
+    .await
 }
 
-/// Runs `work` in a writing unit of work of its own (SQLite: in the app's
-/// writers' queue), committing on success.
-async fn write<T, F, Fut>(state: &State, work: F) -> Result<T, ApiError>
+/// Gives `plugin` a cursor if it has none: at the head of the log, so a
+/// plugin added later gets the events recorded from now on, not the past.
+/// PostgreSQL: just below the oldest running transaction (every event
+/// below it is past, any event at or above it is to come); SQLite: after
+/// the last event.
+async fn start_at_head(state: &State, plugin: &str) -> Result<(), ApiError> {
+    let sql = match state.db.dialect() {
+        Dialect::Postgres => {
+            "INSERT INTO outbox_cursors (plugin, txid, event_id) \
+             VALUES ($1, pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, \
+                     9223372036854775807) \
+             ON CONFLICT (plugin) DO NOTHING"
+        }
+        Dialect::Sqlite => {
+            "INSERT INTO outbox_cursors (plugin, txid, event_id) \
+             VALUES ($1, 0, (SELECT COALESCE(MAX(id), 0) FROM outbox_events)) \
+             ON CONFLICT (plugin) DO NOTHING"
+        }
+    };
+    bookkeeping(state, |ctx| async move {
+        sqlx::query(sql)
+            .bind(plugin)
+            .execute(&mut *ctx.db().await?)
+            .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The plugins implementing at least one `after_*` hook, with those hooks.
+fn after_commit_plugins(
+    hooks: &PluginManager<dyn AppHooks>,
+) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    let mut plugins: BTreeMap<&'static str, BTreeSet<&'static str>> = BTreeMap::new();
+    for spec in hooks.hookspecs() {
+        if !spec.name.starts_with("after_") {
+            continue;
+        }
+        for i in hooks.get_hookimpls(spec.name).unwrap_or_default() {
+            if !i.wrapper {
+                plugins.entry(i.plugin).or_default().insert(spec.name);
+            }
+        }
+    }
+    plugins
+}
+
+/// How many times a bookkeeping unit of work that lost a race is run.
+const BOOKKEEPING_RUNS: u32 = 10;
+
+/// Runs `work` in a unit of work of the worker's own bookkeeping (row
+/// locks, see `Db::begin_bookkeeping`; SQLite: in the app's writers'
+/// queue), committing on success. One that loses a race (a deadlock between
+/// two instances' claims, say) is run again at once, up to
+/// [`BOOKKEEPING_RUNS`] times: never left for a lease to end.
+async fn bookkeeping<T, F, Fut>(state: &State, work: F) -> Result<T, ApiError>
 where
-    F: FnOnce(HookContext) -> Fut,
+    F: Fn(HookContext) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
-    let ctx = state.app_context(state.db.begin(true));
-    match work(ctx.clone()).await {
-        Ok(value) => hookspecs::host::unit_of_work(&ctx)
-            .commit()
-            .await
-            .map(|()| value),
-        Err(error) => {
-            let _ = hookspecs::host::unit_of_work(&ctx).rollback().await;
-            Err(error)
+    let mut run = 1;
+    loop {
+        let ctx = state.app_context(state.db.begin_bookkeeping());
+        let uow = hookspecs::host::unit_of_work(&ctx).clone();
+        let outcome = match work(ctx).await {
+            Ok(value) => uow.commit().await.map(|()| value),
+            Err(error) => {
+                let _ = uow.rollback().await;
+                Err(error)
+            }
+        };
+        match outcome {
+            Err(error) if error.is_race() && run < BOOKKEEPING_RUNS => run += 1,
+            outcome => return outcome,
         }
     }
 }
 
-/// One claimed delivery.
+/// One event to deliver: from the log, or parked after a failure.
 struct Claimed {
-    id: i64,
+    /// The event's row.
+    event_id: i64,
+    /// Its place in the log: (txid, event_id).
+    txid: i64,
+    /// The parked delivery's row, for a retry.
+    parked: Option<i64>,
+    /// Attempts made before this one.
     attempts: i64,
     key: String,
+    name: String,
     change: String,
     recorded_at: String,
+}
+
+fn claimed_row(row: &AnyRow, parked: bool) -> Result<Claimed, ApiError> {
+    Ok(Claimed {
+        event_id: row.try_get("event_id")?,
+        txid: row.try_get("txid")?,
+        parked: if parked {
+            Some(row.try_get("id")?)
+        } else {
+            None
+        },
+        attempts: if parked { row.try_get("attempts")? } else { 0 },
+        key: row.try_get("event_key")?,
+        name: row.try_get("event_name")?,
+        change: row.try_get("change")?,
+        recorded_at: row.try_get("recorded_at")?,
+    })
+}
+
+/// What the plugin's lease gave this round: parked events due for a retry,
+/// then events from the log, in order.
+struct Batch {
+    retries: Vec<Claimed>,
+    events: Vec<Claimed>,
+}
+
+/// How one claimed event went.
+enum Outcome {
+    Delivered,
+    /// Not attempted: the plugin does not implement its hook.
+    Skipped,
+    /// Failed: why, and whether it is dead at once (fatal).
+    Failed(String, bool),
 }
 
 enum Round {
@@ -164,12 +250,17 @@ enum Round {
 struct Queue {
     state: Arc<State>,
     plugin: &'static str,
+    /// The `after_*` hooks it implements: other events it skips.
+    hooks: BTreeSet<&'static str>,
     policy: Policy,
     owner: String,
     lease: Duration,
     poll: Duration,
     batch: i64,
 }
+
+const EVENT_COLUMNS: &str = "e.id AS event_id, e.txid, e.event_key, e.event_name, e.change, \
+                             e.recorded_at";
 
 impl Queue {
     async fn run(self) {
@@ -201,129 +292,160 @@ impl Queue {
     async fn round(&self) -> Result<Round, ApiError> {
         // A plain read first: most wake-ups find nothing, and on SQLite a
         // claim waits in the writers' queue.
-        let head = sqlx::query(
-            "SELECT next_attempt_ms, lease_until_ms FROM outbox_deliveries \
-             WHERE plugin = $1 AND status = 'pending' ORDER BY txid, event_id LIMIT 1",
+        let look = sqlx::query(
+            "SELECT c.lease_owner, c.lease_until_ms, \
+                    (SELECT MIN(d.next_attempt_ms) FROM outbox_deliveries d \
+                     WHERE d.plugin = c.plugin AND d.status = 'pending') AS retry_at, \
+                    CAST(CASE WHEN EXISTS (SELECT 1 FROM outbox_events e \
+                            WHERE (e.txid, e.id) > (c.txid, c.event_id)) THEN 1 ELSE 0 END \
+                         AS BIGINT) AS more \
+             FROM outbox_cursors c WHERE c.plugin = $1",
         )
         .bind(self.plugin)
-        .fetch_optional(&self.state.db.pool)
+        .fetch_one(&self.state.db.pool)
         .await?;
-        let Some(head) = head else {
-            return Ok(Round::Idle(None));
-        };
-        let due: i64 = head.try_get("next_attempt_ms")?;
-        let leased: i64 = head.try_get("lease_until_ms")?;
-        let ready_at = due.max(leased);
-        if ready_at > now_ms() {
-            return Ok(Round::Idle(Some(ready_at)));
+        let now = now_ms();
+        let retry_at: Option<i64> = look.try_get("retry_at")?;
+        let more = look.try_get::<i64, _>("more")? == 1;
+        let owner: Option<String> = look.try_get("lease_owner")?;
+        let leased: i64 = look.try_get("lease_until_ms")?;
+        if leased > now && owner.as_deref() != Some(&self.owner) {
+            return Ok(Round::Idle(Some(leased)));
         }
-        let claimed = self.claim().await?;
-        if claimed.is_empty() {
-            // Claimed by another instance meanwhile, or (PostgreSQL) a
-            // transaction that may still commit an earlier event is running.
+        let due = retry_at.is_some_and(|at| at <= now);
+        if !due && (!more || (self.policy.ordered && retry_at.is_some())) {
+            return Ok(Round::Idle(retry_at));
+        }
+        let Some(batch) = self.claim(now).await? else {
+            // Taken by another instance meanwhile, or (PostgreSQL) a
+            // transaction that may still record an earlier event is running.
             return Ok(Round::Idle(Some(now_ms() + 10)));
-        }
-        self.deliver(claimed).await;
+        };
+        self.deliver(batch).await;
         Ok(Round::Worked)
     }
 
-    /// Leases the plugin's first pending deliveries, in (txid, event) order
-    /// (see the migration), if the first of them is free and due: never a
-    /// later one while an earlier one is pending elsewhere, which keeps
-    /// commit order per plugin.
-    async fn claim(&self) -> Result<Vec<Claimed>, ApiError> {
+    /// Takes the plugin's lease (the one instance working on it now, which
+    /// keeps commit order) with what it is to deliver: the parked events
+    /// whose retry is due, then (unless an `ordered` plugin has events
+    /// parked) the log's next events after its cursor. `None`: nothing to
+    /// do, or another instance holds the lease.
+    async fn claim(&self, now: i64) -> Result<Option<Batch>, ApiError> {
         let postgres = self.state.db.dialect() == Dialect::Postgres;
-        let (safe, lock) = if postgres {
+        let (lock, below_running) = if postgres {
             (
-                "AND d.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
-                "FOR UPDATE OF d SKIP LOCKED",
+                "FOR UPDATE SKIP LOCKED",
+                "AND e.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
             )
         } else {
             ("", "")
         };
-        let sql = format!(
-            "SELECT d.id, d.event_id, d.attempts, d.next_attempt_ms, d.lease_until_ms, \
-                    e.event_key, e.change, e.recorded_at \
-             FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.plugin = $1 AND d.status = 'pending' {safe} \
-             ORDER BY d.txid, d.event_id LIMIT $2 {lock}"
+        let cursor_sql = format!(
+            "SELECT txid, event_id, lease_owner, lease_until_ms FROM outbox_cursors \
+             WHERE plugin = $1 {lock}"
         );
-        let sql = &sql;
-        write(&self.state, |ctx| async move {
-            let mut claimed = Vec::new();
+        let retries_sql = format!(
+            "SELECT d.id, d.attempts, d.next_attempt_ms, {EVENT_COLUMNS} \
+             FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
+             WHERE d.plugin = $1 AND d.status = 'pending' ORDER BY e.txid, e.id LIMIT $2"
+        );
+        let events_sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM outbox_events e \
+             WHERE (e.txid, e.id) > ($1, $2) {below_running} ORDER BY e.txid, e.id LIMIT $3"
+        );
+        let (cursor_sql, retries_sql, events_sql) = (&cursor_sql, &retries_sql, &events_sql);
+        bookkeeping(&self.state, |ctx| async move {
             let mut db = ctx.db().await?;
-            let rows = sqlx::query(sql)
+            let Some(cursor) = sqlx::query(cursor_sql)
+                .bind(self.plugin)
+                .fetch_optional(&mut *db)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let owner: Option<String> = cursor.try_get("lease_owner")?;
+            let leased: i64 = cursor.try_get("lease_until_ms")?;
+            if leased > now && owner.as_deref() != Some(&self.owner) {
+                return Ok(None);
+            }
+            let parked = sqlx::query(retries_sql)
                 .bind(self.plugin)
                 .bind(self.batch)
                 .fetch_all(&mut *db)
                 .await?;
-            // Read after the rows were locked: the head as it is now.
-            let head: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM outbox_deliveries WHERE plugin = $1 AND status = 'pending' \
-                 ORDER BY txid, event_id LIMIT 1",
-            )
-            .bind(self.plugin)
-            .fetch_optional(&mut *db)
-            .await?;
-            let first: Option<i64> = rows.first().map(|r| r.try_get("id")).transpose()?;
-            if first.is_none() || first != head {
-                return Ok(claimed);
-            }
-            let now = now_ms();
-            for row in &rows {
-                let due: i64 = row.try_get("next_attempt_ms")?;
-                let leased: i64 = row.try_get("lease_until_ms")?;
-                if due > now || leased > now {
+            let mut retries = Vec::new();
+            for row in &parked {
+                let due = row.try_get::<i64, _>("next_attempt_ms")? <= now;
+                if due {
+                    retries.push(claimed_row(row, true)?);
+                } else if self.policy.ordered {
+                    // Ordered: none overtakes an earlier one.
                     break;
                 }
-                claimed.push(claimed_row(row)?);
             }
-            if claimed.is_empty() {
-                return Ok(claimed);
+            let mut events = Vec::new();
+            if !(self.policy.ordered && !parked.is_empty()) {
+                let rows = sqlx::query(events_sql)
+                    .bind(cursor.try_get::<i64, _>("txid")?)
+                    .bind(cursor.try_get::<i64, _>("event_id")?)
+                    .bind(self.batch)
+                    .fetch_all(&mut *db)
+                    .await?;
+                events = rows
+                    .iter()
+                    .map(|r| claimed_row(r, false))
+                    .collect::<Result<_, _>>()?;
             }
-            let ids: Vec<String> = claimed.iter().map(|c| c.id.to_string()).collect();
-            sqlx::query(&format!(
-                "UPDATE outbox_deliveries SET lease_owner = $1, lease_until_ms = $2 \
-                 WHERE id IN ({})",
-                ids.join(", ")
-            ))
+            if retries.is_empty() && events.is_empty() {
+                return Ok(None);
+            }
+            sqlx::query(
+                "UPDATE outbox_cursors SET lease_owner = $1, lease_until_ms = $2 WHERE plugin = $3",
+            )
             .bind(&self.owner)
             .bind(now + self.lease.as_millis() as i64)
+            .bind(self.plugin)
             .execute(&mut *db)
             .await?;
-            Ok(claimed)
+            Ok(Some(Batch { retries, events }))
         })
         .await
     }
 
-    /// Attempts the claimed deliveries in order; the first that fails
-    /// stops the batch (later ones must not overtake it). Then one write
-    /// settles the batch: the delivered, the failed one, and the rest given
-    /// back.
-    async fn deliver(&self, claimed: Vec<Claimed>) {
+    /// Attempts the batch: the retries, then the log's events in order. A
+    /// failure parks the event and the next goes on; an `ordered` plugin
+    /// stops at it instead (later ones must not overtake it). Then one
+    /// write settles the batch and moves the cursor past what was handled.
+    async fn deliver(&self, batch: Batch) {
         let lease_end = now_ms() + self.lease.as_millis() as i64;
         let timeout = self.policy.timeout.as_millis() as i64;
-        let mut delivered = Vec::new();
-        let mut failed = None;
-        let mut next = claimed.len();
-        for (i, delivery) in claimed.iter().enumerate() {
-            // Never start an attempt that could outlive the claim.
-            if now_ms() + timeout >= lease_end {
-                next = i;
-                break;
-            }
-            match self.attempt(delivery).await {
-                Ok(()) => delivered.push(delivery.id),
-                Err((why, fatal)) => {
-                    failed = Some((delivery, why, fatal));
-                    next = i + 1;
+        let mut retried = Vec::new();
+        let mut handled = Vec::new();
+        let mut stopped = false;
+        for (list, out) in [
+            (&batch.retries, &mut retried),
+            (&batch.events, &mut handled),
+        ] {
+            for claimed in list {
+                // Never start an attempt that could outlive the claim.
+                if stopped || now_ms() + timeout >= lease_end {
+                    stopped = true;
                     break;
                 }
+                let outcome = if self.hooks.contains(after_hook(&claimed.name).as_str()) {
+                    match self.attempt(claimed).await {
+                        Ok(()) => Outcome::Delivered,
+                        Err((why, fatal)) => Outcome::Failed(why, fatal),
+                    }
+                } else {
+                    Outcome::Skipped
+                };
+                stopped = self.policy.ordered && matches!(outcome, Outcome::Failed(..));
+                out.push((claimed, outcome));
             }
         }
-        let settled = self.settle(&delivered, failed, &claimed[next..]).await;
-        if let Err(error) = settled {
-            // The claims stay until their lease ends; then they are tried
+        if let Err(error) = self.settle(&retried, &handled).await {
+            // The lease stays until it ends; then the events are tried
             // again (at least once).
             tracing::warn!(
                 plugin = self.plugin,
@@ -397,33 +519,127 @@ impl Queue {
         called.map(drop).map_err(|e| e.to_string())
     }
 
-    /// Records a batch's outcome in one write: `delivered` done, `failed`
-    /// retried after a backoff or dead once its attempts are spent (or at
-    /// once when fatal), `unattempted` given back.
+    /// Records a batch's outcome in one write: the cursor past the events
+    /// handled (and the lease given back), each retried event's parked row
+    /// updated, and a row for each event of the log that was delivered or
+    /// failed (parked: retried after a backoff, or dead once its attempts
+    /// are spent, or at once when fatal). Skipped events leave no row.
     async fn settle(
         &self,
-        delivered: &[i64],
-        failed: Option<(&Claimed, String, bool)>,
-        unattempted: &[Claimed],
+        retried: &[(&Claimed, Outcome)],
+        handled: &[(&Claimed, Outcome)],
     ) -> Result<(), ApiError> {
         let now = now_ms();
-        let list = |ids: &mut dyn Iterator<Item = i64>| {
-            ids.map(|id| id.to_string()).collect::<Vec<_>>().join(", ")
+        // Each fate decided (and logged) once, whatever runs the write takes.
+        let fates = |list: &[(&Claimed, Outcome)]| -> Vec<(i64, Option<i64>, Fate)> {
+            list.iter()
+                .filter_map(|(c, outcome)| {
+                    Some((c.event_id, c.parked, self.fate(c, outcome, now)?))
+                })
+                .collect()
         };
-        write(&self.state, |ctx| async move {
+        let (retried_fates, handled_fates) = (fates(retried), fates(handled));
+        let position = handled.last().map(|(c, _)| (c.txid, c.event_id));
+        let (retried_fates, handled_fates) = (&retried_fates, &handled_fates);
+        bookkeeping(&self.state, |ctx| async move {
             let mut db = ctx.db().await?;
-            if !delivered.is_empty() {
-                let sql = format!(
-                    "UPDATE outbox_deliveries SET status = 'delivered', attempts = attempts + 1, \
-                     last_error = NULL, done_ms = $1, lease_owner = NULL, lease_until_ms = 0 \
-                     WHERE id IN ({})",
-                    list(&mut delivered.iter().copied())
-                );
-                sqlx::query(&sql).bind(now).execute(&mut *db).await?;
+            let moved =
+                match position {
+                    Some((txid, event_id)) => sqlx::query(
+                        "UPDATE outbox_cursors SET txid = $1, event_id = $2, lease_owner = NULL, \
+                         lease_until_ms = 0 WHERE plugin = $3 AND lease_owner = $4",
+                    )
+                    .bind(txid)
+                    .bind(event_id)
+                    .bind(self.plugin)
+                    .bind(&self.owner)
+                    .execute(&mut *db)
+                    .await?,
+                    None => {
+                        sqlx::query(
+                            "UPDATE outbox_cursors SET lease_owner = NULL, lease_until_ms = 0 \
+                         WHERE plugin = $1 AND lease_owner = $2",
+                        )
+                        .bind(self.plugin)
+                        .bind(&self.owner)
+                        .execute(&mut *db)
+                        .await?
+                    }
+                };
+            if moved.rows_affected() == 0 {
+                return Err(ApiError::internal(
+                    "the lease ended before the batch was recorded: it is delivered again",
+                ));
             }
-            if let Some((claimed, why, fatal)) = failed {
-                let attempts = claimed.attempts + 1;
-                let dead = fatal || attempts >= i64::from(self.policy.max_attempts);
+            for (_, parked, fate) in retried_fates {
+                sqlx::query(
+                    "UPDATE outbox_deliveries SET status = $1, attempts = $2, last_error = $3, \
+                     next_attempt_ms = $4, done_ms = $5 WHERE id = $6",
+                )
+                .bind(fate.status)
+                .bind(fate.attempts)
+                .bind(&fate.error)
+                .bind(fate.next_attempt_ms)
+                .bind(fate.done_ms)
+                .bind(*parked)
+                .execute(&mut *db)
+                .await?;
+            }
+            if !handled_fates.is_empty() {
+                let rows: Vec<String> = (0..handled_fates.len())
+                    .map(|i| {
+                        let at = i * 7;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                            at + 1,
+                            at + 2,
+                            at + 3,
+                            at + 4,
+                            at + 5,
+                            at + 6,
+                            at + 7
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO outbox_deliveries \
+                     (event_id, plugin, status, attempts, last_error, next_attempt_ms, done_ms) \
+                     VALUES {} ON CONFLICT (event_id, plugin) DO NOTHING",
+                    rows.join(", ")
+                );
+                let query = handled_fates
+                    .iter()
+                    .fold(sqlx::query(&sql), |q, (event, _, f)| {
+                        q.bind(*event)
+                            .bind(self.plugin)
+                            .bind(f.status)
+                            .bind(f.attempts)
+                            .bind(f.error.clone())
+                            .bind(f.next_attempt_ms)
+                            .bind(f.done_ms)
+                    });
+                query.execute(&mut *db).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// What becomes of a claimed event after `outcome` (`None`: skipped,
+    /// nothing to record). A failure is logged here.
+    fn fate(&self, claimed: &Claimed, outcome: &Outcome, now: i64) -> Option<Fate> {
+        let attempts = claimed.attempts + 1;
+        match outcome {
+            Outcome::Skipped => None,
+            Outcome::Delivered => Some(Fate {
+                status: "delivered",
+                attempts,
+                error: None,
+                next_attempt_ms: 0,
+                done_ms: Some(now),
+            }),
+            Outcome::Failed(why, fatal) => {
+                let dead = *fatal || attempts >= i64::from(self.policy.max_attempts);
                 let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
                 let delay = self.policy.delay(failures, getrandom::u64().unwrap_or(0));
                 if dead {
@@ -433,50 +649,36 @@ impl Queue {
                     tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
                         "delivery failed, retrying in {delay:?}: {why}");
                 }
-                sqlx::query(
-                    "UPDATE outbox_deliveries SET attempts = $1, last_error = $2, status = $3, \
-                     next_attempt_ms = $4, done_ms = $5, lease_owner = NULL, lease_until_ms = 0 \
-                     WHERE id = $6 AND lease_owner = $7 AND status = 'pending'",
-                )
-                .bind(attempts)
-                .bind(why)
-                .bind(if dead { "dead" } else { "pending" })
-                .bind(now + delay.as_millis() as i64)
-                .bind(dead.then_some(now))
-                .bind(claimed.id)
-                .bind(&self.owner)
-                .execute(&mut *db)
-                .await?;
+                Some(Fate {
+                    status: if dead { "dead" } else { "pending" },
+                    attempts,
+                    error: Some(why.clone()),
+                    next_attempt_ms: now + delay.as_millis() as i64,
+                    done_ms: dead.then_some(now),
+                })
             }
-            if !unattempted.is_empty() {
-                let sql = format!(
-                    "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until_ms = 0 \
-                     WHERE lease_owner = $1 AND id IN ({})",
-                    list(&mut unattempted.iter().map(|c| c.id))
-                );
-                sqlx::query(&sql)
-                    .bind(&self.owner)
-                    .execute(&mut *db)
-                    .await?;
-            }
-            Ok(())
-        })
-        .await
+        }
     }
 }
 
-fn claimed_row(row: &AnyRow) -> Result<Claimed, ApiError> {
-    Ok(Claimed {
-        id: row.try_get("id")?,
-        attempts: row.try_get("attempts")?,
-        key: row.try_get("event_key")?,
-        change: row.try_get("change")?,
-        recorded_at: row.try_get("recorded_at")?,
-    })
+/// A delivery row's new values.
+struct Fate {
+    status: &'static str,
+    attempts: i64,
+    error: Option<String>,
+    next_attempt_ms: i64,
+    done_ms: Option<i64>,
 }
 
-/// Deletes delivered deliveries older than `retention`, and events left
-/// with no delivery, every minute (or every `retention`, if shorter).
+/// The after-commit hook of an event name: `user.created` →
+/// `after_user_created`.
+fn after_hook(event: &str) -> String {
+    format!("after_{}", event.replace('.', "_"))
+}
+
+/// Deletes delivered deliveries older than `retention`, and events older
+/// than it that every plugin's cursor has passed and that have no delivery
+/// left, every minute (or every `retention`, if shorter).
 async fn prune_forever(state: Arc<State>, retention: Duration) {
     let every = retention.clamp(Duration::from_secs(1), Duration::from_secs(60));
     loop {
@@ -495,16 +697,19 @@ async fn prune_forever(state: Arc<State>, retention: Duration) {
 /// The database's.
 pub async fn prune(state: &State, retention: Duration) -> Result<(), ApiError> {
     let before = now_ms() - retention.as_millis() as i64;
-    write(state, |ctx| async move {
+    bookkeeping(state, |ctx| async move {
         let mut db = ctx.db().await?;
         sqlx::query("DELETE FROM outbox_deliveries WHERE status = 'delivered' AND done_ms < $1")
             .bind(before)
             .execute(&mut *db)
             .await?;
         sqlx::query(
-            "DELETE FROM outbox_events WHERE NOT EXISTS \
-             (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = outbox_events.id)",
+            "DELETE FROM outbox_events WHERE recorded_ms < $1 \
+             AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = outbox_events.id) \
+             AND NOT EXISTS (SELECT 1 FROM outbox_cursors c \
+                             WHERE (c.txid, c.event_id) < (outbox_events.txid, outbox_events.id))",
         )
+        .bind(before)
         .execute(&mut *db)
         .await?;
         Ok(())

@@ -6,12 +6,20 @@
 use hookspecs::prelude::*;
 use hookspecs::{Migration, sqlx::Row};
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "keys",
-    sqlite: include_str!("../migrations/0001_keys.sqlite.sql"),
-    postgres: include_str!("../migrations/0001_keys.postgres.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "keys",
+        sqlite: include_str!("../migrations/0001_keys.sqlite.sql"),
+        postgres: include_str!("../migrations/0001_keys.postgres.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "keys_by_user",
+        sqlite: include_str!("../migrations/0002_keys_by_user.sql"),
+        postgres: include_str!("../migrations/0002_keys_by_user.sql"),
+    },
+];
 
 /// What every key starts with.
 const PREFIX: &str = "ak_";

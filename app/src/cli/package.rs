@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::config::PluginsConfig;
-use crate::plugins::loader;
+use crate::plugins::discovery;
 
 /// Copies the app, its shared libraries and its plugins into `out`.
 pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Vec<PathBuf>> {
@@ -30,7 +30,7 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Vec<PathBu
         copied.push(copy(&library, &out.join(name))?);
     }
     let (dir, _) = plugins.folder();
-    let found = loader::discover(&dir, build_dir)
+    let found = discovery::discover(&dir, build_dir)
         .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
     let wanted = found
         .iter()

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::plugins::loader::PREFIX;
+use crate::plugins::discovery::PREFIX;
 
 /// Creates `<dir>/app_plugin_<name>/` and returns its path.
 pub fn new_plugin(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {

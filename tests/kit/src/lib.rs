@@ -25,7 +25,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use app::db::Db;
-use app::plugins::{APP_PLUGIN, AdminToken};
+use app::plugins::{APP_PLUGIN, BuiltIn};
 use app::services::AppServices;
 use hooks_core::PluginManager;
 use hookspecs::serde_json::Value;
@@ -65,7 +65,7 @@ impl HookTest {
         // last, as in the app (its admin token is one nobody can send).
         let token = hookspecs::new_secret("kit-").expect("a random token");
         hooks
-            .register(APP_PLUGIN, AdminToken::new(token))
+            .register(APP_PLUGIN, BuiltIn::new(token))
             .expect("the app's own plugin registers first");
         HookTest {
             db,

@@ -14,7 +14,7 @@ use super::{Answer, BodyResult, Head, handle};
 use crate::State;
 use crate::db::Db;
 use crate::http::{InFlight, Limits, router::Router};
-use crate::plugins::{APP_PLUGIN, AdminToken};
+use crate::plugins::{APP_PLUGIN, BuiltIn};
 use crate::services::AppServices;
 
 const ADMIN: &str = "Bearer admin-secret";
@@ -26,7 +26,7 @@ async fn state(extra: Vec<RouteDef>) -> Arc<State> {
     let db = Db::open(&url).await.expect("an in-memory database");
     let hooks = PluginManager::<dyn AppHooks>::new();
     hooks
-        .register(APP_PLUGIN, AdminToken::new("admin-secret".into()))
+        .register(APP_PLUGIN, BuiltIn::new("admin-secret".into()))
         .unwrap();
     let table = RouteTable::default();
     let slot = Arc::new(OnceLock::new());

@@ -1,0 +1,110 @@
+//! Finding plugins in the plugin folder: a crate `app_plugin_<name>`, built
+//! with the app by the same `cargo` invocation (its library sits next to the
+//! running binary), or a prebuilt `libapp_plugin_<name>.so` placed there.
+
+use std::path::{Path, PathBuf};
+
+/// The prefix of every plugin crate and library name.
+pub const PREFIX: &str = "app_plugin_";
+
+/// A plugin found in the folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// The plugin's name (the crate name without the prefix).
+    pub name: String,
+    /// The library to load.
+    pub library: PathBuf,
+    /// Where it was found (the crate folder or the library itself).
+    pub source: PathBuf,
+    /// Why it cannot be a plugin as it is (a name without the prefix):
+    /// reported as a failure, never silently skipped.
+    pub problem: Option<String>,
+}
+
+/// Lists the plugins in `dir`, sorted by name: crate folders (named by the
+/// package name in their Cargo.toml; their library was built next to the
+/// running binary, in `build_dir`) and prebuilt libraries. A crate or a
+/// library whose name lacks the prefix is listed with its problem (cargo
+/// builds every crate in `plugins/`: it would be built and never loaded);
+/// any other file is ignored with a debug line.
+pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let manifest = path.join("Cargo.toml");
+        if manifest.is_file() {
+            found.push(crate_candidate(&path, &manifest, &file_name, build_dir));
+            continue;
+        }
+        let library = file_name
+            .strip_prefix(std::env::consts::DLL_PREFIX)
+            .and_then(|f| f.strip_suffix(std::env::consts::DLL_SUFFIX));
+        match library {
+            Some(stem) => {
+                let problem = (!stem.starts_with(PREFIX)).then(|| {
+                    format!(
+                        "a library in the plugin folder must be named {}{PREFIX}<name>{}: \
+                         rename it to load it, or move it out of the folder",
+                        std::env::consts::DLL_PREFIX,
+                        std::env::consts::DLL_SUFFIX
+                    )
+                });
+                found.push(Candidate {
+                    name: stem.strip_prefix(PREFIX).unwrap_or(stem).to_owned(),
+                    library: path.clone(),
+                    source: path,
+                    problem,
+                });
+            }
+            None => {
+                tracing::debug!(path = %path.display(), "not a plugin (neither a crate nor a library): ignored")
+            }
+        }
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+/// A crate folder: the plugin is named by its package name, the name cargo
+/// gives its library.
+fn crate_candidate(path: &Path, manifest: &Path, folder: &str, build_dir: &Path) -> Candidate {
+    let package = std::fs::read_to_string(manifest)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| {
+            table
+                .get("package")?
+                .get("name")?
+                .as_str()
+                .map(str::to_owned)
+        });
+    let package = package.unwrap_or_else(|| folder.to_owned());
+    let crate_name = package.replace('-', "_");
+    let problem = (!crate_name.starts_with(PREFIX)).then(|| {
+        format!(
+            "its package name `{package}` lacks the `{PREFIX}` prefix, so it is built but \
+             never loaded: set `name = \"{PREFIX}{}\"` under [package] in {}",
+            crate_name.strip_prefix("app_").unwrap_or(&crate_name),
+            manifest.display()
+        )
+    });
+    Candidate {
+        name: crate_name
+            .strip_prefix(PREFIX)
+            .unwrap_or(&crate_name)
+            .to_owned(),
+        library: build_dir.join(library_file(&crate_name)),
+        source: path.to_path_buf(),
+        problem,
+    }
+}
+
+fn library_file(crate_name: &str) -> String {
+    format!(
+        "{}{crate_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}

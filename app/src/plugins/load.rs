@@ -1,0 +1,170 @@
+//! Registration: the app's own plugin, the linked-in ones, then every plugin
+//! of the folder (found by [`super::discovery`], opened by
+//! [`super::loader`]) in requirement order; the config tables checked
+//! against what was found.
+
+use std::path::Path;
+
+use hooks_core::{Plugin, PluginManager};
+use hookspecs::{AppHooks, PluginConfigs};
+
+use super::report::{Entry, Status};
+use super::requirements::in_requirement_order;
+use super::{APP_PLUGIN, BuiltIn, discovery, loader};
+
+/// Registers the app's own plugin, the linked-in `plugins`, and every
+/// plugin found in the configured folder (in name order). A plugin that
+/// fails to load is reported and skipped; a required one that did not load
+/// stops startup.
+pub fn load(
+    hooks: &PluginManager<dyn AppHooks>,
+    admin_token: String,
+    linked: Vec<(String, Plugin<dyn AppHooks>)>,
+    config: &crate::config::PluginsConfig,
+    tables: &PluginConfigs,
+) -> anyhow::Result<Vec<Entry>> {
+    hooks.register(APP_PLUGIN, BuiltIn::new(admin_token))?;
+    let mut report = Vec::new();
+    let register = |name: &str, plugin: Result<Plugin<dyn AppHooks>, String>| match plugin
+        .and_then(|p| hooks.register_plugin(name, p).map_err(|e| e.to_string()))
+    {
+        Ok(()) => Status::Loaded,
+        Err(why) => Status::Failed(why),
+    };
+    for (name, plugin) in linked {
+        let status = register(&name, Ok(plugin));
+        report.push(Entry {
+            name,
+            source: "linked in".into(),
+            status,
+            migrations: &[],
+            idle: None,
+        });
+    }
+    let build_dir = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let (dir, configured) = config.folder();
+    let found = match discovery::discover(&dir, &build_dir) {
+        Ok(found) => found,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && configured => {
+            tracing::warn!(
+                "the plugin folder {} (from `[plugins] dir` or APP_PLUGINS_DIR) does not exist: \
+                 no plugin is loaded from it; fix the path, or remove the setting",
+                dir.display()
+            );
+            Vec::new()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::info!("no plugin folder at {}", dir.display());
+            Vec::new()
+        }
+        Err(e) => anyhow::bail!("reading the plugin folder {}: {e}", dir.display()),
+    };
+    let known: Vec<&str> = report
+        .iter()
+        .map(|e| e.name.as_str())
+        .chain(found.iter().map(|c| c.name.as_str()))
+        .collect();
+    check_tables(tables, &known, &dir, config.file.as_deref())?;
+    let mut exports = std::collections::BTreeMap::new();
+    for candidate in found {
+        let source = candidate.source.display().to_string();
+        if config.disabled.contains(&candidate.name) {
+            report.push(Entry {
+                name: candidate.name,
+                source,
+                status: Status::Disabled,
+                migrations: &[],
+                idle: None,
+            });
+            continue;
+        }
+        if let Some(problem) = candidate.problem {
+            report.push(Entry {
+                name: candidate.name,
+                source,
+                status: Status::Failed(problem),
+                migrations: &[],
+                idle: None,
+            });
+            continue;
+        }
+        let table = tables.0.get(&candidate.name).cloned().unwrap_or_default();
+        let export = loader::check_file(&candidate, &dir)
+            .and_then(|()| loader::load(&candidate.library, &table));
+        exports.insert(candidate.name, (source, export));
+    }
+    let linked: Vec<String> = report.iter().map(|e| e.name.clone()).collect();
+    for (name, source, export) in in_requirement_order(exports, &linked) {
+        let migrations = export.as_ref().map(|e| e.migrations).unwrap_or_default();
+        let idle = export.as_ref().ok().and_then(|e| e.idle.clone());
+        let status = register(&name, export.map(|e| e.plugin));
+        report.push(Entry {
+            name,
+            source,
+            status,
+            migrations,
+            idle,
+        });
+    }
+    for required in &config.required {
+        let entry = report.iter().find(|e| &e.name == required);
+        match entry.map(|e| &e.status) {
+            Some(Status::Loaded) => {}
+            Some(_) => anyhow::bail!(
+                "required plugin `{required}` is not loaded: {}",
+                entry.map(Entry::status_text).unwrap_or_default()
+            ),
+            None => anyhow::bail!(
+                "required plugin `{required}` was not found in {}",
+                dir.display()
+            ),
+        }
+    }
+    Ok(report)
+}
+
+/// Refuses a configuration table `[plugins.<name>]` that names no plugin:
+/// a plugin running on its defaults because of a typo (a quota plugin
+/// without its quota) is worse than not starting.
+fn check_tables(
+    tables: &PluginConfigs,
+    known: &[&str],
+    dir: &Path,
+    file: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut unknown: Vec<&String> = tables
+        .0
+        .keys()
+        .filter(|name| !known.contains(&name.as_str()))
+        .collect();
+    unknown.sort();
+    let Some(name) = unknown.first() else {
+        return Ok(());
+    };
+    let closest = known
+        .iter()
+        .filter(|k| **k != APP_PLUGIN)
+        .map(|k| (strsim::damerau_levenshtein(name, k), *k))
+        .min()
+        .filter(|(distance, k)| *distance <= (k.len() / 3).max(2));
+    let hint = match closest {
+        Some((_, k)) => format!("did you mean `[plugins.{k}]`? "),
+        None => String::new(),
+    };
+    let mut names: Vec<&str> = known.iter().copied().filter(|k| *k != APP_PLUGIN).collect();
+    names.sort_unstable();
+    let origin = file.map_or_else(String::new, |f| format!(" ({})", f.display()));
+    anyhow::bail!(
+        "the configuration{origin} has a table `[plugins.{name}]`, but there is no plugin \
+         `{name}`: {hint}Fix the table's name or remove it (plugins found in {}: {})",
+        dir.display(),
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    )
+}

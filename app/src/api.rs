@@ -2,7 +2,7 @@
 //! handler over the services. Plugin routes live under `/plugins/<name>/`.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
 use hookspecs::{
     ApiError, Guard, Method, NewSpace, NewUser, Reply, Request, Role, RouteDef, SpacePatch,
@@ -11,18 +11,13 @@ use hookspecs::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::plugins::APP_PLUGIN;
-use crate::{State, outbox};
+use crate::outbox;
+use crate::plugins::{APP_PLUGIN, PluginReport};
 
-/// Where the admin handlers find the application once it is assembled
-/// (the routes exist before the state that holds them).
-pub type StateSlot = Arc<OnceLock<Weak<State>>>;
-
-/// The core routes.
-pub fn routes(slot: &StateSlot) -> Vec<RouteDef> {
+/// The core routes, but for [`plugin_report`].
+pub fn routes() -> Vec<RouteDef> {
     use Guard::{Admin, Public, SignedIn};
     use Method::{Delete, Get, Patch, Post, Put};
-    let slot = slot.clone();
     vec![
         core(Get, "/health", Public, health),
         core(Post, "/api/users", SignedIn, create_user),
@@ -48,16 +43,6 @@ pub fn routes(slot: &StateSlot) -> Vec<RouteDef> {
             SignedIn,
             delete_member,
         ),
-        core(Get, "/api/admin/plugins", Admin, move |req: Request| {
-            let state = slot.get().and_then(Weak::upgrade);
-            async move {
-                let state = state.ok_or_else(|| ApiError::internal("the app is stopping"))?;
-                let report = state.plugin_report();
-                let report =
-                    outbox::admin::with_counts(report, &mut *req.ctx().db().await?).await?;
-                Ok(Reply::ok(report))
-            }
-        }),
         core(Get, "/api/admin/deliveries", Admin, list_deliveries),
         core(
             Post,
@@ -66,6 +51,25 @@ pub fn routes(slot: &StateSlot) -> Vec<RouteDef> {
             retry_delivery,
         ),
     ]
+}
+
+/// `GET /api/admin/plugins`: added once the plugins have started, when what
+/// it reports is settled.
+pub fn plugin_report(report: PluginReport) -> RouteDef {
+    let report = Arc::new(report);
+    core(
+        Method::Get,
+        "/api/admin/plugins",
+        Guard::Admin,
+        move |req: Request| {
+            let report = report.to_json();
+            async move {
+                let report =
+                    outbox::admin::with_counts(report, &mut *req.ctx().db().await?).await?;
+                Ok(Reply::ok(report))
+            }
+        },
+    )
 }
 
 fn core<F, Fut>(method: Method, path: &str, guard: Guard, handler: F) -> RouteDef

@@ -2,7 +2,7 @@
 //! serving until a signal.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Context;
 use hooks_core::{Plugin, PluginManager};
@@ -11,9 +11,11 @@ use hookspecs::{AppHooks, Services};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, RetryStats};
+use crate::plugins::PluginReport;
 use crate::services::AppServices;
-use crate::{State, api, http, outbox, plugins};
+use crate::state::State;
+use crate::{api, http, outbox, plugins};
 
 /// The admin token: configured, or generated once into the data directory.
 fn admin_token(config: &Config) -> anyhow::Result<String> {
@@ -61,14 +63,20 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
     let services: Arc<dyn Services> = Arc::new(AppServices::new(hooks.clone()));
 
     let table = RouteTable::default();
-    let slot = Arc::new(OnceLock::new());
-    for route in api::routes(&slot) {
+    for route in api::routes() {
         table.add(route)?;
     }
     let required = &config.plugins.required;
     plugins::migrate(&db, &hooks, &table, &mut loaded, required).await?;
     plugins::start(&hooks, &table, &configs, &mut loaded, required).await?;
     plugins::log_report(&loaded);
+    let retries = Arc::new(RetryStats::default());
+    table.add(api::plugin_report(PluginReport {
+        hooks: hooks.clone(),
+        loaded,
+        routes: table.routes(),
+        retries: retries.clone(),
+    }))?;
 
     let state = Arc::new(State {
         db: db.clone(),
@@ -76,13 +84,11 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
         services,
         configs,
         router: http::router::Router::new(table.freeze())?,
-        loaded,
         limits: config.http.clone(),
         in_flight: http::InFlight::default(),
         retry: config.database.clone(),
-        retries: Default::default(),
+        retries,
     });
-    let _ = slot.set(Arc::downgrade(&state));
     let deliveries = outbox::Deliverer::start(state.clone(), config.deliveries.clone()).await?;
     let shutdown = shutdown_signal().context("installing the signal handlers")?;
     let listener = TcpListener::bind(config.listen)

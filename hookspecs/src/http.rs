@@ -473,6 +473,12 @@ impl RouteTable {
         table.routes.retain(|r| r.owner != owner);
     }
 
+    /// The routes added so far.
+    pub fn routes(&self) -> Vec<RouteDef> {
+        let table = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        table.routes.clone()
+    }
+
     /// Ends startup: no route can be added any more. Returns the routes.
     pub fn freeze(&self) -> Vec<RouteDef> {
         let mut table = self.0.lock().unwrap_or_else(PoisonError::into_inner);

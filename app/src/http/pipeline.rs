@@ -16,7 +16,7 @@ use hookspecs::host::{self, RequestParts};
 use hookspecs::{ApiError, Guard, HookContext, Identity, Method, Page, Reply, RouteDef};
 use serde_json::{Value, json};
 
-use crate::State;
+use crate::state::State;
 
 /// What a request is before its body: everything the pipeline decides on.
 #[derive(Clone, Debug, Default)]

@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use super::pipeline::{self, Answer, BodyResult, Head};
-use crate::State;
+use crate::state::State;
 
 /// Serves until `shutdown` completes; then stops accepting, lets requests
 /// in flight finish, gives other connections a short grace and returns.

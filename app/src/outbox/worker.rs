@@ -16,8 +16,8 @@ use sqlx::any::AnyRow;
 use tokio::task::JoinHandle;
 
 use super::{DeliveriesConfig, Policy, now_ms, woken};
-use crate::State;
 use crate::db::Dialect;
+use crate::state::State;
 
 /// The running delivery tasks of this instance.
 pub struct Deliverer {

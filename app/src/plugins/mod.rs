@@ -17,5 +17,5 @@ mod startup;
 
 pub use builtin::{APP_PLUGIN, BuiltIn};
 pub use load::load;
-pub use report::{Entry, Status, log_report, report};
+pub use report::{Entry, PluginReport, Status, log_report, report};
 pub use startup::{migrate, start};

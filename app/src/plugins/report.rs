@@ -1,9 +1,14 @@
 //! What became of each plugin: the load report, its log lines, and the
 //! JSON `GET /api/admin/plugins` and `app plugins list` show.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
 use hooks_core::{PluginManager, Tier};
 use hookspecs::{AppHooks, RouteDef};
 use serde_json::{Value, json};
+
+use crate::db::RetryStats;
 
 use super::APP_PLUGIN;
 
@@ -127,4 +132,29 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
         .map(|r| json!({"method": r.method.as_str(), "path": r.path, "plugin": r.owner}))
         .collect();
     json!({"plugins": plugins, "hooks": calls, "routes": routes})
+}
+
+/// What `GET /api/admin/plugins` shows, settled once the plugins started:
+/// [`report`], and how often operations were run again after losing a race.
+pub struct PluginReport {
+    /// The plugins.
+    pub hooks: PluginManager<dyn AppHooks>,
+    /// What became of each.
+    pub loaded: Vec<Entry>,
+    /// Every route.
+    pub routes: Vec<RouteDef>,
+    /// Shared with the request pipeline, which counts.
+    pub retries: Arc<RetryStats>,
+}
+
+impl PluginReport {
+    /// The report as it is now.
+    pub fn to_json(&self) -> Value {
+        let mut json = report(&self.hooks, &self.loaded, &self.routes);
+        json["operations"] = json!({
+            "retried": self.retries.retried.load(Relaxed),
+            "gave_up": self.retries.gave_up.load(Relaxed),
+        });
+        json
+    }
 }

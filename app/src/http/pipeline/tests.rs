@@ -2,7 +2,7 @@
 //! whether it was read, and the [`Answer`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hooks_core::PluginManager;
@@ -11,11 +11,11 @@ use hookspecs::{ApiError, AppHooks, Guard, Method, PluginConfigs, Reply, Request
 use serde_json::json;
 
 use super::{Answer, BodyResult, Head, handle};
-use crate::State;
 use crate::db::Db;
 use crate::http::{InFlight, Limits, router::Router};
 use crate::plugins::{APP_PLUGIN, BuiltIn};
 use crate::services::AppServices;
+use crate::state::State;
 
 const ADMIN: &str = "Bearer admin-secret";
 
@@ -29,17 +29,15 @@ async fn state(extra: Vec<RouteDef>) -> Arc<State> {
         .register(APP_PLUGIN, BuiltIn::new("admin-secret".into()))
         .unwrap();
     let table = RouteTable::default();
-    let slot = Arc::new(OnceLock::new());
-    for route in crate::api::routes(&slot).into_iter().chain(extra) {
+    for route in crate::api::routes().into_iter().chain(extra) {
         table.add(route).unwrap();
     }
-    let state = Arc::new(State {
+    Arc::new(State {
         db,
         services: Arc::new(AppServices::new(hooks.clone())),
         hooks,
         configs: Arc::new(PluginConfigs::default()),
         router: Router::new(table.freeze()).unwrap(),
-        loaded: Vec::new(),
         limits: Limits {
             body_limit: 100,
             ..Limits::default()
@@ -50,9 +48,7 @@ async fn state(extra: Vec<RouteDef>) -> Arc<State> {
             backoff_ms: 1,
         },
         retries: Default::default(),
-    });
-    let _ = slot.set(Arc::downgrade(&state));
-    state
+    })
 }
 
 fn head(method: &str, target: &str, authorization: Option<&str>) -> Head {

@@ -94,7 +94,15 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
     }
     let cli = Cli::parse();
     let _log = init_tracing();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // A plugin's action fires hooks in turn, up to the engine's depth limit
+    // (64 levels), and each level is polled through the whole operation's
+    // futures: tokio's 2 MiB worker stacks overflow before the limit answers
+    // in an unoptimised build. 8 MiB is what a main thread gets.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");

@@ -1,8 +1,8 @@
 //! The pipeline without sockets: a [`Head`], a body future that records
 //! whether it was read, and the [`Answer`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use hooks_core::PluginManager;

@@ -1,0 +1,48 @@
+//! Database outcomes as the API's errors: a conflict is a 409 naming the
+//! field, a vanished row is a race to run again, a missing one a 404.
+
+use hookspecs::ApiError;
+
+/// A unique-constraint violation is a 409 naming the field; a foreign-key
+/// violation, after the operation found the row it refers to, means a
+/// concurrent operation removed it: a race, so the operation is run again
+/// (and then answers 404 or 422 as a lone request would). Anything else
+/// stays a database error.
+pub(super) fn conflict(error: sqlx::Error, fields: &[&str]) -> ApiError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_unique_violation() {
+            let text = format!("{} {}", db.message(), db.constraint().unwrap_or_default());
+            let Some(field) = fields.iter().find(|f| text.contains(**f)) else {
+                return ApiError::race("a concurrent operation wrote the same row");
+            };
+            return ApiError::conflict(format!("{field} is already taken")).with("field", *field);
+        }
+        if db.is_foreign_key_violation() {
+            return ApiError::race("a row this operation refers to was removed concurrently");
+        }
+    }
+    error.into()
+}
+
+/// A `DELETE` or `UPDATE` that found nothing: a concurrent operation deleted
+/// the row after this one read it. On PostgreSQL the serialization check
+/// catches that first; this keeps "a hook fires for a change that
+/// happened" true whatever the isolation.
+pub(super) fn deleted_one(
+    done: sqlx::any::AnyQueryResult,
+    what: &str,
+    id: impl std::fmt::Display,
+) -> Result<(), ApiError> {
+    if done.rows_affected() == 0 {
+        return Err(ApiError::not_found(what, id));
+    }
+    Ok(())
+}
+
+pub(super) fn forbidden() -> ApiError {
+    ApiError::forbidden("not allowed")
+}
+
+pub(super) fn no_parent(id: i64) -> ApiError {
+    ApiError::invalid("parent_id", format!("no space with id {id}"))
+}

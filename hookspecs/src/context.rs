@@ -127,6 +127,27 @@ impl UnitOfWork {
         }
     }
 
+    /// Ends the unit of work as its work ended: committed if `outcome` is
+    /// `Ok`, rolled back otherwise, so nothing is ever half-written. The
+    /// one place the application ends a unit of work (requests, after-commit
+    /// deliveries, the test kit).
+    ///
+    /// # Errors
+    ///
+    /// `outcome`'s error, or the commit's. A failed rollback is logged: the
+    /// work's own error is what the caller needs.
+    pub async fn finish<T>(&self, outcome: Result<T, ApiError>) -> Result<T, ApiError> {
+        match outcome {
+            Ok(value) => self.commit().await.map(|()| value),
+            Err(error) => {
+                if let Err(rollback) = self.rollback().await {
+                    tracing::error!(%rollback, "rollback failed");
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// Rolls back. Called by the application when the operation failed.
     ///
     /// # Errors
@@ -261,10 +282,6 @@ impl HookContext {
     /// (see [`HookContext::acting_as`]); `false` inside hooks.
     pub fn is_checked(&self) -> bool {
         self.checked
-    }
-
-    pub(crate) fn unit_of_work(&self) -> &Arc<UnitOfWork> {
-        &self.uow
     }
 
     /// The transaction's connection: `query.execute(&mut *ctx.db().await?)`.

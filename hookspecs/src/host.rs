@@ -12,6 +12,14 @@
 //! ```
 //!
 //! ```compile_fail
+//! # async fn hook(ctx: &hookspecs::HookContext) {
+//! // Not through this module either: the host ends the units of work it
+//! // began, and nothing hands one out of a context.
+//! hookspecs::host::unit_of_work(ctx).commit().await;
+//! # }
+//! ```
+//!
+//! ```compile_fail
 //! # use hookspecs::prelude::*;
 //! // Nor forge a context (nor, without one, a request):
 //! # fn forge(uow: std::sync::Arc<()>, services: std::sync::Arc<dyn Services>) {
@@ -40,11 +48,6 @@ pub fn context(
 /// `ctx` with the application's authority: what a hook gets.
 pub fn app_authority(ctx: &HookContext) -> HookContext {
     ctx.with_app_authority()
-}
-
-/// The unit of work of `ctx`, to commit or roll back when the operation ends.
-pub fn unit_of_work(ctx: &HookContext) -> &Arc<UnitOfWork> {
-    ctx.unit_of_work()
 }
 
 /// The startup handle of `plugin`, adding routes to `table`.

@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use hookspecs::host::{self, RequestParts};
-use hookspecs::{ApiError, Guard, HookContext, Identity, Method, Page, Reply, RouteDef};
+use hookspecs::host::RequestParts;
+use hookspecs::{ApiError, Guard, Identity, Method, Page, Reply, RouteDef};
 use serde_json::{Value, json};
 
 use crate::state::State;
@@ -114,9 +114,10 @@ async fn identify(
     let identity = match authorization.and_then(bearer) {
         Some(token) => {
             // Recognising a credential is the application's own business.
-            let ctx = state.app_context(state.db.begin(false));
+            let uow = state.db.begin(false);
+            let ctx = state.app_context(uow.clone());
             let outcome = state.hooks.hook().authenticate(token, &ctx).await;
-            finish(&ctx, outcome.map_err(ApiError::from))
+            uow.finish(outcome.map_err(ApiError::from))
                 .await?
                 .map(|answer| answer.value)
         }
@@ -224,7 +225,8 @@ async fn once(
     parts: &RequestParts,
     identity: Option<Identity>,
 ) -> Result<Reply, ApiError> {
-    let ctx = state.context(state.db.begin(route.method.writes()), identity);
+    let uow = state.db.begin(route.method.writes());
+    let ctx = state.context(uow.clone(), identity);
     // A handler is plugin code or ours; a panic in either is its failure,
     // not the process's.
     let outcome = AssertUnwindSafe((route.handler)(parts.with(ctx.clone())))
@@ -242,24 +244,7 @@ async fn once(
                 error.with("plugin", route.owner.as_str())
             })
         });
-    finish(&ctx, outcome).await
-}
-
-/// Commits on success, rolls back on failure: nothing half-written.
-async fn finish<T>(ctx: &HookContext, outcome: Result<T, ApiError>) -> Result<T, ApiError> {
-    let uow = host::unit_of_work(ctx);
-    match outcome {
-        Ok(value) => {
-            uow.commit().await?;
-            Ok(value)
-        }
-        Err(error) => {
-            if let Err(rollback) = uow.rollback().await {
-                tracing::error!(%rollback, "rollback failed");
-            }
-            Err(error)
-        }
-    }
+    uow.finish(outcome).await
 }
 
 /// `OPTIONS` on a route's path: its methods.

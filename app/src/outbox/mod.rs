@@ -13,10 +13,12 @@
 //!   On PostgreSQL several instances share the log: the lease on a plugin's
 //!   cursor row (taken `FOR UPDATE SKIP LOCKED`) lets one instance at a
 //!   time work for that plugin, and a dead instance's lease simply expires.
+//! - [`deliver_to`]: one event to one plugin's after-commit hook.
 //! - [`admin`]: listing, retrying and counting, for the API and the CLI.
 //! - [`committed`]: the request pipeline's nudge after a commit.
 
 pub mod admin;
+mod deliver;
 mod record;
 mod worker;
 
@@ -27,6 +29,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::watch;
 
+pub use deliver::deliver_to;
 pub use record::emit;
 pub use worker::Deliverer;
 

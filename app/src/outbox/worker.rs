@@ -174,15 +174,8 @@ where
 {
     let mut run = 1;
     loop {
-        let ctx = state.app_context(state.db.begin_bookkeeping());
-        let uow = hookspecs::host::unit_of_work(&ctx).clone();
-        let outcome = match work(ctx).await {
-            Ok(value) => uow.commit().await.map(|()| value),
-            Err(error) => {
-                let _ = uow.rollback().await;
-                Err(error)
-            }
-        };
+        let uow = state.db.begin_bookkeeping();
+        let outcome = uow.finish(work(state.app_context(uow.clone())).await).await;
         match outcome {
             Err(error) if error.is_race() && run < BOOKKEEPING_RUNS => run += 1,
             outcome => return outcome,
@@ -468,55 +461,29 @@ impl Queue {
             recorded_at: claimed.recorded_at.clone(),
             change,
         };
-        let ctx = self.state.app_context(self.state.db.begin(true));
-        let called = tokio::time::timeout(self.policy.timeout, self.call(&delivery, &ctx)).await;
-        let outcome = match called {
-            Ok(Ok(())) => hookspecs::host::unit_of_work(&ctx)
-                .commit()
-                .await
-                .map_err(|e| format!("committing the hook's writes failed: {}", e.message)),
-            Ok(Err(why)) => Err(why),
-            Err(_) => Err(format!(
-                "the hook overran its time limit of {:?}",
-                self.policy.timeout
-            )),
-        };
-        if outcome.is_err() {
-            let _ = hookspecs::host::unit_of_work(&ctx).rollback().await;
-        }
+        let uow = self.state.db.begin(true);
+        let ctx = self.state.app_context(uow.clone());
+        let deliver = super::deliver_to(&self.state.hooks, self.plugin, &delivery, &ctx);
+        let called = tokio::time::timeout(self.policy.timeout, deliver)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "the hook overran its time limit of {:?}",
+                    self.policy.timeout
+                ))
+            });
+        let hook_ok = called.is_ok();
+        let outcome = uow
+            .finish(called.map_err(ApiError::internal))
+            .await
+            .map_err(|e| {
+                if hook_ok {
+                    format!("committing the hook's writes failed: {}", e.message)
+                } else {
+                    e.message
+                }
+            });
         outcome.map_err(|why| (why, false))
-    }
-
-    /// Calls this plugin's (and only this plugin's) after-commit hook.
-    async fn call(&self, delivery: &Delivery, ctx: &HookContext) -> Result<(), String> {
-        let hooks = &self.state.hooks;
-        let others: Vec<&str> = hooks
-            .plugin_names()
-            .into_iter()
-            .filter(|n| *n != self.plugin)
-            .collect();
-        let relay = hooks
-            .subset_hook_caller(&others)
-            .map_err(|e| e.to_string())?;
-        let d = delivery;
-        let called = match &d.change {
-            Change::UserCreated(user) => relay.after_user_created(user, d, ctx).await,
-            Change::UserModified { before, after } => {
-                relay.after_user_modified(before, after, d, ctx).await
-            }
-            Change::UserDeleted(user) => relay.after_user_deleted(user, d, ctx).await,
-            Change::SpaceCreated(space) => relay.after_space_created(space, d, ctx).await,
-            Change::SpaceModified { before, after } => {
-                relay.after_space_modified(before, after, d, ctx).await
-            }
-            Change::SpaceDeleted(space) => relay.after_space_deleted(space, d, ctx).await,
-            Change::MembershipCreated(m) => relay.after_membership_created(m, d, ctx).await,
-            Change::MembershipModified { before, after } => {
-                relay.after_membership_modified(before, after, d, ctx).await
-            }
-            Change::MembershipDeleted(m) => relay.after_membership_deleted(m, d, ctx).await,
-        };
-        called.map(drop).map_err(|e| e.to_string())
     }
 
     /// Records a batch's outcome in one write: the cursor past the events

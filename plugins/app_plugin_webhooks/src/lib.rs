@@ -323,4 +323,54 @@ mod tests {
             "{error}"
         );
     }
+
+    /// An after-commit hook tested with the kit: the operation commits,
+    /// `kit.deliver()` hands its events to the hook as the app's worker
+    /// would, and the receiver got each once, signed, keyed by the event.
+    #[test]
+    fn committed_events_are_posted_once_each_with_their_id_as_key() {
+        use app_testkit::e2e::receiver::Receiver;
+        use app_testkit::{HookTest, admin, new_user, run};
+
+        let receiver = Receiver::start();
+        run(async {
+            let kit = HookTest::new()
+                .await
+                .config("webhooks", json!({"url": receiver.url, "secret": "s3cret"}))
+                .register("webhooks", crate::app_plugin_register)
+                .await;
+            let ada = kit
+                .run(admin(), |ctx| async move {
+                    ctx.services().create_user(&ctx, new_user("ada")).await
+                })
+                .await
+                .unwrap();
+            // Nothing is posted before delivery, and a rolled-back
+            // operation leaves nothing to deliver.
+            assert!(receiver.received().is_empty());
+            let vetoed = kit
+                .run(admin(), |ctx| async move {
+                    ctx.services().create_user(&ctx, new_user("bob")).await?;
+                    Err::<(), _>(ApiError::invalid("x", "rolled back on purpose"))
+                })
+                .await;
+            assert!(vetoed.is_err());
+
+            let delivered = kit.deliver().await;
+            assert_eq!(delivered.len(), 1, "{delivered:?}");
+            assert_eq!(
+                (delivered[0].plugin.as_str(), delivered[0].event),
+                ("webhooks", "user.created")
+            );
+            assert_eq!(delivered[0].outcome, Ok(()));
+            let got = receiver.received();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].json["event"], "user.created");
+            assert_eq!(got[0].json["data"]["id"], ada.id);
+            assert_eq!(got[0].json["id"].as_str(), Some(got[0].key.as_str()));
+            assert_eq!(got[0].signature, signature("s3cret", &got[0].body));
+            // Delivered once: a second call has nothing new.
+            assert!(kit.deliver().await.is_empty());
+        });
+    }
 }

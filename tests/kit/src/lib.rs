@@ -17,6 +17,8 @@
 //! }
 //! ```
 //!
+//! - [`HookTest::deliver`]: what those operations committed, delivered to
+//!   the plugins' after-commit hooks as the app's worker would.
 //! - [`e2e`]: the end-to-end harness: [`plugin_app`] starts the real
 //!   `app` binary with only the named plugins of `plugins/`, on a fresh
 //!   database, and talks HTTP to it.
@@ -29,8 +31,10 @@ use app::plugins::{APP_PLUGIN, BuiltIn};
 use app::services::AppServices;
 use hooks_core::PluginManager;
 use hookspecs::serde_json::Value;
+use hookspecs::sqlx::Row;
 use hookspecs::{
-    ApiError, AppHooks, HookContext, Identity, NewUser, PluginConfigs, PluginExport, Services,
+    ApiError, AppHooks, Change, Delivery, HookContext, Identity, NewUser, PluginConfigs,
+    PluginExport, Services,
 };
 
 pub use e2e_tests as e2e;
@@ -47,6 +51,8 @@ pub struct HookTest {
     services: Arc<dyn Services>,
     configs: PluginConfigs,
     url: String,
+    /// The last outbox event [`HookTest::deliver`] delivered.
+    delivered_up_to: hookspecs::tokio::sync::Mutex<i64>,
     // Last: the database file goes after the pool closes.
     _dir: tempfile::TempDir,
 }
@@ -73,6 +79,7 @@ impl HookTest {
             hooks,
             configs: PluginConfigs::default(),
             url,
+            delivered_up_to: Default::default(),
             _dir: dir,
         }
     }
@@ -127,13 +134,78 @@ impl HookTest {
             self.services.clone(),
             Arc::new(self.configs.clone()),
         );
-        match operation(ctx).await {
-            Ok(value) => uow.commit().await.map(|()| value),
-            Err(error) => {
-                uow.rollback().await?;
-                Err(error)
+        uow.finish(operation(ctx).await).await
+    }
+
+    /// Delivers what the operations run so far committed to the
+    /// after-commit hooks (`after_*`) of the registered plugins, as the
+    /// app's delivery worker does: in commit order, each plugin's hook on
+    /// its own (attempt 1), in a unit of work of its own committed when the
+    /// hook returns `Ok`. Each event is delivered once: a second call
+    /// delivers only what was committed since.
+    ///
+    /// # Panics
+    /// If the outbox cannot be read.
+    pub async fn deliver(&self) -> Vec<Delivered> {
+        let mut delivered_up_to = self.delivered_up_to.lock().await;
+        let after = *delivered_up_to;
+        let rows: Vec<(i64, String, String, String)> = self
+            .run(None, |ctx| async move {
+                let rows = hookspecs::sqlx::query(
+                    "SELECT id, event_key, change, recorded_at FROM outbox_events \
+                     WHERE id > $1 ORDER BY id",
+                )
+                .bind(after)
+                .fetch_all(&mut *ctx.db().await?)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get(0)?,
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                        ))
+                    })
+                    .collect::<Result<_, hookspecs::sqlx::Error>>()
+                    .map_err(ApiError::from)
+            })
+            .await
+            .expect("reading the outbox");
+        let mut out = Vec::new();
+        for (id, key, change, recorded_at) in rows {
+            let change: Change =
+                hookspecs::serde_json::from_str(&change).expect("a recorded change");
+            let delivery = Delivery {
+                event_id: key,
+                attempt: 1,
+                recorded_at,
+                change,
+            };
+            let plugins = self
+                .hooks
+                .get_hookimpls(delivery.change.after_hook())
+                .unwrap_or_default();
+            for plugin in plugins.iter().filter(|i| !i.wrapper).map(|i| i.plugin) {
+                let delivery = &delivery;
+                let outcome = self
+                    .run(None, |ctx| async move {
+                        let ctx = hookspecs::host::app_authority(&ctx);
+                        app::outbox::deliver_to(&self.hooks, plugin, delivery, &ctx)
+                            .await
+                            .map_err(ApiError::internal)
+                    })
+                    .await
+                    .map_err(|e| e.message);
+                out.push(Delivered {
+                    plugin: plugin.to_owned(),
+                    event: delivery.change.name(),
+                    outcome,
+                });
             }
+            *delivered_up_to = id;
         }
+        out
     }
 
     /// Every row's first column of `sql`, as text (`"NULL"` for NULL).
@@ -166,6 +238,17 @@ pub fn run<T>(body: impl Future<Output = T>) -> T {
         .build()
         .expect("a tokio runtime")
         .block_on(body)
+}
+
+/// One after-commit delivery made by [`HookTest::deliver`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// The plugin whose hook was called.
+    pub plugin: String,
+    /// The event: `user.created`, ...
+    pub event: &'static str,
+    /// What the hook answered (its unit of work was committed on `Ok`).
+    pub outcome: Result<(), String>,
 }
 
 /// The admin, as the admin token identifies it.

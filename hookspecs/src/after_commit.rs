@@ -108,6 +108,15 @@ impl Change {
         }
     }
 
+    /// The event an after-commit hook receives: `after_user_created` gives
+    /// `user.created`; `None` for any other name.
+    pub fn event_of(after_hook: &str) -> Option<&'static str> {
+        let rest = after_hook.strip_prefix("after_")?;
+        Self::NAMES
+            .into_iter()
+            .find(|name| name.replace('.', "_") == rest)
+    }
+
     /// The event's `data`: the entity, or `{"before", "after"}`.
     pub fn data(&self) -> Value {
         match serde_json::to_value(self) {
@@ -168,6 +177,11 @@ mod tests {
         assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), change);
         assert_eq!(change.name(), "user.modified");
         assert_eq!(change.after_hook(), "after_user_modified");
+        assert_eq!(
+            Change::event_of("after_user_modified"),
+            Some("user.modified")
+        );
+        assert_eq!(Change::event_of("on_user_modified"), None);
         assert_eq!(change.data()["after"]["id"], 2);
         let created = Delivery {
             event_id: "e1".into(),

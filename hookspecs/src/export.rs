@@ -207,6 +207,23 @@ impl PluginExport {
         }
     }
 
+    /// Keeps only the hook implementations whose hook name `keep` accepts;
+    /// the others are never called. For an after-commit hook left out, no
+    /// delivery is made or listed: a plugin that wants some events only
+    /// (the webhooks plugin's `events`) says so here rather than answering
+    /// `Ok` to the rest, which would list them as delivered.
+    pub fn only_hooks(mut self, keep: impl Fn(&str) -> bool) -> Self {
+        let kept: Vec<hooks_core::ImplDecl> = self
+            .plugin
+            .impls()
+            .iter()
+            .filter(|decl| keep(decl.hook))
+            .copied()
+            .collect();
+        self.plugin = Plugin::from_parts(self.plugin.object().clone(), kept);
+        self
+    }
+
     /// Declares its own tables' migrations.
     pub fn migrating(mut self, migrations: &'static [Migration]) -> Self {
         self.migrations = migrations;

@@ -6,7 +6,7 @@
 //! [plugins.webhooks]
 //! url = "https://hooks.example.org/events"  # http:// or https://; without it, idle
 //! secret = "..."                            # signs each body
-//! events = ["user.created", "membership.created"]   # optional: default all
+//! events = ["user.created", "membership.created"]   # optional, default all; the others are never given to it (nor listed)
 //! timeout_ms = 5000                         # per request
 //! ca_file = "/etc/app/receiver-ca.pem"      # optional: a private CA for https://
 //! ```
@@ -87,7 +87,14 @@ pub fn export(config: Config) -> Result<PluginExport, String> {
     if config.url.is_empty() {
         return Ok(PluginExport::idle(IDLE));
     }
-    Webhooks::new(config).map(PluginExport::new)
+    let events = config.events.clone();
+    let wanted = move |hook: &str| match (Change::event_of(hook), &events) {
+        (Some(event), Some(events)) => events.iter().any(|e| e == event),
+        _ => true,
+    };
+    // Events it does not want are never given to it, rather than answered
+    // `Ok` and listed as delivered.
+    Webhooks::new(config).map(|sender| PluginExport::new(sender).only_hooks(wanted))
 }
 
 /// The configured sender.
@@ -116,10 +123,6 @@ impl Webhooks {
 
     /// Sends one event; `Ok` only on a 2xx answer.
     async fn send(&self, delivery: &Delivery) -> HookResult<()> {
-        let wanted = self.config.events.as_ref();
-        if wanted.is_some_and(|events| !events.iter().any(|e| e == delivery.change.name())) {
-            return Ok(());
-        }
         let body = serde_json::to_vec(&delivery.document())?;
         let request = Request::post(self.target.clone())
             .header("Content-Type", "application/json")
@@ -371,6 +374,42 @@ mod tests {
             assert_eq!(got[0].signature, signature("s3cret", &got[0].body));
             // Delivered once: a second call has nothing new.
             assert!(kit.deliver().await.is_empty());
+        });
+    }
+
+    /// With `events`, the others are never given to the plugin: nothing is
+    /// posted for them, and no delivery is listed.
+    #[test]
+    fn events_left_out_are_not_delivered_at_all() {
+        use app_testkit::e2e::receiver::Receiver;
+        use app_testkit::{HookTest, admin, new_user, run};
+
+        let receiver = Receiver::start();
+        run(async {
+            let kit = HookTest::new()
+                .await
+                .config(
+                    "webhooks",
+                    json!({"url": receiver.url, "events": ["space.created"]}),
+                )
+                .register("webhooks", crate::app_plugin_register)
+                .await;
+            kit.run(admin(), |ctx| async move {
+                ctx.services().create_user(&ctx, new_user("ada")).await?;
+                let space = hookspecs::NewSpace {
+                    name: "open".into(),
+                    parent_id: None,
+                    access: Access::Open,
+                    default_role: None,
+                };
+                ctx.services().create_space(&ctx, space).await
+            })
+            .await
+            .unwrap();
+            let delivered = kit.deliver().await;
+            let events: Vec<&str> = delivered.iter().map(|d| d.event).collect();
+            assert_eq!(events, ["space.created"], "{delivered:?}");
+            assert_eq!(receiver.received().len(), 1);
         });
     }
 }

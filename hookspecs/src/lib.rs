@@ -61,7 +61,7 @@ pub use http::{Method, Page, Reply, Request, RouteError, Routes, Startup, from_j
 pub use model::{
     Access, Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
 };
-pub use util::{new_secret, now, sha256_hex};
+pub use util::{new_secret, now, sha256_hex, time_of_unix_ms};
 
 // What the host and the generated code use; no part of a plugin's surface.
 #[doc(hidden)]

@@ -11,6 +11,14 @@ pub fn now() -> String {
     rfc3339_micros(OffsetDateTime::now_utc())
 }
 
+/// `ms` milliseconds after the Unix epoch, in [`now`]'s format; `None`
+/// beyond the calendar's range.
+pub fn time_of_unix_ms(ms: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .map(rfc3339_micros)
+}
+
 fn rfc3339_micros(t: OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",

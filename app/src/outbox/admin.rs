@@ -62,15 +62,10 @@ impl Filter {
     }
 }
 
+/// A time kept in milliseconds, as every time the API shows.
 fn time(ms: Option<i64>) -> Value {
-    let at = ms.and_then(|ms| {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-    });
-    at.and_then(|at| {
-        at.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-    .map_or(Value::Null, Value::String)
+    ms.and_then(hookspecs::time_of_unix_ms)
+        .map_or(Value::Null, Value::String)
 }
 
 fn delivery(row: &AnyRow) -> Result<Value, ApiError> {
@@ -84,7 +79,8 @@ fn delivery(row: &AnyRow) -> Result<Value, ApiError> {
         "plugin": row.try_get::<String, _>("plugin")?,
         "attempts": row.try_get::<i64, _>("attempts")?,
         "last_error": row.try_get::<Option<String>, _>("last_error")?,
-        "next_attempt_at": if status == "pending" { time(Some(next)) } else { Value::Null },
+        // Due now (a retried or never tried event) reads `null`, not 1970.
+        "next_attempt_at": if status == "pending" && next > 0 { time(Some(next)) } else { Value::Null },
         "done_at": time(row.try_get("done_ms")?),
         "status": status,
     }))

@@ -66,8 +66,15 @@ impl Deliverer {
                 poll: Duration::from_millis(config.poll_ms.max(1)),
                 batch: i64::from(config.batch.max(1)),
             };
-            tracing::info!(plugin, instance = %owner, policy = ?queue.policy,
-                "delivering after-commit events");
+            let policy = &queue.policy;
+            tracing::info!(
+                plugin,
+                max_attempts = policy.max_attempts,
+                backoff_ms = policy.backoff.as_millis(),
+                timeout_ms = policy.timeout.as_millis(),
+                ordered = policy.ordered,
+                "delivering after-commit events"
+            );
             tasks.push(tokio::spawn(queue.run()));
         }
         tasks.push(tokio::spawn(prune_forever(

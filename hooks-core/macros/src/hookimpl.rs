@@ -17,7 +17,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         ));
     }
     let mut block: ItemImpl = syn::parse2(item)?;
-    let Some((None, spec, _)) = &block.trait_ else {
+    let Some((spec, _)) = &block.trait_ else {
         return Err(syn::Error::new(
             block.span(),
             "#[hookimpl] goes on `impl YourSpec for YourPlugin`",

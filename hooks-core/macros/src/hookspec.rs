@@ -189,7 +189,7 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
         return err(sig.generics.span(), "a hook method cannot be generic");
     }
     match sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
+        Some(FnArg::Receiver(r)) if matches!(r.kind, syn::ReceiverKind::Reference(_, _, None)) => {}
         _ => return err(sig.span(), "a hook method takes `&self` first"),
     }
     let mut args = Vec::new();

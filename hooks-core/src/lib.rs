@@ -7,8 +7,8 @@
 //! Without features the engine runs sync hooks and depends on `anyhow`,
 //! `arc-swap` and `tracing` alone. `async` adds `async fn`
 //! hooks (with `concurrent` and `timeout_ms`, on Tokio's timer);
-//! `discovery` adds [`linked_plugin!`] and
-//! [`PluginManager::load_linked_plugins`], pluggy's entry points at link
+//! `discovery` adds `linked_plugin!` and
+//! `PluginManager::load_linked_plugins`, pluggy's entry points at link
 //! time. The example below uses both async hooks (`features = ["async"]`)
 //! and, to run one, the `futures` crate's `block_on` (any executor does).
 //!

@@ -37,21 +37,21 @@ pub(crate) fn caught<R>(run: impl FnOnce() -> R) -> R {
 #[cfg(feature = "async")]
 pin_project_lite::pin_project! {
     /// A future whose every poll is caught code (see [`caught`]).
-    pub(crate) struct Caught<F> {
+    pub(crate) struct CaughtFuture<F> {
         #[pin]
         inner: F,
     }
 }
 
 #[cfg(feature = "async")]
-impl<F> Caught<F> {
+impl<F> CaughtFuture<F> {
     pub(crate) fn new(inner: F) -> Self {
-        Caught { inner }
+        CaughtFuture { inner }
     }
 }
 
 #[cfg(feature = "async")]
-impl<F: Future> Future for Caught<F> {
+impl<F: Future> Future for CaughtFuture<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let inner = self.project().inner;

@@ -121,7 +121,7 @@ async fn invoke_async<'s, S: ?Sized + Send + Sync, R: Send>(
         Ok(future) => {
             within(
                 limit,
-                AssertUnwindSafe(panics::Caught::new(future)).catch_unwind(),
+                AssertUnwindSafe(panics::CaughtFuture::new(future)).catch_unwind(),
             )
             .await
         }
@@ -148,7 +148,7 @@ where
         let caught = match started {
             Err(panic) => Err(panic),
             Ok(future) => {
-                let running = AssertUnwindSafe(panics::Caught::new(future)).catch_unwind();
+                let running = AssertUnwindSafe(panics::CaughtFuture::new(future)).catch_unwind();
                 within(limit, running).instrument(span.clone()).await
             }
         };

@@ -152,10 +152,10 @@
 //! # assert_eq!(pm.hook().compute(2).unwrap().into_values(), [4]);
 //! ```
 //!
-//! An async wrapper gets [`AsyncNext`] and writes `next.await`. `next` can
-//! run at most once (it is consumed); a wrapper that returns without
-//! running it short-circuits every implementation after it. For a
-//! `firstresult` hook, `next` yields `Option<Answer<T>>`.
+//! An async wrapper gets `AsyncNext` (feature `async`) and writes
+//! `next.await`. `next` can run at most once (it is consumed); a wrapper
+//! that returns without running it short-circuits every implementation
+//! after it. For a `firstresult` hook, `next` yields `Option<Answer<T>>`.
 //!
 //! # Call order
 //!

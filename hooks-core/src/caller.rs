@@ -5,12 +5,16 @@
 //! Generated code uses these methods; applications call hooks through the
 //! relay (`manager.hook().my_hook(...)`).
 
+#[cfg(feature = "async")]
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
+#[cfg(feature = "async")]
+use futures_util::future::BoxFuture;
 
-use crate::call_loop::{self, AsyncNext, CallCtx, Next};
+#[cfg(feature = "async")]
+use crate::call_loop::AsyncNext;
+use crate::call_loop::{self, CallCtx, Next};
 use crate::depth;
 use crate::error::{HookError, HookResult};
 use crate::registry::{Shared, Snapshot};
@@ -30,14 +34,17 @@ pub struct Caller<'m, S: ?Sized> {
 }
 
 /// The snapshot an async call holds while it runs (see [`Caller::call_async`]).
+#[cfg(feature = "async")]
 pub struct CallSnapshot<S: ?Sized>(SnapshotRef<S>);
 
+#[cfg(feature = "async")]
 enum SnapshotRef<S: ?Sized> {
     /// arc-swap's guard: no reference count touched on the way in or out.
     Live(arc_swap::Guard<Arc<Snapshot<S>>>),
     Fixed(Arc<Snapshot<S>>),
 }
 
+#[cfg(feature = "async")]
 impl<S: ?Sized> CallSnapshot<S> {
     fn get(&self) -> &Snapshot<S> {
         match &self.0 {
@@ -133,6 +140,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     }
 
     /// The snapshot an async call will run on; the call borrows it.
+    #[cfg(feature = "async")]
     #[doc(hidden)]
     pub fn snapshot(&self) -> CallSnapshot<S> {
         CallSnapshot(match &self.source {
@@ -142,6 +150,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     }
 
     /// Calls async hook number `hook` on `snapshot`.
+    #[cfg(feature = "async")]
     #[doc(hidden)]
     pub fn call_async<'s, T, O>(
         &'s self,

@@ -7,8 +7,11 @@
 //! inside an async implementation counts on the same scale.
 
 use std::cell::Cell;
+#[cfg(feature = "async")]
 use std::future::Future;
+#[cfg(feature = "async")]
 use std::pin::Pin;
+#[cfg(feature = "async")]
 use std::task::{Context, Poll};
 
 thread_local! {
@@ -38,6 +41,7 @@ pub(crate) fn current() -> usize {
     DEPTH.get()
 }
 
+#[cfg(feature = "async")]
 pin_project_lite::pin_project! {
     /// An async call: one level deeper while it is being polled.
     pub(crate) struct Nested<F> {
@@ -46,12 +50,14 @@ pin_project_lite::pin_project! {
     }
 }
 
+#[cfg(feature = "async")]
 impl<F> Nested<F> {
     pub(crate) fn new(inner: F) -> Self {
         Nested { inner }
     }
 }
 
+#[cfg(feature = "async")]
 impl<F: Future> Future for Nested<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {

@@ -163,6 +163,7 @@ impl HookError {
         self.0.id
     }
 
+    #[cfg(feature = "async")]
     #[cold]
     pub(crate) fn no_runtime(hook: &'static str, limit: Duration) -> Self {
         Self::new(hook, None, HookErrorKind::NoRuntime(limit))
@@ -299,6 +300,7 @@ impl std::error::Error for HookError {
 /// What an async implementation that overran its time limit is taken to
 /// have returned; [`HookError::from_impl`] turns it into `TimedOut`.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
 pub(crate) struct TimeLimit(pub(crate) Duration);
 
 impl fmt::Display for TimeLimit {
@@ -311,20 +313,16 @@ impl std::error::Error for TimeLimit {}
 
 /// A change to the [`PluginManager`](crate::PluginManager) was refused; the
 /// manager is exactly as it was before the call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum ManagerError {
     /// `register` with a name already registered.
-    #[error("a plugin named `{0}` is already registered")]
     DuplicateName(String),
     /// `register` with a name blocked by `set_blocked`.
-    #[error("plugin name `{0}` is blocked")]
     Blocked(String),
     /// A name that no registered plugin has.
-    #[error("no plugin named `{0}` is registered")]
     UnknownPlugin(String),
     /// A plugin declares an implementation the spec cannot accept.
-    #[error("plugin `{plugin}` cannot implement hook `{hook}` of `{spec}`: {reason}")]
     InvalidImpl {
         /// The plugin.
         plugin: String,
@@ -337,7 +335,6 @@ pub enum ManagerError {
     },
     /// `register` of the very plugin object (the same `Arc`) registered
     /// under another name: its hooks would run twice per call.
-    #[error("plugin `{plugin}` is the plugin object already registered as `{registered_as}`")]
     AlreadyRegistered {
         /// The name it was offered under.
         plugin: String,
@@ -346,10 +343,6 @@ pub enum ManagerError {
     },
     /// The plugin's `before`/`after` constraints, with those of the plugins
     /// registered, ask for a cycle; it was not registered.
-    #[error(
-        "plugin `{plugin}` was not registered: the before/after constraints of hook `{hook}` form a cycle: {}",
-        chain.join(" runs before ")
-    )]
     OrderCycle {
         /// The plugin.
         plugin: String,
@@ -360,12 +353,61 @@ pub enum ManagerError {
         chain: Vec<&'static str>,
     },
     /// Replaying a historic call to the new plugin failed; it was not registered.
-    #[error("plugin `{plugin}` was not registered: replaying a historic call failed: {error}")]
     HistoricReplay {
         /// The plugin.
         plugin: String,
         /// The failure.
-        #[source]
         error: HookError,
     },
+}
+
+// Written out rather than derived: `thiserror` would add its proc macro
+// (and with it a second major version of syn) to every build of the engine.
+impl fmt::Display for ManagerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DuplicateName(name) => write!(f, "a plugin named `{name}` is already registered"),
+            Self::Blocked(name) => write!(f, "plugin name `{name}` is blocked"),
+            Self::UnknownPlugin(name) => write!(f, "no plugin named `{name}` is registered"),
+            Self::InvalidImpl {
+                plugin,
+                hook,
+                spec,
+                reason,
+            } => write!(
+                f,
+                "plugin `{plugin}` cannot implement hook `{hook}` of `{spec}`: {reason}"
+            ),
+            Self::AlreadyRegistered {
+                plugin,
+                registered_as,
+            } => write!(
+                f,
+                "plugin `{plugin}` is the plugin object already registered as `{registered_as}`"
+            ),
+            Self::OrderCycle {
+                plugin,
+                hook,
+                chain,
+            } => write!(
+                f,
+                "plugin `{plugin}` was not registered: the before/after constraints of hook \
+                 `{hook}` form a cycle: {}",
+                chain.join(" runs before ")
+            ),
+            Self::HistoricReplay { plugin, error } => write!(
+                f,
+                "plugin `{plugin}` was not registered: replaying a historic call failed: {error}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ManagerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::HistoricReplay { error, .. } => Some(error),
+            _ => None,
+        }
+    }
 }

@@ -63,7 +63,11 @@ pub enum Placement {
     /// A `before`/`after` constraint (its own, or another implementation's
     /// naming its plugin) put it on the other side of an implementation
     /// its rank alone would have put it before or after.
-    Constraint,
+    Constraint {
+        /// The plugin that declared the constraint (the first one, if
+        /// several moved it).
+        by: &'static str,
+    },
 }
 
 /// Introspection: one implementation of a hook, as registered.
@@ -93,7 +97,7 @@ pub struct ImplInfo {
 impl ImplInfo {
     /// One line saying why the implementation sits where it does, for
     /// reports: `"wrapper, tryfirst tier, priority 0, registration 3 (later
-    /// runs first), after [audit_log]: moved by a constraint"`.
+    /// runs first), after [\"audit_log\"]: moved by a constraint of cache"`.
     pub fn why(&self) -> String {
         let kind = if self.wrapper { "wrapper" } else { "plain" };
         let tier = match self.tier {
@@ -116,10 +120,12 @@ impl ImplInfo {
         if !self.after.is_empty() {
             why.push_str(&format!(", after {:?}", self.after));
         }
-        why.push_str(match self.placement {
-            Placement::Rank => ": placed by rank",
-            Placement::Constraint => ": moved by a constraint",
-        });
+        match self.placement {
+            Placement::Rank => why.push_str(": placed by rank"),
+            Placement::Constraint { by } => {
+                why.push_str(&format!(": moved by a constraint of {by}"));
+            }
+        }
         why
     }
 }
@@ -127,6 +133,11 @@ impl ImplInfo {
 /// Implemented by `#[hookimpl]` on `impl YourTrait for YourPlugin`: which
 /// hooks the plugin implements, with their options, and the conversion to
 /// the trait object the manager stores.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a plugin of `{S}`: its implementation of the trait lacks `#[hookimpl]`",
+    label = "not a plugin of `{S}`",
+    note = "write `#[hookimpl]` on `impl Trait for {Self}`, and `#[hookspec]` on the trait itself"
+)]
 pub trait Implements<S: ?Sized>: Send + Sync + 'static {
     /// The implemented hooks (only these are called; the trait's default
     /// bodies never are).

@@ -2,8 +2,18 @@
 //! implement the hooks they care about, and a [`PluginManager`] fans every
 //! call out to the implementations in a defined order.
 //!
+//! # Features
+//!
+//! Without features the engine runs sync hooks and depends on `anyhow`,
+//! `arc-swap` and `tracing` alone. `async` adds `async fn`
+//! hooks (with `concurrent` and `timeout_ms`, on Tokio's timer);
+//! `discovery` adds `linked_plugin!` and
+//! `PluginManager::load_linked_plugins`, pluggy's entry points at link
+//! time. The example below uses both async hooks (`features = ["async"]`)
+//! and, to run one, the `futures` crate's `block_on` (any executor does).
+//!
 //! ```
-//! use hooks_core::prelude::*;
+//! use hookery::prelude::*;
 //!
 //! /// The hooks of our application.
 //! #[hookspec]
@@ -58,7 +68,7 @@
 //! let who = pm.hook().authenticate("secret")?.unwrap();
 //! assert_eq!((who.plugin, who.value), ("tokens", 42));
 //!
-//! // Async hooks return a future.
+//! // Async hooks return a future (`futures` is a crate of its own).
 //! futures::executor::block_on(pm.hook().on_shutdown())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -96,7 +106,7 @@
 //! firstresult:
 //!
 //! ```compile_fail
-//! # use hooks_core::prelude::*;
+//! # use hookery::prelude::*;
 //! #[hookspec]
 //! pub trait Events {
 //!     #[hookspec(historic, firstresult)]
@@ -108,7 +118,7 @@
 //! A spec without hooks:
 //!
 //! ```compile_fail
-//! # use hooks_core::prelude::*;
+//! # use hookery::prelude::*;
 //! #[hookspec]
 //! pub trait Nothing {}
 //! // error: a hook spec trait needs at least one hook method
@@ -124,7 +134,7 @@
 //! rest of the chain, and returns what the whole call returns:
 //!
 //! ```
-//! # use hooks_core::prelude::*;
+//! # use hookery::prelude::*;
 //! # #[hookspec] pub trait Events { fn compute(&self, x: u32) -> HookResult<u32>; }
 //! struct Doubler;
 //!
@@ -142,10 +152,10 @@
 //! # assert_eq!(pm.hook().compute(2).unwrap().into_values(), [4]);
 //! ```
 //!
-//! An async wrapper gets [`AsyncNext`] and writes `next.await`. `next` can
-//! run at most once (it is consumed); a wrapper that returns without
-//! running it short-circuits every implementation after it. For a
-//! `firstresult` hook, `next` yields `Option<Answer<T>>`.
+//! An async wrapper gets `AsyncNext` (feature `async`) and writes
+//! `next.await`. `next` can run at most once (it is consumed); a wrapper
+//! that returns without running it short-circuits every implementation
+//! after it. For a `firstresult` hook, `next` yields `Option<Answer<T>>`.
 //!
 //! # Call order
 //!
@@ -167,7 +177,7 @@
 //! ([`ImplInfo::why`]).
 //!
 //! ```
-//! # use hooks_core::prelude::*;
+//! # use hookery::prelude::*;
 //! # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<()>; }
 //! struct Audit;
 //! #[hookimpl]
@@ -204,7 +214,7 @@
 //! spec does not have:
 //!
 //! ```compile_fail,E0407
-//! # use hooks_core::prelude::*;
+//! # use hookery::prelude::*;
 //! # #[hookspec] pub trait Events { fn compute(&self, x: u32) -> HookResult<u32>; }
 //! struct P;
 //! #[hookimpl]
@@ -217,7 +227,7 @@
 //! An implementation with the wrong signature:
 //!
 //! ```compile_fail,E0053
-//! # use hooks_core::prelude::*;
+//! # use hookery::prelude::*;
 //! # #[hookspec] pub trait Events { fn compute(&self, x: u32) -> HookResult<u32>; }
 //! struct P;
 //! #[hookimpl]
@@ -227,6 +237,36 @@
 //!     //               expected `u32`, found `String`
 //! }
 //! ```
+//!
+//! A `&mut` argument is refused: every implementation gets the same
+//! argument, so it is shared.
+//!
+//! ```compile_fail
+//! # use hookery::prelude::*;
+//! #[hookspec]
+//! pub trait Events {
+//!     fn collect(&self, into: &mut Vec<String>) -> HookResult<()>;
+//!     // error: a hook argument cannot be `&mut`: every implementation
+//!     // receives the same argument, so it is shared; take `&RefCell<T>`
+//!     // (sync hooks) or `&Mutex<T>` (async hooks, or across threads) ...
+//! }
+//! ```
+//!
+//! # Panics
+//!
+//! A panic in an implementation is caught and returned as a [`HookError`]
+//! ([`HookError::is_panic`]); the process goes on. Rust still runs the
+//! panic hook at the panic, and the default one prints the report to stderr
+//! (with a backtrace under `RUST_BACKTRACE=1`). A host that wants such
+//! panics only as errors calls [`quiet_plugin_panics`] at startup.
+//!
+//! # Plugin names
+//!
+//! A plugin's name is interned at registration: each distinct name is kept
+//! for the life of the process, so that results, errors and spans carry a
+//! `&'static str` and a call never copies or counts a name. Registering
+//! and unregistering the same names costs nothing more; a host that
+//! registers unboundedly many *distinct* names grows by their length.
 //!
 //! # Tracing and monitoring
 //!
@@ -240,10 +280,12 @@
 
 // Modules, each one role, each using only those listed before it:
 // names, error, hookspec, hookimpl, order, monitoring, result, depth,
-// registry, call_loop, caller, spec, manager.
+// panics, registry, call_loop, caller, spec, manager, discovery.
 mod call_loop;
 mod caller;
 mod depth;
+#[cfg(feature = "discovery")]
+mod discovery;
 mod error;
 mod hookimpl;
 mod hookspec;
@@ -251,17 +293,23 @@ mod manager;
 mod monitoring;
 mod names;
 mod order;
+mod panics;
 mod registry;
 mod result;
 mod spec;
 
-pub use call_loop::{AsyncNext, Next};
+#[cfg(feature = "async")]
+pub use call_loop::AsyncNext;
+pub use call_loop::Next;
+#[cfg(feature = "discovery")]
+pub use discovery::{LinkedPlugin, linked_plugins};
 pub use error::{HookError, HookErrorKind, HookResult, ManagerError, PluginError};
+pub use hookery_macros::{hookimpl, hookspec};
 pub use hookimpl::{ImplDecl, ImplInfo, Implements, Placement, Plugin, Tier};
-pub use hooks_core_macros::{hookimpl, hookspec};
 pub use hookspec::{ErrorPolicy, HookSpec};
 pub use manager::PluginManager;
 pub use monitoring::{HookCallInfo, MonitoringHandle};
+pub use panics::quiet_plugin_panics;
 pub use registry::DEFAULT_MAX_DEPTH;
 pub use result::{Answer, Results};
 pub use spec::Spec;
@@ -269,26 +317,77 @@ pub use spec::Spec;
 /// `anyhow`, for building [`PluginError`]s (`anyhow::anyhow!`, `bail!`, `Context`).
 pub use anyhow;
 /// The `#[async_trait]` attribute the macros apply to async hooks.
+#[cfg(feature = "async")]
 pub use async_trait::async_trait;
 
 /// What a spec crate or a plugin needs in scope: the macros, the manager,
 /// and the types hook signatures use.
 pub mod prelude {
+    #[cfg(feature = "async")]
+    pub use crate::AsyncNext;
     pub use crate::{
-        Answer, AsyncNext, HookError, HookResult, Next, PluginError, PluginManager, Results,
-        hookimpl, hookspec,
+        Answer, HookError, HookResult, Next, Plugin, PluginError, PluginManager, Results, hookimpl,
+        hookspec,
     };
-    // The macros' expansions name `hooks_core::...`: this makes that path
-    // resolve in crates that reach hooks-core only through a re-export.
-    pub use crate as hooks_core;
+    // The macros' expansions name `hookery::...`: this makes that path
+    // resolve in crates that reach the engine through a re-export or under
+    // another name (as a renamed dependency).
+    #[doc(hidden)]
+    pub use crate as hookery;
 }
 
 /// What only the code `#[hookspec]` generates uses: not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::caller::{CallSnapshot, Caller};
+    #[cfg(feature = "async")]
+    pub use crate::caller::CallSnapshot;
+    pub use crate::caller::Caller;
+    #[cfg(feature = "discovery")]
+    pub use crate::discovery::__erase as erase;
     pub use crate::result::Collect;
-    pub use futures::future::BoxFuture;
+    #[cfg(feature = "async")]
+    pub use futures_util::future::BoxFuture;
+    #[cfg(feature = "discovery")]
+    pub use inventory;
+
+    /// `#[hookimpl]`'s check that an implementation of `hook` is async
+    /// exactly when the spec's hook is: fails the build with `write_async`
+    /// or `write_sync`. A hook the spec lacks is rustc's to report (E0407).
+    pub const fn check_asyncness<S: crate::Spec + ?Sized>(
+        hook: &str,
+        is_async: bool,
+        write_async: &'static str,
+        write_sync: &'static str,
+    ) {
+        let mut i = 0;
+        while i < S::HOOKS.len() {
+            let spec = &S::HOOKS[i];
+            if same(spec.name, hook) {
+                if spec.is_async && !is_async {
+                    panic!("{}", write_async);
+                }
+                if !spec.is_async && is_async {
+                    panic!("{}", write_sync);
+                }
+            }
+            i += 1;
+        }
+    }
+
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
 
     /// The body `#[hookspec]` gives a hook method without a default: the
     /// engine never calls it.

@@ -18,7 +18,7 @@ use crate::spec::Spec;
 /// sees the plugins registered when it started, never a half-updated hook.
 ///
 /// ```
-/// use hooks_core::prelude::*;
+/// use hookery::prelude::*;
 ///
 /// #[hookspec]
 /// pub trait Greet {

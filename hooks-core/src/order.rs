@@ -75,18 +75,28 @@ pub(crate) fn arrange(ranked: &[ImplInfo]) -> Result<Arrangement, Cycle> {
 /// [`arrange`] for one tier of one group.
 fn arrange_tier(tier: &[ImplInfo]) -> Result<Arrangement, Cycle> {
     let index = |name: &str| tier.iter().position(|i| i.plugin == name);
-    // (earlier, later): `earlier` must run before `later`.
+    // (earlier, later): `earlier` must run before `later`; and the plugin
+    // that declared it (for `Placement::Constraint::by`).
     let mut edges = Vec::new();
+    let mut declared_by = Vec::new();
     for (i, imp) in tier.iter().enumerate() {
-        edges.extend(imp.before.iter().filter_map(|n| index(n)).map(|j| (i, j)));
-        edges.extend(imp.after.iter().filter_map(|n| index(n)).map(|j| (j, i)));
+        for (edge, by) in (imp.before.iter().filter_map(|n| index(n)).map(|j| (i, j)))
+            .chain(imp.after.iter().filter_map(|n| index(n)).map(|j| (j, i)))
+            .filter(|(a, b)| a != b)
+            .map(|edge| (edge, imp.plugin))
+        {
+            edges.push(edge);
+            declared_by.push(by);
+        }
     }
-    edges.retain(|(a, b)| a != b);
     let mut placement = vec![Placement::Rank; tier.len()];
-    for &(earlier, later) in &edges {
+    for (&(earlier, later), &by) in edges.iter().zip(&declared_by) {
         if earlier > later {
-            placement[earlier] = Placement::Constraint;
-            placement[later] = Placement::Constraint;
+            for moved in [earlier, later] {
+                if placement[moved] == Placement::Rank {
+                    placement[moved] = Placement::Constraint { by };
+                }
+            }
         }
     }
     let mut waiting_on = vec![0usize; tier.len()];

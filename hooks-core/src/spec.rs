@@ -8,6 +8,11 @@ use crate::hookspec::{HookSpec, index_of};
 /// You never implement this by hand; it is how [`PluginManager`](crate::PluginManager)
 /// learns the hooks of your trait and how [`PluginManager::hook`](crate::PluginManager::hook)
 /// hands out the typed relay.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a hook spec: the trait lacks `#[hookspec]`",
+    label = "not a hook spec",
+    note = "write `#[hookspec]` on the trait's declaration (and `#[hookimpl]` on each plugin's impl of it)"
+)]
 pub trait Spec: Send + Sync + 'static {
     /// The trait's name.
     const NAME: &'static str;

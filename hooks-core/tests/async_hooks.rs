@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use hooks_core::HookErrorKind;
-use hooks_core::prelude::*;
+use hookery::HookErrorKind;
+use hookery::prelude::*;
 
 /// `a` (tryfirst) answers 1, `b` does `b`, `c` (trylast) answers 3; all
 /// implement `hook`, and each yields once before acting.
@@ -211,7 +211,7 @@ fn time_limited_hook_outside_a_tokio_runtime_fails_clearly() {
     let err = outcome.unwrap_err();
     assert_eq!((err.hook(), err.plugin()), ("limited", None));
     assert!(
-        matches!(err.kind(), hooks_core::HookErrorKind::NoRuntime(_)),
+        matches!(err.kind(), hookery::HookErrorKind::NoRuntime(_)),
         "{err:?}"
     );
     assert!(err.to_string().contains("Tokio runtime"), "{err}");

@@ -8,8 +8,8 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use hooks_core::prelude::*;
-use hooks_core::{HookErrorKind, ManagerError, Plugin};
+use hookery::prelude::*;
+use hookery::{HookErrorKind, ManagerError, Plugin};
 
 #[test]
 fn the_same_plugin_object_cannot_be_registered_under_a_second_name() {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use hooks_core::prelude::*;
-use hooks_core::{Implements, Spec, Tier};
+use hookery::prelude::*;
+use hookery::{Implements, Spec, Tier};
 use tokio::sync::{Barrier, Notify};
 
 // ------------------------------------------------------ concurrent hooks

@@ -7,8 +7,8 @@
 mod common;
 
 use common::*;
-use hooks_core::prelude::*;
-use hooks_core::{ImplDecl, ManagerError, Placement, Tier};
+use hookery::prelude::*;
+use hookery::{ImplDecl, ManagerError, Placement, Tier};
 
 /// Registers `(name, decl)` in order; returns the manager and the log.
 fn registered(plugins: &[(&'static str, ImplDecl)]) -> (PluginManager<dyn Hooks>, Log) {
@@ -131,15 +131,18 @@ fn get_hookimpls_says_which_implementations_a_constraint_moved() {
         placed,
         [
             ("b", Placement::Rank),
-            ("a", Placement::Constraint),
-            ("c", Placement::Constraint)
+            ("a", Placement::Constraint { by: "c" }),
+            ("c", Placement::Constraint { by: "c" })
         ]
     );
+    // Whose constraint: the plugin that declared it, also for the plugin it
+    // moved without declaring anything.
     assert_eq!(
         infos[2].why(),
         "plain, normal tier, priority 0, registration 2 (later runs first), \
-         after [\"a\"]: moved by a constraint"
+         after [\"a\"]: moved by a constraint of c"
     );
+    assert!(infos[1].why().ends_with(": moved by a constraint of c"));
     assert!(infos[0].why().ends_with(": placed by rank"));
 }
 

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use hooks_core::HookErrorKind;
-use hooks_core::prelude::*;
+use hookery::HookErrorKind;
+use hookery::prelude::*;
 
 /// `ok1` (priority 3), `bad` (2, fails), `ok2` (1), `bad2` (0, fails),
 /// `ok3` (-1), all implementing `hook`.
@@ -108,7 +108,7 @@ struct Refuses;
 impl Hooks for Refuses {
     fn run(&self, x: u32) -> HookResult<u32> {
         match x {
-            0 => hooks_core::anyhow::bail!("zero is not allowed"),
+            0 => hookery::anyhow::bail!("zero is not allowed"),
             _ => Err(std::io::Error::other("disk full").into()),
         }
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use hooks_core::ManagerError;
-use hooks_core::prelude::*;
+use hookery::ManagerError;
+use hookery::prelude::*;
 
 /// Logs `name:x` for every `configure(x)` it sees; fails on `fail_on`.
 struct Listener {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 
 use common::*;
-use hooks_core::prelude::*;
+use hookery::prelude::*;
 use tracing_subscriber::fmt::format::FmtSpan;
 
 /// An error whose formatting panics.

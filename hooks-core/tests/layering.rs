@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Lowest layer first, as `lib.rs` lists them.
-const LAYERS: [&str; 13] = [
+const LAYERS: [&str; 15] = [
     "names",
     "error",
     "hookspec",
@@ -16,17 +16,31 @@ const LAYERS: [&str; 13] = [
     "monitoring",
     "result",
     "depth",
+    "panics",
     "registry",
     "call_loop",
     "caller",
     "spec",
     "manager",
+    "discovery",
 ];
+
+/// The source of `module`: its file and its submodules' (`src/<module>/`).
+fn source(module: &str) -> String {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let path = src.join(format!("{module}.rs"));
+    let mut source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    if let Ok(children) = std::fs::read_dir(src.join(module)) {
+        for child in children {
+            source.push_str(&std::fs::read_to_string(child.unwrap().path()).unwrap());
+        }
+    }
+    source
+}
 
 /// The engine modules `module`'s source names through `crate::`.
 fn uses(module: &str) -> BTreeSet<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("src/{module}.rs"));
-    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let source = source(module);
     let mut found = BTreeSet::new();
     for (at, _) in source.match_indices("crate::") {
         let rest = &source[at + "crate::".len()..];

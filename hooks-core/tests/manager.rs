@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
-use hooks_core::prelude::*;
-use hooks_core::{ErrorPolicy, ManagerError, Plugin};
+use hookery::prelude::*;
+use hookery::{ErrorPolicy, ManagerError, Plugin};
 
 /// `a` answers 1, `b` answers 2, `c` answers 3, registered in that order,
 /// each implementing `run` and `first`.

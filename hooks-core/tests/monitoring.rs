@@ -5,11 +5,11 @@
 mod common;
 
 use common::*;
-use hooks_core::prelude::*;
-use hooks_core::{HookCallInfo, MonitoringHandle};
+use hookery::prelude::*;
+use hookery::{HookCallInfo, MonitoringHandle};
 
 /// Logs `before <hook> [<plugins>]` and `after <hook> ok|err <plugin>`.
-fn monitor<S: hooks_core::Spec + ?Sized>(pm: &PluginManager<S>, log: &Log) -> MonitoringHandle {
+fn monitor<S: hookery::Spec + ?Sized>(pm: &PluginManager<S>, log: &Log) -> MonitoringHandle {
     let describe = |info: &HookCallInfo<'_>| {
         let plugins: Vec<_> = info.impls.iter().map(|i| i.plugin).collect();
         format!("{} {}", info.hook.name, plugins.join(","))

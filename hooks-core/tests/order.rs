@@ -9,8 +9,8 @@ mod common;
 use std::cmp::Ordering;
 
 use common::*;
-use hooks_core::prelude::*;
-use hooks_core::{ImplDecl, ImplInfo, Tier};
+use hookery::prelude::*;
+use hookery::{ImplDecl, ImplInfo, Tier};
 
 /// Plugin types declared with the real `#[hookimpl(...)]` options: a plain
 /// implementation of `run`.

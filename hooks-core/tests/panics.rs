@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use hooks_core::prelude::*;
-use hooks_core::{HookErrorKind, ImplDecl};
+use hookery::prelude::*;
+use hookery::{HookErrorKind, ImplDecl};
 
 /// Checks that `err` is the caught panic of `plugin` in `hook`.
 fn assert_panic(err: &HookError, hook: &str, plugin: &'static str) {
@@ -25,8 +25,8 @@ fn assert_panic(err: &HookError, hook: &str, plugin: &'static str) {
 /// (runs last), all on `hook`.
 fn sandwich<S>(log: &Log, p: Probe, decl: ImplDecl) -> PluginManager<S>
 where
-    S: hooks_core::Spec + ?Sized,
-    Probe: hooks_core::Implements<S>,
+    S: hookery::Spec + ?Sized,
+    Probe: hookery::Implements<S>,
 {
     let pm = PluginManager::<S>::new();
     add(&pm, probe("after", log), on(decl.hook).trylast());

@@ -5,8 +5,8 @@
 mod common;
 
 use common::within_rounds;
-use hooks_core::prelude::*;
-use hooks_core::{DEFAULT_MAX_DEPTH, HookErrorKind};
+use hookery::prelude::*;
+use hookery::{DEFAULT_MAX_DEPTH, HookErrorKind};
 
 #[hookspec]
 pub trait Recurse {
@@ -76,7 +76,7 @@ struct Refuses;
 #[hookimpl]
 impl Recurse for Refuses {
     fn pong(&self, _n: u32) -> HookResult<u32> {
-        hooks_core::anyhow::bail!("no pong today")
+        hookery::anyhow::bail!("no pong today")
     }
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use hooks_core::prelude::*;
+use hookery::prelude::*;
 
 /// `a` (priority 2) answers 1, `b` (priority 1) declines, `c` (priority 0)
 /// answers 3, `d` (priority -1) answers 4.

@@ -8,7 +8,7 @@ mod common;
 use std::sync::{Mutex, MutexGuard};
 
 use common::*;
-use hooks_core::prelude::*;
+use hookery::prelude::*;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -70,9 +70,9 @@ const B: &str = r#"hookimpl{hook="run" plugin="b" wrapper=false"#;
 const FAILED: &str = "outcome=plugin `b` failed in hook `run`: boom from b}";
 
 /// Wrapper `w` around `a` then `b` (which does `b`).
-fn wab<S: hooks_core::Spec + ?Sized>(b: Act) -> PluginManager<S>
+fn wab<S: hookery::Spec + ?Sized>(b: Act) -> PluginManager<S>
 where
-    Probe: hooks_core::Implements<S>,
+    Probe: hookery::Implements<S>,
 {
     let (log, pm) = (Log::new(), PluginManager::<S>::new());
     add(&pm, probe("a", &log), on("run"));

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use hooks_core::prelude::*;
+use hookery::prelude::*;
 
 /// Wrapper `w` doing `wrap` around plain `a` (answers 1), plain `b`
 /// (doing `b`) and plain `c` (answers 3), in that order.
@@ -201,7 +201,7 @@ struct Explains;
 impl Hooks for Explains {
     #[hookimpl(wrapper)]
     fn run(&self, _x: u32, next: Next<'_, Results<u32>>) -> HookResult<Results<u32>> {
-        use hooks_core::anyhow::Context;
+        use hookery::anyhow::Context;
         next.call().context("while explaining")
     }
 }

@@ -109,8 +109,8 @@ fn every_selection_resolves_the_sdk_with_the_same_features() {
             &["-e", "normal,build,dev", "-p", "app_plugin_hello_world"],
         ),
         (
-            "`cargo test -p hooks-core`",
-            &["-e", "normal,build,dev", "-p", "hooks-core"],
+            "`cargo test -p hookery`",
+            &["-e", "normal,build,dev", "-p", "hookery"],
         ),
         (
             "`cargo clippy -p app`",
@@ -264,7 +264,7 @@ fn cargo_commands_leave_the_sdk_the_app_and_the_plugins_as_they_are() {
     for args in [
         &["build", "-p", "app_plugin_hello_world"][..],
         &["test", "-p", "app_plugin_hello_world", "--no-run"],
-        &["test", "-p", "hooks-core", "--no-run"],
+        &["test", "-p", "hookery", "--no-run"],
         &["clippy", "-p", "app"],
         &["build"],
         // A new plugin with its own dependencies (Cargo.lock changes too).

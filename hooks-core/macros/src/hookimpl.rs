@@ -3,7 +3,7 @@
 //! the implemented hooks with their options.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ImplItem, ItemImpl};
 
@@ -17,14 +17,20 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         ));
     }
     let mut block: ItemImpl = syn::parse2(item)?;
-    let Some((None, spec, _)) = &block.trait_ else {
+    let Some((spec, _)) = &block.trait_ else {
         return Err(syn::Error::new(
             block.span(),
             "#[hookimpl] goes on `impl YourSpec for YourPlugin`",
         ));
     };
     let spec = spec.clone();
+    let spec_name = spec
+        .segments
+        .last()
+        .map(|s| s.ident.to_string())
+        .unwrap_or_default();
     let mut decls = Vec::new();
+    let mut checks = Vec::new();
     let mut any_async = false;
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else { continue };
@@ -58,18 +64,28 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 "a hookimpl is tryfirst or trylast, not both",
             ));
         }
-        any_async |= method.sig.asyncness.is_some();
+        if let Some(asyncness) = method.sig.asyncness {
+            crate::async_enabled(asyncness.span)?;
+            any_async = true;
+        }
         let hook = method.sig.ident.to_string();
+        checks.push(asyncness_check(
+            &spec,
+            &spec_name,
+            &method.sig.ident,
+            method.sig.asyncness.is_some(),
+            wrapper,
+        ));
         if wrapper {
             method.sig.ident = wrapper_method(&method.sig.ident);
         }
         let tier = match (tryfirst, trylast) {
-            (true, _) => quote!(hooks_core::Tier::TryFirst),
-            (_, true) => quote!(hooks_core::Tier::TryLast),
-            _ => quote!(hooks_core::Tier::Normal),
+            (true, _) => quote!(hookery::Tier::TryFirst),
+            (_, true) => quote!(hookery::Tier::TryLast),
+            _ => quote!(hookery::Tier::Normal),
         };
         decls.push(quote! {
-            hooks_core::ImplDecl {
+            hookery::ImplDecl {
                 hook: #hook,
                 priority: #priority,
                 tier: #tier,
@@ -79,20 +95,57 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
         });
     }
-    let async_trait = any_async.then(|| quote!(#[hooks_core::async_trait]));
+    let async_trait = any_async.then(|| quote!(#[hookery::async_trait]));
     let (impl_generics, _, where_clause) = block.generics.split_for_impl();
     let self_ty = &block.self_ty;
     Ok(quote! {
         #async_trait
         #block
 
-        impl #impl_generics hooks_core::Implements<dyn #spec> for #self_ty #where_clause {
-            const HOOKIMPLS: &'static [hooks_core::ImplDecl] = &[#(#decls),*];
+        #(#checks)*
+
+        impl #impl_generics hookery::Implements<dyn #spec> for #self_ty #where_clause {
+            const HOOKIMPLS: &'static [hookery::ImplDecl] = &[#(#decls),*];
             fn into_spec(self: ::std::sync::Arc<Self>) -> ::std::sync::Arc<dyn #spec> {
                 self
             }
         }
     })
+}
+
+/// A compile-time check that `hook` is async in the spec exactly when its
+/// implementation is, failing at the implementation's name with what to
+/// write (rustc's own error for a mismatch is about lifetime parameters
+/// of the desugared async method).
+fn asyncness_check(
+    spec: &syn::Path,
+    spec_name: &str,
+    hook: &syn::Ident,
+    is_async: bool,
+    wrapper: bool,
+) -> TokenStream {
+    let write_async = if wrapper {
+        format!(
+            "hook `{hook}` of `{spec_name}` is async: its wrapper is `async fn {hook}(&self, \
+             ..., next: AsyncNext<'_, _>)` and runs the rest of the call with `next.await`"
+        )
+    } else {
+        format!("hook `{hook}` of `{spec_name}` is async: write `async fn {hook}`")
+    };
+    let write_sync = if wrapper {
+        format!(
+            "hook `{hook}` of `{spec_name}` is sync: its wrapper is `fn {hook}(&self, ..., \
+             next: Next<'_, _>)` (no `async`) and runs the rest of the call with `next.call()`"
+        )
+    } else {
+        format!("hook `{hook}` of `{spec_name}` is sync: write `fn {hook}`, without `async`")
+    };
+    let hook_name = hook.to_string();
+    quote_spanned! {hook.span()=>
+        const _: () = hookery::__private::check_asyncness::<dyn #spec>(
+            #hook_name, #is_async, #write_async, #write_sync,
+        );
+    }
 }
 
 /// `"name"` or `["a", "b"]`: the plugins a `before` / `after` names.

@@ -108,15 +108,36 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             ));
         };
         let hook = parse_hook(hooks.len(), method)?;
+        if hook.is_async {
+            // rustdoc shows the `#[async_trait]` form; say what was written.
+            let written = format!(
+                "Written as `{}` (the signature above is its `#[async_trait]` form, which \
+                 `#[hookimpl]` produces from the same `async fn`).",
+                signature_text(&method.sig)
+            );
+            method.attrs.push(parse_quote!(#[doc = ""]));
+            method.attrs.push(parse_quote!(#[doc = #written]));
+        }
         if method.default.is_none() {
             let (spec_name, hook_name) = (trait_name.to_string(), hook.name.to_string());
             method.attrs.push(parse_quote!(#[allow(unused_variables)]));
             method.default = Some(parse_quote!({
-                hooks_core::__private::not_implemented(#spec_name, #hook_name)
+                hookery::__private::not_implemented(#spec_name, #hook_name)
             }));
         }
         wrappers.push(wrapper_decl(&trait_name, &hook, &method.sig));
         hooks.push(hook);
+    }
+    if let Some(clash) = hooks.iter().find(|h| {
+        hooks
+            .iter()
+            .any(|other| h.name == crate::wrapper_method(&other.name))
+    }) {
+        return Err(syn::Error::new(
+            clash.name.span(),
+            "a hook cannot be named `<another hook>_wrapper`: that is the name of the other \
+             hook's wrapper method",
+        ));
     }
     if hooks.is_empty() {
         return Err(syn::Error::new(
@@ -126,7 +147,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
     spec.items.extend(wrappers);
     let any_async = hooks.iter().any(|h| h.is_async);
-    let async_trait = any_async.then(|| quote!(#[hooks_core::async_trait]));
+    let async_trait = any_async.then(|| quote!(#[hookery::async_trait]));
 
     let vis = &spec.vis;
     let relay = format_ident!("{}Relay", trait_name);
@@ -142,17 +163,17 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
         #async_trait
         #spec
 
-        impl hooks_core::Spec for dyn #trait_name {
+        impl hookery::Spec for dyn #trait_name {
             const NAME: &'static str = #trait_str;
-            const HOOKS: &'static [hooks_core::HookSpec] = &[#(#specs),*];
+            const HOOKS: &'static [hookery::HookSpec] = &[#(#specs),*];
             type Relay<'m> = #relay<'m>;
-            fn relay(caller: hooks_core::__private::Caller<'_, Self>) -> #relay<'_> {
+            fn relay(caller: hookery::__private::Caller<'_, Self>) -> #relay<'_> {
                 #relay(caller)
             }
         }
 
         #[doc = #relay_doc]
-        #vis struct #relay<'m>(hooks_core::__private::Caller<'m, dyn #trait_name>);
+        #vis struct #relay<'m>(hookery::__private::Caller<'m, dyn #trait_name>);
 
         impl<'m> #relay<'m> {
             #(#methods)*
@@ -168,7 +189,7 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
         return err(sig.generics.span(), "a hook method cannot be generic");
     }
     match sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
+        Some(FnArg::Receiver(r)) if matches!(r.kind, syn::ReceiverKind::Reference(_, _, None)) => {}
         _ => return err(sig.span(), "a hook method takes `&self` first"),
     }
     let mut args = Vec::new();
@@ -179,6 +200,17 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
         let Pat::Ident(name) = &*arg.pat else {
             return err(arg.pat.span(), "hook arguments must be plain names");
         };
+        if let Type::Reference(r) = &*arg.ty {
+            if r.mutability.is_some() {
+                return err(
+                    arg.ty.span(),
+                    "a hook argument cannot be `&mut`: every implementation receives the same \
+                     argument, so it is shared; take `&RefCell<T>` (sync hooks) or `&Mutex<T>` \
+                     (async hooks, or across threads) and borrow it mutably inside the \
+                     implementation",
+                );
+            }
+        }
         if options.historic && matches!(*arg.ty, Type::Reference(_)) {
             return err(
                 arg.ty.span(),
@@ -195,6 +227,9 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
         return err(ret.span(), "a hook method returns HookResult<T>");
     };
     let is_async = sig.asyncness.is_some();
+    if is_async {
+        crate::async_enabled(sig.asyncness.span())?;
+    }
     if options.historic && options.firstresult {
         return err(
             sig.span(),
@@ -222,13 +257,13 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
             );
         };
         (
-            quote!(::core::option::Option<hooks_core::Answer<#answer>>),
-            quote!(hooks_core::__private::Collect::FIRST),
+            quote!(::core::option::Option<hookery::Answer<#answer>>),
+            quote!(hookery::__private::Collect::FIRST),
         )
     } else {
         (
-            quote!(hooks_core::Results<#value>),
-            quote!(hooks_core::__private::Collect::ALL),
+            quote!(hookery::Results<#value>),
+            quote!(hookery::__private::Collect::ALL),
         )
     };
     let docs = method
@@ -248,6 +283,26 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
         collect,
         docs,
     })
+}
+
+/// A signature as its author writes it, from its tokens.
+fn signature_text(sig: &syn::Signature) -> String {
+    let mut text = quote!(#sig).to_string();
+    for (spaced, tight) in [
+        (" :: ", "::"),
+        (" ,", ","),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        ("( ", "("),
+        (" )", ")"),
+        ("& ", "&"),
+        (" :", ":"),
+        ("' ", "'"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
 }
 
 /// `T` in `HookResult<T>` (or any `Path<T, ...>`).
@@ -273,9 +328,9 @@ fn wrapper_decl(trait_name: &syn::Ident, hook: &Hook, sig: &syn::Signature) -> T
     let name = wrapper_method(&hook.name);
     let output = &hook.output;
     let next = if hook.is_async {
-        quote!(hooks_core::AsyncNext<'_, #output>)
+        quote!(hookery::AsyncNext<'_, #output>)
     } else {
-        quote!(hooks_core::Next<'_, #output>)
+        quote!(hookery::Next<'_, #output>)
     };
     let asyncness = &sig.asyncness;
     let args = hook.args.iter().map(|(n, t)| quote!(#n: #t));
@@ -283,8 +338,8 @@ fn wrapper_decl(trait_name: &syn::Ident, hook: &Hook, sig: &syn::Signature) -> T
     parse_quote! {
         #[doc(hidden)]
         #[allow(unused_variables)]
-        #asyncness fn #name(&self, #(#args,)* next: #next) -> hooks_core::HookResult<#output> {
-            hooks_core::__private::not_implemented(#spec_name, #hook_name)
+        #asyncness fn #name(&self, #(#args,)* next: #next) -> hookery::HookResult<#output> {
+            hookery::__private::not_implemented(#spec_name, #hook_name)
         }
     }
 }
@@ -294,9 +349,9 @@ fn hook_spec(hook: &Hook) -> TokenStream {
     let (is_async, o) = (hook.is_async, &hook.options);
     let (firstresult, historic, concurrent) = (o.firstresult, o.historic, o.concurrent);
     let on_error = if o.on_continue {
-        quote!(hooks_core::ErrorPolicy::Continue)
+        quote!(hookery::ErrorPolicy::Continue)
     } else {
-        quote!(hooks_core::ErrorPolicy::Propagate)
+        quote!(hookery::ErrorPolicy::Propagate)
     };
     let warn_on_impl = match &o.warn_on_impl {
         Some(warning) => quote!(::core::option::Option::Some(#warning)),
@@ -307,7 +362,7 @@ fn hook_spec(hook: &Hook) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     quote! {
-        hooks_core::HookSpec {
+        hookery::HookSpec {
             name: #name,
             is_async: #is_async,
             firstresult: #firstresult,
@@ -338,7 +393,7 @@ fn relay_method(hook: &Hook) -> TokenStream {
         .iter()
         .map(|(n, _)| quote!(::core::clone::Clone::clone(&#n)))
         .collect();
-    let result = quote!(::core::result::Result<#output, hooks_core::HookError>);
+    let result = quote!(::core::result::Result<#output, hookery::HookError>);
     let value = &hook.value;
     if hook.is_async {
         return quote! {
@@ -386,7 +441,7 @@ fn relay_method(hook: &Hook) -> TokenStream {
             pub fn #with_results(
                 &self,
                 #(#params,)*
-                result_callback: impl ::core::ops::Fn(&hooks_core::Answer<#value>)
+                result_callback: impl ::core::ops::Fn(&hookery::Answer<#value>)
                     + ::core::marker::Send + ::core::marker::Sync + 'static,
             ) -> #result {
                 self.0.call_historic(#index, move |caller| #call, result_callback)

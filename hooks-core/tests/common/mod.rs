@@ -15,8 +15,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use hooks_core::prelude::*;
-use hooks_core::{ImplDecl, Implements, ManagerError, Plugin, Spec, Tier};
+use hookery::prelude::*;
+use hookery::{ImplDecl, Implements, ManagerError, Plugin, Spec, Tier};
 use tokio::sync::{Barrier, Notify};
 
 /// Sync hooks, one per calling convention.

@@ -1,0 +1,222 @@
+//! The async driver of the call loop (feature `async`): [`Chain`]'s rules
+//! from the parent module, walked with `.await`, each implementation polled
+//! under `catch_unwind` and within the hook's time limit (Tokio's timer).
+
+use std::future::{Future, IntoFuture};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Either, join_all};
+use tracing::Instrument;
+
+use super::{
+    CallCtx, Caught, Chain, NO_NEXT, Outcomes, begin, call_span_if_listened, end, impl_span,
+    record, settle,
+};
+use crate::depth;
+use crate::error::{HookError, HookResult, TimeLimit};
+use crate::panics;
+use crate::registry::HookImpl;
+use crate::result::Collect;
+
+/// The rest of an async hook's chain, handed to a wrapper: `next.await`
+/// runs it (inner wrappers, then the plain implementations) once. A wrapper
+/// that drops it without awaiting short-circuits everything after it.
+pub struct AsyncNext<'s, O> {
+    chain: Arc<dyn AsyncRest<'s, O> + 's>,
+    index: usize,
+}
+
+impl<'s, O: Send + 's> IntoFuture for AsyncNext<'s, O> {
+    type Output = Result<O, HookError>;
+    type IntoFuture = BoxFuture<'s, Result<O, HookError>>;
+    fn into_future(self) -> Self::IntoFuture {
+        self.chain.run_rest(self.index)
+    }
+}
+
+trait AsyncRest<'s, O>: Send + Sync {
+    fn run_rest(self: Arc<Self>, from: usize) -> BoxFuture<'s, Result<O, HookError>>;
+}
+
+impl<'s, S, T, O, P, W> AsyncRest<'s, O> for Chain<'s, S, T, O, P, W>
+where
+    S: ?Sized + Send + Sync,
+    T: Send + 's,
+    O: Send + 's,
+    P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
+    W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
+{
+    fn run_rest(self: Arc<Self>, from: usize) -> BoxFuture<'s, Result<O, HookError>> {
+        Box::pin(async move {
+            let (ctx, collect) = (self.ctx, self.collect);
+            let wrap = |w, index| {
+                let next = AsyncNext {
+                    chain: self.clone(),
+                    index,
+                };
+                (self.wrap)(w, next)
+            };
+            let outcome = run_async(ctx, from, &self.plain, wrap, &self.from_next, collect).await;
+            self.note(outcome)
+        })
+    }
+}
+
+/// [`Chain::run_sync`], async: the chain from wrapper `from` on; the plain
+/// implementations one after the other, or all at once for a `concurrent`
+/// hook, their outcomes taken in call order either way.
+async fn run_async<'s, S: ?Sized + Send + Sync, T: Send, O: Send>(
+    ctx: CallCtx<'s, S>,
+    from: usize,
+    plain: &(impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Sync),
+    wrap: impl FnOnce(&'s S, usize) -> BoxFuture<'s, HookResult<O>>,
+    from_next: &AtomicU64,
+    collect: Collect<T, O>,
+) -> Result<O, HookError> {
+    if let Some((at, w)) = ctx.wrapper_from(from) {
+        return invoke_async(ctx, w, None, from_next, || wrap(&w.plugin, at + 1)).await;
+    }
+    let spec = ctx.spec();
+    let mut outcomes = Outcomes::new(spec, collect, ctx.hook.plain().len());
+    let start = |imp: &'s HookImpl<S>| {
+        invoke_async(ctx, imp, spec.timeout, &NO_NEXT, move || plain(&imp.plugin))
+    };
+    if spec.concurrent {
+        // Boxed: the sequential loop's future stays small.
+        let all = Box::pin(join_all(ctx.plain().map(start))).await;
+        for (imp, outcome) in ctx.plain().zip(all) {
+            if outcomes.take(imp.info.plugin, outcome).is_break() {
+                break;
+            }
+        }
+    } else {
+        for imp in ctx.plain() {
+            if outcomes.take(imp.info.plugin, start(imp).await).is_break() {
+                break;
+            }
+        }
+    }
+    outcomes.finish()
+}
+
+/// Runs one async implementation: started and polled under
+/// `catch_unwind`, within its time limit, in its span if implementation
+/// spans are wanted (none is made otherwise, see [`call_span_if_listened`]).
+async fn invoke_async<'s, S: ?Sized + Send + Sync, R: Send>(
+    ctx: CallCtx<'s, S>,
+    imp: &'s HookImpl<S>,
+    limit: Option<Duration>,
+    from_next: &AtomicU64,
+    start: impl FnOnce() -> BoxFuture<'s, HookResult<R>>,
+) -> Result<R, HookError> {
+    if ctx.impl_spans {
+        return invoke_async_traced(ctx, imp, limit, from_next, start).await;
+    }
+    let caught = match catch_unwind(AssertUnwindSafe(|| panics::caught(start))) {
+        Err(panic) => Err(panic),
+        Ok(future) => {
+            within(
+                limit,
+                AssertUnwindSafe(panics::CaughtFuture::new(future)).catch_unwind(),
+            )
+            .await
+        }
+    };
+    settle(ctx.spec(), imp, caught, from_next)
+}
+
+/// [`invoke_async`] in the implementation's span; boxed, so that the
+/// untraced future stays small.
+fn invoke_async_traced<'s, 'f, S: ?Sized + Send + Sync, R: Send + 'f>(
+    ctx: CallCtx<'s, S>,
+    imp: &'s HookImpl<S>,
+    limit: Option<Duration>,
+    from_next: &'f AtomicU64,
+    start: impl FnOnce() -> BoxFuture<'s, HookResult<R>>,
+) -> std::pin::Pin<Box<dyn Future<Output = Result<R, HookError>> + Send + 'f>>
+where
+    's: 'f,
+{
+    let span = impl_span(ctx.spec(), &imp.info);
+    let started = catch_unwind(AssertUnwindSafe(|| span.in_scope(|| panics::caught(start))));
+    let spec = ctx.spec();
+    Box::pin(async move {
+        let caught = match started {
+            Err(panic) => Err(panic),
+            Ok(future) => {
+                let running = AssertUnwindSafe(panics::CaughtFuture::new(future)).catch_unwind();
+                within(limit, running).instrument(span.clone()).await
+            }
+        };
+        let outcome = settle(spec, imp, caught, from_next);
+        record(&span, &outcome);
+        outcome
+    })
+}
+
+/// `running` within the time limit, if any: overrunning it is the
+/// implementation's error.
+async fn within<R>(limit: Option<Duration>, running: impl Future<Output = Caught<R>>) -> Caught<R> {
+    match limit {
+        None => running.await,
+        // Boxed: the timer would make every implementation's future large.
+        Some(limit) => match Box::pin(tokio::time::timeout(limit, running)).await {
+            Ok(caught) => caught,
+            Err(_elapsed) => Ok(Err(TimeLimit(limit).into())),
+        },
+    }
+}
+
+/// Calls an async hook.
+pub(crate) fn call_async<'s, S, T, O, P, W>(
+    ctx: CallCtx<'s, S>,
+    plain: P,
+    wrap: W,
+    collect: Collect<T, O>,
+) -> impl Future<Output = Result<O, HookError>> + Send + 's
+where
+    S: ?Sized + Send + Sync,
+    T: Send + 's,
+    O: Send + 's,
+    P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
+    W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
+{
+    let span = call_span_if_listened(ctx.spec());
+    let recorded = span.clone();
+    // Boxed once here: the call's state is some hundred bytes, and a
+    // pointer is cheaper to move through the caller's futures than that.
+    let call = Box::pin(async move {
+        begin(ctx, depth::current())?;
+        let outcome = match ctx.wrapper_from(0) {
+            None => {
+                let no_wrapper = |_: &'s S, _| -> BoxFuture<'s, HookResult<O>> {
+                    unreachable!("no wrapper takes part")
+                };
+                run_async(ctx, 0, &plain, no_wrapper, &NO_NEXT, collect).await
+            }
+            Some(_) => {
+                let chain = Arc::new(Chain {
+                    ctx,
+                    plain,
+                    wrap,
+                    collect,
+                    from_next: AtomicU64::new(0),
+                });
+                chain.run_rest(0).await
+            }
+        };
+        end(ctx, &outcome);
+        if let Some(span) = &recorded {
+            record(span, &outcome);
+        }
+        outcome
+    });
+    depth::Nested::new(match span {
+        None => Either::Left(call),
+        Some(span) => Either::Right(call.instrument(span)),
+    })
+}

@@ -371,7 +371,7 @@ fn eighteen_clients_on_three_instances_creating_users_get_no_503() {
     let db = Arc::new(TestDb::create(backend));
     let options = Options::default()
         .real_app()
-        .env("APP_PLUGINS_DIR", workspace_plugins().to_str().unwrap());
+        .env("APP_PLUGINS_DIR", shipped_plugins().to_str().unwrap());
     let apps: Vec<TestApp> = (0..3)
         .map(|_| TestApp::start_on(db.clone(), &options))
         .collect();

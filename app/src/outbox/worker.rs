@@ -69,6 +69,7 @@ impl Deliverer {
             let policy = &queue.policy;
             tracing::info!(
                 plugin,
+                instance = %owner,
                 max_attempts = policy.max_attempts,
                 backoff_ms = policy.backoff.as_millis(),
                 timeout_ms = policy.timeout.as_millis(),

@@ -3,6 +3,7 @@
 
     python3 bench/deliveries.py            # 8 s per phase
     python3 bench/deliveries.py --quick    # 2 s per phase
+    python3 bench/deliveries.py --quick --debug   # the debug build: checks the script
 
 For SQLite (one instance) and PostgreSQL (one and three instances on one
 database), with no plugin and with only the webhooks plugin posting to a
@@ -19,7 +20,8 @@ receiver on 127.0.0.1 that answers 200:
    phase, so every later event waits behind it (commit order); once
    released, the backlog drains: events / drain time.
 
-Writes bench/results/deliveries.json and prints a Markdown table.
+Writes bench/results/deliveries.json (bench/results/quick/ for --quick or
+--debug) and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def wait(what: str, done, timeout: float = 120) -> None:
+def wait(what: str, done, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         if time.monotonic() > deadline:
@@ -96,15 +98,23 @@ def own_cpu() -> float:
 
 def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float,
         connections: int, extra: str = "") -> dict:
+    # A claim is leased long enough for the held phase's first request to
+    # wait out a whole phase. When a worker's settling write fails (on
+    # PostgreSQL: a serialization failure against the writers), its claims
+    # are tried again only once their lease ends, so every wait below allows
+    # a whole lease on top of the work itself.
+    lease_ms = max(16_000, int(duration * 15_000))
+    patience = lease_ms / 1000 + 60
     with tempfile.TemporaryDirectory(prefix="bench-deliveries-") as tmp:
         work = Path(tmp)
         folder = work / "plugins"
         folder.mkdir()
         if plugins == "webhooks":
-            shutil.copy(load.RELEASE / "libapp_plugin_webhooks.so", folder)
+            shutil.copy(load.BUILD / "libapp_plugin_webhooks.so", folder)
         db = load.Database(kind, work, pg)
         receiver = load.Receiver()
-        config = load.webhooks_config(work, receiver, "poll_ms = 200\n" + extra)
+        config = load.webhooks_config(work, receiver if plugins == "webhooks" else None,
+                                      "poll_ms = 200\n" + extra, lease_ms)
         apps = []
         try:
             for i in range(instances):
@@ -136,7 +146,8 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                 # Every committed write (acknowledged or cut off by wrk's end).
                 committed = db.scalar("SELECT count(*) FROM users")
                 wait("phase 1 deliveries", lambda: db.scalar(
-                    "SELECT count(*) FROM outbox_deliveries WHERE status = 'delivered'") >= committed)
+                    "SELECT count(*) FROM outbox_deliveries WHERE status = 'delivered'") >= committed,
+                    patience)
                 loaded = latencies(list(receiver.arrivals))
                 # 2. One write at a time: the path without queueing.
                 mark = receiver.count()
@@ -145,7 +156,7 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                         "POST", "/api/users",
                         {"username": f"{tag}one{i}", "email": f"{tag}one{i}@bench.test"})
                     assert status == 201, status
-                wait("one-at-a-time deliveries", lambda: receiver.count() >= mark + 300)
+                wait("one-at-a-time deliveries", lambda: receiver.count() >= mark + 300, patience)
                 single = latencies(list(receiver.arrivals)[mark:])
                 committed = db.scalar("SELECT count(*) FROM users")
                 result.update({
@@ -161,7 +172,7 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                 queued = db.scalar("SELECT count(*) FROM users") - committed
                 start = time.time()
                 receiver.release()
-                wait("the backlog", lambda: receiver.count() >= before + queued)
+                wait("the backlog", lambda: receiver.count() >= before + queued, patience)
                 last = max(a[1] for a in receiver.arrivals)
                 result.update({
                     "backlog": queued,
@@ -169,7 +180,7 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                 })
                 wait("the backlog recorded", lambda: db.scalar(
                     "SELECT count(*) FROM outbox_deliveries WHERE status = 'delivered'")
-                    >= committed + queued)
+                    >= committed + queued, patience)
                 total = db.scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'delivered'")
                 keys = [a[0] for a in receiver.arrivals]
                 # Writes cut off by wrk's end still commit: count them now.
@@ -211,9 +222,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--debug", action="store_true",
+                        help="run the debug build (numbers meaningless; checks the script)")
     parser.add_argument("--only", help="sqlite, postgres1 or postgres3")
     parser.add_argument("--deliveries", default="", help="extra [deliveries] lines")
     args = parser.parse_args()
+    load.select_build(args.debug)
     if not args.no_build:
         load.build()
     load.ensure_wrk()
@@ -231,8 +245,7 @@ def main() -> None:
                             args.deliveries.replace("\\n", "\n")))
     if not pg:
         runs.append({"database": "postgres", "skipped": "no server"})
-    out = HERE / "results" / "deliveries.json"
-    out.parent.mkdir(exist_ok=True)
+    out = load.results_dir(args.quick) / "deliveries.json"
     out.write_text(json.dumps({"duration_s": duration, "connections": connections,
                                "runs": runs}, indent=2))
     print(table(runs))

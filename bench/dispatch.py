@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Hook dispatch, side by side: pluggy 1.7 vs hooks-core vs a hand-written loop.
 
-Runs ../shared/bench/pluggy_bench.py (pluggy's side) and the criterion
-benchmark `cargo bench -p hooks-bench --bench dispatch` (ours: same scenario
-names, sync and async) one after the other on this machine, then prints one
-table (Markdown) with ns per call and the ratios, and writes everything as
-JSON to bench/results/dispatch.json. bench/run.py runs it with the rest.
+Runs bench/pluggy_side.py (pluggy's side) and the criterion benchmark
+`cargo bench -p hooks-bench --bench dispatch` (ours: same scenario names,
+sync and async) one after the other on this machine, then prints one table
+(Markdown) with ns per call and the ratios, and writes everything as JSON to
+bench/results/dispatch.json (bench/results/quick/ for --quick or --debug).
+bench/run.py runs it with the rest.
 
     python3 bench/dispatch.py            # this part alone (about 3 minutes)
     python3 bench/dispatch.py --quick    # smoke run
+    python3 bench/dispatch.py --quick --debug   # unoptimized: checks the script
 
 pluggy is installed into bench/.venv (pip install pluggy==1.7.0) on first use.
 Numbers are per call: `min` (least noisy on a shared machine) and `median`.
@@ -26,12 +28,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import load
+
 ROOT = Path(__file__).resolve().parent.parent
-PLUGGY_BENCH = ROOT.parent / "shared" / "bench" / "pluggy_bench.py"
+PLUGGY_SIDE = ROOT / "bench" / "pluggy_side.py"
 VENV = ROOT / "bench" / ".venv"
-RESULTS = ROOT / "bench" / "results"
-TARGET = ROOT / "target" / "bench"
-CRITERION = TARGET / "criterion"
 
 CALLS = [
     "reference/manual-loop-1",
@@ -67,6 +68,7 @@ def venv_python() -> Path:
 
 
 def pluggy_side(quick: bool) -> dict:
+    """pluggy's numbers, from bench/pluggy_side.py in bench/.venv."""
     python = venv_python()
     probe = subprocess.run(
         [str(python), "-c", "import pluggy; print(pluggy.__version__)"],
@@ -74,23 +76,35 @@ def pluggy_side(quick: bool) -> dict:
     )
     if probe.stdout.strip() != "1.7.0":
         run([str(python), "-m", "pip", "install", "-q", "pluggy==1.7.0"])
-    out = RESULTS / "pluggy.json"
-    cmd = [str(python), str(PLUGGY_BENCH), "--json", str(out)] + (["--quick"] if quick else [])
+    out = load.results_dir(quick) / "pluggy.json"
+    cmd = [str(python), str(PLUGGY_SIDE), "--json", str(out)] + (["--quick"] if quick else [])
     run(cmd, stdout=subprocess.DEVNULL)
     return json.loads(out.read_text())
 
 
 def rust_side(quick: bool, bench: str = "dispatch") -> dict[str, dict]:
     """Runs one criterion benchmark of hooks-bench; its results by id."""
-    args = ["cargo", "bench", "-p", "hooks-bench", "--bench", bench, "--"]
+    if load.DEBUG:
+        # The dev profile shares the workspace's debug build (the SDK's
+        # features are pinned, so nothing `cargo test` built is rebuilt).
+        target, profile = ROOT / "target", ["--profile", "dev"]
+    else:
+        # Its own target directory: the bench profile differs from release
+        # (line tables), and would rebuild the release SDK library, whose
+        # name has no hash, under the release app.
+        target, profile = ROOT / "target" / "bench", []
+    args = ["cargo", "bench", *profile, "-p", "hooks-bench", "--bench", bench, "--"]
     if quick:
-        args += ["--warm-up-time", "0.2", "--measurement-time", "0.5"]
-    # Its own target directory: a `-p` build resolves other features, and
-    # would otherwise rebuild the release SDK library under a release app.
-    env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET))
+        # Criterion's own quick mode: each benchmark stops as soon as two
+        # measurements agree within 5% (the groups set their sample counts
+        # and times, which overrule any given here). No plots and fewer
+        # bootstrap resamples: nothing here reads them, and unoptimized
+        # (--debug) they took a minute per benchmark.
+        args += ["--quick", "--noplot", "--nresamples", "1000"]
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     run(args, cwd=ROOT, stdout=subprocess.DEVNULL, env=env)
     found = {}
-    for path in CRITERION.rglob("new/benchmark.json"):
+    for path in (target / "criterion").rglob("new/benchmark.json"):
         meta = json.loads(path.read_text())
         sample = json.loads((path.parent / "sample.json").read_text())
         per_iter = [t / n for t, n in zip(sample["times"], sample["iters"])]
@@ -175,7 +189,6 @@ def table(env: dict, pluggy: dict, ours: dict) -> str:
 
 def measure(quick: bool) -> dict:
     """Both sides, one after the other; the table as Markdown in `table`."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
     env = machine()
     pluggy = pluggy_side(quick)
     ours = rust_side(quick)
@@ -185,9 +198,12 @@ def measure(quick: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (smoke test)")
+    ap.add_argument("--debug", action="store_true",
+                    help="criterion on the dev profile (numbers meaningless; checks the script)")
     args = ap.parse_args()
+    load.select_build(args.debug)
     result = measure(args.quick)
-    (RESULTS / "dispatch.json").write_text(json.dumps(result, indent=2))
+    (load.results_dir(args.quick) / "dispatch.json").write_text(json.dumps(result, indent=2))
     print(result["table"])
 
 

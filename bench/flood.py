@@ -3,7 +3,8 @@ credential, each announcing a ~1 MB body to an unknown route and sending
 most of it but never the last byte. The server answers 404 before reading
 any body, so memory must stay bounded whatever the clients do.
 
-Imported by bench/run.py (`--only flood`); `measure_flood` returns plain data.
+`python3 bench/flood.py [--quick] [--debug]` prints JSON; `measure_flood`
+returns the same data.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ def hostile(port: int) -> socket.socket | None:
     return s
 
 
-def measure_flood(quick: bool, binary: Path = load.APP) -> dict:
+def measure_flood(quick: bool, binary: Path | None = None) -> dict:
     clients = 60 if quick else CLIENTS
     rounds = 1 if quick else 3
     with tempfile.TemporaryDirectory(prefix="bench-flood-") as tmp:
         work = Path(tmp)
         db = load.Database("sqlite", work)
-        app = load.App(binary, work, database=db, plugins_dir=load.ROOT / "plugins")
+        app = load.App(binary or load.APP, work, database=db, plugins_dir=load.ROOT / "plugins")
         try:
             idle_kb = app.rss_kb()
             peaks = []
@@ -69,13 +70,14 @@ def measure_flood(quick: bool, binary: Path = load.APP) -> dict:
 
 
 if __name__ == "__main__":
+    import argparse
     import json
-    import sys
 
-    # --debug: the debug build already there (no release build first).
-    if "--debug" in sys.argv:
-        binary = load.ROOT / "target" / "debug" / "app"
-    else:
-        load.build()
-        binary = load.APP
-    print(json.dumps(measure_flood("--quick" in sys.argv, binary), indent=2))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one round of 60 clients")
+    parser.add_argument("--debug", action="store_true",
+                        help="the debug build (after `cargo test`: already built)")
+    args = parser.parse_args()
+    load.select_build(args.debug)
+    load.build()
+    print(json.dumps(measure_flood(args.quick), indent=2))

@@ -6,7 +6,10 @@ through the whole app, and resident memory.
 Imported by bench/run.py; every `measure_*` returns plain data (JSON-ready).
 The binaries are the release builds of the workspace (`build()`): the real
 `app`, and `bench-app` (the real app with the plugins of bench/app-bench
-linked in, and a bare hyper server on the same runtime).
+linked in, and a bare hyper server on the same runtime). `select_build(debug=True)`
+switches every script to the debug build `cargo test` has already made:
+the numbers mean nothing then, but the harness runs end to end in a
+fraction of the time (CI does that).
 """
 
 from __future__ import annotations
@@ -27,11 +30,34 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE = ROOT / "target" / "release"
-APP = RELEASE / "app"
-BENCH_APP = RELEASE / "examples" / "bench-app"
+RESULTS = ROOT / "bench" / "results"
 TOKEN = "bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# The build the scripts run: release unless select_build(debug=True).
+DEBUG = False
+BUILD = ROOT / "target" / "release"
+APP = BUILD / "app"
+BENCH_APP = BUILD / "examples" / "bench-app"
+
+
+def select_build(debug: bool) -> None:
+    """Run the debug build (target/debug) instead of the release one."""
+    global DEBUG, BUILD, APP, BENCH_APP
+    DEBUG = debug
+    BUILD = ROOT / "target" / ("debug" if debug else "release")
+    APP = BUILD / "app"
+    BENCH_APP = BUILD / "examples" / "bench-app"
+
+
+def results_dir(quick: bool) -> Path:
+    """Where a run writes its results: bench/results/ (committed, what
+    BENCHMARKS.md shows) for a full run of the release build, and
+    bench/results/quick/ (ignored by git) for a --quick or --debug run, so
+    that checking the harness never replaces the measured numbers."""
+    folder = RESULTS / "quick" if quick or DEBUG else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def log(message: str) -> None:
@@ -39,19 +65,23 @@ def log(message: str) -> None:
 
 
 def build() -> None:
-    """The same build `cargo test` makes (lib, bins, examples), in release."""
-    cmd = ["cargo", "build", "--release", "--lib", "--bins", "--examples"]
+    """The same build `cargo test` makes (lib, bins, examples): in release,
+    or with select_build(debug=True) the debug one, which after `cargo test`
+    is already there."""
+    cmd = ["cargo", "build", "--lib", "--bins", "--examples"] + ([] if DEBUG else ["--release"])
     log("+ " + " ".join(cmd))
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
 def ensure_wrk() -> str:
-    """wrk, from Debian's packages if it is missing."""
+    """wrk, from Debian's packages if it is missing (on a fresh machine the
+    package lists are fetched first)."""
     found = shutil.which("wrk")
     if found:
         return found
-    log("+ apt-get install -y wrk")
-    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, stdout=subprocess.DEVNULL)
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+        log("+ " + " ".join(cmd))
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return shutil.which("wrk") or sys.exit("wrk is not installed and could not be")
 
 
@@ -233,12 +263,20 @@ class Receiver:
         self.server.shutdown()
 
 
-def webhooks_config(work: Path, receiver: Receiver, deliveries: str = "") -> Path:
-    """A config file pointing the webhooks plugin at `receiver`."""
+def webhooks_config(work: Path, receiver: Receiver | None, deliveries: str = "",
+                    lease_ms: int = 120_000) -> Path:
+    """A config file with the same `[deliveries]` settings for every run,
+    pointing the webhooks plugin at `receiver`; with None, for a run
+    without that plugin, no `[plugins.webhooks]` table (the app refuses to
+    start with settings for a plugin it did not load). A claimed delivery
+    is leased for `lease_ms`; an attempt may take three quarters of that
+    (the worker starts none that could outlive its claim), the plugin's
+    request half."""
     path = work / "webhooks.toml"
-    path.write_text(f'[plugins.webhooks]\nurl = "{receiver.url}"\nsecret = "bench"\n'
-                    f"timeout_ms = 60000\n\n[deliveries]\ntimeout_ms = 90000\n"
-                    f"lease_ms = 120000\n{deliveries}\n")
+    plugin = (f'[plugins.webhooks]\nurl = "{receiver.url}"\nsecret = "bench"\n'
+              f"timeout_ms = {lease_ms // 2}\n\n") if receiver else ""
+    path.write_text(f"{plugin}[deliveries]\ntimeout_ms = {lease_ms * 3 // 4}\n"
+                    f"lease_ms = {lease_ms}\n{deliveries}\n")
     return path
 
 
@@ -255,7 +293,7 @@ def shipped_plugins(binary: Path, work: Path) -> Path:
     folder = work / "plugins"
     folder.mkdir()
     for name in SHIPPED:
-        shutil.copy(RELEASE / f"libapp_plugin_{name}.so", folder)
+        shutil.copy(BUILD / f"libapp_plugin_{name}.so", folder)
     return folder
 
 
@@ -434,7 +472,8 @@ def writes_run(kind: str, plugins: str, pg: str | None, duration: float, connect
             plugins_dir = shipped_plugins(APP, work) if plugins == "shipped" else Path(empty)
             # The shipped webhooks plugin needs somewhere to post.
             receiver = Receiver()
-            env = {"APP_CONFIG": str(webhooks_config(work, receiver))}
+            env = {"APP_CONFIG": str(webhooks_config(
+                work, receiver if plugins == "shipped" else None))}
             app = App(APP, work, database=db, plugins_dir=plugins_dir, env=env)
             try:
                 app.check_loaded(SHIPPED if plugins == "shipped" else [])

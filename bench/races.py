@@ -12,14 +12,15 @@
 
 - authorize: writes with 0, 1 and 10 plugins implementing `authorize`.
 
-`python3 bench/races.py [--quick]` prints JSON.
+`python3 bench/races.py [--quick] [--debug]` prints JSON and writes it to
+bench/results/races.json (bench/results/quick/ for --quick or --debug;
+--debug runs the debug build, to check the script).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -186,5 +187,13 @@ def measure(quick: bool) -> dict:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short runs, to check the script")
+    parser.add_argument("--debug", action="store_true",
+                        help="run the debug build (numbers meaningless; checks the script)")
+    args = parser.parse_args()
+    load.select_build(args.debug)
     load.build()
-    print(json.dumps(measure("--quick" in sys.argv), indent=2))
+    text = json.dumps(measure(args.quick), indent=2)
+    (load.results_dir(args.quick) / "races.json").write_text(text + "\n")
+    print(text)

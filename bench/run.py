@@ -3,6 +3,7 @@
 
     python3 bench/run.py            # everything (about 20 minutes; +6 the first time)
     python3 bench/run.py --quick    # short runs, to check the harness
+    python3 bench/run.py --quick --debug   # the same on the debug build (what CI runs)
     python3 bench/run.py --only http,writes
 
 1. dispatch: hooks-core vs pluggy 1.7 vs a hand-written loop (dispatch.py)
@@ -16,7 +17,11 @@
 
 Writes bench/results/: one JSON per part, results.csv (every number),
 results.md (the tables) and report.svg / report.png (the chart), and puts
-the tables into BENCHMARKS.md between its `results` markers. Needs cargo,
+the tables into BENCHMARKS.md between its `results` markers. A --quick or
+--debug run writes the same files into bench/results/quick/ instead (ignored
+by git) and leaves BENCHMARKS.md alone: checking the harness never replaces
+the measured numbers. --debug runs the debug build `cargo test` has made
+(criterion unoptimized too), so it needs no release build. Needs cargo,
 wrk (installed from Debian's packages if missing), python3; PostgreSQL is
 used when BENCH_DATABASE_URL or TEST_DATABASE_URL names one or one answers
 on 127.0.0.1:5432, and skipped (saying so) otherwise.
@@ -26,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -34,19 +38,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-RESULTS = HERE / "results"
 PARTS = ["dispatch", "growth", "http", "writes", "startup"]
 
 
-def module(name: str):
-    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-dispatch, load, startup = module("dispatch"), module("load"), module("startup")
+# The parts are the scripts beside this one, imported as modules; they share
+# one `load` module, and with it the build they run (load.select_build).
+sys.path.insert(0, str(HERE))
+import dispatch  # noqa: E402
+import load  # noqa: E402
+import startup  # noqa: E402
 
 
 # --- measuring -------------------------------------------------------------
@@ -174,13 +174,13 @@ def rows(results: dict):
             yield from walk(part, "", {k: v for k, v in results[part].items() if k != "table"})
 
 
-def chart(results: dict, venv_python: Path) -> None:
+def chart(folder: Path, venv_python: Path) -> None:
     """report.svg and report.png, drawn by chart.py in the bench venv."""
     probe = subprocess.run([str(venv_python), "-c", "import matplotlib"], capture_output=True)
     if probe.returncode != 0:
         subprocess.run([str(venv_python), "-m", "pip", "install", "-q", "matplotlib"], check=True)
-    subprocess.run([str(venv_python), str(HERE / "chart.py"), str(RESULTS / "results.json"),
-                    str(RESULTS / "report")], check=True)
+    subprocess.run([str(venv_python), str(HERE / "chart.py"), str(folder / "results.json"),
+                    str(folder / "report")], check=True)
 
 
 def update_benchmarks_md(md: str) -> None:
@@ -196,6 +196,8 @@ def update_benchmarks_md(md: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs, to check the harness")
+    ap.add_argument("--debug", action="store_true",
+                    help="run the debug build (numbers meaningless; checks the harness)")
     ap.add_argument("--only", default=",".join(PARTS), help=f"comma-separated: {','.join(PARTS)}")
     ap.add_argument("--report", action="store_true",
                     help="measure nothing: redo the files, chart and tables from results.json")
@@ -204,8 +206,10 @@ def main() -> None:
     unknown = set(parts) - set(PARTS)
     if unknown:
         ap.error(f"unknown parts: {', '.join(sorted(unknown))}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    combined_path = RESULTS / "results.json"
+    load.select_build(args.debug)
+    scratch = args.quick or args.debug
+    folder = load.results_dir(scratch)
+    combined_path = folder / "results.json"
     results = json.loads(combined_path.read_text()) if combined_path.exists() else {}
     if parts:
         results["env"] = dispatch.machine()
@@ -216,16 +220,18 @@ def main() -> None:
         load.log(f"== {part}")
         results[part] = measure(part, args.quick)
         results[part]["quick"] = args.quick
-        (RESULTS / f"{part}.json").write_text(json.dumps(results[part], indent=2))
+        results[part]["debug_build"] = args.debug
+        (folder / f"{part}.json").write_text(json.dumps(results[part], indent=2))
         combined_path.write_text(json.dumps(results, indent=2))
-    with open(RESULTS / "results.csv", "w", newline="") as f:
+    with open(folder / "results.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["part", "metric", "value"])
         writer.writerows(rows(results))
     md = markdown(results)
-    (RESULTS / "results.md").write_text(md)
-    chart(results, dispatch.venv_python())
-    update_benchmarks_md(md)
+    (folder / "results.md").write_text(md)
+    chart(folder, dispatch.venv_python())
+    if not scratch:
+        update_benchmarks_md(md)
     print(md)
 
 

@@ -14,7 +14,9 @@ What it does, all outside this repository's own build folders:
    shipped plugins (`plugins/app_plugin_*`), the end-to-end test crate and
    its fixtures (`tests/`) and the benchmark crates (`bench/`), and its root
    Cargo.toml lists its members accordingly.
-2. `cargo build --release` in the copy (`CARGO_TARGET_DIR=target/bench-startup`).
+2. `cargo build --release` in the copy (`CARGO_TARGET_DIR=target/bench-startup`;
+   with --debug, `cargo build`: a debug build, quicker to make, that only
+   checks the script).
 3. `app plugin new bench_00` ... `bench_49` with the copy's own app binary
    (the scaffolding command users run), skipping those already generated.
 4. `cargo build --release` again: the 50 plugin dylibs, and the SDK and app
@@ -26,7 +28,8 @@ What it does, all outside this repository's own build folders:
    run is checked through `GET /api/admin/plugins`: exactly the expected
    plugins, all loaded, each with its route.
 
-`python3 bench/startup.py [--quick]` writes bench/results/startup.json and
+`python3 bench/startup.py [--quick] [--debug]` writes
+bench/results/startup.json (bench/results/quick/ for --quick or --debug) and
 prints a table; `measure(quick)` returns the same dict (import-safe: all
 work happens in functions; progress goes to stderr).
 """
@@ -50,11 +53,12 @@ import threading
 import time
 from pathlib import Path
 
+import load
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "target" / "bench-startup"
 WS = TARGET / "ws"
 STATE = TARGET / "state.json"
-RESULTS = ROOT / "bench" / "results" / "startup.json"
 
 PLUGINS = 50
 NAMES = [f"bench_{i:02d}" for i in range(PLUGINS)]
@@ -227,34 +231,59 @@ def _cargo_env() -> dict:
     # .cargo/config.toml's flags (prefer-dynamic, rpath) must apply as is.
     for var in ("RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"):
         env.pop(var, None)
+    if load.DEBUG:
+        # A debug build made once, from scratch, to check the script: no
+        # debug info and no incremental caches make it quicker to build
+        # and link (51 libraries and the app), and touch nothing else.
+        env.update(CARGO_PROFILE_DEV_DEBUG="0", CARGO_INCREMENTAL="0")
     return env
 
 
+def _profile() -> str:
+    """The copy's build: release, or debug after load.select_build(debug=True)."""
+    return "debug" if load.DEBUG else "release"
+
+
 def cargo_build(label: str) -> float:
-    log(f"{label}: cargo build --release in {WS}")
+    cmd = ["cargo", "build"] + ([] if load.DEBUG else ["--release"])
+    log(f"{label}: {' '.join(cmd)} in {WS}")
     started = time.perf_counter()
     done = subprocess.run(
-        ["cargo", "build", "--release"],
+        cmd,
         cwd=WS,
         env=_cargo_env(),
         stdout=sys.stderr,
     )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
-        raise BenchError(f"{label}: cargo build --release failed ({done.returncode})")
+        raise BenchError(f"{label}: {' '.join(cmd)} failed ({done.returncode})")
     log(f"{label}: {elapsed:.1f} s")
     return elapsed
 
 
 def app_binary() -> Path:
-    return TARGET / "release" / "app"
+    return TARGET / _profile() / "app"
+
+
+def _template_digest() -> str:
+    """The fingerprint of the scaffolding template: every file under the
+    copy's app/src whose path names `scaffold` (wherever the CLI keeps it)."""
+    src = WS / "app" / "src"
+    files = sorted(p for p in src.rglob("*")
+                   if p.is_file() and "scaffold" in p.relative_to(src).as_posix())
+    if not files:
+        raise BenchError(f"no scaffolding template (a file named scaffold*) under {src}")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(src).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def generate_plugins(state: dict) -> tuple[int, float]:
     """`app plugin new bench_NN` for each missing plugin. Plugins made by an
     older template (scaffold.rs changed since) are made again."""
     plugins = WS / "plugins"
-    template = _sha256((WS / "app" / "src" / "scaffold.rs").read_bytes())
+    template = _template_digest()
     if state.get("scaffold_sha256") != template:
         for name in NAMES:
             shutil.rmtree(plugins / (PREFIX + name), ignore_errors=True)
@@ -299,7 +328,7 @@ def prepare() -> dict:
     second = cargo_build("build 2 (app + 50 plugins)")
     binary = app_binary()
     missing = [
-        n for n in NAMES if not (TARGET / "release" / f"lib{PREFIX}{n}.so").is_file()
+        n for n in NAMES if not (TARGET / _profile() / f"lib{PREFIX}{n}.so").is_file()
     ]
     if not binary.is_file() or missing:
         raise BenchError(f"build incomplete: app={binary.is_file()}, missing plugin libraries {missing}")
@@ -585,16 +614,19 @@ def table(results: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"{RUNS_QUICK} runs per case instead of {RUNS_FULL}")
+    parser.add_argument("--debug", action="store_true",
+                        help="build and start the debug build (numbers meaningless; checks the script)")
     args = parser.parse_args()
+    load.select_build(args.debug)
     try:
         results = measure(quick=args.quick)
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    out = load.results_dir(args.quick) / "startup.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    print(f"\nwritten to {out.relative_to(ROOT)}")
     return 0
 
 

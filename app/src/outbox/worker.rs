@@ -397,7 +397,8 @@ impl Queue {
                 }
             }
             let mut events = Vec::new();
-            if !(self.policy.ordered && !parked.is_empty()) {
+            // An ordered plugin reads no further while an event is parked.
+            if !self.policy.ordered || parked.is_empty() {
                 let rows = sqlx::query(events_sql)
                     .bind(cursor.try_get::<i64, _>("txid")?)
                     .bind(cursor.try_get::<i64, _>("event_id")?)

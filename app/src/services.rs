@@ -208,6 +208,26 @@ fn deleted_one(
     Ok(())
 }
 
+/// On PostgreSQL, checks the references of the memberships this unit of
+/// work adds from now on at its commit instead of at each insert. For the
+/// operations that create a user or a space, whose hooks (autoinvite) add
+/// memberships referring to the new row: the foreign key check reads the
+/// index page where concurrent creations insert theirs, and at
+/// SERIALIZABLE a read early in the transaction makes chains of concurrent
+/// creations abort one another (BENCHMARKS.md, "PostgreSQL under load");
+/// read at the end, it does not. A membership whose user or space does not
+/// exist then fails the commit (a 500) rather than its insert (a 404): only
+/// a hook of the creation adding a member that does not exist sees that.
+async fn check_references_at_commit(ctx: &HookContext) -> Result<(), ApiError> {
+    let mut db = ctx.db().await?;
+    if db.backend_name() == "PostgreSQL" {
+        sqlx::query("SET CONSTRAINTS memberships_user_id_fkey, memberships_space_id_fkey DEFERRED")
+            .execute(&mut *db)
+            .await?;
+    }
+    Ok(())
+}
+
 impl AppServices {
     async fn find_space(&self, ctx: &HookContext, id: i64) -> Result<Option<Space>, ApiError> {
         let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE id = $1");
@@ -378,6 +398,10 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &["username", "email"]))?;
         let created = user(&row)?;
+        // Boxed: these operations recurse through their hooks (up to the
+        // engine's depth limit), and each level's stack frame holds what
+        // it awaits inline.
+        Box::pin(check_references_at_commit(ctx)).await?;
         emit!(self, &app(ctx), Change::UserCreated(created.clone()));
         Ok(created)
     }
@@ -508,6 +532,10 @@ impl Services for AppServices {
             .await
             .map_err(|e| conflict(e, &[]))?;
         let created = space(&row)?;
+        // Boxed: these operations recurse through their hooks (up to the
+        // engine's depth limit), and each level's stack frame holds what
+        // it awaits inline.
+        Box::pin(check_references_at_commit(ctx)).await?;
         emit!(self, &inner, Change::SpaceCreated(created.clone()));
         // Its creator manages it (after the hooks: autoinvite may have made
         // them a member with the space's default role already).

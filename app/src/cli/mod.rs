@@ -94,7 +94,15 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
     }
     let cli = Cli::parse();
     let _log = init_tracing();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Operations recurse through plugin hooks and the services (up to the
+    // engine's depth limit, 64 levels), each level a few async frames on
+    // the worker's stack: tokio's default 2 MiB ran out at that depth in
+    // debug builds.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 << 20)
+        .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the runtime: {error}");

@@ -245,7 +245,15 @@ enum Round {
     Worked,
     /// Nothing to do before this time (ms), or before a wake-up.
     Idle(Option<i64>),
+    /// Another instance holds the plugin's lease until this time (ms).
+    Busy(i64),
 }
+
+/// How often an instance looks again while another one holds a plugin's
+/// lease: the holder delivers everything committed meanwhile, whichever
+/// instance committed it, so this instance's own commits need not wake it
+/// (at thousands of commits a second, each wake-up was a query for nothing).
+const BUSY_RECHECK: Duration = Duration::from_millis(20);
 
 /// One plugin's queue.
 struct Queue {
@@ -270,6 +278,11 @@ impl Queue {
             wake.borrow_and_update();
             let next = match self.round().await {
                 Ok(Round::Worked) => continue,
+                Ok(Round::Busy(until)) => {
+                    let left = Duration::from_millis((until - now_ms()).max(1) as u64);
+                    tokio::time::sleep(left.min(BUSY_RECHECK)).await;
+                    continue;
+                }
                 Ok(Round::Idle(at)) => at,
                 Err(error) => {
                     tracing::warn!(
@@ -311,7 +324,7 @@ impl Queue {
         let owner: Option<String> = look.try_get("lease_owner")?;
         let leased: i64 = look.try_get("lease_until_ms")?;
         if leased > now && owner.as_deref() != Some(&self.owner) {
-            return Ok(Round::Idle(Some(leased)));
+            return Ok(Round::Busy(leased));
         }
         let due = retry_at.is_some_and(|at| at <= now);
         if !due && (!more || (self.policy.ordered && retry_at.is_some())) {
@@ -385,7 +398,8 @@ impl Queue {
                 }
             }
             let mut events = Vec::new();
-            if !(self.policy.ordered && !parked.is_empty()) {
+            // An ordered plugin reads no further while an event is parked.
+            if !self.policy.ordered || parked.is_empty() {
                 let rows = sqlx::query(events_sql)
                     .bind(cursor.try_get::<i64, _>("txid")?)
                     .bind(cursor.try_get::<i64, _>("event_id")?)

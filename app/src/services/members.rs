@@ -172,3 +172,23 @@ pub(super) async fn delete_member(
     s.emit(&inner, Change::MembershipDeleted(gone)).await?;
     Ok(())
 }
+
+/// On PostgreSQL, checks the references of the memberships this unit of
+/// work adds from now on at its commit instead of at each insert. For the
+/// operations that create a user or a space, whose hooks (autoinvite) add
+/// memberships referring to the new row: the foreign key check reads the
+/// index page where concurrent creations insert theirs, and at
+/// SERIALIZABLE a read early in the transaction makes chains of concurrent
+/// creations abort one another (BENCHMARKS.md, "PostgreSQL under load");
+/// read at the end, it does not. A membership whose user or space does not
+/// exist then fails the commit (a 500) rather than its insert (a 404): only
+/// a hook of the creation adding a member that does not exist sees that.
+pub(super) async fn check_references_at_commit(ctx: &HookContext) -> Result<(), ApiError> {
+    let mut db = ctx.db().await?;
+    if db.backend_name() == "PostgreSQL" {
+        sqlx::query("SET CONSTRAINTS memberships_user_id_fkey, memberships_space_id_fkey DEFERRED")
+            .execute(&mut *db)
+            .await?;
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@ use hookspecs::{
 };
 
 use super::errors::*;
+use super::members::check_references_at_commit;
 use super::rows::*;
 use super::validation::*;
 use super::{AppServices, app};
@@ -82,6 +83,10 @@ pub(super) async fn create_space(
         .await
         .map_err(|e| conflict(e, &[]))?;
     let created = space(&row)?;
+    // Boxed: these operations recurse through their hooks (up to the
+    // engine's depth limit), and each level's stack frame holds what
+    // it awaits inline.
+    Box::pin(check_references_at_commit(ctx)).await?;
     s.emit(&inner, Change::SpaceCreated(created.clone()))
         .await?;
     // Its creator manages it (after the hooks: autoinvite may have made

@@ -5,6 +5,7 @@ use hookspecs::{
 };
 
 use super::errors::*;
+use super::members::check_references_at_commit;
 use super::rows::*;
 use super::validation::*;
 use super::{AppServices, app};
@@ -32,6 +33,10 @@ pub(super) async fn create_user(
         .await
         .map_err(|e| conflict(e, &["username", "email"]))?;
     let created = user(&row)?;
+    // Boxed: these operations recurse through their hooks (up to the
+    // engine's depth limit), and each level's stack frame holds what
+    // it awaits inline.
+    Box::pin(check_references_at_commit(ctx)).await?;
     s.emit(&app(ctx), Change::UserCreated(created.clone()))
         .await?;
     Ok(created)

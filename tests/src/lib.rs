@@ -483,8 +483,13 @@ impl Output {
         }
     }
 
-    /// Copies `from` line by line into this output (and into `lines`).
-    fn pump(&self, from: impl Read + Send + 'static, lines: Option<mpsc::Sender<String>>) {
+    /// Copies `from` line by line into this output (and into `lines`),
+    /// until it closes.
+    fn pump(
+        &self,
+        from: impl Read + Send + 'static,
+        lines: Option<mpsc::Sender<String>>,
+    ) -> std::thread::JoinHandle<()> {
         let out = self.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(from).lines() {
@@ -498,7 +503,7 @@ impl Output {
                     let _ = lines.send(line);
                 }
             }
-        });
+        })
     }
 }
 
@@ -509,6 +514,8 @@ pub struct Proc {
     /// Its output so far.
     pub output: Output,
     stdout_lines: Receiver<String>,
+    /// The threads copying stdout and stderr: done once both pipes closed.
+    pumps: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -522,12 +529,15 @@ impl Proc {
             .expect("spawning test-app");
         let output = Output::default();
         let (tx, stdout_lines) = mpsc::channel();
-        output.pump(child.stdout.take().expect("stdout"), Some(tx));
-        output.pump(child.stderr.take().expect("stderr"), None);
+        let pumps = vec![
+            output.pump(child.stdout.take().expect("stdout"), Some(tx)),
+            output.pump(child.stderr.take().expect("stderr"), None),
+        ];
         Proc {
             child,
             output,
             stdout_lines,
+            pumps,
         }
     }
 
@@ -574,11 +584,19 @@ impl Proc {
         }
     }
 
-    /// Waits for the exit, then for the output pumps to catch up.
+    /// Waits for the exit, then for both output pumps to have copied
+    /// everything (they end when the pipes close), bounded by [`DEADLINE`].
     pub fn finish(mut self) -> (ExitStatus, String) {
         let status = self.wait_exit();
-        // The pumps end when the pipes close; stdout's sender drops then.
-        while self.stdout_lines.recv_timeout(DEADLINE).is_ok() {}
+        let start = Instant::now();
+        while !self.pumps.iter().all(std::thread::JoinHandle::is_finished) {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the process's output did not close within {DEADLINE:?}:\n{}",
+                self.output.text()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         (status, self.output.text())
     }
 

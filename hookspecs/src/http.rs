@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::context::{HookContext, PluginConfigs};
 use crate::error::ApiError;
 use crate::model::Identity;
+use crate::page::Page;
 
 /// The HTTP methods a route may answer (HEAD is answered by every GET route).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,36 +125,6 @@ impl Reply {
 impl From<Value> for Reply {
     fn from(body: Value) -> Self {
         Reply::ok(body)
-    }
-}
-
-/// Which page of a list: the items whose key (id) is above `after`, at
-/// most `limit` of them. Read from `?after=N&limit=M` by [`Request::page`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    /// Only items whose key is greater than this.
-    pub after: Option<i64>,
-    /// At most this many.
-    pub limit: u32,
-}
-
-impl Page {
-    /// Items per page when the request does not say.
-    pub const DEFAULT_LIMIT: u32 = 50;
-    /// The largest page a request may ask for.
-    pub const MAX_LIMIT: u32 = 500;
-
-    /// The first `limit` items.
-    pub fn first(limit: u32) -> Self {
-        Page { after: None, limit }
-    }
-
-    /// Every item, in one page: for code that needs the whole list.
-    pub fn all() -> Self {
-        Page {
-            after: None,
-            limit: u32::MAX,
-        }
     }
 }
 

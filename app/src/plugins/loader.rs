@@ -8,7 +8,8 @@
 
 use std::path::Path;
 
-use hookspecs::{FINGERPRINT, Fingerprint, PluginExport, symbols};
+use hookspecs::PluginExport;
+use hookspecs::loader::{FINGERPRINT, Fingerprint, symbols};
 
 use super::discovery::Candidate;
 
@@ -125,7 +126,7 @@ fn check_image(path: &Path) -> Result<(), String> {
 /// binary's on every type): the launcher catches a library that lacks the
 /// binary's symbols, this what symbols cannot show.
 pub fn check_sdk() -> Result<(), String> {
-    let library = hookspecs::library_fingerprint();
+    let library = hookspecs::loader::library_fingerprint();
     match FINGERPRINT.mismatch(&library) {
         None => Ok(()),
         Some(_) => Err(

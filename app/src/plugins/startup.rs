@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use hooks_core::PluginManager;
-use hookspecs::host::RouteTable;
-use hookspecs::{AppHooks, PluginConfigs};
+use hookspecs::AppHooks;
+use hookspecs::host::{PluginConfigs, RouteTable};
 
 use super::report::{Entry, Status};
 

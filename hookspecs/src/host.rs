@@ -14,14 +14,14 @@
 //! the operation it runs in (which would break "nothing half-written").
 //! Each of these fails to compile in a plugin crate:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! # async fn hook(ctx: &hookspecs::HookContext) {
 //! // A plugin cannot end the operation's transaction:
 //! ctx.unit_of_work().commit().await;
 //! # }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0425
 //! # async fn hook(ctx: &hookspecs::HookContext) {
 //! // Not through this module either: the host ends the units of work it
 //! // began, and nothing hands one out of a context.
@@ -29,21 +29,21 @@
 //! # }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0616
 //! # async fn hook(ctx: &hookspecs::HookContext) {
 //! // Nor through the context's fields:
 //! ctx.uow.commit().await;
 //! # }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0616
 //! # async fn handler(req: hookspecs::Request) {
 //! // Nor through a request's:
 //! req.ctx.uow.rollback().await;
 //! # }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0624
 //! # use hookspecs::prelude::*;
 //! // Nor forge a context (nor, without one, a request):
 //! # fn forge(uow: std::sync::Arc<()>, services: std::sync::Arc<dyn Services>) {
@@ -51,7 +51,7 @@
 //! # }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0451
 //! # use hookspecs::prelude::*;
 //! # fn forge(ctx: &HookContext) {
 //! // ...or build one field by field, copying another's unit of work:
@@ -59,7 +59,7 @@
 //! # }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0451
 //! # use hookspecs::prelude::*;
 //! // Nor a startup handle, to add routes in another plugin's name:
 //! let other = Startup {
@@ -69,7 +69,7 @@
 //! };
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0432
 //! // What only the host uses is not at the crate's root (it lives here and
 //! // in `loader`), nor in the prelude:
 //! use hookspecs::{PluginConfigs, RouteDef, RouteTable, UnitOfWork};

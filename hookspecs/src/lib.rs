@@ -58,7 +58,7 @@ pub use {bytes, hmac, http_body_util, hyper, hyper_rustls, hyper_util, rustls, s
 /// holds the plugin manager and calls the hooks. A crate that needs them
 /// names them through [`hooks_core`].
 ///
-/// ```compile_fail
+/// ```compile_fail,E0433
 /// use hookspecs::prelude::*;
 /// // The host's, not a plugin's:
 /// let pm = PluginManager::<dyn AppHooks>::new();

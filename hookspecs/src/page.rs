@@ -5,7 +5,7 @@
 //! importing each other.
 
 /// Which page of a list: the items whose key (id) is above `after`, at
-/// most `limit` of them. Read from `?after=N&limit=M` by [`Request::page`].
+/// most `limit` of them. Read from `?after=N&limit=M` by [`Request::page`](crate::Request::page).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Page {
     /// Only items whose key is greater than this.

@@ -1,10 +1,11 @@
 //! The registry: the writer-side state behind a mutex, and the immutable
 //! [`Snapshot`] every call works on.
 //!
-//! Calls never lock. A change (register, unregister, block, monitoring)
+//! A call takes no lock, except the first call after a change, which may
+//! publish. A change (register, unregister, block, monitoring)
 //! updates the state under the mutex and marks the snapshot stale; the next
 //! call — or the change itself, when it removes something — publishes a new
-//! snapshot, rebuilding only the hooks that changed. A call holds the snapshot
+//! snapshot under the mutex, rebuilding only the hooks that changed. A call holds the snapshot
 //! it started with to the end, so it never sees a half-updated hook and a
 //! plugin unregistered meanwhile lives until the calls using it finish.
 //! Publishing lazily keeps registering N plugins at O(N log N) instead of

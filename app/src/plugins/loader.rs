@@ -3,8 +3,9 @@
 //!
 //! Before any of a library's Rust code runs, the loader checks the file
 //! (owner, permissions, where a link leads) and the SDK fingerprint the
-//! plugin exports through a C-ABI function. Libraries are never unloaded
-//! (thread-local destructors would run after `dlclose`).
+//! plugin exports as a `#[repr(C)]` static, read from the file before the
+//! dynamic loader opens it (`hookspecs::loader`). Libraries are never
+//! unloaded (thread-local destructors would run after `dlclose`).
 
 use std::path::Path;
 

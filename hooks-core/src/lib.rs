@@ -241,13 +241,14 @@
 
 // Modules, each one role, each using only those listed before it:
 // names, error, hookspec, hookimpl, order, monitoring, result, depth,
-// panics, registry, call_loop, caller, spec, manager, discovery.
+// panics, registry, call_loop, caller, spec, historic, manager, discovery.
 mod call_loop;
 mod caller;
 mod depth;
 #[cfg(feature = "discovery")]
 mod discovery;
 mod error;
+mod historic;
 mod hookimpl;
 mod hookspec;
 mod manager;

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use crate::caller::Caller;
 use crate::error::{HookError, ManagerError};
+use crate::historic::Pending;
 use crate::hookimpl::{ImplInfo, Implements, Plugin};
 use crate::hookspec::HookSpec;
 use crate::monitoring::{HookCallInfo, Monitor, MonitoringHandle};
-use crate::registry::{Replay, Shared};
+use crate::registry::Shared;
 use crate::spec::Spec;
 
 /// Holds the registered plugins of one spec `S` (written `dyn YourTrait`)
@@ -101,33 +102,13 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     ///
     /// As [`register`](Self::register).
     pub fn register_plugin(&self, name: &str, plugin: Plugin<S>) -> Result<(), ManagerError> {
-        let (replays, solo) = self.shared.change(|state| {
+        let pending = self.shared.change(|state| {
             state.add(name, &plugin)?;
-            let replays: Vec<Replay<S>> = state
-                .history
-                .iter()
-                .filter(|(hook, _)| {
-                    let hook = S::HOOKS[*hook].name;
-                    plugin.impls.iter().any(|d| d.hook == hook)
-                })
-                .map(|(_, replay)| replay.clone())
-                .collect();
-            let solo = (!replays.is_empty()).then(|| state.fork(false));
-            Ok::<_, ManagerError>((replays, solo))
+            Ok::<_, ManagerError>(Pending::pick(state, &plugin))
         })?;
-        if let Some(mut solo) = solo {
-            solo.add(name, &plugin)?;
-            let snapshot = Arc::new(solo.snapshot(None));
-            for replay in replays {
-                if let Err(error) = replay(&snapshot) {
-                    let _ = self.unregister(name);
-                    return Err(ManagerError::HistoricReplay {
-                        plugin: name.to_owned(),
-                        error,
-                    });
-                }
-            }
-        }
+        pending.replay(name, &plugin, || {
+            let _ = self.unregister(name);
+        })?;
         for decl in plugin.impls.iter() {
             let deprecated = S::hook_index(decl.hook).and_then(|i| S::HOOKS[i].warn_on_impl);
             if let Some(warning) = deprecated {

@@ -102,7 +102,8 @@ pub(crate) struct Snapshot<S: ?Sized> {
     pub(crate) max_depth: usize,
 }
 
-/// A remembered historic call: replays itself on a snapshot.
+/// A remembered historic call: replays itself on a snapshot (see
+/// `historic`, which makes, keeps and replays them).
 pub(crate) type Replay<S> = Arc<dyn Fn(&Arc<Snapshot<S>>) -> Result<(), HookError> + Send + Sync>;
 
 struct Registered<S: ?Sized> {
@@ -348,7 +349,7 @@ impl<S: ?Sized> State<S> {
 }
 
 /// What a plugin may declare: hooks the spec has, once each, and no wrapper
-/// around a historic hook (a replay has no chain to wrap).
+/// around a historic hook (a replay has no chain to wrap: see `historic`).
 fn validate<S: ?Sized>(
     spec: &'static str,
     specs: &[HookSpec],

@@ -1,6 +1,8 @@
 //! The async driver of the call loop (feature `async`): [`Chain`]'s rules
 //! from the parent module, walked with `.await`, each implementation polled
 //! under `catch_unwind` and within the hook's time limit (Tokio's timer).
+//! How each step maps to the sync driver's, and why, is said once, in the
+//! parent module ("The two drivers, side by side").
 
 use std::future::{Future, IntoFuture};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -318,6 +318,31 @@ fn call_span_if_listened(spec: &HookSpec) -> Option<tracing::Span> {
 /// The rest of a sync hook's chain, handed to a wrapper. Consumed by
 /// [`Next::call`], so it runs at most once; a wrapper that drops it
 /// without calling it short-circuits every implementation after it.
+///
+/// ```
+/// # use hookery::prelude::*;
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// # struct Store(u32);
+/// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+/// struct Timing;
+///
+/// #[hookimpl]
+/// impl Events for Timing {
+///     #[hookimpl(wrapper)]
+///     fn saved(&self, id: u32, next: Next<'_, Results<u32>>) -> HookResult<Results<u32>> {
+///         let started = std::time::Instant::now();
+///         let outcome = next.call();                  // the plain implementations
+///         println!("saved({id}) took {:?}", started.elapsed());
+///         Ok(outcome?)                                // passed on, errors included
+///     }
+/// }
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("store", Store(0))?;
+/// pm.register("timing", Timing)?;
+/// assert_eq!(pm.hook().saved(1)?.into_values(), [1]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Next<'n, O> {
     chain: &'n dyn SyncRest<O>,
     index: usize,

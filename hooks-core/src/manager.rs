@@ -128,6 +128,19 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// # Errors
     ///
     /// [`ManagerError::UnknownPlugin`] if no plugin is registered as `name`.
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("store", Store(0))?;
+    /// pm.unregister("store")?;
+    /// assert!(pm.hook().saved(1)?.is_empty());
+    /// assert!(pm.unregister("store").is_err()); // gone already
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn unregister(&self, name: &str) -> Result<Plugin<S>, ManagerError> {
         let removed = self.shared.change(|state| state.remove(name))?;
         self.shared.publish();
@@ -136,6 +149,21 @@ impl<S: Spec + ?Sized> PluginManager<S> {
 
     /// Blocks `name`: unregisters the plugin of that name, if any, and
     /// refuses to register that name until [`unblock`](Self::unblock).
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("store", Store(0))?;
+    /// pm.set_blocked("store");                       // out, and kept out
+    /// assert!(!pm.has_plugin("store"));
+    /// assert!(pm.register("store", Store(1)).is_err());
+    /// assert!(pm.unblock("store"));
+    /// pm.register("store", Store(1))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_blocked(&self, name: &str) {
         let removed = self.shared.change(|state| {
             state.blocked.insert(name.to_owned());
@@ -196,6 +224,26 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// The implementations of hook `hook` in call order (wrappers first),
     /// each saying why it sits there ([`ImplInfo::placement`],
     /// [`ImplInfo::why`]), or `None` if the spec has no such hook.
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// # struct First;
+    /// # #[hookimpl] impl Events for First {
+    /// #     #[hookimpl(tryfirst)] fn saved(&self, id: u32) -> HookResult<u32> { Ok(id) }
+    /// # }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("store", Store(0))?;
+    /// pm.register("first", First)?;                 // declared `tryfirst`
+    /// let impls = pm.get_hookimpls("saved").unwrap();
+    /// let order: Vec<_> = impls.iter().map(|i| i.plugin).collect();
+    /// assert_eq!(order, ["first", "store"]);
+    /// println!("{}", impls[0].why());               // tier, priority, registration
+    /// assert!(pm.get_hookimpls("no_such_hook").is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_hookimpls(&self, hook: &str) -> Option<Vec<ImplInfo>> {
         let index = S::hook_index(hook)?;
         Some(self.shared.load().hooks[index].infos.to_vec())
@@ -207,6 +255,19 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// # Errors
     ///
     /// [`ManagerError::UnknownPlugin`] for a name no plugin has.
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("a", Store(0))?;
+    /// pm.register("b", Store(10))?;
+    /// let all_but_b = pm.subset_hook_caller(&["b"])?;
+    /// assert_eq!(all_but_b.saved(1)?.into_values(), [1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn subset_hook_caller(&self, remove: &[&str]) -> Result<S::Relay<'_>, ManagerError> {
         let skip = self.shared.read(|state| {
             remove
@@ -229,6 +290,19 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     ///
     /// As [`register`](Self::register) for each extra plugin (a name that
     /// clashes with a registered one, for example).
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("a", Store(0))?;
+    /// let with_probe = pm.call_extra([("probe", Plugin::new(Store(100)))])?;
+    /// assert_eq!(with_probe.saved(1)?.into_values(), [101, 1]); // as if registered last
+    /// assert!(!pm.has_plugin("probe"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn call_extra<'n>(
         &self,
         extra: impl IntoIterator<Item = (&'n str, Plugin<S>)>,
@@ -242,6 +316,28 @@ impl<S: Spec + ?Sized> PluginManager<S> {
 
     /// Calls `before` ahead of every hook call and `after` once it ended,
     /// until the returned handle's [`undo`](MonitoringHandle::undo).
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("a", Store(0))?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let (before, after) = (seen.clone(), seen.clone());
+    /// let monitoring = pm.add_hookcall_monitoring(
+    ///     move |call| before.lock().unwrap().push(format!("{} with {}", call.hook.name, call.impls.len())),
+    ///     move |call, outcome| after.lock().unwrap().push(format!("{} ok: {}", call.hook.name, outcome.is_ok())),
+    /// );
+    /// pm.hook().saved(1)?;
+    /// monitoring.undo();
+    /// pm.hook().saved(2)?;                           // not heard
+    /// assert_eq!(*seen.lock().unwrap(), ["saved with 1", "saved ok: true"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_hookcall_monitoring(
         &self,
         before: impl Fn(&HookCallInfo<'_>) + Send + Sync + 'static,
@@ -263,6 +359,32 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// How deeply hook calls may nest (an implementation calling a hook
     /// that calls a hook...) before the call fails. Default
     /// [`DEFAULT_MAX_DEPTH`](crate::DEFAULT_MAX_DEPTH).
+    ///
+    /// ```
+    /// use hookery::prelude::*;
+    ///
+    /// #[hookspec]
+    /// pub trait Events {
+    ///     fn changed(&self, pm: PluginManager<dyn Events>) -> HookResult<()>;
+    /// }
+    ///
+    /// /// Reacts to a change by changing again: runaway recursion.
+    /// struct Echo;
+    /// #[hookimpl]
+    /// impl Events for Echo {
+    ///     fn changed(&self, pm: PluginManager<dyn Events>) -> HookResult<()> {
+    ///         pm.hook().changed(pm.clone())?;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("echo", Echo)?;
+    /// pm.set_max_depth(8);
+    /// let error = pm.hook().changed(pm.clone()).unwrap_err();
+    /// assert!(error.innermost().is_too_deep());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_max_depth(&self, depth: usize) {
         self.shared.change(|state| state.set_max_depth(depth));
     }

@@ -298,6 +298,11 @@ pub mod prelude {
     pub use crate as hookery;
 }
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// What only the code `#[hookspec]` generates uses: not part of the API.
 #[doc(hidden)]
 pub mod __private {

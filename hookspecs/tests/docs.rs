@@ -10,7 +10,7 @@ fn rust_blocks(markdown: &str) -> Vec<String> {
     let mut current: Option<String> = None;
     for line in markdown.lines() {
         match &mut current {
-            None if line.trim_start().starts_with("```rust") => current = Some(String::new()),
+            None if line.trim_end() == "```rust" => current = Some(String::new()),
             Some(block) if line.trim_start() == "```" => {
                 blocks.push(std::mem::take(block));
                 current = None;

@@ -71,6 +71,29 @@ impl PluginExport {
     /// delivery is made or listed: a plugin that wants some events only
     /// (the webhooks plugin's `events`) says so here rather than answering
     /// `Ok` to the rest, which would list them as delivered.
+    ///
+    /// ```
+    /// use hookspecs::prelude::*;
+    /// use hookspecs::PluginExport;
+    ///
+    /// struct Notifier;
+    /// #[hookimpl]
+    /// impl AppHooks for Notifier {
+    ///     async fn after_user_created(&self, _: &User, _: &Delivery, _: &HookContext) -> HookResult<()> {
+    ///         Ok(())
+    ///     }
+    ///     async fn after_space_created(&self, _: &Space, _: &Delivery, _: &HookContext) -> HookResult<()> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// // Configured to hear about users only:
+    /// let wanted = ["user.created"];
+    /// let export = PluginExport::new(Notifier)
+    ///     .only_hooks(|hook| Change::event_of(hook).is_some_and(|e| wanted.contains(&e)));
+    /// let kept: Vec<_> = export.plugin.impls().iter().map(|d| d.hook).collect();
+    /// assert_eq!(kept, ["after_user_created"]);
+    /// ```
     pub fn only_hooks(mut self, keep: impl Fn(&str) -> bool) -> Self {
         let kept: Vec<hooks_core::ImplDecl> = self
             .plugin

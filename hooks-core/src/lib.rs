@@ -298,7 +298,8 @@ pub mod prelude {
     pub use crate as hookery;
 }
 
-/// The README's examples, compiled and run as doc tests.
+/// The README's examples, compiled and run as doc tests (the workspace's
+/// README shows the same, checked by hookspecs/tests/docs.rs).
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

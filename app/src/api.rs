@@ -4,10 +4,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use hookspecs::{
-    ApiError, Guard, Method, NewSpace, NewUser, Reply, Request, Role, RouteDef, SpacePatch,
-    UserPatch,
-};
+use hookspecs::host::{Guard, RouteDef};
+use hookspecs::{ApiError, Method, NewSpace, NewUser, Reply, Request, Role, SpacePatch, UserPatch};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

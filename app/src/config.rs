@@ -134,8 +134,8 @@ impl Config {
     }
 
     /// Plugin tables as JSON, for hook contexts.
-    pub fn plugin_configs(&self) -> hookspecs::PluginConfigs {
-        hookspecs::PluginConfigs(
+    pub fn plugin_configs(&self) -> hookspecs::host::PluginConfigs {
+        hookspecs::host::PluginConfigs(
             self.plugins
                 .tables
                 .iter()

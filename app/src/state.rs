@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use hooks_core::PluginManager;
-use hookspecs::host::UnitOfWork;
-use hookspecs::{AppHooks, HookContext, PluginConfigs, Services};
+use hookspecs::host::{PluginConfigs, UnitOfWork};
+use hookspecs::{AppHooks, HookContext, Services};
 
 use crate::db::{self, Db};
 use crate::http;

@@ -24,6 +24,52 @@
 //! The call order itself is decided at registration ([`crate::order`]);
 //! here the implementations are simply walked. The async driver is in
 //! call_loop/asynchronous.rs (feature `async`).
+//!
+//! # The two drivers, side by side
+//!
+//! Each step of one is a step of the other; only how a step waits differs.
+//!
+//! | step | sync | async |
+//! |---|---|---|
+//! | entry | [`call_sync`] | `call_async`, boxed once (its state is some hundred bytes: a pointer moves cheaper through the caller's futures) |
+//! | before anything | [`begin`] | [`begin`] |
+//! | the chain | a [`Chain`] on the stack, walked by [`Chain::run_sync`] | without wrappers, `run_async` straight on the plain implementations (no `Chain` built); with some, a `Chain` in an `Arc` |
+//! | the rest of the chain | [`Next`]: `&dyn SyncRest`, borrowed (the chain outlives the call on the stack) | `AsyncNext`: `Arc<dyn AsyncRest>` (a wrapper's future may hold it past any borrow) |
+//! | a wrapper runs it | `next.call()` | `next.await` |
+//! | a plain implementation | called under `catch_unwind` | its future polled under `catch_unwind`, within the hook's time limit if it has one |
+//! | `concurrent` | (async only) | the plain implementations joined, outcomes taken in call order |
+//! | each outcome | [`settle`], then [`Outcomes::take`] | the same |
+//! | the depth counter | `depth::Level::enter` around the call | `depth::Nested`: one level deeper while polled, so the count follows the task |
+//! | after | [`end`] | [`end`] |
+//!
+//! # Why each speed trick exists
+//!
+//! A hook call is on every request path, most hooks have no
+//! implementation, and tracing is usually off; each trick below is there
+//! for one of those facts (numbers in BENCHMARKS.md).
+//!
+//! - **The idle check** (`Caller::idle`, inlined into the generated relay):
+//!   a hook with no implementation, no monitor and nobody tracing answers
+//!   its empty result from a few atomic loads, without taking the snapshot.
+//!   The rest of the call is out of line so that the check inlines alone.
+//! - **Snapshots through `arc-swap`**: a sync call reads the snapshot
+//!   without a lock and without touching a reference count; the async one
+//!   holds arc-swap's guard. Changes are published lazily (registry).
+//! - **Interned plugin names**: results, errors and spans carry
+//!   `&'static str`, and leaving plugins out (`subset_hook_caller`)
+//!   compares pointers, not strings.
+//! - **Spans only when listened to**: [`call_span_if_listened`], and
+//!   `impl_spans` decided once per call; with `tracing`'s `log` feature even
+//!   a disabled span costs at every use.
+//! - **Monitors off the path**: `inform` is `#[cold]` and skipped when no
+//!   monitor is installed.
+//! - **Results sized once**: [`Outcomes`] reserves one slot per
+//!   implementation.
+//! - **An error's identity, not the error**: `from_next` keeps the id of
+//!   the error a wrapper's `next` gave (an `AtomicU64`), so telling a
+//!   wrapper's own error from the one it passed on costs one comparison.
+//! - **Two drivers, not one**: the sync driver is not the async one polled
+//!   once (measured above).
 
 #[cfg(feature = "async")]
 mod asynchronous;
@@ -272,6 +318,31 @@ fn call_span_if_listened(spec: &HookSpec) -> Option<tracing::Span> {
 /// The rest of a sync hook's chain, handed to a wrapper. Consumed by
 /// [`Next::call`], so it runs at most once; a wrapper that drops it
 /// without calling it short-circuits every implementation after it.
+///
+/// ```
+/// # use hookery::prelude::*;
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// # struct Store(u32);
+/// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+/// struct Timing;
+///
+/// #[hookimpl]
+/// impl Events for Timing {
+///     #[hookimpl(wrapper)]
+///     fn saved(&self, id: u32, next: Next<'_, Results<u32>>) -> HookResult<Results<u32>> {
+///         let started = std::time::Instant::now();
+///         let outcome = next.call();                  // the plain implementations
+///         println!("saved({id}) took {:?}", started.elapsed());
+///         Ok(outcome?)                                // passed on, errors included
+///     }
+/// }
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("store", Store(0))?;
+/// pm.register("timing", Timing)?;
+/// assert_eq!(pm.hook().saved(1)?.into_values(), [1]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Next<'n, O> {
     chain: &'n dyn SyncRest<O>,
     index: usize,

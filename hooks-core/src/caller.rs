@@ -1,5 +1,6 @@
 //! The caller behind every generated relay: picks the snapshot a call runs
-//! on (live, a subset, or a fixed one for `call_extra` and historic replay)
+//! on (live, a subset, or a fixed one for `call_extra` and historic replay,
+//! see `historic`)
 //! and hands it to the call loop.
 //!
 //! Generated code uses these methods; applications call hooks through the
@@ -18,7 +19,7 @@ use crate::call_loop::{self, CallCtx, Next};
 use crate::depth;
 use crate::error::{HookError, HookResult};
 use crate::registry::{Shared, Snapshot};
-use crate::result::{Answer, Collect, Results};
+use crate::result::{Collect, Results};
 
 enum Source<'m, S: ?Sized> {
     Live(&'m Shared<S>),
@@ -66,6 +67,15 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         Caller {
             source: Source::Fixed(snapshot),
             skip: Vec::new(),
+        }
+    }
+
+    /// The manager's registry this caller calls on, if it calls on the
+    /// live plugins (not on a fixed snapshot).
+    pub(crate) fn shared(&self) -> Option<&'m Shared<S>> {
+        match &self.source {
+            Source::Live(shared) => Some(shared),
+            Source::Fixed(_) => None,
         }
     }
 
@@ -165,35 +175,5 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         O: Send + 's,
     {
         call_loop::call_async(self.ctx(snapshot.get(), hook), plain, wrap, collect)
-    }
-
-    /// Calls historic hook number `hook` through `call` now, and remembers
-    /// `call` to replay it to every plugin registered later; `on_result`
-    /// hears each value, of this call and of every replay.
-    #[doc(hidden)]
-    pub fn call_historic<T>(
-        &self,
-        hook: usize,
-        call: impl Fn(&Caller<'_, S>) -> Result<Results<T>, HookError> + Send + Sync + 'static,
-        on_result: impl Fn(&Answer<T>) + Send + Sync + 'static,
-    ) -> Result<Results<T>, HookError>
-    where
-        S: Send + Sync + 'static,
-    {
-        let call = Arc::new(move |caller: &Caller<'_, S>| {
-            let results = call(caller)?;
-            results.answers().iter().for_each(&on_result);
-            Ok(results)
-        });
-        if let Source::Live(shared) = &self.source {
-            let replay = call.clone();
-            shared.change(|state| {
-                state.history.push((
-                    hook,
-                    Arc::new(move |snapshot| replay(&Caller::fixed(snapshot.clone())).map(drop)),
-                ))
-            });
-        }
-        call(self)
     }
 }

@@ -16,6 +16,49 @@ pub type HookResult<T> = Result<T, PluginError>;
 
 /// A hook call failed. Says which hook, which plugin and why.
 ///
+/// ```
+/// use hookery::prelude::*;
+/// use hookery::HookErrorKind;
+///
+/// #[derive(Debug)]
+/// struct Quota(u64);
+///
+/// impl std::fmt::Display for Quota {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         write!(f, "quota exceeded: {} bytes", self.0)
+///     }
+/// }
+///
+/// impl std::error::Error for Quota {}
+///
+/// #[hookspec]
+/// pub trait Events {
+///     fn upload(&self, size: u64) -> HookResult<()>;
+/// }
+///
+/// struct Limits;
+/// #[hookimpl]
+/// impl Events for Limits {
+///     fn upload(&self, size: u64) -> HookResult<()> {
+///         if size > 100 {
+///             return Err(Quota(size).into());
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("limits", Limits)?;
+/// let error = pm.hook().upload(500).unwrap_err();
+/// assert_eq!((error.hook(), error.plugin()), ("upload", Some("limits")));
+/// assert!(matches!(error.kind(), HookErrorKind::Failed(_)));
+/// // The plugin's own error type, back:
+/// let quota = error.cause().unwrap().downcast_ref::<Quota>().unwrap();
+/// assert_eq!(quota.0, 500);
+/// println!("{error}"); // names the hook, the plugin and the cause
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// Boxed so that `Result<_, HookError>` stays one word wide on the call path.
 pub struct HookError(Box<Inner>);
 
@@ -313,6 +356,21 @@ impl std::error::Error for TimeLimit {}
 
 /// A change to the [`PluginManager`](crate::PluginManager) was refused; the
 /// manager is exactly as it was before the call.
+///
+/// ```
+/// # use hookery::prelude::*;
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// # struct Store(u32);
+/// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+/// use hookery::ManagerError;
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("store", Store(0))?;
+/// let refused = pm.register("store", Store(1)).unwrap_err();
+/// assert!(matches!(refused, ManagerError::DuplicateName(ref name) if name == "store"));
+/// println!("{refused}"); // says what to do instead
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ManagerError {

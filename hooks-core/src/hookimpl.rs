@@ -152,6 +152,29 @@ pub trait Implements<S: ?Sized>: Send + Sync + 'static {
 /// Usually made for you from a value whose type has `#[hookimpl]`; build one
 /// by hand with [`Plugin::from_parts`] when the object arrives type-erased
 /// (for example from a dynamically loaded library).
+///
+/// ```
+/// # use hookery::prelude::*;
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// # struct Store(u32);
+/// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+/// use std::sync::Arc;
+///
+/// // From a value, or from an `Arc` the host keeps a handle to:
+/// let shared = Arc::new(Store(0));
+/// let plugin: Plugin<dyn Events> = Plugin::from_arc(shared.clone());
+/// assert_eq!(plugin.impls().len(), 1); // `saved`
+///
+/// // Type-erased, with a chosen subset of its declarations:
+/// let erased: Arc<dyn Events> = Arc::new(Store(10));
+/// let none_of_them = Plugin::from_parts(erased, &[][..]);
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register_plugin("kept", plugin)?;
+/// pm.register_plugin("muted", none_of_them)?;
+/// assert_eq!(pm.hook().saved(1)?.into_values(), [1]); // `muted` implements nothing
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Plugin<S: ?Sized> {
     pub(crate) object: Arc<S>,
     pub(crate) impls: Cow<'static, [ImplDecl]>,

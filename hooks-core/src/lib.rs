@@ -159,46 +159,7 @@
 //!
 //! # Call order
 //!
-//! Wrappers are outermost: every wrapper's part before `next` runs before any
-//! plain implementation. Within wrappers, and within plain implementations:
-//! the `tryfirst` tier, then normal, then `trylast`; inside a tier, higher
-//! `priority` first; at equal priority, pluggy's rule: in the `tryfirst` and
-//! normal tiers the plugin registered later first, in the `trylast` tier
-//! the plugin registered earlier first (registering `a`, `b` (trylast), `c`,
-//! `d` (trylast) runs `c, a, b, d`). That is an implementation's rank.
-//! `before` / `after` then reorder within a tier: the implementations of a
-//! tier are placed one at a time, the next always the first by rank among
-//! those whose constraints allow it. A constraint never moves an
-//! implementation out of its tier; one naming a plugin with no
-//! implementation of the hook in that tier constrains nothing; a cycle
-//! refuses the registration that closes it
-//! ([`ManagerError::OrderCycle`]). [`PluginManager::get_hookimpls`] lists a
-//! hook's implementations in this order, each with why it sits there
-//! ([`ImplInfo::why`]).
-//!
-//! ```
-//! # use hookery::prelude::*;
-//! # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<()>; }
-//! struct Audit;
-//! #[hookimpl]
-//! impl Events for Audit {
-//!     fn saved(&self, id: u32) -> HookResult<()> { Ok(()) }
-//! }
-//!
-//! struct Cache;
-//! #[hookimpl]
-//! impl Events for Cache {
-//!     #[hookimpl(after = "audit_log")]      // whoever registers first
-//!     fn saved(&self, id: u32) -> HookResult<()> { Ok(()) }
-//! }
-//!
-//! let pm = PluginManager::<dyn Events>::new();
-//! pm.register("cache", Cache)?;
-//! pm.register("audit_log", Audit)?;
-//! let order: Vec<_> = pm.hook().saved(1)?.plugins().collect();
-//! assert_eq!(order, ["audit_log", "cache"]);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+#![doc = include_str!("../docs/call-order.md")]
 //!
 //! # Errors
 //!
@@ -280,13 +241,14 @@
 
 // Modules, each one role, each using only those listed before it:
 // names, error, hookspec, hookimpl, order, monitoring, result, depth,
-// panics, registry, call_loop, caller, spec, manager, discovery.
+// panics, registry, call_loop, caller, spec, historic, manager, discovery.
 mod call_loop;
 mod caller;
 mod depth;
 #[cfg(feature = "discovery")]
 mod discovery;
 mod error;
+mod historic;
 mod hookimpl;
 mod hookspec;
 mod manager;
@@ -335,6 +297,12 @@ pub mod prelude {
     #[doc(hidden)]
     pub use crate as hookery;
 }
+
+/// The README's examples, compiled and run as doc tests (the workspace's
+/// README shows the same, checked by hookspecs/tests/docs.rs).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// What only the code `#[hookspec]` generates uses: not part of the API.
 #[doc(hidden)]

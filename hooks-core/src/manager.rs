@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use crate::caller::Caller;
 use crate::error::{HookError, ManagerError};
+use crate::historic::Pending;
 use crate::hookimpl::{ImplInfo, Implements, Plugin};
 use crate::hookspec::HookSpec;
 use crate::monitoring::{HookCallInfo, Monitor, MonitoringHandle};
-use crate::registry::{Replay, Shared};
+use crate::registry::Shared;
 use crate::spec::Spec;
 
 /// Holds the registered plugins of one spec `S` (written `dyn YourTrait`)
@@ -101,33 +102,13 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     ///
     /// As [`register`](Self::register).
     pub fn register_plugin(&self, name: &str, plugin: Plugin<S>) -> Result<(), ManagerError> {
-        let (replays, solo) = self.shared.change(|state| {
+        let pending = self.shared.change(|state| {
             state.add(name, &plugin)?;
-            let replays: Vec<Replay<S>> = state
-                .history
-                .iter()
-                .filter(|(hook, _)| {
-                    let hook = S::HOOKS[*hook].name;
-                    plugin.impls.iter().any(|d| d.hook == hook)
-                })
-                .map(|(_, replay)| replay.clone())
-                .collect();
-            let solo = (!replays.is_empty()).then(|| state.fork(false));
-            Ok::<_, ManagerError>((replays, solo))
+            Ok::<_, ManagerError>(Pending::pick(state, &plugin))
         })?;
-        if let Some(mut solo) = solo {
-            solo.add(name, &plugin)?;
-            let snapshot = Arc::new(solo.snapshot(None));
-            for replay in replays {
-                if let Err(error) = replay(&snapshot) {
-                    let _ = self.unregister(name);
-                    return Err(ManagerError::HistoricReplay {
-                        plugin: name.to_owned(),
-                        error,
-                    });
-                }
-            }
-        }
+        pending.replay(name, &plugin, || {
+            let _ = self.unregister(name);
+        })?;
         for decl in plugin.impls.iter() {
             let deprecated = S::hook_index(decl.hook).and_then(|i| S::HOOKS[i].warn_on_impl);
             if let Some(warning) = deprecated {
@@ -147,6 +128,19 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// # Errors
     ///
     /// [`ManagerError::UnknownPlugin`] if no plugin is registered as `name`.
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("store", Store(0))?;
+    /// pm.unregister("store")?;
+    /// assert!(pm.hook().saved(1)?.is_empty());
+    /// assert!(pm.unregister("store").is_err()); // gone already
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn unregister(&self, name: &str) -> Result<Plugin<S>, ManagerError> {
         let removed = self.shared.change(|state| state.remove(name))?;
         self.shared.publish();
@@ -155,6 +149,21 @@ impl<S: Spec + ?Sized> PluginManager<S> {
 
     /// Blocks `name`: unregisters the plugin of that name, if any, and
     /// refuses to register that name until [`unblock`](Self::unblock).
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("store", Store(0))?;
+    /// pm.set_blocked("store");                       // out, and kept out
+    /// assert!(!pm.has_plugin("store"));
+    /// assert!(pm.register("store", Store(1)).is_err());
+    /// assert!(pm.unblock("store"));
+    /// pm.register("store", Store(1))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_blocked(&self, name: &str) {
         let removed = self.shared.change(|state| {
             state.blocked.insert(name.to_owned());
@@ -215,6 +224,26 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// The implementations of hook `hook` in call order (wrappers first),
     /// each saying why it sits there ([`ImplInfo::placement`],
     /// [`ImplInfo::why`]), or `None` if the spec has no such hook.
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// # struct First;
+    /// # #[hookimpl] impl Events for First {
+    /// #     #[hookimpl(tryfirst)] fn saved(&self, id: u32) -> HookResult<u32> { Ok(id) }
+    /// # }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("store", Store(0))?;
+    /// pm.register("first", First)?;                 // declared `tryfirst`
+    /// let impls = pm.get_hookimpls("saved").unwrap();
+    /// let order: Vec<_> = impls.iter().map(|i| i.plugin).collect();
+    /// assert_eq!(order, ["first", "store"]);
+    /// println!("{}", impls[0].why());               // tier, priority, registration
+    /// assert!(pm.get_hookimpls("no_such_hook").is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn get_hookimpls(&self, hook: &str) -> Option<Vec<ImplInfo>> {
         let index = S::hook_index(hook)?;
         Some(self.shared.load().hooks[index].infos.to_vec())
@@ -226,6 +255,19 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// # Errors
     ///
     /// [`ManagerError::UnknownPlugin`] for a name no plugin has.
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("a", Store(0))?;
+    /// pm.register("b", Store(10))?;
+    /// let all_but_b = pm.subset_hook_caller(&["b"])?;
+    /// assert_eq!(all_but_b.saved(1)?.into_values(), [1]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn subset_hook_caller(&self, remove: &[&str]) -> Result<S::Relay<'_>, ManagerError> {
         let skip = self.shared.read(|state| {
             remove
@@ -248,6 +290,19 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     ///
     /// As [`register`](Self::register) for each extra plugin (a name that
     /// clashes with a registered one, for example).
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("a", Store(0))?;
+    /// let with_probe = pm.call_extra([("probe", Plugin::new(Store(100)))])?;
+    /// assert_eq!(with_probe.saved(1)?.into_values(), [101, 1]); // as if registered last
+    /// assert!(!pm.has_plugin("probe"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn call_extra<'n>(
         &self,
         extra: impl IntoIterator<Item = (&'n str, Plugin<S>)>,
@@ -261,6 +316,28 @@ impl<S: Spec + ?Sized> PluginManager<S> {
 
     /// Calls `before` ahead of every hook call and `after` once it ended,
     /// until the returned handle's [`undo`](MonitoringHandle::undo).
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("a", Store(0))?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let (before, after) = (seen.clone(), seen.clone());
+    /// let monitoring = pm.add_hookcall_monitoring(
+    ///     move |call| before.lock().unwrap().push(format!("{} with {}", call.hook.name, call.impls.len())),
+    ///     move |call, outcome| after.lock().unwrap().push(format!("{} ok: {}", call.hook.name, outcome.is_ok())),
+    /// );
+    /// pm.hook().saved(1)?;
+    /// monitoring.undo();
+    /// pm.hook().saved(2)?;                           // not heard
+    /// assert_eq!(*seen.lock().unwrap(), ["saved with 1", "saved ok: true"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add_hookcall_monitoring(
         &self,
         before: impl Fn(&HookCallInfo<'_>) + Send + Sync + 'static,
@@ -282,6 +359,32 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// How deeply hook calls may nest (an implementation calling a hook
     /// that calls a hook...) before the call fails. Default
     /// [`DEFAULT_MAX_DEPTH`](crate::DEFAULT_MAX_DEPTH).
+    ///
+    /// ```
+    /// use hookery::prelude::*;
+    ///
+    /// #[hookspec]
+    /// pub trait Events {
+    ///     fn changed(&self, pm: PluginManager<dyn Events>) -> HookResult<()>;
+    /// }
+    ///
+    /// /// Reacts to a change by changing again: runaway recursion.
+    /// struct Echo;
+    /// #[hookimpl]
+    /// impl Events for Echo {
+    ///     fn changed(&self, pm: PluginManager<dyn Events>) -> HookResult<()> {
+    ///         pm.hook().changed(pm.clone())?;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("echo", Echo)?;
+    /// pm.set_max_depth(8);
+    /// let error = pm.hook().changed(pm.clone()).unwrap_err();
+    /// assert!(error.innermost().is_too_deep());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn set_max_depth(&self, depth: usize) {
         self.shared.change(|state| state.set_max_depth(depth));
     }

@@ -1,27 +1,7 @@
-//! The call order of a hook's implementations, written down here once.
-//!
-//! 1. Wrappers before plain implementations: wrappers are outermost, so
-//!    every wrapper's part before `next` runs before any plain
-//!    implementation (and their parts after `next` in reverse).
-//! 2. Within wrappers, and within plain implementations: the `tryfirst`
-//!    tier, then normal, then `trylast`.
-//! 3. Within a tier, higher `priority` first.
-//! 4. At equal priority, pluggy's rule (its code and tests; its docs say
-//!    LIFO everywhere): in the `tryfirst` and normal tiers the plugin
-//!    registered later runs first, in the `trylast` tier the plugin
-//!    registered earlier runs first. Registering `a`, `b` (trylast), `c`,
-//!    `d` (trylast) runs `c, a, b, d`, plain or wrappers alike.
-//!
-//! Rules 1 to 4 give each implementation its *rank*. Then `before` /
-//! `after` constraints refine the order within each tier of each group:
-//! the implementations of a tier are placed one at a time, and the next is
-//! always the first by rank among those whose constraints allow it (every
-//! implementation it must follow is already placed). So rank decides
-//! everything the constraints leave open, and a constraint only ever
-//! reorders implementations of the same tier and group: it never moves one
-//! across tiers, and one naming a plugin that has no implementation of the
-//! hook in that tier and group constrains nothing. Constraints that
-//! contradict each other (a cycle) refuse the registration that closes it.
+//! The call order of a hook's implementations. The rule is written once,
+//! in `docs/call-order.md` (the crate docs' "Call order"); this module
+//! implements it: rules 1 to 4 are the [`Rank`], rule 5 (`before` /
+//! `after`) is the placing of each tier's implementations one at a time.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -1,10 +1,11 @@
 //! The registry: the writer-side state behind a mutex, and the immutable
 //! [`Snapshot`] every call works on.
 //!
-//! Calls never lock. A change (register, unregister, block, monitoring)
+//! A call takes no lock, except the first call after a change, which may
+//! publish. A change (register, unregister, block, monitoring)
 //! updates the state under the mutex and marks the snapshot stale; the next
 //! call — or the change itself, when it removes something — publishes a new
-//! snapshot, rebuilding only the hooks that changed. A call holds the snapshot
+//! snapshot under the mutex, rebuilding only the hooks that changed. A call holds the snapshot
 //! it started with to the end, so it never sees a half-updated hook and a
 //! plugin unregistered meanwhile lives until the calls using it finish.
 //! Publishing lazily keeps registering N plugins at O(N log N) instead of
@@ -101,7 +102,8 @@ pub(crate) struct Snapshot<S: ?Sized> {
     pub(crate) max_depth: usize,
 }
 
-/// A remembered historic call: replays itself on a snapshot.
+/// A remembered historic call: replays itself on a snapshot (see
+/// `historic`, which makes, keeps and replays them).
 pub(crate) type Replay<S> = Arc<dyn Fn(&Arc<Snapshot<S>>) -> Result<(), HookError> + Send + Sync>;
 
 struct Registered<S: ?Sized> {
@@ -347,7 +349,7 @@ impl<S: ?Sized> State<S> {
 }
 
 /// What a plugin may declare: hooks the spec has, once each, and no wrapper
-/// around a historic hook (a replay has no chain to wrap).
+/// around a historic hook (a replay has no chain to wrap: see `historic`).
 fn validate<S: ?Sized>(
     spec: &'static str,
     specs: &[HookSpec],

@@ -3,7 +3,20 @@
 
 use crate::error::HookError;
 
-/// One implementation's value and the plugin that returned it.
+/// One implementation's value and the plugin that returned it: the items
+/// of [`Results`] (see its example), and what a `firstresult` call returns.
+///
+/// ```
+/// # use hookery::prelude::*;
+/// # #[hookspec] pub trait Auth { #[hookspec(firstresult)] fn who(&self, token: &str) -> HookResult<Option<u32>>; }
+/// # struct Tokens;
+/// # #[hookimpl] impl Auth for Tokens { fn who(&self, token: &str) -> HookResult<Option<u32>> { Ok((token == "t").then_some(7)) } }
+/// let pm = PluginManager::<dyn Auth>::new();
+/// pm.register("tokens", Tokens)?;
+/// let answer = pm.hook().who("t")?.expect("recognised");
+/// assert_eq!(answer, Answer { plugin: "tokens", value: 7 });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer<T> {
     /// The plugin's registered name.
@@ -23,6 +36,25 @@ pub struct Answer<T> {
 /// Under [`ErrorPolicy::Continue`](crate::ErrorPolicy::Continue) the errors
 /// of failed implementations are kept beside the values; under the default
 /// policy a failure fails the whole call, so [`Results::errors`] is empty.
+///
+/// ```
+/// # use hookery::prelude::*;
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// # struct Store(u32);
+/// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("a", Store(0))?;
+/// pm.register("b", Store(10))?;
+/// let results = pm.hook().saved(1)?;
+/// // Call order: `b`, registered later, first.
+/// assert_eq!(results.plugins().collect::<Vec<_>>(), ["b", "a"]);
+/// assert_eq!(results.get("a"), Some(&1));
+/// for Answer { plugin, value } in results.answers() {
+///     println!("{plugin} said {value}");
+/// }
+/// assert_eq!(results.into_values(), [11, 1]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Results<T> {
     pub(crate) answers: Vec<Answer<T>>,

@@ -8,6 +8,24 @@ use crate::hookspec::{HookSpec, index_of};
 /// You never implement this by hand; it is how [`PluginManager`](crate::PluginManager)
 /// learns the hooks of your trait and how [`PluginManager::hook`](crate::PluginManager::hook)
 /// hands out the typed relay.
+///
+/// ```
+/// use hookery::prelude::*;
+/// use hookery::Spec;
+///
+/// #[hookspec]
+/// pub trait Events {
+///     fn saved(&self, id: u32) -> HookResult<()>;
+///     #[hookspec(firstresult)]
+///     fn owner(&self, id: u32) -> HookResult<Option<String>>;
+/// }
+///
+/// assert_eq!(<dyn Events as Spec>::NAME, "Events");
+/// let names: Vec<_> = <dyn Events as Spec>::HOOKS.iter().map(|h| h.name).collect();
+/// assert_eq!(names, ["saved", "owner"]);
+/// assert!(<dyn Events as Spec>::HOOKS[1].firstresult);
+/// assert_eq!(<dyn Events as Spec>::hook_index("owner"), Some(1));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a hook spec: the trait lacks `#[hookspec]`",
     label = "not a hook spec",

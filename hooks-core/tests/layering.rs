@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Lowest layer first, as `lib.rs` lists them.
-const LAYERS: [&str; 15] = [
+const LAYERS: [&str; 16] = [
     "names",
     "error",
     "hookspec",
@@ -21,6 +21,7 @@ const LAYERS: [&str; 15] = [
     "call_loop",
     "caller",
     "spec",
+    "historic",
     "manager",
     "discovery",
 ];

@@ -17,6 +17,24 @@ use crate::model::{Membership, Space, User};
 /// One committed change to an entity. Serialised as
 /// `{"event": "user.created", "data": {...}}`; a modification's `data` is
 /// `{"before": {...}, "after": {...}}`.
+///
+/// ```
+/// use hookspecs::{Change, User};
+/// use hookspecs::serde_json::json;
+///
+/// let ada = User {
+///     id: 7,
+///     username: "ada".into(),
+///     email: String::new(),
+///     display_name: None,
+///     created_at: "2026-01-01T00:00:00Z".into(),
+/// };
+/// let change = Change::UserCreated(ada);
+/// assert_eq!(change.name(), "user.created");
+/// assert_eq!(change.after_hook(), "after_user_created");
+/// assert_eq!(Change::event_of("after_user_created"), Some("user.created"));
+/// assert_eq!(change.data()["id"], json!(7));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", content = "data")]
 pub enum Change {
@@ -128,6 +146,25 @@ impl Change {
 
 /// One plugin's delivery of one committed event: what an `after_*` hook
 /// gets beside the entity.
+///
+/// ```
+/// use hookspecs::{Change, Delivery, Space, Access, Role};
+///
+/// # let space = Space { id: 3, name: "lab".into(), parent_id: None, access: Access::Open,
+/// #     default_role: Role::Reader, created_at: "2026-01-01T00:00:00Z".into() };
+/// let delivery = Delivery {
+///     event_id: "01J…".into(),
+///     attempt: 2,
+///     recorded_at: "2026-01-01T00:00:00Z".into(),
+///     change: Change::SpaceDeleted(space),
+/// };
+/// // What the webhooks plugin posts; `id` is the same on every attempt,
+/// // so the receiver can drop the duplicates at-least-once delivery makes.
+/// let doc = delivery.document();
+/// assert_eq!(doc["id"], "01J…");
+/// assert_eq!(doc["event"], "space.deleted");
+/// assert_eq!(doc["data"]["name"], "lab");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Delivery {
     /// The event's id: unique, and the same on every attempt and for every

@@ -90,6 +90,49 @@ pub enum Resource {
 
 /// The question the `authorize` hook answers: may `who` do `action` to
 /// `resource`?
+///
+/// ```
+/// use hookspecs::prelude::*;
+/// use hookspecs::NewSpace;
+///
+/// /// Only the admin opens public spaces; everything else is left to the
+/// /// next plugin, then to the default policy.
+/// struct NoPublicSpaces;
+///
+/// impl NoPublicSpaces {
+///     fn decide(check: &AccessCheck) -> Option<Decision> {
+///         match (&check.action, &check.resource) {
+///             (Action::CreateSpace, Resource::NewSpace(new))
+///                 if new.access == Access::Open && !check.is_admin() =>
+///             {
+///                 Some(Decision::Deny("only the admin opens public spaces".into()))
+///             }
+///             _ => None,
+///         }
+///     }
+/// }
+///
+/// #[hookimpl]
+/// impl AppHooks for NoPublicSpaces {
+///     async fn authorize(&self, check: &AccessCheck, _ctx: &HookContext) -> HookResult<Option<Decision>> {
+///         Ok(Self::decide(check))
+///     }
+/// }
+///
+/// let ada = Identity { user_id: Some(7), name: "ada".into(), admin: false, via: "app".into() };
+/// let check = AccessCheck {
+///     who: Some(ada),
+///     action: Action::CreateSpace,
+///     resource: Resource::NewSpace(NewSpace {
+///         name: "lobby".into(),
+///         parent_id: None,
+///         access: Access::Open,
+///         default_role: None,
+///     }),
+/// };
+/// assert!(matches!(NoPublicSpaces::decide(&check), Some(Decision::Deny(_))));
+/// assert_eq!(check.user_id(), Some(7));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccessCheck {
     /// Who asks (`None`: nobody signed in).

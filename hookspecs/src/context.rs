@@ -14,10 +14,10 @@ use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
 use crate::authz::{Action, Resource};
 use crate::error::ApiError;
-use crate::http::Page;
 use crate::model::{
     Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
 };
+use crate::page::Page;
 
 /// The database transaction of one operation. Everything written through it
 /// commits or rolls back together: the operation's own rows and whatever its
@@ -224,7 +224,37 @@ impl DerefMut for DbGuard<'_> {
 #[derive(Clone, Debug, Default)]
 pub struct PluginConfigs(pub HashMap<String, Value>);
 
-/// The context of an entity hook (and of every service call).
+/// The context of an entity hook (and of every service call): the
+/// operation's unit of work ([`db`](Self::db)), who is acting
+/// ([`actor`](Self::actor)), the application's operations
+/// ([`services`](Self::services)) and the plugins' configuration. Only the
+/// host makes one (see [`host`](crate::host)); a plugin gets it.
+///
+/// ```
+/// use hookspecs::prelude::*;
+///
+/// struct Journal;
+///
+/// #[hookimpl]
+/// impl AppHooks for Journal {
+///     async fn on_space_created(&self, space: &Space, ctx: &HookContext) -> HookResult<()> {
+///         // The operation's own transaction: this row commits with the
+///         // space, or neither does.
+///         sqlx::query("INSERT INTO plugin_journal_entries (space_id, actor) VALUES ($1, $2)")
+///             .bind(space.id)
+///             .bind(ctx.actor().map(|who| who.name.clone()))
+///             .execute(&mut *ctx.db().await?)
+///             .await?;
+///         // Its settings, `[plugins.journal]`:
+///         let verbose = ctx.plugin_config("journal").and_then(|t| t["verbose"].as_bool());
+///         if verbose == Some(true) {
+///             tracing::info!(space = space.id, "journaled");
+///         }
+///         Ok(())
+///     }
+/// }
+/// # hookspecs::export_plugin!(|| Journal);
+/// ```
 #[derive(Clone)]
 pub struct HookContext {
     uow: Arc<UnitOfWork>,
@@ -316,6 +346,26 @@ impl std::fmt::Debug for HookContext {
 
 /// The application's operations. Every method works inside `ctx`'s unit of
 /// work and fires the corresponding hooks, as the API does.
+///
+/// ```
+/// use hookspecs::prelude::*;
+///
+/// /// Keeps every user a member of space 1.
+/// struct Lobby;
+///
+/// #[hookimpl]
+/// impl AppHooks for Lobby {
+///     async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
+///         let services = ctx.services();
+///         if services.get_member(ctx, 1, user.id).await?.is_none() {
+///             // Fires on_membership_created in turn, in the same transaction.
+///             services.put_member(ctx, 1, user.id, Role::Reader).await?;
+///         }
+///         Ok(())
+///     }
+/// }
+/// # hookspecs::export_plugin!(|| Lobby);
+/// ```
 #[async_trait]
 pub trait Services: Send + Sync {
     /// Asks `authorize` whether `ctx`'s actor may do `action` to

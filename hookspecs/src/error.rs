@@ -12,6 +12,19 @@ use hooks_core::{HookError, HookErrorKind};
 ///
 /// A plugin may return one from a hook (`Err(ApiError::conflict(..).into())`)
 /// or a route: the API then answers with its status.
+///
+/// ```
+/// use hookspecs::ApiError;
+/// use hookspecs::serde_json::json;
+///
+/// let err = ApiError::invalid("name", "name must not be empty").with("max", 80);
+/// assert_eq!(err.status, 422);
+/// assert_eq!(
+///     err.body(),
+///     json!({"error": {"code": "invalid", "message": "name must not be empty",
+///                      "field": "name", "max": 80}})
+/// );
+/// ```
 #[derive(Clone, Debug)]
 pub struct ApiError {
     /// HTTP status.

@@ -1,154 +1,13 @@
-//! How a plugin library introduces itself to the app: the build
-//! [`Fingerprint`] it was compiled against (checked through a C-ABI export
-//! before any of its Rust code runs) and its [`PluginExport`].
+//! What a plugin library hands the app: its [`PluginExport`] (the plugin,
+//! what it requires, its migrations), built by [`export_plugin!`]. How the
+//! app finds and checks the library is the [`loader`](crate::loader)
+//! protocol.
 
 use std::sync::Arc;
 
 use hooks_core::Plugin;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::hooks::AppHooks;
-
-mod build {
-    include!(concat!(env!("OUT_DIR"), "/fingerprint.rs"));
-}
-
-/// The version of the loading protocol: this struct and the two exports.
-pub const LOADER_VERSION: u32 = 2;
-
-/// Identifies one build of the SDK. A plugin exports the one it was built
-/// against as the data symbol `app_plugin_fingerprint`, which the app reads
-/// from the library file (with [`Fingerprint::from_bytes`]) before loading
-/// it: so a stale or foreign library is named as such even when the dynamic
-/// loader could not load it at all.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct Fingerprint {
-    /// [`LOADER_VERSION`].
-    pub loader_version: u32,
-    /// `rustc -V`, NUL-padded.
-    pub rustc: [u8; 96],
-    /// Hash of the engine's and the SDK's sources and manifests.
-    pub sdk: u64,
-    /// Cargo profile (`debug`, `release`), NUL-padded.
-    pub profile: [u8; 16],
-    /// Hash of target, optimisation, debug info, rustflags and features.
-    pub build: u64,
-    /// A function of this SDK build. Its symbol name carries the hash cargo
-    /// gives this build (features, dependency versions, profile): a library
-    /// built against another build of the SDK then fails to load instead of
-    /// loading with other types. Not part of the comparison (its value is
-    /// an address).
-    pub build_marker: fn(),
-}
-
-/// The fingerprint compiled into the SDK library this process runs on. It
-/// is not inlined: a binary comparing it with its own [`FINGERPRINT`]
-/// (compiled into the binary) learns whether the library beside it was
-/// rebuilt from other sources since the binary was linked.
-#[inline(never)]
-pub fn library_fingerprint() -> Fingerprint {
-    FINGERPRINT
-}
-
-/// The function [`Fingerprint::build_marker`] points to.
-#[inline(never)]
-pub fn build_marker() {}
-
-const fn padded<const N: usize>(text: &str) -> [u8; N] {
-    let bytes = text.as_bytes();
-    let mut out = [0u8; N];
-    let mut i = 0;
-    while i < bytes.len() && i < N {
-        out[i] = bytes[i];
-        i += 1;
-    }
-    out
-}
-
-/// The fingerprint of the SDK build this code is part of.
-pub const FINGERPRINT: Fingerprint = Fingerprint {
-    loader_version: LOADER_VERSION,
-    rustc: padded(build::RUSTC),
-    sdk: build::SDK,
-    profile: padded(build::PROFILE),
-    build: build::BUILD,
-    build_marker,
-};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes.split(|b| *b == 0).next().unwrap_or_default()).into_owned()
-}
-
-impl Fingerprint {
-    /// The plain-data fields of a fingerprint stored in `bytes` (the
-    /// contents of a library's `app_plugin_fingerprint` symbol, in this
-    /// machine's byte order); `None` if `bytes` is too short for them.
-    /// [`build_marker`](Self::build_marker) is left pointing to this SDK's.
-    pub fn from_bytes(bytes: &[u8]) -> Option<Fingerprint> {
-        use std::mem::offset_of;
-        let field = |offset: usize, len: usize| bytes.get(offset..offset + len);
-        let u64_at = |offset: usize| -> Option<u64> {
-            Some(u64::from_ne_bytes(field(offset, 8)?.try_into().ok()?))
-        };
-        Some(Fingerprint {
-            loader_version: u32::from_ne_bytes(
-                field(offset_of!(Fingerprint, loader_version), 4)?
-                    .try_into()
-                    .ok()?,
-            ),
-            rustc: field(offset_of!(Fingerprint, rustc), 96)?.try_into().ok()?,
-            sdk: u64_at(offset_of!(Fingerprint, sdk))?,
-            profile: field(offset_of!(Fingerprint, profile), 16)?
-                .try_into()
-                .ok()?,
-            build: u64_at(offset_of!(Fingerprint, build))?,
-            build_marker,
-        })
-    }
-
-    /// Why a plugin with fingerprint `other` cannot be loaded by a build
-    /// with `self`'s, naming the first part that differs and what to do;
-    /// `None` if they match.
-    pub fn mismatch(&self, other: &Fingerprint) -> Option<String> {
-        const REBUILD: &str = "rebuild it with the app: `cargo build` at the workspace root";
-        if self.loader_version != other.loader_version {
-            return Some(format!(
-                "it speaks loader protocol {}, the app {}: {REBUILD}",
-                other.loader_version, self.loader_version
-            ));
-        }
-        if self.rustc != other.rustc {
-            return Some(format!(
-                "it was compiled by `{}`, the app by `{}`: {REBUILD}",
-                text(&other.rustc),
-                text(&self.rustc)
-            ));
-        }
-        if self.profile != other.profile {
-            let (theirs, ours) = (text(&other.profile), text(&self.profile));
-            let flag = if ours == "release" { " --release" } else { "" };
-            return Some(format!(
-                "it is a `{theirs}` build, the app a `{ours}` build: plugins must come \
-                 from the app's own build: `cargo build{flag}` at the workspace root, \
-                 then take the library from target/{ours}/ (or use `app package`)"
-            ));
-        }
-        if self.sdk != other.sdk {
-            return Some(format!(
-                "it was built against other sources of hookspecs/hooks-core (the SDK \
-                 changed since): {REBUILD}"
-            ));
-        }
-        if self.build != other.build {
-            return Some(format!(
-                "it was built with other flags or features: {REBUILD} (without RUSTFLAGS)"
-            ));
-        }
-        None
-    }
-}
 
 /// One migration of a plugin's own tables, in both SQL dialects. Tables
 /// must be named `plugin_<name>_*`. Applied once, in version order, at
@@ -212,6 +71,29 @@ impl PluginExport {
     /// delivery is made or listed: a plugin that wants some events only
     /// (the webhooks plugin's `events`) says so here rather than answering
     /// `Ok` to the rest, which would list them as delivered.
+    ///
+    /// ```
+    /// use hookspecs::prelude::*;
+    /// use hookspecs::PluginExport;
+    ///
+    /// struct Notifier;
+    /// #[hookimpl]
+    /// impl AppHooks for Notifier {
+    ///     async fn after_user_created(&self, _: &User, _: &Delivery, _: &HookContext) -> HookResult<()> {
+    ///         Ok(())
+    ///     }
+    ///     async fn after_space_created(&self, _: &Space, _: &Delivery, _: &HookContext) -> HookResult<()> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// // Configured to hear about users only:
+    /// let wanted = ["user.created"];
+    /// let export = PluginExport::new(Notifier)
+    ///     .only_hooks(|hook| Change::event_of(hook).is_some_and(|e| wanted.contains(&e)));
+    /// let kept: Vec<_> = export.plugin.impls().iter().map(|d| d.hook).collect();
+    /// assert_eq!(kept, ["after_user_created"]);
+    /// ```
     pub fn only_hooks(mut self, keep: impl Fn(&str) -> bool) -> Self {
         let kept: Vec<hooks_core::ImplDecl> = self
             .plugin
@@ -273,36 +155,6 @@ impl<T: IntoExport> IntoExport for Result<T, String> {
     }
 }
 
-/// A plugin's typed configuration from its `[plugins.<name>]` table
-/// (`Value::Null` when there is none: the defaults). An unknown key or a
-/// value of the wrong type is an error naming the key.
-pub fn configured<C: DeserializeOwned + Default>(table: &Value) -> Result<C, String> {
-    if table.is_null() {
-        return Ok(C::default());
-    }
-    let mut unknown = Vec::new();
-    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-    let de = serde_ignored::Deserializer::new(table.clone(), &mut note);
-    let config = serde_path_to_error::deserialize(de)
-        .map_err(|e| format!("invalid configuration: `{}`: {}", e.path(), e.inner()))?;
-    if !unknown.is_empty() {
-        return Err(format!(
-            "invalid configuration: unknown key `{}`",
-            unknown.join("`, `")
-        ));
-    }
-    Ok(config)
-}
-
-/// The symbol names the app looks up.
-pub mod symbols {
-    /// `static app_plugin_fingerprint: Fingerprint`, read from the file.
-    pub const FINGERPRINT: &str = "app_plugin_fingerprint";
-    /// `fn(&serde_json::Value) -> Result<PluginExport, String>`: gets the
-    /// plugin's configuration table.
-    pub const REGISTER: &[u8] = b"app_plugin_register\0";
-}
-
 /// Makes a crate a plugin library.
 ///
 /// `hookspecs::export_plugin!(MyPlugin::default);` with a constructor taking
@@ -319,13 +171,69 @@ pub mod symbols {
 /// It defines the two exports the app's loader looks up: the SDK
 /// fingerprint (a `#[repr(C)]` static, read from the file and checked
 /// first) and the registration function (called only when the fingerprints
-/// match).
+/// match): see [`loader`](crate::loader).
+///
+/// ```
+/// use hookspecs::prelude::*;
+/// use hookspecs::{Migration, PluginExport};
+///
+/// #[derive(Default, serde::Deserialize)]
+/// #[serde(crate = "hookspecs::serde", default)]
+/// pub struct GreeterConfig {
+///     greeting: Option<String>,
+/// }
+///
+/// pub struct Greeter(String);
+///
+/// impl Greeter {
+///     fn new(config: GreeterConfig) -> Result<PluginExport, String> {
+///         match config.greeting {
+///             None => Ok(PluginExport::idle("set `greeting` in [plugins.greeter]")),
+///             Some(g) if g.is_empty() => Err("`greeting` must not be empty".into()),
+///             Some(g) => Ok(PluginExport::new(Greeter(g))),
+///         }
+///     }
+/// }
+///
+/// #[hookimpl]
+/// impl AppHooks for Greeter {
+///     async fn on_user_created(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
+///         tracing::info!("{} {}", self.0, user.username);
+///         Ok(())
+///     }
+/// }
+///
+/// const MIGRATIONS: &[Migration] = &[Migration {
+///     version: 1,
+///     name: "greetings",
+///     sqlite: "CREATE TABLE plugin_greeter_greetings (user_id INTEGER PRIMARY KEY)",
+///     postgres: "CREATE TABLE plugin_greeter_greetings (user_id BIGINT PRIMARY KEY)",
+/// }];
+///
+/// hookspecs::export_plugin!(
+///     Greeter::new,
+///     config = GreeterConfig,
+///     requires = ["audit_log"],
+///     migrations = MIGRATIONS,
+/// );
+///
+/// // What the app's loader calls, with the plugin's `[plugins.greeter]` table:
+/// let table = serde_json::json!({"greeting": "hello"});
+/// let export = app_plugin_register(&table).unwrap();
+/// assert_eq!(export.requires, ["audit_log"]);
+/// assert!(export.idle.is_none());
+/// let wrong = serde_json::json!({"greting": "hello"});
+/// assert_eq!(
+///     app_plugin_register(&wrong).err().unwrap(),
+///     "invalid configuration: unknown key `greting`"
+/// );
+/// ```
 #[macro_export]
 macro_rules! export_plugin {
     ($constructor:expr, config = $config:ty
         $(, requires = [$($needs:literal),* $(,)?])? $(, migrations = $migrations:expr)? $(,)?) => {
         $crate::export_plugin!(@exports |table: &$crate::serde_json::Value| {
-            let config: $config = $crate::configured(table)?;
+            let config: $config = $crate::loader::configured(table)?;
             ::core::result::Result::Ok(
                 $crate::IntoExport::into_export(($constructor)(config))?
                     .requiring(&[$($($needs),*)?])
@@ -348,7 +256,7 @@ macro_rules! export_plugin {
         // protocol. No other item of the library may use these names.
         #[unsafe(no_mangle)]
         #[allow(non_upper_case_globals)]
-        pub static app_plugin_fingerprint: $crate::Fingerprint = $crate::FINGERPRINT;
+        pub static app_plugin_fingerprint: $crate::loader::Fingerprint = $crate::loader::FINGERPRINT;
 
         // SAFETY: as above; the app calls it only after the fingerprints
         // matched, i.e. with the same compiler and the same SDK build.

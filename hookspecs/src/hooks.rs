@@ -11,6 +11,53 @@ use crate::model::{Identity, Membership, Space, User};
 /// The application's hooks. A plugin implements the ones it cares about
 /// with `#[hookimpl] impl AppHooks for MyPlugin { ... }`.
 ///
+#[doc = include_str!("../docs/plugin.md")]
+///
+/// # A plugin's life, in order
+///
+/// 1. **Discovery.** At startup the app looks in its plugin folder
+///    (`plugins/` by default) for crates and libraries named
+///    `app_plugin_<name>`; `<name>` is the plugin's name from then on. A
+///    crate there is built by the same `cargo build` as the app.
+/// 2. **Checks.** The library file is refused if others could have changed
+///    it; then the SDK fingerprint it exports is read from the file and
+///    compared with the app's: a library built by another compiler, against
+///    other SDK sources or with another profile is refused, with the
+///    command that fixes it ([`loader`](crate::loader)).
+/// 3. **Construction.** The app calls the library's registration function,
+///    which [`export_plugin!`](crate::export_plugin) wrote: it reads the
+///    plugin's `[plugins.<name>]` table into its typed configuration and
+///    calls the constructor given to the macro. The constructor may refuse
+///    (`Err`: the plugin fails, with that message) or answer
+///    [`PluginExport::idle`](crate::PluginExport::idle) (loaded, no hook
+///    called until it is configured).
+/// 4. **Registration.** Plugins are registered with the engine after those
+///    they require (`requires = [...]`); one whose requirement is missing,
+///    failed or in a cycle fails. From here its hooks are called in the
+///    engine's call order (`priority`, `tryfirst`, `trylast`, ...).
+/// 5. **Migrations.** Its own tables' [`Migration`](crate::Migration)s not
+///    applied yet are applied, in one transaction.
+/// 6. **[`on_plugins_loaded`](Self::on_plugins_loaded)**, once, with its
+///    [`Startup`]: its configuration, and the only moment it can add
+///    routes (under `/plugins/<name>/`).
+/// 7. **Serving.** For each request: [`authenticate`](Self::authenticate)
+///    (who is calling), [`authorize`](Self::authorize) (before every
+///    operation), then, for every change an operation makes, its
+///    in-transaction `on_*` hook, and after the commit its `after_*` hook
+///    (below).
+/// 8. **Shutdown.** On SIGINT or SIGTERM the app stops accepting
+///    connections, lets the requests in flight finish (their hooks with
+///    them), stops the deliveries (an event cut short is delivered again at
+///    the next start) and closes the database. There is no shutdown hook,
+///    and a library is never unloaded.
+///
+/// A plugin that fails at any of steps 2 to 6 (an error, or a panic) is
+/// taken out with its routes and reported (`GET /api/admin/plugins`, the
+/// log), and the app starts without it, unless it is listed in
+/// `[plugins] required`: then the app does not start.
+///
+/// # Two phases
+///
 /// Every entity event comes in two phases, one hook each:
 ///
 /// | | in-transaction: `on_*` | after-commit: `after_*` |

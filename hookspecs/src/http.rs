@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::context::{HookContext, PluginConfigs};
 use crate::error::ApiError;
 use crate::model::Identity;
+use crate::page::Page;
 
 /// The HTTP methods a route may answer (HEAD is answered by every GET route).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,6 +102,19 @@ impl Reply {
     /// cursor of an item (its id). When the page is full, the reply names
     /// the next page.
     ///
+    /// ```
+    /// use hookspecs::{Page, Reply};
+    ///
+    /// let ids = [3_i64, 5, 8];
+    /// let reply = Reply::page(&ids, Page::first(3), |id| *id)?;
+    /// assert_eq!(reply.body, hookspecs::serde_json::json!([3, 5, 8]));
+    /// // Full: the next page starts after the last item.
+    /// assert_eq!(reply.next, Some(Page { after: Some(8), limit: 3 }));
+    /// let last = Reply::page(&ids[..2], Page::first(3), |id| *id)?;
+    /// assert_eq!(last.next, None);
+    /// # Ok::<(), hookspecs::ApiError>(())
+    /// ```
+    ///
     /// # Errors
     /// 500 if an item cannot be serialized.
     pub fn page<T: serde::Serialize>(
@@ -124,36 +138,6 @@ impl Reply {
 impl From<Value> for Reply {
     fn from(body: Value) -> Self {
         Reply::ok(body)
-    }
-}
-
-/// Which page of a list: the items whose key (id) is above `after`, at
-/// most `limit` of them. Read from `?after=N&limit=M` by [`Request::page`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Page {
-    /// Only items whose key is greater than this.
-    pub after: Option<i64>,
-    /// At most this many.
-    pub limit: u32,
-}
-
-impl Page {
-    /// Items per page when the request does not say.
-    pub const DEFAULT_LIMIT: u32 = 50;
-    /// The largest page a request may ask for.
-    pub const MAX_LIMIT: u32 = 500;
-
-    /// The first `limit` items.
-    pub fn first(limit: u32) -> Self {
-        Page { after: None, limit }
-    }
-
-    /// Every item, in one page: for code that needs the whole list.
-    pub fn all() -> Self {
-        Page {
-            after: None,
-            limit: u32::MAX,
-        }
     }
 }
 
@@ -497,6 +481,39 @@ fn shape(path: &str) -> Vec<&str> {
 }
 
 /// What `on_plugins_loaded` gets: the only way to add routes.
+///
+/// ```
+/// use hookspecs::prelude::*;
+/// use hookspecs::{Method, RouteError};
+/// # use hookspecs::host::{self, RouteTable};
+///
+/// fn add_routes(startup: &Startup) -> Result<(), RouteError> {
+///     let routes = startup.routes();
+///     routes.get("/greetings/:id", |req: Request| async move {
+///         let id = req.id_param("id")?;                 // 404 unless an id
+///         Ok(json!({"id": id}))
+///     })?;
+///     routes.signed_in().post("/greetings", |req: Request| async move {
+///         let body: serde_json::Value = req.json()?;   // 400 or 422, naming the field
+///         Ok(Reply::created(body))
+///     })?;
+///     Ok(())
+/// }
+///
+/// // What the app does at startup (a plugin never does this part):
+/// let table = RouteTable::default();
+/// let startup = host::startup("greeter", table.clone(), Default::default());
+/// add_routes(&startup)?;
+/// let paths: Vec<_> = table.routes().iter().map(|r| (r.method, r.path.clone())).collect();
+/// assert!(paths.contains(&(Method::Get, "/plugins/greeter/greetings/:id".to_owned())));
+/// // A clash is refused, naming both owners:
+/// assert!(add_routes(&startup).is_err());
+/// // After startup the table is frozen, and so is every handle:
+/// table.freeze();
+/// let late = startup.routes().get("/late", |_req: Request| async { Ok(json!({})) });
+/// assert!(matches!(late, Err(RouteError::Frozen { .. })));
+/// # Ok::<(), RouteError>(())
+/// ```
 pub struct Startup {
     pub(crate) plugin: String,
     pub(crate) table: RouteTable,

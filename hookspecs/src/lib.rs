@@ -1,40 +1,16 @@
 //! The application's hook specifications and the types they carry: the one
 //! crate a plugin depends on (the plugin SDK).
 //!
-//! A plugin implements [`AppHooks`] for the events it cares about:
+#![doc = include_str!("../docs/plugin.md")]
 //!
-//! ```
-//! use hookspecs::prelude::*;
+//! Where to look next:
 //!
-//! #[derive(Default)]
-//! pub struct Greeter;
-//!
-//! #[hookimpl]
-//! impl AppHooks for Greeter {
-//!     /// Startup, once: the only moment a plugin can add routes.
-//!     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
-//!         // served at GET /plugins/greeter/hello
-//!         startup.routes().get("/hello", |req: Request| async move {
-//!             let who = req.require_identity()?;           // 401 without a credential
-//!             Ok(json!({"hello": who.name}))
-//!         })?;
-//!         Ok(())
-//!     }
-//!
-//!     #[hookimpl(priority = 10)]
-//!     async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
-//!         tracing::info!(user = %user.username, "welcome");
-//!         // Same transaction as the user's creation:
-//!         let open = ctx.services().list_spaces(ctx, Page::all()).await?;
-//!         for space in open.iter().filter(|s| s.access == Access::Open) {
-//!             ctx.services().put_member(ctx, space.id, user.id, space.default_role).await?;
-//!         }
-//!         Ok(())
-//!     }
-//! }
-//!
-//! hookspecs::export_plugin!(Greeter::default);
-//! ```
+//! - [`AppHooks`]: every hook, and a plugin's life from discovery to shutdown;
+//! - [`HookContext`] and [`Services`]: what an entity hook acts through;
+//! - [`Startup`], [`Routes`], [`Request`], [`Reply`]: a plugin's routes;
+//! - [`export_plugin!`]: configuration, requirements, migrations;
+//! - [`prelude`]: what `use hookspecs::prelude::*` brings;
+//! - [`host`] and [`loader`]: the application's side, which no plugin needs.
 
 #![warn(missing_docs)]
 
@@ -45,10 +21,11 @@ mod context;
 mod error;
 mod export;
 mod hooks;
-#[doc(hidden)]
 pub mod host;
 mod http;
+pub mod loader;
 mod model;
+mod page;
 mod util;
 
 pub use after_commit::{Change, Delivery};
@@ -57,24 +34,12 @@ pub use context::{DbGuard, HookContext, Services};
 pub use error::ApiError;
 pub use export::{IntoExport, Migration, PluginExport};
 pub use hooks::AppHooks;
-pub use http::{Method, Page, Reply, Request, RouteError, Routes, Startup, from_json};
+pub use http::{Method, Reply, Request, RouteError, Routes, Startup, from_json};
 pub use model::{
     Access, Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
 };
+pub use page::Page;
 pub use util::{new_secret, now, sha256_hex, time_of_unix_ms};
-
-// What the host and the generated code use; no part of a plugin's surface.
-#[doc(hidden)]
-pub use context::PluginConfigs;
-#[doc(hidden)]
-pub use export::{
-    FINGERPRINT, Fingerprint, LOADER_VERSION, build_marker, configured, library_fingerprint,
-    symbols,
-};
-#[doc(hidden)]
-pub use hooks::AppHooksRelay;
-#[doc(hidden)]
-pub use http::{Guard, Handler, RouteDef};
 
 pub use hooks_core;
 pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
@@ -84,7 +49,20 @@ pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
 /// crate of their own.
 pub use {bytes, hmac, http_body_util, hyper, hyper_rustls, hyper_util, rustls, sha2};
 
-/// Everything a plugin usually needs in scope.
+/// What a plugin uses, and nothing else: the SDK's types, `#[hookimpl]`
+/// and [`HookResult`](hooks_core::HookResult), building a hook's error,
+/// `json!`, and the crates a hook body names (`serde`, `serde_json`,
+/// `sqlx` with its `Row` trait, `tokio`, `tracing`).
+///
+/// The engine's manager and call machinery are not in it: the application
+/// holds the plugin manager and calls the hooks. A crate that needs them
+/// names them through [`hooks_core`].
+///
+/// ```compile_fail,E0433
+/// use hookspecs::prelude::*;
+/// // The host's, not a plugin's:
+/// let pm = PluginManager::<dyn AppHooks>::new();
+/// ```
 pub mod prelude {
     pub use crate::{
         Access, AccessCheck, Action, ApiError, AppHooks, Change, Decision, Delivery, HookContext,
@@ -93,7 +71,11 @@ pub mod prelude {
     /// A hook's error is an `anyhow::Error`: `anyhow!`, `bail!`, `ensure!`
     /// and `.context(...)` build one.
     pub use hooks_core::anyhow::{self, Context as _, anyhow, bail, ensure};
-    pub use hooks_core::prelude::*;
+    pub use hooks_core::{HookResult, hookimpl};
+    // `#[hookimpl]`'s expansion names `hookery::...`: this makes that
+    // path resolve in a plugin, which reaches the engine through the SDK.
+    #[doc(hidden)]
+    pub use hooks_core::prelude::hookery;
     pub use serde_json::json;
     /// `row.get("column")` on what a plugin's own query returns.
     pub use sqlx::Row;

@@ -648,7 +648,7 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
-/// Method, path, token and body of a request: see [`TestApp::request`].
+/// Method, path, token and body of a request: see [`Client::request`].
 pub type Response = (u16, Value);
 
 impl TestApp {
@@ -832,7 +832,7 @@ impl Client {
     }
 }
 
-/// `(plugin, hook, id)` as owned strings, for comparing with [`TestApp::event_keys`].
+/// `(plugin, hook, id)` as owned strings, for comparing with [`Client::event_keys`].
 pub fn key(plugin: &str, hook: &str, id: i64) -> (String, String, i64) {
     (plugin.to_owned(), hook.to_owned(), id)
 }

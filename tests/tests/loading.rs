@@ -107,9 +107,9 @@ fn bad_libraries_are_refused_and_the_app_starts_without_them() {
         "int nothing_here(void) { return 0; }\n",
     );
     // A plugin built by another compiler against another SDK.
-    let foreign = hookspecs::Fingerprint {
+    let foreign = hookspecs::loader::Fingerprint {
         rustc: padded("rustc 0.0.1 (elsewhere)"),
-        ..hookspecs::FINGERPRINT
+        ..hookspecs::loader::FINGERPRINT
     };
     c_library(
         d,
@@ -545,7 +545,7 @@ fn padded<const N: usize>(text: &str) -> [u8; N] {
 
 /// C source of a library exporting `app_plugin_fingerprint` (the loader
 /// protocol's `#[repr(C)]` struct, field for field), followed by `extra`.
-fn fingerprint_library(fingerprint: &hookspecs::Fingerprint, extra: &str) -> String {
+fn fingerprint_library(fingerprint: &hookspecs::loader::Fingerprint, extra: &str) -> String {
     let bytes = |b: &[u8]| {
         b.iter()
             .map(|x| x.to_string())
@@ -567,8 +567,8 @@ fn fingerprint_library(fingerprint: &hookspecs::Fingerprint, extra: &str) -> Str
 /// C code that needs a symbol no library defines: the dynamic loader
 /// refuses the library, as it refuses a plugin built against another build
 /// of the SDK.
-const UNRESOLVED: &str = "extern void _ZN9hookspecs6export12build_marker17h0000000000000000E(void);\n\
-     void *app_plugin_needs = (void *)&_ZN9hookspecs6export12build_marker17h0000000000000000E;\n";
+const UNRESOLVED: &str = "extern void _ZN9hookspecs6loader12build_marker17h0000000000000000E(void);\n\
+     void *app_plugin_needs = (void *)&_ZN9hookspecs6loader12build_marker17h0000000000000000E;\n";
 
 #[test]
 fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
@@ -577,9 +577,9 @@ fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
     // profile and flags, another SDK source hash. It also needs symbols
     // the current SDK lacks, so the dynamic loader could not even load it:
     // its fingerprint is read from the file.
-    let stale = hookspecs::Fingerprint {
-        sdk: hookspecs::FINGERPRINT.sdk ^ 1,
-        ..hookspecs::FINGERPRINT
+    let stale = hookspecs::loader::Fingerprint {
+        sdk: hookspecs::loader::FINGERPRINT.sdk ^ 1,
+        ..hookspecs::loader::FINGERPRINT
     };
     c_library(
         dir.path(),
@@ -591,18 +591,18 @@ fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
     c_library(
         dir.path(),
         "libapp_plugin_otherbuild.so",
-        &fingerprint_library(&hookspecs::FINGERPRINT, UNRESOLVED),
+        &fingerprint_library(&hookspecs::loader::FINGERPRINT, UNRESOLVED),
     );
     // A build of the other profile (a debug plugin copied into a release
     // package, or the reverse).
-    let other = if hookspecs::FINGERPRINT.profile == padded::<16>("release") {
+    let other = if hookspecs::loader::FINGERPRINT.profile == padded::<16>("release") {
         "debug"
     } else {
         "release"
     };
-    let profile = hookspecs::Fingerprint {
+    let profile = hookspecs::loader::Fingerprint {
         profile: padded(other),
-        ..hookspecs::FINGERPRINT
+        ..hookspecs::loader::FINGERPRINT
     };
     c_library(
         dir.path(),
@@ -614,7 +614,7 @@ fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
     c_library(
         dir.path(),
         "libapp_plugin_current.so",
-        &fingerprint_library(&hookspecs::FINGERPRINT, ""),
+        &fingerprint_library(&hookspecs::loader::FINGERPRINT, ""),
     );
     // A real plugin library cut in half.
     let built = std::fs::read(app_binary().with_file_name("libapp_plugin_hello_world.so")).unwrap();

@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::FutureExt;
-use hookspecs::host::RequestParts;
-use hookspecs::{ApiError, Guard, Identity, Method, Page, Reply, RouteDef};
+use hookspecs::host::{Guard, RequestParts, RouteDef};
+use hookspecs::{ApiError, Identity, Method, Page, Reply};
 use serde_json::{Value, json};
 
 use crate::state::State;

@@ -14,7 +14,8 @@ use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
-use hookspecs::{Method, RouteDef};
+use hookspecs::Method;
+use hookspecs::host::RouteDef;
 use http_body_util::Full;
 use hyper::Response;
 use hyper::service::Service;

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use hooks_core::{Plugin, PluginManager};
-use hookspecs::{AppHooks, PluginConfigs};
+use hookspecs::AppHooks;
+use hookspecs::host::PluginConfigs;
 
 use super::report::{Entry, Status};
 use super::requirements::in_requirement_order;

@@ -3,12 +3,14 @@
 //!
 //! Before any of a library's Rust code runs, the loader checks the file
 //! (owner, permissions, where a link leads) and the SDK fingerprint the
-//! plugin exports through a C-ABI function. Libraries are never unloaded
-//! (thread-local destructors would run after `dlclose`).
+//! plugin exports as a `#[repr(C)]` static, read from the file before the
+//! dynamic loader opens it (`hookspecs::loader`). Libraries are never
+//! unloaded (thread-local destructors would run after `dlclose`).
 
 use std::path::Path;
 
-use hookspecs::{FINGERPRINT, Fingerprint, PluginExport, symbols};
+use hookspecs::PluginExport;
+use hookspecs::loader::{FINGERPRINT, Fingerprint, symbols};
 
 use super::discovery::Candidate;
 
@@ -125,7 +127,7 @@ fn check_image(path: &Path) -> Result<(), String> {
 /// binary's on every type): the launcher catches a library that lacks the
 /// binary's symbols, this what symbols cannot show.
 pub fn check_sdk() -> Result<(), String> {
-    let library = hookspecs::library_fingerprint();
+    let library = hookspecs::loader::library_fingerprint();
     match FINGERPRINT.mismatch(&library) {
         None => Ok(()),
         Some(_) => Err(

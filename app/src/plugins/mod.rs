@@ -2,9 +2,9 @@
 //!
 //! 1. [`discovery`]: the plugin folder's crates and libraries;
 //! 2. [`loader`]: each library checked and opened (the only `unsafe` code);
-//! 3. [`load`](mod@load): the app's [`BuiltIn`] plugin, linked-in plugins, then the
-//!    folder's, registered in [`requirements`] order;
-//! 4. [`startup`]: each plugin's migrations, then `on_plugins_loaded`;
+//! 3. `load`: the app's [`BuiltIn`] plugin, linked-in plugins, then the
+//!    folder's, registered in `requirements` order;
+//! 4. `startup`: each plugin's migrations, then `on_plugins_loaded`;
 //! 5. [`report`]: what became of each, logged and served.
 
 mod builtin;

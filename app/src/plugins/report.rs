@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use hooks_core::{PluginManager, Tier};
-use hookspecs::{AppHooks, RouteDef};
+use hookspecs::AppHooks;
+use hookspecs::host::RouteDef;
 use serde_json::{Value, json};
 
 use crate::db::RetryStats;

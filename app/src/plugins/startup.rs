@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use hooks_core::PluginManager;
-use hookspecs::host::RouteTable;
-use hookspecs::{AppHooks, PluginConfigs};
+use hookspecs::AppHooks;
+use hookspecs::host::{PluginConfigs, RouteTable};
 
 use super::report::{Entry, Status};
 
 /// Calls `on_plugins_loaded` for each plugin that implements it, in call
-/// order, each with its own [`Startup`] (its routes go under its name).
+/// order, each with its own [`Startup`](hookspecs::Startup) (its routes go under its name).
 ///
 /// A plugin that fails there (error or panic) is unregistered with its
 /// routes and reported as failed, and startup goes on without it, unless it

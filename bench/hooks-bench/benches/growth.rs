@@ -14,8 +14,8 @@ use app::services::AppServices;
 use app_bench::Listener;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hooks_core::PluginManager;
-use hookspecs::host::UnitOfWork;
-use hookspecs::{AppHooks, HookContext, PluginConfigs, User};
+use hookspecs::host::{PluginConfigs, UnitOfWork};
+use hookspecs::{AppHooks, HookContext, User};
 
 /// The sizes `bench/run.py` plots; keep them in step.
 const SIZES: [usize; 5] = [0, 1, 10, 50, 100];

@@ -1,6 +1,8 @@
 //! The async driver of the call loop (feature `async`): [`Chain`]'s rules
 //! from the parent module, walked with `.await`, each implementation polled
 //! under `catch_unwind` and within the hook's time limit (Tokio's timer).
+//! How each step maps to the sync driver's, and why, is said once, in the
+//! parent module ("The two drivers, side by side").
 
 use std::future::{Future, IntoFuture};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,6 +27,42 @@ use crate::result::Collect;
 /// The rest of an async hook's chain, handed to a wrapper: `next.await`
 /// runs it (inner wrappers, then the plain implementations) once. A wrapper
 /// that drops it without awaiting short-circuits everything after it.
+///
+/// ```
+/// use hookery::prelude::*;
+///
+/// #[hookspec]
+/// pub trait Events {
+///     async fn saved(&self, id: u32) -> HookResult<u32>;
+/// }
+///
+/// struct Store;
+/// #[hookimpl]
+/// impl Events for Store {
+///     async fn saved(&self, id: u32) -> HookResult<u32> {
+///         Ok(id)
+///     }
+/// }
+///
+/// /// Retries the rest of the chain? No: `next` runs once. It adds instead.
+/// struct Audit;
+/// #[hookimpl]
+/// impl Events for Audit {
+///     #[hookimpl(wrapper)]
+///     async fn saved(&self, id: u32, next: AsyncNext<'_, Results<u32>>) -> HookResult<Results<u32>> {
+///         let mut results = next.await?;
+///         results.push("audit", id * 100);
+///         Ok(results)
+///     }
+/// }
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("store", Store)?;
+/// pm.register("audit", Audit)?;
+/// let results = futures::executor::block_on(pm.hook().saved(2))?;
+/// assert_eq!(results.into_values(), [2, 200]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct AsyncNext<'s, O> {
     chain: Arc<dyn AsyncRest<'s, O> + 's>,
     index: usize,

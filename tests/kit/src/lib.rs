@@ -30,11 +30,11 @@ use app::db::Db;
 use app::plugins::{APP_PLUGIN, BuiltIn};
 use app::services::AppServices;
 use hooks_core::PluginManager;
+use hookspecs::host::PluginConfigs;
 use hookspecs::serde_json::Value;
 use hookspecs::sqlx::Row;
 use hookspecs::{
-    ApiError, AppHooks, Change, Delivery, HookContext, Identity, NewUser, PluginConfigs,
-    PluginExport, Services,
+    ApiError, AppHooks, Change, Delivery, HookContext, Identity, NewUser, PluginExport, Services,
 };
 
 pub use e2e_tests as e2e;

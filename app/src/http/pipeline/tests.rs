@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use hooks_core::PluginManager;
-use hookspecs::host::RouteTable;
-use hookspecs::{ApiError, AppHooks, Guard, Method, PluginConfigs, Reply, Request, RouteDef};
+use hookspecs::host::{Guard, PluginConfigs, RouteDef, RouteTable};
+use hookspecs::{ApiError, AppHooks, Method, Reply, Request};
 use serde_json::json;
 
 use super::{Answer, BodyResult, Head, handle};

@@ -1,8 +1,8 @@
 //! After-commit hooks through a durable outbox, kept as a log.
 //!
-//! - [`emit`] (called by the services for every entity change) fires the
-//!   in-transaction hook and records the event, one row whatever the number
-//!   of plugins, in the same transaction: a rolled-back operation leaves
+//! - [`emit`] (called by the services for every entity change) records the
+//!   event, one row whatever the number of plugins, then fires the
+//!   in-transaction hook, in the same transaction: a rolled-back operation leaves
 //!   nothing to deliver, a committed one is delivered even if the process
 //!   dies right after the commit.
 //! - [`Deliverer`] (one task per plugin) reads the log from the plugin's

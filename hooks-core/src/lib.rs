@@ -316,7 +316,7 @@ pub mod __private {
     pub use crate::caller::Caller;
     #[cfg(feature = "discovery")]
     pub use crate::discovery::__erase as erase;
-    pub use crate::result::Collect;
+    pub use crate::result::{Collect, Finish};
     #[cfg(feature = "async")]
     pub use futures_util::future::BoxFuture;
     #[cfg(feature = "discovery")]

@@ -23,7 +23,7 @@ use crate::error::{HookError, HookResult, TimeLimit};
 use crate::hookspec::HookSpec;
 use crate::panics;
 use crate::registry::HookImpl;
-use crate::result::Collect;
+use crate::result::{Collect, Finish};
 
 /// The rest of an async hook's chain, handed to a wrapper: `next.await`
 /// runs it (inner wrappers, then the plain implementations) once. A wrapper
@@ -85,7 +85,7 @@ impl<'s, S, T, O, P, W> AsyncRest<'s, O> for Chain<'s, S, T, O, P, W>
 where
     S: ?Sized + Send + Sync,
     T: Send + 's,
-    O: Send + 's,
+    O: Send + Finish<T> + 's,
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
@@ -110,7 +110,7 @@ where
 /// hook, their outcomes taken in call order either way. The context is
 /// borrowed from the call's state, where it is already, not copied into
 /// this future's.
-async fn run_async<'s, S: ?Sized + Send + Sync, T: Send, O: Send>(
+async fn run_async<'s, S: ?Sized + Send + Sync, T: Send, O: Send + Finish<T>>(
     ctx: &CallCtx<'s, S>,
     from: usize,
     plain: &(impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Sync),
@@ -258,7 +258,7 @@ pub(crate) fn call_async<'s, S, T, O, P, W>(
 where
     S: ?Sized + Send + Sync,
     T: Send + 's,
-    O: Send + 's,
+    O: Send + Finish<T> + 's,
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {

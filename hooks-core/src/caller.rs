@@ -19,7 +19,7 @@ use crate::call_loop::{self, CallCtx, Next};
 use crate::depth;
 use crate::error::{HookError, HookResult};
 use crate::registry::{Shared, Snapshot};
-use crate::result::{Collect, Results};
+use crate::result::{Collect, Finish, Results};
 
 enum Source<'m, S: ?Sized> {
     Live(&'m Shared<S>),
@@ -99,13 +99,13 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     /// Answered from a few atomic loads, without taking the snapshot.
     #[doc(hidden)]
     #[inline]
-    pub fn idle<T, O>(&self, hook: usize, collect: Collect<T, O>) -> Option<O> {
+    pub fn idle<T, O: Finish<T>>(&self, hook: usize, collect: Collect<T, O>) -> Option<O> {
         match &self.source {
             Source::Live(shared)
                 if !tracing::level_enabled!(tracing::Level::DEBUG)
                     && shared.idle(hook, depth::current() + 1) =>
             {
-                Some((collect.finish)(Results::default()))
+                Some(collect.finish(Results::default()))
             }
             _ => None,
         }
@@ -115,7 +115,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     /// implementation, `wrap` a wrapper.
     #[doc(hidden)]
     #[inline]
-    pub fn call<T, O>(
+    pub fn call<T, O: Finish<T>>(
         &self,
         hook: usize,
         plain: impl Fn(&S) -> HookResult<T>,
@@ -131,7 +131,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     /// [`call`](Self::call) past the idle check: out of line, so that the
     /// idle check inlines into the relay without the whole call's frame.
     #[inline(never)]
-    fn call_on_snapshot<T, O>(
+    fn call_on_snapshot<T, O: Finish<T>>(
         &self,
         hook: usize,
         plain: impl Fn(&S) -> HookResult<T>,
@@ -172,7 +172,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     ) -> impl Future<Output = Result<O, HookError>> + Send + 's
     where
         T: Send + 's,
-        O: Send + 's,
+        O: Send + Finish<T> + 's,
     {
         call_loop::call_async(self.ctx(snapshot.get(), hook), plain, wrap, collect)
     }

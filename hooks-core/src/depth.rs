@@ -23,6 +23,7 @@ pub(crate) struct Level(());
 
 impl Level {
     /// Enters one more level; returns the guard and the new depth.
+    #[inline]
     pub(crate) fn enter() -> (Level, usize) {
         let depth = DEPTH.get() + 1;
         DEPTH.set(depth);
@@ -31,12 +32,14 @@ impl Level {
 }
 
 impl Drop for Level {
+    #[inline]
     fn drop(&mut self) {
         DEPTH.set(DEPTH.get() - 1);
     }
 }
 
 /// The depth of the call being polled (1 for an outermost call).
+#[inline]
 pub(crate) fn current() -> usize {
     DEPTH.get()
 }

@@ -71,6 +71,30 @@ struct Inner {
 }
 
 /// Why a hook call failed.
+///
+/// ```
+/// # use hookery::prelude::*;
+/// use hookery::HookErrorKind;
+/// # #[hookspec] pub trait Events { fn compute(&self, x: u32) -> HookResult<u32>; }
+/// struct Faulty;
+/// #[hookimpl]
+/// impl Events for Faulty {
+///     fn compute(&self, x: u32) -> HookResult<u32> {
+///         if x == 0 { panic!("zero") }
+///         Err(anyhow::anyhow!("cannot compute {x}"))
+///     }
+/// }
+///
+/// # hookery::quiet_plugin_panics();
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("faulty", Faulty)?;
+/// match pm.hook().compute(1).unwrap_err().kind() {
+///     HookErrorKind::Failed(cause) => assert_eq!(cause.to_string(), "cannot compute 1"),
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(matches!(pm.hook().compute(0).unwrap_err().kind(), HookErrorKind::Panicked(message) if message == "zero"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[non_exhaustive]
 pub enum HookErrorKind {
     /// The implementation returned `Err`.

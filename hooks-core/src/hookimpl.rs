@@ -7,6 +7,33 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 /// The ordering tier of an implementation (`tryfirst` / `trylast`).
+///
+/// Tiers come before priorities: a `trylast` implementation of priority 100
+/// still runs after every normal one.
+///
+/// ```
+/// # use hookery::prelude::*;
+/// use hookery::Tier;
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// struct Late;
+/// #[hookimpl]
+/// impl Events for Late {
+///     #[hookimpl(trylast, priority = 100)]
+///     fn saved(&self, id: u32) -> HookResult<u32> { Ok(id) }
+/// }
+/// struct Normal;
+/// #[hookimpl]
+/// impl Events for Normal {
+///     fn saved(&self, id: u32) -> HookResult<u32> { Ok(id) }
+/// }
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("late", Late)?;
+/// pm.register("normal", Normal)?;
+/// let tiers: Vec<_> = pm.get_hookimpls("saved").unwrap().iter().map(|i| (i.plugin, i.tier)).collect();
+/// assert_eq!(tiers, [("normal", Tier::Normal), ("late", Tier::TryLast)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Tier {
     /// `#[hookimpl(tryfirst)]`: before every normal implementation.
@@ -19,6 +46,26 @@ pub enum Tier {
 }
 
 /// What `#[hookimpl]` records about one implemented hook.
+///
+/// Written by hand only for a [`Plugin::from_parts`], when the object
+/// arrives type-erased:
+///
+/// ```
+/// # use hookery::prelude::*;
+/// use hookery::{ImplDecl, Tier};
+/// use std::sync::Arc;
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// # struct Store(u32);
+/// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+/// static DECLS: [ImplDecl; 1] = [ImplDecl { tier: Tier::TryFirst, ..ImplDecl::new("saved") }];
+///
+/// let object: Arc<dyn Events> = Arc::new(Store(10));
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("plain", Store(0))?;
+/// pm.register_plugin("first", Plugin::from_parts(object, &DECLS[..]))?;
+/// assert_eq!(pm.hook().saved(1)?.into_values(), [11, 1]); // tryfirst runs first
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ImplDecl {
     /// The hook (method) name.
@@ -56,6 +103,30 @@ impl ImplDecl {
 }
 
 /// Why an implementation sits where it does in [`PluginManager::get_hookimpls`](crate::PluginManager::get_hookimpls).
+///
+/// ```
+/// # use hookery::prelude::*;
+/// use hookery::Placement;
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// # struct Store(u32);
+/// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+/// struct Cache;
+/// #[hookimpl]
+/// impl Events for Cache {
+///     #[hookimpl(after = "store")]
+///     fn saved(&self, id: u32) -> HookResult<u32> { Ok(id) }
+/// }
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("store", Store(0))?;
+/// pm.register("cache", Cache)?; // registered later: by rank alone, it would run first
+/// let placed: Vec<_> = pm.get_hookimpls("saved").unwrap().iter().map(|i| (i.plugin, i.placement)).collect();
+/// assert_eq!(placed, [
+///     ("store", Placement::Constraint { by: "cache" }),
+///     ("cache", Placement::Constraint { by: "cache" }),
+/// ]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Placement {
     /// Its rank alone: wrapper or not, tier, priority, then registration.
@@ -70,7 +141,34 @@ pub enum Placement {
     },
 }
 
-/// Introspection: one implementation of a hook, as registered.
+/// Introspection: one implementation of a hook, as registered
+/// ([`PluginManager::get_hookimpls`](crate::PluginManager::get_hookimpls),
+/// and what monitors are told, [`HookCallInfo::impls`](crate::HookCallInfo::impls)).
+///
+/// ```
+/// # use hookery::prelude::*;
+/// use hookery::{ImplInfo, Placement, Tier};
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// struct Audit;
+/// #[hookimpl]
+/// impl Events for Audit {
+///     #[hookimpl(priority = 5, before = "store")]
+///     fn saved(&self, id: u32) -> HookResult<u32> { Ok(id) }
+/// }
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// pm.register("audit", Audit)?;
+/// let info: ImplInfo = pm.get_hookimpls("saved").unwrap()[0];
+/// assert_eq!((info.plugin, info.hook, info.priority, info.tier), ("audit", "saved", 5, Tier::Normal));
+/// assert!(!info.wrapper);
+/// assert_eq!(info.before, ["store"]);          // no `store` registered: no effect yet
+/// assert_eq!(info.placement, Placement::Rank);
+/// assert_eq!(
+///     info.why(),
+///     "plain, normal tier, priority 5, registration 0 (later runs first), before [\"store\"]: placed by rank"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ImplInfo {
     /// The plugin's registered name.

@@ -81,7 +81,11 @@
 //! optional: the engine only ever calls the hooks a plugin implements.
 //! `#[hookspec]` adds `Send + Sync + 'static` to the trait's supertraits and
 //! generates `<Trait>Relay`, the type of [`PluginManager::hook`], with one
-//! method per hook. Options on a method, `#[hookspec(...)]`:
+//! method per hook. Async hooks compile through `#[async_trait]` (so that
+//! the trait works as `dyn`); rustdoc shows them as written, `async fn`,
+//! when it documents the spec's crate (a `#[cfg(doc)]` form of the trait,
+//! whose only addition is `where Self: Sized`). Options on a method,
+//! `#[hookspec(...)]`:
 //!
 //! | option | meaning |
 //! |---|---|
@@ -312,7 +316,7 @@ pub mod __private {
     pub use crate::caller::Caller;
     #[cfg(feature = "discovery")]
     pub use crate::discovery::__erase as erase;
-    pub use crate::result::Collect;
+    pub use crate::result::{Collect, Finish};
     #[cfg(feature = "async")]
     pub use futures_util::future::BoxFuture;
     #[cfg(feature = "discovery")]

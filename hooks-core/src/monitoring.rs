@@ -8,7 +8,8 @@ use crate::hookimpl::ImplInfo;
 use crate::hookspec::HookSpec;
 
 /// What a monitor is told about a call: the hook and its implementations in
-/// call order (wrappers first).
+/// call order (wrappers first). See the example of
+/// [`PluginManager::add_hookcall_monitoring`](crate::PluginManager::add_hookcall_monitoring).
 #[derive(Clone, Copy, Debug)]
 pub struct HookCallInfo<'a> {
     /// The hook's specification.
@@ -60,6 +61,26 @@ pub(crate) fn after<O>(
 
 /// Removes the monitoring it was returned for; see
 /// [`PluginManager::add_hookcall_monitoring`](crate::PluginManager::add_hookcall_monitoring).
+///
+/// ```
+/// # use hookery::prelude::*;
+/// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// let pm = PluginManager::<dyn Events>::new();
+/// let calls = Arc::new(AtomicUsize::new(0));
+/// let counted = calls.clone();
+/// let handle = pm.add_hookcall_monitoring(
+///     move |_| { counted.fetch_add(1, Ordering::Relaxed); },
+///     |_, _| {},
+/// );
+/// pm.hook().saved(1)?;
+/// handle.undo();                 // dropping the handle instead would keep the monitor
+/// pm.hook().saved(2)?;
+/// assert_eq!(calls.load(Ordering::Relaxed), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[must_use = "dropping the handle keeps the monitoring; call `undo()` to remove it"]
 pub struct MonitoringHandle {
     undo: Box<dyn FnOnce() + Send + Sync>,

@@ -7,13 +7,8 @@
 //! so replacing it is the host's choice: [`quiet_plugin_panics`].
 
 use std::cell::Cell;
-#[cfg(feature = "async")]
-use std::future::Future;
-#[cfg(feature = "async")]
-use std::pin::Pin;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Once;
-#[cfg(feature = "async")]
-use std::task::{Context, Poll};
 
 thread_local! {
     /// How many implementations this thread is running under the engine's
@@ -21,42 +16,18 @@ thread_local! {
     static CATCHING: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Runs `run` (inside the engine's `catch_unwind`) as caught code.
-pub(crate) fn caught<R>(run: impl FnOnce() -> R) -> R {
-    struct Leave;
-    impl Drop for Leave {
-        fn drop(&mut self) {
-            CATCHING.set(CATCHING.get() - 1);
-        }
-    }
-    CATCHING.set(CATCHING.get() + 1);
-    let _leave = Leave;
-    run()
-}
-
-#[cfg(feature = "async")]
-pin_project_lite::pin_project! {
-    /// A future whose every poll is caught code (see [`caught`]).
-    pub(crate) struct CaughtFuture<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-#[cfg(feature = "async")]
-impl<F> CaughtFuture<F> {
-    pub(crate) fn new(inner: F) -> Self {
-        CaughtFuture { inner }
-    }
-}
-
-#[cfg(feature = "async")]
-impl<F: Future> Future for CaughtFuture<F> {
-    type Output = F::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let inner = self.project().inner;
-        caught(|| inner.poll(cx))
-    }
+/// Runs `run` under `catch_unwind`, as caught code: what the engine does
+/// with every implementation it runs (a sync call, the start or a poll of
+/// an async one).
+/// (No guard lowers the count: `catch_unwind` returns whether `run`
+/// unwinds or not, and the count goes down after it either way.)
+#[inline]
+pub(crate) fn catch<R>(run: impl FnOnce() -> R) -> std::thread::Result<R> {
+    let outer = CATCHING.get();
+    CATCHING.set(outer + 1);
+    let caught = catch_unwind(AssertUnwindSafe(run));
+    CATCHING.set(outer);
+    caught
 }
 
 /// Installs a panic hook that keeps quiet about panics inside hook

@@ -1,6 +1,8 @@
 //! What a hook call returns: every implementation's value in call order,
 //! each with the name of the plugin that returned it.
 
+use std::marker::PhantomData;
+
 use crate::error::HookError;
 
 /// One implementation's value and the plugin that returned it: the items
@@ -156,13 +158,11 @@ impl<'a, T> IntoIterator for &'a Results<T> {
 
 /// How a hook's outcomes are collected: all of them, or the first `Some`.
 /// Chosen by `#[hookspec]`; generated code passes [`Collect::ALL`] or
-/// [`Collect::FIRST`].
-pub struct Collect<T, O> {
-    /// `firstresult`: which values answer (and stop the chain).
-    pub(crate) answers: Option<fn(&T) -> bool>,
-    /// Turns the collected results into what the call returns.
-    pub(crate) finish: fn(Results<T>) -> O,
-}
+/// [`Collect::FIRST`]. Zero-sized: the choice is the call's output type
+/// ([`Finish`]), so the call loop's code for it is chosen at compile time
+/// (a function pointer here cost an indirect call per hook call and a test
+/// per implementation).
+pub struct Collect<T, O>(PhantomData<fn(Results<T>) -> O>);
 
 impl<T, O> Clone for Collect<T, O> {
     fn clone(&self) -> Self {
@@ -171,27 +171,70 @@ impl<T, O> Clone for Collect<T, O> {
 }
 impl<T, O> Copy for Collect<T, O> {}
 
-fn all<T>(results: Results<T>) -> Results<T> {
-    results
+impl<T, O: Finish<T>> Collect<T, O> {
+    /// Whether `value` answers the call (and stops the chain).
+    #[inline]
+    pub(crate) fn answers(self, value: &T) -> bool {
+        O::FIRST && O::answers(value)
+    }
+
+    /// Whether only the first answer counts (`firstresult`).
+    #[inline]
+    pub(crate) fn first(self) -> bool {
+        O::FIRST
+    }
+
+    /// What the call returns, from its collected results.
+    #[inline]
+    pub(crate) fn finish(self, results: Results<T>) -> O {
+        O::finish(results)
+    }
 }
 
-fn first<T>(results: Results<Option<T>>) -> Option<Answer<T>> {
-    let Answer { plugin, value } = results.answers.into_iter().next()?;
-    value.map(|value| Answer { plugin, value })
+/// What a hook call returns, made from its results: every value
+/// ([`Results`]), or the first `Some` with its plugin (`firstresult`).
+/// Implemented for those two types only.
+pub trait Finish<T>: Sized {
+    /// `firstresult`: the chain stops at the first value that answers.
+    #[doc(hidden)]
+    const FIRST: bool;
+    /// Whether `value` answers (only asked when `FIRST`).
+    #[doc(hidden)]
+    fn answers(value: &T) -> bool;
+    /// The call's return value.
+    #[doc(hidden)]
+    fn finish(results: Results<T>) -> Self;
+}
+
+impl<T> Finish<T> for Results<T> {
+    const FIRST: bool = false;
+    fn answers(_: &T) -> bool {
+        false
+    }
+    #[inline]
+    fn finish(results: Results<T>) -> Self {
+        results
+    }
+}
+
+impl<T> Finish<Option<T>> for Option<Answer<T>> {
+    const FIRST: bool = true;
+    #[inline]
+    fn answers(value: &Option<T>) -> bool {
+        value.is_some()
+    }
+    fn finish(results: Results<Option<T>>) -> Self {
+        let Answer { plugin, value } = results.answers.into_iter().next()?;
+        value.map(|value| Answer { plugin, value })
+    }
 }
 
 impl<T> Collect<T, Results<T>> {
     /// Every implementation's value, in call order.
-    pub const ALL: Self = Collect {
-        answers: None,
-        finish: all,
-    };
+    pub const ALL: Self = Collect(PhantomData);
 }
 
 impl<T> Collect<Option<T>, Option<Answer<T>>> {
     /// `firstresult`: stop at the first `Some`, return it with its plugin.
-    pub const FIRST: Self = Collect {
-        answers: Some(Option::is_some),
-        finish: first,
-    };
+    pub const FIRST: Self = Collect(PhantomData);
 }

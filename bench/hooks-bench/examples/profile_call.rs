@@ -4,7 +4,14 @@
 //!     cargo build --profile bench -p hooks-bench --example profile_call
 //!     valgrind --tool=callgrind target/bench/profile_call sync-call-1 100000
 //!
-//! Instructions per call = the `profile_call::scenario` total / count.
+//! Instructions per call: the inclusive total of `profile_call::scenario`
+//! at two counts, subtracted, over the difference (30,000 and 10,000
+//! calls: the setup, a manager and a runtime, cancels out), as
+//! BENCHMARKS.md reports them. The binary needs only the engine and
+//! Tokio; a scratch crate with this file as its `main.rs` and
+//! `hookery = { path = ".../hooks-core", features = ["async"] }`, `tokio`
+//! (`rt`) and `tracing` (`log`, as the workspace builds it) gives the same
+//! counts without building the app this crate's other benchmark needs.
 
 use std::hint::black_box;
 use std::sync::Arc;

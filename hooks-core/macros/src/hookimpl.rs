@@ -95,12 +95,31 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
         });
     }
-    let async_trait = any_async.then(|| quote!(#[hookery::async_trait]));
+    let impl_items = if any_async {
+        // rustdoc sees the spec's `async fn`s as written when it documents
+        // the spec's own crate (`#[hookspec]`, `as_written`), and the
+        // `#[async_trait]` form otherwise; no signature of an async method
+        // matches both, and this macro cannot tell which one it meets. The
+        // documented impl leaves its async methods out (the trait's
+        // defaults stand in; only rustdoc sees this impl).
+        let mut documented = block.clone();
+        documented
+            .items
+            .retain(|item| !matches!(item, ImplItem::Fn(f) if f.sig.asyncness.is_some()));
+        quote! {
+            #[cfg(doc)]
+            #documented
+            #[cfg(not(doc))]
+            #[hookery::async_trait]
+            #block
+        }
+    } else {
+        quote!(#block)
+    };
     let (impl_generics, _, where_clause) = block.generics.split_for_impl();
     let self_ty = &block.self_ty;
     Ok(quote! {
-        #async_trait
-        #block
+        #impl_items
 
         #(#checks)*
 
@@ -168,4 +187,51 @@ fn plugin_names(value: syn::parse::ParseStream<'_>) -> syn::Result<Vec<syn::LitS
             .collect();
     }
     Ok(vec![value.parse()?])
+}
+
+#[cfg(all(test, feature = "async"))]
+mod tests {
+    use quote::quote;
+    use syn::{ImplItem, Item};
+
+    /// rustdoc gets the impl without its async methods (see `expand`); the
+    /// compiler the whole impl, through `#[async_trait]`.
+    #[test]
+    fn the_documented_impl_leaves_async_methods_to_the_trait() {
+        let block = quote! {
+            impl Events for Store {
+                async fn saved(&self, id: u32) -> HookResult<u32> { Ok(id) }
+                fn counted(&self) -> HookResult<u32> { Ok(1) }
+            }
+        };
+        let file: syn::File = syn::parse2(super::expand(quote!(), block).unwrap()).unwrap();
+        let impls: Vec<_> = file
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Impl(i) if i.attrs.iter().any(|a| a.path().is_ident("cfg")) => Some(i),
+                _ => None,
+            })
+            .collect();
+        let cfg = |i: &syn::ItemImpl| {
+            let attrs = &i.attrs;
+            quote!(#(#attrs)*).to_string().replace(' ', "")
+        };
+        let methods = |i: &syn::ItemImpl| -> Vec<String> {
+            i.items
+                .iter()
+                .filter_map(|item| match item {
+                    ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let [documented, compiled] = impls[..] else {
+            panic!("two impls expected, got {}", impls.len())
+        };
+        assert_eq!(cfg(documented), "#[cfg(doc)]");
+        assert_eq!(methods(documented), ["counted"]);
+        assert_eq!(cfg(compiled), "#[cfg(not(doc))]#[hookery::async_trait]");
+        assert_eq!(methods(compiled), ["saved", "counted"]);
+    }
 }

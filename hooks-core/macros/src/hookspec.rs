@@ -108,16 +108,6 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
             ));
         };
         let hook = parse_hook(hooks.len(), method)?;
-        if hook.is_async {
-            // rustdoc shows the `#[async_trait]` form; say what was written.
-            let written = format!(
-                "Written as `{}` (the signature above is its `#[async_trait]` form, which \
-                 `#[hookimpl]` produces from the same `async fn`).",
-                signature_text(&method.sig)
-            );
-            method.attrs.push(parse_quote!(#[doc = ""]));
-            method.attrs.push(parse_quote!(#[doc = #written]));
-        }
         if method.default.is_none() {
             let (spec_name, hook_name) = (trait_name.to_string(), hook.name.to_string());
             method.attrs.push(parse_quote!(#[allow(unused_variables)]));
@@ -147,7 +137,18 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     }
     spec.items.extend(wrappers);
     let any_async = hooks.iter().any(|h| h.is_async);
-    let async_trait = any_async.then(|| quote!(#[hookery::async_trait]));
+    let trait_items = if any_async {
+        let as_written = as_written(&spec);
+        quote! {
+            #[cfg(doc)]
+            #as_written
+            #[cfg(not(doc))]
+            #[hookery::async_trait]
+            #spec
+        }
+    } else {
+        quote!(#spec)
+    };
 
     let vis = &spec.vis;
     let relay = format_ident!("{}Relay", trait_name);
@@ -160,8 +161,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     );
 
     Ok(quote! {
-        #async_trait
-        #spec
+        #trait_items
 
         impl hookery::Spec for dyn #trait_name {
             const NAME: &'static str = #trait_str;
@@ -285,24 +285,36 @@ fn parse_hook(index: usize, method: &mut TraitItemFn) -> syn::Result<Hook> {
     })
 }
 
-/// A signature as its author writes it, from its tokens.
-fn signature_text(sig: &syn::Signature) -> String {
-    let mut text = quote!(#sig).to_string();
-    for (spaced, tight) in [
-        (" :: ", "::"),
-        (" ,", ","),
-        ("< ", "<"),
-        (" <", "<"),
-        (" >", ">"),
-        ("( ", "("),
-        (" )", ")"),
-        ("& ", "&"),
-        (" :", ":"),
-        ("' ", "'"),
-    ] {
-        text = text.replace(spaced, tight);
+/// The trait rustdoc shows (`#[cfg(doc)]`): its `async fn`s as written,
+/// where the compiled trait has `#[async_trait]`'s boxed futures. An
+/// `async fn` makes a trait unusable as `dyn`, which the generated `impl
+/// Spec for dyn Trait` is, so each gets `where Self: Sized` (which exempts
+/// a method from that rule); only rustdoc sees this trait, and it checks
+/// signatures, not bodies.
+fn as_written(spec: &ItemTrait) -> ItemTrait {
+    let mut doc = spec.clone();
+    for item in &mut doc.items {
+        if let TraitItem::Fn(method) = item {
+            if method.sig.asyncness.is_some() {
+                let bound: syn::WherePredicate = parse_quote!(Self: ::core::marker::Sized);
+                method
+                    .sig
+                    .generics
+                    .make_where_clause()
+                    .predicates
+                    .push(bound);
+            }
+        }
     }
-    text
+    let note = "Its `async fn` hooks are shown as written. The `where Self: Sized` on them is \
+                in this documentation only (rustdoc's view of a trait with `async fn`s used \
+                as `dyn`); the compiled trait is `#[async_trait]`'s form of the same \
+                methods, callable through `dyn`, and `#[hookimpl]` takes them written as \
+                `async fn`.";
+    doc.attrs.push(parse_quote!(#[doc = ""]));
+    doc.attrs.push(parse_quote!(#[doc = #note]));
+    doc.attrs.push(parse_quote!(#[allow(async_fn_in_trait)]));
+    doc
 }
 
 /// `T` in `HookResult<T>` (or any `Path<T, ...>`).
@@ -454,5 +466,57 @@ fn relay_method(hook: &Hook) -> TokenStream {
             let caller = &self.0;
             #call
         }
+    }
+}
+
+#[cfg(all(test, feature = "async"))]
+mod tests {
+    use quote::quote;
+    use syn::{Item, TraitItem};
+
+    /// The two traits of a spec with an async hook, by their `cfg`.
+    #[test]
+    fn rustdoc_sees_async_hooks_as_written_and_the_compiler_the_async_trait_form() {
+        let spec = quote! {
+            /// Events.
+            pub trait Events {
+                async fn saved(&self, id: u32) -> HookResult<u32>;
+                fn counted(&self) -> HookResult<u32>;
+            }
+        };
+        let file: syn::File = syn::parse2(super::expand(quote!(), spec).unwrap()).unwrap();
+        let traits: Vec<_> = file
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Trait(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        let attr = |t: &syn::ItemTrait, path: &str| {
+            t.attrs
+                .iter()
+                .map(|a| quote!(#a).to_string().replace(' ', ""))
+                .any(|a| a == path)
+        };
+        let [doc, compiled] = traits[..] else {
+            panic!("two traits expected, got {}", traits.len())
+        };
+        assert!(attr(doc, "#[cfg(doc)]") && !attr(doc, "#[hookery::async_trait]"));
+        assert!(attr(compiled, "#[cfg(not(doc))]") && attr(compiled, "#[hookery::async_trait]"));
+        let signature = |name: &str| {
+            doc.items.iter().find_map(|item| match item {
+                TraitItem::Fn(f) if f.sig.ident == name => Some(f.sig.clone()),
+                _ => None,
+            })
+        };
+        let saved = signature("saved").unwrap();
+        assert_eq!(
+            quote!(#saved).to_string().replace(' ', ""),
+            "asyncfnsaved(&self,id:u32)->HookResult<u32>whereSelf:::core::marker::Sized"
+        );
+        let counted = signature("counted").unwrap();
+        assert!(counted.asyncness.is_none() && counted.generics.where_clause.is_none());
+        assert!(signature("saved_wrapper").unwrap().asyncness.is_some());
     }
 }

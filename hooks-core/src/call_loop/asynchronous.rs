@@ -5,12 +5,12 @@
 //! parent module ("The two drivers, side by side").
 
 use std::future::{Future, IntoFuture};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Either, join_all};
 use tracing::Instrument;
 
@@ -20,9 +20,10 @@ use super::{
 };
 use crate::depth;
 use crate::error::{HookError, HookResult, TimeLimit};
+use crate::hookspec::HookSpec;
 use crate::panics;
 use crate::registry::HookImpl;
-use crate::result::Collect;
+use crate::result::{Collect, Finish};
 
 /// The rest of an async hook's chain, handed to a wrapper: `next.await`
 /// runs it (inner wrappers, then the plain implementations) once. A wrapper
@@ -84,13 +85,13 @@ impl<'s, S, T, O, P, W> AsyncRest<'s, O> for Chain<'s, S, T, O, P, W>
 where
     S: ?Sized + Send + Sync,
     T: Send + 's,
-    O: Send + 's,
+    O: Send + Finish<T> + 's,
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
     fn run_rest(self: Arc<Self>, from: usize) -> BoxFuture<'s, Result<O, HookError>> {
         Box::pin(async move {
-            let (ctx, collect) = (self.ctx, self.collect);
+            let (ctx, collect) = (&self.ctx, self.collect);
             let wrap = |w, index| {
                 let next = AsyncNext {
                     chain: self.clone(),
@@ -106,22 +107,26 @@ where
 
 /// [`Chain::run_sync`], async: the chain from wrapper `from` on; the plain
 /// implementations one after the other, or all at once for a `concurrent`
-/// hook, their outcomes taken in call order either way.
-async fn run_async<'s, S: ?Sized + Send + Sync, T: Send, O: Send>(
-    ctx: CallCtx<'s, S>,
+/// hook, their outcomes taken in call order either way. The context is
+/// borrowed from the call's state, where it is already, not copied into
+/// this future's.
+async fn run_async<'s, S: ?Sized + Send + Sync, T: Send, O: Send + Finish<T>>(
+    ctx: &CallCtx<'s, S>,
     from: usize,
     plain: &(impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Sync),
-    wrap: impl FnOnce(&'s S, usize) -> BoxFuture<'s, HookResult<O>>,
+    wrap: impl FnOnce(&'s S, usize) -> BoxFuture<'s, HookResult<O>> + Send + Unpin,
     from_next: &AtomicU64,
     collect: Collect<T, O>,
 ) -> Result<O, HookError> {
     if let Some((at, w)) = ctx.wrapper_from(from) {
-        return invoke_async(ctx, w, None, from_next, || wrap(&w.plugin, at + 1)).await;
+        let start = || wrap(&w.plugin, at + 1);
+        return invoke_async(ctx.spec(), ctx.impl_spans, w, None, from_next, start).await;
     }
     let spec = ctx.spec();
     let mut outcomes = Outcomes::new(spec, collect, ctx.hook.plain().len());
     let start = |imp: &'s HookImpl<S>| {
-        invoke_async(ctx, imp, spec.timeout, &NO_NEXT, move || plain(&imp.plugin))
+        let start = move || plain(&imp.plugin);
+        invoke_async(spec, ctx.impl_spans, imp, spec.timeout, &NO_NEXT, start)
     };
     if spec.concurrent {
         // Boxed: the sequential loop's future stays small.
@@ -142,70 +147,104 @@ async fn run_async<'s, S: ?Sized + Send + Sync, T: Send, O: Send>(
 }
 
 /// Runs one async implementation: started and polled under
-/// `catch_unwind`, within its time limit, in its span if implementation
-/// spans are wanted (none is made otherwise, see [`call_span_if_listened`]).
+/// `catch_unwind` ([`Invoke`]), within its time limit, in its span if
+/// implementation spans are wanted (none is made otherwise, see
+/// [`call_span_if_listened`], `traced` says). Takes the spec and `traced`,
+/// not the call's context: each implementation's future holds what it is
+/// given, and this is a tenth of it.
 async fn invoke_async<'s, S: ?Sized + Send + Sync, R: Send>(
-    ctx: CallCtx<'s, S>,
+    spec: &'static HookSpec,
+    traced: bool,
     imp: &'s HookImpl<S>,
     limit: Option<Duration>,
     from_next: &AtomicU64,
-    start: impl FnOnce() -> BoxFuture<'s, HookResult<R>>,
+    start: impl FnOnce() -> BoxFuture<'s, HookResult<R>> + Send + Unpin,
 ) -> Result<R, HookError> {
-    if ctx.impl_spans {
-        return invoke_async_traced(ctx, imp, limit, from_next, start).await;
+    if traced {
+        return invoke_async_traced(spec, imp, limit, from_next, start).await;
     }
-    let caught = match catch_unwind(AssertUnwindSafe(|| panics::caught(start))) {
-        Err(panic) => Err(panic),
-        Ok(future) => {
-            within(
-                limit,
-                AssertUnwindSafe(panics::CaughtFuture::new(future)).catch_unwind(),
-            )
-            .await
-        }
-    };
-    settle(ctx.spec(), imp, caught, from_next)
+    let caught = within(limit, Invoke::new(start)).await;
+    settle(spec, imp, caught, from_next)
 }
 
 /// [`invoke_async`] in the implementation's span; boxed, so that the
 /// untraced future stays small.
 fn invoke_async_traced<'s, 'f, S: ?Sized + Send + Sync, R: Send + 'f>(
-    ctx: CallCtx<'s, S>,
+    spec: &'static HookSpec,
     imp: &'s HookImpl<S>,
     limit: Option<Duration>,
     from_next: &'f AtomicU64,
-    start: impl FnOnce() -> BoxFuture<'s, HookResult<R>>,
-) -> std::pin::Pin<Box<dyn Future<Output = Result<R, HookError>> + Send + 'f>>
+    start: impl FnOnce() -> BoxFuture<'s, HookResult<R>> + Send + Unpin + 'f,
+) -> Pin<Box<dyn Future<Output = Result<R, HookError>> + Send + 'f>>
 where
     's: 'f,
 {
-    let span = impl_span(ctx.spec(), &imp.info);
-    let started = catch_unwind(AssertUnwindSafe(|| span.in_scope(|| panics::caught(start))));
-    let spec = ctx.spec();
+    let span = impl_span(spec, &imp.info);
     Box::pin(async move {
-        let caught = match started {
-            Err(panic) => Err(panic),
-            Ok(future) => {
-                let running = AssertUnwindSafe(panics::CaughtFuture::new(future)).catch_unwind();
-                within(limit, running).instrument(span.clone()).await
-            }
-        };
+        let caught = within(limit, Invoke::new(start))
+            .instrument(span.clone())
+            .await;
         let outcome = settle(spec, imp, caught, from_next);
         record(&span, &outcome);
         outcome
     })
 }
 
+/// One implementation's run as one future: started at its first poll,
+/// and every poll (the first included) under `catch_unwind` as caught code
+/// (`panics::catch`). One state and one poll, where a combinator per rule
+/// (catch the start, catch each poll, mark it caught) would add a state
+/// and a poll each.
+struct Invoke<'s, R, F> {
+    start: Option<F>,
+    running: Option<BoxFuture<'s, HookResult<R>>>,
+}
+
+impl<R, F> Invoke<'_, R, F> {
+    fn new(start: F) -> Self {
+        Invoke {
+            start: Some(start),
+            running: None,
+        }
+    }
+}
+
+impl<'s, R, F> Future for Invoke<'s, R, F>
+where
+    F: FnOnce() -> BoxFuture<'s, HookResult<R>> + Unpin,
+{
+    type Output = Caught<R>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Caught<R>> {
+        let Invoke { start, running } = self.get_mut();
+        let polled = panics::catch(|| {
+            let running = running.get_or_insert_with(|| (start.take().expect("started once"))());
+            running.as_mut().poll(cx)
+        });
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
 /// `running` within the time limit, if any: overrunning it is the
-/// implementation's error.
-async fn within<R>(limit: Option<Duration>, running: impl Future<Output = Caught<R>>) -> Caught<R> {
+/// implementation's error. Without a limit, `running` itself: no future of
+/// its own around it to poll and drop.
+fn within<'f, R: Send + 'f, F: Future<Output = Caught<R>> + Send + 'f>(
+    limit: Option<Duration>,
+    running: F,
+) -> Either<F, BoxFuture<'f, Caught<R>>> {
     match limit {
-        None => running.await,
+        None => Either::Left(running),
         // Boxed: the timer would make every implementation's future large.
-        Some(limit) => match Box::pin(tokio::time::timeout(limit, running)).await {
-            Ok(caught) => caught,
-            Err(_elapsed) => Ok(Err(TimeLimit(limit).into())),
-        },
+        Some(limit) => Either::Right(Box::pin(async move {
+            match tokio::time::timeout(limit, running).await {
+                Ok(caught) => caught,
+                Err(_elapsed) => Ok(Err(TimeLimit(limit).into())),
+            }
+        })),
     }
 }
 
@@ -219,7 +258,7 @@ pub(crate) fn call_async<'s, S, T, O, P, W>(
 where
     S: ?Sized + Send + Sync,
     T: Send + 's,
-    O: Send + 's,
+    O: Send + Finish<T> + 's,
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
@@ -234,7 +273,7 @@ where
                 let no_wrapper = |_: &'s S, _| -> BoxFuture<'s, HookResult<O>> {
                     unreachable!("no wrapper takes part")
                 };
-                run_async(ctx, 0, &plain, no_wrapper, &NO_NEXT, collect).await
+                run_async(&ctx, 0, &plain, no_wrapper, &NO_NEXT, collect).await
             }
             Some(_) => {
                 let chain = Arc::new(Chain {

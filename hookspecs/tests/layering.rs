@@ -13,7 +13,7 @@ const LAYERS: [&str; 14] = [
     "page",
     "error",
     "authz",
-    "after_commit",
+    "changes",
     "context",
     "http",
     "hooks",

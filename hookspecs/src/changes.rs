@@ -38,7 +38,8 @@ use crate::model::{Membership, Space, User};
 /// - `fire` and `deliver`: the one `match` from a `Change` to its hooks,
 ///   re-exported by [`host`](crate::host).
 macro_rules! changes {
-    // The table: the one place that names the changes.
+    // The table: the one place that names the changes. A row:
+    //   argument: Type { created|modified|deleted Variant "wire.name" on_hook after_hook; ... }
     ($(#[$attr:meta])* pub trait AppHooks { $($own:tt)* }) => {
         $crate::changes::changes! {
             @expand [$(#[$attr])*] { $($own)* }

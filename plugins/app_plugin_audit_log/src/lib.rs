@@ -1,7 +1,8 @@
 //! Records every entity change (kind, entity, acting user, time) in its own
-//! table (one hook, `on_change`), inside the transaction of the operation: a rolled-back operation
-//! leaves no entry. `GET /plugins/audit_log/entries?limit=&offset=` lists
-//! them newest first, to the admin only (every user's events are in it).
+//! table, inside the transaction of the operation (one hook, `on_change`):
+//! a rolled-back operation leaves no entry.
+//! `GET /plugins/audit_log/entries?limit=&offset=` lists them newest first,
+//! to the admin only (every user's events are in it).
 
 use hookspecs::prelude::*;
 use hookspecs::{Migration, sqlx::Row};
@@ -71,6 +72,7 @@ impl AppHooks for AuditLog {
     }
 
     async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
+        // Entries name their kind as the hooks did: `user_created`.
         let kind = change.name().replace('.', "_");
         record(ctx, &kind, change.entity().label()).await
     }

@@ -1,13 +1,15 @@
 //! The engine's modules form layers: each uses only modules of the layers
 //! before it (the order `lib.rs` lists), so no two import each other,
-//! directly or round a circle. Checked from the sources' `use crate::`
-//! lines.
+//! directly or round a circle (the check: `common/layering.rs`, shared with
+//! the SDK's and the app's).
 
-use std::collections::BTreeSet;
+#[path = "common/layering.rs"]
+mod layering;
+
 use std::path::Path;
 
 /// Lowest layer first, as `lib.rs` lists them.
-const LAYERS: [&str; 16] = [
+const LAYERS: &[&str] = &[
     "names",
     "error",
     "hookspec",
@@ -26,56 +28,62 @@ const LAYERS: [&str; 16] = [
     "discovery",
 ];
 
-/// The source of `module`: its file and its submodules' (`src/<module>/`).
-fn source(module: &str) -> String {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let path = src.join(format!("{module}.rs"));
-    let mut source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    if let Ok(children) = std::fs::read_dir(src.join(module)) {
-        for child in children {
-            source.push_str(&std::fs::read_to_string(child.unwrap().path()).unwrap());
-        }
-    }
-    source
-}
-
-/// The engine modules `module`'s source names through `crate::`.
-fn uses(module: &str) -> BTreeSet<String> {
-    let source = source(module);
-    let mut found = BTreeSet::new();
-    for (at, _) in source.match_indices("crate::") {
-        let rest = &source[at + "crate::".len()..];
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        if LAYERS.contains(&name.as_str()) && name != module {
-            found.insert(name);
-        }
-    }
-    found
-}
-
 #[test]
 fn every_engine_module_uses_only_modules_of_lower_layers() {
-    let on_disk: BTreeSet<String> =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
-            .unwrap()
-            .filter_map(|e| {
-                let name = e.unwrap().file_name().into_string().unwrap();
-                name.strip_suffix(".rs").map(str::to_owned)
-            })
-            .filter(|name| name != "lib")
-            .collect();
-    let listed: BTreeSet<String> = LAYERS.iter().map(|s| s.to_string()).collect();
-    assert_eq!(on_disk, listed, "every module has its layer");
-    for (layer, module) in LAYERS.iter().enumerate() {
-        for used in uses(module) {
-            let used_layer = LAYERS.iter().position(|m| *m == used).unwrap();
-            assert!(
-                used_layer < layer,
-                "`{module}` uses `{used}`, which is not below it"
-            );
-        }
+    let problems = layering::Layers {
+        src: Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        layers: LAYERS,
+        not_layered: &["lib.rs"],
+        root_items: true,
     }
+    .problems();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The shared check itself, on a made-up crate: a module using one above
+/// it, a file in no layer, a listed layer with no file, and (where the root
+/// only lists modules) a root item.
+#[test]
+fn the_check_reports_each_kind_of_breach() {
+    let src = std::env::temp_dir().join(format!("layering-{}", std::process::id()));
+    std::fs::create_dir_all(src.join("low")).unwrap();
+    let files = [
+        (
+            "low.rs",
+            "use crate::high::Thing;\n// crate::ghost in a comment\n",
+        ),
+        ("low/part.rs", "use super::Own;\n"),
+        (
+            "high.rs",
+            "use crate::{low, Root};\n#[cfg(test)]\nuse crate::stray;\n",
+        ),
+        ("stray.rs", ""),
+        ("lib.rs", ""),
+    ];
+    for (name, text) in files {
+        std::fs::write(src.join(name), text).unwrap();
+    }
+    let check = |root_items| {
+        layering::Layers {
+            src: src.clone(),
+            layers: &["low", "high", "ghost"],
+            not_layered: &["lib.rs"],
+            root_items,
+        }
+        .problems()
+    };
+    let strict = check(false);
+    let lenient = check(true);
+    std::fs::remove_dir_all(&src).unwrap();
+    let stray = format!("{}: in no layer", src.join("stray.rs").display());
+    assert_eq!(
+        strict,
+        [
+            stray.as_str(),
+            "`ghost` is listed, and no file is it",
+            "`low` (low) uses `high`, which is not below it",
+            "high imports `crate::Root` from the crate root",
+        ]
+    );
+    assert_eq!(lenient, strict[..3]);
 }

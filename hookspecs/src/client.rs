@@ -54,11 +54,28 @@ pub struct CaFileError {
 
 /// A client trusting the platform's root certificates and, if given, every
 /// certificate in `ca_file` (PEM, one or more `BEGIN CERTIFICATE` blocks).
+/// Build it once (at startup, in the plugin's constructor) and keep it:
+/// it pools connections.
 ///
 /// # Errors
 ///
 /// `ca_file` cannot be read, holds no PEM certificate, or holds one that
 /// cannot serve as a trust anchor.
+///
+/// ```
+/// use std::path::Path;
+/// use hookspecs::client::http_client;
+///
+/// let dir = std::env::temp_dir().join(format!("ca-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let not_pem = dir.join("ca.pem");
+/// std::fs::write(&not_pem, "not a certificate").unwrap();
+/// let refused = http_client(Some(&not_pem)).err().unwrap();
+/// assert_eq!(refused.why, "holds no PEM certificate");
+/// assert!(refused.to_string().ends_with("ca.pem: holds no PEM certificate"));
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// assert!(http_client(Some(Path::new("/nonexistent.pem"))).is_err());
+/// ```
 pub fn http_client(ca_file: Option<&Path>) -> Result<HttpClient, CaFileError> {
     let mut roots = RootCertStore::empty();
     let platform = rustls_native_certs::load_native_certs();
@@ -106,6 +123,26 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<HttpClient, CaFileError> {
 /// `error` and its causes, joined with ": " (hyper-util's own message is
 /// only "client error (Connect)"), with a hint when the server's
 /// certificate has an unknown issuer.
+///
+/// ```
+/// use hookspecs::client::describe;
+///
+/// #[derive(Debug)]
+/// struct Outer(std::io::Error);
+/// impl std::fmt::Display for Outer {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("client error (Connect)")
+///     }
+/// }
+/// impl std::error::Error for Outer {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0)
+///     }
+/// }
+///
+/// let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+/// assert_eq!(describe(&Outer(refused)), "client error (Connect): connection refused");
+/// ```
 pub fn describe(error: &(dyn Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut unknown_issuer = false;

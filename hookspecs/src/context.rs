@@ -197,7 +197,31 @@ fn run<'c>(
     sqlx::Executor::execute(conn, statement)
 }
 
-/// The locked connection of a [`UnitOfWork`].
+/// The locked connection of a [`UnitOfWork`], in its transaction: what
+/// `ctx.db().await?` gives, for `sqlx` queries (`&mut *guard`). Hooks
+/// called while it is held wait for it: drop it (end the statement) before
+/// calling the services.
+///
+/// ```
+/// use hookspecs::host::UnitOfWork;
+/// use hookspecs::sqlx::{self, Row, any::AnyPoolOptions};
+///
+/// # hookspecs::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+/// #     .block_on(async {
+/// sqlx::any::install_default_drivers();
+/// let pool = AnyPoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
+/// let uow = UnitOfWork::new(pool, None);
+/// {
+///     let mut db = uow.db().await?; // begins the transaction
+///     sqlx::query("CREATE TABLE notes (text TEXT)").execute(&mut *db).await?;
+///     sqlx::query("INSERT INTO notes VALUES ('hi')").execute(&mut *db).await?;
+///     let row = sqlx::query("SELECT COUNT(*) AS n FROM notes").fetch_one(&mut *db).await?;
+///     assert_eq!(row.try_get::<i64, _>("n")?, 1);
+/// } // the guard goes: the next query (or hook) may take it
+/// uow.commit().await?;
+/// # Ok::<(), hookspecs::ApiError>(())
+/// # }).unwrap();
+/// ```
 pub struct DbGuard<'a>(MutexGuard<'a, Tx>);
 
 impl Deref for DbGuard<'_> {

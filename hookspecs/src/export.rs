@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use hooks_core::Plugin;
+use hooks_core::{ImplDecl, Plugin};
 
-use crate::hooks::AppHooks;
+use crate::hooks::{AppHooks, Change};
 
 /// One migration of a plugin's own tables, in both SQL dialects. Tables
 /// must be named `plugin_<name>_*`. Applied once, in version order, at
@@ -38,10 +38,13 @@ pub struct PluginExport {
 }
 
 impl PluginExport {
-    /// Wraps a `#[hookimpl]` plugin value.
+    /// Wraps a `#[hookimpl]` plugin value. Its catch-all hooks
+    /// (`on_change`, `after_change`) are registered as the specific hooks
+    /// they stand for, those it does not implement itself (see
+    /// [`AppHooks`], "Every change at once").
     pub fn new<P: hooks_core::Implements<dyn AppHooks>>(plugin: P) -> Self {
         PluginExport {
-            plugin: Plugin::new(plugin),
+            plugin: expand_catch_alls(Plugin::new(plugin)),
             requires: Vec::new(),
             migrations: &[],
             idle: None,
@@ -70,7 +73,9 @@ impl PluginExport {
     /// the others are never called. For an after-commit hook left out, no
     /// delivery is made or listed: a plugin that wants some events only
     /// (the webhooks plugin's `events`) says so here rather than answering
-    /// `Ok` to the rest, which would list them as delivered.
+    /// `Ok` to the rest, which would list them as delivered. A catch-all
+    /// (`after_change`) is by then the specific hooks it stands for, so
+    /// `keep` narrows it the same way.
     ///
     /// ```
     /// use hookspecs::prelude::*;
@@ -95,7 +100,7 @@ impl PluginExport {
     /// assert_eq!(kept, ["after_user_created"]);
     /// ```
     pub fn only_hooks(mut self, keep: impl Fn(&str) -> bool) -> Self {
-        let kept: Vec<hooks_core::ImplDecl> = self
+        let kept: Vec<ImplDecl> = self
             .plugin
             .impls()
             .iter()
@@ -116,6 +121,53 @@ impl PluginExport {
     pub fn requiring(mut self, plugins: &[&str]) -> Self {
         self.requires = plugins.iter().map(|p| (*p).to_owned()).collect();
         self
+    }
+}
+
+/// `plugin` with its catch-all hooks (`on_change`, `after_change`)
+/// registered as the specific hooks they stand for, those it does not
+/// implement itself, with the catch-all's options (see [`AppHooks`],
+/// "Every change at once"); a catch-all wrapper stays as it is, and is
+/// never called. [`PluginExport::new`] does it; the host does it
+/// to a plugin it registers otherwise (linked in). Doing it twice changes
+/// nothing.
+pub fn expand_catch_alls(plugin: Plugin<dyn AppHooks>) -> Plugin<dyn AppHooks> {
+    let declared = plugin.impls();
+    let mut impls: Vec<ImplDecl> = Vec::new();
+    for decl in declared {
+        // A wrapper's call goes to `<hook>_wrapper`, which a catch-all
+        // wrapper does not provide for the hooks it would stand for.
+        let covered = if decl.wrapper {
+            Vec::new()
+        } else {
+            covered_by(decl.hook)
+        };
+        if covered.is_empty() {
+            impls.push(*decl);
+        }
+        for hook in covered {
+            if !declared.iter().any(|own| own.hook == hook) {
+                impls.push(ImplDecl { hook, ..*decl });
+            }
+        }
+    }
+    Plugin::from_parts(plugin.object().clone(), impls)
+}
+
+/// The in-transaction catch-all hook: a plugin implementing it hears every
+/// `on_*` hook it does not implement itself.
+const ON_CHANGE: &str = "on_change";
+/// The after-commit catch-all hook, likewise for `after_*`.
+const AFTER_CHANGE: &str = "after_change";
+
+/// The hooks a catch-all stands for: every `on_*` for [`ON_CHANGE`], every
+/// `after_*` for [`AFTER_CHANGE`], none for any other hook.
+fn covered_by(catch_all: &str) -> Vec<&'static str> {
+    let kinds = Change::KINDS.iter();
+    match catch_all {
+        ON_CHANGE => kinds.map(|k| k.on_hook).collect(),
+        AFTER_CHANGE => kinds.map(|k| k.after_hook).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -268,4 +320,55 @@ macro_rules! export_plugin {
             register(table)
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Delivery, HookContext, User};
+    use hooks_core::prelude::*;
+
+    struct Both;
+
+    #[hookimpl]
+    impl AppHooks for Both {
+        #[hookimpl(priority = 5)]
+        async fn after_change(&self, _: &Delivery, _: &HookContext) -> HookResult<()> {
+            Ok(())
+        }
+        async fn after_user_created(
+            &self,
+            _: &User,
+            _: &Delivery,
+            _: &HookContext,
+        ) -> HookResult<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_catch_all_stands_for_the_hooks_not_implemented_with_its_options_once() {
+        let export = PluginExport::new(Both);
+        let impls = export.plugin.impls().to_vec();
+        let hooks: Vec<&str> = impls.iter().map(|d| d.hook).collect();
+        assert_eq!(hooks.len(), 9, "{hooks:?}");
+        assert_eq!(
+            hooks.iter().filter(|h| **h == "after_user_created").count(),
+            1
+        );
+        assert!(!hooks.contains(&"after_change") && !hooks.iter().any(|h| h.starts_with("on_")));
+        let own = impls
+            .iter()
+            .find(|d| d.hook == "after_user_created")
+            .unwrap();
+        assert_eq!(own.priority, 0);
+        let stood_for = impls
+            .iter()
+            .find(|d| d.hook == "after_space_deleted")
+            .unwrap();
+        assert_eq!(stood_for.priority, 5);
+        // Expanding again changes nothing.
+        let again = expand_catch_alls(export.plugin);
+        assert_eq!(again.impls(), &impls[..]);
+    }
 }

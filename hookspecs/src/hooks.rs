@@ -2,11 +2,13 @@
 
 use hooks_core::prelude::*;
 
-use crate::after_commit::Delivery;
 use crate::authz::{AccessCheck, Decision};
+use crate::changes::{ChangeKind, Entity};
 use crate::context::HookContext;
 use crate::http::Startup;
 use crate::model::{Identity, Membership, Space, User};
+
+crate::changes::changes! {
 
 /// The application's hooks. A plugin implements the ones it cares about
 /// with `#[hookimpl] impl AppHooks for MyPlugin { ... }`.
@@ -58,7 +60,8 @@ use crate::model::{Identity, Membership, Space, User};
 ///
 /// # Two phases
 ///
-/// Every entity event comes in two phases, one hook each:
+/// Every entity event comes in two phases, one hook each (or the catch-all
+/// of that phase, below):
 ///
 /// | | in-transaction: `on_*` | after-commit: `after_*` |
 /// |---|---|---|
@@ -94,7 +97,57 @@ use crate::model::{Identity, Membership, Space, User};
 /// time limit. On SQLite the first write through `ctx` takes the
 /// application's one writer's turn until the hook returns: talk to the world
 /// first, write after.
-#[hookspec]
+///
+/// # Every change at once
+///
+/// [`on_change`](Self::on_change) and [`after_change`](Self::after_change)
+/// hear every entity change, in the transaction and after commit: a plugin
+/// that treats all changes alike (an audit log, a webhook sender)
+/// implements one method instead of nine. They are not called by their own
+/// names: each `on_*` hook a plugin does not implement itself hands its
+/// change to the plugin's `on_change` (its default body does), and each
+/// `after_*` hook to `after_change`. So the catch-all runs exactly where the
+/// specific hook would: in the operation's transaction, with its veto, for
+/// `on_change`; once per event in the plugin's own outbox delivery, with its
+/// retries, for `after_change`.
+///
+/// A plugin implementing both a specific hook and the catch-all gets the
+/// specific one for that change, and the catch-all for the others: still
+/// one call, and one delivery, per change. To have both run, call
+/// `self.on_change(...)` (or `self.after_change(...)`) from the specific
+/// one. [`PluginExport::only_hooks`](crate::PluginExport::only_hooks) sees
+/// the specific hooks a catch-all stands for, so a plugin can narrow
+/// `after_change` to some events.
+///
+/// ```
+/// use hookspecs::prelude::*;
+///
+/// /// Counts every change, and says when a space goes.
+/// struct Watcher;
+///
+/// #[hookimpl]
+/// impl AppHooks for Watcher {
+///     async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
+///         tracing::info!("{} {}", change.name(), change.entity().label());
+///         Ok(())
+///     }
+///     async fn on_space_deleted(&self, space: &Space, ctx: &HookContext) -> HookResult<()> {
+///         tracing::info!("space {} is gone", space.name);
+///         Ok(())
+///     }
+///     async fn after_change(&self, delivery: &Delivery, ctx: &HookContext) -> HookResult<()> {
+///         tracing::info!("committed: {}", delivery.change.name());
+///         Ok(())
+///     }
+/// }
+///
+/// let export = hookspecs::PluginExport::new(Watcher);
+/// let hooks: Vec<&str> = export.plugin.impls().iter().map(|d| d.hook).collect();
+/// // 8 `on_*` by `on_change`, `on_space_deleted` itself, 9 `after_*`.
+/// assert_eq!(hooks.len(), 18);
+/// assert!(hooks.contains(&"on_space_deleted") && hooks.contains(&"after_user_created"));
+/// assert!(!hooks.contains(&"on_change"));
+/// ```
 pub trait AppHooks {
     /// Startup, once per plugin, after every plugin is registered: the only
     /// time a plugin can add HTTP routes.
@@ -124,117 +177,5 @@ pub trait AppHooks {
         check: &AccessCheck,
         ctx: &HookContext,
     ) -> HookResult<Option<Decision>>;
-
-    /// A user was created.
-    async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()>;
-    /// A user was changed.
-    async fn on_user_modified(
-        &self,
-        before: &User,
-        after: &User,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// A user was deleted (after their memberships).
-    async fn on_user_deleted(&self, user: &User, ctx: &HookContext) -> HookResult<()>;
-
-    /// A space was created.
-    async fn on_space_created(&self, space: &Space, ctx: &HookContext) -> HookResult<()>;
-    /// A space was changed.
-    async fn on_space_modified(
-        &self,
-        before: &Space,
-        after: &Space,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// A space was deleted (after its sub-spaces and memberships).
-    async fn on_space_deleted(&self, space: &Space, ctx: &HookContext) -> HookResult<()>;
-
-    /// A user joined a space.
-    async fn on_membership_created(
-        &self,
-        membership: &Membership,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// A member's role changed.
-    async fn on_membership_modified(
-        &self,
-        before: &Membership,
-        after: &Membership,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// A user left a space (or was removed).
-    async fn on_membership_deleted(
-        &self,
-        membership: &Membership,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-
-    /// After commit: a user was created.
-    async fn after_user_created(
-        &self,
-        user: &User,
-        delivery: &Delivery,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// After commit: a user was changed.
-    async fn after_user_modified(
-        &self,
-        before: &User,
-        after: &User,
-        delivery: &Delivery,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// After commit: a user was deleted.
-    async fn after_user_deleted(
-        &self,
-        user: &User,
-        delivery: &Delivery,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-
-    /// After commit: a space was created.
-    async fn after_space_created(
-        &self,
-        space: &Space,
-        delivery: &Delivery,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// After commit: a space was changed.
-    async fn after_space_modified(
-        &self,
-        before: &Space,
-        after: &Space,
-        delivery: &Delivery,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// After commit: a space was deleted.
-    async fn after_space_deleted(
-        &self,
-        space: &Space,
-        delivery: &Delivery,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-
-    /// After commit: a user joined a space.
-    async fn after_membership_created(
-        &self,
-        membership: &Membership,
-        delivery: &Delivery,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// After commit: a member's role changed.
-    async fn after_membership_modified(
-        &self,
-        before: &Membership,
-        after: &Membership,
-        delivery: &Delivery,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
-    /// After commit: a user left a space.
-    async fn after_membership_deleted(
-        &self,
-        membership: &Membership,
-        delivery: &Delivery,
-        ctx: &HookContext,
-    ) -> HookResult<()>;
+}
 }

@@ -101,7 +101,8 @@ use crate::context::{HookContext, Services};
 use crate::model::Identity;
 
 pub use crate::context::{PluginConfigs, UnitOfWork};
-pub use crate::hooks::AppHooksRelay;
+pub use crate::export::expand_catch_alls;
+pub use crate::hooks::{AppHooksRelay, deliver, fire};
 pub use crate::http::{Guard, Handler, RequestParts, RouteDef, RouteTable};
 
 /// A context for one operation.

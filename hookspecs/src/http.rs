@@ -16,6 +16,15 @@ use crate::model::Identity;
 use crate::page::Page;
 
 /// The HTTP methods a route may answer (HEAD is answered by every GET route).
+///
+/// ```
+/// use hookspecs::Method;
+///
+/// assert_eq!(Method::Patch.as_str(), "PATCH");
+/// // Only GET reads: every other method gets a writing unit of work.
+/// let writing: Vec<_> = Method::ALL.into_iter().filter(|m| m.writes()).collect();
+/// assert_eq!(writing, [Method::Post, Method::Put, Method::Patch, Method::Delete]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
     /// GET
@@ -154,7 +163,60 @@ pub enum Guard {
 
 /// A request to a route, core or plugin: its path and query parameters,
 /// its JSON body, and its context (the unit of work, who is calling, the
-/// services).
+/// services). The application makes it; a handler reads it. Each reader
+/// that can fail answers the [`ApiError`] the client should get, so `?`
+/// is the whole error handling:
+///
+/// ```
+/// use hookspecs::prelude::*;
+/// use hookspecs::{Method, RouteError};
+/// # use hookspecs::host::{self, RouteTable};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Note {
+///     text: String,
+/// }
+///
+/// fn add_routes(startup: &Startup) -> Result<(), RouteError> {
+///     // GET /plugins/notes/spaces/:id/notes?after=N&limit=M
+///     startup.routes().get("/spaces/:id/notes", |req: Request| async move {
+///         let space = req.id_param("id")?;     // 404 unless an id
+///         let page = req.page()?;              // 422 naming `after` or `limit`
+///         let mine = req.query("mine") == Some("1");
+///         let viewer = req.identity().map(|who| who.name.as_str()); // None: anonymous
+///         let (method, path) = (req.method().as_str(), req.path());
+///         tracing::debug!(method, path, id = req.param("id"), "listing");
+///         Ok(json!({"space": space, "limit": page.limit, "mine": mine, "viewer": viewer}))
+///     })?;
+///     // POST /plugins/notes/spaces/:id/notes with {"text": ...}
+///     startup.routes().signed_in().post("/spaces/:id/notes", |req: Request| async move {
+///         let who = req.require_identity()?;   // 401 without a credential
+///         tracing::debug!(body = ?req.body(), "new note"); // the JSON as sent
+///         let note: Note = req.json()?;        // 422 naming the field
+///         let space = req.id_param("id")?;
+///         let insert =
+///             "INSERT INTO plugin_notes_notes (space_id, author, text) VALUES ($1, $2, $3)";
+///         sqlx::query(insert)
+///             .bind(space)
+///             .bind(&who.name)
+///             .bind(&note.text)
+///             .execute(&mut *req.ctx().db().await?) // the request's transaction
+///             .await?;
+///         Ok(Reply::created(json!({"space": space, "text": note.text})))
+///     })?;
+///     Ok(())
+/// }
+///
+/// // What the app does at startup:
+/// let table = RouteTable::default();
+/// add_routes(&host::startup("notes", table.clone(), Default::default()))?;
+/// let routes: Vec<_> = table.routes().iter().map(|r| (r.method, r.path.clone())).collect();
+/// assert_eq!(routes, [
+///     (Method::Get, "/plugins/notes/spaces/:id/notes".to_owned()),
+///     (Method::Post, "/plugins/notes/spaces/:id/notes".to_owned()),
+/// ]);
+/// # Ok::<(), RouteError>(())
+/// ```
 pub struct Request {
     method: Method,
     path: String,
@@ -302,6 +364,17 @@ impl RequestParts {
 ///
 /// # Errors
 /// 422 naming the field that does not fit.
+///
+/// ```
+/// use hookspecs::{NewSpace, from_json};
+/// use hookspecs::serde_json::json;
+///
+/// let wrong = from_json::<NewSpace>(json!({"name": "lab", "access": "x"})).unwrap_err();
+/// assert_eq!((wrong.status, wrong.code.as_str()), (422, "invalid"));
+/// assert!(wrong.message.starts_with("access: unknown variant `x`"), "{}", wrong.message);
+/// let missing = from_json::<NewSpace>(json!({"access": "open"})).unwrap_err();
+/// assert!(missing.message.starts_with("name: missing field"), "{}", missing.message);
+/// ```
 pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
@@ -365,7 +438,21 @@ impl std::fmt::Debug for RouteDef {
     }
 }
 
-/// Why a route was refused.
+/// Why a route was refused. Its message names the plugin, the route and
+/// what to write instead.
+///
+/// ```
+/// use hookspecs::prelude::*;
+/// use hookspecs::RouteError;
+/// # use hookspecs::host::{self, RouteTable};
+///
+/// # let startup = host::startup("greeter", RouteTable::default(), Default::default());
+/// // In `on_plugins_loaded`:
+/// let routes = startup.routes();
+/// let other_syntax = routes.get("/greetings/{id}", |_req: Request| async { Ok(json!({})) });
+/// let Err(error @ RouteError::InvalidPath { .. }) = other_syntax else { panic!() };
+/// assert!(error.to_string().contains("as in `/greetings/:id`"), "{error}");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     /// Startup is over: routes are only added in `on_plugins_loaded`.

@@ -14,8 +14,8 @@
 
 #![warn(missing_docs)]
 
-mod after_commit;
 mod authz;
+mod changes;
 pub mod client;
 mod context;
 mod error;
@@ -28,12 +28,12 @@ mod model;
 mod page;
 mod util;
 
-pub use after_commit::{Change, Delivery};
 pub use authz::{AccessCheck, Action, Decision, Resource};
+pub use changes::{ChangeKind, Entity};
 pub use context::{DbGuard, HookContext, Services};
 pub use error::ApiError;
 pub use export::{IntoExport, Migration, PluginExport};
-pub use hooks::AppHooks;
+pub use hooks::{AppHooks, Change, Delivery};
 pub use http::{Method, Reply, Request, RouteError, Routes, Startup, from_json};
 pub use model::{
     Access, Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
@@ -65,8 +65,9 @@ pub use {bytes, hmac, http_body_util, hyper, hyper_rustls, hyper_util, rustls, s
 /// ```
 pub mod prelude {
     pub use crate::{
-        Access, AccessCheck, Action, ApiError, AppHooks, Change, Decision, Delivery, HookContext,
-        Identity, Membership, Page, Reply, Request, Resource, Role, Services, Space, Startup, User,
+        Access, AccessCheck, Action, ApiError, AppHooks, Change, Decision, Delivery, Entity,
+        HookContext, Identity, Membership, Page, Reply, Request, Resource, Role, Services, Space,
+        Startup, User,
     };
     /// A hook's error is an `anyhow::Error`: `anyhow!`, `bail!`, `ensure!`
     /// and `.context(...)` build one.

@@ -2,7 +2,19 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A user account.
+/// A user account. Its JSON leaves `email` out where it is hidden.
+///
+/// ```
+/// use hookspecs::User;
+/// use hookspecs::serde_json::{self, json};
+///
+/// let ada: User = serde_json::from_value(json!({
+///     "id": 7, "username": "ada", "display_name": null, "created_at": "2026-01-01T00:00:00Z"
+/// }))?;
+/// assert_eq!(ada.email, "");
+/// assert_eq!(serde_json::to_value(&ada)?.get("email"), None);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     /// Primary key.
@@ -19,7 +31,18 @@ pub struct User {
     pub created_at: String,
 }
 
-/// `POST /api/users`.
+/// `POST /api/users`. Unknown fields are refused.
+///
+/// ```
+/// use hookspecs::{NewUser, from_json};
+/// use hookspecs::serde_json::json;
+///
+/// let new: NewUser = from_json(json!({"username": "ada", "email": "ada@example.org"}))?;
+/// assert_eq!(new.display_name, None);
+/// let typo = from_json::<NewUser>(json!({"username": "ada", "email": "a@b", "mail": 1}));
+/// assert_eq!(typo.unwrap_err().status, 422);
+/// # Ok::<(), hookspecs::ApiError>(())
+/// ```
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
@@ -32,7 +55,19 @@ pub struct NewUser {
     pub display_name: Option<String>,
 }
 
-/// `PATCH /api/users/{id}`: the fields to change.
+/// `PATCH /api/users/{id}`: the fields to change. A field left out stays;
+/// `"display_name": null` clears it.
+///
+/// ```
+/// use hookspecs::{UserPatch, from_json};
+/// use hookspecs::serde_json::json;
+///
+/// let clear: UserPatch = from_json(json!({"display_name": null}))?;
+/// assert_eq!(clear.display_name, Some(None));
+/// let keep: UserPatch = from_json(json!({"email": "new@example.org"}))?;
+/// assert_eq!((keep.display_name, keep.username), (None, None));
+/// # Ok::<(), hookspecs::ApiError>(())
+/// ```
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
@@ -47,7 +82,17 @@ pub struct UserPatch {
     pub display_name: Option<Option<String>>,
 }
 
-/// Who may see a space and join it.
+/// Who may see a space and join it; `"open"`, `"on_request"`,
+/// `"confidential"` in JSON and in the database.
+///
+/// ```
+/// use hookspecs::Access;
+///
+/// assert_eq!(Access::OnRequest.as_str(), "on_request");
+/// assert_eq!(Access::parse("confidential"), Some(Access::Confidential));
+/// assert_eq!(Access::parse("secret"), None);
+/// assert_eq!(Access::Open.to_string(), "open");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
@@ -59,7 +104,16 @@ pub enum Access {
     Confidential,
 }
 
-/// A member's role in a space, from least to most powerful.
+/// A member's role in a space, from least to most powerful (so roles
+/// compare: a space manager is at least a reader).
+///
+/// ```
+/// use hookspecs::Role;
+///
+/// assert!(Role::SpaceManager >= Role::Contributor);
+/// assert_eq!(Role::parse("content_manager"), Some(Role::ContentManager));
+/// assert_eq!(Role::Reader.as_str(), "reader");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -104,6 +158,24 @@ text_enum!(Role {
 });
 
 /// A space, possibly nested under a parent space.
+///
+/// ```
+/// use hookspecs::{Access, Role, Space};
+/// use hookspecs::serde_json::{self, json};
+///
+/// let lab = Space {
+///     id: 3,
+///     name: "lab".into(),
+///     parent_id: Some(1),
+///     access: Access::OnRequest,
+///     default_role: Role::Reader,
+///     created_at: "2026-01-01T00:00:00Z".into(),
+/// };
+/// let doc = serde_json::to_value(&lab)?;
+/// assert_eq!(doc["access"], json!("on_request"));
+/// assert_eq!(doc["default_role"], json!("reader"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Space {
     /// Primary key.
@@ -121,6 +193,15 @@ pub struct Space {
 }
 
 /// `POST /api/spaces`.
+///
+/// ```
+/// use hookspecs::{Access, NewSpace, from_json};
+/// use hookspecs::serde_json::json;
+///
+/// let new: NewSpace = from_json(json!({"name": "lab", "access": "open"}))?;
+/// assert_eq!((new.parent_id, new.access, new.default_role), (None, Access::Open, None));
+/// # Ok::<(), hookspecs::ApiError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSpace {
@@ -136,7 +217,19 @@ pub struct NewSpace {
     pub default_role: Option<Role>,
 }
 
-/// `PATCH /api/spaces/{id}`: the fields to change.
+/// `PATCH /api/spaces/{id}`: the fields to change. `"parent_id": null`
+/// makes the space a top-level one; left out, the parent stays.
+///
+/// ```
+/// use hookspecs::{SpacePatch, from_json};
+/// use hookspecs::serde_json::json;
+///
+/// let to_top: SpacePatch = from_json(json!({"parent_id": null}))?;
+/// assert_eq!(to_top.parent_id, Some(None));
+/// let renamed: SpacePatch = from_json(json!({"name": "lab 2"}))?;
+/// assert_eq!(renamed.parent_id, None);
+/// # Ok::<(), hookspecs::ApiError>(())
+/// ```
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpacePatch {
@@ -155,6 +248,17 @@ pub struct SpacePatch {
 }
 
 /// A user's role in a space.
+///
+/// ```
+/// use hookspecs::{Membership, Role};
+/// use hookspecs::serde_json::{self, json};
+///
+/// let m: Membership = serde_json::from_value(json!({
+///     "space_id": 3, "user_id": 7, "role": "contributor", "created_at": "2026-01-01T00:00:00Z"
+/// }))?;
+/// assert_eq!(m.role, Role::Contributor);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Membership {
     /// The space.
@@ -167,7 +271,21 @@ pub struct Membership {
     pub created_at: String,
 }
 
-/// Who is acting: the result of authentication.
+/// Who is acting: the result of authentication (what an `authenticate`
+/// hook answers).
+///
+/// ```
+/// use hookspecs::Identity;
+///
+/// // A key that acts for user 7, recognised by the `api_keys` plugin:
+/// let who = Identity {
+///     user_id: Some(7),
+///     name: "ada".into(),
+///     admin: false,
+///     via: "api_keys".into(),
+/// };
+/// assert!(!who.admin && who.user_id == Some(7));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// The user acting, if the credential belongs to one.

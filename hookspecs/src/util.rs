@@ -7,12 +7,26 @@ use time::OffsetDateTime;
 /// Now, UTC, RFC 3339 with microseconds (`2026-12-05T07:10:25.082212Z`):
 /// how the application stores times. Always the same width, so that times
 /// stored as text sort as they happened.
+///
+/// ```
+/// let t = hookspecs::now();
+/// assert_eq!(t.len(), "2026-12-05T07:10:25.082212Z".len());
+/// assert!(t.ends_with('Z') && t > "2026".to_owned());
+/// ```
 pub fn now() -> String {
     rfc3339_micros(OffsetDateTime::now_utc())
 }
 
 /// `ms` milliseconds after the Unix epoch, in [`now`]'s format; `None`
 /// beyond the calendar's range.
+///
+/// ```
+/// use hookspecs::time_of_unix_ms;
+///
+/// assert_eq!(time_of_unix_ms(0).as_deref(), Some("1970-01-01T00:00:00.000000Z"));
+/// assert_eq!(time_of_unix_ms(1_500).as_deref(), Some("1970-01-01T00:00:01.500000Z"));
+/// assert_eq!(time_of_unix_ms(i64::MAX), None);
+/// ```
 pub fn time_of_unix_ms(ms: i64) -> Option<String> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
@@ -34,6 +48,17 @@ fn rfc3339_micros(t: OffsetDateTime) -> String {
 
 /// A new random secret: `prefix` then 48 hexadecimal digits (192 bits
 /// from the operating system's generator).
+///
+/// # Errors
+///
+/// 500 when the operating system gives no randomness.
+///
+/// ```
+/// let key = hookspecs::new_secret("key_")?;
+/// assert_eq!(key.len(), "key_".len() + 48);
+/// assert_ne!(key, hookspecs::new_secret("key_")?);
+/// # Ok::<(), hookspecs::ApiError>(())
+/// ```
 pub fn new_secret(prefix: &str) -> Result<String, crate::ApiError> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes)
@@ -45,6 +70,13 @@ pub fn new_secret(prefix: &str) -> Result<String, crate::ApiError> {
 }
 
 /// SHA-256 of `text`, hexadecimal: how secrets are stored.
+///
+/// ```
+/// assert_eq!(
+///     hookspecs::sha256_hex("abc"),
+///     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+/// );
+/// ```
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()

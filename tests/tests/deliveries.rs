@@ -264,6 +264,48 @@ e2e! {
         assert_eq!(output.matches("delivery failed, retrying").count(), 2, "{output}");
     }
 
+    fn a_plugin_with_only_the_catch_all_hooks_hears_every_change_in_and_after_the_transaction(backend) {
+        let options = Options::default()
+            .env(AFTER_COMMIT_ENV, "every")
+            .config("[deliveries]\nbackoff_ms = 50\npoll_ms = 100\n");
+        let app = TestApp::start_with(backend, options);
+        let ada = id(&app.create_user("ada"));
+        let path = format!("/api/users/{ada}");
+        expect(200, app.patch(&path, ADMIN, json!({"display_name": "Ada"})));
+        // `on_change` vetoes: the operation rolls back, its change with it.
+        let body = json!({"username": "veto-bob", "email": "bob@example.org"});
+        let vetoed = expect_error(409, "conflict", app.post("/api/users", ADMIN, body));
+        assert_eq!(vetoed["message"], "every vetoes veto-bob");
+        let lab = id(&app.create_space("lab", None));
+        expect(204, app.delete(&path, ADMIN));
+
+        let user = format!("user {ada}");
+        let space = format!("space {lab}");
+        let changes = [
+            ("user.created", user.as_str()),
+            ("user.modified", user.as_str()),
+            ("space.created", space.as_str()),
+            ("user.deleted", user.as_str()),
+        ];
+        let rows = |phase: &str| {
+            app.db.column(&format!(
+                "SELECT event || ' ' || entity FROM plugin_every_seen WHERE phase = '{phase}' ORDER BY seq"
+            ))
+        };
+        let line = |(event, entity): &(&str, &str)| format!("{event} {entity}");
+        // In the transaction: once per change, in order, nothing of the vetoed one.
+        assert_eq!(rows("tx"), changes.iter().map(line).collect::<Vec<_>>());
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM users WHERE username = 'veto-bob'"), 0);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM outbox_events"), 4);
+        // After commit: one delivery per change; the space's creation went
+        // to `after_space_created`, which takes it from `after_change`.
+        wait_until("the deliveries", || delivered(&app.db, "every") == 4);
+        assert_eq!(deliveries(&app.db, "every"), ["delivered:1"; 4]);
+        let after: Vec<String> = [changes[0], changes[1], changes[3]].iter().map(line).collect();
+        assert_eq!(rows("after"), after);
+        assert_eq!(rows("after-space"), [line(&changes[2])]);
+    }
+
     fn an_attempt_overrunning_its_time_limit_is_retried(backend) {
         let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
         // The plugin's own limit (webhooks' timeout_ms = 2000) is longer:

@@ -3,7 +3,7 @@
 //! of a plugin's batch; the test kit for each event its operations made.
 
 use hooks_core::PluginManager;
-use hookspecs::{AppHooks, Change, Delivery, HookContext};
+use hookspecs::{AppHooks, Delivery, HookContext};
 
 /// Calls `plugin`'s (and only `plugin`'s) after-commit hook for `delivery`.
 ///
@@ -25,23 +25,7 @@ pub async fn deliver_to(
     let relay = hooks
         .subset_hook_caller(&others)
         .map_err(|e| e.to_string())?;
-    let d = delivery;
-    let called = match &d.change {
-        Change::UserCreated(user) => relay.after_user_created(user, d, ctx).await,
-        Change::UserModified { before, after } => {
-            relay.after_user_modified(before, after, d, ctx).await
-        }
-        Change::UserDeleted(user) => relay.after_user_deleted(user, d, ctx).await,
-        Change::SpaceCreated(space) => relay.after_space_created(space, d, ctx).await,
-        Change::SpaceModified { before, after } => {
-            relay.after_space_modified(before, after, d, ctx).await
-        }
-        Change::SpaceDeleted(space) => relay.after_space_deleted(space, d, ctx).await,
-        Change::MembershipCreated(m) => relay.after_membership_created(m, d, ctx).await,
-        Change::MembershipModified { before, after } => {
-            relay.after_membership_modified(before, after, d, ctx).await
-        }
-        Change::MembershipDeleted(m) => relay.after_membership_deleted(m, d, ctx).await,
-    };
-    called.map(drop).map_err(|e| e.to_string())
+    hookspecs::host::deliver(&relay, delivery, ctx)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -10,7 +10,9 @@ use hookspecs::{ApiError, AppHooks, Change, HookContext};
 /// in-transaction hook (`on_*`; its failure is the operation's, and rolls
 /// the record back with it). Recording first puts a change before those
 /// its hooks cause (a user's creation before the space a hook makes for
-/// them). Nothing is recorded when no plugin implements the `after_*` hook.
+/// them). Nothing is recorded when no plugin implements the `after_*` hook
+/// (a plugin's `after_change` is registered as each `after_*` hook it
+/// stands for, see `AppHooks`).
 ///
 /// # Errors
 ///
@@ -21,23 +23,9 @@ pub async fn emit(
     change: Change,
 ) -> Result<(), ApiError> {
     record(hooks, ctx, &change).await?;
-    let relay = hooks.hook();
-    let fired = match &change {
-        Change::UserCreated(user) => relay.on_user_created(user, ctx).await,
-        Change::UserModified { before, after } => relay.on_user_modified(before, after, ctx).await,
-        Change::UserDeleted(user) => relay.on_user_deleted(user, ctx).await,
-        Change::SpaceCreated(space) => relay.on_space_created(space, ctx).await,
-        Change::SpaceModified { before, after } => {
-            relay.on_space_modified(before, after, ctx).await
-        }
-        Change::SpaceDeleted(space) => relay.on_space_deleted(space, ctx).await,
-        Change::MembershipCreated(m) => relay.on_membership_created(m, ctx).await,
-        Change::MembershipModified { before, after } => {
-            relay.on_membership_modified(before, after, ctx).await
-        }
-        Change::MembershipDeleted(m) => relay.on_membership_deleted(m, ctx).await,
-    };
-    fired.map(drop).map_err(ApiError::from)
+    hookspecs::host::fire(&hooks.hook(), &change, ctx)
+        .await
+        .map_err(ApiError::from)
 }
 
 async fn record(

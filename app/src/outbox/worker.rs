@@ -155,7 +155,7 @@ fn after_commit_plugins(
 ) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
     let mut plugins: BTreeMap<&'static str, BTreeSet<&'static str>> = BTreeMap::new();
     for spec in hooks.hookspecs() {
-        if !spec.name.starts_with("after_") {
+        if Change::event_of(spec.name).is_none() {
             continue;
         }
         for i in hooks.get_hookimpls(spec.name).unwrap_or_default() {
@@ -447,7 +447,9 @@ impl Queue {
                     stopped = true;
                     break;
                 }
-                let outcome = if self.hooks.contains(after_hook(&claimed.name).as_str()) {
+                let outcome = if Change::kind_of(&claimed.name)
+                    .is_some_and(|k| self.hooks.contains(k.after_hook))
+                {
                     match self.attempt(claimed).await {
                         Ok(()) => Outcome::Delivered,
                         Err((why, fatal)) => Outcome::Failed(why, fatal),
@@ -657,12 +659,6 @@ struct Fate {
     error: Option<String>,
     next_attempt_ms: i64,
     done_ms: Option<i64>,
-}
-
-/// The after-commit hook of an event name: `user.created` →
-/// `after_user_created`.
-fn after_hook(event: &str) -> String {
-    format!("after_{}", event.replace('.', "_"))
 }
 
 /// Deletes delivered deliveries older than `retention`, and events older

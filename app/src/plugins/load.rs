@@ -33,7 +33,7 @@ pub fn load(
         Err(why) => Status::Failed(why),
     };
     for (name, plugin) in linked {
-        let status = register(&name, Ok(plugin));
+        let status = register(&name, Ok(hookspecs::host::expand_catch_alls(plugin)));
         report.push(Entry {
             name,
             source: "linked in".into(),

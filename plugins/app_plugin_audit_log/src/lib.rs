@@ -1,7 +1,8 @@
-//! Records every entity hook (kind, entity, acting user, time) in its own
-//! table, inside the transaction of the operation: a rolled-back operation
-//! leaves no entry. `GET /plugins/audit_log/entries?limit=&offset=` lists
-//! them newest first, to the admin only (every user's events are in it).
+//! Records every entity change (kind, entity, acting user, time) in its own
+//! table, inside the transaction of the operation (one hook, `on_change`):
+//! a rolled-back operation leaves no entry.
+//! `GET /plugins/audit_log/entries?limit=&offset=` lists them newest first,
+//! to the admin only (every user's events are in it).
 
 use hookspecs::prelude::*;
 use hookspecs::{Migration, sqlx::Row};
@@ -28,10 +29,6 @@ async fn record(ctx: &HookContext, kind: &str, entity: String) -> HookResult<()>
     .execute(&mut *ctx.db().await?)
     .await?;
     Ok(())
-}
-
-fn member(m: &Membership) -> String {
-    format!("space {} user {}", m.space_id, m.user_id)
 }
 
 #[hookimpl]
@@ -74,42 +71,10 @@ impl AppHooks for AuditLog {
         Ok(())
     }
 
-    async fn on_user_created(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
-        record(ctx, "user_created", format!("user {}", user.id)).await
-    }
-    async fn on_user_modified(&self, _: &User, after: &User, ctx: &HookContext) -> HookResult<()> {
-        record(ctx, "user_modified", format!("user {}", after.id)).await
-    }
-    async fn on_user_deleted(&self, user: &User, ctx: &HookContext) -> HookResult<()> {
-        record(ctx, "user_deleted", format!("user {}", user.id)).await
-    }
-    async fn on_space_created(&self, space: &Space, ctx: &HookContext) -> HookResult<()> {
-        record(ctx, "space_created", format!("space {}", space.id)).await
-    }
-    async fn on_space_modified(
-        &self,
-        _: &Space,
-        after: &Space,
-        ctx: &HookContext,
-    ) -> HookResult<()> {
-        record(ctx, "space_modified", format!("space {}", after.id)).await
-    }
-    async fn on_space_deleted(&self, space: &Space, ctx: &HookContext) -> HookResult<()> {
-        record(ctx, "space_deleted", format!("space {}", space.id)).await
-    }
-    async fn on_membership_created(&self, m: &Membership, ctx: &HookContext) -> HookResult<()> {
-        record(ctx, "membership_created", member(m)).await
-    }
-    async fn on_membership_modified(
-        &self,
-        _: &Membership,
-        after: &Membership,
-        ctx: &HookContext,
-    ) -> HookResult<()> {
-        record(ctx, "membership_modified", member(after)).await
-    }
-    async fn on_membership_deleted(&self, m: &Membership, ctx: &HookContext) -> HookResult<()> {
-        record(ctx, "membership_deleted", member(m)).await
+    async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
+        // Entries name their kind as the hooks did: `user_created`.
+        let kind = change.name().replace('.', "_");
+        record(ctx, &kind, change.entity().label()).await
     }
 }
 

@@ -93,7 +93,8 @@ pub fn export(config: Config) -> Result<PluginExport, String> {
         _ => true,
     };
     // Events it does not want are never given to it, rather than answered
-    // `Ok` and listed as delivered.
+    // `Ok` and listed as delivered: `after_change` stands for every
+    // `after_*` hook, and only the wanted ones are kept.
     Webhooks::new(config).map(|sender| PluginExport::new(sender).only_hooks(wanted))
 }
 
@@ -203,70 +204,8 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 #[hookimpl]
 impl AppHooks for Webhooks {
-    async fn after_user_created(&self, _: &User, d: &Delivery, _: &HookContext) -> HookResult<()> {
-        self.send(d).await
-    }
-    async fn after_user_modified(
-        &self,
-        _: &User,
-        _: &User,
-        d: &Delivery,
-        _: &HookContext,
-    ) -> HookResult<()> {
-        self.send(d).await
-    }
-    async fn after_user_deleted(&self, _: &User, d: &Delivery, _: &HookContext) -> HookResult<()> {
-        self.send(d).await
-    }
-    async fn after_space_created(
-        &self,
-        _: &Space,
-        d: &Delivery,
-        _: &HookContext,
-    ) -> HookResult<()> {
-        self.send(d).await
-    }
-    async fn after_space_modified(
-        &self,
-        _: &Space,
-        _: &Space,
-        d: &Delivery,
-        _: &HookContext,
-    ) -> HookResult<()> {
-        self.send(d).await
-    }
-    async fn after_space_deleted(
-        &self,
-        _: &Space,
-        d: &Delivery,
-        _: &HookContext,
-    ) -> HookResult<()> {
-        self.send(d).await
-    }
-    async fn after_membership_created(
-        &self,
-        _: &Membership,
-        d: &Delivery,
-        _: &HookContext,
-    ) -> HookResult<()> {
-        self.send(d).await
-    }
-    async fn after_membership_modified(
-        &self,
-        _: &Membership,
-        _: &Membership,
-        d: &Delivery,
-        _: &HookContext,
-    ) -> HookResult<()> {
-        self.send(d).await
-    }
-    async fn after_membership_deleted(
-        &self,
-        _: &Membership,
-        d: &Delivery,
-        _: &HookContext,
-    ) -> HookResult<()> {
-        self.send(d).await
+    async fn after_change(&self, delivery: &Delivery, _: &HookContext) -> HookResult<()> {
+        self.send(delivery).await
     }
 }
 

@@ -35,6 +35,13 @@ impl AppHooks for Intruder {
         )))
     }
 
+    async fn on_change(&self, _: &Change, _: &HookContext) -> HookResult<()> {
+        refuse("on_change")
+    }
+    async fn after_change(&self, _: &Delivery, _: &HookContext) -> HookResult<()> {
+        refuse("after_change")
+    }
+
     async fn on_user_created(&self, _: &User, _: &HookContext) -> HookResult<()> {
         refuse("on_user_created")
     }

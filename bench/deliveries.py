@@ -6,18 +6,23 @@
     python3 bench/deliveries.py --quick --debug   # the debug build: checks the script
 
 For SQLite (one instance) and PostgreSQL (one and three instances on one
-database), with no plugin and with only the webhooks plugin posting to a
-receiver on 127.0.0.1 that answers 200:
+database), with no plugin and with only the webhooks plugin (or, with
+`--plugins shipped`, every shipped plugin; `--plugins in-transaction`,
+every shipped plugin but webhooks, nothing to deliver) posting to a receiver on
+127.0.0.1 that answers 200; the `[deliveries]` defaults (poll_ms among
+them) but for the lease:
 
 1. writes: POST /api/users with wrk (one wrk per instance, in parallel):
    writes/s and p99; every acknowledged write must be delivered exactly
-   once, checked in the database and at the receiver;
+   once, checked in the database and at the receiver; how many events
+   were not delivered yet when the writes stopped, and how long after
+   the last one arrived (a worker slower than the writers: a backlog);
 2. commit-to-receiver latency: arrival at the receiver minus the user's
    `created_at` (stamped inside the transaction, just before the commit),
    p50 and p99: under phase 1's saturating load (queueing included), and
    for 300 writes sent one at a time (the path itself);
-3. deliveries/s: the receiver holds the first request of a second wrk
-   phase, so every later event waits behind it (commit order); once
+3. deliveries/s: the receiver holds the first requests of a second wrk
+   phase, so every later event waits behind them; once
    released, the backlog drains: events / drain time.
 
 Writes bench/results/deliveries.json (bench/results/quick/ for --quick or
@@ -109,12 +114,15 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
         work = Path(tmp)
         folder = work / "plugins"
         folder.mkdir()
-        if plugins == "webhooks":
-            shutil.copy(load.BUILD / "libapp_plugin_webhooks.so", folder)
+        loaded = {"none": [], "webhooks": ["webhooks"], "shipped": load.SHIPPED,
+                  "in-transaction": [p for p in load.SHIPPED if p != "webhooks"]}[plugins]
+        for name in loaded:
+            shutil.copy(load.BUILD / f"libapp_plugin_{name}.so", folder)
+        delivering = "webhooks" in loaded
         db = load.Database(kind, work, pg)
         receiver = load.Receiver()
-        config = load.webhooks_config(work, receiver if plugins == "webhooks" else None,
-                                      "poll_ms = 200\n" + extra, lease_ms)
+        config = load.webhooks_config(work, receiver if delivering else None,
+                                      extra, lease_ms)
         apps = []
         try:
             for i in range(instances):
@@ -124,10 +132,14 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                                      database=db, plugins_dir=folder,
                                      env={"APP_CONFIG": str(config)}))
             for app in apps:
-                app.check_loaded(["webhooks"] if plugins == "webhooks" else [])
+                app.check_loaded(loaded)
             tag = f"{kind}{instances}{plugins}"
             cpu_before = own_cpu()
             writes = parallel_wrk(apps, duration, connections, tag + "a")
+            ended = time.time()
+            # How far behind the writers the deliveries were when they
+            # stopped: a count, whatever the machine's speed.
+            behind = db.scalar("SELECT count(*) FROM users") - receiver.count()
             receiver_cpu = own_cpu() - cpu_before
             created = sum(w["created"] for w in writes)
             result = {
@@ -142,13 +154,15 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                 "errors": sum(w["status_errors"] + w["socket_errors"] + w["timeouts"]
                               for w in writes),
             }
-            if plugins == "webhooks":
+            if delivering:
                 # Every committed write (acknowledged or cut off by wrk's end).
                 committed = db.scalar("SELECT count(*) FROM users")
                 wait("phase 1 deliveries", lambda: db.scalar(
                     "SELECT count(*) FROM outbox_deliveries WHERE status = 'delivered'") >= committed,
                     patience)
                 loaded = latencies(list(receiver.arrivals))
+                result["behind_at_end"] = behind
+                result["drained_ms"] = (max(a[1] for a in receiver.arrivals) - ended) * 1e3
                 # 2. One write at a time: the path without queueing.
                 mark = receiver.count()
                 for i in range(300):
@@ -199,22 +213,23 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
 
 def table(runs: list[dict]) -> str:
     lines = [
-        "| database | instances | plugins | writes/s | p50 ms | p99 ms | app CPU per write | writes/s, deliveries held | commit→receiver under load p50 / p99 ms | one at a time p50 / p99 ms | deliveries/s (backlog) | all delivered, once |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| database | instances | plugins | writes/s | p50 ms | p99 ms | app CPU per write | writes/s, deliveries held | commit→receiver under load p50 / p99 ms | one at a time p50 / p99 ms | deliveries/s (backlog) | behind when the writes stop / drained after ms | all delivered, once |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in runs:
         if "skipped" in r:
             lines.append(f"| {r['database']} | | | skipped: {r['skipped']} | | | | | | |")
             continue
-        hooks = r["plugins"] == "webhooks"
+        hooks = "latency_p50_ms" in r
         lines.append(
             f"| {r['database']} | {r['instances']} | {r['plugins']} | {r['writes_per_s']:,.0f} | "
             f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['server_cpu_us_per_write']:.0f} us | "
             + (f"{r['backlog_writes_per_s']:,.0f} | {r['latency_p50_ms']:,.1f} / {r['latency_p99_ms']:,.1f} | "
                f"{r['single_latency_p50_ms']:.1f} / {r['single_latency_p99_ms']:.1f} | "
                f"{r['deliveries_per_s']:,.0f} ({r['backlog']}) | "
+               f"{r['behind_at_end']} / {max(0, r['drained_ms']):,.0f} | "
                f"{'yes' if r['all_delivered'] and r['duplicates'] == 0 else 'NO'} |"
-               if hooks else "| | | |"))
+               if hooks else "| | | | |"))
     return "\n".join(lines)
 
 
@@ -226,6 +241,10 @@ def main() -> None:
                         help="run the debug build (numbers meaningless; checks the script)")
     parser.add_argument("--only", help="sqlite, postgres1 or postgres3")
     parser.add_argument("--deliveries", default="", help="extra [deliveries] lines")
+    parser.add_argument("--plugins", default="webhooks",
+                        choices=["webhooks", "shipped", "in-transaction"],
+                        help="against none: webhooks alone, every shipped plugin, or every "
+                             "shipped plugin but webhooks (nothing to deliver)")
     args = parser.parse_args()
     load.select_build(args.debug)
     if not args.no_build:
@@ -239,7 +258,7 @@ def main() -> None:
         plan = [p for p in plan if f"{p[0]}{p[1] if p[0] == 'postgres' else ''}" == args.only]
     runs = []
     for kind, instances in plan:
-        for plugins in ("none", "webhooks"):
+        for plugins in ("none", args.plugins):
             load.log(f"deliveries: {kind} x{instances}, {plugins}")
             runs.append(run(kind, instances, plugins, pg, duration, connections,
                             args.deliveries.replace("\\n", "\n")))

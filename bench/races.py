@@ -180,10 +180,13 @@ def measure_authorize(quick: bool) -> dict:
                         "p99_us": load.median_of(r, "p99_us")} for n, r in runs.items()]}
 
 
-def measure(quick: bool) -> dict:
+PARTS = {"contention": measure_contention, "deletion": measure_deletion,
+         "authorize": measure_authorize}
+
+
+def measure(quick: bool, only: str | None = None) -> dict:
     load.ensure_wrk()
-    return {"contention": measure_contention(quick), "deletion": measure_deletion(quick),
-            "authorize": measure_authorize(quick)}
+    return {name: part(quick) for name, part in PARTS.items() if only in (None, name)}
 
 
 if __name__ == "__main__":
@@ -191,9 +194,13 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="short runs, to check the script")
     parser.add_argument("--debug", action="store_true",
                         help="run the debug build (numbers meaningless; checks the script)")
+    parser.add_argument("--only", choices=list(PARTS), help="one part alone")
+    parser.add_argument("--no-build", action="store_true")
     args = parser.parse_args()
     load.select_build(args.debug)
-    load.build()
-    text = json.dumps(measure(args.quick), indent=2)
-    (load.results_dir(args.quick) / "races.json").write_text(text + "\n")
+    if not args.no_build:
+        load.build()
+    text = json.dumps(measure(args.quick, args.only), indent=2)
+    name = f"races-{args.only}.json" if args.only else "races.json"
+    (load.results_dir(args.quick) / name).write_text(text + "\n")
     print(text)

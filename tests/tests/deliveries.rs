@@ -363,6 +363,54 @@ e2e! {
         assert_eq!(names, ["first", "first", "second"]);
     }
 
+    fn a_batch_is_attempted_at_once_and_a_hung_event_holds_back_none(backend) {
+        // The first event hangs its batch's settle: the next four, committed
+        // meanwhile, make the next batch. Its four attempts hang too; the
+        // receiver gets all four before the first of them times out (the
+        // plugin's 2 s): they ran at once, not one after the other.
+        let receiver = Receiver::scripted(|n| if n < 5 { Answer::Hang } else { Answer::Status(200) });
+        let app = start(backend, &receiver, "[deliveries.webhooks]\nbackoff_ms = 60000");
+        app.create_user("gate");
+        receiver.wait_for(1);
+        for i in 0..4 {
+            app.create_user(&format!("user{i}"));
+        }
+        let got = receiver.wait_for(5);
+        let spread = got[4].at - got[1].at;
+        assert!(spread < Duration::from_secs(2), "attempted one after the other: {spread:?}");
+        let names: BTreeSet<String> = got[1..].iter()
+            .map(|r| r.json["data"]["username"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, (0..4).map(|i| format!("user{i}")).collect());
+        wait_until("all five parked", || deliveries(&app.db, "webhooks").len() == 5);
+        assert!(deliveries(&app.db, "webhooks").iter().all(|d| d == "pending:1"));
+    }
+
+    fn a_removed_plugin_no_longer_holds_back_the_pruning_of_the_log(backend) {
+        // webhooks and `after` both read the log; then webhooks is removed.
+        // Its cursor, stuck where it left, would keep every later event;
+        // unseen for longer than the retention, it is forgotten, and the
+        // events the remaining plugin has handled are pruned.
+        let db = Arc::new(TestDb::create(backend));
+        let receiver = Receiver::start();
+        let with = options(&db, &receiver, "").env(AFTER_COMMIT_ENV, "1");
+        let before = TestApp::start_on(db.clone(), &with);
+        before.create_user("old");
+        wait_until("the old event delivered to both", || {
+            delivered(&db, "webhooks") == 1 && delivered(&db, "after") == 1
+        });
+        drop(before);
+        let without = Options::default()
+            .env(AFTER_COMMIT_ENV, "1")
+            .config("[deliveries]\nbackoff_ms = 50\npoll_ms = 100\nretention_s = 1\n");
+        let app = TestApp::start_on(db.clone(), &without);
+        app.create_user("new");
+        wait_until("the new event delivered to after", || delivered(&db, "after") == 2);
+        wait_until("the log pruned", || db.count("SELECT COUNT(*) FROM outbox_events") == 0);
+        assert_eq!(db.column("SELECT plugin FROM outbox_cursors ORDER BY plugin"), ["after"]);
+        assert_eq!(receiver.received().len(), 1);
+    }
+
     fn a_plugin_added_later_starts_at_the_head_of_the_log(backend) {
         // Events recorded for another plugin (`after`) before webhooks is
         // there: webhooks never gets them, only what comes after it.
@@ -385,9 +433,9 @@ e2e! {
         assert_eq!(got[0].json["data"]["username"], "new");
     }
 
-    fn events_reach_a_plugin_in_commit_order(backend) {
+    fn events_reach_a_plugin_delivering_one_at_a_time_in_commit_order(backend) {
         let receiver = Receiver::start();
-        let app = start(backend, &receiver, "");
+        let app = start(backend, &receiver, "concurrency = 1");
         // The recorder test plugin creates its table on first use: once,
         // before writers race (concurrent CREATE TABLE IF NOT EXISTS
         // conflict on PostgreSQL).
@@ -438,7 +486,8 @@ fn three_instances_share_the_outbox_and_survive_one_killed() {
         }
     });
     let db = Arc::new(TestDb::create(backend));
-    let options = options(&db, &receiver, "");
+    // One at a time: the order before and after the kill is checked.
+    let options = options(&db, &receiver, "concurrency = 1");
     let mut apps: Vec<TestApp> = (0..3)
         .map(|_| TestApp::start_on(db.clone(), &options))
         .collect();
@@ -753,9 +802,10 @@ fn instance_of(app: &TestApp) -> String {
         .to_owned()
 }
 
-/// Every event once, in commit order, the last soon after the writes, and
-/// not a warning logged: deliveries keep up with concurrent writers on one
-/// and on three instances, and the workers' bookkeeping never collides.
+/// Every event once, the last soon after the writes, and not a warning
+/// logged: deliveries (several at once, the default) keep up with
+/// concurrent writers on one and on three instances, and the workers'
+/// bookkeeping never collides.
 fn deliveries_keep_up_with_concurrent_writers(instances: usize) {
     let Some((db, receiver, apps)) = load_on(instances) else {
         return;
@@ -767,7 +817,8 @@ fn deliveries_keep_up_with_concurrent_writers(instances: usize) {
     let got = receiver.received();
     let keys: Vec<String> = got.iter().map(|r| r.key.clone()).collect();
     assert_eq!(keys.len() as i64, total, "each event once");
-    assert_eq!(keys, delivery_order(&db), "in commit order");
+    let keys: BTreeSet<String> = keys.into_iter().collect();
+    assert_eq!(keys, event_keys(&db).into_iter().collect(), "every event");
     let last = got.iter().map(|r| r.at).max().unwrap();
     // Generous (a debug build on a shared machine): the speed target is
     // BENCHMARKS.md's; this says the queue never waited out a lease.
@@ -793,9 +844,9 @@ fn deliveries_keep_up_with_concurrent_writers_on_three_instances() {
 }
 
 /// Three instances under concurrent writes; the one holding the head of the
-/// queue is killed (kill -9) in the middle. Everything committed arrives,
-/// in commit order from the first event not recorded as delivered; the
-/// only events sent twice are the killed instance's claims.
+/// queue is killed (kill -9) in the middle. Everything committed arrives;
+/// the only events sent twice are the killed instance's claims. (Several
+/// at once, the default: the order is checked one at a time, above.)
 #[test]
 fn deliveries_survive_an_instance_killed_under_load() {
     let Some((db, receiver, mut apps)) = load_on(3) else {
@@ -852,13 +903,4 @@ fn deliveries_survive_an_instance_killed_under_load() {
     }
     assert_eq!(seen.len() as i64, events, "every committed event arrived");
     assert_eq!(seen, event_keys(&db).into_iter().collect::<BTreeSet<_>>());
-    // In commit order, once each first arrival is taken.
-    let firsts: Vec<String> = {
-        let mut once = BTreeSet::new();
-        got.iter()
-            .filter(|r| once.insert(r.key.clone()))
-            .map(|r| r.key.clone())
-            .collect()
-    };
-    assert_eq!(firsts, delivery_order(&db));
 }

@@ -6,8 +6,9 @@
 //!   nothing to deliver, a committed one is delivered even if the process
 //!   dies right after the commit.
 //! - [`Deliverer`] (one task per plugin) reads the log from the plugin's
-//!   cursor under a lease, calls the plugin's hook for each event in commit
-//!   order, and records the batch in one write: the cursor moves past it,
+//!   cursor under a lease, calls the plugin's hook for each event (several
+//!   at once, started in commit order; an `ordered` plugin's one at a time,
+//!   in commit order), and records the batch in one write: the cursor moves past it,
 //!   a failed event is parked for its retries (with backoff, then dead)
 //!   while the later ones go on, or holds them back for an `ordered` plugin.
 //!   On PostgreSQL several instances share the log: the lease on a plugin's
@@ -54,6 +55,10 @@ pub struct DeliveriesConfig {
     pub poll_ms: u64,
     /// Events claimed at once per plugin.
     pub batch: u32,
+    /// How many of a batch's events are attempted at once, for a plugin
+    /// that is not `ordered` (an ordered one: one at a time). Above 1,
+    /// the events of a batch may reach the plugin out of commit order.
+    pub concurrency: u32,
     /// Whether a failed event holds back the plugin's later events until
     /// it is delivered or dead (strict commit order), rather than being
     /// parked for its retries while the later ones go on (the default).
@@ -80,6 +85,8 @@ pub struct PluginDeliveries {
     pub timeout_ms: Option<u64>,
     /// See [`DeliveriesConfig::ordered`].
     pub ordered: Option<bool>,
+    /// See [`DeliveriesConfig::concurrency`].
+    pub concurrency: Option<u32>,
 }
 
 impl Default for DeliveriesConfig {
@@ -92,6 +99,7 @@ impl Default for DeliveriesConfig {
             lease_ms: 60_000,
             poll_ms: 1_000,
             batch: 50,
+            concurrency: 8,
             ordered: false,
             retention_s: 7 * 24 * 3600,
             plugins: HashMap::new(),
@@ -112,18 +120,27 @@ pub struct Policy {
     pub timeout: Duration,
     /// A failed event holds back the later ones (see [`DeliveriesConfig::ordered`]).
     pub ordered: bool,
+    /// Attempts running at once: 1 for an ordered plugin (see
+    /// [`DeliveriesConfig::concurrency`]).
+    pub concurrency: usize,
 }
 
 impl DeliveriesConfig {
     /// `plugin`'s policy: its overrides over the defaults.
     pub fn policy(&self, plugin: &str) -> Policy {
         let own = self.plugins.get(plugin).cloned().unwrap_or_default();
+        let ordered = own.ordered.unwrap_or(self.ordered);
         Policy {
             max_attempts: own.max_attempts.unwrap_or(self.max_attempts).max(1),
             backoff: Duration::from_millis(own.backoff_ms.unwrap_or(self.backoff_ms)),
             max_backoff: Duration::from_millis(own.max_backoff_ms.unwrap_or(self.max_backoff_ms)),
             timeout: Duration::from_millis(own.timeout_ms.unwrap_or(self.timeout_ms).max(1)),
-            ordered: own.ordered.unwrap_or(self.ordered),
+            ordered,
+            concurrency: if ordered {
+                1
+            } else {
+                own.concurrency.unwrap_or(self.concurrency).max(1) as usize
+            },
         }
     }
 }
@@ -180,6 +197,15 @@ mod tests {
         assert_eq!(webhooks.backoff, Duration::from_millis(100));
         assert_eq!(config.policy("other").max_attempts, 3);
         assert_eq!(config.policy("other").timeout, Duration::from_secs(10));
+        assert_eq!(config.policy("other").concurrency, 8);
+        let ordered: DeliveriesConfig =
+            toml::from_str("concurrency = 4\n[webhooks]\nordered = true\n").unwrap();
+        assert_eq!(
+            ordered.policy("webhooks").concurrency,
+            1,
+            "ordered: one at a time"
+        );
+        assert_eq!(ordered.policy("other").concurrency, 4);
         let typo = toml::from_str::<DeliveriesConfig>("[webhooks]\nmax_attempt = 5\n");
         assert!(typo.is_err());
     }
@@ -192,6 +218,7 @@ mod tests {
             max_backoff: Duration::from_millis(1_000),
             timeout: Duration::from_secs(1),
             ordered: false,
+            concurrency: 1,
         };
         for (failed, full) in [
             (1, 100),

@@ -1,14 +1,18 @@
 //! The delivery worker: per plugin, read the outbox log from the plugin's
 //! cursor under a lease, call the plugin's after-commit hook for each event
-//! in order, and record the outcome in one write per batch: the cursor moves
-//! past the batch, and a failed event is parked (retried with backoff, then
-//! dead) without holding back the plugin's later events, unless the plugin
-//! is `ordered`. Plus the pruning of delivered events.
+//! of the batch (up to `concurrency` at once, started in commit order; one at
+//! a time for an `ordered` plugin), and record the outcome in one write per
+//! batch: the cursor moves past the batch, and a failed event is parked
+//! (retried with backoff, then dead) without holding back the plugin's later
+//! events, unless the plugin is `ordered`. Plus the pruning of delivered
+//! events.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change, Delivery, HookContext};
 use sqlx::Row;
@@ -54,6 +58,7 @@ impl Deliverer {
         }
         let owner = hookspecs::new_secret("instance_")?;
         let mut tasks = Vec::new();
+        let names: Vec<&'static str> = plugins.keys().copied().collect();
         for (plugin, hooks) in plugins {
             start_at_head(&state, plugin).await.map_err(failed)?;
             let queue = Queue {
@@ -81,6 +86,7 @@ impl Deliverer {
         tasks.push(tokio::spawn(prune_forever(
             state.clone(),
             Duration::from_secs(config.retention_s),
+            names,
         )));
         Ok(Deliverer {
             tasks,
@@ -122,26 +128,28 @@ async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
 
 /// Gives `plugin` a cursor if it has none: at the head of the log, so a
 /// plugin added later gets the events recorded from now on, not the past.
+/// Either way the cursor is marked seen (see [`prune`]).
 /// PostgreSQL: just below the oldest running transaction (every event
 /// below it is past, any event at or above it is to come); SQLite: after
 /// the last event.
 async fn start_at_head(state: &State, plugin: &str) -> Result<(), ApiError> {
     let sql = match state.db.dialect() {
         Dialect::Postgres => {
-            "INSERT INTO outbox_cursors (plugin, txid, event_id) \
+            "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
              VALUES ($1, pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, \
-                     9223372036854775807) \
-             ON CONFLICT (plugin) DO NOTHING"
+                     9223372036854775807, $2) \
+             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
         }
         Dialect::Sqlite => {
-            "INSERT INTO outbox_cursors (plugin, txid, event_id) \
-             VALUES ($1, 0, (SELECT COALESCE(MAX(id), 0) FROM outbox_events)) \
-             ON CONFLICT (plugin) DO NOTHING"
+            "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
+             VALUES ($1, 0, (SELECT COALESCE(MAX(id), 0) FROM outbox_events), $2) \
+             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
         }
     };
     bookkeeping(state, |ctx| async move {
         sqlx::query(sql)
             .bind(plugin)
+            .bind(now_ms())
             .execute(&mut *ctx.db().await?)
             .await?;
         Ok(())
@@ -330,7 +338,11 @@ impl Queue {
         if !due && (!more || (self.policy.ordered && retry_at.is_some())) {
             return Ok(Round::Idle(retry_at));
         }
-        let Some(batch) = self.claim(now).await? else {
+        // Nothing parked (as of the look): no retry to read. An ordered
+        // plugin reads them anyway, as another instance may have parked one
+        // since, which its next events must not overtake.
+        let parked = retry_at.is_some() || self.policy.ordered;
+        let Some(batch) = self.claim(now, parked).await? else {
             // Taken by another instance meanwhile, or (PostgreSQL) a
             // transaction that may still record an earlier event is running.
             return Ok(Round::Idle(Some(now_ms() + 10)));
@@ -342,9 +354,10 @@ impl Queue {
     /// Takes the plugin's lease (the one instance working on it now, which
     /// keeps commit order) with what it is to deliver: the parked events
     /// whose retry is due, then (unless an `ordered` plugin has events
-    /// parked) the log's next events after its cursor. `None`: nothing to
-    /// do, or another instance holds the lease.
-    async fn claim(&self, now: i64) -> Result<Option<Batch>, ApiError> {
+    /// parked) the log's next events after its cursor; the parked ones are
+    /// read only if `parked`. `None`: nothing to do, or another instance
+    /// holds the lease.
+    async fn claim(&self, now: i64, parked: bool) -> Result<Option<Batch>, ApiError> {
         let postgres = self.state.db.dialect() == Dialect::Postgres;
         let (lock, below_running) = if postgres {
             (
@@ -382,11 +395,15 @@ impl Queue {
             if leased > now && owner.as_deref() != Some(&self.owner) {
                 return Ok(None);
             }
-            let parked = sqlx::query(retries_sql)
-                .bind(self.plugin)
-                .bind(self.batch)
-                .fetch_all(&mut *db)
-                .await?;
+            let parked = if parked {
+                sqlx::query(retries_sql)
+                    .bind(self.plugin)
+                    .bind(self.batch)
+                    .fetch_all(&mut *db)
+                    .await?
+            } else {
+                Vec::new()
+            };
             let mut retries = Vec::new();
             for row in &parked {
                 let due = row.try_get::<i64, _>("next_attempt_ms")? <= now;
@@ -427,40 +444,20 @@ impl Queue {
         .await
     }
 
-    /// Attempts the batch: the retries, then the log's events in order. A
-    /// failure parks the event and the next goes on; an `ordered` plugin
+    /// Attempts the batch: the retries, then the log's events, up to the
+    /// policy's `concurrency` at once, started in order. A failure parks
+    /// the event and the others go on; an `ordered` plugin (one at a time)
     /// stops at it instead (later ones must not overtake it). Then one
     /// write settles the batch and moves the cursor past what was handled.
     async fn deliver(&self, batch: Batch) {
         let lease_end = now_ms() + self.lease.as_millis() as i64;
-        let timeout = self.policy.timeout.as_millis() as i64;
-        let mut retried = Vec::new();
-        let mut handled = Vec::new();
         let mut stopped = false;
-        for (list, out) in [
-            (&batch.retries, &mut retried),
-            (&batch.events, &mut handled),
-        ] {
-            for claimed in list {
-                // Never start an attempt that could outlive the claim.
-                if stopped || now_ms() + timeout >= lease_end {
-                    stopped = true;
-                    break;
-                }
-                let outcome = if Change::kind_of(&claimed.name)
-                    .is_some_and(|k| self.hooks.contains(k.after_hook))
-                {
-                    match self.attempt(claimed).await {
-                        Ok(()) => Outcome::Delivered,
-                        Err((why, fatal)) => Outcome::Failed(why, fatal),
-                    }
-                } else {
-                    Outcome::Skipped
-                };
-                stopped = self.policy.ordered && matches!(outcome, Outcome::Failed(..));
-                out.push((claimed, outcome));
-            }
-        }
+        let retried = self
+            .attempt_all(&batch.retries, lease_end, &mut stopped)
+            .await;
+        let handled = self
+            .attempt_all(&batch.events, lease_end, &mut stopped)
+            .await;
         if let Err(error) = self.settle(&retried, &handled).await {
             // The lease stays until it ends; then the events are tried
             // again (at least once).
@@ -469,6 +466,67 @@ impl Queue {
                 "recording deliveries failed: {}",
                 error.message
             );
+        }
+    }
+
+    /// Attempts `list`'s events, at most `concurrency` at once, started in
+    /// order; the outcomes of the first ones, in order: every event up to
+    /// the first not attempted. None is started once `stopped` (an ordered
+    /// plugin's failure, or the claim's end near: an attempt never outlives
+    /// the claim), so the cursor, moved past the last outcome, never passes
+    /// an event not handled.
+    async fn attempt_all<'a>(
+        &self,
+        list: &'a [Claimed],
+        lease_end: i64,
+        stopped: &mut bool,
+    ) -> Vec<(&'a Claimed, Outcome)> {
+        let timeout = self.policy.timeout.as_millis() as i64;
+        let mut out = Vec::with_capacity(list.len());
+        let mut next = list.iter();
+        let mut running = FuturesOrdered::new();
+        while !*stopped {
+            // Start attempts while a slot is free, checking the lease just
+            // before each.
+            while running.len() < self.policy.concurrency {
+                match next.next() {
+                    Some(claimed) if now_ms() + timeout < lease_end => {
+                        running.push_back(self.tagged(claimed));
+                    }
+                    Some(_) => {
+                        *stopped = true;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            let Some((claimed, outcome)) = running.next().await else {
+                break;
+            };
+            *stopped |= self.policy.ordered && matches!(outcome, Outcome::Failed(..));
+            out.push((claimed, outcome));
+        }
+        // Those already running (none for an ordered plugin, one at a
+        // time) are seen to their end and recorded.
+        while let Some(done) = running.next().await {
+            out.push(done);
+        }
+        out
+    }
+
+    /// [`outcome`](Self::outcome), with the event it is of.
+    async fn tagged<'a>(&self, claimed: &'a Claimed) -> (&'a Claimed, Outcome) {
+        (claimed, self.outcome(claimed).await)
+    }
+
+    /// One event's outcome: attempted if the plugin implements its hook.
+    async fn outcome(&self, claimed: &Claimed) -> Outcome {
+        if !Change::kind_of(&claimed.name).is_some_and(|k| self.hooks.contains(k.after_hook)) {
+            return Outcome::Skipped;
+        }
+        match self.attempt(claimed).await {
+            Ok(()) => Outcome::Delivered,
+            Err((why, fatal)) => Outcome::Failed(why, fatal),
         }
     }
 
@@ -661,29 +719,51 @@ struct Fate {
     done_ms: Option<i64>,
 }
 
-/// Deletes delivered deliveries older than `retention`, and events older
-/// than it that every plugin's cursor has passed and that have no delivery
-/// left, every minute (or every `retention`, if shorter).
-async fn prune_forever(state: Arc<State>, retention: Duration) {
+/// Every minute (or every `retention`, if shorter), a pruning pass.
+async fn prune_forever(state: Arc<State>, retention: Duration, loaded: Vec<&'static str>) {
     let every = retention.clamp(Duration::from_secs(1), Duration::from_secs(60));
     loop {
         tokio::time::sleep(every).await;
-        match prune(&state, retention).await {
-            Ok(()) => {}
-            Err(error) => tracing::warn!("pruning delivered events failed: {}", error.message),
+        if let Err(error) = prune(&state, retention, every, &loaded).await {
+            tracing::warn!("pruning delivered events failed: {}", error.message);
         }
     }
 }
 
-/// One pruning pass.
-///
-/// # Errors
-///
-/// The database's.
-pub async fn prune(state: &State, retention: Duration) -> Result<(), ApiError> {
-    let before = now_ms() - retention.as_millis() as i64;
+/// One pruning pass: marks the cursors of the plugins `loaded` here as
+/// seen; forgets the cursors of plugins no instance has marked for longer
+/// than `retention` (and two passes, `every` apart: a live instance's marks
+/// are never that old), which would otherwise hold back the pruning of
+/// every later event for ever; deletes delivered deliveries older than
+/// `retention`, and events older than it that every cursor has passed and
+/// that have no delivery left.
+async fn prune(
+    state: &State,
+    retention: Duration,
+    every: Duration,
+    loaded: &[&str],
+) -> Result<(), ApiError> {
+    let now = now_ms();
+    let before = now - retention.as_millis() as i64;
+    let unseen = before - 2 * every.as_millis() as i64;
+    let marks = (0..loaded.len())
+        .map(|i| format!("${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mark = format!("UPDATE outbox_cursors SET seen_ms = $1 WHERE plugin IN ({marks})");
+    let mark = &mark;
     bookkeeping(state, |ctx| async move {
         let mut db = ctx.db().await?;
+        if !loaded.is_empty() {
+            let query = loaded
+                .iter()
+                .fold(sqlx::query(mark).bind(now), |q, plugin| q.bind(*plugin));
+            query.execute(&mut *db).await?;
+        }
+        sqlx::query("DELETE FROM outbox_cursors WHERE seen_ms < $1")
+            .bind(unseen)
+            .execute(&mut *db)
+            .await?;
         sqlx::query("DELETE FROM outbox_deliveries WHERE status = 'delivered' AND done_ms < $1")
             .bind(before)
             .execute(&mut *db)

@@ -12,7 +12,8 @@
 //! The second phase: the application records each change in an outbox table
 //! inside the operation's transaction, and delivers it once that
 //! transaction committed: to every plugin that hears it after commit, one
-//! delivery each, at least once, in commit order per plugin, retried with
+//! delivery each, at least once, started in commit order per plugin (one
+//! at a time, in that order, for a plugin configured `ordered`), retried with
 //! backoff on error, panic or time limit, then kept as dead for an admin
 //! to retry.
 //!

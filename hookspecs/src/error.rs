@@ -194,12 +194,16 @@ fn lost_a_race(error: &HookError) -> bool {
     false
 }
 
-/// PostgreSQL's serialization failure (40001) and deadlock (40P01).
+/// PostgreSQL's serialization failure (40001) and deadlock (40P01), and
+/// its shared memory for tracking SERIALIZABLE conflicts running out under
+/// a burst of concurrent transactions (53200, "not enough elements in
+/// RWConflictPool"): each passes once the colliding transactions end, so
+/// the operation is run again, and answers 503 if it keeps failing.
 fn is_race(error: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = error else {
         return false;
     };
-    matches!(db.code().as_deref(), Some("40001" | "40P01"))
+    matches!(db.code().as_deref(), Some("40001" | "40P01" | "53200"))
 }
 
 impl ApiError {
@@ -240,5 +244,55 @@ impl From<sqlx::Error> for ApiError {
         }
         tracing::error!(%error, "database error");
         ApiError::internal(format!("database error: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database error with only a code, as the drivers report one.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn conflicts_and_exhausted_conflict_tracking_run_the_operation_again() {
+        for code in ["40001", "40P01", "53200"] {
+            let error = ApiError::from(sqlx::Error::Database(Box::new(Coded(code))));
+            assert!(error.is_race(), "{code}");
+            assert_eq!(error.status, 503, "{code}");
+        }
+        let error = ApiError::from(sqlx::Error::Database(Box::new(Coded("23505"))));
+        assert!(!error.is_race());
+        assert_eq!(error.status, 500);
     }
 }

@@ -92,8 +92,8 @@ crate::changes::changes! {
 /// context whose unit of work is NOT the operation's: it is the
 /// delivery's own, committed when the hook returns `Ok` and rolled back
 /// otherwise (the delivery is marked done just after: a crash in between
-/// delivers the event again, with the same event id). Each plugin implementing the hook gets its own delivery, in
-/// commit order; `[deliveries]` in the config sets attempts, backoff and the
+/// delivers the event again, with the same event id). Each plugin implementing the hook gets its own delivery, started
+/// in commit order (one at a time with `ordered = true`); `[deliveries]` in the config sets attempts, backoff and the
 /// time limit. On SQLite the first write through `ctx` takes the
 /// application's one writer's turn until the hook returns: talk to the world
 /// first, write after.

@@ -5,7 +5,7 @@
 //! (busy loop, sleep, panic, memory, stack, exit) is that hook's error
 //! only, while healthy requests go on being served.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -19,22 +19,26 @@ const LIMIT: Duration = Duration::from_millis(300);
 /// (100 ms) and the request's way through a loaded machine.
 const LATE: Duration = Duration::from_millis(1500);
 
+/// Builds the component crate in `dir` (package `app_plugin_<name>`) for
+/// wasm32-wasip2: the component's path.
+fn build_component(dir: &Path, name: &str) -> PathBuf {
+    let target = workspace().join("target").join("components");
+    let status = cargo()
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("running cargo build for wasm32-wasip2");
+    assert!(status.success(), "building the component {name} failed");
+    target.join(format!("wasm32-wasip2/release/app_plugin_{name}.wasm"))
+}
+
 /// The probe component, built once per test process.
 fn probe() -> &'static PathBuf {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();
-    PROBE.get_or_init(|| {
-        let target = workspace().join("target").join("components");
-        let status = cargo()
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
-            .arg("--manifest-path")
-            .arg(workspace().join("tests/components/probe/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .status()
-            .expect("running cargo build for wasm32-wasip2");
-        assert!(status.success(), "building the probe component failed");
-        target.join("wasm32-wasip2/release/app_plugin_probe.wasm")
-    })
+    PROBE.get_or_init(|| build_component(&workspace().join("tests/components/probe"), "probe"))
 }
 
 /// The real app with the probe alone in its plugin folder.
@@ -181,4 +185,52 @@ e2e! {
         assert_eq!(status_of(&app, "probe"), "loaded");
         expect_error(422, "probe_refused", app.post("/api/users", ADMIN, new_user("veto-x")));
     }
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_of_another_major_version_is_refused_naming_both() {
+    // The probe, built against the WIT package as a version 2 would be.
+    let copy = tempfile::tempdir().unwrap();
+    let wit = std::fs::read_to_string(workspace().join("hookspecs/wit/plugin.wit")).unwrap();
+    let version = format!("app:plugin@{};", app::plugins::component::wit::VERSION);
+    assert!(wit.contains(&version));
+    std::fs::create_dir_all(copy.path().join("hookspecs/wit")).unwrap();
+    std::fs::write(
+        copy.path().join("hookspecs/wit/plugin.wit"),
+        wit.replace(&version, "app:plugin@2.0.0;"),
+    )
+    .unwrap();
+    let crate_dir = copy.path().join("tests/components/future");
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    let probe_dir = workspace().join("tests/components/probe");
+    let manifest = std::fs::read_to_string(probe_dir.join("Cargo.toml")).unwrap();
+    std::fs::write(
+        crate_dir.join("Cargo.toml"),
+        manifest.replace("app_plugin_probe", "app_plugin_future"),
+    )
+    .unwrap();
+    std::fs::copy(probe_dir.join("src/lib.rs"), crate_dir.join("src/lib.rs")).unwrap();
+    std::fs::copy(probe_dir.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let future = build_component(&crate_dir, "future");
+
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::copy(future, folder.path().join("app_plugin_future.wasm")).unwrap();
+    std::fs::copy(probe(), folder.path().join("app_plugin_probe.wasm")).unwrap();
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    let status = status_of(&app, "future");
+    assert!(
+        status.starts_with(&format!(
+            "failed: built for version 2.0.0 of the plugin interface, but the app provides {}",
+            app::plugins::component::wit::VERSION
+        )),
+        "{status}"
+    );
+    assert_eq!(status_of(&app, "probe"), "loaded");
 }

@@ -43,8 +43,14 @@ fn probe() -> &'static PathBuf {
 
 /// The real app with the probe alone in its plugin folder.
 fn start(backend: Backend) -> (TestApp, tempfile::TempDir) {
+    start_component(backend, &std::fs::read(probe()).unwrap())
+}
+
+/// The real app with `component` as `app_plugin_probe.wasm` alone in its
+/// plugin folder, configured as the probe.
+fn start_component(backend: Backend, component: &[u8]) -> (TestApp, tempfile::TempDir) {
     let folder = tempfile::tempdir().unwrap();
-    std::fs::copy(probe(), folder.path().join("app_plugin_probe.wasm")).unwrap();
+    std::fs::write(folder.path().join("app_plugin_probe.wasm"), component).unwrap();
     let config = format!(
         "[plugins.probe]\ntoken = \"probe-secret\"\n\n[plugins.probe.sandbox]\n\
          time_limit_ms = {}\nmemory_mib = 16\n",
@@ -233,4 +239,62 @@ fn a_component_of_another_major_version_is_refused_naming_both() {
         "{status}"
     );
     assert_eq!(status_of(&app, "probe"), "loaded");
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_compiled_component_is_cached_and_a_spoilt_entry_compiled_again() {
+    use hookspecs::sha2::{Digest, Sha256};
+    // The probe with a custom section of its own: a cache entry no other
+    // test shares.
+    let mut component = std::fs::read(probe()).unwrap();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let payload = format!("cache test {} {}", std::process::id(), stamp.as_nanos());
+    let size = u8::try_from(2 + payload.len()).unwrap();
+    assert!(size < 0x80, "one LEB128 byte");
+    component.extend([0, size, 1, b't']);
+    component.extend(payload.as_bytes());
+    let hash: String = Sha256::digest(&component)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cache = app_binary().with_file_name("component-cache");
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&hash))
+            .collect()
+    };
+
+    let (app, _folder) = start_component(Backend::Sqlite, &component);
+    assert_eq!(status_of(&app, "probe"), "loaded");
+    let stored = entries();
+    assert_eq!(stored.len(), 1, "one entry for the component: {stored:?}");
+    drop(app);
+
+    std::fs::write(&stored[0], b"spoilt").unwrap();
+    let (app, _folder) = start_component(Backend::Sqlite, &component);
+    assert_eq!(status_of(&app, "probe"), "loaded");
+    expect_error(
+        422,
+        "probe_refused",
+        app.post("/api/users", ADMIN, new_user("veto-x")),
+    );
+    assert!(
+        app.proc
+            .output
+            .text()
+            .contains("cached component unusable, compiling again")
+    );
+    assert_ne!(
+        std::fs::read(&stored[0]).unwrap(),
+        b"spoilt",
+        "the entry was written again"
+    );
 }

@@ -193,49 +193,77 @@ e2e! {
     }
 }
 
+/// A variant of the probe, package `app_plugin_<name>`, built in a copy
+/// whose WIT package has one text replaced, and its source maybe one.
+fn probe_variant(name: &str, wit_edit: (&str, &str), src_edit: Option<(&str, &str)>) -> PathBuf {
+    let copy = tempfile::tempdir().unwrap();
+    let edited = |from: &Path, (old, new): (&str, &str)| {
+        let text = std::fs::read_to_string(from).unwrap();
+        assert!(text.contains(old), "{} has no {old:?}", from.display());
+        text.replace(old, new)
+    };
+    std::fs::create_dir_all(copy.path().join("hookspecs/wit")).unwrap();
+    let wit = edited(&workspace().join("hookspecs/wit/plugin.wit"), wit_edit);
+    std::fs::write(copy.path().join("hookspecs/wit/plugin.wit"), wit).unwrap();
+    let crate_dir = copy.path().join("tests/components").join(name);
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    let probe_dir = workspace().join("tests/components/probe");
+    let package = format!("app_plugin_{name}");
+    let manifest = edited(
+        &probe_dir.join("Cargo.toml"),
+        ("app_plugin_probe", &package),
+    );
+    std::fs::write(crate_dir.join("Cargo.toml"), manifest).unwrap();
+    let source = match src_edit {
+        Some(edit) => edited(&probe_dir.join("src/lib.rs"), edit),
+        None => std::fs::read_to_string(probe_dir.join("src/lib.rs")).unwrap(),
+    };
+    std::fs::write(crate_dir.join("src/lib.rs"), source).unwrap();
+    std::fs::copy(probe_dir.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    build_component(&crate_dir, name)
+}
+
 #[test]
 #[cfg_attr(
     no_wasm_target,
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
-fn a_component_of_another_major_version_is_refused_naming_both() {
-    // The probe, built against the WIT package as a version 2 would be.
-    let copy = tempfile::tempdir().unwrap();
-    let wit = std::fs::read_to_string(workspace().join("hookspecs/wit/plugin.wit")).unwrap();
-    let version = format!("app:plugin@{};", app::plugins::component::wit::VERSION);
-    assert!(wit.contains(&version));
-    std::fs::create_dir_all(copy.path().join("hookspecs/wit")).unwrap();
-    std::fs::write(
-        copy.path().join("hookspecs/wit/plugin.wit"),
-        wit.replace(&version, "app:plugin@2.0.0;"),
-    )
-    .unwrap();
-    let crate_dir = copy.path().join("tests/components/future");
-    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
-    let probe_dir = workspace().join("tests/components/probe");
-    let manifest = std::fs::read_to_string(probe_dir.join("Cargo.toml")).unwrap();
-    std::fs::write(
-        crate_dir.join("Cargo.toml"),
-        manifest.replace("app_plugin_probe", "app_plugin_future"),
-    )
-    .unwrap();
-    std::fs::copy(probe_dir.join("src/lib.rs"), crate_dir.join("src/lib.rs")).unwrap();
-    std::fs::copy(probe_dir.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
-    let future = build_component(&crate_dir, "future");
-
+fn a_component_of_another_major_version_or_with_unknown_imports_is_refused_naming_why() {
+    let ours = app::plugins::component::wit::VERSION;
+    let version = format!("app:plugin@{ours};");
+    // Built against the WIT package as a version 2 would be.
+    let future = probe_variant("future", (&version, "app:plugin@2.0.0;"), None);
+    // Calling a host function the app does not have.
+    let greedy = probe_variant(
+        "greedy",
+        (
+            "    config: func() -> string;",
+            "    config: func() -> string;\n    secrets: func() -> string;",
+        ),
+        Some(("host::config()", "host::secrets()")),
+    );
     let folder = tempfile::tempdir().unwrap();
-    std::fs::copy(future, folder.path().join("app_plugin_future.wasm")).unwrap();
-    std::fs::copy(probe(), folder.path().join("app_plugin_probe.wasm")).unwrap();
+    for (name, component) in [("future", &future), ("greedy", &greedy), ("probe", probe())] {
+        std::fs::copy(
+            component,
+            folder.path().join(format!("app_plugin_{name}.wasm")),
+        )
+        .unwrap();
+    }
     let options = Options::default()
         .real_app()
         .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
     let app = TestApp::start_with(Backend::Sqlite, options);
     let status = status_of(&app, "future");
+    let expected = format!(
+        "failed: built for version 2.0.0 of the plugin interface, but the app provides {ours}: \
+         rebuild the plugin against this app's SDK"
+    );
+    assert!(status.starts_with(&expected), "{status}");
+    let status = status_of(&app, "greedy");
     assert!(
-        status.starts_with(&format!(
-            "failed: built for version 2.0.0 of the plugin interface, but the app provides {}",
-            app::plugins::component::wit::VERSION
-        )),
+        status.starts_with("failed: it imports what the app does not provide to components")
+            && status.contains("secrets"),
         "{status}"
     );
     assert_eq!(status_of(&app, "probe"), "loaded");

@@ -1,6 +1,8 @@
 //! Finding plugins in the plugin folder: a crate `app_plugin_<name>`, built
 //! with the app by the same `cargo` invocation (its library sits next to the
-//! running binary), or a prebuilt `libapp_plugin_<name>.so` placed there.
+//! running binary), a prebuilt `libapp_plugin_<name>.so` placed there, or a
+//! sandboxed plugin: a WebAssembly component `app_plugin_<name>.wasm`
+//! ([`super::component`]).
 
 use std::path::{Path, PathBuf};
 
@@ -38,15 +40,18 @@ pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>>
             found.push(crate_candidate(&path, &manifest, &file_name, build_dir));
             continue;
         }
+        let component_suffix = format!(".{}", super::component::EXTENSION);
         let library = file_name
             .strip_prefix(std::env::consts::DLL_PREFIX)
-            .and_then(|f| f.strip_suffix(std::env::consts::DLL_SUFFIX));
+            .and_then(|f| f.strip_suffix(std::env::consts::DLL_SUFFIX))
+            .or_else(|| file_name.strip_suffix(&component_suffix));
         match library {
             Some(stem) => {
                 let problem = (!stem.starts_with(PREFIX)).then(|| {
                     format!(
-                        "a library in the plugin folder must be named {}{PREFIX}<name>{}: \
-                         rename it to load it, or move it out of the folder",
+                        "a library in the plugin folder must be named {}{PREFIX}<name>{} \
+                         (a component {PREFIX}<name>{component_suffix}): rename it to load \
+                         it, or move it out of the folder",
                         std::env::consts::DLL_PREFIX,
                         std::env::consts::DLL_SUFFIX
                     )
@@ -107,4 +112,13 @@ fn library_file(crate_name: &str) -> String {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_SUFFIX
     )
+}
+
+impl Candidate {
+    /// A sandboxed plugin (a WebAssembly component), not a native library.
+    pub fn is_component(&self) -> bool {
+        self.library
+            .extension()
+            .is_some_and(|e| e == super::component::EXTENSION)
+    }
 }

@@ -11,7 +11,7 @@ use hookspecs::host::PluginConfigs;
 
 use super::report::{Entry, Status};
 use super::requirements::in_requirement_order;
-use super::{APP_PLUGIN, BuiltIn, discovery, loader};
+use super::{APP_PLUGIN, BuiltIn, component, discovery, loader};
 
 /// Registers the app's own plugin, the linked-in `plugins`, and every
 /// plugin found in the configured folder (in name order). A plugin that
@@ -93,8 +93,14 @@ pub fn load(
             continue;
         }
         let table = tables.0.get(&candidate.name).cloned().unwrap_or_default();
-        let export = loader::check_file(&candidate, &dir)
-            .and_then(|()| loader::load(&candidate.library, &table));
+        let export = loader::check_file(&candidate, &dir).and_then(|()| {
+            if candidate.is_component() {
+                let cache = build_dir.join("component-cache");
+                component::load(&candidate.library, &candidate.name, &table, &cache)
+            } else {
+                loader::load(&candidate.library, &table)
+            }
+        });
         exports.insert(candidate.name, (source, export));
     }
     let linked: Vec<String> = report.iter().map(|e| e.name.clone()).collect();

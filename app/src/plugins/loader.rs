@@ -184,3 +184,22 @@ pub fn load(library: &Path, config: &serde_json::Value) -> Result<PluginExport, 
     std::mem::forget(lib);
     Ok(export)
 }
+
+/// A compiled component from the component cache
+/// ([`super::component`]): wasmtime's own format, checked by wasmtime for
+/// its version and the engine's settings before use.
+///
+/// # Errors
+///
+/// wasmtime refuses the bytes (another engine, another version, corrupt).
+pub fn deserialize_component(
+    engine: &wasmtime::Engine,
+    compiled: &[u8],
+) -> wasmtime::Result<wasmtime::component::Component> {
+    // SAFETY: the bytes are machine code, run as is: they come from
+    // `Engine::precompile_component` of this app (just now, or in the cache
+    // beside the app's build, which is as trusted as the binaries there),
+    // under a key that includes the engine's compatibility hash; wasmtime
+    // checks the header for version and settings besides.
+    unsafe { wasmtime::component::Component::deserialize(engine, compiled) }
+}

@@ -2,12 +2,14 @@
 //!
 //! 1. [`discovery`]: the plugin folder's crates and libraries;
 //! 2. [`loader`]: each library checked and opened (the only `unsafe` code);
+//!    a WebAssembly component is compiled and sandboxed by [`component`];
 //! 3. `load`: the app's [`BuiltIn`] plugin, linked-in plugins, then the
 //!    folder's, registered in `requirements` order;
 //! 4. `startup`: each plugin's migrations, then `on_plugins_loaded`;
 //! 5. [`report`]: what became of each, logged and served.
 
 mod builtin;
+pub mod component;
 pub mod discovery;
 mod load;
 pub mod loader;

@@ -41,6 +41,19 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// `component` (sandboxed), `native` (a library), or where it came
+    /// from otherwise (`built in`, `linked in`): told by its source.
+    fn kind(&self) -> &str {
+        let component = format!(".{}", super::component::EXTENSION);
+        if self.source.ends_with(&component) {
+            "component"
+        } else if matches!(self.source.as_str(), "built in" | "linked in") {
+            &self.source
+        } else {
+            "native"
+        }
+    }
+
     pub(super) fn status_text(&self) -> String {
         match &self.status {
             Status::Loaded => match &self.idle {
@@ -58,8 +71,9 @@ impl Entry {
 pub fn log_report(report: &[Entry]) {
     for entry in report {
         let line = format!(
-            "plugin {} ({}): {}",
+            "plugin {} ({}, {}): {}",
             entry.name,
+            entry.kind(),
             entry.source,
             entry.status_text()
         );
@@ -107,7 +121,7 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
                 .filter(|(_, impls)| impls.iter().any(|i| i.plugin == name))
                 .map(|(hook, _)| *hook)
                 .collect();
-            json!({"name": name, "source": entry.source, "status": entry.status_text(), "hooks": implemented})
+            json!({"name": name, "kind": entry.kind(), "source": entry.source, "status": entry.status_text(), "hooks": implemented})
         })
         .collect();
     let calls: serde_json::Map<String, Value> = by_hook

@@ -1,0 +1,278 @@
+//! A component as a plugin of the engine: [`Sandboxed`] implements
+//! [`AppHooks`] by calling into the component, and is registered like a
+//! native plugin, with the hooks and call-order options its manifest
+//! declares.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hooks_core::{ImplDecl, Implements, Plugin, Tier};
+use hookspecs::prelude::*;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::runtime::{Fault, Loaded};
+use super::wit::{self, Hook, Manifest};
+
+/// A sandboxed plugin: each hook call runs in a fresh instance of its
+/// component.
+pub struct Sandboxed {
+    component: Loaded,
+    hooks: HashMap<&'static str, Hook>,
+}
+
+impl Sandboxed {
+    /// The plugin for the engine, with the implementations its manifest
+    /// declares.
+    ///
+    /// # Errors
+    ///
+    /// It declares a hook that components cannot implement in this version.
+    pub fn plugin(component: Loaded, manifest: &Manifest) -> Result<Plugin<dyn AppHooks>, String> {
+        let supported: Vec<&str> = <Sandboxed as Implements<dyn AppHooks>>::HOOKIMPLS
+            .iter()
+            .map(|d| d.hook)
+            .collect();
+        let mut hooks = HashMap::new();
+        let mut decls = Vec::new();
+        for decl in &manifest.hooks {
+            let name = wit::hook_name(decl.hook);
+            if !supported.contains(&name) {
+                return Err(format!(
+                    "it implements `{name}`, which a component cannot implement yet (it can: {})",
+                    supported.join(", ")
+                ));
+            }
+            hooks.insert(name, decl.hook);
+            decls.push(ImplDecl {
+                priority: decl.priority,
+                tier: match decl.tier {
+                    wit::Tier::Tryfirst => Tier::TryFirst,
+                    wit::Tier::Normal => Tier::Normal,
+                    wit::Tier::Trylast => Tier::TryLast,
+                },
+                before: leak(&decl.before),
+                after: leak(&decl.after),
+                ..ImplDecl::new(name)
+            });
+        }
+        let object: Arc<dyn AppHooks> = Arc::new(Sandboxed { component, hooks });
+        Ok(Plugin::from_parts(object, decls))
+    }
+
+    /// Calls `hook` in the component with `args`: its answer, or its
+    /// failure as the API reports it (the component's own error as it
+    /// wrote it; 504 for an overrun; 500 for a trap).
+    async fn call<T: DeserializeOwned>(&self, hook: &'static str, args: Value) -> HookResult<T> {
+        let wit = *self
+            .hooks
+            .get(hook)
+            .ok_or_else(|| anyhow::anyhow!("`{hook}` is not one of the component's hooks"))?;
+        let answer = match self.component.call(wit, &args.to_string()).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(own)) => return Err(ApiError::new(own.status, &own.code, own.message).into()),
+            Err(fault @ Fault::TimedOut(_)) => {
+                return Err(ApiError::new(504, "hook_timeout", fault.message()).into());
+            }
+            Err(fault) => return Err(ApiError::new(500, "hook_failed", fault.message()).into()),
+        };
+        serde_json::from_str(&answer).map_err(|e| {
+            ApiError::new(
+                500,
+                "hook_failed",
+                format!("it answered with an unexpected value: {e}"),
+            )
+            .into()
+        })
+    }
+}
+
+/// A [`Delivery`] as JSON, field by field (the SDK's type does not
+/// derive `Serialize`); its change as the SDK serializes it.
+fn delivery_json(delivery: &Delivery) -> Value {
+    json!({
+        "event_id": delivery.event_id,
+        "attempt": delivery.attempt,
+        "recorded_at": delivery.recorded_at,
+        "change": delivery.change,
+    })
+}
+
+/// Names given once at load, for the process's life (as a library is never
+/// unloaded).
+fn leak(names: &[String]) -> &'static [&'static str] {
+    let names: Vec<&'static str> = names
+        .iter()
+        .map(|n| &*Box::leak(n.clone().into_boxed_str()))
+        .collect();
+    Box::leak(names.into_boxed_slice())
+}
+
+/// The hooks a component can implement in this version: each passes its
+/// arguments (but the context) as JSON, in the trait's order.
+#[hookimpl]
+impl AppHooks for Sandboxed {
+    async fn authenticate(&self, token: &str, _ctx: &HookContext) -> HookResult<Option<Identity>> {
+        self.call("authenticate", json!([token])).await
+    }
+
+    async fn on_user_created(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
+        self.call("on_user_created", json!([user])).await
+    }
+    async fn on_user_modified(
+        &self,
+        before: &User,
+        after: &User,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call("on_user_modified", json!([before, after])).await
+    }
+    async fn on_user_deleted(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
+        self.call("on_user_deleted", json!([user])).await
+    }
+    async fn on_space_created(&self, space: &Space, _ctx: &HookContext) -> HookResult<()> {
+        self.call("on_space_created", json!([space])).await
+    }
+    async fn on_space_modified(
+        &self,
+        before: &Space,
+        after: &Space,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call("on_space_modified", json!([before, after])).await
+    }
+    async fn on_space_deleted(&self, space: &Space, _ctx: &HookContext) -> HookResult<()> {
+        self.call("on_space_deleted", json!([space])).await
+    }
+    async fn on_membership_created(
+        &self,
+        membership: &Membership,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call("on_membership_created", json!([membership]))
+            .await
+    }
+    async fn on_membership_modified(
+        &self,
+        before: &Membership,
+        after: &Membership,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call("on_membership_modified", json!([before, after]))
+            .await
+    }
+    async fn on_membership_deleted(
+        &self,
+        membership: &Membership,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call("on_membership_deleted", json!([membership]))
+            .await
+    }
+
+    async fn after_user_created(
+        &self,
+        user: &User,
+        delivery: &Delivery,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call("after_user_created", json!([user, delivery_json(delivery)]))
+            .await
+    }
+    async fn after_user_modified(
+        &self,
+        before: &User,
+        after: &User,
+        delivery: &Delivery,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call(
+            "after_user_modified",
+            json!([before, after, delivery_json(delivery)]),
+        )
+        .await
+    }
+    async fn after_user_deleted(
+        &self,
+        user: &User,
+        delivery: &Delivery,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call("after_user_deleted", json!([user, delivery_json(delivery)]))
+            .await
+    }
+    async fn after_space_created(
+        &self,
+        space: &Space,
+        delivery: &Delivery,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call(
+            "after_space_created",
+            json!([space, delivery_json(delivery)]),
+        )
+        .await
+    }
+    async fn after_space_modified(
+        &self,
+        before: &Space,
+        after: &Space,
+        delivery: &Delivery,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call(
+            "after_space_modified",
+            json!([before, after, delivery_json(delivery)]),
+        )
+        .await
+    }
+    async fn after_space_deleted(
+        &self,
+        space: &Space,
+        delivery: &Delivery,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call(
+            "after_space_deleted",
+            json!([space, delivery_json(delivery)]),
+        )
+        .await
+    }
+    async fn after_membership_created(
+        &self,
+        membership: &Membership,
+        delivery: &Delivery,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call(
+            "after_membership_created",
+            json!([membership, delivery_json(delivery)]),
+        )
+        .await
+    }
+    async fn after_membership_modified(
+        &self,
+        before: &Membership,
+        after: &Membership,
+        delivery: &Delivery,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call(
+            "after_membership_modified",
+            json!([before, after, delivery_json(delivery)]),
+        )
+        .await
+    }
+    async fn after_membership_deleted(
+        &self,
+        membership: &Membership,
+        delivery: &Delivery,
+        _ctx: &HookContext,
+    ) -> HookResult<()> {
+        self.call(
+            "after_membership_deleted",
+            json!([membership, delivery_json(delivery)]),
+        )
+        .await
+    }
+}

@@ -1,0 +1,301 @@
+//! The component runtime: one wasmtime engine for every sandboxed plugin,
+//! its epoch ticker, the on-disk cache of compiled components, and one
+//! store per hook call (a fresh instance: a trap never outlives its call,
+//! and a nested call into the same plugin gets an instance of its own).
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookspecs::sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::limits::Limits;
+use super::wit::{self, GUEST, Hook, HookError, Level, Manifest, PluginPre, VERSION};
+use crate::plugins::loader;
+
+/// How often the epoch advances: the granularity of the time limit.
+const TICK: Duration = Duration::from_millis(5);
+
+/// Beyond the time limit, how long a call waiting on the host (a sleep) may
+/// take before its future is dropped.
+const MARGIN: Duration = Duration::from_millis(100);
+
+/// The engine and what every component is linked against.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<State>,
+    cache: Option<PathBuf>,
+}
+
+/// One call's store: WASI with nothing granted (no files, no environment,
+/// no network, no inherited stdio), the memory cap, the plugin's config.
+pub struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    plugin: &'static str,
+    config: Arc<str>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::app::plugin::types::Host for State {}
+
+impl wit::app::plugin::host::Host for State {
+    fn log(&mut self, level: Level, message: String) {
+        let plugin = self.plugin;
+        match level {
+            Level::Error => tracing::error!(plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin, "{message}"),
+            Level::Info => tracing::info!(plugin, "{message}"),
+            Level::Debug => tracing::debug!(plugin, "{message}"),
+        }
+    }
+
+    fn config(&mut self) -> String {
+        self.config.to_string()
+    }
+}
+
+/// A component ready to instantiate, with its limits and configuration.
+pub struct Loaded {
+    runtime: Arc<Runtime>,
+    pre: PluginPre<State>,
+    plugin: &'static str,
+    limits: Limits,
+    config: Arc<str>,
+}
+
+/// Why a call did not answer.
+#[derive(Debug)]
+pub enum Fault {
+    /// It ran over its time limit (interrupted).
+    TimedOut(Duration),
+    /// It trapped (panic, stack overflow, memory cap, exit, ...): the
+    /// instance is gone.
+    Trapped(String),
+}
+
+impl Runtime {
+    /// The engine (epoch interruption on, fuel off), its ticker thread, and
+    /// the linker with WASI and the app's `host` interface. Compiled
+    /// components are cached in `cache` when it can be written.
+    ///
+    /// # Errors
+    ///
+    /// The engine or the linker cannot be set up.
+    pub fn new(cache: Option<PathBuf>) -> anyhow::Result<Arc<Runtime>> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("component-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wit::Plugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            cache,
+        }))
+    }
+
+    /// Compiles (or takes from the cache) the component in `path`, checks
+    /// that it is a plugin of this interface's major version whose imports
+    /// the app provides, and asks its manifest.
+    ///
+    /// # Errors
+    ///
+    /// Why it is refused: not a component, truncated, another interface or
+    /// major version, imports the app does not provide, a trap or an
+    /// overrun in `describe`.
+    pub fn load(
+        self: &Arc<Self>,
+        path: &Path,
+        plugin: &'static str,
+        limits: Limits,
+        config: &serde_json::Value,
+    ) -> Result<(Loaded, Manifest), String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+        let component = self.compile(&bytes)?;
+        check_version(&self.engine, &component)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            format!("it imports what the app does not provide to components: {e:#}")
+        })?;
+        let pre = PluginPre::new(pre).map_err(|e| format!("{e:#}"))?;
+        let loaded = Loaded {
+            runtime: self.clone(),
+            pre,
+            plugin,
+            limits,
+            config: config.to_string().into(),
+        };
+        let manifest = futures::executor::block_on(loaded.manifest())
+            .map_err(|fault| format!("its manifest failed: {}", fault.message()))?;
+        Ok((loaded, manifest))
+    }
+
+    /// The compiled component: from the cache, keyed by the component's
+    /// hash and the engine's compatibility hash, or compiled and stored.
+    fn compile(&self, bytes: &[u8]) -> Result<Component, String> {
+        let refused = |e: wasmtime::Error| format!("not a valid WebAssembly component: {e:#}");
+        let Some(dir) = &self.cache else {
+            return Component::new(&self.engine, bytes).map_err(refused);
+        };
+        let mut compat = std::collections::hash_map::DefaultHasher::new();
+        self.engine
+            .precompile_compatibility_hash()
+            .hash(&mut compat);
+        let key = format!("{:x}-{:016x}.cwasm", Sha256::digest(bytes), compat.finish());
+        let cached = dir.join(key);
+        if let Ok(compiled) = std::fs::read(&cached) {
+            match loader::deserialize_component(&self.engine, &compiled) {
+                Ok(component) => return Ok(component),
+                Err(e) => {
+                    tracing::warn!(path = %cached.display(), "cached component unusable, compiling again: {e:#}")
+                }
+            }
+        }
+        let compiled = self.engine.precompile_component(bytes).map_err(refused)?;
+        let stored =
+            std::fs::create_dir_all(dir).and_then(|()| write_atomically(&cached, &compiled));
+        if let Err(e) = stored {
+            tracing::debug!(path = %cached.display(), "component cache not written: {e}");
+        }
+        loader::deserialize_component(&self.engine, &compiled).map_err(refused)
+    }
+}
+
+/// Writes `bytes` beside `path`, then renames: a concurrent reader never
+/// sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let partial = path.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)
+}
+
+/// Refuses a component that exports no `guest` interface of this package,
+/// or one of another major version.
+fn check_version(engine: &Engine, component: &Component) -> Result<(), String> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let Some(theirs) = names.iter().find_map(|n| n.strip_prefix(GUEST)) else {
+        return Err(format!(
+            "not an app plugin: it exports no `{GUEST}{VERSION}` interface (it exports: {})",
+            if names.is_empty() {
+                "nothing".into()
+            } else {
+                names.join(", ")
+            }
+        ));
+    };
+    let major = |v: &str| v.split('.').next().unwrap_or_default().to_owned();
+    if major(theirs) != major(VERSION) {
+        return Err(format!(
+            "built for version {theirs} of the plugin interface, but the app provides {VERSION}: \
+             rebuild the plugin against this app's SDK (hookspecs/wit), or run an app of \
+             interface version {}.x",
+            major(theirs)
+        ));
+    }
+    Ok(())
+}
+
+impl Loaded {
+    /// A store for one call, with its memory cap and epoch deadline.
+    fn store(&self) -> Store<State> {
+        let state = State {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes())
+                .trap_on_grow_failure(true)
+                .build(),
+            plugin: self.plugin,
+            config: self.config.clone(),
+        };
+        let mut store = Store::new(&self.runtime.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = self.limits.time().as_millis().div_ceil(TICK.as_millis()) + 1;
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    async fn manifest(&self) -> Result<Manifest, Fault> {
+        let mut store = self.store();
+        let outcome = async {
+            let plugin = self.pre.instantiate_async(&mut store).await?;
+            plugin.app_plugin_guest().call_describe(&mut store).await
+        }
+        .await;
+        outcome.map_err(|e| self.fault(e))
+    }
+
+    /// Calls `hook` with `args` (JSON) in a fresh instance, within the
+    /// plugin's limits.
+    pub async fn call(&self, hook: Hook, args: &str) -> Result<Result<String, HookError>, Fault> {
+        let mut store = self.store();
+        let call = async {
+            let plugin = self.pre.instantiate_async(&mut store).await?;
+            plugin
+                .app_plugin_guest()
+                .call_call(&mut store, hook, args)
+                .await
+        };
+        match tokio::time::timeout(self.limits.time() + MARGIN, call).await {
+            Ok(outcome) => outcome.map_err(|e| self.fault(e)),
+            Err(_) => Err(Fault::TimedOut(self.limits.time())),
+        }
+    }
+
+    fn fault(&self, error: wasmtime::Error) -> Fault {
+        tracing::debug!(plugin = self.plugin, "component trapped: {error:?}");
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Fault::TimedOut(self.limits.time()),
+            Some(trap) => Fault::Trapped(trap.to_string()),
+            // Its exit, or the memory cap (a failed grow), or another
+            // host error: the root cause is one line, without the guest's
+            // backtrace.
+            None => match error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => Fault::Trapped(format!("it exited with status {}", exit.0)),
+                None => Fault::Trapped(error.root_cause().to_string()),
+            },
+        }
+    }
+}
+
+impl Fault {
+    /// For people: what happened, without the engine's internals.
+    pub fn message(&self) -> String {
+        match self {
+            Fault::TimedOut(limit) => format!(
+                "it ran over its time limit of {} ms and was interrupted",
+                limit.as_millis()
+            ),
+            Fault::Trapped(why) => format!("it trapped: {why}"),
+        }
+    }
+}

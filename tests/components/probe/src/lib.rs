@@ -1,0 +1,99 @@
+//! The probe: `on_user_created` behaves as the new user's name says
+//! (`veto-*`, `spin-*`, `sleep-*`, `panic-*`, `oom-*`, `deep-*`, `exit-*`;
+//! anything else passes), and `authenticate` accepts the token set in its
+//! configuration.
+
+wit_bindgen::generate!({ path: "../../../hookspecs/wit", world: "plugin" });
+
+use app::plugin::host::{self, Level};
+use app::plugin::types::{Hook, HookDecl, HookError, Manifest, Tier};
+use serde_json::{Value, json};
+
+struct Probe;
+
+impl exports::app::plugin::guest::Guest for Probe {
+    fn describe() -> Manifest {
+        let decl = |hook| HookDecl {
+            hook,
+            priority: 0,
+            tier: Tier::Normal,
+            before: Vec::new(),
+            after: Vec::new(),
+        };
+        Manifest {
+            hooks: vec![decl(Hook::Authenticate), decl(Hook::OnUserCreated)],
+            requires: Vec::new(),
+        }
+    }
+
+    fn call(hook: Hook, args: String) -> Result<String, HookError> {
+        let args: Vec<Value> =
+            serde_json::from_str(&args).map_err(|e| refuse(500, &e.to_string()))?;
+        let answer = match hook {
+            Hook::Authenticate => authenticate(args[0].as_str().unwrap_or_default()),
+            Hook::OnUserCreated => {
+                on_user_created(args[0]["username"].as_str().unwrap_or_default())?
+            }
+            _ => return Err(refuse(500, "not implemented")),
+        };
+        Ok(answer.to_string())
+    }
+}
+
+fn refuse(status: u16, message: &str) -> HookError {
+    HookError {
+        status,
+        code: "probe_refused".into(),
+        message: message.into(),
+    }
+}
+
+fn authenticate(token: &str) -> Value {
+    let config: Value = serde_json::from_str(&host::config()).unwrap_or_default();
+    if config["token"].as_str() == Some(token) {
+        json!({"user_id": null, "name": "probe-robot", "admin": false, "via": "probe"})
+    } else {
+        Value::Null
+    }
+}
+
+fn on_user_created(username: &str) -> Result<Value, HookError> {
+    host::log(Level::Info, &format!("user {username} created"));
+    let fault = username.split('-').next().unwrap_or_default();
+    match fault {
+        "veto" => return Err(refuse(422, &format!("the probe refuses {username}"))),
+        "spin" => spin(),
+        "sleep" => std::thread::sleep(std::time::Duration::from_secs(30)),
+        "panic" => panic!("the probe panics for {username}"),
+        "oom" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1; 1 << 20]);
+            }
+        }
+        "deep" => {
+            std::hint::black_box(recurse(u64::MAX));
+        }
+        "exit" => std::process::exit(3),
+        _ => {}
+    }
+    Ok(Value::Null)
+}
+
+fn spin() {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn recurse(n: u64) -> u64 {
+    let frame = std::hint::black_box([n; 64]);
+    if n == 0 {
+        frame[0]
+    } else {
+        recurse(n - 1).wrapping_add(frame[1])
+    }
+}
+
+export!(Probe);

@@ -1,0 +1,328 @@
+//! Sandboxed plugins: the probe component (tests/components/probe), built
+//! for wasm32-wasip2 and dropped into the plugin folder as
+//! `app_plugin_probe.wasm`, loaded by the real app. Its hooks veto, pass
+//! and authenticate as a native plugin's do; each fault it can commit
+//! (busy loop, sleep, panic, memory, stack, exit) is that hook's error
+//! only, while healthy requests go on being served.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use e2e_tests::*;
+use serde_json::{Value, json};
+
+/// The probe's time limit per call, set in its `[plugins.probe.sandbox]`.
+const LIMIT: Duration = Duration::from_millis(300);
+
+/// Beyond the limit, how late a 504 may come: the runtime's own margin
+/// (100 ms) and the request's way through a loaded machine.
+const LATE: Duration = Duration::from_millis(1500);
+
+/// Builds the component crate in `dir` (package `app_plugin_<name>`) for
+/// wasm32-wasip2: the component's path.
+fn build_component(dir: &Path, name: &str) -> PathBuf {
+    let target = workspace().join("target").join("components");
+    let status = cargo()
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("running cargo build for wasm32-wasip2");
+    assert!(status.success(), "building the component {name} failed");
+    target.join(format!("wasm32-wasip2/release/app_plugin_{name}.wasm"))
+}
+
+/// The probe component, built once per test process.
+fn probe() -> &'static PathBuf {
+    static PROBE: OnceLock<PathBuf> = OnceLock::new();
+    PROBE.get_or_init(|| build_component(&workspace().join("tests/components/probe"), "probe"))
+}
+
+/// The real app with the probe alone in its plugin folder.
+fn start(backend: Backend) -> (TestApp, tempfile::TempDir) {
+    start_component(backend, &std::fs::read(probe()).unwrap())
+}
+
+/// The real app with `component` as `app_plugin_probe.wasm` alone in its
+/// plugin folder, configured as the probe.
+fn start_component(backend: Backend, component: &[u8]) -> (TestApp, tempfile::TempDir) {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(folder.path().join("app_plugin_probe.wasm"), component).unwrap();
+    let config = format!(
+        "[plugins.probe]\ntoken = \"probe-secret\"\n\n[plugins.probe.sandbox]\n\
+         time_limit_ms = {}\nmemory_mib = 16\n",
+        LIMIT.as_millis()
+    );
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
+        .config(&config);
+    (TestApp::start_with(backend, options), folder)
+}
+
+fn new_user(name: &str) -> Value {
+    json!({"username": name, "email": format!("{name}@example.org")})
+}
+
+fn users(app: &TestApp) -> i64 {
+    app.db.count("SELECT COUNT(*) FROM users")
+}
+
+e2e! {
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn a_component_vetoes_passes_and_authenticates(backend) {
+        let (app, _folder) = start(backend);
+        let probe = entry(&app, "probe");
+        assert_eq!(probe["kind"], "component");
+        assert_eq!(probe["status"], "loaded");
+        assert_eq!(probe["hooks"], json!(["authenticate", "on_user_created"]));
+        app.create_user("alice");
+        let refused = expect_error(422, "probe_refused", app.post("/api/users", ADMIN, new_user("veto-bob")));
+        assert_eq!(refused["message"], "the probe refuses veto-bob");
+        assert_eq!(refused["plugin"], "probe");
+        assert_eq!(refused["hook"], "on_user_created");
+        assert_eq!(users(&app), 1, "the vetoed creation rolled back");
+        assert!(app.proc.output.text().contains("user alice created"), "the component's log line");
+
+        // Recognised (an identity without a user: not allowed to list),
+        // where another token is not.
+        expect_error(403, "forbidden", app.get("/api/users", Some("probe-secret")));
+        expect_error(401, "unauthorized", app.get("/api/users", Some("not-the-secret")));
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn every_fault_is_that_hooks_error_and_the_app_serves_on(backend) {
+        let (app, _folder) = start(backend);
+        let mut healthy = 0;
+        for fault in ["spin", "sleep", "panic", "oom", "deep", "exit"] {
+            let client = app.client.clone();
+            let faulty = std::thread::spawn(move || {
+                let started = Instant::now();
+                let answer = client.post("/api/users", ADMIN, new_user(&format!("{fault}-x")));
+                (answer, started.elapsed())
+            });
+            // Served alongside: the fault costs its own request only.
+            for _ in 0..3 {
+                app.create_user(&format!("ok-{healthy}"));
+                healthy += 1;
+            }
+            let (answer, took) = faulty.join().unwrap();
+            match fault {
+                "spin" | "sleep" => {
+                    let error = expect_error(504, "hook_timeout", answer);
+                    assert_eq!(error["plugin"], "probe");
+                    assert!(took < LIMIT + LATE, "{fault}: a 504 after {took:?}");
+                    assert!(took >= LIMIT, "{fault}: a 504 before the limit, after {took:?}");
+                }
+                _ => {
+                    let error = expect_error(500, "hook_failed", answer);
+                    let line = logged_500(&app, &error);
+                    assert!(line.contains("it trapped"), "{fault}: {line}");
+                }
+            }
+        }
+        assert_eq!(users(&app), healthy, "every faulty creation rolled back, every healthy one committed");
+        app.create_user("after-the-faults");
+        expect(200, app.get("/health", None));
+    }
+}
+
+/// Plugin `name`'s entry in `GET /api/admin/plugins`.
+fn entry(app: &TestApp, name: &str) -> Value {
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    let plugins = report["plugins"].as_array().cloned().unwrap_or_default();
+    let entry = plugins.into_iter().find(|p| p["name"] == name);
+    entry.unwrap_or_else(|| panic!("no plugin {name} in {report}"))
+}
+
+/// Its status line.
+fn status_of(app: &TestApp, name: &str) -> String {
+    entry(app, name)["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_file_that_is_no_component_is_refused_and_the_app_starts() {
+    let folder = tempfile::tempdir().unwrap();
+    std::fs::write(
+        folder.path().join("app_plugin_junk.wasm"),
+        b"not WebAssembly",
+    )
+    .unwrap();
+    // A core module (the magic number and version 1), not a component.
+    std::fs::write(
+        folder.path().join("app_plugin_core.wasm"),
+        b"\0asm\x01\0\0\0",
+    )
+    .unwrap();
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    for name in ["junk", "core"] {
+        let status = status_of(&app, name);
+        assert!(
+            status.starts_with("failed: not a valid WebAssembly component"),
+            "{name}: {status}"
+        );
+    }
+    app.create_user("alice");
+}
+
+e2e! {
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn a_truncated_component_is_refused_and_the_probe_beside_it_loads(backend) {
+        let (app, folder) = start(backend);
+        assert_eq!(status_of(&app, "probe"), "loaded");
+        drop(app);
+        let whole = std::fs::read(probe()).unwrap();
+        std::fs::write(folder.path().join("app_plugin_cut.wasm"), &whole[..whole.len() / 2]).unwrap();
+        let options = Options::default()
+            .real_app()
+            .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
+            .config("[plugins.probe]\ntoken = \"t\"\n");
+        let app = TestApp::start_with(backend, options);
+        assert!(status_of(&app, "cut").starts_with("failed: not a valid WebAssembly component"));
+        assert_eq!(status_of(&app, "probe"), "loaded");
+        expect_error(422, "probe_refused", app.post("/api/users", ADMIN, new_user("veto-x")));
+    }
+}
+
+/// A variant of the probe, package `app_plugin_<name>`, built in a copy
+/// whose WIT package has one text replaced, and its source maybe one.
+fn probe_variant(name: &str, wit_edit: (&str, &str), src_edit: Option<(&str, &str)>) -> PathBuf {
+    let copy = tempfile::tempdir().unwrap();
+    let edited = |from: &Path, (old, new): (&str, &str)| {
+        let text = std::fs::read_to_string(from).unwrap();
+        assert!(text.contains(old), "{} has no {old:?}", from.display());
+        text.replace(old, new)
+    };
+    std::fs::create_dir_all(copy.path().join("hookspecs/wit")).unwrap();
+    let wit = edited(&workspace().join("hookspecs/wit/plugin.wit"), wit_edit);
+    std::fs::write(copy.path().join("hookspecs/wit/plugin.wit"), wit).unwrap();
+    let crate_dir = copy.path().join("tests/components").join(name);
+    std::fs::create_dir_all(crate_dir.join("src")).unwrap();
+    let probe_dir = workspace().join("tests/components/probe");
+    let package = format!("app_plugin_{name}");
+    let manifest = edited(
+        &probe_dir.join("Cargo.toml"),
+        ("app_plugin_probe", &package),
+    );
+    std::fs::write(crate_dir.join("Cargo.toml"), manifest).unwrap();
+    let source = match src_edit {
+        Some(edit) => edited(&probe_dir.join("src/lib.rs"), edit),
+        None => std::fs::read_to_string(probe_dir.join("src/lib.rs")).unwrap(),
+    };
+    std::fs::write(crate_dir.join("src/lib.rs"), source).unwrap();
+    std::fs::copy(probe_dir.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    build_component(&crate_dir, name)
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_of_another_major_version_or_with_unknown_imports_is_refused_naming_why() {
+    let ours = app::plugins::component::wit::VERSION;
+    let version = format!("app:plugin@{ours};");
+    // Built against the WIT package as a version 2 would be.
+    let future = probe_variant("future", (&version, "app:plugin@2.0.0;"), None);
+    // Calling a host function the app does not have.
+    let greedy = probe_variant(
+        "greedy",
+        (
+            "    config: func() -> string;",
+            "    config: func() -> string;\n    secrets: func() -> string;",
+        ),
+        Some(("host::config()", "host::secrets()")),
+    );
+    let folder = tempfile::tempdir().unwrap();
+    for (name, component) in [("future", &future), ("greedy", &greedy), ("probe", probe())] {
+        std::fs::copy(
+            component,
+            folder.path().join(format!("app_plugin_{name}.wasm")),
+        )
+        .unwrap();
+    }
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    let status = status_of(&app, "future");
+    let expected = format!(
+        "failed: built for version 2.0.0 of the plugin interface, but the app provides {ours}: \
+         rebuild the plugin against this app's SDK"
+    );
+    assert!(status.starts_with(&expected), "{status}");
+    let status = status_of(&app, "greedy");
+    assert!(
+        status.starts_with("failed: it imports what the app does not provide to components")
+            && status.contains("secrets"),
+        "{status}"
+    );
+    assert_eq!(status_of(&app, "probe"), "loaded");
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_compiled_component_is_cached_and_a_spoilt_entry_compiled_again() {
+    use hookspecs::sha2::{Digest, Sha256};
+    // The probe with a custom section of its own: a cache entry no other
+    // test shares.
+    let mut component = std::fs::read(probe()).unwrap();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let payload = format!("cache test {} {}", std::process::id(), stamp.as_nanos());
+    let size = u8::try_from(2 + payload.len()).unwrap();
+    assert!(size < 0x80, "one LEB128 byte");
+    component.extend([0, size, 1, b't']);
+    component.extend(payload.as_bytes());
+    let hash: String = Sha256::digest(&component)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cache = app_binary().with_file_name("component-cache");
+    let entries = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&hash))
+            .collect()
+    };
+
+    let (app, _folder) = start_component(Backend::Sqlite, &component);
+    assert_eq!(status_of(&app, "probe"), "loaded");
+    let stored = entries();
+    assert_eq!(stored.len(), 1, "one entry for the component: {stored:?}");
+    drop(app);
+
+    std::fs::write(&stored[0], b"spoilt").unwrap();
+    let (app, _folder) = start_component(Backend::Sqlite, &component);
+    assert_eq!(status_of(&app, "probe"), "loaded");
+    expect_error(
+        422,
+        "probe_refused",
+        app.post("/api/users", ADMIN, new_user("veto-x")),
+    );
+    assert!(
+        app.proc
+            .output
+            .text()
+            .contains("cached component unusable, compiling again")
+    );
+    assert_ne!(
+        std::fs::read(&stored[0]).unwrap(),
+        b"spoilt",
+        "the entry was written again"
+    );
+}

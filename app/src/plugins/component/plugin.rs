@@ -109,7 +109,7 @@ fn leak(names: &[String]) -> &'static [&'static str] {
 }
 
 /// The hooks a component can implement in this version: each passes its
-/// arguments (but the context) as JSON, in the trait's order.
+/// arguments (but the context) as JSON, in the hook's order.
 #[hookimpl]
 impl AppHooks for Sandboxed {
     async fn authenticate(&self, token: &str, _ctx: &HookContext) -> HookResult<Option<Identity>> {

@@ -2,6 +2,8 @@
 //! wasmtime generates from it, its version, and the mapping between its
 //! `hook` enum and the hooks of [`AppHooks`], which a test keeps equal.
 
+use std::sync::LazyLock;
+
 use hooks_core::Spec;
 use hookspecs::AppHooks;
 
@@ -20,43 +22,57 @@ pub const VERSION: &str = "1.0.0";
 /// The exported interface's name prefix; the version follows the `@`.
 pub const GUEST: &str = "app:plugin/guest@";
 
-/// The name of an [`AppHooks`] hook for a `hook` of the interface: the
-/// enum lists the trait's hooks in the trait's order.
+/// The WIT package's text, which says the order of its `hook` enum.
+const WIT: &str = include_str!("../../../../hookspecs/wit/plugin.wit");
+
+/// The cases of `enum hook { ... }` in the WIT file, in order, kebab case.
+fn wit_hooks() -> impl Iterator<Item = &'static str> {
+    let start = WIT
+        .find("enum hook {")
+        .expect("the WIT file has `enum hook`")
+        + "enum hook {".len();
+    let body = &WIT[start..];
+    let body = &body[..body.find('}').expect("`enum hook` ends")];
+    body.split(',').map(str::trim).filter(|h| !h.is_empty())
+}
+
+/// The [`AppHooks`] hook of each case of the `hook` enum, by the case's
+/// position. Matched by name, not by position in the trait: a new hook is
+/// a new case at the enum's end (a minor version), so the cases of
+/// components built before it keep their meaning.
+static HOOK_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    wit_hooks()
+        .map(|case| {
+            <dyn AppHooks as Spec>::HOOKS
+                .iter()
+                .find(|h| h.name.replace('_', "-") == case)
+                .map_or("", |h| h.name)
+        })
+        .collect()
+});
+
+/// The name of the [`AppHooks`] hook for a `hook` of the interface.
 pub fn hook_name(hook: Hook) -> &'static str {
-    <dyn AppHooks as Spec>::HOOKS[hook as usize].name
+    HOOK_NAMES[hook as usize]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const WIT: &str = include_str!("../../../../hookspecs/wit/plugin.wit");
-
-    /// The body of `enum hook { ... }` in the WIT file, in order.
-    fn wit_hooks() -> Vec<String> {
-        let start = WIT
-            .find("enum hook {")
-            .expect("the WIT file has `enum hook`");
-        let body = &WIT[start + "enum hook {".len()..];
-        let body = &body[..body.find('}').expect("`enum hook` ends")];
-        body.split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-
     #[test]
-    fn the_wit_hook_enum_lists_every_apphooks_hook_in_order() {
-        let hooks: Vec<String> = <dyn AppHooks as Spec>::HOOKS
+    fn the_wit_hook_enum_names_every_apphooks_hook_once() {
+        let mut wit: Vec<&str> = wit_hooks().collect();
+        let mut hooks: Vec<String> = <dyn AppHooks as Spec>::HOOKS
             .iter()
             .map(|h| h.name.replace('_', "-"))
             .collect();
+        wit.sort_unstable();
+        hooks.sort();
         assert_eq!(
-            wit_hooks(),
-            hooks,
-            "hookspecs/wit/plugin.wit's `enum hook` must list AppHooks' hooks in the trait's \
-             order: add the new hook there (a minor version: raise the package's)"
+            wit, hooks,
+            "hookspecs/wit/plugin.wit's `enum hook` must name each AppHooks hook once: add a \
+             new hook as a new case at the enum's end (a minor version: raise the package's)"
         );
         assert_eq!(hook_name(Hook::OnUserCreated), "on_user_created");
         assert_eq!(

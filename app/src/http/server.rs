@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use hookspecs::ApiError;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -135,9 +135,9 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
         query: req.uri().query().map(str::to_owned),
-        authorization: header(&req, "authorization"),
-        content_length: header(&req, "content-length").and_then(|v| v.parse().ok()),
-        request_id: header(&req, "x-request-id")
+        authorization: header(&req, &AUTHORIZATION),
+        content_length: header(&req, &CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+        request_id: header(&req, &X_REQUEST_ID)
             .filter(|id| valid_request_id(id))
             .unwrap_or_else(|| shared.ids.next()),
     };
@@ -150,7 +150,10 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
     response
 }
 
-fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
+/// Named by constants: a name given as a string is parsed on every lookup.
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn header(req: &Request<Incoming>, name: &HeaderName) -> Option<String> {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -205,7 +208,7 @@ fn response(answer: Answer, request_id: &str) -> Response<Full<Bytes>> {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert(HeaderName::from_static("x-request-id"), id);
+        headers.insert(X_REQUEST_ID.clone(), id);
     }
     for (name, value) in answer.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {

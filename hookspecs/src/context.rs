@@ -265,14 +265,21 @@ impl Drop for Ending {
     }
 }
 
-/// Runs `statement` (`BEGIN`, `COMMIT`, `ROLLBACK`) on `conn`, through the
-/// executor's boxed future: one that stays `Send` in the callers' futures
-/// and in a spawned task, unlike `raw_sql`'s.
+/// Runs `statement` (`BEGIN`, `COMMIT`, `ROLLBACK`, or `COMMIT; BEGIN`)
+/// on `conn`, through the executor's boxed future: one that stays `Send` in
+/// the callers' futures and in a spawned task, unlike `raw_sql`'s. On SQLite
+/// as a prepared statement, kept by the connection (sqlx prepares a text
+/// statement anew each time); PostgreSQL takes several statements in one
+/// text query only.
 fn run<'c>(
     conn: &'c mut AnyConnection,
     statement: &'c str,
 ) -> futures::future::BoxFuture<'c, Result<sqlx::any::AnyQueryResult, sqlx::Error>> {
-    sqlx::Executor::execute(conn, statement)
+    if conn.backend_name() == "SQLite" {
+        sqlx::Executor::execute(conn, sqlx::query(statement))
+    } else {
+        sqlx::Executor::execute(conn, statement)
+    }
 }
 
 /// The locked connection of a [`UnitOfWork`].

@@ -23,6 +23,25 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// How a read's transaction begins: deferred on SQLite (the first read
+    /// takes the snapshot, the first write the lock), SERIALIZABLE on
+    /// PostgreSQL as every operation's.
+    fn read_begin(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        }
+    }
+
+    /// A pool of at most `size` connections. SQLite's are not pinged before
+    /// each use (sqlx's default): an embedded database has no connection
+    /// to lose, and the ping was a round trip to the connection's thread.
+    fn pool(self, size: u32) -> AnyPoolOptions {
+        AnyPoolOptions::new()
+            .max_connections(size)
+            .test_before_acquire(self == Dialect::Postgres)
+    }
+
     fn of(url: &str) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
             Ok(Dialect::Sqlite)
@@ -77,10 +96,13 @@ pub struct RetryStats {
     pub gave_up: std::sync::atomic::AtomicU64,
 }
 
-/// The connection pool.
+/// The connection pools: one for writes and the app's own work, one for
+/// reads (see [`Db::begin`]).
 #[derive(Clone, Debug)]
 pub struct Db {
     pub(crate) pool: AnyPool,
+    /// Connections that wait inside a begun transaction ([`Dialect::read_begin`]).
+    reads: AnyPool,
     dialect: Dialect,
     /// SQLite's writers, one at a time (see `UnitOfWork::one_writer_at_a_time`).
     writers: Arc<tokio::sync::Mutex<()>>,
@@ -93,8 +115,9 @@ impl Db {
     pub async fn open(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of(url)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
+        let size = if dialect == Dialect::Sqlite { 4 } else { 10 };
+        let pool = dialect
+            .pool(size)
             .connect(url)
             .await
             .with_context(|| format!("connecting to {}", redact(url)))?;
@@ -130,8 +153,16 @@ impl Db {
             }
             Dialect::Postgres => tracing::info!("database: PostgreSQL, {}", redact(url)),
         }
+        let begin = dialect.read_begin();
+        let reads = dialect
+            .pool(size)
+            .after_connect(move |conn, _| {
+                Box::pin(async move { sqlx::Executor::execute(conn, begin).await.map(drop) })
+            })
+            .connect_lazy(url)?;
         Ok(Db {
             pool,
+            reads,
             dialect,
             writers: Arc::default(),
         })
@@ -158,12 +189,19 @@ impl Db {
     /// instead of waiting its turn. Writers also queue in the app for their
     /// turn, which measured fairer and faster than SQLite's busy handler
     /// (BENCHMARKS.md, "Writes"). One writer at a time is serializable too.
+    ///
+    /// A read (`writes == false`: a GET, recognising a credential) runs on
+    /// the read pool, whose connections wait inside a transaction already
+    /// begun ([`UnitOfWork::resuming`]): it pays no `BEGIN`, and its end is
+    /// one round trip, as a lone statement's would be, while every statement
+    /// it runs still sees the snapshot its first one took, and whatever it
+    /// writes (a GET handler may) still commits or rolls back whole.
     pub fn begin(&self, writes: bool) -> Arc<UnitOfWork> {
         Arc::new(match (self.dialect, writes) {
+            (_, false) => UnitOfWork::resuming(self.reads.clone(), self.dialect.read_begin()),
             (Dialect::Sqlite, true) => UnitOfWork::new(self.pool.clone(), Some("BEGIN IMMEDIATE"))
                 .one_writer_at_a_time(self.writers.clone()),
-            (Dialect::Sqlite, false) => UnitOfWork::new(self.pool.clone(), None),
-            (Dialect::Postgres, _) => UnitOfWork::new(
+            (Dialect::Postgres, true) => UnitOfWork::new(
                 self.pool.clone(),
                 Some("BEGIN ISOLATION LEVEL SERIALIZABLE"),
             ),
@@ -274,8 +312,9 @@ impl Db {
         Ok(pending.len())
     }
 
-    /// Closes the pool (at shutdown).
+    /// Closes the pools (at shutdown).
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 }
@@ -327,6 +366,52 @@ mod tests {
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://data/app.db"), "sqlite://data/app.db");
+    }
+
+    #[tokio::test]
+    async fn a_read_finds_its_transaction_begun_and_leaves_the_next_one_begun() {
+        let db = super::Db::open("sqlite:file:db_reads?mode=memory&cache=shared")
+            .await
+            .unwrap();
+        for outcome in [Ok(()), Err(hookspecs::ApiError::conflict("no")), Ok(())] {
+            let uow = db.begin(false);
+            // No BEGIN was sent: the connection is inside one already.
+            let again = sqlx::query("BEGIN")
+                .execute(&mut *uow.db().await.unwrap())
+                .await;
+            assert!(again.is_err(), "a read's connection waits in a transaction");
+            let ended = outcome.is_ok();
+            assert_eq!(uow.finish(outcome).await.is_ok(), ended);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_cancelled_as_it_ends_gives_back_no_connection_outside_a_transaction() {
+        use futures::FutureExt;
+        let db = super::Db::open("sqlite:file:db_cancelled?mode=memory&cache=shared")
+            .await
+            .unwrap();
+        for _ in 0..8 {
+            let uow = db.begin(false);
+            sqlx::query("SELECT 1")
+                .execute(&mut *uow.db().await.unwrap())
+                .await
+                .unwrap();
+            // Its end sent, then (unless already done) dropped, as when the
+            // client goes away: it may have committed without beginning again.
+            let _ = uow.commit().now_or_never();
+        }
+        for _ in 0..8 {
+            let uow = db.begin(false);
+            let again = sqlx::query("BEGIN")
+                .execute(&mut *uow.db().await.unwrap())
+                .await;
+            assert!(
+                again.is_err(),
+                "every read's connection waits in a transaction"
+            );
+            uow.finish(Ok(())).await.unwrap();
+        }
     }
 
     use super::foreign_table;

@@ -32,8 +32,15 @@ use crate::page::Page;
 /// failure found at commit) the transaction is over, and the rollback that
 /// `sqlx::Transaction` sends on drop would only draw a warning ("there is no
 /// transaction in progress") for every operation that is run again.
+///
+/// On a pool whose connections wait inside a transaction already begun
+/// ([`UnitOfWork::resuming`]), the first use costs no `BEGIN`, and the end
+/// sends `COMMIT` (or `ROLLBACK`) and the next `BEGIN` in one round trip.
 pub struct UnitOfWork {
     tx: Mutex<Tx>,
+    /// `Some(begin)`: the pool's connections wait inside a transaction that
+    /// `begin` began (see [`UnitOfWork::resuming`]).
+    resume: Option<&'static str>,
 }
 
 enum Tx {
@@ -64,7 +71,25 @@ impl UnitOfWork {
                 statement: begin,
                 writers: None,
             })),
+            resume: None,
         }
+    }
+
+    /// A unit of work on `pool`, whose connections each wait inside a
+    /// transaction that `begin` began (the pool runs `begin` as it opens a
+    /// connection, and every unit of work ends its transaction with the
+    /// next `begin` in the same round trip): first use takes a connection
+    /// and nothing more. A transaction that has run no statement holds no
+    /// lock and no snapshot on SQLite (deferred) or PostgreSQL, so a waiting
+    /// connection costs the database nothing; the first statement takes the
+    /// snapshot every later one sees.
+    ///
+    /// A connection whose end fails is closed rather than given back: its
+    /// state is not known, and the pool opens a fresh one.
+    pub fn resuming(pool: AnyPool, begin: &'static str) -> Self {
+        let mut uow = UnitOfWork::new(pool, None);
+        uow.resume = Some(begin);
+        uow
     }
 
     /// Waits for `writers` (shared by every writing unit of work) before the
@@ -94,7 +119,9 @@ impl UnitOfWork {
                 None => None,
             };
             let mut conn = begin.pool.acquire().await?;
-            run(&mut conn, begin.statement.unwrap_or("BEGIN")).await?;
+            if self.resume.is_none() {
+                run(&mut conn, begin.statement.unwrap_or("BEGIN")).await?;
+            }
             *guard = Tx::Open(conn, turn);
         }
         match &*guard {
@@ -112,6 +139,10 @@ impl UnitOfWork {
     /// of work has already ended.
     pub async fn commit(&self) -> Result<(), ApiError> {
         match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
+            Tx::Open(conn, _turn) if self.resume.is_some() => {
+                self.end(conn, "COMMIT").await?;
+                Ok(())
+            }
             Tx::Open(mut conn, _turn) => {
                 let committed = run(&mut conn, "COMMIT").await;
                 if committed.is_err() && conn.backend_name() != "PostgreSQL" {
@@ -155,11 +186,40 @@ impl UnitOfWork {
     /// The database's.
     pub async fn rollback(&self) -> Result<(), ApiError> {
         match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
+            Tx::Open(conn, _turn) if self.resume.is_some() => {
+                self.end(conn, "ROLLBACK").await?;
+                Ok(())
+            }
             Tx::Open(mut conn, _turn) => {
                 run(&mut conn, "ROLLBACK").await?;
                 Ok(())
             }
             Tx::Pending(_) | Tx::Ended => Ok(()),
+        }
+    }
+
+    /// Ends a resuming unit of work's transaction with `how` (`COMMIT` or
+    /// `ROLLBACK`) and begins the next one for the connection's next user,
+    /// in one round trip. The connection goes back to the pool only if
+    /// both ran: if that fails, or is cancelled halfway (its request
+    /// dropped, which can leave it committed but not begun again), it is
+    /// closed.
+    fn end(
+        &self,
+        conn: PoolConnection<Any>,
+        how: &'static str,
+    ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'static {
+        let statement = format!("{how}; {}", self.resume.unwrap_or("BEGIN"));
+        async move {
+            let mut ending = Ending(Some(conn));
+            let ended = match ending.0.as_mut() {
+                Some(conn) => run(conn, &statement).await,
+                None => unreachable!("the connection is taken only once ended"),
+            };
+            if ended.is_ok() {
+                drop(ending.0.take());
+            }
+            ended.map(drop)
         }
     }
 }
@@ -174,6 +234,13 @@ impl Drop for UnitOfWork {
             return;
         };
         match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if self.resume.is_some() => {
+                let ended = self.end(conn, "ROLLBACK");
+                runtime.spawn(async move {
+                    let _ = ended.await;
+                    drop(turn);
+                });
+            }
             Ok(runtime) => {
                 runtime.spawn(async move {
                     if run(&mut conn, "ROLLBACK").await.is_err() {
@@ -187,14 +254,32 @@ impl Drop for UnitOfWork {
     }
 }
 
-/// Runs `statement` (`BEGIN`, `COMMIT`, `ROLLBACK`) on `conn`, through the
-/// executor's boxed future: one that stays `Send` in the callers' futures
-/// and in a spawned task, unlike `raw_sql`'s.
+/// A connection being ended: closed when dropped, unless taken back.
+struct Ending(Option<PoolConnection<Any>>);
+
+impl Drop for Ending {
+    fn drop(&mut self) {
+        if let Some(conn) = &mut self.0 {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// Runs `statement` (`BEGIN`, `COMMIT`, `ROLLBACK`, or `COMMIT; BEGIN`)
+/// on `conn`, through the executor's boxed future: one that stays `Send` in
+/// the callers' futures and in a spawned task, unlike `raw_sql`'s. On SQLite
+/// as a prepared statement, kept by the connection (sqlx prepares a text
+/// statement anew each time); PostgreSQL takes several statements in one
+/// text query only.
 fn run<'c>(
     conn: &'c mut AnyConnection,
     statement: &'c str,
 ) -> futures::future::BoxFuture<'c, Result<sqlx::any::AnyQueryResult, sqlx::Error>> {
-    sqlx::Executor::execute(conn, statement)
+    if conn.backend_name() == "SQLite" {
+        sqlx::Executor::execute(conn, sqlx::query(statement))
+    } else {
+        sqlx::Executor::execute(conn, statement)
+    }
 }
 
 /// The locked connection of a [`UnitOfWork`], in its transaction: what

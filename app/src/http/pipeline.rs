@@ -152,10 +152,11 @@ async fn operate(
     parts: RequestParts,
     identity: Option<Identity>,
 ) -> Result<Reply, ApiError> {
-    let run = attempt(state.clone(), route.clone(), parts, identity);
     if !route.method.writes() {
-        return run.await;
+        return attempt(state, route, parts, identity).await;
     }
+    let (state, route) = (state.clone(), route.clone());
+    let run = async move { attempt(&state, &route, parts, identity).await };
     let outcome = tokio::spawn(run).await.unwrap_or_else(|e| {
         Err(ApiError::internal(format!(
             "the operation's task failed: {e}"
@@ -175,8 +176,8 @@ async fn operate(
 /// back, so its hooks ran but left nothing. A request that was run again
 /// logs one line, when it ends.
 async fn attempt(
-    state: Arc<State>,
-    route: RouteDef,
+    state: &Arc<State>,
+    route: &RouteDef,
     parts: RequestParts,
     identity: Option<Identity>,
 ) -> Result<Reply, ApiError> {
@@ -184,7 +185,7 @@ async fn attempt(
     let mut run = 1;
     let mut lost = None;
     loop {
-        let error = match once(&state, &route, &parts, identity.clone()).await {
+        let error = match once(state, route, &parts, identity.clone()).await {
             Err(error) if error.is_race() => error,
             outcome => {
                 if let Some(last) = lost {

@@ -9,11 +9,20 @@
 //! over: routerify's service for a live hyper request reads the whole body
 //! before routing, and the pipeline decides route, method and credential
 //! before reading a byte of it.
+//!
+//! routerify's answer for each path without parameters (`/health`,
+//! `/plugins/x/status`) is asked once, when the table is built, and kept:
+//! a request for exactly that path gets the same answer from a hash map,
+//! without routerify's per-request work (its request, regex set, captures
+//! and boxed futures). Any other spelling of it (percent-encoded, say) still
+//! goes through routerify.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use hookspecs::Method;
 use hookspecs::host::RouteDef;
 use http_body_util::Full;
@@ -28,6 +37,8 @@ pub struct Router {
     /// Per path pattern, the route answering each method of [`Method::ALL`].
     paths: Vec<[Option<usize>; Method::ALL.len()]>,
     service: RequestService<Infallible>,
+    /// routerify's answers for the paths without parameters, by path.
+    exact: HashMap<String, usize>,
 }
 
 /// A request path that some route has, with its parameters.
@@ -95,11 +106,26 @@ impl Router {
         let service = RequestServiceBuilder::new(router)
             .map_err(|e| anyhow::anyhow!("building the router: {e}"))?
             .build(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
-        Ok(Router {
+        let fixed: Vec<String> = patterns
+            .iter()
+            .filter(|p| !p.contains([':', '*']))
+            .map(|p| p.to_string())
+            .collect();
+        let mut router = Router {
             routes,
             paths,
             service,
-        })
+            exact: HashMap::new(),
+        };
+        router.exact = fixed
+            .into_iter()
+            .filter_map(|p| {
+                // routerify answers from memory: its future is ready at once.
+                let Hit(path, params) = router.ask(&p).now_or_never()??;
+                params.is_empty().then_some((p, path))
+            })
+            .collect();
+        Ok(router)
     }
 
     /// Every route.
@@ -109,16 +135,24 @@ impl Router {
 
     /// The routes of `path` (a raw, percent-encoded path), if it has any.
     pub async fn find(&self, path: &str) -> Option<PathMatch<'_>> {
-        let mut req = hyper::Request::new(Full::new(Bytes::new()));
-        *req.uri_mut() = path.parse().ok()?;
-        // routerify errs on a path it cannot percent-decode: no route has it.
-        let response = self.service.call(req).await.ok()?;
-        let Hit(path, params) = response.extensions().get::<Hit>()?.clone();
+        let Hit(path, params) = match self.exact.get(path) {
+            Some(&path) => Hit(path, Vec::new()),
+            None => self.ask(path).await?,
+        };
         Some(PathMatch {
             router: self,
             path,
             params,
         })
+    }
+
+    /// routerify's answer for `path`.
+    async fn ask(&self, path: &str) -> Option<Hit> {
+        let mut req = hyper::Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = path.parse().ok()?;
+        // routerify errs on a path it cannot percent-decode: no route has it.
+        let response = self.service.call(req).await.ok()?;
+        response.extensions().get::<Hit>().cloned()
     }
 }
 
@@ -135,4 +169,44 @@ fn method_index(method: Method) -> usize {
         .iter()
         .position(|m| *m == method)
         .expect("Method::ALL lists every method")
+}
+
+#[cfg(test)]
+mod tests {
+    use hookspecs::host::{Guard, RouteDef};
+    use hookspecs::{Method, Reply, Request};
+
+    use super::Router;
+
+    fn route(method: Method, path: &str) -> RouteDef {
+        RouteDef::new(method, path, "t", Guard::Public, |_: Request| async {
+            Ok(Reply::no_content())
+        })
+    }
+
+    #[tokio::test]
+    async fn a_path_without_parameters_is_answered_as_routerify_answers_it() {
+        let router = Router::new(vec![
+            route(Method::Get, "/health"),
+            route(Method::Get, "/items/:id"),
+            // Shadowed by the pattern before it: routerify gives /items/:id.
+            route(Method::Post, "/items/new"),
+            route(Method::Delete, "/health"),
+        ])
+        .unwrap();
+        assert_eq!(
+            router.exact.len(),
+            1,
+            "only /health is answered from the map"
+        );
+        for path in ["/health", "/items/new", "/items/7", "/h%65alth", "/nope"] {
+            let asked = router.ask(path).await.map(|hit| (hit.0, hit.1));
+            let found = router.find(path).await.map(|m| (m.path, m.params));
+            assert_eq!(found, asked, "{path}");
+        }
+        let health = router.find("/health").await.unwrap();
+        assert_eq!(health.methods(), [Method::Get, Method::Delete]);
+        let shadowed = router.find("/items/new").await.unwrap();
+        assert_eq!(shadowed.params, [("id".to_owned(), "new".to_owned())]);
+    }
 }

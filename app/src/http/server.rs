@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use hookspecs::ApiError;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::body::{Body as _, Incoming};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -51,7 +51,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.idle_timeout / 2)
         .keep_alive_timeout(limits.header_timeout);
-    let ids = RequestIds::new();
+    let shared = Arc::new(Shared {
+        state: state.clone(),
+        ids: RequestIds::new(),
+        log: AccessLog::start(),
+    });
     let mut backoff = Backoff::default();
     tokio::pin!(shutdown);
     loop {
@@ -72,12 +76,12 @@ pub async fn serve(
             io: stream,
             activity: activity.clone(),
         });
-        let (state, ids, conn_activity) = (state.clone(), ids.clone(), activity.clone());
+        let (shared, conn_activity) = (shared.clone(), activity.clone());
         let service = hyper::service::service_fn(move |req| {
-            let (state, ids, activity) = (state.clone(), ids.clone(), conn_activity.clone());
+            let (shared, activity) = (shared.clone(), conn_activity.clone());
             async move {
                 let _busy = activity.busy();
-                Ok::<_, Infallible>(respond(&state, &ids, req).await)
+                Ok::<_, Infallible>(respond(&shared, req).await)
             }
         });
         let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
@@ -112,43 +116,44 @@ pub async fn serve(
     {
         tracing::warn!("requests still running after 30 s; stopping anyway");
     }
+    shared.log.flush().await;
     Ok(())
+}
+
+/// What every connection's requests share.
+struct Shared {
+    state: Arc<State>,
+    ids: RequestIds,
+    log: AccessLog,
 }
 
 /// One request: its head to the pipeline, its body read only if the
 /// pipeline asks for it, its answer as a response, one log line.
-async fn respond(
-    state: &Arc<State>,
-    ids: &RequestIds,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let started = Instant::now();
     let head = Head {
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
         query: req.uri().query().map(str::to_owned),
-        authorization: header(&req, "authorization"),
-        content_length: header(&req, "content-length").and_then(|v| v.parse().ok()),
-        request_id: header(&req, "x-request-id")
+        authorization: header(&req, &AUTHORIZATION),
+        content_length: header(&req, &CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+        request_id: header(&req, &X_REQUEST_ID)
             .filter(|id| valid_request_id(id))
-            .unwrap_or_else(|| ids.next()),
+            .unwrap_or_else(|| shared.ids.next()),
     };
-    let limits = &state.limits;
+    let limits = &shared.state.limits;
     let body = read_body(req.into_body(), limits.body_limit, limits.body_timeout);
-    let answer = pipeline::handle(state, &head, body).await;
-    tracing::info!(
-        target: "app::http",
-        "{} {} {} {:.1}ms {}",
-        head.method,
-        head.path,
-        answer.status,
-        started.elapsed().as_secs_f64() * 1e3,
-        head.request_id,
-    );
-    response(answer, &head.request_id)
+    let answer = pipeline::handle(&shared.state, &head, body).await;
+    let status = answer.status;
+    let response = response(answer, &head.request_id);
+    shared.log.line(head, status, started.elapsed());
+    response
 }
 
-fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
+/// Named by constants: a name given as a string is parsed on every lookup.
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+fn header(req: &Request<Incoming>, name: &HeaderName) -> Option<String> {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -163,6 +168,10 @@ fn valid_request_id(id: &str) -> bool {
 /// The body, at most `limit` bytes, within `timeout`. Past the limit the
 /// rest is not read: the 413 goes out and the connection closes.
 async fn read_body(mut body: Incoming, limit: usize, timeout: Duration) -> BodyResult {
+    if body.is_end_stream() {
+        // None to wait for (a GET's): no timer.
+        return Ok(Bytes::new());
+    }
     let read = async {
         let mut kept = BytesMut::new();
         while let Some(frame) = body.frame().await {
@@ -189,7 +198,9 @@ async fn read_body(mut body: Incoming, limit: usize, timeout: Duration) -> BodyR
 
 fn response(answer: Answer, request_id: &str) -> Response<Full<Bytes>> {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = answer.body.map(|b| Bytes::from(b.to_string()));
+    let body = answer
+        .body
+        .map(|b| Bytes::from(serde_json::to_vec(&b).unwrap_or_default()));
     let mut response = Response::new(Full::new(body.clone().unwrap_or_default()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -197,7 +208,7 @@ fn response(answer: Answer, request_id: &str) -> Response<Full<Bytes>> {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert(HeaderName::from_static("x-request-id"), id);
+        headers.insert(X_REQUEST_ID.clone(), id);
     }
     for (name, value) in answer.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
@@ -256,22 +267,94 @@ impl Backoff {
     }
 }
 
+/// The access log: one line per request, `METHOD PATH STATUS LATENCYms
+/// REQUEST-ID` (target `app::http`, level INFO). A request only hands its
+/// fields to a thread of the log's own, which formats and writes them:
+/// that thread wakes for the first line after a quiet spell, then takes
+/// whatever arrived every [`AccessLog::BATCH`], so that under load no
+/// request pays for formatting a line nor for waking a thread. A line's
+/// timestamp is when it is written, at most that much later.
+struct AccessLog(std::sync::mpsc::Sender<Entry>);
+
+enum Entry {
+    Line(Head, u16, Duration),
+    /// Answered once every line sent before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+impl AccessLog {
+    const BATCH: Duration = Duration::from_millis(10);
+
+    fn start() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || Self::write(&rx));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "no thread for the access log: requests go unlogged");
+        }
+        AccessLog(tx)
+    }
+
+    /// Logs a request (if the filter wants `app::http` at INFO).
+    fn line(&self, head: Head, status: u16, took: Duration) {
+        if tracing::enabled!(target: "app::http", tracing::Level::INFO) {
+            let _ = self.0.send(Entry::Line(head, status, took));
+        }
+    }
+
+    /// Completes once every line logged so far is written (at shutdown).
+    async fn flush(&self) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.0.send(Entry::Flush(done)).is_ok() {
+            let _ = written.await;
+        }
+    }
+
+    fn write(entries: &std::sync::mpsc::Receiver<Entry>) {
+        while let Ok(first) = entries.recv() {
+            for entry in std::iter::once(first).chain(entries.try_iter()) {
+                match entry {
+                    Entry::Line(head, status, took) => tracing::info!(
+                        target: "app::http",
+                        "{} {} {} {:.1}ms {}",
+                        head.method,
+                        head.path,
+                        status,
+                        took.as_secs_f64() * 1e3,
+                        head.request_id,
+                    ),
+                    Entry::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+            // Lines sent meanwhile wake no one.
+            std::thread::sleep(Self::BATCH);
+        }
+    }
+}
+
 /// Request ids for requests that bring none: a per-process prefix and a
 /// counter, unique across instances and cheap.
-#[derive(Clone)]
-struct RequestIds(Arc<(String, AtomicU64)>);
+struct RequestIds {
+    prefix: String,
+    counter: AtomicU64,
+}
 
 impl RequestIds {
     fn new() -> Self {
         let mut bytes = [0u8; 4];
         let _ = getrandom::fill(&mut bytes);
-        let prefix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        RequestIds(Arc::new((prefix, AtomicU64::new(1))))
+        RequestIds {
+            prefix: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            counter: AtomicU64::new(1),
+        }
     }
 
     fn next(&self) -> String {
-        let (prefix, counter) = &*self.0;
-        format!("{prefix}-{}", counter.fetch_add(1, Ordering::Relaxed))
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.prefix)
     }
 }
 

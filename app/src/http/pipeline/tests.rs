@@ -19,11 +19,19 @@ use crate::state::State;
 
 const ADMIN: &str = "Bearer admin-secret";
 
+static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn state(extra: Vec<RouteDef>) -> Arc<State> {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let url = format!("sqlite:file:pipeline{n}?mode=memory&cache=shared");
-    let db = Db::open(&url).await.expect("an in-memory database");
+    state_on(
+        &format!("sqlite:file:pipeline{n}?mode=memory&cache=shared"),
+        extra,
+    )
+    .await
+}
+
+async fn state_on(url: &str, extra: Vec<RouteDef>) -> Arc<State> {
+    let db = Db::open(url).await.expect("a database");
     let hooks = PluginManager::<dyn AppHooks>::new();
     hooks
         .register(APP_PLUGIN, BuiltIn::new("admin-secret".into()))
@@ -385,4 +393,170 @@ async fn when_every_run_loses_the_answer_is_503_with_retry_after_and_nothing_is_
     assert_eq!(state.retries.gave_up.load(Ordering::Relaxed), 1);
     let (users, _) = call(&state, head("GET", "/api/users", Some(ADMIN)), "").await;
     assert_eq!(users.body.unwrap(), json!([]));
+}
+
+/// The databases a unit of work is tested on: a SQLite file (WAL, as the
+/// app runs it; the in-memory one of the other tests locks tables instead)
+/// and, when `TEST_DATABASE_URL` is set, a fresh PostgreSQL database.
+/// Returns their URLs and what to drop afterwards.
+async fn databases() -> Vec<(String, Option<String>)> {
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let file = std::env::temp_dir().join(format!("pipeline-{}-{n}.db", std::process::id()));
+    let mut urls = vec![(format!("sqlite://{}?mode=rwc", file.display()), None)];
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(server) if !server.is_empty() => {
+            use sqlx::Connection;
+            sqlx::any::install_default_drivers();
+            let name = format!("pipeline_{}_{n}", std::process::id());
+            let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
+            sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let (base, _) = server.rsplit_once('/').unwrap();
+            urls.push((format!("{base}/{name}"), Some(name)));
+        }
+        _ => eprintln!("PostgreSQL skipped: TEST_DATABASE_URL is not set"),
+    }
+    urls
+}
+
+async fn drop_database(state: Arc<State>, url: &str, pg_name: Option<String>) {
+    state.db.close().await;
+    match pg_name {
+        Some(name) => {
+            use sqlx::Connection;
+            let server = std::env::var("TEST_DATABASE_URL").unwrap();
+            let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
+            sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+        None => {
+            let file = url
+                .trim_start_matches("sqlite://")
+                .trim_end_matches("?mode=rwc");
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{file}{suffix}"));
+            }
+        }
+    }
+}
+
+async fn count_users(req: &Request) -> Result<i64, ApiError> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut *req.ctx().db().await?)
+        .await?)
+}
+
+/// `GET /plugins/t/twice`: counts the users, says so on `first`, waits for
+/// `go`, counts them again.
+fn reading_twice(first: tokio::sync::mpsc::Sender<()>, go: Arc<tokio::sync::Notify>) -> RouteDef {
+    RouteDef::new(
+        Method::Get,
+        "/plugins/t/twice",
+        "t",
+        Guard::Public,
+        move |req: Request| {
+            let (first, go) = (first.clone(), go.clone());
+            async move {
+                let before = count_users(&req).await?;
+                let _ = first.send(()).await;
+                go.notified().await;
+                let after = count_users(&req).await?;
+                Ok(Reply::ok(json!([before, after])))
+            }
+        },
+    )
+}
+
+fn new_user(name: &str) -> String {
+    json!({"username": name, "email": format!("{name}@example.org")}).to_string()
+}
+
+#[tokio::test]
+async fn a_read_sees_one_state_while_a_write_commits_between_its_statements() {
+    for (url, pg) in databases().await {
+        let (first, mut first_done) = tokio::sync::mpsc::channel(1);
+        let go = Arc::new(tokio::sync::Notify::new());
+        let state = state_on(&url, vec![reading_twice(first, go.clone())]).await;
+        let reader = tokio::spawn({
+            let state = state.clone();
+            async move {
+                call(&state, head("GET", "/plugins/t/twice", None), "")
+                    .await
+                    .0
+            }
+        });
+        first_done.recv().await.unwrap();
+        let (created, _) = call(
+            &state,
+            head("POST", "/api/users", Some(ADMIN)),
+            &new_user("ada"),
+        )
+        .await;
+        assert_eq!(created.status, 201, "{url}: {:?}", created.body);
+        go.notify_one();
+        let read = reader.await.unwrap();
+        assert_eq!(
+            (read.status, read.body.unwrap()),
+            (200, json!([0, 0])),
+            "{url}"
+        );
+        // The next read on the same connections sees the write.
+        for _ in 0..3 {
+            let (next, _) = call(&state, head("GET", "/api/users", Some(ADMIN)), "").await;
+            assert_eq!(usernames(&next), [json!("ada")], "{url}");
+        }
+        drop_database(state, &url, pg).await;
+    }
+}
+
+/// `GET /plugins/t/get-writes`: adds a user, then fails if `?fail` is given.
+fn writing_get() -> RouteDef {
+    RouteDef::new(
+        Method::Get,
+        "/plugins/t/get-writes",
+        "t",
+        Guard::Public,
+        |req: Request| async move {
+            let name = req.query("name").unwrap_or("x").to_owned();
+            sqlx::query("INSERT INTO users (username, email, created_at) VALUES ($1, $2, 'now')")
+                .bind(&name)
+                .bind(format!("{name}@example.org"))
+                .execute(&mut *req.ctx().db().await?)
+                .await?;
+            if req.query("fail").is_some() {
+                return Err(ApiError::conflict("changed my mind"));
+            }
+            Ok(Reply::ok(json!({"written": name})))
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_read_that_writes_commits_or_rolls_back_whole() {
+    for (url, pg) in databases().await {
+        let state = state_on(&url, vec![writing_get()]).await;
+        for _ in 0..3 {
+            let (failed, _) = call(
+                &state,
+                head("GET", "/plugins/t/get-writes?name=no&fail", None),
+                "",
+            )
+            .await;
+            assert_eq!(failed.status, 409, "{url}");
+        }
+        let (kept, _) = call(
+            &state,
+            head("GET", "/plugins/t/get-writes?name=yes", None),
+            "",
+        )
+        .await;
+        assert_eq!(kept.status, 200, "{url}: {:?}", kept.body);
+        let (users, _) = call(&state, head("GET", "/api/users", Some(ADMIN)), "").await;
+        assert_eq!(usernames(&users), [json!("yes")], "{url}");
+        drop_database(state, &url, pg).await;
+    }
 }

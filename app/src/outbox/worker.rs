@@ -175,7 +175,8 @@ fn after_commit_plugins(
     plugins
 }
 
-/// How many times a bookkeeping unit of work that lost a race is run.
+/// How many times a unit of work of the worker (its bookkeeping, or an
+/// attempt's) that lost a race is run.
 const BOOKKEEPING_RUNS: u32 = 10;
 
 /// Runs `work` in a unit of work of the worker's own bookkeeping (row
@@ -543,29 +544,34 @@ impl Queue {
             recorded_at: claimed.recorded_at.clone(),
             change,
         };
-        let uow = self.state.db.begin(true);
-        let ctx = self.state.app_context(uow.clone());
-        let deliver = super::deliver_to(&self.state.hooks, self.plugin, &delivery, &ctx);
-        let called = tokio::time::timeout(self.policy.timeout, deliver)
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "the hook overran its time limit of {:?}",
-                    self.policy.timeout
-                ))
-            });
-        let hook_ok = called.is_ok();
-        let outcome = uow
-            .finish(called.map_err(ApiError::internal))
-            .await
-            .map_err(|e| {
-                if hook_ok {
-                    format!("committing the hook's writes failed: {}", e.message)
-                } else {
-                    e.message
+        // An attempt whose own writes lost a race with a concurrent
+        // transaction (another delivery of the same plugin, an operation)
+        // is run again at once, as an operation is: only a real failure
+        // counts as a failed attempt.
+        let mut run = 1;
+        loop {
+            let uow = self.state.db.begin(true);
+            let ctx = self.state.app_context(uow.clone());
+            let deliver = super::deliver_to(&self.state.hooks, self.plugin, &delivery, &ctx);
+            let called = tokio::time::timeout(self.policy.timeout, deliver)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::internal(format!(
+                        "the hook overran its time limit of {:?}",
+                        self.policy.timeout
+                    )))
+                });
+            let hook_ok = called.is_ok();
+            match uow.finish(called).await {
+                Ok(()) => return Ok(()),
+                Err(error) if error.is_race() && run < BOOKKEEPING_RUNS => run += 1,
+                Err(error) if hook_ok => {
+                    let why = format!("committing the hook's writes failed: {}", error.message);
+                    return Err((why, false));
                 }
-            });
-        outcome.map_err(|why| (why, false))
+                Err(error) => return Err((error.message, false)),
+            }
+        }
     }
 
     /// Records a batch's outcome in one write: the cursor past the events

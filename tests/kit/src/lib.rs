@@ -191,9 +191,7 @@ impl HookTest {
                 let outcome = self
                     .run(None, |ctx| async move {
                         let ctx = hookspecs::host::app_authority(&ctx);
-                        app::outbox::deliver_to(&self.hooks, plugin, delivery, &ctx)
-                            .await
-                            .map_err(ApiError::internal)
+                        app::outbox::deliver_to(&self.hooks, plugin, delivery, &ctx).await
                     })
                     .await
                     .map_err(|e| e.message);

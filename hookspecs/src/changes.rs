@@ -159,6 +159,21 @@ macro_rules! changes {
                     )*
                 }
             }
+
+            /// The entity arguments of its hooks, as JSON, in order:
+            /// `[entity]`, or `[before, after]` for a modification (what a
+            /// sandboxed plugin's hook is given).
+            pub fn arguments(&self) -> Vec<serde_json::Value> {
+                fn json(entity: &impl serde::Serialize) -> serde_json::Value {
+                    serde_json::to_value(entity).unwrap_or_default()
+                }
+                match self {
+                    $(
+                        Change::$created(e) | Change::$deleted(e) => vec![json(e)],
+                        Change::$modified { before, after } => vec![json(before), json(after)],
+                    )*
+                }
+            }
         }
 
         impl Change {

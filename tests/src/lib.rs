@@ -854,6 +854,17 @@ pub fn expect_error(status: u16, code: &str, response: Response) -> Value {
     error
 }
 
+/// Waits until `done`, polling, for at most [`DEADLINE`] (then fails the
+/// test naming `what`).
+#[track_caller]
+pub fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "waited {DEADLINE:?} for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// The `id` of an entity.
 #[track_caller]
 pub fn id(entity: &Value) -> i64 {

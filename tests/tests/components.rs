@@ -78,14 +78,30 @@ e2e! {
         let probe = entry(&app, "probe");
         assert_eq!(probe["kind"], "component");
         assert_eq!(probe["status"], "loaded");
-        assert_eq!(probe["hooks"], json!(["authenticate", "on_user_created"]));
-        app.create_user("alice");
+        assert_eq!(
+            probe["hooks"],
+            json!(["authenticate", "on_user_created", "on_user_modified", "after_user_created"])
+        );
+        let alice = id(&app.create_user("alice"));
         let refused = expect_error(422, "probe_refused", app.post("/api/users", ADMIN, new_user("veto-bob")));
         assert_eq!(refused["message"], "the probe refuses veto-bob");
         assert_eq!(refused["plugin"], "probe");
         assert_eq!(refused["hook"], "on_user_created");
         assert_eq!(users(&app), 1, "the vetoed creation rolled back");
         assert!(app.proc.output.text().contains("user alice created"), "the component's log line");
+
+        // A modification reaches the component as (before, after); an
+        // after-commit hook once per committed creation, with its delivery.
+        let path = format!("/api/users/{alice}");
+        expect(200, app.patch(&path, ADMIN, json!({"display_name": "Alice"})));
+        let output = app.proc.output.text();
+        assert!(output.contains(r#"user "alice" modified: display name null -> "Alice""#), "{output}");
+        let delivered = "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = 'probe' AND status = 'delivered'";
+        wait_until("the delivery", || app.db.count(delivered) == 1);
+        let output = app.proc.output.text();
+        assert_eq!(output.matches(r#"delivered: event "evt_"#).count(), 1, "{output}");
+        assert!(output.contains(r#"user "alice" delivered: event "evt_"#), "{output}");
+        assert!(output.contains("attempt 1"), "{output}");
 
         // Recognised (an identity without a user: not allowed to list),
         // where another token is not.

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hooks_core::{ImplDecl, Implements, Plugin, Tier};
+use hooks_core::{ImplDecl, Plugin, Tier};
 use hookspecs::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -29,9 +29,9 @@ impl Sandboxed {
     ///
     /// It declares a hook that components cannot implement in this version.
     pub fn plugin(component: Loaded, manifest: &Manifest) -> Result<Plugin<dyn AppHooks>, String> {
-        let supported: Vec<&str> = <Sandboxed as Implements<dyn AppHooks>>::HOOKIMPLS
-            .iter()
-            .map(|d| d.hook)
+        // `authenticate`, and every entity hook, through the catch-alls.
+        let supported: Vec<&str> = std::iter::once("authenticate")
+            .chain(Change::KINDS.iter().flat_map(|k| [k.on_hook, k.after_hook]))
             .collect();
         let mut hooks = HashMap::new();
         let mut decls = Vec::new();
@@ -108,7 +108,9 @@ fn leak(names: &[String]) -> &'static [&'static str] {
     Box::leak(names.into_boxed_slice())
 }
 
-/// The hooks a component can implement in this version: each passes its
+/// The hooks a component can implement in this version: `authenticate`,
+/// and each entity hook, which reaches the component through the catch-all
+/// (the SDK's table says which hook a change is for); each passes its
 /// arguments (but the context) as JSON, in the hook's order.
 #[hookimpl]
 impl AppHooks for Sandboxed {
@@ -116,163 +118,15 @@ impl AppHooks for Sandboxed {
         self.call("authenticate", json!([token])).await
     }
 
-    async fn on_user_created(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
-        self.call("on_user_created", json!([user])).await
-    }
-    async fn on_user_modified(
-        &self,
-        before: &User,
-        after: &User,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call("on_user_modified", json!([before, after])).await
-    }
-    async fn on_user_deleted(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
-        self.call("on_user_deleted", json!([user])).await
-    }
-    async fn on_space_created(&self, space: &Space, _ctx: &HookContext) -> HookResult<()> {
-        self.call("on_space_created", json!([space])).await
-    }
-    async fn on_space_modified(
-        &self,
-        before: &Space,
-        after: &Space,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call("on_space_modified", json!([before, after])).await
-    }
-    async fn on_space_deleted(&self, space: &Space, _ctx: &HookContext) -> HookResult<()> {
-        self.call("on_space_deleted", json!([space])).await
-    }
-    async fn on_membership_created(
-        &self,
-        membership: &Membership,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call("on_membership_created", json!([membership]))
-            .await
-    }
-    async fn on_membership_modified(
-        &self,
-        before: &Membership,
-        after: &Membership,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call("on_membership_modified", json!([before, after]))
-            .await
-    }
-    async fn on_membership_deleted(
-        &self,
-        membership: &Membership,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call("on_membership_deleted", json!([membership]))
+    async fn on_change(&self, change: &Change, _ctx: &HookContext) -> HookResult<()> {
+        self.call(change.kind().on_hook, json!(change.arguments()))
             .await
     }
 
-    async fn after_user_created(
-        &self,
-        user: &User,
-        delivery: &Delivery,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call("after_user_created", json!([user, delivery_json(delivery)]))
+    async fn after_change(&self, delivery: &Delivery, _ctx: &HookContext) -> HookResult<()> {
+        let mut arguments = delivery.change.arguments();
+        arguments.push(delivery_json(delivery));
+        self.call(delivery.change.kind().after_hook, json!(arguments))
             .await
-    }
-    async fn after_user_modified(
-        &self,
-        before: &User,
-        after: &User,
-        delivery: &Delivery,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call(
-            "after_user_modified",
-            json!([before, after, delivery_json(delivery)]),
-        )
-        .await
-    }
-    async fn after_user_deleted(
-        &self,
-        user: &User,
-        delivery: &Delivery,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call("after_user_deleted", json!([user, delivery_json(delivery)]))
-            .await
-    }
-    async fn after_space_created(
-        &self,
-        space: &Space,
-        delivery: &Delivery,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call(
-            "after_space_created",
-            json!([space, delivery_json(delivery)]),
-        )
-        .await
-    }
-    async fn after_space_modified(
-        &self,
-        before: &Space,
-        after: &Space,
-        delivery: &Delivery,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call(
-            "after_space_modified",
-            json!([before, after, delivery_json(delivery)]),
-        )
-        .await
-    }
-    async fn after_space_deleted(
-        &self,
-        space: &Space,
-        delivery: &Delivery,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call(
-            "after_space_deleted",
-            json!([space, delivery_json(delivery)]),
-        )
-        .await
-    }
-    async fn after_membership_created(
-        &self,
-        membership: &Membership,
-        delivery: &Delivery,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call(
-            "after_membership_created",
-            json!([membership, delivery_json(delivery)]),
-        )
-        .await
-    }
-    async fn after_membership_modified(
-        &self,
-        before: &Membership,
-        after: &Membership,
-        delivery: &Delivery,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call(
-            "after_membership_modified",
-            json!([before, after, delivery_json(delivery)]),
-        )
-        .await
-    }
-    async fn after_membership_deleted(
-        &self,
-        membership: &Membership,
-        delivery: &Delivery,
-        _ctx: &HookContext,
-    ) -> HookResult<()> {
-        self.call(
-            "after_membership_deleted",
-            json!([membership, delivery_json(delivery)]),
-        )
-        .await
     }
 }

@@ -1,7 +1,8 @@
 //! The probe: `on_user_created` behaves as the new user's name says
 //! (`veto-*`, `spin-*`, `sleep-*`, `panic-*`, `oom-*`, `deep-*`, `exit-*`;
-//! anything else passes), and `authenticate` accepts the token set in its
-//! configuration.
+//! anything else passes), `authenticate` accepts the token set in its
+//! configuration, and `on_user_modified` and `after_user_created` log what
+//! they were given.
 
 wit_bindgen::generate!({ path: "../../../hookspecs/wit", world: "plugin" });
 
@@ -21,7 +22,12 @@ impl exports::app::plugin::guest::Guest for Probe {
             after: Vec::new(),
         };
         Manifest {
-            hooks: vec![decl(Hook::Authenticate), decl(Hook::OnUserCreated)],
+            hooks: vec![
+                decl(Hook::Authenticate),
+                decl(Hook::OnUserCreated),
+                decl(Hook::OnUserModified),
+                decl(Hook::AfterUserCreated),
+            ],
             requires: Vec::new(),
         }
     }
@@ -33,6 +39,24 @@ impl exports::app::plugin::guest::Guest for Probe {
             Hook::Authenticate => authenticate(args[0].as_str().unwrap_or_default()),
             Hook::OnUserCreated => {
                 on_user_created(args[0]["username"].as_str().unwrap_or_default())?
+            }
+            Hook::OnUserModified => {
+                let (before, after) = (&args[0], &args[1]);
+                let line = format!(
+                    "user {} modified: display name {} -> {}",
+                    before["username"], before["display_name"], after["display_name"]
+                );
+                host::log(Level::Info, &line);
+                Value::Null
+            }
+            Hook::AfterUserCreated => {
+                let (user, delivery) = (&args[0], &args[1]);
+                let line = format!(
+                    "user {} delivered: event {} attempt {}",
+                    user["username"], delivery["event_id"], delivery["attempt"]
+                );
+                host::log(Level::Info, &line);
+                Value::Null
             }
             _ => return Err(refuse(500, "not implemented")),
         };

@@ -209,7 +209,11 @@ impl<S: ?Sized> State<S> {
     /// registration id, so that it keeps its position among
     /// implementations of equal rank; returns the one replaced. On error
     /// nothing has changed.
-    pub(crate) fn replace(&mut self, name: &str, plugin: &Plugin<S>) -> Result<Plugin<S>, ManagerError> {
+    pub(crate) fn replace(
+        &mut self,
+        name: &str,
+        plugin: &Plugin<S>,
+    ) -> Result<Plugin<S>, ManagerError> {
         let id = self
             .plugins
             .get(name)

@@ -216,6 +216,22 @@ pub fn copy_sources(from: &Path, to: &Path) {
     }
 }
 
+/// Builds the component crate in `dir` (package `app_plugin_<name>`) for
+/// wasm32-wasip2 into `target/components`: the component's path.
+pub fn build_component(dir: &Path, name: &str) -> PathBuf {
+    let target = workspace().join("target").join("components");
+    let status = cargo()
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("running cargo build for wasm32-wasip2");
+    assert!(status.success(), "building the component {name} failed");
+    target.join(format!("wasm32-wasip2/release/app_plugin_{name}.wasm"))
+}
+
 /// Which database the app runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -172,7 +172,10 @@ mod tests {
             .iter()
             .map(|c| (c.name.as_str(), c.component_crate, c.is_component()))
             .collect();
-        assert_eq!(kinds, [("sandboxed", true, true), ("trusted", false, false)]);
+        assert_eq!(
+            kinds,
+            [("sandboxed", true, true), ("trusted", false, false)]
+        );
         assert_eq!(
             found[0].library,
             Path::new("/build/component-target/wasm32-wasip2/release/app_plugin_sandboxed.wasm")

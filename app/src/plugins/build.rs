@@ -62,9 +62,14 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
     // (build scripts that watch them would run again for nothing).
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        let for_the_app = ["CARGO_PKG_", "CARGO_BIN_", "CARGO_CRATE_", "CARGO_MANIFEST_"]
-            .iter()
-            .any(|prefix| key.starts_with(prefix))
+        let for_the_app = [
+            "CARGO_PKG_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+            "CARGO_MANIFEST_",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
             || ["OUT_DIR", "CARGO_PRIMARY_PACKAGE"].contains(&&*key);
         if for_the_app {
             command.env_remove(&*key);
@@ -88,7 +93,10 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
             errors(&log)
         ));
     }
-    if log.lines().any(|l| l.trim_start().starts_with("Compiling ")) {
+    if log
+        .lines()
+        .any(|l| l.trim_start().starts_with("Compiling "))
+    {
         tracing::info!("plugin {name}: built in {took:.1} s");
     } else {
         tracing::info!("plugin {name}: up to date, nothing rebuilt ({took:.1} s)");

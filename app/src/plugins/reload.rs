@@ -120,10 +120,7 @@ impl Reloader {
                 entry.status = Status::Loaded;
                 entry.migrations = migrations;
                 entry.reload_error = None;
-                tracing::info!(
-                    "plugin {name}: reloaded (generation {})",
-                    entry.generation
-                );
+                tracing::info!("plugin {name}: reloaded (generation {})", entry.generation);
                 Ok(entry.generation)
             }
             Err(why) => {
@@ -207,9 +204,11 @@ impl Reloader {
         // migration future `Send`, as the HTTP handler's future must be.
         let (db, owned, migrations) = (self.db.clone(), name.to_owned(), export.migrations);
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || runtime.block_on(db.migrate_plugin(&owned, migrations)))
-            .await
-            .map_err(|e| format!("its migrations panicked: {e}"))??;
+        tokio::task::spawn_blocking(move || {
+            runtime.block_on(db.migrate_plugin(&owned, migrations))
+        })
+        .await
+        .map_err(|e| format!("its migrations panicked: {e}"))??;
         let plugin = export.plugin;
         let swapped = if self.hooks.has_plugin(name) {
             self.hooks.replace(name, plugin).map(drop)

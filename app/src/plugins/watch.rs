@@ -68,7 +68,9 @@ fn seen(source: &Path) -> Seen {
         for entry in std::fs::read_dir(&folder).ok()?.flatten() {
             let Ok(meta) = entry.metadata() else { continue };
             if meta.is_dir() {
-                if entry.file_name() != "target" && !entry.file_name().to_string_lossy().starts_with('.') {
+                if entry.file_name() != "target"
+                    && !entry.file_name().to_string_lossy().starts_with('.')
+                {
                     folders.push(entry.path());
                 }
                 continue;

@@ -43,7 +43,7 @@ pub fn evict(dir: &Path, keep: &Path) {
         })
         .collect();
     // Newest first: what is kept is a prefix.
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut total = 0u64;
     for (kept, (_, size, path)) in entries.iter().enumerate() {
         total += size;
@@ -51,7 +51,9 @@ pub fn evict(dir: &Path, keep: &Path) {
         if over && path != keep {
             match std::fs::remove_file(path) {
                 Ok(()) => tracing::debug!(path = %path.display(), "component cache entry evicted"),
-                Err(e) => tracing::debug!(path = %path.display(), "component cache entry not evicted: {e}"),
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), "component cache entry not evicted: {e}")
+                }
             }
         }
     }
@@ -71,13 +73,16 @@ mod tests {
         for i in 0..MAX_ENTRIES + 3 {
             std::fs::write(path(i), b"x").unwrap();
             let file = std::fs::File::options().write(true).open(path(i)).unwrap();
-            file.set_modified(start + Duration::from_secs(i as u64)).unwrap();
+            file.set_modified(start + Duration::from_secs(i as u64))
+                .unwrap();
         }
         std::fs::write(dir.as_path().join("other.txt"), b"not an entry").unwrap();
         // Entry 0, the oldest, was just used: it stays; 1, 2 and 3 go.
         used(&path(0));
         evict(dir.as_path(), &path(5));
-        let gone: Vec<usize> = (0..MAX_ENTRIES + 3).filter(|i| !path(*i).exists()).collect();
+        let gone: Vec<usize> = (0..MAX_ENTRIES + 3)
+            .filter(|i| !path(*i).exists())
+            .collect();
         assert_eq!(gone, [1, 2, 3]);
         assert!(dir.as_path().join("other.txt").exists());
         std::fs::remove_dir_all(&dir).unwrap();

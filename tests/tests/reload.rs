@@ -439,3 +439,46 @@ fn serve_watch_reloads_a_changed_component_file() {
         "{output}"
     );
 }
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_package_ships_a_component_crate_built_as_its_wasm() {
+    let folder = tempfile::tempdir().unwrap();
+    probe_crate(folder.path(), "packed", 1);
+    add_native(folder.path());
+    let db = Arc::new(TestDb::create(Backend::Sqlite));
+    let out = tempfile::tempdir().unwrap();
+    let dist = out.path().join("dist");
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
+        .args(&["package", dist.to_str().unwrap()]);
+    let proc = Proc::spawn(options.command(&db));
+    let (status, output) = proc.finish_within(BUILDING);
+    assert!(status.success(), "{output}");
+    let shipped = dist.join("plugins/app_plugin_packed.wasm");
+    assert!(shipped.is_file(), "{output}");
+    assert!(dist.join("plugins/libapp_plugin_hello_world.so").is_file());
+
+    // Run from the package, its plugins beside it: no crate, no cargo.
+    let mut cmd = std::process::Command::new(dist.join("app"));
+    cmd.env_clear()
+        .env("PATH", "/nonexistent")
+        .env("APP_LISTEN", "127.0.0.1:0")
+        .env("APP_DATA_DIR", db.dir.path())
+        .env("APP_ADMIN_TOKEN", ADMIN_TOKEN)
+        .current_dir(db.dir.path());
+    let app = TestApp::wait_up(Proc::spawn(cmd), db);
+    let packed = entry(&app, "packed");
+    assert_eq!(packed["kind"], "component");
+    assert_eq!(packed["status"], "loaded");
+    assert_eq!(packed["source"], shipped.display().to_string());
+    expect_error(
+        422,
+        "probe_refused",
+        app.post("/api/users", ADMIN, new_user("veto-a")),
+    );
+}

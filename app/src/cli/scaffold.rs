@@ -126,10 +126,10 @@ publish = false
 [package.metadata.app-plugin]
 kind = "component"
 
-# cdylib: the component; dylib: what the workspace's own (native) build
-# makes of every crate in plugins/, never loaded.
+# As a native plugin's: what the workspace's own build makes of it (never
+# loaded). The app builds the component with `--crate-type cdylib`.
 [lib]
-crate-type = ["cdylib", "dylib"]
+crate-type = ["dylib"]
 
 [dependencies]
 hookspecs.workspace = true

@@ -1,9 +1,16 @@
 //! Building component crates: a crate in the plugin folder whose Cargo.toml
 //! says `[package.metadata.app-plugin] kind = "component"` is built by the
-//! app itself, `cargo build --release --target wasm32-wasip2`, before it is
-//! loaded (at startup, and at each reload), as Zed builds dev extensions.
-//! Cargo decides what is stale: a crate that did not change costs one cargo
-//! run that compiles nothing.
+//! app itself for `wasm32-wasip2` before it is loaded (at startup, and at
+//! each reload), as Zed builds dev extensions. Cargo decides what is
+//! stale: a crate that did not change costs one cargo run that compiles
+//! nothing.
+//!
+//! The command is `cargo rustc --release --target wasm32-wasip2 --lib
+//! --crate-type cdylib`: the crate type is given here, not taken from the
+//! manifest, so a component crate may say `crate-type = ["dylib"]` as a
+//! native plugin does (what the workspace's own build makes of every crate
+//! in `plugins/`; cargo refuses a manifest naming both `dylib` and
+//! `cdylib`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +18,9 @@ use std::time::Instant;
 
 /// The target components are built for.
 pub const TARGET: &str = "wasm32-wasip2";
+
+/// How a component crate is built, for messages.
+const COMMAND: &str = "cargo rustc --release --target wasm32-wasip2 --lib --crate-type cdylib";
 
 /// The command that installs [`TARGET`].
 pub const INSTALL: &str = "rustup target add wasm32-wasip2";
@@ -50,7 +60,8 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .args(["build", "--release", "--color", "never", "--target", TARGET])
+        .args(["rustc", "--release", "--color", "never", "--target", TARGET])
+        .args(["--lib", "--crate-type", "cdylib"])
         .arg("--manifest-path")
         .arg(crate_dir.join("Cargo.toml"))
         .arg("--target-dir")
@@ -76,7 +87,7 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
         }
     }
     tracing::info!(
-        "plugin {name}: building {} for {TARGET} (cargo build --release --target {TARGET})",
+        "plugin {name}: building {} for {TARGET} ({COMMAND})",
         crate_dir.display()
     );
     let started = Instant::now();
@@ -88,7 +99,7 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
     if !out.status.success() {
         tracing::warn!("plugin {name}: the build failed after {took:.1} s");
         return Err(format!(
-            "its build for {TARGET} failed (cargo build --release --target {TARGET} in {}): {}",
+            "its build for {TARGET} failed ({COMMAND} in {}): {}",
             crate_dir.display(),
             errors(&log)
         ));

@@ -21,9 +21,13 @@ const BUILDING: Duration = Duration::from_secs(600);
 /// The probe's source as version `version` (1 or 2), its WIT package
 /// found where it is in this workspace.
 fn probe_source(version: u32) -> String {
+    probe_source_with(version, &workspace().join("hookspecs/wit"))
+}
+
+/// [`probe_source`], its WIT package found in `wit`.
+fn probe_source_with(version: u32, wit: &Path) -> String {
     let probe = workspace().join("tests/components/probe/src/lib.rs");
     let source = std::fs::read_to_string(probe).unwrap();
-    let wit = workspace().join("hookspecs/wit");
     let relative = "\"../../../hookspecs/wit\"";
     assert!(source.contains(relative), "the probe's WIT path moved");
     let source = source.replace(relative, &format!("{:?}", wit.display().to_string()));
@@ -38,6 +42,11 @@ fn probe_source(version: u32) -> String {
 /// Writes the probe as the component crate `app_plugin_<name>` in
 /// `folder`, version `version`: the crate's folder.
 fn probe_crate(folder: &Path, name: &str, version: u32) -> PathBuf {
+    probe_crate_with(folder, name, &probe_source(version))
+}
+
+/// [`probe_crate`] with `source` as its lib.rs.
+fn probe_crate_with(folder: &Path, name: &str, source: &str) -> PathBuf {
     let probe = workspace().join("tests/components/probe");
     let dir = folder.join(format!("app_plugin_{name}"));
     std::fs::create_dir_all(dir.join("src")).unwrap();
@@ -47,7 +56,7 @@ fn probe_crate(folder: &Path, name: &str, version: u32) -> PathBuf {
         + "\n[package.metadata.app-plugin]\nkind = \"component\"\n";
     std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
     std::fs::copy(probe.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
-    std::fs::write(dir.join("src/lib.rs"), probe_source(version)).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), source).unwrap();
     dir
 }
 
@@ -481,4 +490,38 @@ fn a_package_ships_a_component_crate_built_as_its_wasm() {
         "probe_refused",
         app.post("/api/users", ADMIN, new_user("veto-a")),
     );
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_crate_exporting_another_interface_is_refused_naming_what_it_exports() {
+    // The probe built against the same interface under another package
+    // name: a component, but not an app plugin.
+    let scratch = tempfile::tempdir().unwrap();
+    let wit = scratch.path().join("wit");
+    std::fs::create_dir_all(&wit).unwrap();
+    let ours = std::fs::read_to_string(workspace().join("hookspecs/wit/plugin.wit")).unwrap();
+    let version = app::plugins::component::wit::VERSION;
+    let package = format!("package app:plugin@{version};");
+    assert!(ours.contains(&package));
+    let theirs = ours.replace(&package, &format!("package other:plugin@{version};"));
+    std::fs::write(wit.join("plugin.wit"), theirs).unwrap();
+    let source = probe_source_with(1, &wit).replace("app::plugin::", "other::plugin::");
+    let folder = tempfile::tempdir().unwrap();
+    probe_crate_with(folder.path(), "stranger", &source);
+    probe_crate(folder.path(), "probe", 1);
+    let app = start(folder.path(), "probe", &[], BUILDING);
+    let status = entry(&app, "stranger")["status"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let expected = format!(
+        "failed: not an app plugin: it exports no `app:plugin/guest@{version}` interface \
+         (it exports: other:plugin/guest@{version})"
+    );
+    assert_eq!(status, expected);
+    assert_eq!(entry(&app, "probe")["status"], "loaded");
 }

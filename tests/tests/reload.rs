@@ -2,8 +2,9 @@
 //! without a restart. The probe (tests/components/probe) is copied as a
 //! component crate (`[package.metadata.app-plugin] kind = "component"`)
 //! in two versions, whose `on_user_created` log lines differ: version 1
-//! logs `user <name> created`, version 2 `user <name> created (v2)`. The
-//! real app builds the crate itself, or is given the built `.wasm`.
+//! logs `user <name> created`, version 2 `user <name> created (v2)`, and
+//! version 2 no longer implements `authenticate`. The real app builds the
+//! crate itself, or is given the built `.wasm`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -33,9 +34,17 @@ fn probe_source_with(version: u32, wit: &Path) -> String {
     let source = source.replace(relative, &format!("{:?}", wit.display().to_string()));
     let line = "format!(\"user {username} created\")";
     assert!(source.contains(line), "the probe's log line changed");
+    let authenticates = "decl(Hook::Authenticate),";
+    assert!(
+        source.contains(authenticates),
+        "the probe's manifest changed"
+    );
     match version {
         1 => source,
-        _ => source.replace(line, "format!(\"user {username} created (v2)\")"),
+        // Another line, and one hook fewer: no more `authenticate`.
+        _ => source
+            .replace(line, "format!(\"user {username} created (v2)\")")
+            .replace(authenticates, ""),
     }
 }
 
@@ -232,6 +241,17 @@ fn a_component_crate_is_built_at_startup_rebuilt_on_reload_and_a_broken_version_
     assert_eq!(
         (probe["generation"].as_i64(), &probe["reload_error"]),
         (Some(2), &Value::Null)
+    );
+    // Its hooks are those of its new manifest: the token is no longer
+    // recognised.
+    assert_eq!(
+        probe["hooks"],
+        json!(["on_user_created", "on_user_modified", "after_user_created"])
+    );
+    expect_error(
+        401,
+        "unauthorized",
+        app.get("/api/users", Some("probe-secret")),
     );
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 2);
 

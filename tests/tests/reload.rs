@@ -545,3 +545,39 @@ fn a_component_crate_exporting_another_interface_is_refused_naming_what_it_expor
     assert_eq!(status, expected);
     assert_eq!(entry(&app, "probe")["status"], "loaded");
 }
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn serve_watch_rebuilds_and_reloads_an_edited_component_crate() {
+    let folder = tempfile::tempdir().unwrap();
+    let dir = probe_crate(folder.path(), "watched", 1);
+    let app = start(
+        folder.path(),
+        "watched",
+        &["serve", "--watch", "--watch-ms", "50"],
+        BUILDING,
+    );
+    app.proc
+        .output
+        .wait_for("the watch", |out| out.contains("watching the components"));
+    std::fs::write(dir.join("src/lib.rs"), probe_source(2)).unwrap();
+    // A build: bounded as a start that builds is.
+    let started = Instant::now();
+    while entry(&app, "watched")["generation"] != 2 {
+        assert!(started.elapsed() < BUILDING, "no reload after {BUILDING:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = app.proc.output.text();
+    assert_eq!(
+        output.matches("plugin watched: built in").count(),
+        2,
+        "built at startup, then once for the edit: {output}"
+    );
+    app.create_user("edited");
+    app.proc.output.wait_for("version 2's line", |out| {
+        out.contains("user edited created (v2)")
+    });
+}

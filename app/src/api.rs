@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::outbox;
-use crate::plugins::{APP_PLUGIN, PluginReport};
+use crate::plugins::{APP_PLUGIN, PluginReport, ReloadError, Reloader};
 
 /// The core routes, but for [`plugin_report`].
 pub fn routes() -> Vec<RouteDef> {
@@ -65,6 +65,38 @@ pub fn plugin_report(report: PluginReport) -> RouteDef {
                 let report =
                     outbox::admin::with_counts(report, &mut *req.ctx().db().await?).await?;
                 Ok(Reply::ok(report))
+            }
+        },
+    )
+}
+
+/// `POST /api/admin/plugins/:name/reload`: rebuilds (a crate) and swaps a
+/// component for its new version. 404 for no such plugin; 409 for one that
+/// cannot be reloaded (native: never unloaded), with why; 422 when the new
+/// version is refused, with why (the old one runs on).
+pub fn plugin_reload(reloader: Arc<Reloader>) -> RouteDef {
+    core(
+        Method::Post,
+        "/api/admin/plugins/:name/reload",
+        Guard::Admin,
+        move |req: Request| {
+            let reloader = reloader.clone();
+            async move {
+                let name = req.param("name").unwrap_or_default().to_owned();
+                match reloader.reload(&name).await {
+                    Ok(generation) => Ok(Reply::ok(
+                        json!({"plugin": name, "reloaded": true, "generation": generation}),
+                    )),
+                    Err(error @ ReloadError::Unknown(_)) => {
+                        Err(ApiError::new(404, "not_found", error.to_string()))
+                    }
+                    Err(error @ ReloadError::NotReloadable(_)) => {
+                        Err(ApiError::new(409, "not_reloadable", error.to_string()))
+                    }
+                    Err(error @ ReloadError::Refused(_)) => {
+                        Err(ApiError::new(422, "reload_refused", error.to_string()))
+                    }
+                }
             }
         },
     )

@@ -50,7 +50,12 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
+/// Serves until a signal; with `watch`, components whose file or crate
+/// changed are reloaded, polled at that interval.
+pub(crate) async fn serve(
+    plugins: Vec<(String, Plugin<dyn AppHooks>)>,
+    watch: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
     let config = Config::load()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
@@ -71,12 +76,22 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
     plugins::start(&hooks, &table, &configs, &mut loaded, required).await?;
     plugins::log_report(&loaded);
     let retries = Arc::new(RetryStats::default());
+    let loaded: plugins::Entries = Arc::new(std::sync::Mutex::new(loaded));
+    let reloader = Arc::new(plugins::Reloader::new(
+        hooks.clone(),
+        db.clone(),
+        configs.clone(),
+        &config.plugins,
+        loaded.clone(),
+    ));
+    table.add(api::plugin_reload(reloader.clone()))?;
     table.add(api::plugin_report(PluginReport {
         hooks: hooks.clone(),
         loaded,
         routes: table.routes(),
         retries: retries.clone(),
     }))?;
+    let watcher = watch.map(|every| plugins::watch(reloader, every));
 
     let state = Arc::new(State {
         db: db.clone(),
@@ -103,6 +118,9 @@ pub(crate) async fn serve(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyho
         );
     }
     http::server::serve(listener, state, shutdown).await?;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     deliveries.stop().await;
     db.close().await;
     tracing::info!("stopped");

@@ -147,6 +147,47 @@ impl<S: Spec + ?Sized> PluginManager<S> {
         Ok(removed)
     }
 
+    /// Replaces the plugin registered as `name` by `plugin`, at once: a
+    /// call sees either the one or the other, never neither; calls already
+    /// running finish with the old one, which is returned. The new one
+    /// takes the old one's place in registration order (the tie-break
+    /// between implementations of equal rank). Historic calls made so far
+    /// are replayed to it.
+    ///
+    /// # Errors
+    ///
+    /// Refused, with the old plugin left in place, when no plugin is
+    /// registered as `name` ([`ManagerError::UnknownPlugin`]), or for the
+    /// reasons [`register`](Self::register) gives; a failed historic
+    /// replay puts the old plugin back.
+    ///
+    /// ```
+    /// # use hookery::prelude::*;
+    /// # #[hookspec] pub trait Events { fn saved(&self, id: u32) -> HookResult<u32>; }
+    /// # struct Store(u32);
+    /// # #[hookimpl] impl Events for Store { fn saved(&self, id: u32) -> HookResult<u32> { Ok(id + self.0) } }
+    /// let pm = PluginManager::<dyn Events>::new();
+    /// pm.register("store", Store(0))?;
+    /// pm.replace("store", Plugin::new(Store(10)))?;
+    /// assert_eq!(pm.hook().saved(1)?.into_values(), [11]);
+    /// assert!(pm.replace("other", Plugin::new(Store(0))).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn replace(&self, name: &str, plugin: Plugin<S>) -> Result<Plugin<S>, ManagerError> {
+        let (old, pending) = self.shared.change(|state| {
+            let old = state.replace(name, &plugin)?;
+            Ok::<_, ManagerError>((old, Pending::pick(state, &plugin)))
+        })?;
+        self.shared.publish();
+        let mut restore = None;
+        let replayed = pending.replay(name, &plugin, || restore = Some(()));
+        if restore.is_some() {
+            let _ = self.shared.change(|state| state.replace(name, &old));
+            self.shared.publish();
+        }
+        replayed.map(|()| old)
+    }
+
     /// Blocks `name`: unregisters the plugin of that name, if any, and
     /// refuses to register that name until [`unblock`](Self::unblock).
     ///

@@ -200,6 +200,37 @@ impl<S: ?Sized> State<S> {
         if self.plugins.contains_key(name) {
             return Err(ManagerError::DuplicateName(name.to_owned()));
         }
+        self.place(name, plugin, self.next_id)?;
+        self.next_id += 1;
+        Ok(())
+    }
+
+    /// Puts `plugin` in the place of the one registered as `name`, with its
+    /// registration id, so that it keeps its position among
+    /// implementations of equal rank; returns the one replaced. On error
+    /// nothing has changed.
+    pub(crate) fn replace(
+        &mut self,
+        name: &str,
+        plugin: &Plugin<S>,
+    ) -> Result<Plugin<S>, ManagerError> {
+        let id = self
+            .plugins
+            .get(name)
+            .ok_or_else(|| ManagerError::UnknownPlugin(name.to_owned()))?
+            .id;
+        let old = self.remove(name)?;
+        if let Err(error) = self.place(name, plugin, id) {
+            self.place(name, &old, id)
+                .expect("it was registered so a moment ago");
+            return Err(error);
+        }
+        Ok(old)
+    }
+
+    /// Checks and inserts a plugin under registration id `id`. On error
+    /// nothing has changed.
+    fn place(&mut self, name: &str, plugin: &Plugin<S>, id: u64) -> Result<(), ManagerError> {
         if let Some(registered) = self.objects.get(&plugin.identity()) {
             return Err(ManagerError::AlreadyRegistered {
                 plugin: name.to_owned(),
@@ -207,17 +238,14 @@ impl<S: ?Sized> State<S> {
             });
         }
         validate(self.spec, self.specs, name, plugin)?;
-        let id = self.next_id;
         let name = intern(name);
         self.insert(name, plugin.clone(), id);
-        self.next_id += 1;
         let cycle = self.registered_hooks(name).find_map(|hook| {
             let cycle = self.hooks[hook].arrange().err()?;
             Some((self.specs[hook].name, cycle))
         });
         if let Some((hook, chain)) = cycle {
             self.remove(name).expect("just inserted");
-            self.next_id = id;
             return Err(ManagerError::OrderCycle {
                 plugin: name.to_owned(),
                 hook,

@@ -358,3 +358,55 @@ fn clones_share_one_registry() {
     add(&clone, probe("d", &log), on("run"));
     assert_eq!(pm.plugin_names(), ["b", "c", "d"]);
 }
+
+#[test]
+fn replace_swaps_a_plugin_in_its_place_with_its_new_hooks() {
+    let log = Log::new();
+    let pm = abc(&log);
+    // `b` comes back answering 20, implementing `run` only: same place in
+    // registration order (later runs first: c, b, a), `first` gone.
+    let old = pm
+        .replace("b", probe("b", &log).value(20).plugin(&[on("run")]))
+        .unwrap();
+    assert_eq!(old.impls().len(), 2, "the old plugin is returned");
+    assert_eq!(
+        state(&pm),
+        (vec!["a", "b", "c"], vec![("c", 3), ("b", 20), ("a", 1)])
+    );
+    let first: Vec<&str> = pm
+        .get_hookimpls("first")
+        .unwrap()
+        .iter()
+        .map(|i| i.plugin)
+        .collect();
+    assert_eq!(first, ["c", "a"], "in call order");
+    let unknown = pm.replace("d", probe("d", &log).plugin(&[on("run")]));
+    assert!(matches!(unknown, Err(ManagerError::UnknownPlugin(name)) if name == "d"));
+}
+
+#[test]
+fn a_refused_replacement_leaves_the_old_plugin_in_place() {
+    let log = Log::new();
+    let pm = PluginManager::<dyn Hooks>::new();
+    probe("a", &log)
+        .value(1)
+        .register(&pm, &[on("run").before(&["b"])])
+        .unwrap();
+    probe("b", &log)
+        .value(2)
+        .register(&pm, &[on("run")])
+        .unwrap();
+    let before = state(&pm);
+    let cycle = pm.replace(
+        "b",
+        probe("b", &log)
+            .value(3)
+            .plugin(&[on("run").before(&["a"])]),
+    );
+    let error = cycle.err();
+    assert!(
+        matches!(error, Some(ManagerError::OrderCycle { .. })),
+        "{error:?}"
+    );
+    assert_eq!(state(&pm), before);
+}

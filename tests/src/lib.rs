@@ -216,6 +216,22 @@ pub fn copy_sources(from: &Path, to: &Path) {
     }
 }
 
+/// Builds the component crate in `dir` (package `app_plugin_<name>`) for
+/// wasm32-wasip2 into `target/components`: the component's path.
+pub fn build_component(dir: &Path, name: &str) -> PathBuf {
+    let target = workspace().join("target").join("components");
+    let status = cargo()
+        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+        .arg("--manifest-path")
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("running cargo build for wasm32-wasip2");
+    assert!(status.success(), "building the component {name} failed");
+    target.join(format!("wasm32-wasip2/release/app_plugin_{name}.wasm"))
+}
+
 /// Which database the app runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -570,14 +586,19 @@ impl Proc {
 
     /// Waits (bounded) for the process to exit.
     pub fn wait_exit(&mut self) -> ExitStatus {
+        self.wait_exit_within(DEADLINE)
+    }
+
+    /// Waits up to `deadline` for the process to exit.
+    pub fn wait_exit_within(&mut self, deadline: Duration) -> ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status;
             }
             assert!(
-                start.elapsed() < DEADLINE,
-                "the process did not exit within {DEADLINE:?}; output so far:\n{}",
+                start.elapsed() < deadline,
+                "the process did not exit within {deadline:?}; output so far:\n{}",
                 self.output.text()
             );
             std::thread::sleep(Duration::from_millis(20));
@@ -586,8 +607,14 @@ impl Proc {
 
     /// Waits for the exit, then for both output pumps to have copied
     /// everything (they end when the pipes close), bounded by [`DEADLINE`].
-    pub fn finish(mut self) -> (ExitStatus, String) {
-        let status = self.wait_exit();
+    pub fn finish(self) -> (ExitStatus, String) {
+        self.finish_within(DEADLINE)
+    }
+
+    /// [`finish`](Self::finish), waiting up to `deadline` for the exit (a
+    /// command that builds first).
+    pub fn finish_within(mut self, deadline: Duration) -> (ExitStatus, String) {
+        let status = self.wait_exit_within(deadline);
         let start = Instant::now();
         while !self.pumps.iter().all(std::thread::JoinHandle::is_finished) {
             assert!(

@@ -24,7 +24,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service (the default).
-    Serve,
+    Serve {
+        /// Reload a component whose file or crate in the plugin folder
+        /// changed (polled).
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: how often to look, in milliseconds.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(10..))]
+        watch_ms: u64,
+    },
     /// Inspect plugins.
     Plugins {
         #[command(subcommand)]
@@ -73,10 +81,15 @@ enum DeliveriesCommand {
 #[derive(Subcommand)]
 enum PluginCommand {
     /// Create `app_plugin_<name>` in the plugins folder from a template that
-    /// implements one hook and one route; `cargo run` builds and loads it.
+    /// implements one hook (and, native, one route); `cargo run` builds and
+    /// loads it.
     New {
         /// The plugin's name (lowercase letters, digits and `_`).
         name: String,
+        /// A WebAssembly component (sandboxed, reloadable) instead of a
+        /// native library.
+        #[arg(long)]
+        component: bool,
     },
 }
 
@@ -110,8 +123,15 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(plugins).await,
+        let serve_by_default = Command::Serve {
+            watch: false,
+            watch_ms: 0,
+        };
+        match cli.command.unwrap_or(serve_by_default) {
+            Command::Serve { watch, watch_ms } => {
+                let watch = watch.then(|| std::time::Duration::from_millis(watch_ms));
+                serve(plugins, watch).await
+            }
             Command::Plugins {
                 command: PluginsCommand::List,
             } => list(plugins),
@@ -130,10 +150,15 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
             }
             Command::Deliveries { command } => deliveries(command).await,
             Command::Plugin {
-                command: PluginCommand::New { name },
+                command: PluginCommand::New { name, component },
             } => {
                 let (dir, _) = Config::load()?.plugins.folder();
-                let created = scaffold::new_plugin(&dir, &name)?;
+                let kind = if component {
+                    scaffold::Template::Component
+                } else {
+                    scaffold::Template::Native
+                };
+                let created = scaffold::new_plugin(&dir, &name, kind)?;
                 println!(
                     "created {}: `cargo run` builds and loads it",
                     created.display()

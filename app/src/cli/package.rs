@@ -2,7 +2,8 @@
 //! toolchain: the binaries (`app`, which checks and starts `app-main`), the
 //! shared libraries it needs (the SDK and Rust's
 //! std, exactly the files this process loaded), and every plugin as a
-//! prebuilt library in `<dir>/plugins/`. The binaries' RUNPATH starts with
+//! prebuilt library in `<dir>/plugins/` (a component crate built for
+//! `wasm32-wasip2` first, and shipped as its `.wasm`). The binaries' RUNPATH starts with
 //! `$ORIGIN/`, so the libraries beside it are the ones it loads.
 
 use std::path::{Path, PathBuf};
@@ -40,6 +41,10 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Vec<PathBu
             .library
             .file_name()
             .context("a plugin library's name")?;
+        if candidate.component_crate {
+            crate::plugins::build_component(&candidate.source, &candidate.name, build_dir)
+                .map_err(|why| anyhow::anyhow!("plugin {}: {why}", candidate.name))?;
+        }
         if !candidate.library.exists() {
             bail!(
                 "plugin {} is not built ({}): run `cargo build` at the workspace root first",

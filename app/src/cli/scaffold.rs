@@ -1,6 +1,7 @@
-//! `app plugin new <name>`: a new plugin crate in the plugins folder, from a
-//! template that compiles, implements one hook and one route, and is loaded
-//! on the next `cargo run`.
+//! `app plugin new <name> [--component]`: a new plugin crate in the plugins
+//! folder, from a template that implements one hook (and, native, one
+//! route), and is loaded on the next `cargo run`: a native library, or a
+//! WebAssembly component the app builds for `wasm32-wasip2` itself.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +9,18 @@ use anyhow::{Context, bail};
 
 use crate::plugins::discovery::PREFIX;
 
+/// Which kind of plugin to create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Template {
+    /// A Rust dylib in the app's process.
+    Native,
+    /// A WebAssembly component, sandboxed (its Cargo.toml says so under
+    /// `[package.metadata.app-plugin]`).
+    Component,
+}
+
 /// Creates `<dir>/app_plugin_<name>/` and returns its path.
-pub fn new_plugin(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+pub fn new_plugin(dir: &Path, name: &str, template: Template) -> anyhow::Result<PathBuf> {
     let valid = !name.is_empty()
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
@@ -37,11 +48,15 @@ pub fn new_plugin(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
                 .unwrap_or_default()
         })
         .collect();
+    let (manifest, lib) = match template {
+        Template::Native => (MANIFEST, LIB),
+        Template::Component => (COMPONENT_MANIFEST, COMPONENT_LIB),
+    };
     std::fs::write(
         root.join("Cargo.toml"),
-        MANIFEST.replace("{crate}", &crate_name),
+        manifest.replace("{crate}", &crate_name),
     )?;
-    let lib = LIB.replace("{name}", name).replace("{Type}", &type_name);
+    let lib = lib.replace("{name}", name).replace("{Type}", &type_name);
     std::fs::write(root.join("src").join("lib.rs"), lib)?;
     Ok(root)
 }
@@ -96,3 +111,74 @@ impl AppHooks for {Type} {
 
 hookspecs::export_plugin!({Type}::default);
 "#;
+
+const COMPONENT_MANIFEST: &str = r#"[package]
+name = "{crate}"
+version.workspace = true
+edition.workspace = true
+rust-version.workspace = true
+license.workspace = true
+publish = false
+
+# A WebAssembly component: the app builds it with `cargo build --release
+# --target wasm32-wasip2` and runs it sandboxed (README.md, "Native or
+# sandboxed?"). Remove this table to make it a native plugin.
+[package.metadata.app-plugin]
+kind = "component"
+
+# As a native plugin's: what the workspace's own build makes of it (never
+# loaded). The app builds the component with `--crate-type cdylib`.
+[lib]
+crate-type = ["dylib"]
+
+[dependencies]
+hookspecs.workspace = true
+"#;
+
+const COMPONENT_LIB: &str = r#"//! The `{name}` plugin, a sandboxed component.
+
+use hookspecs::prelude::*;
+
+#[derive(Default)]
+pub struct {Type};
+
+#[hookimpl]
+impl AppHooks for {Type} {
+    /// Runs inside the transaction that created the user; an error vetoes
+    /// the creation.
+    async fn on_user_created(&self, user: &User, _ctx: &HookContext) -> HookResult<()> {
+        tracing::info!(plugin = "{name}", "user {} created", user.username);
+        Ok(())
+    }
+}
+
+hookspecs::export_plugin!({Type}::default);
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::discovery;
+
+    #[test]
+    fn a_scaffolded_component_is_found_as_a_component_crate() {
+        let dir = std::env::temp_dir().join(format!("scaffold-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        new_plugin(&dir, "sandboxed", Template::Component).unwrap();
+        new_plugin(&dir, "trusted", Template::Native).unwrap();
+        let found = discovery::discover(&dir, Path::new("/build")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let kinds: Vec<(&str, bool, bool)> = found
+            .iter()
+            .map(|c| (c.name.as_str(), c.component_crate, c.is_component()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("sandboxed", true, true), ("trusted", false, false)]
+        );
+        assert_eq!(
+            found[0].library,
+            Path::new("/build/component-target/wasm32-wasip2/release/app_plugin_sandboxed.wasm")
+        );
+    }
+}

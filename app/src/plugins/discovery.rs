@@ -2,7 +2,9 @@
 //! with the app by the same `cargo` invocation (its library sits next to the
 //! running binary), a prebuilt `libapp_plugin_<name>.so` placed there, or a
 //! sandboxed plugin: a WebAssembly component `app_plugin_<name>.wasm`
-//! ([`super::component`]).
+//! ([`super::component`]), or a component crate (its Cargo.toml says
+//! `[package.metadata.app-plugin] kind = "component"`), which the app builds
+//! for `wasm32-wasip2` itself ([`super::build`]).
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,8 @@ pub struct Candidate {
     /// Why it cannot be a plugin as it is (a name without the prefix):
     /// reported as a failure, never silently skipped.
     pub problem: Option<String>,
+    /// A component crate: the app builds it before loading `library`.
+    pub component_crate: bool,
 }
 
 /// Lists the plugins in `dir`, sorted by name: crate folders (named by the
@@ -61,6 +65,7 @@ pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>>
                     library: path.clone(),
                     source: path,
                     problem,
+                    component_crate: false,
                 });
             }
             None => {
@@ -73,38 +78,50 @@ pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>>
 }
 
 /// A crate folder: the plugin is named by its package name, the name cargo
-/// gives its library.
+/// gives its library. A component crate's library is the component cargo
+/// builds for `wasm32-wasip2` ([`super::build::output`]); a native one's is
+/// the dylib the workspace's build put beside the binary.
 fn crate_candidate(path: &Path, manifest: &Path, folder: &str, build_dir: &Path) -> Candidate {
-    let package = std::fs::read_to_string(manifest)
+    let table = std::fs::read_to_string(manifest)
         .ok()
         .and_then(|text| text.parse::<toml::Table>().ok())
-        .and_then(|table| {
-            table
-                .get("package")?
-                .get("name")?
-                .as_str()
-                .map(str::to_owned)
-        });
-    let package = package.unwrap_or_else(|| folder.to_owned());
-    let crate_name = package.replace('-', "_");
+        .unwrap_or_default();
+    let package = table.get("package");
+    let name = package
+        .and_then(|p| p.get("name")?.as_str())
+        .unwrap_or(folder);
+    let component_crate = package
+        .and_then(|p| p.get("metadata")?.get(METADATA)?.get("kind")?.as_str())
+        .is_some_and(|kind| kind == "component");
+    let crate_name = name.replace('-', "_");
     let problem = (!crate_name.starts_with(PREFIX)).then(|| {
         format!(
-            "its package name `{package}` lacks the `{PREFIX}` prefix, so it is built but \
+            "its package name `{name}` lacks the `{PREFIX}` prefix, so it is built but \
              never loaded: set `name = \"{PREFIX}{}\"` under [package] in {}",
             crate_name.strip_prefix("app_").unwrap_or(&crate_name),
             manifest.display()
         )
     });
+    let library = if component_crate {
+        super::build::output(build_dir, &crate_name)
+    } else {
+        build_dir.join(library_file(&crate_name))
+    };
     Candidate {
         name: crate_name
             .strip_prefix(PREFIX)
             .unwrap_or(&crate_name)
             .to_owned(),
-        library: build_dir.join(library_file(&crate_name)),
+        library,
         source: path.to_path_buf(),
         problem,
+        component_crate,
     }
 }
+
+/// The table of a plugin crate's Cargo.toml that says which kind it is:
+/// `[package.metadata.app-plugin] kind = "component"` (else native).
+pub const METADATA: &str = "app-plugin";
 
 fn library_file(crate_name: &str) -> String {
     format!(
@@ -120,5 +137,14 @@ impl Candidate {
         self.library
             .extension()
             .is_some_and(|e| e == super::component::EXTENSION)
+    }
+
+    /// Which kind of plugin it is, for the report.
+    pub fn kind(&self) -> super::report::Kind {
+        if self.is_component() {
+            super::report::Kind::Component
+        } else {
+            super::report::Kind::Native
+        }
     }
 }

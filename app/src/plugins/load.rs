@@ -6,12 +6,13 @@
 use std::path::Path;
 
 use hooks_core::{Plugin, PluginManager};
-use hookspecs::AppHooks;
 use hookspecs::host::PluginConfigs;
+use hookspecs::{AppHooks, PluginExport};
 
-use super::report::{Entry, Status};
+use super::discovery::Candidate;
+use super::report::{Entry, Kind, Status};
 use super::requirements::in_requirement_order;
-use super::{APP_PLUGIN, BuiltIn, component, discovery, loader};
+use super::{APP_PLUGIN, BuiltIn, build, component, discovery, loader};
 
 /// Registers the app's own plugin, the linked-in `plugins`, and every
 /// plugin found in the configured folder (in name order). A plugin that
@@ -34,18 +35,9 @@ pub fn load(
     };
     for (name, plugin) in linked {
         let status = register(&name, Ok(hookspecs::host::expand_catch_alls(plugin)));
-        report.push(Entry {
-            name,
-            source: "linked in".into(),
-            status,
-            migrations: &[],
-            idle: None,
-        });
+        report.push(Entry::new(name, "linked in".into(), Kind::Linked, status));
     }
-    let build_dir = std::env::current_exe()?
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let build_dir = build_dir()?;
     let (dir, configured) = config.folder();
     let found = match discovery::discover(&dir, &build_dir) {
         Ok(found) => found,
@@ -70,37 +62,22 @@ pub fn load(
         .collect();
     check_tables(tables, &known, &dir, config.file.as_deref())?;
     let mut exports = std::collections::BTreeMap::new();
+    let mut kinds = std::collections::BTreeMap::new();
     for candidate in found {
         let source = candidate.source.display().to_string();
-        if config.disabled.contains(&candidate.name) {
-            report.push(Entry {
-                name: candidate.name,
-                source,
-                status: Status::Disabled,
-                migrations: &[],
-                idle: None,
-            });
-            continue;
-        }
-        if let Some(problem) = candidate.problem {
-            report.push(Entry {
-                name: candidate.name,
-                source,
-                status: Status::Failed(problem),
-                migrations: &[],
-                idle: None,
-            });
+        let kind = candidate.kind();
+        let refused = if config.disabled.contains(&candidate.name) {
+            Some(Status::Disabled)
+        } else {
+            candidate.problem.clone().map(Status::Failed)
+        };
+        if let Some(status) = refused {
+            report.push(Entry::new(candidate.name, source, kind, status));
             continue;
         }
         let table = tables.0.get(&candidate.name).cloned().unwrap_or_default();
-        let export = loader::check_file(&candidate, &dir).and_then(|()| {
-            if candidate.is_component() {
-                let cache = build_dir.join("component-cache");
-                component::load(&candidate.library, &candidate.name, &table, &cache)
-            } else {
-                loader::load(&candidate.library, &table)
-            }
-        });
+        let export = open(&candidate, &dir, &build_dir, &table);
+        kinds.insert(candidate.name.clone(), kind);
         exports.insert(candidate.name, (source, export));
     }
     let linked: Vec<String> = report.iter().map(|e| e.name.clone()).collect();
@@ -108,12 +85,11 @@ pub fn load(
         let migrations = export.as_ref().map(|e| e.migrations).unwrap_or_default();
         let idle = export.as_ref().ok().and_then(|e| e.idle.clone());
         let status = register(&name, export.map(|e| e.plugin));
+        let kind = kinds.get(&name).copied().unwrap_or(Kind::Native);
         report.push(Entry {
-            name,
-            source,
-            status,
             migrations,
             idle,
+            ..Entry::new(name, source, kind, status)
         });
     }
     for required in &config.required {
@@ -131,6 +107,45 @@ pub fn load(
         }
     }
     Ok(report)
+}
+
+/// The folder of the running binary, where the workspace's build put the
+/// plugin crates' libraries.
+///
+/// # Errors
+///
+/// The binary's path cannot be found.
+pub(super) fn build_dir() -> std::io::Result<std::path::PathBuf> {
+    Ok(std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default())
+}
+
+/// Opens one plugin of the folder, with its table of `[plugins.<name>]`:
+/// a component crate is built first; the file is checked; a component is
+/// compiled (or taken from the cache) and sandboxed, a library opened.
+/// What startup and a reload both do.
+///
+/// # Errors
+///
+/// Why it cannot be loaded.
+pub(super) fn open(
+    candidate: &Candidate,
+    dir: &Path,
+    build_dir: &Path,
+    table: &serde_json::Value,
+) -> Result<PluginExport, String> {
+    if candidate.component_crate {
+        build::build(&candidate.source, &candidate.name, build_dir)?;
+    }
+    loader::check_file(candidate, dir)?;
+    if candidate.is_component() {
+        let cache = build_dir.join("component-cache");
+        component::load(&candidate.library, &candidate.name, table, &cache)
+    } else {
+        loader::load(&candidate.library, table)
+    }
 }
 
 /// Refuses a configuration table `[plugins.<name>]` that names no plugin:

@@ -1,23 +1,33 @@
 //! Plugins in the app, in the order of a start:
 //!
 //! 1. [`discovery`]: the plugin folder's crates and libraries;
-//! 2. [`loader`]: each library checked and opened (the only `unsafe` code);
+//! 2. `build`: each component crate built for `wasm32-wasip2`;
+//! 3. [`loader`]: each library checked and opened (the only `unsafe` code);
 //!    a WebAssembly component is compiled and sandboxed by [`component`];
-//! 3. `load`: the app's [`BuiltIn`] plugin, linked-in plugins, then the
+//! 4. `load`: the app's [`BuiltIn`] plugin, linked-in plugins, then the
 //!    folder's, registered in `requirements` order;
-//! 4. `startup`: each plugin's migrations, then `on_plugins_loaded`;
-//! 5. [`report`]: what became of each, logged and served.
+//! 5. `startup`: each plugin's migrations, then `on_plugins_loaded`;
+//! 6. [`report`]: what became of each, logged and served.
+//!
+//! While serving, `reload` swaps a component for its new version (on
+//! demand, or when `watch` sees it change).
 
+mod build;
 mod builtin;
 pub mod component;
 pub mod discovery;
 mod load;
 pub mod loader;
+mod reload;
 mod report;
 mod requirements;
 mod startup;
+mod watch;
 
+pub use build::{INSTALL as INSTALL_TARGET, build as build_component};
 pub use builtin::{APP_PLUGIN, BuiltIn};
 pub use load::load;
-pub use report::{Entry, PluginReport, Status, log_report, report};
+pub use reload::{ReloadError, Reloader};
+pub use report::{Entries, Entry, Kind, PluginReport, Status, log_report, report};
 pub use startup::{migrate, start};
+pub use watch::spawn as watch;

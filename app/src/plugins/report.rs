@@ -13,6 +13,10 @@ use crate::db::RetryStats;
 
 use super::APP_PLUGIN;
 
+/// The load report, shared by the admin report and the reloads that
+/// update it.
+pub type Entries = Arc<std::sync::Mutex<Vec<Entry>>>;
+
 /// What became of one plugin.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -24,6 +28,33 @@ pub enum Status {
     Failed(String),
 }
 
+/// Which kind of plugin it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The app's own.
+    BuiltIn,
+    /// Linked into the binary.
+    Linked,
+    /// A native library (a crate of the folder or a prebuilt one): never
+    /// unloaded, so never reloaded.
+    Native,
+    /// A WebAssembly component (a crate of the folder or a prebuilt
+    /// `.wasm`): sandboxed, reloadable.
+    Component,
+}
+
+impl Kind {
+    /// As the report says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::BuiltIn => "built in",
+            Kind::Linked => "linked in",
+            Kind::Native => "native",
+            Kind::Component => "component",
+        }
+    }
+}
+
 /// One plugin's line in the load report.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -31,6 +62,8 @@ pub struct Entry {
     pub name: String,
     /// Where it came from (a crate folder, a library, or `linked in`).
     pub source: String,
+    /// Which kind it is.
+    pub kind: Kind,
     /// What became of it.
     pub status: Status,
     /// Its own tables' migrations.
@@ -38,19 +71,26 @@ pub struct Entry {
     /// Loaded but idle until configured, and what to set
     /// ([`hookspecs::PluginExport::idle`]).
     pub idle: Option<String>,
+    /// How many times it was loaded (1 at startup, one more per reload).
+    pub generation: u32,
+    /// Why its last reload was refused (the previous version runs on),
+    /// until a reload succeeds.
+    pub reload_error: Option<String>,
 }
 
 impl Entry {
-    /// `component` (sandboxed), `native` (a library), or where it came
-    /// from otherwise (`built in`, `linked in`): told by its source.
-    fn kind(&self) -> &str {
-        let component = format!(".{}", super::component::EXTENSION);
-        if self.source.ends_with(&component) {
-            "component"
-        } else if matches!(self.source.as_str(), "built in" | "linked in") {
-            &self.source
-        } else {
-            "native"
+    /// A plugin's line with `status`, not (yet) reloaded.
+    pub fn new(name: String, source: String, kind: Kind, status: Status) -> Entry {
+        let generation = u32::from(status == Status::Loaded);
+        Entry {
+            name,
+            source,
+            kind,
+            status,
+            migrations: &[],
+            idle: None,
+            generation,
+            reload_error: None,
         }
     }
 
@@ -73,7 +113,7 @@ pub fn log_report(report: &[Entry]) {
         let line = format!(
             "plugin {} ({}, {}): {}",
             entry.name,
-            entry.kind(),
+            entry.kind.as_str(),
             entry.source,
             entry.status_text()
         );
@@ -94,13 +134,12 @@ pub fn log_report(report: &[Entry]) {
 /// Every plugin, each hook's implementations in call order, every plugin
 /// route: what `GET /api/admin/plugins` and `app plugins list` show.
 pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[RouteDef]) -> Value {
-    let app = Entry {
-        name: APP_PLUGIN.into(),
-        source: "built in".into(),
-        status: Status::Loaded,
-        migrations: &[],
-        idle: None,
-    };
+    let app = Entry::new(
+        APP_PLUGIN.into(),
+        "built in".into(),
+        Kind::BuiltIn,
+        Status::Loaded,
+    );
     // Each hook's implementations, fetched once; both lists derive from them.
     let by_hook: Vec<(&str, Vec<hooks_core::ImplInfo>)> = hooks
         .hookspecs()
@@ -121,7 +160,12 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
                 .filter(|(_, impls)| impls.iter().any(|i| i.plugin == name))
                 .map(|(hook, _)| *hook)
                 .collect();
-            json!({"name": name, "kind": entry.kind(), "source": entry.source, "status": entry.status_text(), "hooks": implemented})
+            let mut json = json!({"name": name, "kind": entry.kind.as_str(), "source": entry.source, "status": entry.status_text(), "hooks": implemented});
+            if entry.kind == Kind::Component {
+                json["generation"] = json!(entry.generation);
+                json["reload_error"] = json!(entry.reload_error);
+            }
+            json
         })
         .collect();
     let calls: serde_json::Map<String, Value> = by_hook
@@ -154,8 +198,8 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
 pub struct PluginReport {
     /// The plugins.
     pub hooks: PluginManager<dyn AppHooks>,
-    /// What became of each.
-    pub loaded: Vec<Entry>,
+    /// What became of each (updated by reloads).
+    pub loaded: Entries,
     /// Every route.
     pub routes: Vec<RouteDef>,
     /// Shared with the request pipeline, which counts.
@@ -165,7 +209,8 @@ pub struct PluginReport {
 impl PluginReport {
     /// The report as it is now.
     pub fn to_json(&self) -> Value {
-        let mut json = report(&self.hooks, &self.loaded, &self.routes);
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut json = report(&self.hooks, &loaded, &self.routes);
         json["operations"] = json!({
             "retried": self.retries.retried.load(Relaxed),
             "gave_up": self.retries.gave_up.load(Relaxed),

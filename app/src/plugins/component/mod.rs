@@ -6,9 +6,11 @@
 //!   its hooks tied to [`hookspecs::AppHooks`];
 //! - `runtime`: the engine, the epoch ticker, the cache of compiled
 //!   components, one store per call;
+//! - `cache`: the bound of the cache of compiled components;
 //! - `limits`: time and memory per plugin;
 //! - `plugin`: the component as an engine plugin.
 
+mod cache;
 mod limits;
 mod plugin;
 mod runtime;

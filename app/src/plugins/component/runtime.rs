@@ -165,11 +165,19 @@ impl Runtime {
         self.engine
             .precompile_compatibility_hash()
             .hash(&mut compat);
-        let key = format!("{:x}-{:016x}.cwasm", Sha256::digest(bytes), compat.finish());
+        let key = format!(
+            "{:x}-{:016x}.{}",
+            Sha256::digest(bytes),
+            compat.finish(),
+            super::cache::EXTENSION
+        );
         let cached = dir.join(key);
         if let Ok(compiled) = std::fs::read(&cached) {
             match loader::deserialize_component(&self.engine, &compiled) {
-                Ok(component) => return Ok(component),
+                Ok(component) => {
+                    super::cache::used(&cached);
+                    return Ok(component);
+                }
                 Err(e) => {
                     tracing::warn!(path = %cached.display(), "cached component unusable, compiling again: {e:#}")
                 }
@@ -178,8 +186,9 @@ impl Runtime {
         let compiled = self.engine.precompile_component(bytes).map_err(refused)?;
         let stored =
             std::fs::create_dir_all(dir).and_then(|()| write_atomically(&cached, &compiled));
-        if let Err(e) = stored {
-            tracing::debug!(path = %cached.display(), "component cache not written: {e}");
+        match stored {
+            Ok(()) => super::cache::evict(dir, &cached),
+            Err(e) => tracing::debug!(path = %cached.display(), "component cache not written: {e}"),
         }
         loader::deserialize_component(&self.engine, &compiled).map_err(refused)
     }

@@ -1,0 +1,161 @@
+//! Building component crates: a crate in the plugin folder whose Cargo.toml
+//! says `[package.metadata.app-plugin] kind = "component"` is built by the
+//! app itself for `wasm32-wasip2` before it is loaded (at startup, and at
+//! each reload), as Zed builds dev extensions. Cargo decides what is
+//! stale: a crate that did not change costs one cargo run that compiles
+//! nothing.
+//!
+//! The command is `cargo rustc --release --target wasm32-wasip2 --lib
+//! --crate-type cdylib`: the crate type is given here, not taken from the
+//! manifest, so a component crate may say `crate-type = ["dylib"]` as a
+//! native plugin does (what the workspace's own build makes of every crate
+//! in `plugins/`; cargo refuses a manifest naming both `dylib` and
+//! `cdylib`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// The target components are built for.
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// How a component crate is built, for messages.
+const COMMAND: &str = "cargo rustc --release --target wasm32-wasip2 --lib --crate-type cdylib";
+
+/// The command that installs [`TARGET`].
+pub const INSTALL: &str = "rustup target add wasm32-wasip2";
+
+/// Where component crates are built: a target folder of their own beside
+/// the app's binary (not the workspace's: no lock shared with a `cargo
+/// build` of the app, and the same place for a crate outside the
+/// workspace).
+fn target_dir(build_dir: &Path) -> PathBuf {
+    build_dir.join("component-target")
+}
+
+/// The component cargo builds for the crate `crate_name` (its library name,
+/// `app_plugin_<name>`).
+pub fn output(build_dir: &Path, crate_name: &str) -> PathBuf {
+    target_dir(build_dir)
+        .join(TARGET)
+        .join("release")
+        .join(format!("{crate_name}.{}", super::component::EXTENSION))
+}
+
+/// Builds the component crate in `crate_dir` (the plugin `name`) into
+/// [`output`], logging when it starts and how long it took.
+///
+/// # Errors
+///
+/// The target is not installed (the message names the command that
+/// installs it), cargo cannot be run, or the build fails (with cargo's
+/// error lines).
+pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), String> {
+    if !target_installed() {
+        return Err(format!(
+            "it is a component crate, and the Rust toolchain lacks the {TARGET} target to build \
+             it: install it with `{INSTALL}`, then restart the app (or reload the plugin)"
+        ));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args(["rustc", "--release", "--color", "never", "--target", TARGET])
+        .args(["--lib", "--crate-type", "cdylib"])
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir(build_dir))
+        // Cargo reads its configuration from the folder it runs in: the
+        // crate's, as when its author builds it.
+        .current_dir(crate_dir);
+    // Set by `cargo run` for the app itself, not meant for this build
+    // (build scripts that watch them would run again for nothing).
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let for_the_app = [
+            "CARGO_PKG_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+            "CARGO_MANIFEST_",
+        ]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+            || ["OUT_DIR", "CARGO_PRIMARY_PACKAGE"].contains(&&*key);
+        if for_the_app {
+            command.env_remove(&*key);
+        }
+    }
+    tracing::info!(
+        "plugin {name}: building {} for {TARGET} ({COMMAND})",
+        crate_dir.display()
+    );
+    let started = Instant::now();
+    let out = command
+        .output()
+        .map_err(|e| format!("cannot run cargo to build it for {TARGET}: {e}"))?;
+    let took = started.elapsed().as_secs_f64();
+    let log = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        tracing::warn!("plugin {name}: the build failed after {took:.1} s");
+        return Err(format!(
+            "its build for {TARGET} failed ({COMMAND} in {}): {}",
+            crate_dir.display(),
+            errors(&log)
+        ));
+    }
+    if log
+        .lines()
+        .any(|l| l.trim_start().starts_with("Compiling "))
+    {
+        tracing::info!("plugin {name}: built in {took:.1} s");
+    } else {
+        tracing::info!("plugin {name}: up to date, nothing rebuilt ({took:.1} s)");
+    }
+    Ok(())
+}
+
+/// Cargo's error lines, at most a screenful: the first error with its
+/// context, then the summary.
+fn errors(log: &str) -> String {
+    let lines: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.starts_with("error"))
+        .take(40)
+        .collect();
+    if lines.is_empty() {
+        log.trim().to_owned()
+    } else {
+        lines.join("\n")
+    }
+}
+
+/// Whether the compiler has the standard library for [`TARGET`]: the
+/// folder `rustc --print target-libdir` names exists (rustup prints it
+/// whether or not the target is installed). `RUSTC` names the compiler, as
+/// for cargo.
+pub fn target_installed() -> bool {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .is_some_and(|dir| Path::new(&dir).is_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_lines_start_at_the_first_error() {
+        let log = "   Compiling app_plugin_x v0.1.0\nerror[E0425]: cannot find value `y`\n  --> src/lib.rs:3:5\nerror: could not compile `app_plugin_x`\n";
+        assert_eq!(
+            errors(log),
+            "error[E0425]: cannot find value `y`\n  --> src/lib.rs:3:5\nerror: could not compile `app_plugin_x`"
+        );
+        assert_eq!(errors("  something else\n"), "something else");
+    }
+}

@@ -11,7 +11,7 @@ use hookspecs::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::runtime::{Fault, Loaded};
+use super::runtime::{Fault, Loaded, Refused};
 use super::wit::{self, Hook, Manifest};
 
 /// A sandboxed plugin: each hook call runs in a fresh instance of its
@@ -63,14 +63,26 @@ impl Sandboxed {
     /// Calls `hook` in the component with `args`: its answer, or its
     /// failure as the API reports it (the component's own error as it
     /// wrote it; 504 for an overrun; 500 for a trap).
-    async fn call<T: DeserializeOwned>(&self, hook: &'static str, args: Value) -> HookResult<T> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        hook: &'static str,
+        args: Value,
+        ctx: &HookContext,
+    ) -> HookResult<T> {
         let wit = *self
             .hooks
             .get(hook)
             .ok_or_else(|| anyhow::anyhow!("`{hook}` is not one of the component's hooks"))?;
-        let answer = match self.component.call(wit, &args.to_string()).await {
+        let answer = match self.component.call(wit, &args.to_string(), ctx).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(own)) => return Err(ApiError::new(own.status, &own.code, own.message).into()),
+            // Its failure after a service lost a race: the operation runs
+            // again, as for a native plugin.
+            Ok(Err(Refused { error, raced: true })) => {
+                return Err(ApiError::race(error.message).into());
+            }
+            Ok(Err(Refused { error, .. })) => {
+                return Err(ApiError::new(error.status, &error.code, error.message).into());
+            }
             Err(fault @ Fault::TimedOut(_)) => {
                 return Err(ApiError::new(504, "hook_timeout", fault.message()).into());
             }
@@ -114,19 +126,19 @@ fn leak(names: &[String]) -> &'static [&'static str] {
 /// arguments (but the context) as JSON, in the hook's order.
 #[hookimpl]
 impl AppHooks for Sandboxed {
-    async fn authenticate(&self, token: &str, _ctx: &HookContext) -> HookResult<Option<Identity>> {
-        self.call("authenticate", json!([token])).await
+    async fn authenticate(&self, token: &str, ctx: &HookContext) -> HookResult<Option<Identity>> {
+        self.call("authenticate", json!([token]), ctx).await
     }
 
-    async fn on_change(&self, change: &Change, _ctx: &HookContext) -> HookResult<()> {
-        self.call(change.kind().on_hook, json!(change.arguments()))
+    async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
+        self.call(change.kind().on_hook, json!(change.arguments()), ctx)
             .await
     }
 
-    async fn after_change(&self, delivery: &Delivery, _ctx: &HookContext) -> HookResult<()> {
+    async fn after_change(&self, delivery: &Delivery, ctx: &HookContext) -> HookResult<()> {
         let mut arguments = delivery.change.arguments();
         arguments.push(delivery_json(delivery));
-        self.call(delivery.change.kind().after_hook, json!(arguments))
+        self.call(delivery.change.kind().after_hook, json!(arguments), ctx)
             .await
     }
 }

@@ -1,0 +1,139 @@
+//! One plugin, two builds: a shipped plugin written with the SDK
+//! (`#[hookimpl] impl AppHooks`, `export_plugin!`) loaded by the real app
+//! once as the native library the workspace builds, once as the
+//! WebAssembly component the same source builds for wasm32-wasip2, alone
+//! in its plugin folder; the same test body runs against each, on SQLite
+//! and PostgreSQL.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use e2e_tests::*;
+use serde_json::json;
+
+/// How the plugin under test was built.
+#[derive(Clone, Copy, Debug)]
+enum Build {
+    /// The native library `cargo build` puts beside the app.
+    Native,
+    /// `app_plugin_<name>.wasm`, built for wasm32-wasip2.
+    Component,
+}
+
+/// Builds the shipped plugin crate `app_plugin_<name>` as a component,
+/// once per test process: the `.wasm` file's path. The crate's library is
+/// a `dylib` (what the native loader takes); `cargo rustc --crate-type
+/// cdylib` makes the same source a component (cargo refuses `dylib` and
+/// `cdylib` together in one manifest).
+fn component(name: &'static str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<Vec<&'static str>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let path = workspace().join(format!(
+        "target/wasm32-wasip2/release/app_plugin_{name}.wasm"
+    ));
+    if !built.contains(&name) {
+        let status = cargo()
+            .args(["rustc", "--quiet", "--release", "--target", "wasm32-wasip2"])
+            .args(["--crate-type", "cdylib", "-p"])
+            .arg(format!("app_plugin_{name}"))
+            .status()
+            .expect("running cargo rustc for wasm32-wasip2");
+        assert!(status.success(), "building {name} as a component failed");
+        built.push(name);
+    }
+    path
+}
+
+/// The real app with plugin `name` alone in its plugin folder, built as
+/// `build`.
+fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfile::TempDir) {
+    let folder = tempfile::tempdir().unwrap();
+    match build {
+        Build::Native => {
+            // The crate's manifest: the app takes its library from beside
+            // its binary, where `cargo build` put it.
+            let crate_dir = folder.path().join(format!("app_plugin_{name}"));
+            std::fs::create_dir_all(&crate_dir).unwrap();
+            std::fs::copy(
+                workspace_plugins().join(format!("app_plugin_{name}/Cargo.toml")),
+                crate_dir.join("Cargo.toml"),
+            )
+            .unwrap();
+        }
+        Build::Component => {
+            std::fs::copy(
+                component(name),
+                folder.path().join(format!("app_plugin_{name}.wasm")),
+            )
+            .unwrap();
+        }
+    }
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
+    let app = TestApp::start_with(backend, options);
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    let entry = report["plugins"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["name"] == name).cloned())
+        .unwrap_or_else(|| panic!("no plugin {name} in {report}"));
+    assert_eq!(entry["status"], "loaded", "{build:?}: {entry}");
+    let kind = match build {
+        Build::Native => "native",
+        Build::Component => "component",
+    };
+    assert_eq!(entry["kind"], kind, "{entry}");
+    (app, folder)
+}
+
+fn space(app: &TestApp, name: &str, access: &str, role: &str) -> i64 {
+    let body = json!({"name": name, "access": access, "default_role": role});
+    id(&expect(201, app.post("/api/spaces", ADMIN, body)))
+}
+
+/// Every membership as `space:user:role`, sorted.
+fn memberships(app: &TestApp) -> Vec<String> {
+    let mut rows = app.db.column(
+        "SELECT s.name || ':' || m.user_id || ':' || m.role FROM memberships m \
+         JOIN spaces s ON s.id = m.space_id",
+    );
+    rows.sort();
+    rows
+}
+
+/// autoinvite: a new user joins every open space with its default role; a
+/// new open space gets every user; each membership through the services,
+/// in the operation's transaction.
+fn autoinvite(build: Build, backend: Backend) {
+    let (app, _folder) = start(backend, "autoinvite", build);
+    space(&app, "open", "open", "contributor");
+    space(&app, "closed", "confidential", "reader");
+    let ada = id(&app.create_user("ada"));
+    assert_eq!(memberships(&app), [format!("open:{ada}:contributor")]);
+    let bob = id(&app.create_user("bob"));
+    space(&app, "later", "open", "content_manager");
+    assert_eq!(
+        memberships(&app),
+        [
+            format!("later:{ada}:content_manager"),
+            format!("later:{bob}:content_manager"),
+            format!("open:{ada}:contributor"),
+            format!("open:{bob}:contributor"),
+        ]
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 2);
+}
+
+e2e! {
+    fn autoinvite_native(backend) {
+        autoinvite(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn autoinvite_component(backend) {
+        autoinvite(Build::Component, backend);
+    }
+}

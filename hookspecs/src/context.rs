@@ -120,6 +120,7 @@ impl HookContext {
 
     /// The same unit of work and actor, with the application's authority:
     /// what hooks get.
+    #[cfg(not(target_family = "wasm"))]
     pub(crate) fn with_app_authority(&self) -> Self {
         HookContext {
             checked: false,

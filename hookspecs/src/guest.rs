@@ -186,11 +186,15 @@ impl Transport for Host {
         } else {
             None
         };
-        match host::call_service(service, acting_as.as_deref(), &args.to_string()) {
-            Ok(answer) => parse(&format!("the answer of `{name}`"), &answer),
-            Err(e) => Err(ApiError::new(e.status, &e.code, e.message)),
-        }
+        let answer = host::call_service(service, acting_as.as_deref(), &args.to_string())
+            .map_err(api_error)?;
+        parse(&format!("the answer of `{name}`"), &answer)
     }
+}
+
+/// The host's error as the SDK's.
+pub(crate) fn api_error(error: HookError) -> ApiError {
+    ApiError::new(error.status, &error.code, error.message)
 }
 
 /// The WIT case named `name` (snake case, as the SDK names hooks and

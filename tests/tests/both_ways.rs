@@ -20,7 +20,17 @@ enum Build {
     Component,
 }
 
-/// Builds the shipped plugin crate `app_plugin_<name>` as a component,
+/// The crate `app_plugin_<name>`: a shipped plugin, or a test fixture.
+fn source(name: &str) -> PathBuf {
+    let shipped = workspace_plugins().join(format!("app_plugin_{name}"));
+    if shipped.exists() {
+        shipped
+    } else {
+        workspace().join(format!("tests/fixtures/app_plugin_{name}"))
+    }
+}
+
+/// Builds the plugin crate `app_plugin_<name>` as a component,
 /// once per test process: the `.wasm` file's path. The crate's library is
 /// a `dylib` (what the native loader takes); `cargo rustc --crate-type
 /// cdylib` makes the same source a component (cargo refuses `dylib` and
@@ -58,7 +68,7 @@ fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfi
             let crate_dir = folder.path().join(format!("app_plugin_{name}"));
             std::fs::create_dir_all(&crate_dir).unwrap();
             std::fs::copy(
-                workspace_plugins().join(format!("app_plugin_{name}/Cargo.toml")),
+                source(name).join("Cargo.toml"),
                 crate_dir.join("Cargo.toml"),
             )
             .unwrap();
@@ -127,6 +137,56 @@ fn autoinvite(build: Build, backend: Backend) {
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 2);
 }
 
+/// Runs `sql` on the app's database (what a migration would have done).
+fn run_sql(app: &TestApp, sql: &str) {
+    hookspecs::tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(query_column(&app.db.url, sql));
+}
+
+/// The usernames the notes plugin noted, sorted.
+fn noted(app: &TestApp) -> Vec<String> {
+    let mut seen = app.db.column("SELECT username FROM plugin_notes_seen");
+    seen.sort();
+    seen
+}
+
+/// The notes fixture: its own table through the SDK's query API, in the
+/// operation's transaction; nested calls into itself, each (for a
+/// component) in an instance of its own; the depth limit.
+fn notes(build: Build, backend: Backend) -> (TestApp, tempfile::TempDir) {
+    let (app, folder) = start(backend, "notes", build);
+    run_sql(
+        &app,
+        "CREATE TABLE plugin_notes_seen (username TEXT NOT NULL)",
+    );
+    app.create_user("ada");
+    assert_eq!(noted(&app), ["ada"]);
+    // nest-3 creates nest-2, which creates nest-1, ...: the plugin is
+    // called again from inside its own hook, four deep.
+    app.create_user("nest-3");
+    assert_eq!(noted(&app), ["ada", "nest-0", "nest-1", "nest-2", "nest-3"]);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 5);
+    // Past the engine's depth limit (64) the innermost call fails, and the
+    // whole operation rolls back: nothing of it is noted.
+    expect_error(
+        500,
+        "hook_recursion",
+        app.post(
+            "/api/users",
+            ADMIN,
+            json!({
+                "username": "nest-80", "email": "nest-80@example.org"
+            }),
+        ),
+    );
+    assert_eq!(noted(&app).len(), 5);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 5);
+    (app, folder)
+}
+
 e2e! {
     fn autoinvite_native(backend) {
         autoinvite(Build::Native, backend);
@@ -135,5 +195,28 @@ e2e! {
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn autoinvite_component(backend) {
         autoinvite(Build::Component, backend);
+    }
+
+    fn notes_native(backend) {
+        notes(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn notes_component(backend) {
+        let (app, _folder) = notes(Build::Component, backend);
+        // A statement naming a table not its own is refused before it
+        // reaches the database: the hook fails with the table named, and
+        // the operation (its own note included) rolls back.
+        let refused = expect_error(403, "sql_refused", app.post("/api/users", ADMIN, json!({
+            "username": "sneaky-eve", "email": "eve@example.org"
+        })));
+        assert_eq!(
+            refused["message"],
+            "the statement names the table `users`, which is not one of the plugin's own \
+             (plugin_notes_*)"
+        );
+        assert_eq!(refused["plugin"], "notes");
+        assert_eq!(noted(&app).len(), 5);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 5);
     }
 }

@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use hookspecs::{ApiError, HookContext};
+use serde_json::Value;
 
 use super::limits::Limits;
 use super::wit::{self, GUEST, Hook, HookError, Level, Manifest, PluginPre, Service, VERSION};
@@ -93,30 +94,64 @@ impl wit::app::plugin::host::Host for State {
         acting_as: Option<String>,
         args: String,
     ) -> Result<String, HookError> {
-        let Some(hook_ctx) = &self.ctx else {
-            return Err(own_error(&ApiError::new(
-                409,
-                "no_context",
-                "the services are reachable only during a hook call",
-            )));
-        };
+        let hook_ctx = self.hook_ctx()?;
         let name = wit::service_name(service);
         let outcome = async {
             let ctx = match acting_as {
-                None => hook_ctx.clone(),
+                None => hook_ctx,
                 Some(identity) => hook_ctx.acting_as(parse("acting-as", &identity)?),
             };
             let args = parse(&format!("the arguments of `{name}`"), &args)?;
             hookspecs::services::serve(ctx.services(), &ctx, name, args).await
         }
         .await;
-        match outcome {
-            Ok(answer) => Ok(answer.to_string()),
-            Err(error) => {
-                self.raced |= error.is_race();
-                Err(own_error(&error))
-            }
+        self.answer(outcome.map(|answer| answer.to_string()))
+    }
+
+    async fn query(&mut self, sql: String, params: String) -> Result<String, HookError> {
+        let ctx = self.hook_ctx()?;
+        let outcome = async {
+            hookspecs::sql::check_own_tables(&sql, self.plugin)?;
+            let rows = ctx
+                .query(&sql, &parse::<Vec<Value>>("params", &params)?)
+                .await?;
+            Ok(Value::from(rows.into_iter().map(Value::Object).collect::<Vec<_>>()).to_string())
         }
+        .await;
+        self.answer(outcome)
+    }
+
+    async fn execute(&mut self, sql: String, params: String) -> Result<u64, HookError> {
+        let ctx = self.hook_ctx()?;
+        let outcome = async {
+            hookspecs::sql::check_own_tables(&sql, self.plugin)?;
+            ctx.execute(&sql, &parse::<Vec<Value>>("params", &params)?)
+                .await
+        }
+        .await;
+        self.answer(outcome)
+    }
+}
+
+impl State {
+    /// The context of the hook being called: what the services and SQL act
+    /// in.
+    fn hook_ctx(&self) -> Result<HookContext, HookError> {
+        self.ctx.clone().ok_or_else(|| {
+            own_error(&ApiError::new(
+                409,
+                "no_context",
+                "the services and SQL are reachable only during a hook call",
+            ))
+        })
+    }
+
+    /// `outcome` for the component, noting a lost race (see `raced`).
+    fn answer<T>(&mut self, outcome: Result<T, ApiError>) -> Result<T, HookError> {
+        outcome.map_err(|error| {
+            self.raced |= error.is_race();
+            own_error(&error)
+        })
     }
 }
 

@@ -15,7 +15,11 @@ wasmtime::component::bindgen!({
     exports: { default: async },
     // A service runs the app's operations, on the database: awaited on the
     // call's fiber while the component waits (to it, a blocking call).
-    imports: { "app:plugin/host.call-service": async },
+    imports: {
+        "app:plugin/host.call-service": async,
+        "app:plugin/host.query": async,
+        "app:plugin/host.execute": async,
+    },
 });
 
 pub use self::app::plugin::host::{Level, Service};

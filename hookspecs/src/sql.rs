@@ -74,7 +74,7 @@ impl HookContext {
 /// # Errors
 ///
 /// 403 naming the first table not its own, or what else is refused; 400
-/// for SQL that does not parse.
+/// for SQL that does not parse (the parser's message is logged).
 #[cfg(not(target_family = "wasm"))]
 pub fn check_own_tables(sql: &str, plugin: &str) -> Result<(), ApiError> {
     use sqlparser::ast::{ObjectNamePart, Statement, visit_relations};
@@ -83,8 +83,11 @@ pub fn check_own_tables(sql: &str, plugin: &str) -> Result<(), ApiError> {
     use std::ops::ControlFlow;
 
     let refused = |message: String| ApiError::new(403, "sql_refused", message);
-    let statements = Parser::parse_sql(&GenericDialect {}, sql)
-        .map_err(|e| ApiError::new(400, "bad_sql", format!("the statement does not parse: {e}")))?;
+    // The parser's message quotes the SQL: the log has it, not the answer.
+    let statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| {
+        tracing::warn!(plugin, "a plugin's statement does not parse: {e}");
+        ApiError::new(400, "bad_sql", "the statement does not parse as SQL")
+    })?;
     let [statement] = &statements[..] else {
         return Err(refused(format!(
             "one statement at a time, not {}",

@@ -155,7 +155,7 @@ fn noted(app: &TestApp) -> Vec<String> {
 
 /// The notes fixture: its own table through the SDK's query API, in the
 /// operation's transaction; nested calls into itself, each (for a
-/// component) in an instance of its own; the depth limit.
+/// component) in an instance of its own; the depth limit; `acting_as`.
 fn notes(build: Build, backend: Backend) -> (TestApp, tempfile::TempDir) {
     let (app, folder) = start(backend, "notes", build);
     run_sql(
@@ -184,6 +184,24 @@ fn notes(build: Build, backend: Backend) -> (TestApp, tempfile::TempDir) {
     );
     assert_eq!(noted(&app).len(), 5);
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 5);
+    // Acting as the request's actor (the admin) is allowed; acting as
+    // nobody gives up the hook's authority, and the services refuse.
+    app.create_user("as-actor-ann");
+    let refused = app.post(
+        "/api/users",
+        ADMIN,
+        json!({
+            "username": "as-nobody-ned", "email": "ned@example.org"
+        }),
+    );
+    let error = expect_error(403, "forbidden", refused);
+    assert_eq!(
+        error["message"],
+        "not allowed to user.list: only a signed-in user"
+    );
+    assert_eq!(error["plugin"], "notes");
+    assert_eq!(noted(&app).len(), 6);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
     (app, folder)
 }
 
@@ -216,7 +234,7 @@ e2e! {
              (plugin_notes_*)"
         );
         assert_eq!(refused["plugin"], "notes");
-        assert_eq!(noted(&app).len(), 5);
-        assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 5);
+        assert_eq!(noted(&app).len(), 6);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
     }
 }

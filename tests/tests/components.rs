@@ -89,19 +89,17 @@ e2e! {
         assert_eq!(refused["hook"], "on_user_created");
         assert_eq!(users(&app), 1, "the vetoed creation rolled back");
         // The app's output is read by a thread of the test: wait for it.
-        let logged = |line: &str| app.proc.output.text().contains(line);
-        wait_until("the component's log line", || logged("user alice created"));
+        let logged = |what: &str, line: &str| app.proc.output.wait_for(what, |out| out.contains(line));
+        logged("the component's log line", "user alice created");
 
         // A modification reaches the component as (before, after); an
         // after-commit hook once per committed creation, with its delivery.
         let path = format!("/api/users/{alice}");
         expect(200, app.patch(&path, ADMIN, json!({"display_name": "Alice"})));
-        wait_until("the modification's log line", || {
-            logged(r#"user "alice" modified: display name null -> "Alice""#)
-        });
+        logged("the modification's log line", r#"user "alice" modified: display name null -> "Alice""#);
         let delivered = "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = 'probe' AND status = 'delivered'";
         wait_until("the delivery", || app.db.count(delivered) == 1);
-        wait_until("the delivery's log line", || logged(r#"delivered: event "evt_"#));
+        logged("the delivery's log line", r#"delivered: event "evt_"#);
         let output = app.proc.output.text();
         assert_eq!(output.matches(r#"delivered: event "evt_"#).count(), 1, "{output}");
         assert!(output.contains(r#"user "alice" delivered: event "evt_"#), "{output}");

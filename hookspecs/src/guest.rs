@@ -62,6 +62,7 @@ pub type Register = fn(&Value) -> Result<PluginExport, String>;
 /// wrapper: logged through the host, then a trap, which the host reports
 /// as the component's refusal.
 pub fn describe(register: Register) -> Manifest {
+    log_to_host();
     let export = registered(register).unwrap_or_else(|why| refuse(&why));
     let mut hooks = Vec::new();
     for decl in export.plugin.impls() {
@@ -97,6 +98,7 @@ pub fn describe(register: Register) -> Manifest {
 ///
 /// The hook's error, as the API reports it.
 pub fn call(register: Register, hook: Hook, args: String) -> Result<String, HookError> {
+    log_to_host();
     block_on(dispatch(register, hook, &args)).map_err(|e| HookError {
         status: e.status,
         code: e.code,
@@ -274,6 +276,62 @@ fn delivery_of(json: Value) -> Result<Delivery, ApiError> {
         recorded_at: wire.recorded_at,
         change: wire.change,
     })
+}
+
+/// Sends the plugin's `tracing` events to the app's log (the host's
+/// `log`, under the plugin's name), as a native plugin's go to the app's
+/// subscriber. Once per instance.
+fn log_to_host() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // Only this instance's code sets a subscriber: it cannot be taken.
+        let _ = tracing::subscriber::set_global_default(HostLog);
+    });
+}
+
+/// A `tracing` subscriber writing each event as one line through the
+/// host's `log`: its message, then its fields as `name=value`. Spans are
+/// not kept (one id for all).
+struct HostLog;
+
+impl tracing::Subscriber for HostLog {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::DEBUG
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Line(String, String);
+        impl tracing::field::Visit for Line {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                } else {
+                    self.1.push_str(&format!(" {}={value:?}", field.name()));
+                }
+            }
+        }
+        let mut line = Line(String::new(), String::new());
+        event.record(&mut line);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => Level::Error,
+            tracing::Level::WARN => Level::Warn,
+            tracing::Level::INFO => Level::Info,
+            _ => Level::Debug,
+        };
+        host::log(level, &format!("{}{}", line.0, line.1));
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// How many times a hook's future may be polled without completing: a

@@ -81,9 +81,17 @@ fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfi
             .unwrap();
         }
     }
-    let options = Options::default()
+    let mut options = Options::default()
         .real_app()
         .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
+    if let Build::Component = build {
+        // A call's time limit counts the nested calls it makes (the
+        // services, the hooks they fire): the depth test nests 64 deep, on
+        // a machine that may be loaded.
+        options = options.config(&format!(
+            "[plugins.{name}.sandbox]\ntime_limit_ms = 20000\n"
+        ));
+    }
     let app = TestApp::start_with(backend, options);
     let report = expect(200, app.get("/api/admin/plugins", ADMIN));
     let entry = report["plugins"]
@@ -164,6 +172,10 @@ fn notes(build: Build, backend: Backend) -> (TestApp, tempfile::TempDir) {
     );
     app.create_user("ada");
     assert_eq!(noted(&app), ["ada"]);
+    // Its `tracing` events reach the app's log either way.
+    app.proc.output.wait_for("the plugin's log line", |out| {
+        out.contains("noted user=ada")
+    });
     // nest-3 creates nest-2, which creates nest-1, ...: the plugin is
     // called again from inside its own hook, four deep.
     app.create_user("nest-3");

@@ -135,3 +135,63 @@ services! {
     get_member(space_id: i64, user_id: i64) -> Option<Membership>;
     delete_member(space_id: i64, user_id: i64) -> ();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Access, Space};
+
+    /// Arguments as [`Remote`] sends them and [`serve`] reads them.
+    fn across<T: Serialize + DeserializeOwned>(args: T) -> T {
+        arguments("test", answer(&args).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_patch_keeps_clear_apart_from_leave_as_is() {
+        let clear = UserPatch {
+            display_name: Some(None),
+            ..UserPatch::default()
+        };
+        let (id, patch) = across((7_i64, clear));
+        assert_eq!((id, patch.display_name), (7, Some(None)));
+        let (_, keep) = across((7_i64, UserPatch::default()));
+        assert_eq!(keep.display_name, None);
+        let (_, moved) = across((
+            3_i64,
+            SpacePatch {
+                parent_id: Some(None),
+                ..SpacePatch::default()
+            },
+        ));
+        assert_eq!(moved.parent_id, Some(None));
+    }
+
+    #[test]
+    fn actions_and_resources_cross_by_name() {
+        let space = Space {
+            id: 3,
+            name: "lab".into(),
+            parent_id: None,
+            access: Access::Open,
+            default_role: Role::Reader,
+            created_at: String::new(),
+        };
+        let resource = Resource::Membership { space, user_id: 5 };
+        for action in [Action::DeleteSpace, Action::Plugin("notes.read")] {
+            let (a, r) = across((action, resource.clone()));
+            assert_eq!((a, &r), (action, &resource));
+        }
+        assert_eq!(answer(&Action::PutMember).unwrap(), "member.put");
+    }
+
+    #[test]
+    fn arguments_of_the_wrong_shape_are_a_400() {
+        assert_eq!(
+            arguments::<(i64,)>("get_user", serde_json::json!(["x"]))
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert!(NAMES.contains(&"delete_member") && NAMES.len() == 17);
+    }
+}

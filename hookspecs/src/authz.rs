@@ -191,7 +191,7 @@ pub enum Resource {
 /// assert!(matches!(NoPublicSpaces::decide(&check), Some(Decision::Deny(_))));
 /// assert_eq!(check.user_id(), Some(7));
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AccessCheck {
     /// Who asks (`None`: nobody signed in).
     pub who: Option<Identity>,
@@ -216,7 +216,7 @@ impl AccessCheck {
 /// An answer of the `authorize` hook. A plugin with no opinion answers
 /// `None`, and the next one is asked; the application's default policy
 /// answers last.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Decision {
     /// Go ahead.
     Allow,

@@ -23,6 +23,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::authz::AccessCheck;
 use crate::context::{HookContext, PluginConfigs};
 use crate::error::ApiError;
 use crate::export::PluginExport;
@@ -121,6 +122,10 @@ async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, 
         let token: String = take(&mut args, 0, name)?;
         let identity = relay.authenticate(&token, &ctx).await?.map(|a| a.value);
         serde_json::to_value(identity).map_err(|e| ApiError::internal(e.to_string()))?
+    } else if name == "authorize" {
+        let check: AccessCheck = take(&mut args, 0, name)?;
+        let decision = relay.authorize(&check, &ctx).await?.map(|a| a.value);
+        serde_json::to_value(decision).map_err(|e| ApiError::internal(e.to_string()))?
     } else if let Some(kind) = Change::KINDS.iter().find(|k| k.on_hook == name) {
         fire(&relay, &change(kind.event, args)?, &ctx).await?;
         Value::Null

@@ -163,7 +163,8 @@ fn noted(app: &TestApp) -> Vec<String> {
 
 /// The notes fixture: its own table through the SDK's query API, in the
 /// operation's transaction; nested calls into itself, each (for a
-/// component) in an instance of its own; the depth limit; `acting_as`.
+/// component) in an instance of its own; the depth limit; `acting_as`;
+/// `authorize`.
 fn notes(build: Build, backend: Backend) -> (TestApp, tempfile::TempDir) {
     let (app, folder) = start(backend, "notes", build);
     run_sql(
@@ -214,6 +215,23 @@ fn notes(build: Build, backend: Backend) -> (TestApp, tempfile::TempDir) {
     assert_eq!(error["plugin"], "notes");
     assert_eq!(noted(&app).len(), 6);
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
+    // Its `authorize` answers before the operation: deleting a `keep-*`
+    // user is denied with its reason; another user goes.
+    let kim = id(&app.create_user("keep-kim"));
+    let denied = expect_error(
+        403,
+        "forbidden",
+        app.delete(&format!("/api/users/{kim}"), ADMIN),
+    );
+    assert_eq!(
+        denied["message"],
+        "not allowed to user.delete: notes keeps keep-kim"
+    );
+    let ann = &app
+        .db
+        .column("SELECT id FROM users WHERE username = 'as-actor-ann'")[0];
+    expect(204, app.delete(&format!("/api/users/{ann}"), ADMIN));
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
     (app, folder)
 }
 
@@ -246,7 +264,7 @@ e2e! {
              (plugin_notes_*)"
         );
         assert_eq!(refused["plugin"], "notes");
-        assert_eq!(noted(&app).len(), 6);
+        assert_eq!(noted(&app).len(), 7);
         assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
     }
 }

@@ -29,8 +29,10 @@ impl Sandboxed {
     ///
     /// It declares a hook that components cannot implement in this version.
     pub fn plugin(component: Loaded, manifest: &Manifest) -> Result<Plugin<dyn AppHooks>, String> {
-        // `authenticate`, and every entity hook, through the catch-alls.
-        let supported: Vec<&str> = std::iter::once("authenticate")
+        // `authenticate`, `authorize`, and every entity hook, through the
+        // catch-alls.
+        let supported: Vec<&str> = ["authenticate", "authorize"]
+            .into_iter()
             .chain(Change::KINDS.iter().flat_map(|k| [k.on_hook, k.after_hook]))
             .collect();
         let mut hooks = HashMap::new();
@@ -121,13 +123,21 @@ fn leak(names: &[String]) -> &'static [&'static str] {
 }
 
 /// The hooks a component can implement in this version: `authenticate`,
-/// and each entity hook, which reaches the component through the catch-all
+/// `authorize`, and each entity hook, which reaches the component through the catch-all
 /// (the SDK's table says which hook a change is for); each passes its
 /// arguments (but the context) as JSON, in the hook's order.
 #[hookimpl]
 impl AppHooks for Sandboxed {
     async fn authenticate(&self, token: &str, ctx: &HookContext) -> HookResult<Option<Identity>> {
         self.call("authenticate", json!([token]), ctx).await
+    }
+
+    async fn authorize(
+        &self,
+        check: &AccessCheck,
+        ctx: &HookContext,
+    ) -> HookResult<Option<Decision>> {
+        self.call("authorize", json!([check]), ctx).await
     }
 
     async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {

@@ -59,8 +59,66 @@ impl Action {
     }
 }
 
+/// The core actions, for reading an action's name back.
+const CORE: [Action; 13] = [
+    Action::CreateUser,
+    Action::ReadUser,
+    Action::ReadEmail,
+    Action::UpdateUser,
+    Action::DeleteUser,
+    Action::ListUsers,
+    Action::CreateSpace,
+    Action::ReadSpace,
+    Action::UpdateSpace,
+    Action::DeleteSpace,
+    Action::ListMembers,
+    Action::PutMember,
+    Action::DeleteMember,
+];
+
+/// How many distinct plugin action names a process keeps (see
+/// [`Action`]'s `Deserialize`): a component's actions are a handful; more
+/// is refused rather than kept for the process's life.
+const MAX_PLUGIN_ACTIONS: usize = 1024;
+
+/// An action travels by name (`"space.delete"`, or a plugin's own), so that
+/// a component can ask `authorize` through the services.
+impl serde::Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A core action's name gives that action; any other name a plugin action,
+/// whose name is kept once for the process's life (an `Action` names it
+/// `&'static`), up to 1024 distinct names.
+impl<'de> serde::Deserialize<'de> for Action {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use std::collections::HashSet;
+        use std::sync::{Mutex, PoisonError};
+        static KEPT: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
+        let name = String::deserialize(deserializer)?;
+        if let Some(core) = CORE.iter().find(|a| a.as_str() == name) {
+            return Ok(*core);
+        }
+        let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = kept.get_or_insert_with(HashSet::new);
+        if let Some(known) = kept.get(name.as_str()) {
+            return Ok(Action::Plugin(known));
+        }
+        if kept.len() >= MAX_PLUGIN_ACTIONS {
+            return Err(serde::de::Error::custom(format!(
+                "too many distinct plugin action names (at most {MAX_PLUGIN_ACTIONS})"
+            )));
+        }
+        let name: &'static str = Box::leak(name.into_boxed_str());
+        kept.insert(name);
+        Ok(Action::Plugin(name))
+    }
+}
+
 /// What the action is done to.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Resource {
     /// The users as a whole (listing, creating).
     Users,
@@ -133,7 +191,7 @@ pub enum Resource {
 /// assert!(matches!(NoPublicSpaces::decide(&check), Some(Decision::Deny(_))));
 /// assert_eq!(check.user_id(), Some(7));
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AccessCheck {
     /// Who asks (`None`: nobody signed in).
     pub who: Option<Identity>,
@@ -158,7 +216,7 @@ impl AccessCheck {
 /// An answer of the `authorize` hook. A plugin with no opinion answers
 /// `None`, and the next one is asked; the application's default policy
 /// answers last.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Decision {
     /// Go ahead.
     Allow,

@@ -174,13 +174,9 @@ impl From<HookError> for ApiError {
 fn lost_a_race(error: &HookError) -> bool {
     let mut at: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = at {
-        let retry = match (
-            e.downcast_ref::<ApiError>(),
-            e.downcast_ref::<sqlx::Error>(),
-        ) {
-            (Some(api), _) => api.retry,
-            (_, Some(db)) => is_race(db),
-            _ => false,
+        let retry = match e.downcast_ref::<ApiError>() {
+            Some(api) => api.retry,
+            None => database_race(e),
         };
         if retry {
             return true;
@@ -194,11 +190,24 @@ fn lost_a_race(error: &HookError) -> bool {
     false
 }
 
+/// Whether `error` is a database error that lost a race (a component has
+/// no database connection: its races come back as [`ApiError`]s).
+#[cfg(not(target_family = "wasm"))]
+fn database_race(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.downcast_ref::<sqlx::Error>().is_some_and(is_race)
+}
+
+#[cfg(target_family = "wasm")]
+fn database_race(_: &(dyn std::error::Error + 'static)) -> bool {
+    false
+}
+
 /// PostgreSQL's serialization failure (40001) and deadlock (40P01), and
 /// its shared memory for tracking SERIALIZABLE conflicts running out under
 /// a burst of concurrent transactions (53200, "not enough elements in
 /// RWConflictPool"): each passes once the colliding transactions end, so
 /// the operation is run again, and answers 503 if it keeps failing.
+#[cfg(not(target_family = "wasm"))]
 fn is_race(error: &sqlx::Error) -> bool {
     let sqlx::Error::Database(db) = error else {
         return false;
@@ -237,6 +246,7 @@ fn innermost(error: &HookError) -> &HookError {
     failed
 }
 
+#[cfg(not(target_family = "wasm"))]
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         if is_race(&error) {

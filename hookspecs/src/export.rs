@@ -306,19 +306,42 @@ macro_rules! export_plugin {
     (@exports $register:expr) => {
         // SAFETY: a unique, fixed symbol name per plugin library: the loader
         // protocol. No other item of the library may use these names.
+        #[cfg(not(target_family = "wasm"))]
         #[unsafe(no_mangle)]
         #[allow(non_upper_case_globals)]
         pub static app_plugin_fingerprint: $crate::loader::Fingerprint = $crate::loader::FINGERPRINT;
 
         // SAFETY: as above; the app calls it only after the fingerprints
         // matched, i.e. with the same compiler and the same SDK build.
-        #[unsafe(no_mangle)]
+        #[cfg_attr(not(target_family = "wasm"), unsafe(no_mangle))]
         pub fn app_plugin_register(
             table: &$crate::serde_json::Value,
         ) -> ::core::result::Result<$crate::PluginExport, ::std::string::String> {
             let register: fn(&$crate::serde_json::Value) -> ::core::result::Result<$crate::PluginExport, ::std::string::String> = $register;
             register(table)
         }
+
+        // A component (wasm32-wasip2): the WIT package's `guest` export,
+        // answered from the same registration.
+        #[cfg(target_family = "wasm")]
+        struct AppPluginComponent;
+
+        #[cfg(target_family = "wasm")]
+        impl $crate::guest::bindings::exports::app::plugin::guest::Guest for AppPluginComponent {
+            fn describe() -> $crate::guest::bindings::app::plugin::types::Manifest {
+                $crate::guest::describe(app_plugin_register)
+            }
+
+            fn call(
+                hook: $crate::guest::bindings::app::plugin::types::Hook,
+                args: ::std::string::String,
+            ) -> ::core::result::Result<::std::string::String, $crate::guest::bindings::app::plugin::types::HookError> {
+                $crate::guest::call(app_plugin_register, hook, args)
+            }
+        }
+
+        #[cfg(target_family = "wasm")]
+        $crate::guest::bindings::export_component!(AppPluginComponent);
     };
 }
 

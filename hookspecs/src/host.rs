@@ -100,10 +100,11 @@ use std::sync::Arc;
 use crate::context::{HookContext, Services};
 use crate::model::Identity;
 
-pub use crate::context::{PluginConfigs, UnitOfWork};
+pub use crate::context::PluginConfigs;
 pub use crate::export::expand_catch_alls;
 pub use crate::hooks::{AppHooksRelay, deliver, fire};
 pub use crate::http::{Guard, Handler, RequestParts, RouteDef, RouteTable};
+pub use crate::uow::UnitOfWork;
 
 /// A context for one operation.
 pub fn context(

@@ -14,23 +14,40 @@
 
 #![warn(missing_docs)]
 
+// The guest bindings name this crate by its path, as a plugin crate does.
+#[cfg(target_family = "wasm")]
+extern crate self as hookspecs;
+
 mod authz;
 mod changes;
+#[cfg(not(target_family = "wasm"))]
 pub mod client;
 mod context;
 mod error;
 mod export;
+#[cfg(target_family = "wasm")]
+#[doc(hidden)]
+pub mod guest;
 mod hooks;
+#[cfg(not(target_family = "wasm"))]
 pub mod host;
+// Its host side (the route table, a request's parts) is reached through
+// `host`, which a component has not: components serve no routes yet.
+#[cfg_attr(target_family = "wasm", allow(dead_code))]
 mod http;
+#[cfg(not(target_family = "wasm"))]
 pub mod loader;
 mod model;
 mod page;
+pub mod services;
+pub mod sql;
+#[cfg(not(target_family = "wasm"))]
+mod uow;
 mod util;
 
 pub use authz::{AccessCheck, Action, Decision, Resource};
 pub use changes::{ChangeKind, Entity};
-pub use context::{DbGuard, HookContext, Services};
+pub use context::{HookContext, Services};
 pub use error::ApiError;
 pub use export::{IntoExport, Migration, PluginExport};
 pub use hooks::{AppHooks, Change, Delivery};
@@ -39,15 +56,23 @@ pub use model::{
     Access, Identity, Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch,
 };
 pub use page::Page;
+#[cfg(not(target_family = "wasm"))]
+pub use uow::DbGuard;
 pub use util::{new_secret, now, sha256_hex, time_of_unix_ms};
 
 pub use hooks_core;
-pub use {async_trait, futures, serde, serde_json, sqlx, tokio, tracing};
+pub use {async_trait, futures, serde, serde_json, tracing};
 /// The outgoing HTTP client (hyper-util's, over hyper; HTTPS through
 /// hyper-rustls and rustls, see [`client`]) and HMAC, shared through the
 /// SDK so that plugins talking to the world need no HTTP, TLS or crypto
 /// crate of their own.
-pub use {bytes, hmac, http_body_util, hyper, hyper_rustls, hyper_util, rustls, sha2};
+#[cfg(not(target_family = "wasm"))]
+pub use {bytes, http_body_util, hyper, hyper_rustls, hyper_util, rustls};
+/// HMAC and SHA-256, RustCrypto's.
+pub use {hmac, sha2};
+/// The native runtime's database and async crates, shared with the app.
+#[cfg(not(target_family = "wasm"))]
+pub use {sqlx, tokio};
 
 /// What a plugin uses, and nothing else: the SDK's types, `#[hookimpl]`
 /// and [`HookResult`](hooks_core::HookResult), building a hook's error,
@@ -78,7 +103,11 @@ pub mod prelude {
     #[doc(hidden)]
     pub use hooks_core::prelude::hookery;
     pub use serde_json::json;
-    /// `row.get("column")` on what a plugin's own query returns.
+    /// `row.get("column")` on what a plugin's own `sqlx` query returns
+    /// (native plugins).
+    #[cfg(not(target_family = "wasm"))]
     pub use sqlx::Row;
-    pub use {serde, serde_json, sqlx, tokio, tracing};
+    pub use {serde, serde_json, tracing};
+    #[cfg(not(target_family = "wasm"))]
+    pub use {sqlx, tokio};
 }

@@ -77,8 +77,13 @@ pub struct UserPatch {
     /// New e-mail address.
     #[serde(default)]
     pub email: Option<String>,
-    /// New display name (`null` clears it).
-    #[serde(default, deserialize_with = "double_option")]
+    /// New display name (`null` clears it). Left out of the JSON when
+    /// unchanged, so that a patch round-trips (a component's service call).
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub display_name: Option<Option<String>>,
 }
 
@@ -236,8 +241,13 @@ pub struct SpacePatch {
     /// New name.
     #[serde(default)]
     pub name: Option<String>,
-    /// New parent (`null` makes it a top-level space).
-    #[serde(default, deserialize_with = "double_option")]
+    /// New parent (`null` makes it a top-level space). Left out of the
+    /// JSON when unchanged, as `UserPatch::display_name`.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub parent_id: Option<Option<i64>>,
     /// New access.
     #[serde(default)]

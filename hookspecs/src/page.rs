@@ -6,7 +6,7 @@
 
 /// Which page of a list: the items whose key (id) is above `after`, at
 /// most `limit` of them. Read from `?after=N&limit=M` by [`Request::page`](crate::Request::page).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Page {
     /// Only items whose key is greater than this.
     pub after: Option<i64>,

@@ -9,8 +9,8 @@ use std::path::Path;
 
 /// Lowest layer first.
 const LAYERS: &[&str] = &[
-    "util", "model", "page", "error", "authz", "changes", "context", "http", "hooks", "loader",
-    "export", "client", "host", "lib",
+    "util", "model", "page", "error", "authz", "changes", "uow", "context", "services", "http",
+    "hooks", "loader", "export", "guest", "sql", "client", "host", "lib",
 ];
 
 #[test]

@@ -88,16 +88,18 @@ e2e! {
         assert_eq!(refused["plugin"], "probe");
         assert_eq!(refused["hook"], "on_user_created");
         assert_eq!(users(&app), 1, "the vetoed creation rolled back");
-        assert!(app.proc.output.text().contains("user alice created"), "the component's log line");
+        // The app's output is read by a thread of the test: wait for it.
+        let logged = |what: &str, line: &str| app.proc.output.wait_for(what, |out| out.contains(line));
+        logged("the component's log line", "user alice created");
 
         // A modification reaches the component as (before, after); an
         // after-commit hook once per committed creation, with its delivery.
         let path = format!("/api/users/{alice}");
         expect(200, app.patch(&path, ADMIN, json!({"display_name": "Alice"})));
-        let output = app.proc.output.text();
-        assert!(output.contains(r#"user "alice" modified: display name null -> "Alice""#), "{output}");
+        logged("the modification's log line", r#"user "alice" modified: display name null -> "Alice""#);
         let delivered = "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = 'probe' AND status = 'delivered'";
         wait_until("the delivery", || app.db.count(delivered) == 1);
+        logged("the delivery's log line", r#"delivered: event "evt_"#);
         let output = app.proc.output.text();
         assert_eq!(output.matches(r#"delivered: event "evt_"#).count(), 1, "{output}");
         assert!(output.contains(r#"user "alice" delivered: event "evt_"#), "{output}");
@@ -212,6 +214,17 @@ e2e! {
 /// A variant of the probe, package `app_plugin_<name>`, built in a copy
 /// whose WIT package has one text replaced, and its source maybe one.
 fn probe_variant(name: &str, wit_edit: (&str, &str), src_edit: Option<(&str, &str)>) -> PathBuf {
+    probe_against("hookspecs/wit/plugin.wit", name, wit_edit, src_edit)
+}
+
+/// [`probe_variant`], built against the WIT package in `wit` (a path in
+/// the workspace).
+fn probe_against(
+    wit: &str,
+    name: &str,
+    wit_edit: (&str, &str),
+    src_edit: Option<(&str, &str)>,
+) -> PathBuf {
     let copy = tempfile::tempdir().unwrap();
     let edited = |from: &Path, (old, new): (&str, &str)| {
         let text = std::fs::read_to_string(from).unwrap();
@@ -219,7 +232,7 @@ fn probe_variant(name: &str, wit_edit: (&str, &str), src_edit: Option<(&str, &st
         text.replace(old, new)
     };
     std::fs::create_dir_all(copy.path().join("hookspecs/wit")).unwrap();
-    let wit = edited(&workspace().join("hookspecs/wit/plugin.wit"), wit_edit);
+    let wit = edited(&workspace().join(wit), wit_edit);
     std::fs::write(copy.path().join("hookspecs/wit/plugin.wit"), wit).unwrap();
     let crate_dir = copy.path().join("tests/components").join(name);
     std::fs::create_dir_all(crate_dir.join("src")).unwrap();
@@ -283,6 +296,47 @@ fn a_component_of_another_major_version_or_with_unknown_imports_is_refused_namin
         "{status}"
     );
     assert_eq!(status_of(&app, "probe"), "loaded");
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_of_an_older_minor_version_loads_and_runs() {
+    // The probe built against version 1.0.0 of the interface, as released
+    // (a minor version behind the app's): its imports and its export are
+    // 1.0.0's, which the app's 1.1 linker still satisfies.
+    let older = probe_against(
+        "tests/components/wit-1.0.0/plugin.wit",
+        "older",
+        ("package app:plugin@1.0.0;", "package app:plugin@1.0.0;"),
+        None,
+    );
+    let component = std::fs::read(older).unwrap();
+    let names = |needle: &str| {
+        component
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
+    assert!(names("app:plugin/guest@1.0.0") && names("app:plugin/host@1.0.0"));
+    assert!(!names("app:plugin/guest@1.1") && !names("app:plugin/host@1.1"));
+    assert_ne!(app::plugins::component::wit::VERSION, "1.0.0");
+
+    let (app, _folder) = start_component(Backend::Sqlite, &component);
+    assert_eq!(status_of(&app, "probe"), "loaded");
+    app.create_user("alice");
+    assert!(
+        app.proc.output.text().contains("user alice created"),
+        "its log import works"
+    );
+    let refused = expect_error(
+        422,
+        "probe_refused",
+        app.post("/api/users", ADMIN, new_user("veto-bob")),
+    );
+    assert_eq!(refused["message"], "the probe refuses veto-bob");
+    assert_eq!(users(&app), 1);
 }
 
 #[test]

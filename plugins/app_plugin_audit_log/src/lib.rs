@@ -3,9 +3,12 @@
 //! a rolled-back operation leaves no entry.
 //! `GET /plugins/audit_log/entries?limit=&offset=` lists them newest first,
 //! to the admin only (every user's events are in it).
+//!
+//! Its SQL goes through the SDK's query API (`ctx.execute`, `ctx.query`),
+//! so the same source also builds for wasm32-wasip2.
 
+use hookspecs::Migration;
 use hookspecs::prelude::*;
-use hookspecs::{Migration, sqlx::Row};
 
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -19,14 +22,15 @@ pub struct AuditLog;
 
 async fn record(ctx: &HookContext, kind: &str, entity: String) -> HookResult<()> {
     let actor = ctx.actor().map(|a| a.name.clone());
-    sqlx::query(
+    ctx.execute(
         "INSERT INTO plugin_audit_log_entries (kind, entity, actor, at) VALUES ($1, $2, $3, $4)",
+        &[
+            json!(kind),
+            json!(entity),
+            json!(actor),
+            json!(hookspecs::now()),
+        ],
     )
-    .bind(kind)
-    .bind(entity)
-    .bind(actor)
-    .bind(hookspecs::now())
-    .execute(&mut *ctx.db().await?)
     .await?;
     Ok(())
 }
@@ -48,24 +52,14 @@ impl AppHooks for AuditLog {
                     }
                 };
                 let (limit, offset) = (number("limit", 50)?.min(500), number("offset", 0)?);
-                let rows = sqlx::query(
-                    "SELECT id, kind, entity, actor, at FROM plugin_audit_log_entries \
-                 ORDER BY id DESC LIMIT $1 OFFSET $2",
-                )
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(&mut *req.ctx().db().await?)
-                .await?;
-                let mut entries = Vec::new();
-                for row in &rows {
-                    entries.push(json!({
-                        "id": row.try_get::<i64, _>("id")?,
-                        "kind": row.try_get::<String, _>("kind")?,
-                        "entity": row.try_get::<String, _>("entity")?,
-                        "actor": row.try_get::<Option<String>, _>("actor")?,
-                        "at": row.try_get::<String, _>("at")?,
-                    }));
-                }
+                let entries = req
+                    .ctx()
+                    .query(
+                        "SELECT id, kind, entity, actor, at FROM plugin_audit_log_entries \
+                         ORDER BY id DESC LIMIT $1 OFFSET $2",
+                        &[json!(limit), json!(offset)],
+                    )
+                    .await?;
                 Ok(json!({"entries": entries, "limit": limit, "offset": offset}))
             })?;
         Ok(())

@@ -11,7 +11,7 @@ use hookspecs::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::runtime::{Fault, Loaded};
+use super::runtime::{Fault, Loaded, Refused};
 use super::wit::{self, Hook, Manifest};
 
 /// A sandboxed plugin: each hook call runs in a fresh instance of its
@@ -29,8 +29,10 @@ impl Sandboxed {
     ///
     /// It declares a hook that components cannot implement in this version.
     pub fn plugin(component: Loaded, manifest: &Manifest) -> Result<Plugin<dyn AppHooks>, String> {
-        // `authenticate`, and every entity hook, through the catch-alls.
-        let supported: Vec<&str> = std::iter::once("authenticate")
+        // `authenticate`, `authorize`, and every entity hook, through the
+        // catch-alls.
+        let supported: Vec<&str> = ["authenticate", "authorize"]
+            .into_iter()
             .chain(Change::KINDS.iter().flat_map(|k| [k.on_hook, k.after_hook]))
             .collect();
         let mut hooks = HashMap::new();
@@ -63,14 +65,26 @@ impl Sandboxed {
     /// Calls `hook` in the component with `args`: its answer, or its
     /// failure as the API reports it (the component's own error as it
     /// wrote it; 504 for an overrun; 500 for a trap).
-    async fn call<T: DeserializeOwned>(&self, hook: &'static str, args: Value) -> HookResult<T> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        hook: &'static str,
+        args: Value,
+        ctx: &HookContext,
+    ) -> HookResult<T> {
         let wit = *self
             .hooks
             .get(hook)
             .ok_or_else(|| anyhow::anyhow!("`{hook}` is not one of the component's hooks"))?;
-        let answer = match self.component.call(wit, &args.to_string()).await {
+        let answer = match self.component.call(wit, &args.to_string(), ctx).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(own)) => return Err(ApiError::new(own.status, &own.code, own.message).into()),
+            // Its failure after a service lost a race: the operation runs
+            // again, as for a native plugin.
+            Ok(Err(Refused { error, raced: true })) => {
+                return Err(ApiError::race(error.message).into());
+            }
+            Ok(Err(Refused { error, .. })) => {
+                return Err(ApiError::new(error.status, &error.code, error.message).into());
+            }
             Err(fault @ Fault::TimedOut(_)) => {
                 return Err(ApiError::new(504, "hook_timeout", fault.message()).into());
             }
@@ -109,24 +123,32 @@ fn leak(names: &[String]) -> &'static [&'static str] {
 }
 
 /// The hooks a component can implement in this version: `authenticate`,
-/// and each entity hook, which reaches the component through the catch-all
+/// `authorize`, and each entity hook, which reaches the component through the catch-all
 /// (the SDK's table says which hook a change is for); each passes its
 /// arguments (but the context) as JSON, in the hook's order.
 #[hookimpl]
 impl AppHooks for Sandboxed {
-    async fn authenticate(&self, token: &str, _ctx: &HookContext) -> HookResult<Option<Identity>> {
-        self.call("authenticate", json!([token])).await
+    async fn authenticate(&self, token: &str, ctx: &HookContext) -> HookResult<Option<Identity>> {
+        self.call("authenticate", json!([token]), ctx).await
     }
 
-    async fn on_change(&self, change: &Change, _ctx: &HookContext) -> HookResult<()> {
-        self.call(change.kind().on_hook, json!(change.arguments()))
+    async fn authorize(
+        &self,
+        check: &AccessCheck,
+        ctx: &HookContext,
+    ) -> HookResult<Option<Decision>> {
+        self.call("authorize", json!([check]), ctx).await
+    }
+
+    async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
+        self.call(change.kind().on_hook, json!(change.arguments()), ctx)
             .await
     }
 
-    async fn after_change(&self, delivery: &Delivery, _ctx: &HookContext) -> HookResult<()> {
+    async fn after_change(&self, delivery: &Delivery, ctx: &HookContext) -> HookResult<()> {
         let mut arguments = delivery.change.arguments();
         arguments.push(delivery_json(delivery));
-        self.call(delivery.change.kind().after_hook, json!(arguments))
+        self.call(delivery.change.kind().after_hook, json!(arguments), ctx)
             .await
     }
 }

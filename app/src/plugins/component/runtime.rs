@@ -13,8 +13,11 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use hookspecs::{ApiError, HookContext};
+use serde_json::Value;
+
 use super::limits::Limits;
-use super::wit::{self, GUEST, Hook, HookError, Level, Manifest, PluginPre, VERSION};
+use super::wit::{self, GUEST, Hook, HookError, Level, Manifest, PluginPre, Service, VERSION};
 use crate::plugins::loader;
 
 /// How often the epoch advances: the granularity of the time limit.
@@ -32,13 +35,19 @@ pub struct Runtime {
 }
 
 /// One call's store: WASI with nothing granted (no files, no environment,
-/// no network, no inherited stdio), the memory cap, the plugin's config.
+/// no network, no inherited stdio), the memory cap, the plugin's config,
+/// and the context of the hook being called (none in `describe`).
 pub struct State {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
     plugin: &'static str,
     config: Arc<str>,
+    ctx: Option<HookContext>,
+    /// A service it called lost a race with a concurrent operation: its
+    /// failure then asks for the operation to run again, as a native
+    /// plugin's would.
+    raced: bool,
 }
 
 impl WasiView for State {
@@ -66,6 +75,99 @@ impl wit::app::plugin::host::Host for State {
     fn config(&mut self) -> String {
         self.config.to_string()
     }
+
+    fn plugin_name(&mut self) -> String {
+        self.plugin.to_owned()
+    }
+
+    fn actor(&mut self) -> Option<String> {
+        let actor = self.ctx.as_ref()?.actor()?;
+        serde_json::to_string(actor).ok()
+    }
+
+    /// The service, in the hook's unit of work; as the hook's context
+    /// acts, or as the identity the component acts as (which can only
+    /// narrow a hook's authority: `acting_as` is always authorized).
+    async fn call_service(
+        &mut self,
+        service: Service,
+        acting_as: Option<String>,
+        args: String,
+    ) -> Result<String, HookError> {
+        let hook_ctx = self.hook_ctx()?;
+        let name = wit::service_name(service);
+        let outcome = async {
+            let ctx = match acting_as {
+                None => hook_ctx,
+                Some(identity) => hook_ctx.acting_as(parse("acting-as", &identity)?),
+            };
+            let args = parse(&format!("the arguments of `{name}`"), &args)?;
+            hookspecs::services::serve(ctx.services(), &ctx, name, args).await
+        }
+        .await;
+        self.answer(outcome.map(|answer| answer.to_string()))
+    }
+
+    async fn query(&mut self, sql: String, params: String) -> Result<String, HookError> {
+        let ctx = self.hook_ctx()?;
+        let outcome = async {
+            hookspecs::sql::check_own_tables(&sql, self.plugin)?;
+            let rows = ctx
+                .query(&sql, &parse::<Vec<Value>>("params", &params)?)
+                .await?;
+            Ok(Value::from(rows.into_iter().map(Value::Object).collect::<Vec<_>>()).to_string())
+        }
+        .await;
+        self.answer(outcome)
+    }
+
+    async fn execute(&mut self, sql: String, params: String) -> Result<u64, HookError> {
+        let ctx = self.hook_ctx()?;
+        let outcome = async {
+            hookspecs::sql::check_own_tables(&sql, self.plugin)?;
+            ctx.execute(&sql, &parse::<Vec<Value>>("params", &params)?)
+                .await
+        }
+        .await;
+        self.answer(outcome)
+    }
+}
+
+impl State {
+    /// The context of the hook being called: what the services and SQL act
+    /// in.
+    fn hook_ctx(&self) -> Result<HookContext, HookError> {
+        self.ctx.clone().ok_or_else(|| {
+            own_error(&ApiError::new(
+                409,
+                "no_context",
+                "the services and SQL are reachable only during a hook call",
+            ))
+        })
+    }
+
+    /// `outcome` for the component, noting a lost race (see `raced`).
+    fn answer<T>(&mut self, outcome: Result<T, ApiError>) -> Result<T, HookError> {
+        outcome.map_err(|error| {
+            self.raced |= error.is_race();
+            own_error(&error)
+        })
+    }
+}
+
+/// `json`, from a component, as `T`; a 400 naming `what` otherwise.
+fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, ApiError> {
+    serde_json::from_str(json)
+        .map_err(|e| ApiError::new(400, "bad_request", format!("{what}: {e}")))
+}
+
+/// An error as the interface carries it.
+fn own_error(error: &ApiError) -> HookError {
+    HookError {
+        status: error.status,
+        code: error.code.clone(),
+        message: error.message.clone(),
+    }
 }
 
 /// A component ready to instantiate, with its limits and configuration.
@@ -75,6 +177,15 @@ pub struct Loaded {
     plugin: &'static str,
     limits: Limits,
     config: Arc<str>,
+}
+
+/// A component's own failure of a call.
+#[derive(Debug)]
+pub struct Refused {
+    /// As it reported it.
+    pub error: HookError,
+    /// A service it called lost a race (see `State::raced`).
+    pub raced: bool,
 }
 
 /// Why a call did not answer.
@@ -233,8 +344,9 @@ fn check_version(engine: &Engine, component: &Component) -> Result<(), String> {
 }
 
 impl Loaded {
-    /// A store for one call, with its memory cap and epoch deadline.
-    fn store(&self) -> Store<State> {
+    /// A store for one call, with its memory cap and epoch deadline, and
+    /// the context of the hook it serves.
+    fn store(&self, ctx: Option<HookContext>) -> Store<State> {
         let state = State {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -244,6 +356,8 @@ impl Loaded {
                 .build(),
             plugin: self.plugin,
             config: self.config.clone(),
+            ctx,
+            raced: false,
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -254,7 +368,7 @@ impl Loaded {
     }
 
     async fn manifest(&self) -> Result<Manifest, Fault> {
-        let mut store = self.store();
+        let mut store = self.store(None);
         let outcome = async {
             let plugin = self.pre.instantiate_async(&mut store).await?;
             plugin.app_plugin_guest().call_describe(&mut store).await
@@ -264,9 +378,14 @@ impl Loaded {
     }
 
     /// Calls `hook` with `args` (JSON) in a fresh instance, within the
-    /// plugin's limits.
-    pub async fn call(&self, hook: Hook, args: &str) -> Result<Result<String, HookError>, Fault> {
-        let mut store = self.store();
+    /// plugin's limits, the services it calls acting in `ctx`.
+    pub async fn call(
+        &self,
+        hook: Hook,
+        args: &str,
+        ctx: &HookContext,
+    ) -> Result<Result<String, Refused>, Fault> {
+        let mut store = self.store(Some(ctx.clone()));
         let call = async {
             let plugin = self.pre.instantiate_async(&mut store).await?;
             plugin
@@ -274,10 +393,12 @@ impl Loaded {
                 .call_call(&mut store, hook, args)
                 .await
         };
-        match tokio::time::timeout(self.limits.time() + MARGIN, call).await {
-            Ok(outcome) => outcome.map_err(|e| self.fault(e)),
-            Err(_) => Err(Fault::TimedOut(self.limits.time())),
-        }
+        let outcome = match tokio::time::timeout(self.limits.time() + MARGIN, call).await {
+            Ok(outcome) => outcome.map_err(|e| self.fault(e))?,
+            Err(_) => return Err(Fault::TimedOut(self.limits.time())),
+        };
+        let raced = store.data().raced;
+        Ok(outcome.map_err(|error| Refused { error, raced }))
     }
 
     fn fault(&self, error: wasmtime::Error) -> Fault {

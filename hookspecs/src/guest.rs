@@ -1,0 +1,363 @@
+//! A component's side of the boundary (wasm32-wasip2 only): the guest
+//! bindings of the WIT package (hookspecs/wit), and what
+//! [`export_plugin!`](crate::export_plugin) makes of a plugin there. The
+//! component's `describe` answers the hooks the plugin's `#[hookimpl]`
+//! declares (as its native export would register them); its `call` builds
+//! the plugin, gives the hook a [`HookContext`] whose services, actor and
+//! configuration are the host's (WIT imports, in the calling hook's unit
+//! of work), and answers the hook's result as JSON.
+//!
+//! A component runs one call at a time and the host's imports block, so
+//! the hook's future completes without waiting on anything: [`block_on`]
+//! polls it to its end.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use async_trait::async_trait;
+use hooks_core::{PluginManager, Tier};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::authz::AccessCheck;
+use crate::context::{HookContext, PluginConfigs};
+use crate::error::ApiError;
+use crate::export::PluginExport;
+use crate::hooks::{AppHooks, Change, Delivery, deliver, fire};
+use crate::model::Identity;
+use crate::services::{Remote, Transport};
+
+/// The bindings wit-bindgen generates from the WIT package.
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "export_component",
+        default_bindings_module: "::hookspecs::guest::bindings",
+        runtime_path: "::hookspecs::guest::rt",
+        additional_derives: [serde::Serialize, serde::Deserialize],
+    });
+}
+
+pub use wit_bindgen::rt;
+
+use bindings::app::plugin::host::{self, Level, Service};
+use bindings::app::plugin::types::{Hook, HookDecl, HookError, Manifest, Tier as WitTier};
+
+/// What [`export_plugin!`](crate::export_plugin) hands the component: the
+/// plugin's registration, from its `[plugins.<name>]` table.
+pub type Register = fn(&Value) -> Result<PluginExport, String>;
+
+/// The plugin's manifest: the hooks its export registers, with their
+/// call-order options, and what it requires.
+///
+/// # Panics
+///
+/// Its registration fails (a wrong configuration) or it declares a hook
+/// wrapper: logged through the host, then a trap, which the host reports
+/// as the component's refusal.
+pub fn describe(register: Register) -> Manifest {
+    log_to_host();
+    let export = registered(register).unwrap_or_else(|why| refuse(&why));
+    let mut hooks = Vec::new();
+    for decl in export.plugin.impls() {
+        if decl.wrapper {
+            refuse(&format!(
+                "`{}` is a hook wrapper, which a component cannot implement",
+                decl.hook
+            ));
+        }
+        let hook = wit_case::<Hook>(decl.hook)
+            .unwrap_or_else(|| refuse(&format!("`{}` is not a hook of the interface", decl.hook)));
+        hooks.push(HookDecl {
+            hook,
+            priority: decl.priority,
+            tier: match decl.tier {
+                Tier::TryFirst => WitTier::Tryfirst,
+                Tier::Normal => WitTier::Normal,
+                Tier::TryLast => WitTier::Trylast,
+            },
+            before: decl.before.iter().map(|s| (*s).to_owned()).collect(),
+            after: decl.after.iter().map(|s| (*s).to_owned()).collect(),
+        });
+    }
+    Manifest {
+        hooks,
+        requires: export.requires,
+    }
+}
+
+/// Calls `hook` of the plugin with `args` (see the WIT `call`).
+///
+/// # Errors
+///
+/// The hook's error, as the API reports it.
+pub fn call(register: Register, hook: Hook, args: String) -> Result<String, HookError> {
+    log_to_host();
+    block_on(dispatch(register, hook, &args)).map_err(|e| HookError {
+        status: e.status,
+        code: e.code,
+        message: e.message,
+    })
+}
+
+async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, ApiError> {
+    let name = hook_name(hook);
+    let export = registered(register).map_err(ApiError::internal)?;
+    let plugin = host::plugin_name();
+    let hooks = PluginManager::<dyn AppHooks>::new();
+    hooks
+        .register_plugin(&plugin, export.plugin)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let ctx = context(&plugin)?;
+    let mut args: Vec<Value> = parse(&format!("the arguments of `{name}`"), args)?;
+    let relay = hooks.hook();
+    let answer = if name == "authenticate" {
+        let token: String = take(&mut args, 0, name)?;
+        let identity = relay.authenticate(&token, &ctx).await?.map(|a| a.value);
+        serde_json::to_value(identity).map_err(|e| ApiError::internal(e.to_string()))?
+    } else if name == "authorize" {
+        let check: AccessCheck = take(&mut args, 0, name)?;
+        let decision = relay.authorize(&check, &ctx).await?.map(|a| a.value);
+        serde_json::to_value(decision).map_err(|e| ApiError::internal(e.to_string()))?
+    } else if let Some(kind) = Change::KINDS.iter().find(|k| k.on_hook == name) {
+        fire(&relay, &change(kind.event, args)?, &ctx).await?;
+        Value::Null
+    } else if Change::KINDS.iter().any(|k| k.after_hook == name) {
+        let delivery: Value = args.pop().unwrap_or_default();
+        deliver(&relay, &delivery_of(delivery)?, &ctx).await?;
+        Value::Null
+    } else {
+        return Err(ApiError::internal(format!(
+            "`{name}` cannot be called in a component"
+        )));
+    };
+    Ok(answer.to_string())
+}
+
+/// The plugin's export for its configuration (the host's `config`).
+fn registered(register: Register) -> Result<PluginExport, String> {
+    let table: Value =
+        serde_json::from_str(&host::config()).map_err(|e| format!("its configuration: {e}"))?;
+    register(&table)
+}
+
+/// Logs `why` through the host and traps: the host refuses the component
+/// with the trap, and its log says why.
+fn refuse(why: &str) -> ! {
+    host::log(Level::Error, why);
+    panic!("{why}")
+}
+
+/// The hook's context: the host's actor, with the hook's authority; the
+/// plugin's own configuration; the services through the host.
+fn context(plugin: &str) -> Result<HookContext, ApiError> {
+    let actor: Option<Identity> = match host::actor() {
+        Some(json) => parse("the actor", &json)?,
+        None => None,
+    };
+    let config: Value = parse("the configuration", &host::config())?;
+    let configs = PluginConfigs(HashMap::from([(plugin.to_owned(), config)]));
+    Ok(HookContext::guest(
+        actor,
+        false,
+        Arc::new(Remote(Host)),
+        Arc::new(configs),
+    ))
+}
+
+/// The services of the app, through the WIT import `call-service`.
+struct Host;
+
+#[async_trait]
+impl Transport for Host {
+    async fn call(
+        &self,
+        ctx: &HookContext,
+        name: &'static str,
+        args: Value,
+    ) -> Result<Value, ApiError> {
+        let service = wit_case::<Service>(name)
+            .ok_or_else(|| ApiError::internal(format!("no service `{name}` in the interface")))?;
+        let acting_as = if ctx.is_checked() {
+            Some(
+                serde_json::to_string(&ctx.actor())
+                    .map_err(|e| ApiError::internal(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let answer = host::call_service(service, acting_as.as_deref(), &args.to_string())
+            .map_err(api_error)?;
+        parse(&format!("the answer of `{name}`"), &answer)
+    }
+}
+
+/// The host's error as the SDK's.
+pub(crate) fn api_error(error: HookError) -> ApiError {
+    ApiError::new(error.status, &error.code, error.message)
+}
+
+/// The WIT case named `name` (snake case, as the SDK names hooks and
+/// services), through the case's serde name (its Rust variant's).
+fn wit_case<T: DeserializeOwned>(name: &str) -> Option<T> {
+    let camel: String = name
+        .split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect();
+    serde_json::from_value(Value::String(camel)).ok()
+}
+
+/// The snake-case name of a WIT case (the inverse of [`wit_case`]).
+fn hook_name<T: Serialize>(case: T) -> &'static str {
+    let camel = serde_json::to_value(case)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut snake = String::new();
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            snake.push('_');
+        }
+        snake.push(c.to_ascii_lowercase());
+    }
+    <dyn AppHooks as hooks_core::Spec>::HOOKS
+        .iter()
+        .find(|h| h.name == snake)
+        .map_or("", |h| h.name)
+}
+
+fn parse<T: DeserializeOwned>(what: &str, json: &str) -> Result<T, ApiError> {
+    serde_json::from_str(json)
+        .map_err(|e| ApiError::internal(format!("{what} is not as expected: {e}")))
+}
+
+fn take<T: DeserializeOwned>(args: &mut [Value], at: usize, hook: &str) -> Result<T, ApiError> {
+    let value = args.get_mut(at).map(Value::take).unwrap_or_default();
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::internal(format!("argument {at} of `{hook}`: {e}")))
+}
+
+/// The change `event` whose hook arguments (as `Change::arguments` gives
+/// them) are `args`.
+fn change(event: &str, mut args: Vec<Value>) -> Result<Change, ApiError> {
+    let data = match args.len() {
+        1 => args.pop().unwrap_or_default(),
+        _ => {
+            let after = args.pop().unwrap_or_default();
+            let before = args.pop().unwrap_or_default();
+            serde_json::json!({"before": before, "after": after})
+        }
+    };
+    serde_json::from_value(serde_json::json!({"event": event, "data": data}))
+        .map_err(|e| ApiError::internal(format!("the change `{event}`: {e}")))
+}
+
+/// A delivery from its JSON (the host's `delivery_json`).
+fn delivery_of(json: Value) -> Result<Delivery, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Wire {
+        event_id: String,
+        attempt: u32,
+        recorded_at: String,
+        change: Change,
+    }
+    let wire: Wire = serde_json::from_value(json)
+        .map_err(|e| ApiError::internal(format!("the delivery: {e}")))?;
+    Ok(Delivery {
+        event_id: wire.event_id,
+        attempt: wire.attempt,
+        recorded_at: wire.recorded_at,
+        change: wire.change,
+    })
+}
+
+/// Sends the plugin's `tracing` events to the app's log (the host's
+/// `log`, under the plugin's name), as a native plugin's go to the app's
+/// subscriber. Once per instance.
+fn log_to_host() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // Only this instance's code sets a subscriber: it cannot be taken.
+        let _ = tracing::subscriber::set_global_default(HostLog);
+    });
+}
+
+/// A `tracing` subscriber writing each event as one line through the
+/// host's `log`: its message, then its fields as `name=value`. Spans are
+/// not kept (one id for all).
+struct HostLog;
+
+impl tracing::Subscriber for HostLog {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::DEBUG
+    }
+
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Line(String, String);
+        impl tracing::field::Visit for Line {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                } else {
+                    self.1.push_str(&format!(" {}={value:?}", field.name()));
+                }
+            }
+        }
+        let mut line = Line(String::new(), String::new());
+        event.record(&mut line);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => Level::Error,
+            tracing::Level::WARN => Level::Warn,
+            tracing::Level::INFO => Level::Info,
+            _ => Level::Debug,
+        };
+        host::log(level, &format!("{}{}", line.0, line.1));
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// How many times a hook's future may be polled without completing: a
+/// future that yields (a `yield_now`) gets polled again; one that waits
+/// on something else never completes in a component, whose host calls
+/// all block.
+const POLLS: usize = 10_000;
+
+/// Polls `future` to its end (see the module's docs).
+///
+/// # Panics
+///
+/// It is still pending after [`POLLS`] polls: it waits on something a
+/// component never gets (a timer, a channel); the host reports the trap.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..POLLS {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+    refuse("a hook waited on something that never completes in a component (a timer, a channel)")
+}

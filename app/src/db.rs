@@ -71,8 +71,8 @@ pub struct Retry {
     /// connection before their transaction begins, so their snapshot is
     /// taken after the wait and what they waited for cannot make them
     /// collide. Serializable writers that meet on the same rows collide
-    /// more the more of them run at once (BENCHMARKS.md, "Contention"):
-    /// with several instances, about 8 in all measured best here.
+    /// more the more of them run at once: with three instances, 3 each
+    /// measured better than 10 (BENCHMARKS.md, "Fourth session").
     /// `None`: 10.
     pub writers: Option<u32>,
 }

@@ -34,14 +34,19 @@ OPEN_SPACES = 3
 IN_TRANSACTION = [p for p in load.SHIPPED if p != "webhooks"]
 
 
-def no_webhooks(work: Path) -> dict[str, str]:
+def no_webhooks(work: Path, writers: int | None = None) -> dict[str, str]:
+    """The app's config: webhooks disabled, and with `writers`, that many
+    writing connections per instance (`[database] writers`)."""
     config = work / "no-webhooks.toml"
-    config.write_text('[plugins]\ndisabled = ["webhooks"]\n')
+    text = '[plugins]\ndisabled = ["webhooks"]\n'
+    if writers is not None:
+        text += f"[database]\nwriters = {writers}\n"
+    config.write_text(text)
     return {"APP_CONFIG": str(config)}
 
 
-def contention_run(kind: str, instances: int, pg: str | None, duration: float,
-                   connections: int) -> dict:
+def contention_run(kind: str, instances: int, pg: str | None, duration: int,
+                   connections: int, writers: int | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-races-") as tmp:
         work = Path(tmp)
         db = load.Database(kind, work, pg)
@@ -49,7 +54,7 @@ def contention_run(kind: str, instances: int, pg: str | None, duration: float,
         try:
             plugins = load.shipped_plugins(load.APP, work)
             apps = [load.App(load.APP, work, database=db, plugins_dir=plugins,
-                             env=no_webhooks(work))
+                             env=no_webhooks(work, writers))
                     for _ in range(instances)]
             apps[0].check_loaded(IN_TRANSACTION)
             for i in range(OPEN_SPACES):
@@ -84,6 +89,7 @@ def contention_run(kind: str, instances: int, pg: str | None, duration: float,
     seconds = max(r["duration_us"] for r in runs) / 1e6
     return {
         "database": kind, "instances": instances, "connections_each": connections,
+        "writers_each": writers,
         "writes_per_s": created / seconds,
         "p99_ms": max(r["p99_us"] for r in runs) / 1e3,
         "p50_ms": max(r["p50_us"] for r in runs) / 1e3,
@@ -103,9 +109,12 @@ def measure_contention(quick: bool) -> dict:
     if pg is None:
         load.log("contention on PostgreSQL skipped: no server")
     else:
-        for instances in (1, 3):
-            load.log(f"contention: PostgreSQL, {instances} instance(s)")
-            runs.append(contention_run("postgres", instances, pg, duration, 8))
+        # Three instances with the default pool, then with `[database]
+        # writers = 3` each: about as many writers at once as one instance
+        # with its 8 clients.
+        for instances, writers in ((1, None), (3, None), (3, 3)):
+            load.log(f"contention: PostgreSQL, {instances} instance(s), writers {writers}")
+            runs.append(contention_run("postgres", instances, pg, duration, 8, writers))
     return {"duration_s": duration, "open_spaces": OPEN_SPACES, "runs": runs}
 
 

@@ -53,9 +53,9 @@ impl Dialect {
     }
 }
 
-/// How an operation that lost a race with a concurrent one (PostgreSQL's
-/// serialization failures and deadlocks) is run again (`[database]` in the
-/// config file).
+/// The `[database]` table of the config file: how an operation that lost a
+/// race with a concurrent one (PostgreSQL's serialization failures and
+/// deadlocks) is run again, and how many write at once.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Retry {
@@ -65,6 +65,16 @@ pub struct Retry {
     /// time up to 32 times this, and each wait is drawn at random below it
     /// (jitter), so that the operations that collided do not collide again.
     pub backoff_ms: u64,
+    /// PostgreSQL: how many units of work of this instance that write (its
+    /// operations, its deliveries' bookkeeping) run at once, at most: the
+    /// size of its pool of writing connections. The others wait for a
+    /// connection before their transaction begins, so their snapshot is
+    /// taken after the wait and what they waited for cannot make them
+    /// collide. Serializable writers that meet on the same rows collide
+    /// more the more of them run at once: with three instances, 3 each
+    /// measured better than 10 (BENCHMARKS.md, "Fourth session").
+    /// `None`: 10.
+    pub writers: Option<u32>,
 }
 
 impl Default for Retry {
@@ -72,6 +82,7 @@ impl Default for Retry {
         Retry {
             max_attempts: 20,
             backoff_ms: 5,
+            writers: None,
         }
     }
 }
@@ -113,11 +124,23 @@ impl Db {
     /// migrations. On PostgreSQL the migrator holds an advisory lock, so
     /// several instances starting at once do not race.
     pub async fn open(url: &str) -> anyhow::Result<Self> {
+        Db::open_with(url, None).await
+    }
+
+    /// [`Db::open`], with at most `writers` connections for writing on
+    /// PostgreSQL (`[database] writers`, see [`Retry::writers`]; `None`:
+    /// 10).
+    pub async fn open_with(url: &str, writers: Option<u32>) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::of(url)?;
         let size = if dialect == Dialect::Sqlite { 4 } else { 10 };
+        // SQLite's writers queue one at a time anyway (`writers` below).
+        let writers = match (dialect, writers) {
+            (Dialect::Postgres, Some(n)) => n.max(1),
+            _ => size,
+        };
         let pool = dialect
-            .pool(size)
+            .pool(writers)
             .connect(url)
             .await
             .with_context(|| format!("connecting to {}", redact(url)))?;

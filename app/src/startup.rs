@@ -60,7 +60,7 @@ pub(crate) async fn serve(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let token = admin_token(&config)?;
-    let db = Db::open(&config.database_url()).await?;
+    let db = Db::open_with(&config.database_url(), config.database.writers).await?;
 
     let hooks = PluginManager::<dyn AppHooks>::new();
     let configs = Arc::new(config.plugin_configs());

@@ -177,27 +177,42 @@ fn after_commit_plugins(
 
 /// How many times a unit of work of the worker (its bookkeeping, or an
 /// attempt's) that lost a race is run.
-const BOOKKEEPING_RUNS: u32 = 10;
+const RACE_RUNS: u32 = 10;
+
+/// Runs `run` (one whole unit of work: begun, worked and ended) again at
+/// once while it loses a race, up to [`RACE_RUNS`] times: a race passes
+/// once the colliding transaction ends, so waiting (for a lease to end, a
+/// retry's backoff) would only delay the work. What the worker does in the
+/// database, its bookkeeping and its attempts, goes through here.
+async fn again_after_race<T, Fut>(run: impl Fn() -> Fut) -> Result<T, ApiError>
+where
+    Fut: Future<Output = Result<T, ApiError>>,
+{
+    let mut runs = 1;
+    loop {
+        match run().await {
+            Err(error) if error.is_race() && runs < RACE_RUNS => runs += 1,
+            outcome => return outcome,
+        }
+    }
+}
 
 /// Runs `work` in a unit of work of the worker's own bookkeeping (row
 /// locks, see `Db::begin_bookkeeping`; SQLite: in the app's writers'
-/// queue), committing on success. One that loses a race (a deadlock between
-/// two instances' claims, say) is run again at once, up to
-/// [`BOOKKEEPING_RUNS`] times: never left for a lease to end.
+/// queue), committing on success; one that loses a race (a deadlock between
+/// two instances' claims, say) is run again at once
+/// ([`again_after_race`]): never left for a lease to end.
 async fn bookkeeping<T, F, Fut>(state: &State, work: F) -> Result<T, ApiError>
 where
     F: Fn(HookContext) -> Fut,
     Fut: Future<Output = Result<T, ApiError>>,
 {
-    let mut run = 1;
-    loop {
+    let work = &work;
+    again_after_race(move || async move {
         let uow = state.db.begin_bookkeeping();
-        let outcome = uow.finish(work(state.app_context(uow.clone())).await).await;
-        match outcome {
-            Err(error) if error.is_race() && run < BOOKKEEPING_RUNS => run += 1,
-            outcome => return outcome,
-        }
-    }
+        uow.finish(work(state.app_context(uow.clone())).await).await
+    })
+    .await
 }
 
 /// One event to deliver: from the log, or parked after a failure.
@@ -548,11 +563,11 @@ impl Queue {
         // transaction (another delivery of the same plugin, an operation)
         // is run again at once, as an operation is: only a real failure
         // counts as a failed attempt.
-        let mut run = 1;
-        loop {
+        let delivery = &delivery;
+        again_after_race(move || async move {
             let uow = self.state.db.begin(true);
             let ctx = self.state.app_context(uow.clone());
-            let deliver = super::deliver_to(&self.state.hooks, self.plugin, &delivery, &ctx);
+            let deliver = super::deliver_to(&self.state.hooks, self.plugin, delivery, &ctx);
             let called = tokio::time::timeout(self.policy.timeout, deliver)
                 .await
                 .unwrap_or_else(|_| {
@@ -562,16 +577,16 @@ impl Queue {
                     )))
                 });
             let hook_ok = called.is_ok();
-            match uow.finish(called).await {
-                Ok(()) => return Ok(()),
-                Err(error) if error.is_race() && run < BOOKKEEPING_RUNS => run += 1,
-                Err(error) if hook_ok => {
-                    let why = format!("committing the hook's writes failed: {}", error.message);
-                    return Err((why, false));
+            uow.finish(called).await.map_err(|mut error| {
+                if hook_ok {
+                    error.message =
+                        format!("committing the hook's writes failed: {}", error.message);
                 }
-                Err(error) => return Err((error.message, false)),
-            }
-        }
+                error
+            })
+        })
+        .await
+        .map_err(|error| (error.message, false))
     }
 
     /// Records a batch's outcome in one write: the cursor past the events

@@ -54,6 +54,7 @@ async fn state_on(url: &str, extra: Vec<RouteDef>) -> Arc<State> {
         retry: crate::db::Retry {
             max_attempts: 4,
             backoff_ms: 1,
+            ..Default::default()
         },
         retries: Default::default(),
     })

@@ -107,7 +107,7 @@ use crate::hookspec::{ErrorPolicy, HookSpec};
 use crate::monitoring::{self, HookCallInfo, Monitor};
 use crate::panics;
 use crate::registry::{HookImpl, HookImpls};
-use crate::result::{Answer, Answers, Collect, Finish, Results};
+use crate::result::{Answer, Answers, Collect, Errors, Finish, Results};
 
 /// What one call runs on: a hook of a snapshot, minus excluded plugins.
 pub(crate) struct CallCtx<'s, S: ?Sized> {
@@ -226,7 +226,7 @@ struct Outcomes<T, O, A> {
     spec: &'static HookSpec,
     collect: Collect<T, O>,
     slots: A,
-    errors: Option<Box<Vec<HookError>>>,
+    errors: Errors,
     failed: Option<HookError>,
 }
 

@@ -61,9 +61,17 @@ pub struct Results<T> {
     pub(crate) answers: Answers<T>,
     /// Boxed: errors are rare, and an empty `Vec<HookError>` still costs
     /// an out-of-line drop (a loop over its elements) on every call; a
-    /// null pointer costs one test.
-    pub(crate) errors: Option<Box<Vec<HookError>>>,
+    /// null pointer costs one test (see [`Errors`]).
+    pub(crate) errors: Errors,
 }
+
+/// The errors of a call under `ErrorPolicy::Continue`: one word, null
+/// when there are none (nearly always).
+#[allow(
+    clippy::box_collection,
+    reason = "one word to move and test, not three"
+)]
+pub(crate) type Errors = Option<Box<Vec<HookError>>>;
 
 impl<T> Default for Results<T> {
     fn default() -> Self {

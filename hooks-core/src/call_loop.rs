@@ -50,7 +50,9 @@
 //!
 //! - **The idle check** (`Caller::idle`, inlined into the generated relay):
 //!   a hook with no implementation, no monitor and nobody tracing answers
-//!   its empty result from a few atomic loads, without taking the snapshot.
+//!   its empty result from two atomic loads (the hook's idle flag, which a
+//!   pending change clears, and the depth limit) and the tracing level,
+//!   without taking the snapshot.
 //!   The rest of the call is out of line so that the check inlines alone.
 //! - **Snapshots through `arc-swap`**: a sync call reads the snapshot
 //!   without a lock and without touching a reference count; the async one
@@ -63,8 +65,14 @@
 //!   a disabled span costs at every use.
 //! - **Monitors off the path**: `inform` is `#[cold]` and skipped when no
 //!   monitor is installed.
-//! - **Results sized once**: [`Outcomes`] reserves one slot per
-//!   implementation (for a `firstresult` hook, none: one answer at most).
+//! - **One value inline, more sized once**: a call that can collect one
+//!   value at most (one plain implementation, or `firstresult`) keeps it
+//!   in the results themselves and allocates nothing; any other reserves
+//!   one slot per implementation. Which of the two is chosen once per call
+//!   ([`Slots`]), so the loop tests nothing per implementation. A call's
+//!   errors (`ErrorPolicy::Continue`) are boxed: one null word when there
+//!   are none. (Issue 21: 579 to 378 instructions for a one-implementation
+//!   sync call.)
 //! - **An error's identity, not the error**: `from_next` keeps the id of
 //!   the error a wrapper's `next` gave (an `AtomicU64`), so telling a
 //!   wrapper's own error from the one it passed on costs one comparison.

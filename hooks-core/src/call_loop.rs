@@ -50,7 +50,9 @@
 //!
 //! - **The idle check** (`Caller::idle`, inlined into the generated relay):
 //!   a hook with no implementation, no monitor and nobody tracing answers
-//!   its empty result from a few atomic loads, without taking the snapshot.
+//!   its empty result from two atomic loads (the hook's idle flag, which a
+//!   pending change clears, and the depth limit) and the tracing level,
+//!   without taking the snapshot.
 //!   The rest of the call is out of line so that the check inlines alone.
 //! - **Snapshots through `arc-swap`**: a sync call reads the snapshot
 //!   without a lock and without touching a reference count; the async one
@@ -63,8 +65,14 @@
 //!   a disabled span costs at every use.
 //! - **Monitors off the path**: `inform` is `#[cold]` and skipped when no
 //!   monitor is installed.
-//! - **Results sized once**: [`Outcomes`] reserves one slot per
-//!   implementation (for a `firstresult` hook, none: one answer at most).
+//! - **One value inline, more sized once**: a call that can collect one
+//!   value at most (one plain implementation, or `firstresult`) keeps it
+//!   in the results themselves and allocates nothing; any other reserves
+//!   one slot per implementation. Which of the two is chosen once per call
+//!   ([`Slots`]), so the loop tests nothing per implementation. A call's
+//!   errors (`ErrorPolicy::Continue`) are boxed: one null word when there
+//!   are none. (Issue 21: 579 to 378 instructions for a one-implementation
+//!   sync call.)
 //! - **An error's identity, not the error**: `from_next` keeps the id of
 //!   the error a wrapper's `next` gave (an `AtomicU64`), so telling a
 //!   wrapper's own error from the one it passed on costs one comparison.
@@ -107,7 +115,7 @@ use crate::hookspec::{ErrorPolicy, HookSpec};
 use crate::monitoring::{self, HookCallInfo, Monitor};
 use crate::panics;
 use crate::registry::{HookImpl, HookImpls};
-use crate::result::{Collect, Finish, Results};
+use crate::result::{Answer, Answers, Collect, Errors, Finish, Results};
 
 /// What one call runs on: a hook of a snapshot, minus excluded plugins.
 pub(crate) struct CallCtx<'s, S: ?Sized> {
@@ -173,30 +181,77 @@ impl<'s, S: ?Sized> CallCtx<'s, S> {
     }
 }
 
+/// Where a call's values go while it runs: one slot for a call that can
+/// collect one value at most (one plain implementation, or `firstresult`),
+/// which then allocates nothing; a vector sized once for any other. Chosen
+/// once per call, so that the loop over implementations is compiled for
+/// each and tests nothing per implementation (an inline-or-vector value
+/// matched per implementation cost about 10 instructions each).
+trait Slots<T>: Sized {
+    fn with_room(expected: usize) -> Self;
+    fn put(&mut self, answer: Answer<T>);
+    fn into_answers(self) -> Answers<T>;
+}
+
+impl<T> Slots<T> for Option<Answer<T>> {
+    fn with_room(_: usize) -> Self {
+        None
+    }
+    #[inline]
+    fn put(&mut self, answer: Answer<T>) {
+        // Only plain implementations put, and there is one at most, or the
+        // first answer ends a `firstresult` call.
+        *self = Some(answer);
+    }
+    #[inline]
+    fn into_answers(self) -> Answers<T> {
+        self.map_or(Answers::Empty, Answers::One)
+    }
+}
+
+impl<T> Slots<T> for Vec<Answer<T>> {
+    fn with_room(expected: usize) -> Self {
+        Vec::with_capacity(expected)
+    }
+    #[inline]
+    fn put(&mut self, answer: Answer<T>) {
+        self.push(answer);
+    }
+    #[inline]
+    fn into_answers(self) -> Answers<T> {
+        Answers::Many(self)
+    }
+}
+
+/// Whether a call can collect one value at most (see [`Slots`]).
+fn holds_one<T, O: Finish<T>>(collect: Collect<T, O>, expected: usize) -> bool {
+    collect.first() || expected <= 1
+}
+
 /// Takes each implementation's outcome in call order and decides whether
 /// the chain goes on: `firstresult` and the error policy, in one place.
-struct Outcomes<T, O> {
+struct Outcomes<T, O, A> {
     spec: &'static HookSpec,
     collect: Collect<T, O>,
-    results: Results<T>,
+    slots: A,
+    errors: Errors,
     failed: Option<HookError>,
 }
 
-impl<T, O: Finish<T>> Outcomes<T, O> {
+impl<T, O: Finish<T>, A: Slots<T>> Outcomes<T, O, A> {
     fn new(spec: &'static HookSpec, collect: Collect<T, O>, expected: usize) -> Self {
-        let results = Results {
-            answers: match collect.first() {
-                false => Vec::with_capacity(expected),
-                true => Vec::new(),
-            },
-            errors: Vec::new(),
-        };
         Outcomes {
             spec,
             collect,
-            results,
+            slots: A::with_room(expected),
+            errors: None,
             failed: None,
         }
+    }
+
+    #[inline]
+    fn push(&mut self, plugin: &'static str, value: T) {
+        self.slots.put(Answer { plugin, value });
     }
 
     #[inline]
@@ -206,10 +261,10 @@ impl<T, O: Finish<T>> Outcomes<T, O> {
             Err(error) => return self.failed(plugin, error),
         };
         if !self.collect.first() {
-            self.results.push(plugin, value);
+            self.push(plugin, value);
             ControlFlow::Continue(())
         } else if self.collect.answers(&value) {
-            self.results.push(plugin, value);
+            self.push(plugin, value);
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
@@ -227,16 +282,20 @@ impl<T, O: Finish<T>> Outcomes<T, O> {
             ErrorPolicy::Continue => {
                 // `error`'s Display guards the plugin's part of it.
                 tracing::warn!(hook = self.spec.name, plugin, %error, "hook implementation failed; continuing");
-                self.results.errors.push(error);
+                self.errors.get_or_insert_default().push(error);
                 ControlFlow::Continue(())
             }
         }
     }
 
+    #[inline]
     fn finish(self) -> Result<O, HookError> {
         match self.failed {
             Some(error) => Err(error),
-            None => Ok(self.collect.finish(self.results)),
+            None => Ok(self.collect.finish(Results {
+                answers: self.slots.into_answers(),
+                errors: self.errors,
+            })),
         }
     }
 }
@@ -403,7 +462,26 @@ where
             };
             return invoke_sync(ctx, w, &self.from_next, || (self.wrap)(&w.plugin, next));
         }
-        let mut outcomes = Outcomes::new(ctx.spec(), self.collect, ctx.hook.plain().len());
+        let expected = ctx.hook.plain().len();
+        if holds_one(self.collect, expected) {
+            self.run_plain(Outcomes::<_, _, Option<_>>::new(
+                ctx.spec(),
+                self.collect,
+                expected,
+            ))
+        } else {
+            self.run_plain(Outcomes::<_, _, Vec<_>>::new(
+                ctx.spec(),
+                self.collect,
+                expected,
+            ))
+        }
+    }
+
+    /// The plain implementations, in call order.
+    #[inline]
+    fn run_plain(&self, mut outcomes: Outcomes<T, O, impl Slots<T>>) -> Result<O, HookError> {
+        let ctx = self.ctx;
         for imp in ctx.plain() {
             let outcome = invoke_sync(ctx, imp, &NO_NEXT, || (self.plain)(&imp.plugin));
             if outcomes.take(imp.info.plugin, outcome).is_break() {

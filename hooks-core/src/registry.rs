@@ -412,8 +412,10 @@ pub(crate) struct Shared<S: ?Sized> {
     current: ArcSwap<Snapshot<S>>,
     stale: AtomicBool,
     /// Per hook, whether a call of it has nothing to do in the current
-    /// snapshot (no implementation, no monitor): then a call answers
-    /// without taking the snapshot at all.
+    /// snapshot (no implementation, no monitor) and no change awaits
+    /// publishing: then a call answers without taking the snapshot at all.
+    /// A change clears every flag (so an idle call reads one flag, not
+    /// `stale` too); publishing sets them again.
     idle: Box<[AtomicBool]>,
     /// The current snapshot's depth limit, for idle calls.
     max_depth: AtomicUsize,
@@ -438,12 +440,10 @@ impl<S: ?Sized> Shared<S> {
     /// Whether a call of `hook` at the current depth has nothing to do:
     /// no change awaits publishing, the published snapshot has neither an
     /// implementation of it nor a monitor, and the call is within the
-    /// depth limit. A few atomic loads.
+    /// depth limit. Two atomic loads.
     #[inline]
     pub(crate) fn idle(&self, hook: usize, depth: usize) -> bool {
-        !self.stale.load(Ordering::Acquire)
-            && self.idle[hook].load(Ordering::Acquire)
-            && depth <= self.max_depth.load(Ordering::Relaxed)
+        self.idle[hook].load(Ordering::Acquire) && depth <= self.max_depth.load(Ordering::Relaxed)
     }
 
     fn mark_idle(&self, snapshot: &Snapshot<S>) {
@@ -488,6 +488,9 @@ impl<S: ?Sized> Shared<S> {
         let result = change(&mut state);
         if state.is_dirty() {
             self.stale.store(true, Ordering::Release);
+            for idle in &self.idle {
+                idle.store(false, Ordering::Release);
+            }
         }
         result
     }

@@ -57,17 +57,97 @@ pub struct Answer<T> {
 /// assert_eq!(results.into_values(), [11, 1]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
 pub struct Results<T> {
-    pub(crate) answers: Vec<Answer<T>>,
-    pub(crate) errors: Vec<HookError>,
+    pub(crate) answers: Answers<T>,
+    /// Boxed: errors are rare, and an empty `Vec<HookError>` still costs
+    /// an out-of-line drop (a loop over its elements) on every call; a
+    /// null pointer costs one test (see [`Errors`]).
+    pub(crate) errors: Errors,
 }
+
+/// The errors of a call under `ErrorPolicy::Continue`: one word, null
+/// when there are none (nearly always).
+#[allow(
+    clippy::box_collection,
+    reason = "one word to move and test, not three"
+)]
+pub(crate) type Errors = Option<Box<Vec<HookError>>>;
 
 impl<T> Default for Results<T> {
     fn default() -> Self {
         Results {
-            answers: Vec::new(),
-            errors: Vec::new(),
+            answers: Answers::Empty,
+            errors: None,
+        }
+    }
+}
+
+// Shown as the vectors they stand for.
+impl<T: std::fmt::Debug> std::fmt::Debug for Results<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Results")
+            .field("answers", &self.answers())
+            .field("errors", &self.errors())
+            .finish()
+    }
+}
+
+/// The values of a call, held inline while there is at most one: most
+/// hooks have zero or one implementation, and a one-value call then
+/// allocates nothing (the heap `Vec` cost about 125 instructions a call,
+/// more than the rest of a one-implementation call's bookkeeping).
+pub(crate) enum Answers<T> {
+    Empty,
+    One(Answer<T>),
+    Many(Vec<Answer<T>>),
+}
+
+impl<T> Answers<T> {
+    /// Appends `answer`.
+    #[inline]
+    pub(crate) fn push(&mut self, answer: Answer<T>) {
+        match self {
+            Answers::Many(many) => many.push(answer),
+            Answers::Empty => *self = Answers::One(answer),
+            Answers::One(_) => self.spill(answer),
+        }
+    }
+
+    /// A second value where room was made for one (a wrapper adding to
+    /// the results): out of line, so that `push` stays small.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, answer: Answer<T>) {
+        let mut many = Vec::with_capacity(2);
+        if let Answers::One(first) = std::mem::replace(self, Answers::Empty) {
+            many.push(first);
+        }
+        many.push(answer);
+        *self = Answers::Many(many);
+    }
+
+    fn as_slice(&self) -> &[Answer<T>] {
+        match self {
+            Answers::Empty => &[],
+            Answers::One(one) => std::slice::from_ref(one),
+            Answers::Many(many) => many,
+        }
+    }
+
+    /// The first value, without allocating.
+    pub(crate) fn into_first(self) -> Option<Answer<T>> {
+        match self {
+            Answers::Empty => None,
+            Answers::One(one) => Some(one),
+            Answers::Many(many) => many.into_iter().next(),
+        }
+    }
+
+    fn into_vec(self) -> Vec<Answer<T>> {
+        match self {
+            Answers::Empty => Vec::new(),
+            Answers::One(one) => vec![one],
+            Answers::Many(many) => many,
         }
     }
 }
@@ -75,27 +155,31 @@ impl<T> Default for Results<T> {
 impl<T> Results<T> {
     /// The values with their plugins, in call order.
     pub fn answers(&self) -> &[Answer<T>] {
-        &self.answers
+        self.answers.as_slice()
     }
 
     /// The values alone, in call order.
     pub fn values(&self) -> impl ExactSizeIterator<Item = &T> + '_ {
-        self.answers.iter().map(|a| &a.value)
+        self.answers().iter().map(|a| &a.value)
     }
 
     /// The values alone, in call order.
     pub fn into_values(self) -> Vec<T> {
-        self.answers.into_iter().map(|a| a.value).collect()
+        self.answers
+            .into_vec()
+            .into_iter()
+            .map(|a| a.value)
+            .collect()
     }
 
     /// The plugins that answered, in call order.
     pub fn plugins(&self) -> impl ExactSizeIterator<Item = &'static str> + '_ {
-        self.answers.iter().map(|a| a.plugin)
+        self.answers().iter().map(|a| a.plugin)
     }
 
     /// The value returned by `plugin`, if it ran and succeeded.
     pub fn get(&self, plugin: &str) -> Option<&T> {
-        self.answers
+        self.answers()
             .iter()
             .find(|a| a.plugin == plugin)
             .map(|a| &a.value)
@@ -103,17 +187,17 @@ impl<T> Results<T> {
 
     /// Errors of failed implementations (policy `Continue` only), in call order.
     pub fn errors(&self) -> &[HookError] {
-        &self.errors
+        self.errors.as_deref().map_or(&[], Vec::as_slice)
     }
 
     /// Number of values.
     pub fn len(&self) -> usize {
-        self.answers.len()
+        self.answers().len()
     }
 
     /// No value.
     pub fn is_empty(&self) -> bool {
-        self.answers.is_empty()
+        matches!(self.answers, Answers::Empty)
     }
 
     /// Appends a value (for wrappers that add to the outcome).
@@ -126,7 +210,7 @@ impl<T> Results<Option<T>> {
     /// Only the implementations that answered `Some`, in call order, with
     /// their plugins: what pluggy's results list holds for such a hook.
     pub fn somes(&self) -> impl Iterator<Item = Answer<&T>> + '_ {
-        self.answers.iter().filter_map(|a| {
+        self.answers().iter().filter_map(|a| {
             a.value.as_ref().map(|value| Answer {
                 plugin: a.plugin,
                 value,
@@ -136,7 +220,11 @@ impl<T> Results<Option<T>> {
 
     /// The `Some` values alone, in call order.
     pub fn into_somes(self) -> Vec<T> {
-        self.answers.into_iter().filter_map(|a| a.value).collect()
+        self.answers
+            .into_vec()
+            .into_iter()
+            .filter_map(|a| a.value)
+            .collect()
     }
 }
 
@@ -144,7 +232,7 @@ impl<T> IntoIterator for Results<T> {
     type Item = Answer<T>;
     type IntoIter = std::vec::IntoIter<Answer<T>>;
     fn into_iter(self) -> Self::IntoIter {
-        self.answers.into_iter()
+        self.answers.into_vec().into_iter()
     }
 }
 
@@ -152,7 +240,7 @@ impl<'a, T> IntoIterator for &'a Results<T> {
     type Item = &'a Answer<T>;
     type IntoIter = std::slice::Iter<'a, Answer<T>>;
     fn into_iter(self) -> Self::IntoIter {
-        self.answers.iter()
+        self.answers().iter()
     }
 }
 
@@ -224,7 +312,7 @@ impl<T> Finish<Option<T>> for Option<Answer<T>> {
         value.is_some()
     }
     fn finish(results: Results<Option<T>>) -> Self {
-        let Answer { plugin, value } = results.answers.into_iter().next()?;
+        let Answer { plugin, value } = results.answers.into_first()?;
         value.map(|value| Answer { plugin, value })
     }
 }
@@ -237,4 +325,45 @@ impl<T> Collect<T, Results<T>> {
 impl<T> Collect<Option<T>, Option<Answer<T>>> {
     /// `firstresult`: stop at the first `Some`, return it with its plugin.
     pub const FIRST: Self = Collect(PhantomData);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Answer, Answers, Results};
+
+    #[test]
+    fn values_stay_in_order_from_inline_to_the_heap() {
+        let mut results = Results::<u32>::default();
+        assert!(results.is_empty());
+        results.push("a", 1);
+        assert!(
+            matches!(results.answers, Answers::One(_)),
+            "one value is inline"
+        );
+        assert_eq!(results.len(), 1);
+        results.push("b", 2);
+        results.push("c", 3);
+        assert!(matches!(results.answers, Answers::Many(_)));
+        assert_eq!(results.plugins().collect::<Vec<_>>(), ["a", "b", "c"]);
+        assert_eq!(results.get("b"), Some(&2));
+        assert_eq!(
+            format!("{results:?}"),
+            r#"Results { answers: [Answer { plugin: "a", value: 1 }, Answer { plugin: "b", value: 2 }, Answer { plugin: "c", value: 3 }], errors: [] }"#
+        );
+        assert_eq!(results.into_values(), [1, 2, 3]);
+    }
+
+    #[test]
+    fn one_inline_value_is_consumed_like_a_vector() {
+        let mut results = Results::<Option<u32>>::default();
+        results.push("a", Some(7));
+        let answers: Vec<Answer<Option<u32>>> = results.into_iter().collect();
+        assert_eq!(
+            answers,
+            [Answer {
+                plugin: "a",
+                value: Some(7)
+            }]
+        );
+    }
 }

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -19,20 +19,21 @@ use serde_json::{Value, json};
 use crate::state::State;
 
 /// What a request is before its body: everything the pipeline decides on.
-#[derive(Clone, Debug, Default)]
-pub struct Head {
+/// Borrowed from the transport's request (no copy of a string per request).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Head<'a> {
     /// The method's name, as sent (`GET`, `HEAD`, `OPTIONS`, ...).
-    pub method: String,
+    pub method: &'a str,
     /// The path, percent-encoded as sent.
-    pub path: String,
+    pub path: &'a str,
     /// The query string, if any.
-    pub query: Option<String>,
+    pub query: Option<&'a str>,
     /// The `Authorization` header, if any.
-    pub authorization: Option<String>,
+    pub authorization: Option<&'a str>,
     /// The declared `Content-Length`, if any.
     pub content_length: Option<u64>,
     /// This request's id (`X-Request-Id`).
-    pub request_id: String,
+    pub request_id: &'a str,
 }
 
 /// The pipeline's answer: a status, a JSON body and extra headers.
@@ -53,7 +54,7 @@ pub type BodyResult = Result<Bytes, ApiError>;
 /// Runs one request through the pipeline.
 pub async fn handle(
     state: &Arc<State>,
-    head: &Head,
+    head: &Head<'_>,
     body: impl Future<Output = BodyResult>,
 ) -> Answer {
     match respond(state, head, body).await {
@@ -64,11 +65,11 @@ pub async fn handle(
 
 async fn respond(
     state: &Arc<State>,
-    head: &Head,
+    head: &Head<'_>,
     body: impl Future<Output = BodyResult>,
 ) -> Result<Answer, ApiError> {
-    let found = state.router.find(&head.path).await.ok_or_else(no_route)?;
-    let method = match head.method.as_str() {
+    let found = state.router.find(head.path).await.ok_or_else(no_route)?;
+    let method = match head.method {
         "HEAD" => Some(Method::Get),
         name => Method::ALL.into_iter().find(|m| m.as_str() == name),
     };
@@ -82,13 +83,13 @@ async fn respond(
     if head.content_length.is_some_and(|n| n > limit as u64) {
         return Err(too_large(limit));
     }
-    let identity = identify(state, route.guard, head.authorization.as_deref()).await?;
+    let identity = identify(state, route.guard, head.authorization).await?;
     let body = parse_body(&body.await?)?;
     let parts = RequestParts {
         method: route.method,
-        path: decoded(&head.path).ok_or_else(no_route)?,
-        params: params.into(),
-        query: Arc::new(parse_query(head.query.as_deref())),
+        path: decoded(head.path).ok_or_else(no_route)?,
+        params: shared_params(params),
+        query: parsed_query(head.query),
         body: body.map(Arc::new),
     };
     let reply = operate(state, route, parts, identity).await?;
@@ -270,7 +271,7 @@ fn no_route() -> ApiError {
     ApiError::new(404, "not_found", "no route for this request")
 }
 
-fn not_allowed(head: &Head, allowed: &[Method]) -> ApiError {
+fn not_allowed(head: &Head<'_>, allowed: &[Method]) -> ApiError {
     let names: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
     ApiError::new(
         405,
@@ -299,16 +300,41 @@ fn parse_body(body: &[u8]) -> Result<Option<Value>, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
 }
 
+/// The percent-decoded path; `None` if it does not decode to UTF-8. A
+/// path without `%` is itself (already UTF-8: no scan, no validation).
 fn decoded(path: &str) -> Option<String> {
+    if !path.contains('%') {
+        return Some(path.to_owned());
+    }
     percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .ok()
         .map(|p| p.into_owned())
 }
 
-fn parse_query(query: Option<&str>) -> HashMap<String, String> {
+/// A request's path parameters. Most paths have none: those share one
+/// empty list instead of allocating one each.
+fn shared_params(params: Vec<(String, String)>) -> Arc<[(String, String)]> {
+    static NONE: LazyLock<Arc<[(String, String)]>> = LazyLock::new(|| Arc::new([]));
+    if params.is_empty() {
+        NONE.clone()
+    } else {
+        params.into()
+    }
+}
+
+/// A request's query parameters. Most requests have none: those share one
+/// empty map instead of allocating (and seeding) one each.
+fn parsed_query(query: Option<&str>) -> Arc<HashMap<String, String>> {
+    static NONE: LazyLock<Arc<HashMap<String, String>>> = LazyLock::new(Default::default);
+    match query {
+        Some(query) if !query.is_empty() => Arc::new(parse_query(query)),
+        _ => NONE.clone(),
+    }
+}
+
+fn parse_query(query: &str) -> HashMap<String, String> {
     query
-        .unwrap_or_default()
         .split('&')
         .filter(|kv| !kv.is_empty())
         .map(|kv| {
@@ -328,7 +354,7 @@ fn decode_component(component: &str) -> String {
 
 /// The `Link` header naming the next page: the same path, with the page's
 /// own parameters only (never what else the client put in the query).
-fn next_link(head: &Head, next: Page) -> String {
+fn next_link(head: &Head<'_>, next: Page) -> String {
     format!(
         "<{}?limit={}&after={}>; rel=\"next\"",
         head.path,
@@ -339,7 +365,7 @@ fn next_link(head: &Head, next: Page) -> String {
 
 /// Any error, as the client sees it. A 500 says only that something failed
 /// and which request it was; the log line with the same id has the rest.
-pub fn error_answer(error: &ApiError, head: &Head) -> Answer {
+pub fn error_answer(error: &ApiError, head: &Head<'_>) -> Answer {
     let mut headers = Vec::new();
     let body = if error.status == 500 {
         tracing::error!(request_id = %head.request_id, code = %error.code, "{}", error.message);
@@ -348,7 +374,7 @@ pub fn error_answer(error: &ApiError, head: &Head) -> Answer {
             &error.code,
             "something went wrong; the server's log has the details under this request id",
         )
-        .with("request_id", head.request_id.as_str());
+        .with("request_id", head.request_id);
         for key in ["plugin", "hook"] {
             if let Some(value) = error.details.get(key) {
                 public = public.with(key, value.clone());

@@ -16,7 +16,9 @@ use bytes::{Bytes, BytesMut};
 use hookspecs::ApiError;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use hyper::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue,
+};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -71,17 +73,22 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let activity = Arc::new(Activity::default());
+        let conn = Arc::new(Connection {
+            shared: shared.clone(),
+            activity: Activity::default(),
+        });
         let io = TokioIo::new(Watched {
             io: stream,
-            activity: activity.clone(),
+            conn: conn.clone(),
         });
-        let (shared, conn_activity) = (shared.clone(), activity.clone());
+        let watched = conn.clone();
+        // One reference count per request: the connection's, which leads
+        // to everything the request needs.
         let service = hyper::service::service_fn(move |req| {
-            let (shared, activity) = (shared.clone(), conn_activity.clone());
+            let conn = conn.clone();
             async move {
-                let _busy = activity.busy();
-                Ok::<_, Infallible>(respond(&shared, req).await)
+                let _busy = conn.activity.busy();
+                Ok::<_, Infallible>(respond(&conn.shared, req).await)
             }
         });
         let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
@@ -91,7 +98,7 @@ pub async fn serve(
                 outcome = conn => if let Err(error) = outcome {
                     tracing::debug!(%error, "connection ended with an error");
                 },
-                () = activity.idle_for(idle) => tracing::debug!("closing an idle connection"),
+                () = watched.activity.idle_for(idle) => tracing::debug!("closing an idle connection"),
             }
             drop(slot);
         });
@@ -127,42 +134,87 @@ struct Shared {
     log: AccessLog,
 }
 
+/// One connection: what its requests share, and its activity.
+struct Connection {
+    shared: Arc<Shared>,
+    activity: Activity,
+}
+
 /// One request: its head to the pipeline, its body read only if the
-/// pipeline asks for it, its answer as a response, one log line.
+/// pipeline asks for it, its answer as a response, one log line. The head
+/// borrows the request's own strings; the log gets the method and URI by
+/// move, and the clock is read only if the line is wanted.
 async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let started = Instant::now();
+    let logged = shared.log.wanted();
+    let started = logged.then(Instant::now);
+    let (parts, body) = req.into_parts();
+    let read = ReadHeaders::of(&parts.headers);
+    let request_id = match read.request_id {
+        Some(id) if valid_request_id(id.as_bytes()) => id.clone(),
+        _ => shared.ids.next(),
+    };
     let head = Head {
-        method: req.method().as_str().to_owned(),
-        path: req.uri().path().to_owned(),
-        query: req.uri().query().map(str::to_owned),
-        authorization: header(&req, &AUTHORIZATION),
-        content_length: header(&req, &CONTENT_LENGTH).and_then(|v| v.parse().ok()),
-        request_id: header(&req, &X_REQUEST_ID)
-            .filter(|id| valid_request_id(id))
-            .unwrap_or_else(|| shared.ids.next()),
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        authorization: read.authorization.and_then(|v| v.to_str().ok()),
+        content_length: read
+            .content_length
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
+        // Checked above: visible ASCII only.
+        request_id: request_id.to_str().unwrap_or_default(),
     };
     let limits = &shared.state.limits;
-    let body = read_body(req.into_body(), limits.body_limit, limits.body_timeout);
+    let body = read_body(body, limits.body_limit, limits.body_timeout);
     let answer = pipeline::handle(&shared.state, &head, body).await;
     let status = answer.status;
-    let response = response(answer, &head.request_id);
-    shared.log.line(head, status, started.elapsed());
-    response
+    if let Some(started) = started {
+        shared.log.line(Line {
+            method: parts.method,
+            uri: parts.uri,
+            status,
+            took: started.elapsed(),
+            request_id: request_id.clone(),
+        });
+    }
+    response(answer, request_id)
 }
 
 /// Named by constants: a name given as a string is parsed on every lookup.
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-fn header(req: &Request<Incoming>, name: &HeaderName) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+/// The request headers the pipeline reads, each the first of its name,
+/// found in one pass over the map: a lookup per name hashed each name
+/// (three lookups, about 370 instructions a request).
+#[derive(Default)]
+struct ReadHeaders<'r> {
+    authorization: Option<&'r HeaderValue>,
+    content_length: Option<&'r HeaderValue>,
+    request_id: Option<&'r HeaderValue>,
+}
+
+impl<'r> ReadHeaders<'r> {
+    fn of(headers: &'r HeaderMap) -> Self {
+        let mut read = ReadHeaders::default();
+        for (name, value) in headers {
+            let slot = if name == AUTHORIZATION {
+                &mut read.authorization
+            } else if name == CONTENT_LENGTH {
+                &mut read.content_length
+            } else if name == X_REQUEST_ID {
+                &mut read.request_id
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        read
+    }
 }
 
 /// A client's own request id is echoed only if it is short printable ASCII.
-fn valid_request_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+fn valid_request_id(id: &[u8]) -> bool {
+    (1..=128).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
 }
 
 /// The body, at most `limit` bytes, within `timeout`. Past the limit the
@@ -196,20 +248,19 @@ async fn read_body(mut body: Incoming, limit: usize, timeout: Duration) -> BodyR
         })
 }
 
-fn response(answer: Answer, request_id: &str) -> Response<Full<Bytes>> {
+fn response(answer: Answer, request_id: HeaderValue) -> Response<Full<Bytes>> {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = answer
         .body
         .map(|b| Bytes::from(serde_json::to_vec(&b).unwrap_or_default()));
-    let mut response = Response::new(Full::new(body.clone().unwrap_or_default()));
+    let has_body = body.is_some();
+    let mut response = Response::new(Full::new(body.unwrap_or_default()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    if body.is_some() {
+    if has_body {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
-    if let Ok(id) = HeaderValue::from_str(request_id) {
-        headers.insert(X_REQUEST_ID.clone(), id);
-    }
+    headers.insert(X_REQUEST_ID.clone(), request_id);
     for (name, value) in answer.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), value);
@@ -269,15 +320,26 @@ impl Backoff {
 
 /// The access log: one line per request, `METHOD PATH STATUS LATENCYms
 /// REQUEST-ID` (target `app::http`, level INFO). A request only hands its
-/// fields to a thread of the log's own, which formats and writes them:
-/// that thread wakes for the first line after a quiet spell, then takes
-/// whatever arrived every [`AccessLog::BATCH`], so that under load no
-/// request pays for formatting a line nor for waking a thread. A line's
-/// timestamp is when it is written, at most that much later.
+/// fields to a thread of the log's own, moved as they are (the method, the
+/// URI, the id's bytes: no string is copied nor formatted on the request
+/// path), and that thread formats and writes them: it wakes for the first
+/// line after a quiet spell, then takes whatever arrived every
+/// [`AccessLog::BATCH`], so that under load no request pays for formatting
+/// a line nor for waking a thread. A line's timestamp is when it is
+/// written, at most that much later.
 struct AccessLog(std::sync::mpsc::Sender<Entry>);
 
+/// One request's line, as the request path captured it.
+struct Line {
+    method: hyper::Method,
+    uri: hyper::Uri,
+    status: u16,
+    took: Duration,
+    request_id: HeaderValue,
+}
+
 enum Entry {
-    Line(Head, u16, Duration),
+    Line(Line),
     /// Answered once every line sent before it is written.
     Flush(tokio::sync::oneshot::Sender<()>),
 }
@@ -296,11 +358,15 @@ impl AccessLog {
         AccessLog(tx)
     }
 
-    /// Logs a request (if the filter wants `app::http` at INFO).
-    fn line(&self, head: Head, status: u16, took: Duration) {
-        if tracing::enabled!(target: "app::http", tracing::Level::INFO) {
-            let _ = self.0.send(Entry::Line(head, status, took));
-        }
+    /// Whether the filter wants `app::http` at INFO: asked first, so that
+    /// a request nobody logs reads no clock.
+    fn wanted(&self) -> bool {
+        tracing::enabled!(target: "app::http", tracing::Level::INFO)
+    }
+
+    /// Logs a request.
+    fn line(&self, line: Line) {
+        let _ = self.0.send(Entry::Line(line));
     }
 
     /// Completes once every line logged so far is written (at shutdown).
@@ -315,14 +381,14 @@ impl AccessLog {
         while let Ok(first) = entries.recv() {
             for entry in std::iter::once(first).chain(entries.try_iter()) {
                 match entry {
-                    Entry::Line(head, status, took) => tracing::info!(
+                    Entry::Line(line) => tracing::info!(
                         target: "app::http",
-                        "{} {} {} {:.1}ms {}",
-                        head.method,
-                        head.path,
-                        status,
-                        took.as_secs_f64() * 1e3,
-                        head.request_id,
+                        "{} {} {} {} {}",
+                        line.method,
+                        line.uri.path(),
+                        line.status,
+                        Millis(line.took),
+                        line.request_id.to_str().unwrap_or_default(),
                     ),
                     Entry::Flush(done) => {
                         let _ = done.send(());
@@ -332,6 +398,17 @@ impl AccessLog {
             // Lines sent meanwhile wake no one.
             std::thread::sleep(Self::BATCH);
         }
+    }
+}
+
+/// A latency as milliseconds with one decimal (`0.4ms`), rounded, in
+/// integers: float formatting with a precision costs several times more.
+struct Millis(Duration);
+
+impl std::fmt::Display for Millis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenths = (self.0.as_micros() + 50) / 100;
+        write!(f, "{}.{}ms", tenths / 10, tenths % 10)
     }
 }
 
@@ -352,18 +429,40 @@ impl RequestIds {
         }
     }
 
-    fn next(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n}", self.prefix)
+    /// The next id, as the header value it is sent as: written on the
+    /// stack (the counter's digits by hand: `fmt` costs several hundred
+    /// instructions) and copied once, into the value.
+    fn next(&self) -> HeaderValue {
+        let mut n = self.counter.fetch_add(1, Ordering::Relaxed);
+        // The counter's digits, from the end of the buffer: at most 20.
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut id = [0u8; 32];
+        let prefix = self.prefix.as_bytes();
+        let digits = &digits[start..];
+        let len = prefix.len() + 1 + digits.len();
+        id[..prefix.len()].copy_from_slice(prefix);
+        id[prefix.len()] = b'-';
+        id[prefix.len() + 1..len].copy_from_slice(digits);
+        HeaderValue::from_bytes(&id[..len]).unwrap_or_else(|_| HeaderValue::from_static("-"))
     }
 }
 
-/// When a connection last moved bytes, and how many of its requests are
-/// being answered: a connection is idle when it answers nothing and moves
-/// nothing.
+/// Whether a connection moves bytes or answers a request: a connection is
+/// idle when it answers nothing and moves nothing. Bytes moving only bump
+/// a counter (no clock is read per read or write); the watchdog
+/// ([`Activity::idle_for`]) looks at it a few times per idle limit.
 #[derive(Default)]
 struct Activity {
-    last: AtomicU64,
+    moves: AtomicU64,
     busy: AtomicUsize,
 }
 
@@ -377,13 +476,15 @@ impl Drop for Busy<'_> {
 }
 
 impl Activity {
-    fn now() -> u64 {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_millis() as u64
-    }
+    /// How many times per idle limit the watchdog looks.
+    const CHECKS: u32 = 4;
 
+    /// Notes that the connection did something. Not a read-modify-write
+    /// instruction: the read and the write side may race and lose a count,
+    /// but the value still changes, which is all the watchdog looks for.
     fn touch(&self) {
-        self.last.store(Self::now(), Ordering::Relaxed);
+        let moves = self.moves.load(Ordering::Relaxed);
+        self.moves.store(moves.wrapping_add(1), Ordering::Relaxed);
     }
 
     fn busy(&self) -> Busy<'_> {
@@ -391,21 +492,24 @@ impl Activity {
         Busy(self)
     }
 
-    /// Completes once the connection has been idle for `limit`.
+    /// Completes once the connection has been idle for `limit`: it answered
+    /// nothing and moved nothing through [`Activity::CHECKS`] looks a
+    /// quarter of `limit` apart, so between `limit` and 1.25 x `limit`
+    /// after its last activity.
     async fn idle_for(&self, limit: Duration) {
-        self.touch();
-        let limit_ms = limit.as_millis() as u64;
+        let period = (limit / Self::CHECKS).max(Duration::from_millis(1));
+        let (mut seen, mut quiet) = (self.moves.load(Ordering::Relaxed), 0);
         loop {
-            let quiet = Self::now().saturating_sub(self.last.load(Ordering::Relaxed));
-            if quiet >= limit_ms && self.busy.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(period).await;
+            let moves = self.moves.load(Ordering::Relaxed);
+            if moves != seen || self.busy.load(Ordering::Relaxed) > 0 {
+                (seen, quiet) = (moves, 0);
+                continue;
+            }
+            quiet += 1;
+            if quiet >= Self::CHECKS {
                 return;
             }
-            let wait = if quiet >= limit_ms {
-                limit_ms
-            } else {
-                limit_ms - quiet
-            };
-            tokio::time::sleep(Duration::from_millis(wait.max(1))).await;
         }
     }
 }
@@ -413,7 +517,7 @@ impl Activity {
 /// The socket, noting each time bytes move.
 struct Watched {
     io: TcpStream,
-    activity: Arc<Activity>,
+    conn: Arc<Connection>,
 }
 
 impl AsyncRead for Watched {
@@ -425,7 +529,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.conn.activity.touch();
         }
         polled
     }
@@ -439,7 +543,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.io).poll_write(cx, data);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.conn.activity.touch();
         }
         polled
     }
@@ -450,5 +554,81 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderMap, HeaderValue};
+
+    use super::{Activity, Millis, ReadHeaders, RequestIds, X_REQUEST_ID, valid_request_id};
+
+    #[test]
+    fn the_headers_read_are_the_first_of_their_name() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("x"));
+        headers.append(X_REQUEST_ID.clone(), HeaderValue::from_static("first"));
+        headers.append(X_REQUEST_ID.clone(), HeaderValue::from_static("second"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("12"));
+        let read = ReadHeaders::of(&headers);
+        assert_eq!(read.request_id.unwrap(), "first");
+        assert_eq!(read.content_length.unwrap(), "12");
+        assert!(read.authorization.is_none());
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        assert_eq!(ReadHeaders::of(&headers).authorization.unwrap(), "Bearer t");
+    }
+
+    #[test]
+    fn a_latency_is_written_in_milliseconds_with_one_decimal_rounded() {
+        for (micros, text) in [
+            (0, "0.0ms"),
+            (49, "0.0ms"),
+            (50, "0.1ms"),
+            (449, "0.4ms"),
+            (12_345, "12.3ms"),
+            (2_000_000, "2000.0ms"),
+        ] {
+            assert_eq!(Millis(Duration::from_micros(micros)).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn request_ids_are_the_prefix_and_a_counter() {
+        let ids = RequestIds::new();
+        let (a, b) = (ids.next(), ids.next());
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert_eq!(a, format!("{}-1", ids.prefix));
+        assert_eq!(b, format!("{}-2", ids.prefix));
+        assert_eq!(ids.prefix.len(), 8);
+        assert!(valid_request_id(a.as_bytes()));
+        assert!(!valid_request_id(b"with space"));
+        assert!(!valid_request_id(&[b'x'; 129]));
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_idle_after_its_limit_of_quiet_not_before() {
+        let activity = Activity::default();
+        let limit = Duration::from_millis(80);
+        let started = std::time::Instant::now();
+        tokio::select! {
+            () = activity.idle_for(limit) => {}
+            () = async {
+                // Busy with a request for a while, then quiet.
+                let busy = activity.busy();
+                tokio::time::sleep(limit * 2).await;
+                drop(busy);
+                std::future::pending::<()>().await;
+            } => unreachable!(),
+        }
+        let took = started.elapsed();
+        // Quiet for `limit` after the request ended, at most a check later
+        // (plus the timer's own lateness).
+        assert!(took >= limit * 3, "closed after {took:?}");
+        assert!(
+            took < limit * 3 + limit / 4 + Duration::from_secs(5),
+            "{took:?}"
+        );
     }
 }

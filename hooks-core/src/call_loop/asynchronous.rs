@@ -15,8 +15,8 @@ use futures_util::future::{BoxFuture, Either, join_all};
 use tracing::Instrument;
 
 use super::{
-    CallCtx, Caught, Chain, NO_NEXT, Outcomes, begin, call_span_if_listened, end, impl_span,
-    record, settle,
+    CallCtx, Caught, Chain, NO_NEXT, Outcomes, Slots, begin, call_span_if_listened, end, holds_one,
+    impl_span, record, settle,
 };
 use crate::depth;
 use crate::error::{HookError, HookResult, TimeLimit};
@@ -122,8 +122,24 @@ async fn run_async<'s, S: ?Sized + Send + Sync, T: Send, O: Send + Finish<T>>(
         let start = || wrap(&w.plugin, at + 1);
         return invoke_async(ctx.spec(), ctx.impl_spans, w, None, from_next, start).await;
     }
+    let expected = ctx.hook.plain().len();
+    if holds_one(collect, expected) {
+        let outcomes = Outcomes::<_, _, Option<_>>::new(ctx.spec(), collect, expected);
+        run_plain(ctx, plain, outcomes).await
+    } else {
+        let outcomes = Outcomes::<_, _, Vec<_>>::new(ctx.spec(), collect, expected);
+        run_plain(ctx, plain, outcomes).await
+    }
+}
+
+/// The plain implementations, one after the other, or all at once for a
+/// `concurrent` hook, their outcomes taken in call order either way.
+async fn run_plain<'s, S: ?Sized + Send + Sync, T: Send, O: Send + Finish<T>>(
+    ctx: &CallCtx<'s, S>,
+    plain: &(impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Sync),
+    mut outcomes: Outcomes<T, O, impl Slots<T> + Send>,
+) -> Result<O, HookError> {
     let spec = ctx.spec();
-    let mut outcomes = Outcomes::new(spec, collect, ctx.hook.plain().len());
     let start = |imp: &'s HookImpl<S>| {
         let start = move || plain(&imp.plugin);
         invoke_async(spec, ctx.impl_spans, imp, spec.timeout, &NO_NEXT, start)

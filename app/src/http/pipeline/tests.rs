@@ -60,18 +60,18 @@ async fn state_on(url: &str, extra: Vec<RouteDef>) -> Arc<State> {
     })
 }
 
-fn head(method: &str, target: &str, authorization: Option<&str>) -> Head {
+fn head<'a>(method: &'a str, target: &'a str, authorization: Option<&'a str>) -> Head<'a> {
     let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q.to_owned())),
+        Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
     Head {
-        method: method.into(),
-        path: path.into(),
+        method,
+        path,
         query,
-        authorization: authorization.map(str::to_owned),
+        authorization,
         content_length: None,
-        request_id: "req-1".into(),
+        request_id: "req-1",
     }
 }
 
@@ -84,7 +84,7 @@ fn body(text: &str, read: &Arc<AtomicBool>) -> impl Future<Output = BodyResult> 
     }
 }
 
-async fn call(state: &Arc<State>, head: Head, text: &str) -> (Answer, bool) {
+async fn call(state: &Arc<State>, head: Head<'_>, text: &str) -> (Answer, bool) {
     let read = Arc::new(AtomicBool::new(false));
     let answer = handle(state, &head, body(text, &read)).await;
     (answer, read.load(Ordering::SeqCst))

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Instructions per request, the app against bare hyper, under callgrind:
+
+    cargo build --release -p app-bench --example bench-app
+    python3 bench/callgrind_http.py                 # RUST_LOG=info and warn
+    python3 bench/callgrind_http.py --log warn --top 40 --requests 2000
+
+Unlike wall time or CPU time, instruction counts do not move with the
+machine's load, so this can be run on a busy machine and compared from one
+change to the next (BENCHMARKS.md, "Where a target is missed"). Only user
+space is counted: the kernel's socket work, the same for the app and bare
+hyper, is not.
+
+bench-app runs under valgrind with only the `bench` plugin (no plugin
+folder) on a fresh SQLite file, with bare hyper beside it
+(BENCH_BARE_LISTEN). For each target: a keep-alive connection sends
+`--warmup` requests, the counters are zeroed (`callgrind_control -z`), it
+sends `--requests` more one after the other, waits for the access log's
+thread to write its lines, and the counters are dumped (`-d`). Every thread
+of the process is counted (the SQLite connections' threads and the log's
+included). Prints instructions per request per target and, with `--top`,
+the functions that cost the most per request (self cost) on the app's
+`json` route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import load  # noqa: E402
+
+TARGETS = [  # name, server, path
+    ("json", "app", "/plugins/bench/json"),
+    ("json", "bare", "/json"),
+    ("db", "app", "/plugins/bench/db"),
+    ("db", "bare", "/db"),
+    ("/health", "app", "/health"),
+]
+
+
+def wait_ready(proc: subprocess.Popen, port: int, log_path: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"bench-app exited:\n{log_path.read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"bench-app did not start:\n{log_path.read_text()[-3000:]}")
+
+
+def send(port: int, path: str, count: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(count):
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path}: {response.status}")
+    conn.close()
+
+
+def totals(dump: Path) -> int:
+    for line in dump.read_text().splitlines():
+        if line.startswith("totals:") or line.startswith("summary:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {dump}")
+
+
+def run(binary: Path, log_level: str, warmup: int, requests: int, top: int,
+        keep: Path | None) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as tmp:
+        work = Path(tmp)
+        (work / "plugins").mkdir()
+        db = load.Database("sqlite", work)
+        port, bare_port = load.free_port(), load.free_port()
+        out = work / "callgrind.out"
+        env = dict(os.environ, APP_LISTEN=f"127.0.0.1:{port}", APP_DATA_DIR=str(work),
+                   APP_PLUGINS_DIR=str(work / "plugins"), APP_ADMIN_TOKEN=load.TOKEN,
+                   DATABASE_URL=db.url, RUST_LOG=log_level,
+                   BENCH_BARE_LISTEN=f"127.0.0.1:{bare_port}")
+        log_path = work / "app.log"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               "--dump-instr=no", str(binary)]
+        with open(log_path, "wb") as log_file:
+            proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=log_file)
+        counts: dict[str, float] = {}
+        try:
+            wait_ready(proc, port, log_path)
+            for name, server, path in TARGETS:
+                target_port = port if server == "app" else bare_port
+                send(target_port, path, warmup)
+                subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
+                               capture_output=True)
+                send(target_port, path, requests)
+                time.sleep(0.5)  # the access log's thread writes what it was handed
+                before = set(work.glob("callgrind.out*"))
+                subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True,
+                               capture_output=True)
+                (dump,) = set(work.glob("callgrind.out*")) - before
+                counts[f"{name} {server}"] = totals(dump) / requests
+                if keep:
+                    kept = keep / f"callgrind.{log_level}.{name.strip('/')}.{server}.out"
+                    kept.write_bytes(dump.read_bytes())
+                if top and (name, server) == ("json", "app"):
+                    report = subprocess.run(["callgrind_annotate", "--threshold=100", str(dump)],
+                                            capture_output=True, text=True).stdout
+                    lines = [line for line in report.splitlines() if "(" in line]
+                    print(f"--- RUST_LOG={log_level}: json route, app, self cost "
+                          f"over {requests} requests")
+                    print("\n".join(lines[:top]))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--log", choices=["info", "warn", "both"], default="both")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--top", type=int, default=0,
+                        help="print the N costliest functions of the app's json route")
+    parser.add_argument("--binary", type=Path, default=load.BENCH_APP,
+                        help="the bench-app to run (default: the release build's)")
+    parser.add_argument("--keep", type=Path,
+                        help="copy each target's callgrind dump into this folder")
+    args = parser.parse_args()
+    levels = ["info", "warn"] if args.log == "both" else [args.log]
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+    results = {level: run(args.binary, level, args.warmup, args.requests, args.top, args.keep)
+               for level in levels}
+    print(f"instructions per request (user space, every thread), {args.requests} requests")
+    print("| target | " + " | ".join(f"RUST_LOG={lv}: bare hyper | app" for lv in levels) + " |")
+    print("|---|" + "---:|---:|" * len(levels))
+    for name in dict.fromkeys(n for n, _, _ in TARGETS):
+        cells = []
+        for level in levels:
+            counts = results[level]
+            bare = counts.get(f"{name} bare", counts.get("db bare"))
+            app = counts[f"{name} app"]
+            cells.append(f"{bare:,.0f} | {app:,.0f} ({app / bare:.2f}x)")
+        print(f"| `{name}` | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -126,6 +126,12 @@ fn unknown_routes_and_missing_credentials_are_answered_before_the_body() {
         stream.write_all(head.as_bytes()).unwrap();
         let answer = read_to_close(&mut stream);
         assert_eq!(status(&answer), code, "{target}: {answer}");
+        // The body is left unread, so the connection ends: the answer says
+        // so, and a client does not send its next request into the close.
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
         if code == 401 {
             assert!(
                 answer
@@ -364,4 +370,66 @@ fn lists_are_paginated_with_a_next_link() {
     assert_eq!(names, ["u2", "u3", "u4"]);
     let (_, all) = app.get("/api/users", ADMIN);
     assert_eq!(all.as_array().unwrap().len(), 5);
+}
+
+/// A request whose body was read keeps its connection: two creations on one
+/// connection, each answered without `Connection: close`; the third request
+/// asks for the close, and gets it.
+#[test]
+fn a_body_read_to_its_end_keeps_the_connection() {
+    let app = app("");
+    let mut stream = connect(&app);
+    for (name, last) in [("kept-a", false), ("kept-b", true)] {
+        let body = format!(r#"{{"username":"{name}","email":"{name}@example.org"}}"#);
+        let close = if last { "Connection: close\r\n" } else { "" };
+        let request = format!(
+            "POST /api/users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+             Content-Type: application/json\r\n{close}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        if last {
+            let answer = read_to_close(&mut stream);
+            assert_eq!(status(&answer), 201, "{answer}");
+        } else {
+            let answer = read_one(&mut stream).to_ascii_lowercase();
+            assert_eq!(status(&answer), 201, "{answer}");
+            assert!(!answer.contains("connection: close"), "{answer}");
+        }
+    }
+    let users = expect(200, app.get("/api/users?limit=100", ADMIN));
+    let names: Vec<_> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["username"].as_str().filter(|n| n.starts_with("kept-")))
+        .collect();
+    assert_eq!(names, ["kept-a", "kept-b"]);
+}
+
+/// One answer with a `content-length`, read to its end, the connection left
+/// open.
+fn read_one(stream: &mut TcpStream) -> String {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&all).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>())
+                })
+                .and_then(Result::ok)
+                .unwrap_or_else(|| panic!("no content-length in {head}"));
+            if body.len() >= length {
+                return text;
+            }
+        }
+        let n = stream.read(&mut buf).expect("reading an answer");
+        assert!(n > 0, "the server closed the connection: {text}");
+        all.extend_from_slice(&buf[..n]);
+    }
 }

@@ -581,3 +581,58 @@ fn serve_watch_rebuilds_and_reloads_an_edited_component_crate() {
         out.contains("user edited created (v2)")
     });
 }
+
+/// `app plugin new NAME --component` writes a crate that the app builds for
+/// wasm32-wasip2 and runs sandboxed, with the SDK's own `#[hookimpl]`:
+/// `tests/fixtures/app_plugin_sandboxed` is its output for `sandboxed`
+/// (checked byte for byte; a workspace member, as a crate in `plugins/`
+/// is), and a plugin folder holding it (a link to the fixture) loads it as
+/// a component whose hook runs at each user creation.
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn the_component_template_is_built_and_its_hook_runs_sandboxed() {
+    let db = TestDb::create(Backend::Sqlite);
+    let scaffolded = tempfile::tempdir().unwrap();
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", scaffolded.path().to_str().unwrap())
+        .args(&["plugin", "new", "sandboxed", "--component"]);
+    let (status, output) = run_to_exit(&db, &options);
+    assert!(status.success(), "{output}");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/app_plugin_sandboxed");
+    for file in ["Cargo.toml", "src/lib.rs"] {
+        let path = |dir: &Path| dir.join(file);
+        let generated =
+            std::fs::read_to_string(path(&scaffolded.path().join("app_plugin_sandboxed")));
+        let committed = std::fs::read_to_string(path(&fixture)).unwrap();
+        assert_eq!(
+            generated.unwrap(),
+            committed,
+            "{file}: regenerate the fixture with \
+             `APP_PLUGINS_DIR=tests/fixtures cargo run -- plugin new sandboxed --component`"
+        );
+    }
+
+    let folder = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&fixture, folder.path().join("app_plugin_sandboxed")).unwrap();
+    let app = start(folder.path(), "sandboxed", &[], BUILDING);
+    let sandboxed = entry(&app, "sandboxed");
+    assert_eq!(sandboxed["kind"], "component", "{sandboxed}");
+    assert_eq!(sandboxed["status"], "loaded", "{sandboxed}");
+    for name in ["ada", "grace"] {
+        expect(201, app.post("/api/users", ADMIN, new_user(name)));
+    }
+    let line = |name: &str| format!("user {name} created");
+    app.proc
+        .output
+        .wait_for("the component's log lines", |out| {
+            out.contains(&line("ada")) && out.contains(&line("grace"))
+        });
+    let output = app.proc.output.text();
+    for name in ["ada", "grace"] {
+        assert_eq!(output.matches(&line(name)).count(), 1, "{output}");
+    }
+}

@@ -165,7 +165,14 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         request_id: request_id.to_str().unwrap_or_default(),
     };
     let limits = &shared.state.limits;
-    let body = read_body(body, limits.body_limit, limits.body_timeout);
+    // Whether the body is left (partly) unread: answered before it was
+    // needed (a 401, a 404), or cut short (413, 408).
+    let mut unread = !body.is_end_stream();
+    let body = async {
+        let read = read_body(body, limits.body_limit, limits.body_timeout).await;
+        unread = read.is_err();
+        read
+    };
     let answer = pipeline::handle(&shared.state, &head, body).await;
     let status = answer.status;
     if let Some(started) = started {
@@ -177,7 +184,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
             request_id: request_id.clone(),
         });
     }
-    response(answer, request_id)
+    response(answer, request_id, unread)
 }
 
 /// Named by constants: a name given as a string is parsed on every lookup.
@@ -248,7 +255,7 @@ async fn read_body(mut body: Incoming, limit: usize, timeout: Duration) -> BodyR
         })
 }
 
-fn response(answer: Answer, request_id: HeaderValue) -> Response<Full<Bytes>> {
+fn response(answer: Answer, request_id: HeaderValue, unread: bool) -> Response<Full<Bytes>> {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = answer
         .body
@@ -266,8 +273,10 @@ fn response(answer: Answer, request_id: HeaderValue) -> Response<Full<Bytes>> {
             headers.insert(HeaderName::from_static(name), value);
         }
     }
-    if matches!(answer.status, 408 | 413) {
-        // The rest of the body is not read: tell the client the connection ends.
+    if unread {
+        // hyper closes a connection whose request body was not read to its
+        // end (what is left would be read as the next request): say so, or
+        // a client that reuses the connection meets its end mid-request.
         headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
     if status == StatusCode::NO_CONTENT {

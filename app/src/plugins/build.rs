@@ -57,6 +57,11 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
              it: install it with `{INSTALL}`, then restart the app (or reload the plugin)"
         ));
     }
+    // A crate linked into the folder is built where it lives: cargo finds
+    // its workspace (and the fields it inherits) from the real path.
+    let crate_dir = &crate_dir
+        .canonicalize()
+        .unwrap_or_else(|_| crate_dir.to_owned());
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command

@@ -133,18 +133,22 @@ impl UnitOfWork {
     pub async fn commit(&self) -> Result<(), ApiError> {
         match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
             Tx::Open(conn, _turn) if self.resume.is_some() => {
-                self.end(conn, "COMMIT").await?;
-                Ok(())
+                let commit = checked_commit(&conn);
+                // A failure closes the connection, which ends its transaction.
+                self.end(conn, commit).await.map_err(commit_error)
             }
             Tx::Open(mut conn, _turn) => {
-                let committed = run(&mut conn, "COMMIT").await;
-                if committed.is_err() && conn.backend_name() != "PostgreSQL" {
+                let commit = checked_commit(&conn);
+                let committed = run(&mut conn, commit).await;
+                if let Err(e) = &committed {
                     // SQLite keeps a transaction whose COMMIT failed (busy)
-                    // open; PostgreSQL has ended it already.
-                    let _ = run(&mut conn, "ROLLBACK").await;
+                    // open, and PostgreSQL one that an earlier error aborted;
+                    // PostgreSQL has ended one whose COMMIT failed.
+                    if conn.backend_name() != "PostgreSQL" || aborted(e) {
+                        let _ = run(&mut conn, "ROLLBACK").await;
+                    }
                 }
-                committed?;
-                Ok(())
+                committed.map(drop).map_err(commit_error)
             }
             Tx::Pending(_) => Ok(()),
             Tx::Ended => Err(ApiError::internal("the unit of work has already ended")),
@@ -244,6 +248,36 @@ impl Drop for UnitOfWork {
             }
             Err(_) => conn.close_on_drop(),
         }
+    }
+}
+
+/// How a transaction commits on `conn`. PostgreSQL answers a `COMMIT` of a
+/// transaction that an error aborted (a statement that failed, whose error
+/// a hook caught and did not pass on) by rolling it back, without an error:
+/// the operation would report success with nothing written. So on
+/// PostgreSQL a statement that fails in an aborted transaction goes first,
+/// in the same round trip.
+fn checked_commit(conn: &AnyConnection) -> &'static str {
+    if conn.backend_name() == "PostgreSQL" {
+        "SELECT 1; COMMIT"
+    } else {
+        "COMMIT"
+    }
+}
+
+/// PostgreSQL's "current transaction is aborted".
+fn aborted(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("25P02"))
+}
+
+fn commit_error(error: sqlx::Error) -> ApiError {
+    if aborted(&error) {
+        ApiError::internal(
+            "a statement of the operation failed and its error was not passed on \
+             (a hook caught it): the operation was rolled back, nothing was written",
+        )
+    } else {
+        error.into()
     }
 }
 

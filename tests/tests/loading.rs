@@ -789,3 +789,32 @@ fn the_plugin_template_builds_loads_and_answers() {
     let hello = expect(200, app.get("/plugins/scaffolded/hello", ADMIN));
     assert_eq!(hello, json!({"plugin": "scaffolded", "hello": "admin"}));
 }
+
+e2e! {
+    /// A hook that catches a failed statement's error and returns `Ok`: on
+    /// PostgreSQL the error aborted the transaction, so the operation cannot
+    /// commit, and says so (500, nothing written) rather than answering 201
+    /// for a user that `COMMIT` silently rolled back; on SQLite the failed
+    /// statement alone is undone, and the creation commits.
+    fn a_caught_database_error_never_reports_a_write_that_did_not_happen(backend) {
+        let dir = faulty_folder();
+        let options = Options::default()
+            .real_app()
+            .env("APP_PLUGINS_DIR", dir.path().to_str().unwrap())
+            .env("FAULTY_MODE", "swallow");
+        let app = TestApp::start_with(backend, options);
+        let answer = app.post("/api/users", ADMIN, json!({"username": "ada", "email": "ada@example.org"}));
+        let users = expect(200, app.get("/api/users", ADMIN));
+        let named_ada = users.as_array().unwrap().iter().filter(|u| u["username"] == "ada").count();
+        match backend {
+            Backend::Postgres => {
+                expect_error(500, "internal", answer);
+                assert_eq!(named_ada, 0, "{users}");
+            }
+            Backend::Sqlite => {
+                expect(201, answer);
+                assert_eq!(named_ada, 1, "{users}");
+            }
+        }
+    }
+}

@@ -54,14 +54,15 @@ pub fn new_plugin(dir: &Path, name: &str, template: Template) -> anyhow::Result<
     };
     std::fs::write(
         root.join("Cargo.toml"),
-        manifest.replace("{crate}", &crate_name),
+        [PACKAGE, manifest].concat().replace("{crate}", &crate_name),
     )?;
     let lib = lib.replace("{name}", name).replace("{Type}", &type_name);
     std::fs::write(root.join("src").join("lib.rs"), lib)?;
     Ok(root)
 }
 
-const MANIFEST: &str = r#"[package]
+/// What every plugin crate's Cargo.toml begins with.
+const PACKAGE: &str = r#"[package]
 name = "{crate}"
 version.workspace = true
 edition.workspace = true
@@ -69,7 +70,9 @@ rust-version.workspace = true
 license.workspace = true
 publish = false
 
-# A Rust dylib sharing the app's runtime through hookspecs: see README.md,
+"#;
+
+const MANIFEST: &str = r#"# A Rust dylib sharing the app's runtime through hookspecs: see README.md,
 # "Write a plugin". Reach tokio, sqlx, serde... through hookspecs.
 [lib]
 crate-type = ["dylib"]
@@ -112,17 +115,9 @@ impl AppHooks for {Type} {
 hookspecs::export_plugin!({Type}::default);
 "#;
 
-const COMPONENT_MANIFEST: &str = r#"[package]
-name = "{crate}"
-version.workspace = true
-edition.workspace = true
-rust-version.workspace = true
-license.workspace = true
-publish = false
-
-# A WebAssembly component: the app builds it with `cargo build --release
-# --target wasm32-wasip2` and runs it sandboxed (README.md, "Native or
-# sandboxed?"). Remove this table to make it a native plugin.
+const COMPONENT_MANIFEST: &str = r#"# A WebAssembly component: the app builds it for wasm32-wasip2 and runs it
+# sandboxed (README.md, "Native or sandboxed?"). Remove this table to make
+# it a native plugin.
 [package.metadata.app-plugin]
 kind = "component"
 

@@ -334,3 +334,38 @@ fn component_sql_refusals(app: &TestApp) {
     assert_eq!(noted(app).len(), 7);
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
 }
+
+/// A component may touch `plugin_<name>_*`: next to a plugin `notes_log`,
+/// a component `notes` would reach `plugin_notes_log_*`, so the app refuses
+/// it at load, naming both, and loads `notes_log`.
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+#[test]
+fn a_component_whose_tables_would_include_another_plugins_is_refused() {
+    let folder = tempfile::tempdir().unwrap();
+    for name in ["notes", "notes_log"] {
+        let file = folder.path().join(format!("app_plugin_{name}.wasm"));
+        std::fs::copy(component("notes"), file).unwrap();
+    }
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    let status = |name: &str| {
+        report["plugins"]
+            .as_array()
+            .and_then(|all| all.iter().find(|p| p["name"] == name))
+            .unwrap_or_else(|| panic!("no plugin {name} in {report}"))["status"]
+            .clone()
+    };
+    assert_eq!(
+        status("notes"),
+        "failed: its tables (plugin_notes_*) would include those of the plugin `notes_log` \
+         (plugin_notes_log_*): a component's name followed by `_` may not begin another \
+         plugin's name; rename one of them"
+    );
+    assert_eq!(status("notes_log"), "loaded");
+}

@@ -3,7 +3,8 @@
 //! operation's unit of work. One API both ways: a native plugin's runs on
 //! the transaction's connection; a component's crosses to the host (WIT
 //! `query`/`execute`), which refuses a statement naming a table not the
-//! plugin's ([`check_own_tables`]) before it reaches the database.
+//! plugin's, or calling a function not allowed ([`check`]), before it
+//! reaches the database.
 
 use serde_json::{Map, Value};
 
@@ -33,8 +34,11 @@ impl HookContext {
     ///
     /// # Errors
     ///
-    /// The database's; in a component, also a statement that names a table
-    /// not the plugin's own (`plugin_<name>_*`), naming it.
+    /// The database's; in a component, also a statement refused by
+    /// [`check`] (one that names a table not the plugin's own,
+    /// `plugin_<name>_*`, or calls a function not allowed, naming it), and
+    /// any statement that does not answer rows (use
+    /// [`execute`](Self::execute)).
     pub async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, ApiError> {
         backend::query(self, sql, params).await
     }
@@ -45,24 +49,71 @@ impl HookContext {
     ///
     /// # Errors
     ///
-    /// As for [`query`](Self::query).
+    /// As for [`query`](Self::query); in a component, a statement that
+    /// answers rows (a `SELECT`, or `RETURNING`) is refused (use
+    /// [`query`](Self::query)).
     pub async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, ApiError> {
         backend::execute(self, sql, params).await
     }
 }
 
-/// Refuses `sql` unless it is one `SELECT`, `INSERT`, `UPDATE` or `DELETE`
-/// whose every table (a common table expression's name included) is
-/// `plugin`'s own: `plugin_<plugin>_*`, without a schema. Functions are
-/// not tables: what a function can reach is the database's to restrict.
+/// The host call a component's statement came through, which decides
+/// what kind of statement it may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `query`: a statement that answers rows, a `SELECT`, or an `INSERT`,
+    /// `UPDATE` or `DELETE` with `RETURNING`.
+    Query,
+    /// `execute`: an `INSERT`, `UPDATE` or `DELETE` without `RETURNING`,
+    /// which answers how many rows it changed.
+    Execute,
+}
+
+/// The functions a component's statement may call: pure ones that both
+/// databases have. Anything else (`pg_sleep`, `set_config`,
+/// `query_to_xml`, `pg_read_file`, ...) can reach beyond the plugin's
+/// tables or outlive its transaction, so it is refused.
+pub const FUNCTIONS: &[&str] = &[
+    "abs",
+    "avg",
+    "coalesce",
+    "count",
+    "length",
+    "lower",
+    "max",
+    "min",
+    "nullif",
+    "replace",
+    "round",
+    "substr",
+    "substring",
+    "sum",
+    "trim",
+    "upper",
+];
+
+/// Checks a component's statement before it reaches the database. It must
+/// be one `SELECT`, `INSERT`, `UPDATE` or `DELETE`, of the kind `call`
+/// runs, without a comment, that parses in sqlparser's PostgreSQL dialect
+/// and in its SQLite dialect and, read either way, is built only of:
+/// - tables that are `plugin`'s own: `plugin_<plugin>_*`, without a
+///   schema (a common table expression's name included), and subqueries;
+/// - columns, values, parameters, operators, `CASE`, `CAST`, `IN`,
+///   `BETWEEN`, `LIKE`, `EXISTS`, `IS ...`, `SUBSTRING`, `TRIM` and the
+///   [`FUNCTIONS`].
+///
+/// Refused, besides: `SELECT ... INTO`, `TABLE name`, locking clauses
+/// (`FOR UPDATE`) and a function called as a table.
 ///
 /// ```
-/// use hookspecs::sql::check_own_tables;
+/// use hookspecs::sql::{check, Call};
 ///
-/// assert!(check_own_tables("SELECT * FROM plugin_audit_log_entries", "audit_log").is_ok());
-/// let refused = check_own_tables(
+/// let own = "SELECT * FROM plugin_audit_log_entries";
+/// assert!(check(own, "audit_log", Call::Query).is_ok());
+/// let refused = check(
 ///     "SELECT * FROM plugin_audit_log_entries JOIN users ON users.id = 1",
 ///     "audit_log",
+///     Call::Query,
 /// );
 /// assert_eq!(
 ///     refused.unwrap_err().message,
@@ -73,65 +124,255 @@ impl HookContext {
 ///
 /// # Errors
 ///
-/// 403 naming the first table not its own, or what else is refused; 400
-/// for SQL that does not parse (the parser's message is logged).
+/// 403 naming the first table, function or construct refused; 400 for SQL
+/// that does not parse (the parser's message is logged) and for a
+/// statement of the other call's kind, naming the call to use.
 #[cfg(not(target_family = "wasm"))]
-pub fn check_own_tables(sql: &str, plugin: &str) -> Result<(), ApiError> {
-    use sqlparser::ast::{ObjectNamePart, Statement, visit_relations};
-    use sqlparser::dialect::GenericDialect;
+pub fn check(sql: &str, plugin: &str, call: Call) -> Result<(), ApiError> {
+    use sqlparser::ast::Visit;
+    use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
     use sqlparser::parser::Parser;
     use std::ops::ControlFlow;
 
-    let refused = |message: String| ApiError::new(403, "sql_refused", message);
-    // The parser's message quotes the SQL: the log has it, not the answer.
-    let statements = Parser::parse_sql(&GenericDialect {}, sql).map_err(|e| {
-        tracing::warn!(plugin, "a plugin's statement does not parse: {e}");
-        ApiError::new(400, "bad_sql", "the statement does not parse as SQL")
-    })?;
-    let [statement] = &statements[..] else {
-        return Err(refused(format!(
-            "one statement at a time, not {}",
-            statements.len()
-        )));
-    };
-    if !matches!(
-        statement,
-        Statement::Query(_)
-            | Statement::Insert(_)
-            | Statement::Update { .. }
-            | Statement::Delete(_)
-    ) {
+    // A plugin passes values as parameters and has no need of comments;
+    // the databases do not agree on where one ends (SQLite's do not nest),
+    // so a comment could hide from the check what the database runs.
+    if sql.contains("--") || sql.contains("/*") {
         return Err(refused(
-            "only SELECT, INSERT, UPDATE and DELETE may run here (a plugin's tables are made \
-             by its migrations)"
-                .into(),
+            "the statement contains a comment (`--` or `/*`), which is refused here (pass \
+             values as parameters)",
         ));
     }
     let prefix = format!("plugin_{plugin}_");
-    let outcome = visit_relations(statement, |name| {
-        let table = name.to_string();
-        let own = match &name.0[..] {
-            [ObjectNamePart::Identifier(ident)] => {
-                let value = match ident.quote_style {
-                    Some(_) => ident.value.clone(),
-                    None => ident.value.to_lowercase(),
-                };
-                value.starts_with(&prefix)
-            }
-            _ => false,
+    // Read as each database reads it: what one parser takes for a string
+    // or an identifier, the other may take for more SQL.
+    let dialects: [&dyn Dialect; 2] = [&PostgreSqlDialect {}, &SQLiteDialect {}];
+    for dialect in dialects {
+        // The parser's message quotes the SQL: the log has it, not the answer.
+        let statements = Parser::parse_sql(dialect, sql).map_err(|e| {
+            tracing::warn!(plugin, "a plugin's statement does not parse: {e}");
+            ApiError::new(400, "bad_sql", "the statement does not parse as SQL")
+        })?;
+        let [statement] = &statements[..] else {
+            return Err(refused(&format!(
+                "one statement at a time, not {}",
+                statements.len()
+            )));
         };
-        if own {
-            ControlFlow::Continue(())
-        } else {
-            ControlFlow::Break(table)
+        check_kind(statement, call)?;
+        if let ControlFlow::Break(why) = statement.visit(&mut Allowed { prefix: &prefix }) {
+            return Err(refused(&why));
         }
-    });
-    match outcome {
-        ControlFlow::Continue(()) => Ok(()),
-        ControlFlow::Break(table) => Err(refused(format!(
-            "the statement names the table `{table}`, which is not one of the plugin's own \
-             ({prefix}*)"
-        ))),
+    }
+    Ok(())
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn refused(message: &str) -> ApiError {
+    ApiError::new(403, "sql_refused", message)
+}
+
+/// Refuses a statement that is not a `SELECT`, `INSERT`, `UPDATE` or
+/// `DELETE`, or not of `call`'s kind.
+#[cfg(not(target_family = "wasm"))]
+fn check_kind(statement: &sqlparser::ast::Statement, call: Call) -> Result<(), ApiError> {
+    use sqlparser::ast::Statement;
+
+    let answers_rows = match statement {
+        Statement::Query(_) => true,
+        Statement::Insert(insert) => insert.returning.is_some(),
+        Statement::Update { returning, .. } => returning.is_some(),
+        Statement::Delete(delete) => delete.returning.is_some(),
+        _ => {
+            return Err(refused(
+                "only SELECT, INSERT, UPDATE and DELETE may run here (a plugin's tables are \
+                 made by its migrations)",
+            ));
+        }
+    };
+    let wrong = |message: &str| ApiError::new(400, "wrong_call", message);
+    match (call, answers_rows) {
+        (Call::Query, false) => Err(wrong(
+            "an INSERT, UPDATE or DELETE without RETURNING answers no rows: run it with \
+             `execute`",
+        )),
+        (Call::Execute, true) => Err(wrong(
+            "a SELECT, or a statement with RETURNING, answers rows: run it with `query`",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The allow-list, as a walk over the statement: it stops at the first
+/// table, function or construct not allowed, with why.
+#[cfg(not(target_family = "wasm"))]
+struct Allowed<'a> {
+    /// `plugin_<name>_`: what the plugin's own tables start with.
+    prefix: &'a str,
+}
+
+#[cfg(not(target_family = "wasm"))]
+mod allowed {
+    use std::ops::ControlFlow::{self, Break, Continue};
+
+    use sqlparser::ast::{
+        BinaryOperator, Expr, Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement,
+        TableFactor, TableObject, Visitor,
+    };
+
+    use super::{Allowed, FUNCTIONS};
+
+    /// How the database sees a one-part name: unquoted, in lower case.
+    fn one_part(name: &ObjectName) -> Option<String> {
+        match &name.0[..] {
+            [
+                ObjectNamePart::Identifier(Ident {
+                    value, quote_style, ..
+                }),
+            ] => Some(match quote_style {
+                Some(_) => value.clone(),
+                None => value.to_lowercase(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A construct's name in the syntax tree (`AtTimeZone`, `Function`,
+    /// ...): what a refusal names when it has no name of its own.
+    fn kind(node: &impl std::fmt::Debug) -> String {
+        format!("{node:?}")
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect()
+    }
+
+    /// Refuses a query body that creates a table (`SELECT ... INTO`) or
+    /// reads one the walk never names as a relation (`TABLE name`).
+    fn body(set: &SetExpr) -> ControlFlow<String> {
+        match set {
+            SetExpr::Select(select) if select.into.is_some() => {
+                Break("`SELECT ... INTO` (which creates a table) is refused here".into())
+            }
+            SetExpr::Table(_) => {
+                Break("`TABLE name` is refused here (write `SELECT * FROM name`)".into())
+            }
+            SetExpr::SetOperation { left, right, .. } => {
+                body(left)?;
+                body(right)
+            }
+            SetExpr::Merge(_) => Break("MERGE is refused here".into()),
+            _ => Continue(()),
+        }
+    }
+
+    impl Visitor for Allowed<'_> {
+        type Break = String;
+
+        fn pre_visit_relation(&mut self, name: &ObjectName) -> ControlFlow<String> {
+            match one_part(name) {
+                Some(table) if table.starts_with(self.prefix) => Continue(()),
+                _ => Break(format!(
+                    "the statement names the table `{name}`, which is not one of the plugin's \
+                     own ({}*)",
+                    self.prefix
+                )),
+            }
+        }
+
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<String> {
+            match factor {
+                TableFactor::Table { args: None, .. }
+                | TableFactor::Derived { .. }
+                | TableFactor::NestedJoin { .. } => Continue(()),
+                TableFactor::Table { name, .. } => Break(format!(
+                    "the statement calls the function `{name}` as a table, which is refused here"
+                )),
+                other => Break(format!(
+                    "reading from `{}` is refused here (only tables and subqueries)",
+                    kind(other)
+                )),
+            }
+        }
+
+        fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<String> {
+            if !query.locks.is_empty() {
+                return Break(
+                    "locking clauses (`FOR UPDATE`, `FOR SHARE`) are refused here".into(),
+                );
+            }
+            if query.for_clause.is_some()
+                || query.settings.is_some()
+                || query.format_clause.is_some()
+                || !query.pipe_operators.is_empty()
+            {
+                return Break("the query has a clause that is refused here".into());
+            }
+            body(&query.body)
+        }
+
+        fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<String> {
+            match statement {
+                Statement::Insert(insert) if !matches!(insert.table, TableObject::TableName(_)) => {
+                    Break("inserting into a function is refused here".into())
+                }
+                _ => Continue(()),
+            }
+        }
+
+        fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<String> {
+            match expr {
+                Expr::Function(function) => match one_part(&function.name) {
+                    Some(name) if FUNCTIONS.contains(&name.as_str()) => Continue(()),
+                    _ => Break(format!(
+                        "the statement calls the function `{}`, which is refused here (a \
+                         component's SQL may call only {})",
+                        function.name,
+                        FUNCTIONS.join(", ")
+                    )),
+                },
+                Expr::BinaryOp {
+                    op: BinaryOperator::PGCustomBinaryOperator(_),
+                    ..
+                } => Break("`OPERATOR(...)` is refused here".into()),
+                Expr::Identifier(_)
+                | Expr::CompoundIdentifier(_)
+                | Expr::Value(_)
+                | Expr::Nested(_)
+                | Expr::Tuple(_)
+                | Expr::BinaryOp { .. }
+                | Expr::UnaryOp { .. }
+                | Expr::IsFalse(_)
+                | Expr::IsNotFalse(_)
+                | Expr::IsTrue(_)
+                | Expr::IsNotTrue(_)
+                | Expr::IsNull(_)
+                | Expr::IsNotNull(_)
+                | Expr::IsUnknown(_)
+                | Expr::IsNotUnknown(_)
+                | Expr::IsDistinctFrom(..)
+                | Expr::IsNotDistinctFrom(..)
+                | Expr::InList { .. }
+                | Expr::InSubquery { .. }
+                | Expr::Between { .. }
+                | Expr::Like { .. }
+                | Expr::ILike { .. }
+                | Expr::Cast { .. }
+                | Expr::Case { .. }
+                | Expr::Exists { .. }
+                | Expr::Subquery(_)
+                | Expr::Substring { .. }
+                | Expr::Trim { .. }
+                | Expr::Wildcard(_)
+                | Expr::QualifiedWildcard(..) => Continue(()),
+                other => Break(format!(
+                    "the expression `{}` is refused here (a component's SQL may use columns, \
+                     values, parameters, operators, CASE, CAST, IN, BETWEEN, LIKE, EXISTS, IS, \
+                     SUBSTRING, TRIM, subqueries and the functions {})",
+                    kind(other),
+                    FUNCTIONS.join(", ")
+                )),
+            }
+        }
     }
 }
 
@@ -246,10 +487,22 @@ mod backend {
 
 #[cfg(all(test, not(target_family = "wasm")))]
 mod tests {
-    use super::check_own_tables;
+    use super::{Call, check};
+
+    /// The call a statement belongs to, as a component would choose it.
+    fn call(sql: &str) -> Call {
+        let upper = sql.to_uppercase();
+        if upper.starts_with("SELECT") || upper.starts_with("WITH") || upper.contains("RETURNING") {
+            Call::Query
+        } else {
+            Call::Execute
+        }
+    }
 
     fn refused(sql: &str) -> String {
-        check_own_tables(sql, "notes").unwrap_err().message
+        let error = check(sql, "notes", call(sql)).unwrap_err();
+        assert_eq!(error.status, 403, "{sql}: {}", error.message);
+        error.message
     }
 
     #[test]
@@ -261,9 +514,23 @@ mod tests {
             "DELETE FROM plugin_notes_items WHERE id IN (SELECT item FROM plugin_notes_tags)",
             "WITH plugin_notes_recent AS (SELECT * FROM plugin_notes_items) SELECT * FROM plugin_notes_recent",
             "SELECT * FROM PLUGIN_NOTES_ITEMS",
+            "INSERT INTO plugin_notes_items (text) VALUES ($1) RETURNING id",
+            "DELETE FROM plugin_notes_items WHERE id = $1 RETURNING text",
         ] {
-            assert!(check_own_tables(sql, "notes").is_ok(), "{sql}");
+            assert!(check(sql, "notes", call(sql)).is_ok(), "{sql}");
         }
+    }
+
+    #[test]
+    fn the_allowed_functions_and_expressions_pass() {
+        let sql = "SELECT COUNT(*) AS n, sum(n), min(n), max(n), avg(n), coalesce(a, 'x'), \
+                   nullif(a, ''), lower(a), upper(a), length(a), abs(n), round(n), \
+                   substr(a, 1, 2), replace(a, 'x', 'y'), SUBSTRING(a FROM 1 FOR 2), TRIM(a), \
+                   CAST(n AS TEXT), CASE WHEN n IS NULL THEN 0 ELSE n + 1 END \
+                   FROM plugin_notes_items WHERE a LIKE $1 AND n BETWEEN 1 AND 3 AND n IN (1, 2) \
+                   AND NOT EXISTS (SELECT 1 FROM plugin_notes_tags) GROUP BY a HAVING count(*) > 1 \
+                   ORDER BY a LIMIT 10";
+        assert!(check(sql, "notes", Call::Query).is_ok());
     }
 
     #[test]
@@ -305,6 +572,121 @@ mod tests {
         );
     }
 
+    /// Each function of the review's attacks (reading any table, the
+    /// server's files, other connections' settings and lives) is refused
+    /// by name, wherever it is called.
+    #[test]
+    fn functions_not_allowed_are_refused_by_name() {
+        for (sql, function) in [
+            (
+                "SELECT query_to_xml('SELECT * FROM users', true, false, '')",
+                "query_to_xml",
+            ),
+            ("SELECT database_to_xml(true, false, '')", "database_to_xml"),
+            (
+                "SELECT set_config('search_path', 'pg_catalog', false)",
+                "set_config",
+            ),
+            (
+                "SELECT pg_terminate_backend(n) FROM plugin_notes_nums",
+                "pg_terminate_backend",
+            ),
+            ("SELECT pg_sleep(1000)", "pg_sleep"),
+            ("SELECT pg_read_file('/etc/passwd')", "pg_read_file"),
+            ("SELECT lo_import('/etc/passwd')", "lo_import"),
+            ("SELECT dblink('dbname=test', 'SELECT 1')", "dblink"),
+            ("SELECT current_setting('is_superuser')", "current_setting"),
+            ("SELECT pg_advisory_lock(1)", "pg_advisory_lock"),
+            (
+                "SELECT pg_catalog.count(*) FROM plugin_notes_items",
+                "pg_catalog.count",
+            ),
+            (
+                "UPDATE plugin_notes_items SET text = pg_read_file('/etc/passwd')",
+                "pg_read_file",
+            ),
+            (
+                "SELECT * FROM plugin_notes_items WHERE id = (SELECT pg_sleep(10))",
+                "pg_sleep",
+            ),
+        ] {
+            let message = refused(sql);
+            assert!(
+                message.starts_with(&format!("the statement calls the function `{function}`")),
+                "{sql}: {message}"
+            );
+        }
+        assert_eq!(
+            refused("SELECT * FROM dblink('dbname=test', 'SELECT 1')"),
+            "the statement calls the function `dblink` as a table, which is refused here"
+        );
+        assert!(
+            refused("SELECT n AT TIME ZONE 'UTC' FROM plugin_notes_items")
+                .starts_with("the expression `AtTimeZone` is refused here")
+        );
+    }
+
+    /// The review's statements that name a table where the walk over
+    /// relations never looks, or create one.
+    #[test]
+    fn select_into_table_and_locking_are_refused() {
+        assert_eq!(
+            refused("SELECT * INTO TEMP users FROM plugin_notes_items"),
+            "`SELECT ... INTO` (which creates a table) is refused here"
+        );
+        assert_eq!(
+            refused("SELECT 1 INTO users_backup"),
+            "`SELECT ... INTO` (which creates a table) is refused here"
+        );
+        let table = "`TABLE name` is refused here (write `SELECT * FROM name`)";
+        assert_eq!(
+            refused("WITH plugin_notes_u AS (TABLE users LIMIT ALL) SELECT * FROM plugin_notes_u"),
+            table
+        );
+        assert_eq!(refused("INSERT INTO plugin_notes_copy TABLE users"), table);
+        assert_eq!(
+            refused("SELECT * FROM plugin_notes_items FOR UPDATE"),
+            "locking clauses (`FOR UPDATE`, `FOR SHARE`) are refused here"
+        );
+    }
+
+    /// SQLite ends a block comment at the first `*/`, the parser at the
+    /// matching one: a comment could hide `, users` from the check.
+    #[test]
+    fn comments_are_refused() {
+        let comment = "the statement contains a comment (`--` or `/*`), which is refused here \
+                       (pass values as parameters)";
+        assert_eq!(
+            refused("SELECT * FROM plugin_notes_items /* /* */ , users -- */"),
+            comment
+        );
+        assert_eq!(refused("SELECT * FROM plugin_notes_items -- x"), comment);
+        assert_eq!(refused("SELECT 1 /* x */ FROM plugin_notes_items"), comment);
+    }
+
+    #[test]
+    fn each_call_takes_its_own_kind_of_statement() {
+        let wrong = |sql: &str, call: Call| {
+            let error = check(sql, "notes", call).unwrap_err();
+            assert_eq!((error.status, error.code.as_str()), (400, "wrong_call"));
+            error.message
+        };
+        assert_eq!(
+            wrong("SELECT 1 FROM plugin_notes_items", Call::Execute),
+            "a SELECT, or a statement with RETURNING, answers rows: run it with `query`"
+        );
+        assert!(
+            wrong(
+                "INSERT INTO plugin_notes_items (id) VALUES (1) RETURNING id",
+                Call::Execute
+            )
+            .ends_with("run it with `query`")
+        );
+        assert!(
+            wrong("DELETE FROM plugin_notes_items", Call::Query).ends_with("run it with `execute`")
+        );
+    }
+
     #[test]
     fn other_statements_and_several_at_once_are_refused() {
         assert!(refused("DROP TABLE plugin_notes_items").contains("only SELECT"));
@@ -312,7 +694,7 @@ mod tests {
         assert!(
             refused("DELETE FROM plugin_notes_items; DELETE FROM users").contains("one statement")
         );
-        let bad = check_own_tables("SELEC nothing", "notes").unwrap_err();
+        let bad = check("SELEC nothing", "notes", Call::Query).unwrap_err();
         assert_eq!(bad.status, 400);
     }
 }

@@ -266,5 +266,106 @@ e2e! {
         assert_eq!(refused["plugin"], "notes");
         assert_eq!(noted(&app).len(), 7);
         assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
+        component_sql_refusals(&app);
     }
+}
+
+/// What the host refuses of a component's SQL, each before it reaches the
+/// database: the hook fails with the refusal, the client gets it (and no
+/// user's data), and the operation rolls back (its own note included).
+fn component_sql_refusals(app: &TestApp) {
+    let create = |username: &str| {
+        let email = format!("{username}@example.org");
+        app.post(
+            "/api/users",
+            ADMIN,
+            json!({"username": username, "email": email}),
+        )
+    };
+    for (username, status, code, message) in [
+        // Reads every row of `users` on PostgreSQL, naming no table.
+        (
+            "xml-xavier",
+            403,
+            "sql_refused",
+            "the statement calls the function `query_to_xml`, which is refused here",
+        ),
+        // SQLite ends the comment at the first `*/` and would cross join
+        // `users`.
+        (
+            "comment-cleo",
+            403,
+            "sql_refused",
+            "the statement contains a comment (`--` or `/*`), which is refused here",
+        ),
+        (
+            "wrong-call-will",
+            400,
+            "wrong_call",
+            "a SELECT, or a statement with RETURNING, answers rows: run it with `query`",
+        ),
+        (
+            "huge-hugo",
+            413,
+            "too_large",
+            "the statement is over the limit of 64 KiB",
+        ),
+    ] {
+        let error = expect_error(status, code, create(username));
+        let said = error["message"].as_str().unwrap_or_default();
+        assert!(said.starts_with(message), "{username}: {error}");
+        assert_eq!(error["plugin"], "notes", "{error}");
+        assert!(!error.to_string().contains("@example.org"), "{error}");
+    }
+    assert_eq!(noted(app).len(), 7);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
+    // A statement the database fails: the component sees a fixed message
+    // (here passed on to the client), the detail goes to the app's log.
+    let error = expect_error(422, "seen", create("broken-bea"));
+    assert_eq!(
+        error["message"],
+        "the statement failed; the app's log has the detail under the plugin's name"
+    );
+    app.proc
+        .output
+        .wait_for("the statement's failure in the app's log", |out| {
+            out.contains("a component's statement failed") && out.contains("nosuchcol")
+        });
+    assert_eq!(noted(app).len(), 7);
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
+}
+
+/// A component may touch `plugin_<name>_*`: next to a plugin `notes_log`,
+/// a component `notes` would reach `plugin_notes_log_*`, so the app refuses
+/// it at load, naming both, and loads `notes_log`.
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+#[test]
+fn a_component_whose_tables_would_include_another_plugins_is_refused() {
+    let folder = tempfile::tempdir().unwrap();
+    for name in ["notes", "notes_log"] {
+        let file = folder.path().join(format!("app_plugin_{name}.wasm"));
+        std::fs::copy(component("notes"), file).unwrap();
+    }
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    let status = |name: &str| {
+        report["plugins"]
+            .as_array()
+            .and_then(|all| all.iter().find(|p| p["name"] == name))
+            .unwrap_or_else(|| panic!("no plugin {name} in {report}"))["status"]
+            .clone()
+    };
+    assert_eq!(
+        status("notes"),
+        "failed: its tables (plugin_notes_*) would include those of the plugin `notes_log` \
+         (plugin_notes_log_*): a component's name followed by `_` may not begin another \
+         plugin's name; rename one of them"
+    );
+    assert_eq!(status("notes_log"), "loaded");
 }

@@ -61,6 +61,7 @@ pub fn load(
         .chain(found.iter().map(|c| c.name.as_str()))
         .collect();
     check_tables(tables, &known, &dir, config.file.as_deref())?;
+    let known: Vec<String> = known.into_iter().map(str::to_owned).collect();
     let mut exports = std::collections::BTreeMap::new();
     let mut kinds = std::collections::BTreeMap::new();
     for candidate in found {
@@ -68,8 +69,12 @@ pub fn load(
         let kind = candidate.kind();
         let refused = if config.disabled.contains(&candidate.name) {
             Some(Status::Disabled)
+        } else if let Some(problem) = &candidate.problem {
+            Some(Status::Failed(problem.clone()))
         } else {
-            candidate.problem.clone().map(Status::Failed)
+            check_table_prefix(&candidate, &known)
+                .err()
+                .map(Status::Failed)
         };
         if let Some(status) = refused {
             report.push(Entry::new(candidate.name, source, kind, status));
@@ -148,6 +153,31 @@ pub(super) fn open(
     }
 }
 
+/// Refuses a component whose tables would include another plugin's: a
+/// component's SQL may touch `plugin_<name>_*`, which for a component
+/// `audit` covers `plugin_audit_log_*`, the tables of `audit_log`.
+/// `others` are the names of the other plugins (linked in, or in the
+/// folder).
+///
+/// # Errors
+///
+/// Naming both plugins.
+pub(super) fn check_table_prefix(candidate: &Candidate, others: &[String]) -> Result<(), String> {
+    if !candidate.is_component() {
+        return Ok(());
+    }
+    let name = &candidate.name;
+    let prefix = format!("{name}_");
+    match others.iter().find(|other| other.starts_with(&prefix)) {
+        Some(other) => Err(format!(
+            "its tables (plugin_{name}_*) would include those of the plugin `{other}` \
+             (plugin_{other}_*): a component's name followed by `_` may not begin another \
+             plugin's name; rename one of them"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Refuses a configuration table `[plugins.<name>]` that names no plugin:
 /// a plugin running on its defaults because of a typo (a quota plugin
 /// without its quota) is worse than not starting.
@@ -189,4 +219,45 @@ fn check_tables(
             names.join(", ")
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::{Candidate, check_table_prefix};
+
+    fn names(all: &[&str]) -> Vec<String> {
+        all.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn found(name: &str, file: &str) -> Candidate {
+        Candidate {
+            name: name.into(),
+            library: PathBuf::from(file),
+            source: PathBuf::from(file),
+            problem: None,
+            component_crate: false,
+        }
+    }
+
+    #[test]
+    fn a_component_named_as_the_start_of_another_plugin_is_refused_naming_both() {
+        let audit = found("audit", "app_plugin_audit.wasm");
+        assert_eq!(
+            check_table_prefix(&audit, &names(&["audit", "audit_log", "notes"])).unwrap_err(),
+            "its tables (plugin_audit_*) would include those of the plugin `audit_log` \
+             (plugin_audit_log_*): a component's name followed by `_` may not begin another \
+             plugin's name; rename one of them"
+        );
+        // Without the `_`, the tables do not overlap: `plugin_audit_*` and
+        // `plugin_auditor_*`.
+        assert!(check_table_prefix(&audit, &names(&["audit", "auditor", "aud"])).is_ok());
+        // The longer name is not the one that reaches further.
+        let audit_log = found("audit_log", "app_plugin_audit_log.wasm");
+        assert!(check_table_prefix(&audit_log, &names(&["audit", "audit_log"])).is_ok());
+        // A native plugin's SQL is not checked: its name reaches nothing.
+        let native = found("audit", "libapp_plugin_audit.so");
+        assert!(check_table_prefix(&native, &names(&["audit", "audit_log"])).is_ok());
+    }
 }

@@ -20,7 +20,7 @@ use hookspecs::AppHooks;
 use hookspecs::host::PluginConfigs;
 
 use super::discovery;
-use super::load::{build_dir, open};
+use super::load::{build_dir, check_table_prefix, open};
 use super::report::{Entries, Entry, Kind, Status};
 
 /// Why a reload did not happen.
@@ -161,8 +161,10 @@ impl Reloader {
         // Building and compiling take seconds: off the async workers.
         let opened = tokio::task::spawn_blocking(move || {
             let build_dir = build_dir().map_err(|e| e.to_string())?;
-            let candidate = discovery::discover(&dir, &build_dir)
-                .map_err(|e| format!("cannot read the plugin folder {}: {e}", dir.display()))?
+            let found = discovery::discover(&dir, &build_dir)
+                .map_err(|e| format!("cannot read the plugin folder {}: {e}", dir.display()))?;
+            let names: Vec<String> = found.iter().map(|c| c.name.clone()).collect();
+            let candidate = found
                 .into_iter()
                 .find(|c| c.name == owned)
                 .ok_or_else(|| format!("it is no longer in the plugin folder {}", dir.display()))?;
@@ -172,6 +174,7 @@ impl Reloader {
             if !candidate.is_component() {
                 return Err("it is a native plugin now: restart the app to load it".to_owned());
             }
+            check_table_prefix(&candidate, &names)?;
             let export = open(&candidate, &dir, &build_dir, &table)?;
             Ok((candidate.source.display().to_string(), export))
         })

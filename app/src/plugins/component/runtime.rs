@@ -13,6 +13,7 @@ use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use hookspecs::sql::Call;
 use hookspecs::{ApiError, HookContext};
 use serde_json::Value;
 
@@ -109,29 +110,27 @@ impl wit::app::plugin::host::Host for State {
     }
 
     async fn query(&mut self, sql: String, params: String) -> Result<String, HookError> {
-        let ctx = self.hook_ctx()?;
-        let outcome = async {
-            hookspecs::sql::check_own_tables(&sql, self.plugin)?;
-            let rows = ctx
-                .query(&sql, &parse::<Vec<Value>>("params", &params)?)
-                .await?;
-            Ok(Value::from(rows.into_iter().map(Value::Object).collect::<Vec<_>>()).to_string())
-        }
-        .await;
-        self.answer(outcome)
+        let (ctx, params) = self.statement(Call::Query, &sql, &params)?;
+        let rows = ctx.query(&sql, &params).await;
+        self.ran(rows.map(|rows| {
+            Value::from(rows.into_iter().map(Value::Object).collect::<Vec<_>>()).to_string()
+        }))
     }
 
     async fn execute(&mut self, sql: String, params: String) -> Result<u64, HookError> {
-        let ctx = self.hook_ctx()?;
-        let outcome = async {
-            hookspecs::sql::check_own_tables(&sql, self.plugin)?;
-            ctx.execute(&sql, &parse::<Vec<Value>>("params", &params)?)
-                .await
-        }
-        .await;
-        self.answer(outcome)
+        let (ctx, params) = self.statement(Call::Execute, &sql, &params)?;
+        let changed = ctx.execute(&sql, &params).await;
+        self.ran(changed)
     }
 }
+
+/// The most SQL text a component's statement may have: plenty for a
+/// statement written by hand, and a bound on the parser's work.
+const MAX_SQL: usize = 64 * 1024;
+
+/// The most JSON text a statement's parameters may have: parsed on the
+/// host, outside the component's memory cap.
+const MAX_PARAMS: usize = 1024 * 1024;
 
 impl State {
     /// The context of the hook being called: what the services and SQL act
@@ -144,6 +143,56 @@ impl State {
                 "the services and SQL are reachable only during a hook call",
             ))
         })
+    }
+
+    /// A component's statement for `call`, checked before anything of it
+    /// is parsed into host memory or reaches the database (its size, then
+    /// [`hookspecs::sql::check`]), with the hook's context it runs in and its
+    /// parameters.
+    fn statement(
+        &self,
+        call: Call,
+        sql: &str,
+        params: &str,
+    ) -> Result<(HookContext, Vec<Value>), HookError> {
+        let ctx = self.hook_ctx()?;
+        let too_big = |what: &str, limit: &str| {
+            ApiError::new(
+                413,
+                "too_large",
+                format!("the {what} is over the limit of {limit}"),
+            )
+        };
+        let checked = if sql.len() > MAX_SQL {
+            Err(too_big("statement", "64 KiB"))
+        } else if params.len() > MAX_PARAMS {
+            Err(too_big("statement's parameters", "1 MiB"))
+        } else {
+            hookspecs::sql::check(sql, self.plugin, call).and_then(|()| parse("params", params))
+        };
+        checked
+            .map(|params| (ctx, params))
+            .map_err(|e| own_error(&e))
+    }
+
+    /// A statement's outcome for the component, as [`answer`](Self::answer);
+    /// a failure of the database other than a lost race as a fixed message,
+    /// its detail in the app's log: the driver's text may quote the SQL and
+    /// name constraints and columns, which the component could pass on to
+    /// a client in a 4xx.
+    fn ran<T>(&mut self, outcome: Result<T, ApiError>) -> Result<T, HookError> {
+        let plugin = self.plugin;
+        self.answer(outcome.map_err(|error| {
+            if error.is_race() || error.status != 500 {
+                return error;
+            }
+            tracing::warn!(plugin, "a component's statement failed: {}", error.message);
+            ApiError::new(
+                500,
+                "statement_failed",
+                "the statement failed; the app's log has the detail under the plugin's name",
+            )
+        }))
     }
 
     /// `outcome` for the component, noting a lost race (see `raced`).

@@ -307,6 +307,11 @@ mod allowed {
             {
                 return Break("the query has a clause that is refused here".into());
             }
+            if query.with.as_ref().is_some_and(|with| with.recursive) {
+                // Its end depends on the data: a statement must end within
+                // the call's time limit, which cannot interrupt the database.
+                return Break("`WITH RECURSIVE` is refused here".into());
+            }
             body(&query.body)
         }
 
@@ -644,6 +649,13 @@ mod tests {
             table
         );
         assert_eq!(refused("INSERT INTO plugin_notes_copy TABLE users"), table);
+        assert_eq!(
+            refused(
+                "WITH RECURSIVE plugin_notes_r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM plugin_notes_r) \
+                 SELECT count(*) FROM plugin_notes_r"
+            ),
+            "`WITH RECURSIVE` is refused here"
+        );
         assert_eq!(
             refused("SELECT * FROM plugin_notes_items FOR UPDATE"),
             "locking clauses (`FOR UPDATE`, `FOR SHARE`) are refused here"

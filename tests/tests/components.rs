@@ -49,12 +49,23 @@ fn start(backend: Backend) -> (TestApp, tempfile::TempDir) {
 /// The real app with `component` as `app_plugin_probe.wasm` alone in its
 /// plugin folder, configured as the probe.
 fn start_component(backend: Backend, component: &[u8]) -> (TestApp, tempfile::TempDir) {
+    start_configured(backend, component, LIMIT, "")
+}
+
+/// [`start_component`] with the time limit `limit`, and `extra` lines in
+/// the probe's table.
+fn start_configured(
+    backend: Backend,
+    component: &[u8],
+    limit: Duration,
+    extra: &str,
+) -> (TestApp, tempfile::TempDir) {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("app_plugin_probe.wasm"), component).unwrap();
     let config = format!(
-        "[plugins.probe]\ntoken = \"probe-secret\"\n\n[plugins.probe.sandbox]\n\
+        "[plugins.probe]\ntoken = \"probe-secret\"\n{extra}\n[plugins.probe.sandbox]\n\
          time_limit_ms = {}\nmemory_mib = 16\n",
-        LIMIT.as_millis()
+        limit.as_millis()
     );
     let options = Options::default()
         .real_app()
@@ -395,4 +406,94 @@ fn a_compiled_component_is_cached_and_a_spoilt_entry_compiled_again() {
         b"spoilt",
         "the entry was written again"
     );
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_sleeping_in_describe_is_refused_at_startup_and_at_each_reload() {
+    let probe = std::fs::read(probe()).unwrap();
+    // The app starts at all: the sleep in `describe` was cut short.
+    let (app, _folder) = start_configured(Backend::Sqlite, &probe, LIMIT, "describe = \"sleep\"");
+    let overrun = format!(
+        "its manifest failed: it ran over its time limit of {} ms and was interrupted",
+        LIMIT.as_millis()
+    );
+    let status = status_of(&app, "probe");
+    assert!(
+        status.starts_with(&format!("failed: {overrun}")),
+        "{status}"
+    );
+    // Each reload is refused within the limit: none waits on the last.
+    for _ in 0..2 {
+        let started = Instant::now();
+        let path = "/api/admin/plugins/probe/reload";
+        let refused = expect_error(422, "reload_refused", app.raw("POST", path, ADMIN, None));
+        let took = started.elapsed();
+        assert!(
+            refused["message"].as_str().unwrap().contains(&overrun),
+            "{refused}"
+        );
+        assert!(took < LIMIT + LATE, "a reload refused after {took:?}");
+    }
+    app.create_user("alice");
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn busy_components_leave_the_server_answering() {
+    // More busy calls than the runtime has workers (one per core), each
+    // spinning in `authenticate` for its whole limit.
+    let limit = Duration::from_secs(3);
+    let probe = std::fs::read(probe()).unwrap();
+    let (app, _folder) = start_configured(Backend::Sqlite, &probe, limit, "");
+    let spinners: Vec<_> = (0..4)
+        .map(|i| {
+            let client = app.client.clone();
+            std::thread::spawn(move || client.get("/api/users", Some(&format!("spin-{i}"))))
+        })
+        .collect();
+    for i in 0..4 {
+        let line = format!("authenticating spin-{i}: spinning");
+        app.proc
+            .output
+            .wait_for("a busy component", |out| out.contains(&line));
+    }
+    let started = Instant::now();
+    expect(200, app.get("/health", None));
+    let took = started.elapsed();
+    // Without yielding, it would wait for the spinners' limit.
+    assert!(
+        took < Duration::from_secs(1),
+        "/health answered after {took:?}"
+    );
+    for spinner in spinners {
+        expect_error(504, "hook_timeout", spinner.join().unwrap());
+    }
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_logs_bounded_lines_of_its_own_only() {
+    let (app, _folder) = start(Backend::Sqlite);
+    app.create_user("flood-x");
+    app.proc.output.wait_for("the dropped lines' count", |out| {
+        out.contains("800 lines dropped")
+    });
+    let output = app.proc.output.text();
+    assert_eq!(output.matches("\\nFAKE line").count(), 200);
+    assert!(
+        !output.lines().any(|l| l.starts_with("FAKE")),
+        "a forged line"
+    );
+    assert_eq!(output.matches("bytes cut]").count(), 200);
+    assert_eq!(output.matches("lines dropped").count(), 1);
 }

@@ -499,3 +499,38 @@ fn a_component_logs_bounded_lines_of_its_own_only() {
     assert_eq!(output.matches("bytes cut]").count(), 199);
     assert_eq!(output.matches("lines dropped").count(), 1);
 }
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_service_call_with_arguments_over_1_mib_is_refused_with_413() {
+    // The probe calling a service with 2 MiB of arguments for `bigargs-*`,
+    // its error the hook's (`call-service` is not in interface 1.0.0, which
+    // the probe's source also builds against).
+    let bigargs = probe_variant(
+        "bigargs",
+        ("package app:plugin@", "package app:plugin@"),
+        Some((
+            "        \"exit\" => std::process::exit(3),\n",
+            "        \"exit\" => std::process::exit(3),\n        \"bigargs\" => {\n            \
+             let args = format!(\"[{:?}]\", \"x\".repeat(2 << 20));\n            \
+             host::call_service(host::Service::GetUser, None, &args)?;\n        }\n",
+        )),
+    );
+    let (app, _folder) = start_component(Backend::Sqlite, &std::fs::read(bigargs).unwrap());
+    let refused = expect_error(
+        413,
+        "payload_too_large",
+        app.post("/api/users", ADMIN, new_user("bigargs-x")),
+    );
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "the arguments of `get_user` are 2097156 bytes, over the limit of 1048576 bytes (1 MiB)"
+        ),
+        "{message}"
+    );
+    assert_eq!(users(&app), 0);
+}

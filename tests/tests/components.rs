@@ -534,3 +534,44 @@ fn a_service_call_with_arguments_over_1_mib_is_refused_with_413() {
     );
     assert_eq!(users(&app), 0);
 }
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_crates_build_script_sees_none_of_the_apps_environment() {
+    // The probe as a component crate whose build script fails if it sees
+    // the app's secret.
+    let folder = tempfile::tempdir().unwrap();
+    let probe = workspace().join("tests/components/probe");
+    let dir = folder.path().join("app_plugin_envless");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let manifest = std::fs::read_to_string(probe.join("Cargo.toml"))
+        .unwrap()
+        .replace("app_plugin_probe", "app_plugin_envless")
+        + "\n[package.metadata.app-plugin]\nkind = \"component\"\n";
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    std::fs::copy(probe.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let wit = workspace().join("hookspecs/wit");
+    let source = std::fs::read_to_string(probe.join("src/lib.rs"))
+        .unwrap()
+        .replace(
+            "\"../../../hookspecs/wit\"",
+            &format!("{:?}", wit.display().to_string()),
+        );
+    std::fs::write(dir.join("src/lib.rs"), source).unwrap();
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() {\n    if let Some(secret) = std::env::var_os(\"APP_SECRET\") {\n        \
+         panic!(\"the build script saw APP_SECRET = {secret:?}\");\n    }\n}\n",
+    )
+    .unwrap();
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
+        .env("APP_SECRET", "s3cret");
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    assert_eq!(status_of(&app, "envless"), "loaded");
+    assert!(!app.proc.output.text().contains("s3cret"));
+}

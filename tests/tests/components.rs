@@ -575,3 +575,30 @@ fn a_component_crates_build_script_sees_none_of_the_apps_environment() {
     assert_eq!(status_of(&app, "envless"), "loaded");
     assert!(!app.proc.output.text().contains("s3cret"));
 }
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_error_with_a_success_status_is_a_scrubbed_500() {
+    // The probe vetoing `veto-*` with status 200 instead of 422.
+    let lying = probe_variant(
+        "lying",
+        ("package app:plugin@", "package app:plugin@"),
+        Some(("refuse(422,", "refuse(200,")),
+    );
+    let (app, _folder) = start_component(Backend::Sqlite, &std::fs::read(lying).unwrap());
+    let error = expect_error(
+        500,
+        "hook_failed",
+        app.post("/api/users", ADMIN, new_user("veto-bob")),
+    );
+    assert!(!error.to_string().contains("veto-bob"), "{error}");
+    let line = logged_500(&app, &error);
+    assert!(
+        line.contains("it failed with status 200, which is not an error status (400..=599)"),
+        "{line}"
+    );
+    assert_eq!(users(&app), 0);
+}

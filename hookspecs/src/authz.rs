@@ -81,6 +81,10 @@ const CORE: [Action; 13] = [
 /// is refused rather than kept for the process's life.
 const MAX_PLUGIN_ACTIONS: usize = 1024;
 
+/// The longest plugin action name, bytes: each is kept for the process's
+/// life.
+const MAX_ACTION_NAME: usize = 128;
+
 /// An action travels by name (`"space.delete"`, or a plugin's own), so that
 /// a component can ask `authorize` through the services.
 impl serde::Serialize for Action {
@@ -91,7 +95,7 @@ impl serde::Serialize for Action {
 
 /// A core action's name gives that action; any other name a plugin action,
 /// whose name is kept once for the process's life (an `Action` names it
-/// `&'static`), up to 1024 distinct names.
+/// `&'static`), up to 1024 distinct names of at most 128 bytes.
 impl<'de> serde::Deserialize<'de> for Action {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use std::collections::HashSet;
@@ -100,6 +104,12 @@ impl<'de> serde::Deserialize<'de> for Action {
         let name = String::deserialize(deserializer)?;
         if let Some(core) = CORE.iter().find(|a| a.as_str() == name) {
             return Ok(*core);
+        }
+        if name.len() > MAX_ACTION_NAME {
+            return Err(serde::de::Error::custom(format!(
+                "a plugin action name has at most {MAX_ACTION_NAME} bytes, this one {}",
+                name.len()
+            )));
         }
         let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
         let kept = kept.get_or_insert_with(HashSet::new);
@@ -224,4 +234,19 @@ pub enum Decision {
     Deny(String),
     /// Not even visible: 404, exactly as if the resource did not exist.
     Hide,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_action_name_is_at_most_128_bytes() {
+        let named = |name: String| serde_json::from_value::<Action>(serde_json::json!(name));
+        let longest = format!("test.{}", "a".repeat(MAX_ACTION_NAME - 5));
+        assert_eq!(named(longest.clone()).unwrap().as_str(), longest);
+        let why = named("b".repeat(200)).unwrap_err().to_string();
+        assert!(why.contains("at most 128 bytes, this one 200"), "{why}");
+        assert_eq!(named("space.delete".into()).unwrap(), Action::DeleteSpace);
+    }
 }

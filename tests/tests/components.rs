@@ -49,12 +49,23 @@ fn start(backend: Backend) -> (TestApp, tempfile::TempDir) {
 /// The real app with `component` as `app_plugin_probe.wasm` alone in its
 /// plugin folder, configured as the probe.
 fn start_component(backend: Backend, component: &[u8]) -> (TestApp, tempfile::TempDir) {
+    start_configured(backend, component, LIMIT, "")
+}
+
+/// [`start_component`] with the time limit `limit`, and `extra` lines in
+/// the probe's table.
+fn start_configured(
+    backend: Backend,
+    component: &[u8],
+    limit: Duration,
+    extra: &str,
+) -> (TestApp, tempfile::TempDir) {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("app_plugin_probe.wasm"), component).unwrap();
     let config = format!(
-        "[plugins.probe]\ntoken = \"probe-secret\"\n\n[plugins.probe.sandbox]\n\
+        "[plugins.probe]\ntoken = \"probe-secret\"\n{extra}\n[plugins.probe.sandbox]\n\
          time_limit_ms = {}\nmemory_mib = 16\n",
-        LIMIT.as_millis()
+        limit.as_millis()
     );
     let options = Options::default()
         .real_app()
@@ -395,4 +406,199 @@ fn a_compiled_component_is_cached_and_a_spoilt_entry_compiled_again() {
         b"spoilt",
         "the entry was written again"
     );
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_sleeping_in_describe_is_refused_at_startup_and_at_each_reload() {
+    let probe = std::fs::read(probe()).unwrap();
+    // The app starts at all: the sleep in `describe` was cut short.
+    let (app, _folder) = start_configured(Backend::Sqlite, &probe, LIMIT, "describe = \"sleep\"");
+    let overrun = format!(
+        "its manifest failed: it ran over its time limit of {} ms and was interrupted",
+        LIMIT.as_millis()
+    );
+    let status = status_of(&app, "probe");
+    assert!(
+        status.starts_with(&format!("failed: {overrun}")),
+        "{status}"
+    );
+    // Each reload is refused within the limit: none waits on the last.
+    for _ in 0..2 {
+        let started = Instant::now();
+        let path = "/api/admin/plugins/probe/reload";
+        let refused = expect_error(422, "reload_refused", app.raw("POST", path, ADMIN, None));
+        let took = started.elapsed();
+        assert!(
+            refused["message"].as_str().unwrap().contains(&overrun),
+            "{refused}"
+        );
+        assert!(took < LIMIT + LATE, "a reload refused after {took:?}");
+    }
+    app.create_user("alice");
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn busy_components_leave_the_server_answering() {
+    // More busy calls than the runtime has workers (one per core), each
+    // spinning in `authenticate` for its whole limit.
+    let limit = Duration::from_secs(3);
+    let probe = std::fs::read(probe()).unwrap();
+    let (app, _folder) = start_configured(Backend::Sqlite, &probe, limit, "");
+    let spinners: Vec<_> = (0..4)
+        .map(|i| {
+            let client = app.client.clone();
+            std::thread::spawn(move || client.get("/api/users", Some(&format!("spin-{i}"))))
+        })
+        .collect();
+    for i in 0..4 {
+        let line = format!("authenticating spin-{i}: spinning");
+        app.proc
+            .output
+            .wait_for("a busy component", |out| out.contains(&line));
+    }
+    let started = Instant::now();
+    expect(200, app.get("/health", None));
+    let took = started.elapsed();
+    // Without yielding, it would wait for the spinners' limit.
+    assert!(
+        took < Duration::from_secs(1),
+        "/health answered after {took:?}"
+    );
+    for spinner in spinners {
+        expect_error(504, "hook_timeout", spinner.join().unwrap());
+    }
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_logs_bounded_lines_of_its_own_only() {
+    let (app, _folder) = start(Backend::Sqlite);
+    // One line "user flood-x created", then 1,000 of the flood: 199 of
+    // those are written, 801 dropped.
+    app.create_user("flood-x");
+    app.proc.output.wait_for("the dropped lines' count", |out| {
+        out.contains("801 lines dropped")
+    });
+    let output = app.proc.output.text();
+    assert_eq!(output.matches("\\nFAKE line").count(), 199);
+    assert!(
+        !output.lines().any(|l| l.starts_with("FAKE")),
+        "a forged line"
+    );
+    assert_eq!(output.matches("bytes cut]").count(), 199);
+    assert_eq!(output.matches("lines dropped").count(), 1);
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_service_call_with_arguments_over_1_mib_is_refused_with_413() {
+    // The probe calling a service with 2 MiB of arguments for `bigargs-*`,
+    // its error the hook's (`call-service` is not in interface 1.0.0, which
+    // the probe's source also builds against).
+    let bigargs = probe_variant(
+        "bigargs",
+        ("package app:plugin@", "package app:plugin@"),
+        Some((
+            "        \"exit\" => std::process::exit(3),\n",
+            "        \"exit\" => std::process::exit(3),\n        \"bigargs\" => {\n            \
+             let args = format!(\"[{:?}]\", \"x\".repeat(2 << 20));\n            \
+             host::call_service(host::Service::GetUser, None, &args)?;\n        }\n",
+        )),
+    );
+    let (app, _folder) = start_component(Backend::Sqlite, &std::fs::read(bigargs).unwrap());
+    let refused = expect_error(
+        413,
+        "payload_too_large",
+        app.post("/api/users", ADMIN, new_user("bigargs-x")),
+    );
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "the arguments of `get_user` are 2097156 bytes, over the limit of 1048576 bytes (1 MiB)"
+        ),
+        "{message}"
+    );
+    assert_eq!(users(&app), 0);
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_crates_build_script_sees_none_of_the_apps_environment() {
+    // The probe as a component crate whose build script fails if it sees
+    // the app's secret.
+    let folder = tempfile::tempdir().unwrap();
+    let probe = workspace().join("tests/components/probe");
+    let dir = folder.path().join("app_plugin_envless");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let manifest = std::fs::read_to_string(probe.join("Cargo.toml"))
+        .unwrap()
+        .replace("app_plugin_probe", "app_plugin_envless")
+        + "\n[package.metadata.app-plugin]\nkind = \"component\"\n";
+    std::fs::write(dir.join("Cargo.toml"), manifest).unwrap();
+    std::fs::copy(probe.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let wit = workspace().join("hookspecs/wit");
+    let source = std::fs::read_to_string(probe.join("src/lib.rs"))
+        .unwrap()
+        .replace(
+            "\"../../../hookspecs/wit\"",
+            &format!("{:?}", wit.display().to_string()),
+        );
+    std::fs::write(dir.join("src/lib.rs"), source).unwrap();
+    std::fs::write(
+        dir.join("build.rs"),
+        "fn main() {\n    if let Some(secret) = std::env::var_os(\"APP_SECRET\") {\n        \
+         panic!(\"the build script saw APP_SECRET = {secret:?}\");\n    }\n}\n",
+    )
+    .unwrap();
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
+        .env("APP_SECRET", "s3cret");
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    assert_eq!(status_of(&app, "envless"), "loaded");
+    assert!(!app.proc.output.text().contains("s3cret"));
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_component_error_with_a_success_status_is_a_scrubbed_500() {
+    // The probe vetoing `veto-*` with status 200 instead of 422.
+    let lying = probe_variant(
+        "lying",
+        ("package app:plugin@", "package app:plugin@"),
+        Some(("refuse(422,", "refuse(200,")),
+    );
+    let (app, _folder) = start_component(Backend::Sqlite, &std::fs::read(lying).unwrap());
+    let error = expect_error(
+        500,
+        "hook_failed",
+        app.post("/api/users", ADMIN, new_user("veto-bob")),
+    );
+    assert!(!error.to_string().contains("veto-bob"), "{error}");
+    let line = logged_500(&app, &error);
+    assert!(
+        line.contains("it failed with status 200, which is not an error status (400..=599)"),
+        "{line}"
+    );
+    assert_eq!(users(&app), 0);
 }

@@ -11,6 +11,11 @@
 //! native plugin does (what the workspace's own build makes of every crate
 //! in `plugins/`; cargo refuses a manifest naming both `dylib` and
 //! `cdylib`).
+//!
+//! Building runs the crate's build script and proc-macros natively, as the
+//! app's user: a component crate is only as safe as its source. The build
+//! sees none of the app's environment (its database address, its
+//! secrets) but where the toolchain is ([`KEPT_ENV`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +26,22 @@ pub const TARGET: &str = "wasm32-wasip2";
 
 /// How a component crate is built, for messages.
 const COMMAND: &str = "cargo rustc --release --target wasm32-wasip2 --lib --crate-type cdylib";
+
+/// The variables of the app's environment a build is given: where cargo,
+/// rustup and the compiler are, and which toolchain. Nothing else reaches
+/// a build script.
+const KEPT_ENV: [&str; 10] = [
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "CARGO_HOME",
+    "CARGO_NET_OFFLINE",
+    "RUSTUP_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "RUSTUP_AUTO_INSTALL",
+    "RUSTC",
+    "RUSTC_WRAPPER",
+];
 
 /// The command that installs [`TARGET`].
 pub const INSTALL: &str = "rustup target add wasm32-wasip2";
@@ -73,24 +94,9 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
         .arg(target_dir(build_dir))
         // Cargo reads its configuration from the folder it runs in: the
         // crate's, as when its author builds it.
-        .current_dir(crate_dir);
-    // Set by `cargo run` for the app itself, not meant for this build
-    // (build scripts that watch them would run again for nothing).
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let for_the_app = [
-            "CARGO_PKG_",
-            "CARGO_BIN_",
-            "CARGO_CRATE_",
-            "CARGO_MANIFEST_",
-        ]
-        .iter()
-        .any(|prefix| key.starts_with(prefix))
-            || ["OUT_DIR", "CARGO_PRIMARY_PACKAGE"].contains(&&*key);
-        if for_the_app {
-            command.env_remove(&*key);
-        }
-    }
+        .current_dir(crate_dir)
+        .env_clear()
+        .envs(kept_env(std::env::vars_os()));
     tracing::info!(
         "plugin {name}: building {} for {TARGET} ({COMMAND})",
         crate_dir.display()
@@ -118,6 +124,13 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
         tracing::info!("plugin {name}: up to date, nothing rebuilt ({took:.1} s)");
     }
     Ok(())
+}
+
+/// Of the variables `vars`, those in [`KEPT_ENV`].
+fn kept_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)> {
+    vars.filter(|(key, _)| KEPT_ENV.iter().any(|kept| key == kept))
 }
 
 /// Cargo's error lines, at most a screenful: the first error with its
@@ -162,5 +175,22 @@ mod tests {
             "error[E0425]: cannot find value `y`\n  --> src/lib.rs:3:5\nerror: could not compile `app_plugin_x`"
         );
         assert_eq!(errors("  something else\n"), "something else");
+    }
+
+    #[test]
+    fn a_build_sees_only_where_the_toolchain_is() {
+        let vars = [
+            ("PATH", "/usr/bin"),
+            ("RUSTUP_TOOLCHAIN", "stable"),
+            ("DATABASE_URL", "postgres://secret@db/app"),
+            ("APP_ADMIN_TOKEN", "t0ken"),
+            ("CARGO_PKG_NAME", "app"),
+            ("RUSTC", "/opt/rustc"),
+        ]
+        .map(|(k, v)| (k.into(), v.into()));
+        let kept: Vec<(std::ffi::OsString, std::ffi::OsString)> =
+            kept_env(vars.into_iter()).collect();
+        let keys: Vec<&str> = kept.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert_eq!(keys, ["PATH", "RUSTUP_TOOLCHAIN", "RUSTC"]);
     }
 }

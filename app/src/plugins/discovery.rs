@@ -31,8 +31,9 @@ pub struct Candidate {
 /// package name in their Cargo.toml; their library was built next to the
 /// running binary, in `build_dir`) and prebuilt libraries. A crate or a
 /// library whose name lacks the prefix is listed with its problem (cargo
-/// builds every crate in `plugins/`: it would be built and never loaded);
-/// any other file is ignored with a debug line.
+/// builds every crate in `plugins/`: it would be built and never loaded),
+/// as are two plugins of one name (see [`mark_twins`]); any other file is
+/// ignored with a debug line.
 pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -73,8 +74,33 @@ pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>>
             }
         }
     }
-    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found.sort_by(|a, b| (&a.name, &a.source).cmp(&(&b.name, &b.source)));
+    mark_twins(&mut found);
     Ok(found)
+}
+
+/// Gives each of two (or more) plugins of one name (a crate and the
+/// `.wasm` built from it copied beside it) the problem of both: which one
+/// ran, and which one a reload would pick, would be a guess, so neither
+/// loads.
+fn mark_twins(found: &mut [Candidate]) {
+    for twins in found.chunk_by_mut(|a, b| a.name == b.name) {
+        if twins.len() < 2 {
+            continue;
+        }
+        let sources: Vec<String> = twins
+            .iter()
+            .map(|t| t.source.display().to_string())
+            .collect();
+        let problem = format!(
+            "the plugin `{}` is found twice in the folder, as {}: remove all but one",
+            twins[0].name,
+            sources.join(" and ")
+        );
+        for twin in twins {
+            twin.problem = Some(problem.clone());
+        }
+    }
 }
 
 /// A crate folder: the plugin is named by its package name, the name cargo
@@ -146,5 +172,36 @@ impl Candidate {
         } else {
             super::report::Kind::Native
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crate_and_a_component_of_one_name_are_both_refused_naming_both() {
+        let dir = std::env::temp_dir().join(format!("discovery-twins-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("app_plugin_x")).unwrap();
+        std::fs::write(
+            dir.join("app_plugin_x/Cargo.toml"),
+            "[package]\nname = \"app_plugin_x\"\n\n[package.metadata.app-plugin]\nkind = \"component\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("app_plugin_x.wasm"), b"").unwrap();
+        std::fs::write(dir.join("app_plugin_y.wasm"), b"").unwrap();
+        let found = discover(&dir, &dir.join("build")).unwrap();
+        let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["x", "x", "y"]);
+        let expected = format!(
+            "the plugin `x` is found twice in the folder, as {} and {}: remove all but one",
+            dir.join("app_plugin_x").display(),
+            dir.join("app_plugin_x.wasm").display()
+        );
+        assert_eq!(found[0].problem.as_deref(), Some(&*expected));
+        assert_eq!(found[1].problem.as_deref(), Some(&*expected));
+        assert_eq!(found[2].problem, None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

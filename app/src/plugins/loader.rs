@@ -38,10 +38,17 @@ pub fn check_file(candidate: &Candidate, dir: &Path) -> Result<(), String> {
             ));
         }
     }
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    check_owned(path, &meta)
+}
+
+/// Refuses what `meta` describes (the file or folder `path`) if others
+/// could have changed it: writable by its group or by everyone, or
+/// another user's.
+fn check_owned(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
         if meta.mode() & 0o022 != 0 {
             return Err(format!(
                 "{} is writable by its group or by everyone (mode {:o}): `chmod go-w` it",
@@ -185,21 +192,112 @@ pub fn load(library: &Path, config: &serde_json::Value) -> Result<PluginExport, 
     Ok(export)
 }
 
-/// A compiled component from the component cache
-/// ([`super::component`]): wasmtime's own format, checked by wasmtime for
-/// its version and the engine's settings before use.
+/// The compiled component in `entry` of the component cache `dir`
+/// ([`super::component`]), `None` if there is no such entry. Its bytes are
+/// machine code, so the folder and the entry must be the app user's and
+/// writable by nobody else (the entry checked on the file as opened, then
+/// read from it), as a library must.
 ///
 /// # Errors
 ///
-/// wasmtime refuses the bytes (another engine, another version, corrupt).
-pub fn deserialize_component(
+/// The folder or the entry could have been written by someone else, the
+/// entry cannot be read, or wasmtime refuses its bytes (another engine,
+/// another version, corrupt).
+pub fn cached_component(
+    engine: &wasmtime::Engine,
+    dir: &Path,
+    entry: &Path,
+) -> Result<Option<wasmtime::component::Component>, String> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(entry) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read {}: {e}", entry.display())),
+    };
+    check_owned(dir, &std::fs::metadata(dir).map_err(|e| e.to_string())?)?;
+    check_owned(entry, &file.metadata().map_err(|e| e.to_string())?)?;
+    let mut compiled = Vec::new();
+    file.read_to_end(&mut compiled)
+        .map_err(|e| format!("cannot read {}: {e}", entry.display()))?;
+    deserialize(engine, &compiled)
+        .map(Some)
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// A component this process has just compiled
+/// (`Engine::precompile_component`), ready to run.
+///
+/// # Errors
+///
+/// wasmtime refuses the bytes (it would not: they are its own).
+pub fn compiled_component(
     engine: &wasmtime::Engine,
     compiled: &[u8],
 ) -> wasmtime::Result<wasmtime::component::Component> {
-    // SAFETY: the bytes are machine code, run as is: they come from
-    // `Engine::precompile_component` of this app (just now, or in the cache
-    // beside the app's build, which is as trusted as the binaries there),
-    // under a key that includes the engine's compatibility hash; wasmtime
-    // checks the header for version and settings besides.
+    deserialize(engine, compiled)
+}
+
+/// wasmtime's own format, checked by wasmtime for its version and the
+/// engine's settings before use.
+fn deserialize(
+    engine: &wasmtime::Engine,
+    compiled: &[u8],
+) -> wasmtime::Result<wasmtime::component::Component> {
+    // SAFETY: the bytes are machine code, run as is. They come from
+    // `Engine::precompile_component` of this app: just now in this process
+    // (`compiled_component`), or from a cache entry that `cached_component`
+    // found, with its folder, owned by the app's user and writable by no
+    // one else (`check_owned`), so written by this app's user only; under a
+    // key that includes the engine's compatibility hash; wasmtime checks
+    // the header for version and settings besides.
     unsafe { wasmtime::component::Component::deserialize(engine, compiled) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder of mode 0700 with one entry of mode `mode`.
+    fn cache_with_entry(tag: &str, mode: u32) -> (std::path::PathBuf, std::path::PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("loader-cache-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let entry = dir.join("entry.cwasm");
+        std::fs::write(&entry, b"not machine code").unwrap();
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
+        (dir, entry)
+    }
+
+    #[test]
+    fn a_cache_entry_others_could_write_is_never_deserialized() {
+        use std::os::unix::fs::PermissionsExt;
+        let engine = wasmtime::Engine::default();
+        // The app's own entry reaches wasmtime, which refuses these bytes.
+        let (dir, entry) = cache_with_entry("own", 0o600);
+        let why = cached_component(&engine, &dir, &entry).unwrap_err();
+        assert!(!why.contains("writable"), "{why}");
+        assert!(
+            cached_component(&engine, &dir, &dir.join("none.cwasm"))
+                .unwrap()
+                .is_none()
+        );
+        // Its folder writable by the group: refused before reading.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+        let why = cached_component(&engine, &dir, &entry).unwrap_err();
+        assert!(
+            why.contains("writable by its group or by everyone (mode 770)"),
+            "{why}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        // The entry writable by everyone.
+        let (dir, entry) = cache_with_entry("open", 0o666);
+        let why = cached_component(&engine, &dir, &entry).unwrap_err();
+        assert!(
+            why.contains("writable by its group or by everyone (mode 666)"),
+            "{why}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::runtime::{Fault, Loaded, Refused};
-use super::wit::{self, Hook, Manifest};
+use super::wit::{self, Hook, HookError, Manifest};
 
 /// A sandboxed plugin: each hook call runs in a fresh instance of its
 /// component.
@@ -82,9 +82,7 @@ impl Sandboxed {
             Ok(Err(Refused { error, raced: true })) => {
                 return Err(ApiError::race(error.message).into());
             }
-            Ok(Err(Refused { error, .. })) => {
-                return Err(ApiError::new(error.status, &error.code, error.message).into());
-            }
+            Ok(Err(Refused { error, .. })) => return Err(refusal(error).into()),
             Err(fault @ Fault::TimedOut(_)) => {
                 return Err(ApiError::new(504, "hook_timeout", fault.message()).into());
             }
@@ -98,6 +96,26 @@ impl Sandboxed {
             )
             .into()
         })
+    }
+}
+
+/// A component's own error as the API reports it: as it wrote it if its
+/// status is an error's (400..=599). Any other would be a success with an
+/// error's body, a 1xx, or a number no status has (which the HTTP layer
+/// makes a 500 without scrubbing its body): a 500 `hook_failed`, whose
+/// details go to the log only.
+fn refusal(error: HookError) -> ApiError {
+    if (400..=599).contains(&error.status) {
+        ApiError::new(error.status, &error.code, error.message)
+    } else {
+        ApiError::new(
+            500,
+            "hook_failed",
+            format!(
+                "it failed with status {}, which is not an error status (400..=599): {}: {}",
+                error.status, error.code, error.message
+            ),
+        )
     }
 }
 
@@ -150,5 +168,35 @@ impl AppHooks for Sandboxed {
         arguments.push(delivery_json(delivery));
         self.call(delivery.change.kind().after_hook, json!(arguments), ctx)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(status: u16) -> HookError {
+        HookError {
+            status,
+            code: "mine".into(),
+            message: "no".into(),
+        }
+    }
+
+    #[test]
+    fn a_component_error_keeps_only_an_error_status() {
+        for status in [400, 401, 422, 504, 599] {
+            let kept = refusal(error(status));
+            assert_eq!((kept.status, kept.code.as_str()), (status, "mine"));
+        }
+        for status in [0, 1, 101, 200, 201, 399, 600, 1000] {
+            let failed = refusal(error(status));
+            assert_eq!((failed.status, failed.code.as_str()), (500, "hook_failed"));
+            assert!(
+                failed.message.contains(&format!("status {status},")),
+                "{}",
+                failed.message
+            );
+        }
     }
 }

@@ -3,30 +3,45 @@
 //! store per hook call (a fresh instance: a trap never outlives its call,
 //! and a nested call into the same plugin gets an instance of its own).
 
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hookspecs::sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use hookspecs::sql::Call;
-use hookspecs::{ApiError, HookContext};
+use hookspecs::{ApiError, HookContext, Identity};
 use serde_json::Value;
 
 use super::limits::Limits;
 use super::wit::{self, GUEST, Hook, HookError, Level, Manifest, PluginPre, Service, VERSION};
 use crate::plugins::loader;
 
-/// How often the epoch advances: the granularity of the time limit.
+/// How often the epoch advances: the granularity of the time limit, and
+/// how long a busy component runs before it lets the thread's other tasks
+/// run.
 const TICK: Duration = Duration::from_millis(5);
 
 /// Beyond the time limit, how long a call waiting on the host (a sleep) may
 /// take before its future is dropped.
 const MARGIN: Duration = Duration::from_millis(100);
+
+/// The lines of `log` one call may write; the rest are counted and dropped
+/// (the app's log writer is lossy past its queue: a flood would drop other
+/// requests' lines, the 500 details among them).
+const LOG_LINES: u32 = 200;
+
+/// The bytes of one `log` message kept; the rest is cut.
+const LOG_BYTES: usize = 4 << 10;
+
+/// The largest arguments of a `call-service`, bytes: parsed into JSON on
+/// the host, outside the component's memory cap.
+const MAX_ARGS: usize = 1 << 20;
 
 /// The engine and what every component is linked against.
 pub struct Runtime {
@@ -49,6 +64,64 @@ pub struct State {
     /// failure then asks for the operation to run again, as a native
     /// plugin's would.
     raced: bool,
+    /// Its `log` lines so far in this call.
+    log: LogBudget,
+}
+
+/// How many lines a call logged, and how many it could not.
+#[derive(Default)]
+struct LogBudget {
+    written: u32,
+    dropped: u32,
+}
+
+impl LogBudget {
+    /// Whether one more line may be written.
+    fn admit(&mut self) -> bool {
+        if self.written < LOG_LINES {
+            self.written += 1;
+            true
+        } else {
+            self.dropped += 1;
+            false
+        }
+    }
+}
+
+/// Once per call, however it ended (an answer, a trap, a timeout that
+/// dropped its future): the lines it could not log.
+impl Drop for State {
+    fn drop(&mut self) {
+        if self.log.dropped > 0 {
+            tracing::warn!(
+                plugin = self.plugin,
+                "{} lines dropped: a call logs at most {LOG_LINES} lines",
+                self.log.dropped
+            );
+        }
+    }
+}
+
+/// A `log` message as one line of the app's log: control characters
+/// escaped (a newline in it would start a line of the component's making,
+/// which would read as the app's own), cut past [`LOG_BYTES`].
+fn log_line(message: &str) -> String {
+    let mut end = message.len().min(LOG_BYTES);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut line = String::with_capacity(end);
+    for c in message[..end].chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    if end < message.len() {
+        line.push_str(&format!(" [{} bytes cut]", message.len() - end));
+    }
+    line
 }
 
 impl WasiView for State {
@@ -64,7 +137,11 @@ impl wit::app::plugin::types::Host for State {}
 
 impl wit::app::plugin::host::Host for State {
     fn log(&mut self, level: Level, message: String) {
+        if !self.log.admit() {
+            return;
+        }
         let plugin = self.plugin;
+        let message = log_line(&message);
         match level {
             Level::Error => tracing::error!(plugin, "{message}"),
             Level::Warn => tracing::warn!(plugin, "{message}"),
@@ -87,8 +164,7 @@ impl wit::app::plugin::host::Host for State {
     }
 
     /// The service, in the hook's unit of work; as the hook's context
-    /// acts, or as the identity the component acts as (which can only
-    /// narrow a hook's authority: `acting_as` is always authorized).
+    /// acts, or as nobody or the hook's own actor (see [`may_act_as`]).
     async fn call_service(
         &mut self,
         service: Service,
@@ -100,8 +176,22 @@ impl wit::app::plugin::host::Host for State {
         let outcome = async {
             let ctx = match acting_as {
                 None => hook_ctx,
-                Some(identity) => hook_ctx.acting_as(parse("acting-as", &identity)?),
+                Some(identity) => {
+                    let identity = may_act_as(hook_ctx.actor(), parse("acting-as", &identity)?)?;
+                    hook_ctx.acting_as(identity)
+                }
             };
+            if args.len() > MAX_ARGS {
+                return Err(ApiError::new(
+                    413,
+                    "payload_too_large",
+                    format!(
+                        "the arguments of `{name}` are {} bytes, over the limit of {MAX_ARGS} \
+                         bytes (1 MiB)",
+                        args.len()
+                    ),
+                ));
+            }
             let args = parse(&format!("the arguments of `{name}`"), &args)?;
             hookspecs::services::serve(ctx.services(), &ctx, name, args).await
         }
@@ -201,6 +291,24 @@ impl State {
             self.raced |= error.is_race();
             own_error(&error)
         })
+    }
+}
+
+/// The identity a service call may act as: nobody, or the hook's own
+/// actor. Any other would be `ctx.actor()` of the hooks the service fires,
+/// and what they record (the audit log's "who") would be the component's
+/// forgery; a 403 then.
+fn may_act_as(
+    actor: Option<&Identity>,
+    identity: Option<Identity>,
+) -> Result<Option<Identity>, ApiError> {
+    match identity {
+        Some(other) if Some(&other) != actor => Err(ApiError::new(
+            403,
+            "forbidden",
+            "acting-as may name nobody or the hook's own actor, no other identity",
+        )),
+        identity => Ok(identity),
     }
 }
 
@@ -309,6 +417,9 @@ impl Runtime {
             limits,
             config: config.to_string().into(),
         };
+        // Polled on this thread (startup's, or a reload's blocking one),
+        // inside the Tokio runtime: its driver runs the time limit's timer
+        // and WASI's clocks.
         let manifest = futures::executor::block_on(loaded.manifest())
             .map_err(|fault| format!("its manifest failed: {}", fault.message()))?;
         Ok((loaded, manifest))
@@ -332,33 +443,47 @@ impl Runtime {
             super::cache::EXTENSION
         );
         let cached = dir.join(key);
-        if let Ok(compiled) = std::fs::read(&cached) {
-            match loader::deserialize_component(&self.engine, &compiled) {
-                Ok(component) => {
-                    super::cache::used(&cached);
-                    return Ok(component);
-                }
-                Err(e) => {
-                    tracing::warn!(path = %cached.display(), "cached component unusable, compiling again: {e:#}")
-                }
+        match loader::cached_component(&self.engine, dir, &cached) {
+            Ok(Some(component)) => {
+                super::cache::used(&cached);
+                return Ok(component);
+            }
+            Ok(None) => {}
+            Err(why) => {
+                tracing::warn!(path = %cached.display(), "cached component unusable, compiling again: {why}")
             }
         }
         let compiled = self.engine.precompile_component(bytes).map_err(refused)?;
-        let stored =
-            std::fs::create_dir_all(dir).and_then(|()| write_atomically(&cached, &compiled));
+        let stored = private_dir(dir).and_then(|()| write_atomically(&cached, &compiled));
         match stored {
             Ok(()) => super::cache::evict(dir, &cached),
             Err(e) => tracing::debug!(path = %cached.display(), "component cache not written: {e}"),
         }
-        loader::deserialize_component(&self.engine, &compiled).map_err(refused)
+        loader::compiled_component(&self.engine, &compiled).map_err(refused)
     }
 }
 
-/// Writes `bytes` beside `path`, then renames: a concurrent reader never
-/// sees half a file.
+/// Creates the cache folder (and its parents) if missing, readable and
+/// writable by the app's user only: what is in it runs as machine code.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Writes `bytes` beside `path` (for the app's user only, as
+/// [`loader::cached_component`] requires), then renames: a concurrent
+/// reader never sees half a file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     let partial = path.with_extension(format!("partial-{}", std::process::id()));
-    std::fs::write(&partial, bytes)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&partial)?.write_all(bytes)?;
     std::fs::rename(&partial, path)
 }
 
@@ -407,23 +532,43 @@ impl Loaded {
             config: self.config.clone(),
             ctx,
             raced: false,
+            log: LogBudget::default(),
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = self.limits.time().as_millis().div_ceil(TICK.as_millis()) + 1;
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        // Wasm runs inside the poll of its task: at each tick a busy
+        // component yields, so that it never holds a Tokio worker (the
+        // accept loop, other requests) for longer than a tick; past its
+        // time it traps.
+        let deadline = Instant::now() + self.limits.time();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() < deadline {
+                UpdateDeadline::Yield(1)
+            } else {
+                UpdateDeadline::Interrupt
+            })
+        });
         store
+    }
+
+    /// `run` (a call into the instance) within the plugin's time limit:
+    /// the epoch interrupts a busy component, and this, `MARGIN` later, one
+    /// waiting on the host (a sleep), which no epoch reaches.
+    async fn bounded<T>(&self, run: impl Future<Output = wasmtime::Result<T>>) -> Result<T, Fault> {
+        match tokio::time::timeout(self.limits.time() + MARGIN, run).await {
+            Ok(outcome) => outcome.map_err(|e| self.fault(e)),
+            Err(_) => Err(Fault::TimedOut(self.limits.time())),
+        }
     }
 
     async fn manifest(&self) -> Result<Manifest, Fault> {
         let mut store = self.store(None);
-        let outcome = async {
+        self.bounded(async {
             let plugin = self.pre.instantiate_async(&mut store).await?;
             plugin.app_plugin_guest().call_describe(&mut store).await
-        }
-        .await;
-        outcome.map_err(|e| self.fault(e))
+        })
+        .await
     }
 
     /// Calls `hook` with `args` (JSON) in a fresh instance, within the
@@ -442,10 +587,7 @@ impl Loaded {
                 .call_call(&mut store, hook, args)
                 .await
         };
-        let outcome = match tokio::time::timeout(self.limits.time() + MARGIN, call).await {
-            Ok(outcome) => outcome.map_err(|e| self.fault(e))?,
-            Err(_) => return Err(Fault::TimedOut(self.limits.time())),
-        };
+        let outcome = self.bounded(call).await?;
         let raced = store.data().raced;
         Ok(outcome.map_err(|error| Refused { error, raced }))
     }
@@ -476,5 +618,56 @@ impl Fault {
             ),
             Fault::Trapped(why) => format!("it trapped: {why}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_message_is_one_line_and_cut() {
+        assert_eq!(
+            log_line("ok\nFAKE INFO app::http: 200\r\u{1b}[2J"),
+            "ok\\nFAKE INFO app::http: 200\\r\\u{1b}[2J"
+        );
+        let long = "é".repeat(LOG_BYTES);
+        let line = log_line(&long);
+        assert!(line.len() <= LOG_BYTES + 32, "{}", line.len());
+        assert!(
+            line.ends_with(&format!(" [{} bytes cut]", LOG_BYTES)),
+            "{line}"
+        );
+        assert_eq!(log_line("user \"alice\""), "user \"alice\"");
+    }
+
+    #[test]
+    fn a_call_logs_its_budget_of_lines_and_counts_the_rest() {
+        let mut budget = LogBudget::default();
+        let admitted = (0..LOG_LINES + 50).filter(|_| budget.admit()).count();
+        assert_eq!(admitted, LOG_LINES as usize);
+        assert_eq!(budget.dropped, 50);
+    }
+
+    #[test]
+    fn a_component_acts_only_as_nobody_or_its_hooks_actor() {
+        let who = |name: &str, admin| Identity {
+            user_id: Some(1),
+            name: name.into(),
+            admin,
+            via: "app".into(),
+        };
+        let bob = who("bob", false);
+        assert_eq!(may_act_as(Some(&bob), None).unwrap(), None);
+        assert_eq!(may_act_as(None, None).unwrap(), None);
+        assert_eq!(
+            may_act_as(Some(&bob), Some(bob.clone())).unwrap(),
+            Some(bob.clone())
+        );
+        for forged in [who("admin", true), who("bob", true)] {
+            let refused = may_act_as(Some(&bob), Some(forged)).unwrap_err();
+            assert_eq!((refused.status, refused.code.as_str()), (403, "forbidden"));
+        }
+        assert_eq!(may_act_as(None, Some(bob)).unwrap_err().status, 403);
     }
 }

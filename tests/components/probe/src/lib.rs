@@ -1,8 +1,9 @@
 //! The probe: `on_user_created` behaves as the new user's name says
-//! (`veto-*`, `spin-*`, `sleep-*`, `panic-*`, `oom-*`, `deep-*`, `exit-*`;
-//! anything else passes), `authenticate` accepts the token set in its
-//! configuration, and `on_user_modified` and `after_user_created` log what
-//! they were given.
+//! (`veto-*`, `spin-*`, `sleep-*`, `panic-*`, `oom-*`, `deep-*`, `exit-*`,
+//! `flood-*`; anything else passes), `authenticate` accepts the token set
+//! in its configuration (and spins for a token `spin-*`), `describe` sleeps
+//! for an hour if its configuration says `describe = "sleep"`, and
+//! `on_user_modified` and `after_user_created` log what they were given.
 
 wit_bindgen::generate!({ path: "../../../hookspecs/wit", world: "plugin" });
 
@@ -14,6 +15,9 @@ struct Probe;
 
 impl exports::app::plugin::guest::Guest for Probe {
     fn describe() -> Manifest {
+        if config()["describe"] == "sleep" {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
         let decl = |hook| HookDecl {
             hook,
             priority: 0,
@@ -72,9 +76,17 @@ fn refuse(status: u16, message: &str) -> HookError {
     }
 }
 
+/// Its `[plugins.probe]` table.
+fn config() -> Value {
+    serde_json::from_str(&host::config()).unwrap_or_default()
+}
+
 fn authenticate(token: &str) -> Value {
-    let config: Value = serde_json::from_str(&host::config()).unwrap_or_default();
-    if config["token"].as_str() == Some(token) {
+    if token.starts_with("spin-") {
+        host::log(Level::Info, &format!("authenticating {token}: spinning"));
+        spin();
+    }
+    if config()["token"].as_str() == Some(token) {
         json!({"user_id": null, "name": "probe-robot", "admin": false, "via": "probe"})
     } else {
         Value::Null
@@ -99,6 +111,14 @@ fn on_user_created(username: &str) -> Result<Value, HookError> {
             std::hint::black_box(recurse(u64::MAX));
         }
         "exit" => std::process::exit(3),
+        // Lines forging lines of their own, more and longer than a call
+        // may log.
+        "flood" => {
+            for i in 0..1000 {
+                let line = format!("flood {i}\nFAKE line {}", "x".repeat(10_000));
+                host::log(Level::Info, &line);
+            }
+        }
         _ => {}
     }
     Ok(Value::Null)

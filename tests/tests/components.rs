@@ -19,22 +19,6 @@ const LIMIT: Duration = Duration::from_millis(300);
 /// (100 ms) and the request's way through a loaded machine.
 const LATE: Duration = Duration::from_millis(1500);
 
-/// Builds the component crate in `dir` (package `app_plugin_<name>`) for
-/// wasm32-wasip2: the component's path.
-fn build_component(dir: &Path, name: &str) -> PathBuf {
-    let target = workspace().join("target").join("components");
-    let status = cargo()
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
-        .arg("--manifest-path")
-        .arg(dir.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .expect("running cargo build for wasm32-wasip2");
-    assert!(status.success(), "building the component {name} failed");
-    target.join(format!("wasm32-wasip2/release/app_plugin_{name}.wasm"))
-}
-
 /// The probe component, built once per test process.
 fn probe() -> &'static PathBuf {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();

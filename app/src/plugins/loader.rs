@@ -42,6 +42,32 @@ pub fn check_file(candidate: &Candidate, dir: &Path) -> Result<(), String> {
     check_owned(path, &meta)
 }
 
+/// Refuses a component crate whose sources others could have changed (its
+/// folder and every file and folder in it, `target/` aside): the app builds
+/// it, and building runs its build script and macros natively.
+pub fn check_crate(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    check_owned(dir, &meta)?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| e.to_string())?;
+        if kind.is_dir() {
+            if entry.file_name() != "target" {
+                check_crate(&path)?;
+            }
+        } else {
+            // A link is judged by what it leads to (never followed into a folder).
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            check_owned(&path, &meta)?;
+        }
+    }
+    Ok(())
+}
+
 /// Refuses what `meta` describes (the file or folder `path`) if others
 /// could have changed it: writable by its group or by everyone, or
 /// another user's.
@@ -268,6 +294,43 @@ mod tests {
         std::fs::write(&entry, b"not machine code").unwrap();
         std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
         (dir, entry)
+    }
+
+    #[test]
+    fn a_component_crate_others_could_change_is_refused_before_its_build() {
+        use std::os::unix::fs::PermissionsExt;
+        let krate = std::env::temp_dir().join(format!("loader-crate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&krate);
+        std::fs::create_dir_all(krate.join("src")).unwrap();
+        std::fs::create_dir_all(krate.join("target")).unwrap();
+        let mode = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        for (file, m) in [
+            ("Cargo.toml", 0o644),
+            ("src/lib.rs", 0o644),
+            ("target/junk", 0o666),
+        ] {
+            std::fs::write(krate.join(file), "").unwrap();
+            mode(&krate.join(file), m);
+        }
+        mode(&krate, 0o755);
+        mode(&krate.join("src"), 0o755);
+        assert_eq!(
+            check_crate(&krate),
+            Ok(()),
+            "target/ is the build's, not checked"
+        );
+        mode(&krate.join("src/lib.rs"), 0o664);
+        let refused = check_crate(&krate).unwrap_err();
+        assert!(
+            refused.contains("src/lib.rs") && refused.contains("writable by its group"),
+            "{refused}"
+        );
+        mode(&krate.join("src/lib.rs"), 0o644);
+        mode(&krate.join("src"), 0o777);
+        assert!(check_crate(&krate).unwrap_err().contains("src"));
+        std::fs::remove_dir_all(&krate).unwrap();
     }
 
     #[test]

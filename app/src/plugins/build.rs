@@ -43,7 +43,7 @@ const KEPT_ENV: [&str; 10] = [
     "RUSTC_WRAPPER",
 ];
 
-/// The command that installs [`TARGET`].
+/// The command that installs the `wasm32-wasip2` target.
 pub const INSTALL: &str = "rustup target add wasm32-wasip2";
 
 /// Where component crates are built: a target folder of their own beside
@@ -64,7 +64,7 @@ pub fn output(build_dir: &Path, crate_name: &str) -> PathBuf {
 }
 
 /// Builds the component crate in `crate_dir` (the plugin `name`) into
-/// [`output`], logging when it starts and how long it took.
+/// `output(build_dir, ..)`, logging when it starts and how long it took.
 ///
 /// # Errors
 ///

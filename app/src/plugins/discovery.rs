@@ -4,7 +4,7 @@
 //! sandboxed plugin: a WebAssembly component `app_plugin_<name>.wasm`
 //! ([`super::component`]), or a component crate (its Cargo.toml says
 //! `[package.metadata.app-plugin] kind = "component"`), which the app builds
-//! for `wasm32-wasip2` itself ([`super::build`]).
+//! for `wasm32-wasip2` itself (`plugins/build.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +32,7 @@ pub struct Candidate {
 /// running binary, in `build_dir`) and prebuilt libraries. A crate or a
 /// library whose name lacks the prefix is listed with its problem (cargo
 /// builds every crate in `plugins/`: it would be built and never loaded),
-/// as are two plugins of one name (see [`mark_twins`]); any other file is
+/// as are two plugins of one name (see `mark_twins`); any other file is
 /// ignored with a debug line.
 pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>> {
     let mut found = Vec::new();

@@ -689,6 +689,16 @@ impl TestApp {
         Self::start_on(Arc::new(TestDb::create(backend)), &options)
     }
 
+    /// Starts the app on a fresh database with `options`, giving it up to
+    /// `deadline` to listen: for a start that builds a component crate
+    /// first (cargo may compile its dependencies from nothing).
+    pub fn start_within(backend: Backend, options: Options, deadline: Duration) -> TestApp {
+        let db = Arc::new(TestDb::create(backend));
+        let proc = Proc::spawn(options.command(&db));
+        let client = Client::new(proc.wait_listening_within(deadline));
+        TestApp { proc, client, db }
+    }
+
     /// Starts the app on `db` (shared with other instances, maybe).
     pub fn start_on(db: Arc<TestDb>, options: &Options) -> TestApp {
         Self::wait_up(Proc::spawn(options.command(&db)), db)

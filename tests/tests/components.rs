@@ -555,7 +555,8 @@ fn a_component_crates_build_script_sees_none_of_the_apps_environment() {
         .real_app()
         .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
         .env("APP_SECRET", "s3cret");
-    let app = TestApp::start_with(Backend::Sqlite, options);
+    // The first build of a component crate compiles its dependencies.
+    let app = TestApp::start_within(Backend::Sqlite, options, Duration::from_secs(600));
     assert_eq!(status_of(&app, "envless"), "loaded");
     assert!(!app.proc.output.text().contains("s3cret"));
 }

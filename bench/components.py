@@ -20,7 +20,7 @@ the real app (bench/run.py --only components, or this script alone):
             warm (from the cache; target < 200 ms), against no plugin; and
             the resident memory per loaded component (idle RSS delta / 50).
 4. binary:  the bytes of the engine (wasmtime, cranelift, wasmparser, ...)
-            in the library that carries it, from its symbol table.
+            in the app's binary, from its symbol table.
 
 Writes bench/results/components.json (quick/debug runs: bench/results/quick/).
 """
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -137,8 +138,8 @@ def measure_calls(duration: float) -> dict:
                                         ("component_pooled", folder, ""),
                                         ("component_fresh", folder, "warm_instances = 0\n")):
             log(f"components calls: {label}")
-            runs[label] = users_run("sqlite", None, folder_,
-                                    f"[plugins.probe.sandbox]\n{sandbox}", duration)
+            toml = f"[plugins.probe.sandbox]\n{sandbox}" if folder_ else ""
+            runs[label] = users_run("sqlite", None, folder_, toml, duration)
     cpu = {k: v["server_cpu_us_per_request"] for k, v in runs.items()}
     return {"runs": runs,
             "pooled_hooks_cpu_us_per_request": cpu["component_pooled"] - cpu["none"],
@@ -168,11 +169,19 @@ def measure_writes(duration: float) -> dict:
 
 # --- 3: startup and memory ----------------------------------------------------
 
+class PatientApp(App):
+    """An app given minutes to start: a cold start compiles 50 components
+    (a debug build's compiler is slow)."""
+
+    def wait_ready(self, timeout: float = 600) -> None:
+        super().wait_ready(timeout)
+
+
 def start_ms(folder: Path, work: Path) -> tuple[float, int]:
     """Process start to the first 200 of /health, and the idle RSS (kB)."""
     db = Database("sqlite", work)
     started = time.monotonic()
-    app = App(load.APP, work, database=db, plugins_dir=folder, env=config(work, ""))
+    app = PatientApp(load.APP, work, database=db, plugins_dir=folder, env=config(work, ""))
     took = (time.monotonic() - started) * 1000
     try:
         if any(folder.iterdir()):
@@ -216,28 +225,30 @@ def measure_startup(runs: int) -> dict:
 
 # --- 4: the engine's bytes ------------------------------------------------------
 
-ENGINE_CRATES = ("wasmtime", "cranelift", "wasmparser", "wasm_encoder", "wit_parser",
-                 "wasmprinter", "regalloc2", "wasi", "cap_std", "cap_primitives", "gimli",
-                 "object", "pulley")
+# The crates the component runtime brings (a symbol counts by the crate its
+# path starts with, a trait impl by its self type's).
+ENGINE = re.compile(r"<?&?(mut )?(wasmtime|cranelift|wasmparser|wasm_encoder|wit_parser|"
+                    r"wasmprinter|regalloc2|pulley|cap_std|cap_primitives|cap_fs_ext|cap_time_ext|"
+                    r"cap_net_ext|cap_rand|wasi|gimli|object|fxprof|ittapi|io_extras|"
+                    r"system_interface|winch)\w*::")
 
 
 def measure_binary() -> dict:
-    """The text+data bytes of the engine's symbols in the library that
-    carries the app (libhookspecs.so, the SDK dylib every crate links)."""
-    lib = load.BUILD / "libhookspecs.so"
-    out = subprocess.run(["nm", "-S", "--size-sort", "-C", str(lib)],
+    """The bytes of the engine's symbols in the app's binary (app-main; `app`
+    is its launcher), against all its symbols, from its symbol table."""
+    binary = load.BUILD / "app-main"
+    out = subprocess.run(["nm", "-S", "--size-sort", "-C", str(binary)],
                          capture_output=True, text=True, check=True).stdout
     total = engine = 0
     for line in out.splitlines():
         parts = line.split(" ", 3)
-        if len(parts) < 4:
+        if len(parts) < 4 or parts[2] in "Nn":
             continue
         size = int(parts[1], 16)
         total += size
-        name = parts[3].lstrip("<").lstrip("&")
-        if name.split("::", 1)[0] in ENGINE_CRATES:
+        if ENGINE.match(parts[3]):
             engine += size
-    return {"library": lib.name, "file_bytes": lib.stat().st_size,
+    return {"binary": binary.name, "file_bytes": binary.stat().st_size,
             "symbol_bytes": total, "engine_symbol_bytes": engine}
 
 
@@ -272,7 +283,7 @@ def markdown(r: dict) -> str:
               f"(compiling) {m['cold']:,.0f} ms; warm (cached) {m['warm']:,.0f} ms "
               f"(target < {STARTUP_TARGET_MS}). Resident memory per loaded component: "
               f"{s['rss_per_component_kb']:,.0f} kB.", "",
-              f"Engine in {b['library']}: {b['engine_symbol_bytes'] / 2**20:,.1f} MiB of "
+              f"Engine in {b['binary']}: {b['engine_symbol_bytes'] / 2**20:,.1f} MiB of "
               f"{b['symbol_bytes'] / 2**20:,.1f} MiB of symbols ({r['build']} build)."]
     return "\n".join(lines)
 

@@ -710,6 +710,32 @@ mod tests {
     }
 
     #[test]
+    fn a_call_leaves_nothing_of_itself_to_the_next_on_its_instance() {
+        let mut state = State {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            budget: Budget::new(1 << 20),
+            plugin: "probe",
+            config: "{}".into(),
+            ctx: None,
+            deadline: Instant::now(),
+            raced: false,
+            log: LogBudget::default(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        state.begin(None, deadline);
+        assert_eq!(state.deadline, deadline);
+        state.raced = true;
+        for _ in 0..=LOG_LINES {
+            state.log.admit();
+        }
+        assert!(state.end(), "the call raced");
+        assert!(!state.raced && state.ctx.is_none());
+        assert_eq!((state.log.written, state.log.dropped), (0, 0));
+        assert!(!state.end(), "the next call starts without it");
+    }
+
+    #[test]
     fn a_component_acts_only_as_nobody_or_its_hooks_actor() {
         let who = |name: &str, admin| Identity {
             user_id: Some(1),

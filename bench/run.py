@@ -14,6 +14,10 @@
              SQLite and PostgreSQL, acknowledged writes counted in the database
 5. startup:  50 plugins made by `app plugin new`, process start to first 200
 6. memory:   resident memory idle and under load (measured during `writes`)
+7. components: sandboxed plugins against native ones: hook calls warm and
+             fresh, writes with autoinvite both ways, startup with 50
+             components cold and warm, memory per component, the engine's
+             bytes in the binary (components.py)
 
 Writes bench/results/: one JSON per part, results.csv (every number),
 results.md (the tables) and report.svg / report.png (the chart), and puts
@@ -38,12 +42,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PARTS = ["dispatch", "growth", "http", "writes", "startup"]
+PARTS = ["dispatch", "growth", "http", "writes", "startup", "components"]
 
 
 # The parts are the scripts beside this one, imported as modules; they share
 # one `load` module, and with it the build they run (load.select_build).
 sys.path.insert(0, str(HERE))
+import components  # noqa: E402
 import dispatch  # noqa: E402
 import load  # noqa: E402
 import startup  # noqa: E402
@@ -68,6 +73,8 @@ def measure(part: str, quick: bool) -> dict:
         return load.measure_writes(quick)
     if part == "startup":
         return startup.measure(quick)
+    if part == "components":
+        return components.measure(quick)
     raise ValueError(part)
 
 
@@ -166,6 +173,7 @@ SECTIONS = [
     ("http", "HTTP routes: plugin route vs core route vs bare hyper (same process, wrk)", http_md),
     ("writes", "Writes with hooks, and memory", writes_md),
     ("startup", "Startup with 50 scaffolded plugins (process start to first 200 on /health)", startup_md),
+    ("components", "Components: sandboxed plugins against native ones", components.markdown),
 ]
 
 
@@ -245,7 +253,7 @@ def main() -> None:
     env = dispatch.machine()
     if set(parts) == set(PARTS) or (parts and "env" not in results):
         results["env"] = env
-    if {"growth", "http", "writes"} & set(parts):
+    if {"growth", "http", "writes", "components"} & set(parts):
         load.ensure_wrk()
         load.build()
     for part in parts:

@@ -6,7 +6,7 @@
 //! and PostgreSQL.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, Barrier, OnceLock};
 
 use e2e_tests::*;
 use serde_json::json;
@@ -60,6 +60,15 @@ fn component(name: &'static str) -> PathBuf {
 /// The real app with plugin `name` alone in its plugin folder, built as
 /// `build`.
 fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfile::TempDir) {
+    let (options, folder) = options(name, build, "");
+    let app = TestApp::start_with(backend, options);
+    loaded(&app, name, build);
+    (app, folder)
+}
+
+/// The options of an app with plugin `name` alone in its plugin folder,
+/// built as `build`, and `config` (TOML), and the folder.
+fn options(name: &'static str, build: Build, config: &str) -> (Options, tempfile::TempDir) {
     let folder = tempfile::tempdir().unwrap();
     match build {
         Build::Native => {
@@ -81,18 +90,24 @@ fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfi
             .unwrap();
         }
     }
-    let mut options = Options::default()
+    // A call's time limit counts the nested calls it makes (the services,
+    // the hooks they fire): the depth test nests 64 deep, on a machine
+    // that may be loaded.
+    let config = match build {
+        Build::Native => config.to_owned(),
+        Build::Component => {
+            format!("{config}\n[plugins.{name}.sandbox]\ntime_limit_ms = 20000\n")
+        }
+    };
+    let options = Options::default()
         .real_app()
-        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
-    if let Build::Component = build {
-        // A call's time limit counts the nested calls it makes (the
-        // services, the hooks they fire): the depth test nests 64 deep, on
-        // a machine that may be loaded.
-        options = options.config(&format!(
-            "[plugins.{name}.sandbox]\ntime_limit_ms = 20000\n"
-        ));
-    }
-    let app = TestApp::start_with(backend, options);
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
+        .config(&config);
+    (options, folder)
+}
+
+/// Checks that plugin `name` was loaded, as `build`.
+fn loaded(app: &TestApp, name: &str, build: Build) {
     let report = expect(200, app.get("/api/admin/plugins", ADMIN));
     let entry = report["plugins"]
         .as_array()
@@ -104,7 +119,6 @@ fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfi
         Build::Component => "component",
     };
     assert_eq!(entry["kind"], kind, "{entry}");
-    (app, folder)
 }
 
 fn space(app: &TestApp, name: &str, access: &str, role: &str) -> i64 {
@@ -233,6 +247,86 @@ fn notes(build: Build, backend: Backend) -> (TestApp, tempfile::TempDir) {
     expect(204, app.delete(&format!("/api/users/{ann}"), ADMIN));
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
     (app, folder)
+}
+
+/// autoinvite on three instances sharing one PostgreSQL database, eight
+/// clients at once creating users and open spaces: every operation
+/// answers 201 (the losers of a race re-run, the component's hook with
+/// them), and every user is in every open space, once.
+fn autoinvite_on_three_instances(build: Build) {
+    let db = Arc::new(TestDb::create(
+        Backend::postgres().expect("TEST_DATABASE_URL"),
+    ));
+    // Retries enough that contention never turns into 503s.
+    let (options, _folder) = options(
+        "autoinvite",
+        build,
+        "[database]\nmax_attempts = 40\nbackoff_ms = 2\n",
+    );
+    let apps: Vec<TestApp> = (0..3)
+        .map(|_| TestApp::start_on(db.clone(), &options))
+        .collect();
+    loaded(&apps[0], "autoinvite", build);
+    let clients: Vec<Client> = apps.iter().map(|a| a.client.clone()).collect();
+    let start = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let (client, start) = (clients[i % 3].clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                (0..6)
+                    .map(|k| {
+                        if i % 4 == 0 {
+                            let space = json!({"name": format!("open-{i}-{k}"), "access": "open"});
+                            client.post("/api/spaces", ADMIN, space)
+                        } else {
+                            let name = format!("u{i}x{k}");
+                            let user =
+                                json!({"username": name, "email": format!("{name}@example.org")});
+                            client.post("/api/users", ADMIN, user)
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for thread in threads {
+        for (status, body) in thread.join().unwrap() {
+            assert_eq!(status, 201, "{body}");
+        }
+    }
+    let (users, spaces) = (
+        db.count("SELECT COUNT(*) FROM users"),
+        db.count("SELECT COUNT(*) FROM spaces"),
+    );
+    assert_eq!((users, spaces), (36, 12));
+    assert_eq!(db.count("SELECT COUNT(*) FROM memberships"), users * spaces);
+    let distinct = "SELECT COUNT(*) FROM (SELECT DISTINCT space_id, user_id FROM memberships) d";
+    assert_eq!(db.count(distinct), users * spaces);
+    for app in &apps {
+        let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+        assert_eq!(
+            report["operations"]["gave_up"], 0,
+            "{}",
+            report["operations"]
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(no_test_database, ignore = "PostgreSQL: TEST_DATABASE_URL is not set")]
+fn autoinvite_native_on_three_instances() {
+    autoinvite_on_three_instances(Build::Native);
+}
+
+#[test]
+#[cfg_attr(no_test_database, ignore = "PostgreSQL: TEST_DATABASE_URL is not set")]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn autoinvite_component_on_three_instances() {
+    autoinvite_on_three_instances(Build::Component);
 }
 
 e2e! {

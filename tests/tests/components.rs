@@ -44,11 +44,23 @@ fn start_configured(
     limit: Duration,
     extra: &str,
 ) -> (TestApp, tempfile::TempDir) {
+    start_sandboxed(backend, component, limit, extra, "")
+}
+
+/// [`start_configured`] with `sandbox` lines in the probe's
+/// `[plugins.probe.sandbox]` table too.
+fn start_sandboxed(
+    backend: Backend,
+    component: &[u8],
+    limit: Duration,
+    extra: &str,
+    sandbox: &str,
+) -> (TestApp, tempfile::TempDir) {
     let folder = tempfile::tempdir().unwrap();
     std::fs::write(folder.path().join("app_plugin_probe.wasm"), component).unwrap();
     let config = format!(
         "[plugins.probe]\ntoken = \"probe-secret\"\n{extra}\n[plugins.probe.sandbox]\n\
-         time_limit_ms = {}\nmemory_mib = 16\n",
+         time_limit_ms = {}\nmemory_mib = 16\n{sandbox}\n",
         limit.as_millis()
     );
     let options = Options::default()
@@ -134,6 +146,10 @@ e2e! {
                     let error = expect_error(500, "hook_failed", answer);
                     let line = logged_500(&app, &error);
                     assert!(line.contains("it trapped"), "{fault}: {line}");
+                    if fault == "oom" {
+                        let cap = "it reached its memory cap of 16 MiB";
+                        assert!(line.contains(cap), "{line}");
+                    }
                 }
             }
         }
@@ -301,12 +317,13 @@ fn a_component_of_another_major_version_or_with_unknown_imports_is_refused_namin
 fn a_component_of_an_older_minor_version_loads_and_runs() {
     // The probe built against version 1.0.0 of the interface, as released
     // (a minor version behind the app's): its imports and its export are
-    // 1.0.0's, which the app's 1.1 linker still satisfies.
+    // 1.0.0's, which the app's 1.1 linker still satisfies. (1.0.0 has no
+    // `actor`, which the probe logs.)
     let older = probe_against(
         "tests/components/wit-1.0.0/plugin.wit",
         "older",
         ("package app:plugin@1.0.0;", "package app:plugin@1.0.0;"),
-        None,
+        Some(("host::actor()", "None::<String>")),
     );
     let component = std::fs::read(older).unwrap();
     let names = |needle: &str| {
@@ -468,19 +485,19 @@ fn busy_components_leave_the_server_answering() {
 )]
 fn a_component_logs_bounded_lines_of_its_own_only() {
     let (app, _folder) = start(Backend::Sqlite);
-    // One line "user flood-x created", then 1,000 of the flood: 199 of
-    // those are written, 801 dropped.
+    // Two lines ("user flood-x created", its creation count), then 1,000
+    // of the flood: 198 of those are written, 802 dropped.
     app.create_user("flood-x");
     app.proc.output.wait_for("the dropped lines' count", |out| {
-        out.contains("801 lines dropped")
+        out.contains("802 lines dropped")
     });
     let output = app.proc.output.text();
-    assert_eq!(output.matches("\\nFAKE line").count(), 199);
+    assert_eq!(output.matches("\\nFAKE line").count(), 198);
     assert!(
         !output.lines().any(|l| l.starts_with("FAKE")),
         "a forged line"
     );
-    assert_eq!(output.matches("bytes cut]").count(), 199);
+    assert_eq!(output.matches("bytes cut]").count(), 198);
     assert_eq!(output.matches("lines dropped").count(), 1);
 }
 
@@ -586,4 +603,107 @@ fn a_component_error_with_a_success_status_is_a_scrubbed_500() {
         "{line}"
     );
     assert_eq!(users(&app), 0);
+}
+
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn an_instance_is_reused_only_after_a_clean_call_and_keeps_nothing_of_it() {
+    // One warm instance, and one request at a time (each waits for its
+    // delivery): every call of the probe runs on the pool's instance
+    // unless the previous one discarded it.
+    let probe = std::fs::read(probe()).unwrap();
+    let (app, _folder) = start_sandboxed(Backend::Sqlite, &probe, LIMIT, "", "warm_instances = 1");
+    let mut deliveries = 0;
+    let mut create = |name: &str, status: u16| {
+        let answer = app.post("/api/users", ADMIN, new_user(name));
+        if status == 201 {
+            expect(201, answer);
+            deliveries += 1;
+            let delivered = "SELECT COUNT(*) FROM outbox_deliveries \
+                             WHERE plugin = 'probe' AND status = 'delivered'";
+            wait_until("the delivery", || app.db.count(delivered) == deliveries);
+            Value::Null
+        } else {
+            expect_error(status, "hook_failed", answer)
+        }
+    };
+    // What the probe logged of creating `name`: "creation N of this
+    // instance, actor A".
+    let creation = |name: &str| {
+        let marker = format!("{name}: creation ");
+        app.proc
+            .output
+            .wait_for("the creation's line", |out| out.contains(&marker));
+        let output = app.proc.output.text();
+        let line = output.lines().find(|l| l.contains(&marker)).unwrap();
+        line[line.find(&marker).unwrap() + marker.len()..].to_owned()
+    };
+    let nth = |name: &str| creation(name).split(' ').next().unwrap().to_owned();
+
+    create("a1", 201);
+    assert!(
+        creation("a1").starts_with("1 of this instance, actor {"),
+        "{}",
+        creation("a1")
+    );
+    assert!(
+        creation("a1").contains(r#""admin":true"#),
+        "{}",
+        creation("a1")
+    );
+    create("a2", 201);
+    assert_eq!(nth("a2"), "2", "reused after a clean call");
+    // The deliveries ran on that instance after creations acting as the
+    // admin: the context of one call is gone in the next.
+    let output = app.proc.output.text();
+    for name in ["a1", "a2"] {
+        let line = format!(r#"user "{name}" delivered: event "#);
+        let line = output.lines().find(|l| l.contains(&line)).unwrap();
+        assert!(line.contains("attempt 1 (actor none)"), "{line}");
+    }
+
+    // A trap discards it.
+    let error = create("panic-x", 500);
+    assert!(logged_500(&app, &error).contains("it trapped"));
+    create("b1", 201);
+    assert_eq!(nth("b1"), "1", "a fresh instance after a trap");
+
+    // A clean call that used up its log budget: the next call logs anew.
+    create("flood-x", 201);
+    assert_eq!(nth("flood-x"), "2");
+    create("b2", 201);
+    assert_eq!(nth("b2"), "3");
+    app.proc
+        .output
+        .wait_for("b2's own line", |out| out.contains("user b2 created"));
+    assert_eq!(app.proc.output.text().matches("lines dropped").count(), 1);
+
+    // A clean call that left its memory grown past half the cap (10 of
+    // 16 MiB): not reused.
+    create("hoard-10-x", 201);
+    assert_eq!(nth("hoard-10-x"), "4");
+    create("c1", 201);
+    assert_eq!(
+        nth("c1"),
+        "1",
+        "a fresh instance after one grown past half its cap"
+    );
+
+    // Past the cap: the plugin's error, then a fresh instance serves on.
+    let error = create("oom-x", 500);
+    let line = logged_500(&app, &error);
+    assert!(
+        line.contains("it reached its memory cap of 16 MiB"),
+        "{line}"
+    );
+    create("d1", 201);
+    assert_eq!(nth("d1"), "1");
+    assert_eq!(
+        users(&app),
+        8,
+        "every healthy creation committed, no faulty one"
+    );
 }

@@ -1,11 +1,13 @@
 //! A component's limits, from `[plugins.<name>.sandbox]`: the time one hook
-//! call may take and the memory its instance may grow to. The rest of the
-//! plugin's table is its own configuration.
+//! call may take, the memory an instance may grow to, and how many warm
+//! instances are kept. The rest of the plugin's table is its own
+//! configuration.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
+use wasmtime::ResourceLimiter;
 
 /// The key of the limits' table inside `[plugins.<name>]`.
 const KEY: &str = "sandbox";
@@ -17,8 +19,11 @@ pub struct Limits {
     /// Per hook call, milliseconds: a call still running then is
     /// interrupted (a busy loop included) and fails with a 504.
     pub time_limit_ms: u64,
-    /// The instance's linear memory, MiB: growing past it traps.
+    /// An instance's memory, MiB: all its linear memories and tables
+    /// together (a component holds several); growing past it traps.
     pub memory_mib: u64,
+    /// Instances kept warm between calls (0: a fresh instance per call).
+    pub warm_instances: usize,
 }
 
 impl Default for Limits {
@@ -26,6 +31,7 @@ impl Default for Limits {
         Limits {
             time_limit_ms: 1000,
             memory_mib: 64,
+            warm_instances: 4,
         }
     }
 }
@@ -39,6 +45,74 @@ impl Limits {
     /// The memory cap, bytes.
     pub fn memory_bytes(&self) -> usize {
         usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
+/// The bytes Wasmtime takes per table element (a pointer), counted
+/// against the cap as memory is.
+const TABLE_ELEMENT: usize = std::mem::size_of::<usize>();
+
+/// One instance's memory budget: what its memories and tables hold, summed,
+/// against the plugin's cap. Wasmtime's own `StoreLimits` bounds each
+/// memory alone, which lets a component with several reach a multiple of
+/// the cap.
+#[derive(Debug)]
+pub struct Budget {
+    cap: usize,
+    used: usize,
+}
+
+impl Budget {
+    /// An empty budget of `cap` bytes.
+    pub fn new(cap: usize) -> Budget {
+        Budget { cap, used: 0 }
+    }
+
+    /// The bytes its memories and tables hold now.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// The cap, bytes.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Takes `desired - current` more bytes, or refuses with a trap that
+    /// says which cap was reached (the plugin's error then names it).
+    fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
+        let used = self.used.saturating_sub(current).saturating_add(desired);
+        if used > self.cap {
+            wasmtime::bail!(
+                "it reached its memory cap of {} MiB ([plugins.<name>.{KEY}] memory_mib)",
+                self.cap >> 20
+            );
+        }
+        self.used = used;
+        Ok(true)
+    }
+}
+
+impl ResourceLimiter for Budget {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.grow(current, desired)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.grow(
+            current.saturating_mul(TABLE_ELEMENT),
+            desired.saturating_mul(TABLE_ELEMENT),
+        )
     }
 }
 
@@ -83,7 +157,7 @@ mod tests {
             limits,
             Limits {
                 time_limit_ms: 50,
-                memory_mib: 64
+                ..Limits::default()
             }
         );
         assert_eq!(config, json!({"token": "t"}));
@@ -95,5 +169,23 @@ mod tests {
         let err = split(&json!({"sandbox": {"time_limit": 50}})).unwrap_err();
         assert!(err.contains("unknown field `time_limit`"), "{err}");
         assert!(split(&json!({"sandbox": {"memory_mib": 0}})).is_err());
+        let (limits, _) = split(&json!({"sandbox": {"warm_instances": 0}})).unwrap();
+        assert_eq!(limits.warm_instances, 0, "0 is allowed: no pool");
+    }
+
+    #[test]
+    fn memories_and_tables_count_together_against_the_cap() {
+        let mut budget = Budget::new(4 << 20);
+        // Two memories of 1.5 MiB each, then a table of 1,000 elements.
+        assert!(budget.memory_growing(0, 3 << 19, None).unwrap());
+        assert!(budget.memory_growing(0, 3 << 19, None).unwrap());
+        assert!(budget.table_growing(0, 1000, None).unwrap());
+        assert_eq!(budget.used(), (3 << 20) + 1000 * TABLE_ELEMENT);
+        // One memory growing by 1 MiB more goes past 4 MiB in all, though
+        // it alone stays under.
+        let err = budget.memory_growing(3 << 19, 5 << 19, None).unwrap_err();
+        assert!(err.to_string().contains("memory cap of 4 MiB"), "{err}");
+        assert_eq!(budget.used(), (3 << 20) + 1000 * TABLE_ELEMENT, "unchanged");
+        assert!(budget.memory_growing(3 << 19, 4 << 19, None).unwrap());
     }
 }

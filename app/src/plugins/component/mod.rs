@@ -1,18 +1,21 @@
 //! Sandboxed plugins: WebAssembly components (`app_plugin_<name>.wasm` in
-//! the plugin folder) run by wasmtime, each hook call in a fresh instance
-//! within the plugin's limits (`[plugins.<name>.sandbox]`).
+//! the plugin folder) run by wasmtime, each hook call in an instance of its
+//! own (warm, or fresh after a fault) within the plugin's limits
+//! (`[plugins.<name>.sandbox]`).
 //!
 //! - [`wit`]: the interface (hookspecs/wit/plugin.wit), its version, and
 //!   its hooks tied to [`hookspecs::AppHooks`];
 //! - `runtime`: the engine, the epoch ticker, the cache of compiled
-//!   components, one store per call;
+//!   components, one store per instance;
+//! - `pool`: the warm instances of a plugin, and when one is reused;
 //! - `cache`: the bound of the cache of compiled components;
-//! - `limits`: time and memory per plugin;
+//! - `limits`: time, memory and warm instances per plugin;
 //! - `plugin`: the component as an engine plugin.
 
 mod cache;
 mod limits;
 mod plugin;
+mod pool;
 mod runtime;
 pub mod wit;
 

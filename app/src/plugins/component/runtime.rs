@@ -1,7 +1,8 @@
 //! The component runtime: one wasmtime engine for every sandboxed plugin,
 //! its epoch ticker, the on-disk cache of compiled components, and one
-//! store per hook call (a fresh instance: a trap never outlives its call,
-//! and a nested call into the same plugin gets an instance of its own).
+//! store per instance, each call in an instance of its own taken from the
+//! plugin's [`Pool`] (a trap never outlives its call, and a nested call
+//! into the same plugin gets another instance).
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -11,14 +12,15 @@ use std::time::{Duration, Instant};
 
 use hookspecs::sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use hookspecs::sql::Call;
 use hookspecs::{ApiError, HookContext, Identity};
 use serde_json::Value;
 
-use super::limits::Limits;
+use super::limits::{Budget, Limits};
+use super::pool::{self, Pool};
 use super::wit::{self, GUEST, Hook, HookError, Level, Manifest, PluginPre, Service, VERSION};
 use crate::plugins::loader;
 
@@ -50,16 +52,20 @@ pub struct Runtime {
     cache: Option<PathBuf>,
 }
 
-/// One call's store: WASI with nothing granted (no files, no environment,
-/// no network, no inherited stdio), the memory cap, the plugin's config,
-/// and the context of the hook being called (none in `describe`).
+/// One instance's store: WASI with nothing granted (no files, no
+/// environment, no network, no inherited stdio), the memory budget, the
+/// plugin's config, and what is per call: the context of the hook being
+/// called (none in `describe` and between calls), its deadline, whether it
+/// raced, its log budget.
 pub struct State {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    budget: Budget,
     plugin: &'static str,
     config: Arc<str>,
     ctx: Option<HookContext>,
+    /// When the call running now is interrupted.
+    deadline: Instant,
     /// A service it called lost a race with a concurrent operation: its
     /// failure then asks for the operation to run again, as a native
     /// plugin's would.
@@ -88,10 +94,19 @@ impl LogBudget {
     }
 }
 
-/// Once per call, however it ended (an answer, a trap, a timeout that
-/// dropped its future): the lines it could not log.
-impl Drop for State {
-    fn drop(&mut self) {
+impl State {
+    /// Starts a call in `ctx`, interrupted at `deadline`: nothing of the
+    /// previous call on this instance remains.
+    fn begin(&mut self, ctx: Option<HookContext>, deadline: Instant) {
+        self.ctx = ctx;
+        self.deadline = deadline;
+        self.raced = false;
+        self.log = LogBudget::default();
+    }
+
+    /// Ends a call: reports the lines it could not log and forgets its
+    /// context (an idle instance holds no transaction). Whether it raced.
+    fn end(&mut self) -> bool {
         if self.log.dropped > 0 {
             tracing::warn!(
                 plugin = self.plugin,
@@ -99,6 +114,17 @@ impl Drop for State {
                 self.log.dropped
             );
         }
+        self.log = LogBudget::default();
+        self.ctx = None;
+        std::mem::take(&mut self.raced)
+    }
+}
+
+/// A call that did not end (a trap, a timeout that dropped its future)
+/// drops its instance: its lines not logged are reported then.
+impl Drop for State {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -327,13 +353,21 @@ fn own_error(error: &ApiError) -> HookError {
     }
 }
 
-/// A component ready to instantiate, with its limits and configuration.
+/// A component ready to instantiate, with its limits, configuration and
+/// warm instances.
 pub struct Loaded {
     runtime: Arc<Runtime>,
     pre: PluginPre<State>,
     plugin: &'static str,
     limits: Limits,
     config: Arc<str>,
+    pool: Pool<Instance>,
+}
+
+/// An instance of the component in its own store.
+struct Instance {
+    store: Store<State>,
+    plugin: wit::Plugin,
 }
 
 /// A component's own failure of a call.
@@ -416,6 +450,7 @@ impl Runtime {
             plugin,
             limits,
             config: config.to_string().into(),
+            pool: Pool::new(limits.warm_instances),
         };
         // Polled on this thread (startup's, or a reload's blocking one),
         // inside the Tokio runtime: its driver runs the time limit's timer
@@ -518,32 +553,28 @@ fn check_version(engine: &Engine, component: &Component) -> Result<(), String> {
 }
 
 impl Loaded {
-    /// A store for one call, with its memory cap and epoch deadline, and
-    /// the context of the hook it serves.
-    fn store(&self, ctx: Option<HookContext>) -> Store<State> {
+    /// A store for one instance, with its memory budget, and its deadline
+    /// checked at each epoch tick.
+    fn store(&self) -> Store<State> {
         let state = State {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes())
-                .trap_on_grow_failure(true)
-                .build(),
+            budget: Budget::new(self.limits.memory_bytes()),
             plugin: self.plugin,
             config: self.config.clone(),
-            ctx,
+            ctx: None,
+            deadline: Instant::now(),
             raced: false,
             log: LogBudget::default(),
         };
         let mut store = Store::new(&self.runtime.engine, state);
-        store.limiter(|s| &mut s.limits);
+        store.limiter(|s| &mut s.budget);
         // Wasm runs inside the poll of its task: at each tick a busy
         // component yields, so that it never holds a Tokio worker (the
         // accept loop, other requests) for longer than a tick; past its
-        // time it traps.
-        let deadline = Instant::now() + self.limits.time();
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() < deadline {
+        // call's deadline it traps.
+        store.epoch_deadline_callback(|store| {
+            Ok(if Instant::now() < store.data().deadline {
                 UpdateDeadline::Yield(1)
             } else {
                 UpdateDeadline::Interrupt
@@ -562,33 +593,62 @@ impl Loaded {
         }
     }
 
-    async fn manifest(&self) -> Result<Manifest, Fault> {
-        let mut store = self.store(None);
-        self.bounded(async {
-            let plugin = self.pre.instantiate_async(&mut store).await?;
-            plugin.app_plugin_guest().call_describe(&mut store).await
-        })
-        .await
+    /// Runs `call` on a warm instance (or a new one) in `ctx`, within the
+    /// plugin's limits; gives the instance back if the call ended cleanly
+    /// and its memory allows (see [`pool`]). With whether it raced.
+    async fn with_instance<T>(
+        &self,
+        ctx: Option<HookContext>,
+        call: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<T>,
+    ) -> Result<(T, bool), Fault> {
+        let run = async {
+            let deadline = Instant::now() + self.limits.time();
+            let mut instance = match self.pool.take() {
+                Some(instance) => instance,
+                None => {
+                    let mut store = self.store();
+                    store.data_mut().begin(None, deadline);
+                    store.set_epoch_deadline(1);
+                    let plugin = self.pre.instantiate_async(&mut store).await?;
+                    Instance { store, plugin }
+                }
+            };
+            instance.store.data_mut().begin(ctx, deadline);
+            instance.store.set_epoch_deadline(1);
+            let answer = call(&mut instance).await?;
+            Ok((answer, instance))
+        };
+        // A fault drops the instance inside `run`: it is never reused.
+        let (answer, mut instance) = self.bounded(run).await?;
+        let raced = instance.store.data_mut().end();
+        let budget = &instance.store.data().budget;
+        if pool::reusable(budget.used(), budget.cap()) {
+            self.pool.give_back(instance);
+        }
+        Ok((answer, raced))
     }
 
-    /// Calls `hook` with `args` (JSON) in a fresh instance, within the
-    /// plugin's limits, the services it calls acting in `ctx`.
+    async fn manifest(&self) -> Result<Manifest, Fault> {
+        let call = async |instance: &mut Instance| {
+            let guest = instance.plugin.app_plugin_guest();
+            guest.call_describe(&mut instance.store).await
+        };
+        Ok(self.with_instance(None, call).await?.0)
+    }
+
+    /// Calls `hook` with `args` (JSON) in an instance of its own, within
+    /// the plugin's limits, the services it calls acting in `ctx`.
     pub async fn call(
         &self,
         hook: Hook,
         args: &str,
         ctx: &HookContext,
     ) -> Result<Result<String, Refused>, Fault> {
-        let mut store = self.store(Some(ctx.clone()));
-        let call = async {
-            let plugin = self.pre.instantiate_async(&mut store).await?;
-            plugin
-                .app_plugin_guest()
-                .call_call(&mut store, hook, args)
-                .await
+        let call = async |instance: &mut Instance| {
+            let guest = instance.plugin.app_plugin_guest();
+            guest.call_call(&mut instance.store, hook, args).await
         };
-        let outcome = self.bounded(call).await?;
-        let raced = store.data().raced;
+        let (outcome, raced) = self.with_instance(Some(ctx.clone()), call).await?;
         Ok(outcome.map_err(|error| Refused { error, raced }))
     }
 
@@ -647,6 +707,32 @@ mod tests {
         let admitted = (0..LOG_LINES + 50).filter(|_| budget.admit()).count();
         assert_eq!(admitted, LOG_LINES as usize);
         assert_eq!(budget.dropped, 50);
+    }
+
+    #[test]
+    fn a_call_leaves_nothing_of_itself_to_the_next_on_its_instance() {
+        let mut state = State {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            budget: Budget::new(1 << 20),
+            plugin: "probe",
+            config: "{}".into(),
+            ctx: None,
+            deadline: Instant::now(),
+            raced: false,
+            log: LogBudget::default(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        state.begin(None, deadline);
+        assert_eq!(state.deadline, deadline);
+        state.raced = true;
+        for _ in 0..=LOG_LINES {
+            state.log.admit();
+        }
+        assert!(state.end(), "the call raced");
+        assert!(!state.raced && state.ctx.is_none());
+        assert_eq!((state.log.written, state.log.dropped), (0, 0));
+        assert!(!state.end(), "the next call starts without it");
     }
 
     #[test]

@@ -1,15 +1,27 @@
 //! The probe: `on_user_created` behaves as the new user's name says
 //! (`veto-*`, `spin-*`, `sleep-*`, `panic-*`, `oom-*`, `deep-*`, `exit-*`,
-//! `flood-*`; anything else passes), `authenticate` accepts the token set
+//! `flood-*`, `hoard-<MiB>-*`; anything else passes) and logs how many
+//! creations its instance has seen and its actor, `authenticate` accepts the token set
 //! in its configuration (and spins for a token `spin-*`), `describe` sleeps
 //! for an hour if its configuration says `describe = "sleep"`, and
-//! `on_user_modified` and `after_user_created` log what they were given.
+//! `on_user_modified` and `after_user_created` log what they were given
+//! (the latter with its actor).
 
 wit_bindgen::generate!({ path: "../../../hookspecs/wit", world: "plugin" });
 
 use app::plugin::host::{self, Level};
 use app::plugin::types::{Hook, HookDecl, HookError, Manifest, Tier};
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The creations this instance has seen: an instance reused counts on,
+/// a fresh one starts again at 1.
+static CREATED: AtomicU32 = AtomicU32::new(0);
+
+/// `actor()` for a log line.
+fn actor() -> String {
+    host::actor().unwrap_or_else(|| "none".into())
+}
 
 struct Probe;
 
@@ -56,8 +68,11 @@ impl exports::app::plugin::guest::Guest for Probe {
             Hook::AfterUserCreated => {
                 let (user, delivery) = (&args[0], &args[1]);
                 let line = format!(
-                    "user {} delivered: event {} attempt {}",
-                    user["username"], delivery["event_id"], delivery["attempt"]
+                    "user {} delivered: event {} attempt {} (actor {})",
+                    user["username"],
+                    delivery["event_id"],
+                    delivery["attempt"],
+                    actor()
                 );
                 host::log(Level::Info, &line);
                 Value::Null
@@ -95,6 +110,14 @@ fn authenticate(token: &str) -> Value {
 
 fn on_user_created(username: &str) -> Result<Value, HookError> {
     host::log(Level::Info, &format!("user {username} created"));
+    let created = CREATED.fetch_add(1, Ordering::Relaxed) + 1;
+    host::log(
+        Level::Info,
+        &format!(
+            "{username}: creation {created} of this instance, actor {}",
+            actor()
+        ),
+    );
     let fault = username.split('-').next().unwrap_or_default();
     match fault {
         "veto" => return Err(refuse(422, &format!("the probe refuses {username}"))),
@@ -111,6 +134,11 @@ fn on_user_created(username: &str) -> Result<Value, HookError> {
             std::hint::black_box(recurse(u64::MAX));
         }
         "exit" => std::process::exit(3),
+        // Memory kept by the instance: `hoard-<MiB>-*`.
+        "hoard" => {
+            let mib: usize = username.split('-').nth(1).and_then(|n| n.parse().ok()).unwrap_or(1);
+            Box::leak(vec![1u8; mib << 20].into_boxed_slice());
+        }
         // Lines forging lines of their own, more and longer than a call
         // may log.
         "flood" => {

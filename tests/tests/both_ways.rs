@@ -108,8 +108,19 @@ fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfi
 }
 
 fn space(app: &TestApp, name: &str, access: &str, role: &str) -> i64 {
-    let body = json!({"name": name, "access": access, "default_role": role});
+    sub_space(app, name, access, None, role)
+}
+
+fn sub_space(app: &TestApp, name: &str, access: &str, parent: Option<i64>, role: &str) -> i64 {
+    let body = json!({"name": name, "access": access, "parent_id": parent, "default_role": role});
     id(&expect(201, app.post("/api/spaces", ADMIN, body)))
+}
+
+/// Puts `user` in `space` with `role` (200 for a new membership or a changed one).
+fn put(app: &TestApp, space: i64, user: i64, role: &str) {
+    let path = format!("/api/spaces/{space}/members/{user}");
+    let (status, body) = app.put(&path, ADMIN, json!({"role": role}));
+    assert!(status == 200 || status == 201, "{status}: {body}");
 }
 
 /// Every membership as `space:user:role`, sorted.
@@ -143,6 +154,60 @@ fn autoinvite(build: Build, backend: Backend) {
         ]
     );
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 2);
+}
+
+/// parent_access: a new member of a space joins each ancestor it is not in
+/// yet, with the ancestor's default role (each membership it adds fires
+/// its hook again, a nested call); an ancestor it is already in stops it.
+fn parent_access(build: Build, backend: Backend) {
+    let (app, _folder) = start(backend, "parent_access", build);
+    let root = sub_space(&app, "root", "confidential", None, "reader");
+    let mid = sub_space(&app, "mid", "on_request", Some(root), "contributor");
+    let leaf = sub_space(&app, "leaf", "confidential", Some(mid), "space_manager");
+    let ada = id(&app.create_user("ada"));
+    // Already in root with a stronger role: parent_access must not touch it.
+    put(&app, root, ada, "space_manager");
+    put(&app, leaf, ada, "reader");
+    assert_eq!(
+        memberships(&app),
+        [
+            format!("leaf:{ada}:reader"),
+            format!("mid:{ada}:contributor"),
+            format!("root:{ada}:space_manager"),
+        ]
+    );
+    // A top-level space has no ancestor: nothing more.
+    let other = space(&app, "other", "confidential", "reader");
+    put(&app, other, ada, "reader");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM memberships"), 4);
+}
+
+/// child_removal: a user removed from a space leaves every descendant
+/// (each removal fires its hook again, a level down), not other spaces.
+fn child_removal(build: Build, backend: Backend) {
+    let (app, _folder) = start(backend, "child_removal", build);
+    let root = sub_space(&app, "root", "confidential", None, "reader");
+    let mid = sub_space(&app, "mid", "confidential", Some(root), "reader");
+    let leaf = sub_space(&app, "leaf", "confidential", Some(mid), "reader");
+    let other = space(&app, "other", "confidential", "reader");
+    let ada = id(&app.create_user("ada"));
+    let bob = id(&app.create_user("bob"));
+    for s in [root, mid, leaf, other] {
+        put(&app, s, ada, "reader");
+    }
+    put(&app, leaf, bob, "reader");
+    expect(
+        204,
+        app.delete(&format!("/api/spaces/{root}/members/{ada}"), ADMIN),
+    );
+    assert_eq!(
+        memberships(&app),
+        [format!("leaf:{bob}:reader"), format!("other:{ada}:reader")]
+    );
+    // Deleting a user still works though removals cascade.
+    put(&app, mid, bob, "reader");
+    expect(204, app.delete(&format!("/api/users/{bob}"), ADMIN));
+    assert_eq!(memberships(&app), [format!("other:{ada}:reader")]);
 }
 
 /// Runs `sql` on the app's database (what a migration would have done).
@@ -243,6 +308,24 @@ e2e! {
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn autoinvite_component(backend) {
         autoinvite(Build::Component, backend);
+    }
+
+    fn parent_access_native(backend) {
+        parent_access(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn parent_access_component(backend) {
+        parent_access(Build::Component, backend);
+    }
+
+    fn child_removal_native(backend) {
+        child_removal(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn child_removal_component(backend) {
+        child_removal(Build::Component, backend);
     }
 
     fn notes_native(backend) {

@@ -340,6 +340,24 @@ macro_rules! export_plugin {
             }
         }
 
+        // Its routes: `on_plugins_loaded` run in the component.
+        #[cfg(target_family = "wasm")]
+        impl $crate::guest::bindings::exports::app::plugin::routes::Guest for AppPluginComponent {
+            fn start() -> ::core::result::Result<
+                ::std::vec::Vec<$crate::guest::bindings::exports::app::plugin::routes::RouteDecl>,
+                $crate::guest::bindings::app::plugin::types::HookError,
+            > {
+                $crate::guest::start(app_plugin_register)
+            }
+
+            fn handle(
+                route: u32,
+                request: ::std::string::String,
+            ) -> ::core::result::Result<::std::string::String, $crate::guest::bindings::app::plugin::types::HookError> {
+                $crate::guest::handle(app_plugin_register, route, request)
+            }
+        }
+
         #[cfg(target_family = "wasm")]
         $crate::guest::bindings::export_component!(AppPluginComponent);
     };

@@ -329,7 +329,8 @@ e2e! {
     }
 
     fn notes_native(backend) {
-        notes(Build::Native, backend);
+        let (app, _folder) = notes(Build::Native, backend);
+        notes_routes(&app);
     }
 
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
@@ -350,7 +351,60 @@ e2e! {
         assert_eq!(noted(&app).len(), 7);
         assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
         component_sql_refusals(&app);
+        notes_routes(&app);
+        // A handler's trap is that request's 500; the process lives and
+        // the next request gets a fresh instance.
+        let trapped = expect_error(500, "hook_failed", app.get("/plugins/notes/panic", None));
+        let logged = logged_500(&app, &trapped);
+        assert!(logged.contains("it trapped"), "{logged}");
+        assert_eq!(expect(200, app.get("/plugins/notes/count", ADMIN))["notes"], 9);
     }
+}
+
+/// The notes fixture's routes, added by its `on_plugins_loaded` (in a
+/// component: run in the component, each request in an instance of its
+/// own): path parameters, the query string, the body, the caller's
+/// identity and guards; its own table and the services in the request's
+/// transaction, which an error rolls back.
+fn notes_routes(app: &TestApp) {
+    let seen = |path: &str, token| expect(200, app.get(&format!("/plugins/notes{path}"), token));
+    let before = app.db.count("SELECT COUNT(*) FROM plugin_notes_seen");
+    app.create_user("rita");
+    assert_eq!(
+        seen("/seen/rita?greeting=hi", None),
+        json!({"username": "rita", "seen": 1, "viewer": null, "greeting": "hi"})
+    );
+    assert_eq!(seen("/seen/bob", ADMIN)["viewer"], "admin");
+    assert_eq!(seen("/seen/bob", ADMIN)["seen"], 0);
+    let users = app.db.count("SELECT COUNT(*) FROM users");
+    let post =
+        |query: &str, body, token| app.post(&format!("/plugins/notes/seen{query}"), token, body);
+    expect_error(
+        401,
+        "unauthorized",
+        post("", json!({"username": "zed"}), None),
+    );
+    assert_eq!(
+        expect(201, post("", json!({"username": "zed"}), ADMIN)),
+        json!({"noted": 1, "users": users})
+    );
+    let failed = expect_error(
+        409,
+        "asked_to_fail",
+        post("?fail=1", json!({"username": "zed"}), ADMIN),
+    );
+    assert_eq!(failed["message"], "as asked");
+    let invalid = expect_error(422, "invalid", post("", json!({"name": "zed"}), ADMIN));
+    assert!(
+        invalid["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("username: missing field"),
+        "{invalid}"
+    );
+    expect_error(401, "unauthorized", app.get("/plugins/notes/count", None));
+    assert_eq!(seen("/count", ADMIN), json!({"notes": before + 2}));
+    assert_eq!(seen("/seen/zed", None)["seen"], 1);
 }
 
 /// What the host refuses of a component's SQL, each before it reaches the

@@ -210,6 +210,29 @@ fn child_removal(build: Build, backend: Backend) {
     assert_eq!(memberships(&app), [format!("other:{ada}:reader")]);
 }
 
+/// hello_world: greets at startup (its `on_plugins_loaded`, which also
+/// adds its route), logs each new user, and tells the caller who they are.
+fn hello_world(build: Build, backend: Backend) {
+    let (app, _folder) = start(backend, "hello_world", build);
+    app.proc
+        .output
+        .wait_for("the greeting", |out| out.contains("Hello, world!"));
+    let me = expect(200, app.get("/plugins/hello_world/user", ADMIN));
+    assert_eq!(
+        (me["name"].as_str(), me["admin"].as_bool()),
+        (Some("admin"), Some(true))
+    );
+    expect_error(
+        401,
+        "unauthorized",
+        app.get("/plugins/hello_world/user", None),
+    );
+    app.create_user("ada");
+    app.proc.output.wait_for("the new user's line", |out| {
+        out.contains("created user ada")
+    });
+}
+
 /// Runs `sql` on the app's database (what a migration would have done).
 fn run_sql(app: &TestApp, sql: &str) {
     hookspecs::tokio::runtime::Builder::new_current_thread()
@@ -326,6 +349,15 @@ e2e! {
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn child_removal_component(backend) {
         child_removal(Build::Component, backend);
+    }
+
+    fn hello_world_native(backend) {
+        hello_world(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn hello_world_component(backend) {
+        hello_world(Build::Component, backend);
     }
 
     fn notes_native(backend) {

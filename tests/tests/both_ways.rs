@@ -390,6 +390,16 @@ e2e! {
         let logged = logged_500(&app, &trapped);
         assert!(logged.contains("it trapped"), "{logged}");
         assert_eq!(expect(200, app.get("/plugins/notes/count", ADMIN))["notes"], 9);
+        // A handler that never ends is interrupted at the plugin's time
+        // limit (20 s here): a 504, and the app serves on.
+        let asked = std::time::Instant::now();
+        let overran = expect_error(504, "hook_timeout", app.get("/plugins/notes/spin", None));
+        let took = asked.elapsed();
+        assert!(
+            (20..30).contains(&took.as_secs()),
+            "answered after {took:?}: {overran}"
+        );
+        assert_eq!(expect(200, app.get("/plugins/notes/count", ADMIN))["notes"], 9);
     }
 }
 
@@ -569,7 +579,7 @@ e2e! {
         assert!(
             message.contains(
                 "its routes changed (GET /seen/:username (Public), POST /seen (SignedIn), \
-                 GET /count (Admin), GET /panic (Public) before, none now)"
+                 GET /count (Admin), GET /spin (Public), GET /panic (Public) before, none now)"
             ),
             "{message}"
         );

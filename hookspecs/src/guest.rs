@@ -28,7 +28,7 @@ use crate::context::{HookContext, PluginConfigs};
 use crate::error::ApiError;
 use crate::export::PluginExport;
 use crate::hooks::{AppHooks, Change, Delivery, deliver, fire};
-use crate::http::{Guard, Method, RequestParts, RouteTable};
+use crate::http::{Guard, Method, RequestParts, RouteDef, RouteError, RouteTable};
 use crate::model::Identity;
 use crate::services::{Remote, Transport};
 use crate::util::parse;
@@ -123,10 +123,14 @@ fn hook_error(e: ApiError) -> HookError {
 /// Its `on_plugins_loaded` failed, or a route was refused.
 pub fn start(register: Register) -> Result<Vec<RouteDecl>, HookError> {
     log_to_host();
-    let (plugin, table) = block_on(started(register)).map_err(hook_error)?;
+    let (plugin, table, clash) = block_on(started(register)).map_err(hook_error)?;
     let prefix = format!("/plugins/{plugin}");
-    Ok(table
-        .routes()
+    let mut routes = table.routes();
+    // The route refused for a clash is answered too: the host adds it
+    // after the first, and its table refuses it as a native plugin's
+    // (startup stops, naming both).
+    routes.extend(clash);
+    Ok(routes
         .iter()
         .map(|route| {
             let path = route.path.strip_prefix(&prefix).unwrap_or(&route.path);
@@ -163,7 +167,7 @@ pub fn handle(register: Register, route: u32, request: String) -> Result<String,
 }
 
 async fn answer(register: Register, route: u32, request: &str) -> Result<String, ApiError> {
-    let (plugin, table) = started(register).await?;
+    let (plugin, table, _) = started(register).await?;
     let routes = table.routes();
     let handler = routes
         .get(route as usize)
@@ -182,8 +186,9 @@ async fn answer(register: Register, route: u32, request: &str) -> Result<String,
 }
 
 /// The plugin's routes, as its `on_plugins_loaded` adds them to a table of
-/// this instance's own.
-async fn started(register: Register) -> Result<(String, RouteTable), ApiError> {
+/// this instance's own, and the one refused for a clash with them, if its
+/// `on_plugins_loaded` failed for that.
+async fn started(register: Register) -> Result<(String, RouteTable, Option<RouteDef>), ApiError> {
     let export = registered(register).map_err(ApiError::internal)?;
     let plugin = host::plugin_name();
     let hooks = PluginManager::<dyn AppHooks>::new();
@@ -196,8 +201,30 @@ async fn started(register: Register) -> Result<(String, RouteTable), ApiError> {
         table: table.clone(),
         configs: Arc::new(configs(&plugin)?),
     };
-    hooks.hook().on_plugins_loaded(&startup).await?;
-    Ok((plugin, table))
+    let Err(error) = hooks.hook().on_plugins_loaded(&startup).await else {
+        return Ok((plugin, table, None));
+    };
+    let refused = error.innermost().cause().and_then(|c| c.downcast_ref());
+    let Some(RouteError::Clash {
+        method,
+        path,
+        existing,
+        ..
+    }) = refused
+    else {
+        return Err(error.into());
+    };
+    // The refused route as it was asked for (its guard is the first's: a
+    // clash is about method and path only).
+    let clash = table
+        .routes()
+        .into_iter()
+        .find(|r| r.method.as_str() == *method && &r.path == existing)
+        .map(|first| RouteDef {
+            path: path.clone(),
+            ..first
+        });
+    Ok((plugin, table, clash))
 }
 
 async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, ApiError> {

@@ -57,9 +57,8 @@ fn component(name: &'static str) -> PathBuf {
     path
 }
 
-/// The real app with plugin `name` alone in its plugin folder, built as
-/// `build`.
-fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfile::TempDir) {
+/// A plugin folder with plugin `name` alone in it, built as `build`.
+fn plugin_folder(name: &'static str, build: Build) -> tempfile::TempDir {
     let folder = tempfile::tempdir().unwrap();
     match build {
         Build::Native => {
@@ -81,6 +80,13 @@ fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfi
             .unwrap();
         }
     }
+    folder
+}
+
+/// The real app with plugin `name` alone in its plugin folder, built as
+/// `build`.
+fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfile::TempDir) {
+    let folder = plugin_folder(name, build);
     let mut options = Options::default()
         .real_app()
         .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
@@ -547,6 +553,37 @@ fn a_component_whose_tables_would_include_another_plugins_is_refused() {
          plugin's name; rename one of them"
     );
     assert_eq!(status("notes_log"), "loaded");
+}
+
+/// A route that clashes with another stops startup, naming both, whether
+/// the plugin is native or a component (whose `on_plugins_loaded` ran in
+/// the component).
+fn route_clash(build: Build, backend: Backend) {
+    let folder = plugin_folder("notes", build);
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
+        .config("[plugins.notes]\nclash = true\n");
+    let (status, output) = run_to_exit(&TestDb::create(backend), &options);
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains(
+            "route GET /plugins/notes/seen/:name of `notes` clashes with \
+             GET /plugins/notes/seen/:username of `notes`"
+        ),
+        "{output}"
+    );
+}
+
+e2e! {
+    fn a_route_clash_stops_startup_native(backend) {
+        route_clash(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn a_route_clash_stops_startup_component(backend) {
+        route_clash(Build::Component, backend);
+    }
 }
 
 e2e! {

@@ -93,7 +93,7 @@ pub fn go_live(plugin: &str) {
     let mount = mount(plugin);
     let mut mount = lock(&mount);
     if let Some((shapes, version)) = mount.staged.take() {
-        mount.shapes.get_or_insert(shapes);
+        mount.shapes = Some(shapes);
         mount.live = Some(version);
     }
 }

@@ -1,5 +1,6 @@
 //! Sandboxed plugins: WebAssembly components (`app_plugin_<name>.wasm` in
-//! the plugin folder) run by wasmtime, each hook call in a fresh instance
+//! the plugin folder) run by wasmtime, each hook call (and each request to
+//! one of its routes) in a fresh instance
 //! within the plugin's limits (`[plugins.<name>.sandbox]`).
 //!
 //! - [`wit`]: the interface (hookspecs/wit/plugin.wit), its version, and
@@ -8,7 +9,8 @@
 //!   components, one store per call;
 //! - `cache`: the bound of the cache of compiled components;
 //! - `limits`: time and memory per plugin;
-//! - `plugin`: the component as an engine plugin.
+//! - `plugin`: the component as an engine plugin, its routes, and the
+//!   mount that a reload swaps behind them.
 
 mod cache;
 mod limits;

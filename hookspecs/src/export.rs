@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
 use hooks_core::{ImplDecl, Plugin};
 
 use crate::hooks::{AppHooks, Change};
@@ -22,6 +25,33 @@ pub struct Migration {
     pub sqlite: &'static str,
     /// The SQL for PostgreSQL.
     pub postgres: &'static str,
+}
+
+/// A plugin's typed configuration from its `[plugins.<name>]` table
+/// (`Value::Null` when there is none: the defaults). An unknown key or a
+/// value of the wrong type is an error naming the key. What
+/// [`export_plugin!`](crate::export_plugin)`(..., config = C)` calls, for
+/// a native plugin and a component alike.
+///
+/// # Errors
+///
+/// The key that is unknown or of the wrong type, named.
+pub fn configured<C: DeserializeOwned + Default>(table: &Value) -> Result<C, String> {
+    if table.is_null() {
+        return Ok(C::default());
+    }
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(table.clone(), &mut note);
+    let config = serde_path_to_error::deserialize(de)
+        .map_err(|e| format!("invalid configuration: `{}`: {}", e.path(), e.inner()))?;
+    if !unknown.is_empty() {
+        return Err(format!(
+            "invalid configuration: unknown key `{}`",
+            unknown.join("`, `")
+        ));
+    }
+    Ok(config)
 }
 
 /// What a plugin library hands the app.
@@ -285,7 +315,7 @@ macro_rules! export_plugin {
     ($constructor:expr, config = $config:ty
         $(, requires = [$($needs:literal),* $(,)?])? $(, migrations = $migrations:expr)? $(,)?) => {
         $crate::export_plugin!(@exports |table: &$crate::serde_json::Value| {
-            let config: $config = $crate::loader::configured(table)?;
+            let config: $config = $crate::configured(table)?;
             ::core::result::Result::Ok(
                 $crate::IntoExport::into_export(($constructor)(config))?
                     .requiring(&[$($($needs),*)?])
@@ -337,6 +367,24 @@ macro_rules! export_plugin {
                 args: ::std::string::String,
             ) -> ::core::result::Result<::std::string::String, $crate::guest::bindings::app::plugin::types::HookError> {
                 $crate::guest::call(app_plugin_register, hook, args)
+            }
+        }
+
+        // Its routes: `on_plugins_loaded` run in the component.
+        #[cfg(target_family = "wasm")]
+        impl $crate::guest::bindings::exports::app::plugin::routes::Guest for AppPluginComponent {
+            fn start() -> ::core::result::Result<
+                ::std::vec::Vec<$crate::guest::bindings::exports::app::plugin::routes::RouteDecl>,
+                $crate::guest::bindings::app::plugin::types::HookError,
+            > {
+                $crate::guest::start(app_plugin_register)
+            }
+
+            fn handle(
+                route: u32,
+                request: ::std::string::String,
+            ) -> ::core::result::Result<::std::string::String, $crate::guest::bindings::app::plugin::types::HookError> {
+                $crate::guest::handle(app_plugin_register, route, request)
             }
         }
 

@@ -28,15 +28,17 @@ use crate::context::{HookContext, PluginConfigs};
 use crate::error::ApiError;
 use crate::export::PluginExport;
 use crate::hooks::{AppHooks, Change, Delivery, deliver, fire};
+use crate::http::{Guard, Method, RequestParts, RouteDef, RouteError, RouteTable};
 use crate::model::Identity;
 use crate::services::{Remote, Transport};
+use crate::util::parse;
 
 /// The bindings wit-bindgen generates from the WIT package.
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",
-        world: "plugin",
+        world: "sdk-plugin",
         pub_export_macro: true,
         export_macro_name: "export_component",
         default_bindings_module: "::hookspecs::guest::bindings",
@@ -49,6 +51,7 @@ pub use wit_bindgen::rt;
 
 use bindings::app::plugin::host::{self, Level, Service};
 use bindings::app::plugin::types::{Hook, HookDecl, HookError, Manifest, Tier as WitTier};
+use bindings::exports::app::plugin::routes::{Guard as WitGuard, Method as WitMethod, RouteDecl};
 
 /// What [`export_plugin!`](crate::export_plugin) hands the component: the
 /// plugin's registration, from its `[plugins.<name>]` table.
@@ -100,11 +103,128 @@ pub fn describe(register: Register) -> Manifest {
 /// The hook's error, as the API reports it.
 pub fn call(register: Register, hook: Hook, args: String) -> Result<String, HookError> {
     log_to_host();
-    block_on(dispatch(register, hook, &args)).map_err(|e| HookError {
+    block_on(dispatch(register, hook, &args)).map_err(hook_error)
+}
+
+/// The SDK's error as the interface carries it.
+fn hook_error(e: ApiError) -> HookError {
+    HookError {
         status: e.status,
         code: e.code,
         message: e.message,
-    })
+    }
+}
+
+/// Runs the plugin's `on_plugins_loaded` with a fresh
+/// [`Startup`](crate::Startup): the routes it added (see the WIT `start`).
+///
+/// # Errors
+///
+/// Its `on_plugins_loaded` failed, or a route was refused.
+pub fn start(register: Register) -> Result<Vec<RouteDecl>, HookError> {
+    log_to_host();
+    let (plugin, table, clash) = block_on(started(register)).map_err(hook_error)?;
+    let prefix = format!("/plugins/{plugin}");
+    let mut routes = table.routes();
+    // The route refused for a clash is answered too: the host adds it
+    // after the first, and its table refuses it as a native plugin's
+    // (startup stops, naming both).
+    routes.extend(clash);
+    Ok(routes
+        .iter()
+        .map(|route| {
+            let path = route.path.strip_prefix(&prefix).unwrap_or(&route.path);
+            RouteDecl {
+                method: match route.method {
+                    Method::Get => WitMethod::Get,
+                    Method::Post => WitMethod::Post,
+                    Method::Put => WitMethod::Put,
+                    Method::Patch => WitMethod::Patch,
+                    Method::Delete => WitMethod::Delete,
+                },
+                // `/plugins/<name>` itself is the route `/`.
+                path: if path.is_empty() { "/" } else { path }.to_owned(),
+                guard: match route.guard {
+                    Guard::Public => WitGuard::Public,
+                    Guard::SignedIn => WitGuard::SignedIn,
+                    Guard::Admin => WitGuard::Admin,
+                },
+            }
+        })
+        .collect())
+}
+
+/// Answers `request` with the route at `route` of [`start`]'s list (see
+/// the WIT `handle`): this instance runs `on_plugins_loaded` again to find
+/// it.
+///
+/// # Errors
+///
+/// The handler's error, as the API reports it.
+pub fn handle(register: Register, route: u32, request: String) -> Result<String, HookError> {
+    log_to_host();
+    block_on(answer(register, route, &request)).map_err(hook_error)
+}
+
+async fn answer(register: Register, route: u32, request: &str) -> Result<String, ApiError> {
+    let (plugin, table, _) = started(register).await?;
+    let routes = table.routes();
+    let handler = routes
+        .get(route as usize)
+        .map(|r| r.handler.clone())
+        .ok_or_else(|| {
+            ApiError::internal(format!(
+                "no route {route}: on_plugins_loaded added {} routes this time; in a component \
+                 it must add the same routes every time",
+                routes.len()
+            ))
+        })?;
+    let parts = RequestParts::from_json(request)?;
+    // The caller's rights, as a native route's handler has them.
+    let reply = handler(parts.with(context(&plugin, true)?)).await?;
+    serde_json::to_string(&reply).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The plugin's routes, as its `on_plugins_loaded` adds them to a table of
+/// this instance's own, and the one refused for a clash with them, if its
+/// `on_plugins_loaded` failed for that.
+async fn started(register: Register) -> Result<(String, RouteTable, Option<RouteDef>), ApiError> {
+    let export = registered(register).map_err(ApiError::internal)?;
+    let plugin = host::plugin_name();
+    let hooks = PluginManager::<dyn AppHooks>::new();
+    hooks
+        .register_plugin(&plugin, export.plugin)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let table = RouteTable::default();
+    let startup = crate::Startup {
+        plugin: plugin.clone(),
+        table: table.clone(),
+        configs: Arc::new(configs(&plugin)?),
+    };
+    let Err(error) = hooks.hook().on_plugins_loaded(&startup).await else {
+        return Ok((plugin, table, None));
+    };
+    let refused = error.innermost().cause().and_then(|c| c.downcast_ref());
+    let Some(RouteError::Clash {
+        method,
+        path,
+        existing,
+        ..
+    }) = refused
+    else {
+        return Err(error.into());
+    };
+    // The refused route as it was asked for (its guard is the first's: a
+    // clash is about method and path only).
+    let clash = table
+        .routes()
+        .into_iter()
+        .find(|r| r.method.as_str() == *method && &r.path == existing)
+        .map(|first| RouteDef {
+            path: path.clone(),
+            ..first
+        });
+    Ok((plugin, table, clash))
 }
 
 async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, ApiError> {
@@ -115,7 +235,7 @@ async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, 
     hooks
         .register_plugin(&plugin, export.plugin)
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let ctx = context(&plugin)?;
+    let ctx = context(&plugin, false)?;
     let mut args: Vec<Value> = parse(&format!("the arguments of `{name}`"), args)?;
     let relay = hooks.hook();
     let answer = if name == "authenticate" {
@@ -155,21 +275,26 @@ fn refuse(why: &str) -> ! {
     panic!("{why}")
 }
 
-/// The hook's context: the host's actor, with the hook's authority; the
-/// plugin's own configuration; the services through the host.
-fn context(plugin: &str) -> Result<HookContext, ApiError> {
+/// The call's context: the host's actor, with the hook's authority or
+/// (`checked`, a route's) the actor's rights; the plugin's own
+/// configuration; the services through the host.
+fn context(plugin: &str, checked: bool) -> Result<HookContext, ApiError> {
     let actor: Option<Identity> = match host::actor() {
         Some(json) => parse("the actor", &json)?,
         None => None,
     };
-    let config: Value = parse("the configuration", &host::config())?;
-    let configs = PluginConfigs(HashMap::from([(plugin.to_owned(), config)]));
     Ok(HookContext::guest(
         actor,
-        false,
+        checked,
         Arc::new(Remote(Host)),
-        Arc::new(configs),
+        Arc::new(configs(plugin)?),
     ))
+}
+
+/// The plugin's own configuration, from the host.
+fn configs(plugin: &str) -> Result<PluginConfigs, ApiError> {
+    let config: Value = parse("the configuration", &host::config())?;
+    Ok(PluginConfigs(HashMap::from([(plugin.to_owned(), config)])))
 }
 
 /// The services of the app, through the WIT import `call-service`.
@@ -236,11 +361,6 @@ fn hook_name<T: Serialize>(case: T) -> &'static str {
         .iter()
         .find(|h| h.name == snake)
         .map_or("", |h| h.name)
-}
-
-fn parse<T: DeserializeOwned>(what: &str, json: &str) -> Result<T, ApiError> {
-    serde_json::from_str(json)
-        .map_err(|e| ApiError::internal(format!("{what} is not as expected: {e}")))
 }
 
 fn take<T: DeserializeOwned>(args: &mut [Value], at: usize, hook: &str) -> Result<T, ApiError> {

@@ -121,6 +121,12 @@ pub fn app_authority(ctx: &HookContext) -> HookContext {
     ctx.with_app_authority()
 }
 
+/// What a route handler in a component gets of `request`: all but its
+/// context, which stays on the host (see [`RequestParts::to_json`]).
+pub fn request_parts(request: &crate::Request) -> RequestParts {
+    request.parts()
+}
+
 /// The startup handle of `plugin`, adding routes to `table`.
 pub fn startup(plugin: &str, table: RouteTable, configs: Arc<PluginConfigs>) -> crate::Startup {
     crate::Startup {

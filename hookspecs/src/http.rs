@@ -25,7 +25,8 @@ use crate::page::Page;
 /// let writing: Vec<_> = Method::ALL.into_iter().filter(|m| m.writes()).collect();
 /// assert_eq!(writing, [Method::Post, Method::Put, Method::Patch, Method::Delete]);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     /// GET
     Get,
@@ -69,7 +70,7 @@ impl Method {
 }
 
 /// What a handler answers: a status and a JSON body.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
@@ -321,6 +322,17 @@ impl Request {
     pub fn ctx(&self) -> &HookContext {
         &self.ctx
     }
+
+    /// Its parts without the context (what a component's handler gets).
+    pub(crate) fn parts(&self) -> RequestParts {
+        RequestParts {
+            method: self.method,
+            path: self.path.clone(),
+            params: self.params.clone(),
+            query: self.query.clone(),
+            body: self.body.clone(),
+        }
+    }
 }
 
 /// The parts of a request the pipeline reads once and hands to every
@@ -339,7 +351,45 @@ pub struct RequestParts {
     pub body: Option<Arc<Value>>,
 }
 
+/// [`RequestParts`] as JSON: what crosses into a component's route
+/// handler (the WIT `routes.handle`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WireRequest {
+    method: Method,
+    path: String,
+    params: Vec<(String, String)>,
+    query: HashMap<String, String>,
+    body: Option<Value>,
+}
+
 impl RequestParts {
+    /// The parts as JSON, for a component's route handler.
+    pub fn to_json(&self) -> String {
+        let wire = WireRequest {
+            method: self.method,
+            path: self.path.clone(),
+            params: self.params.to_vec(),
+            query: (*self.query).clone(),
+            body: self.body.as_deref().cloned(),
+        };
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
+
+    /// The parts from their JSON ([`to_json`](Self::to_json)).
+    ///
+    /// # Errors
+    /// 500 if `json` is not what `to_json` writes.
+    pub fn from_json(json: &str) -> Result<RequestParts, ApiError> {
+        let wire: WireRequest = crate::util::parse("the request", json)?;
+        Ok(RequestParts {
+            method: wire.method,
+            path: wire.path,
+            params: wire.params.into(),
+            query: Arc::new(wire.query),
+            body: wire.body.map(Arc::new),
+        })
+    }
+
     /// The request handed to one attempt of a handler.
     pub fn with(&self, ctx: HookContext) -> Request {
         let RequestParts {

@@ -31,8 +31,8 @@ pub mod guest;
 mod hooks;
 #[cfg(not(target_family = "wasm"))]
 pub mod host;
-// Its host side (the route table, a request's parts) is reached through
-// `host`, which a component has not: components serve no routes yet.
+// Some of its host side (a request's parts as JSON) is reached through
+// `host`, which a component has not.
 #[cfg_attr(target_family = "wasm", allow(dead_code))]
 mod http;
 #[cfg(not(target_family = "wasm"))]
@@ -49,7 +49,7 @@ pub use authz::{AccessCheck, Action, Decision, Resource};
 pub use changes::{ChangeKind, Entity};
 pub use context::{HookContext, Services};
 pub use error::ApiError;
-pub use export::{IntoExport, Migration, PluginExport};
+pub use export::{IntoExport, Migration, PluginExport, configured};
 pub use hooks::{AppHooks, Change, Delivery};
 pub use http::{Method, Reply, Request, RouteError, Routes, Startup, from_json};
 pub use model::{

@@ -23,9 +23,6 @@
 //! assert!(FINGERPRINT.mismatch(&library_fingerprint()).is_none());
 //! ```
 
-use serde::de::DeserializeOwned;
-use serde_json::Value;
-
 mod build {
     include!(concat!(env!("OUT_DIR"), "/fingerprint.rs"));
 }
@@ -164,27 +161,6 @@ impl Fingerprint {
         }
         None
     }
-}
-
-/// A plugin's typed configuration from its `[plugins.<name>]` table
-/// (`Value::Null` when there is none: the defaults). An unknown key or a
-/// value of the wrong type is an error naming the key.
-pub fn configured<C: DeserializeOwned + Default>(table: &Value) -> Result<C, String> {
-    if table.is_null() {
-        return Ok(C::default());
-    }
-    let mut unknown = Vec::new();
-    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-    let de = serde_ignored::Deserializer::new(table.clone(), &mut note);
-    let config = serde_path_to_error::deserialize(de)
-        .map_err(|e| format!("invalid configuration: `{}`: {}", e.path(), e.inner()))?;
-    if !unknown.is_empty() {
-        return Err(format!(
-            "invalid configuration: unknown key `{}`",
-            unknown.join("`, `")
-        ));
-    }
-    Ok(config)
 }
 
 /// The symbol names the app looks up.

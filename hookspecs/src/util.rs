@@ -84,6 +84,16 @@ pub fn sha256_hex(text: &str) -> String {
         .collect()
 }
 
+/// `json`, written by the other side of the component boundary, as `T`; a
+/// 500 naming `what` otherwise (no client sent it).
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    what: &str,
+    json: &str,
+) -> Result<T, crate::ApiError> {
+    serde_json::from_str(json)
+        .map_err(|e| crate::ApiError::internal(format!("{what} is not as expected: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use time::OffsetDateTime;

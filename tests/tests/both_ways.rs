@@ -66,9 +66,8 @@ fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfi
     (app, folder)
 }
 
-/// The options of an app with plugin `name` alone in its plugin folder,
-/// built as `build`, and `config` (TOML), and the folder.
-fn options(name: &'static str, build: Build, config: &str) -> (Options, tempfile::TempDir) {
+/// A plugin folder with plugin `name` alone in it, built as `build`.
+fn plugin_folder(name: &'static str, build: Build) -> tempfile::TempDir {
     let folder = tempfile::tempdir().unwrap();
     match build {
         Build::Native => {
@@ -90,6 +89,13 @@ fn options(name: &'static str, build: Build, config: &str) -> (Options, tempfile
             .unwrap();
         }
     }
+    folder
+}
+
+/// The options of an app with plugin `name` alone in its plugin folder,
+/// built as `build`, and `config` (TOML), and the folder.
+fn options(name: &'static str, build: Build, config: &str) -> (Options, tempfile::TempDir) {
+    let folder = plugin_folder(name, build);
     // A call's time limit counts the nested calls it makes (the services,
     // the hooks they fire): the depth test nests 64 deep, on a machine
     // that may be loaded.
@@ -122,8 +128,19 @@ fn loaded(app: &TestApp, name: &str, build: Build) {
 }
 
 fn space(app: &TestApp, name: &str, access: &str, role: &str) -> i64 {
-    let body = json!({"name": name, "access": access, "default_role": role});
+    sub_space(app, name, access, None, role)
+}
+
+fn sub_space(app: &TestApp, name: &str, access: &str, parent: Option<i64>, role: &str) -> i64 {
+    let body = json!({"name": name, "access": access, "parent_id": parent, "default_role": role});
     id(&expect(201, app.post("/api/spaces", ADMIN, body)))
+}
+
+/// Puts `user` in `space` with `role` (200 for a new membership or a changed one).
+fn put(app: &TestApp, space: i64, user: i64, role: &str) {
+    let path = format!("/api/spaces/{space}/members/{user}");
+    let (status, body) = app.put(&path, ADMIN, json!({"role": role}));
+    assert!(status == 200 || status == 201, "{status}: {body}");
 }
 
 /// Every membership as `space:user:role`, sorted.
@@ -157,6 +174,83 @@ fn autoinvite(build: Build, backend: Backend) {
         ]
     );
     assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 2);
+}
+
+/// parent_access: a new member of a space joins each ancestor it is not in
+/// yet, with the ancestor's default role (each membership it adds fires
+/// its hook again, a nested call); an ancestor it is already in stops it.
+fn parent_access(build: Build, backend: Backend) {
+    let (app, _folder) = start(backend, "parent_access", build);
+    let root = sub_space(&app, "root", "confidential", None, "reader");
+    let mid = sub_space(&app, "mid", "on_request", Some(root), "contributor");
+    let leaf = sub_space(&app, "leaf", "confidential", Some(mid), "space_manager");
+    let ada = id(&app.create_user("ada"));
+    // Already in root with a stronger role: parent_access must not touch it.
+    put(&app, root, ada, "space_manager");
+    put(&app, leaf, ada, "reader");
+    assert_eq!(
+        memberships(&app),
+        [
+            format!("leaf:{ada}:reader"),
+            format!("mid:{ada}:contributor"),
+            format!("root:{ada}:space_manager"),
+        ]
+    );
+    // A top-level space has no ancestor: nothing more.
+    let other = space(&app, "other", "confidential", "reader");
+    put(&app, other, ada, "reader");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM memberships"), 4);
+}
+
+/// child_removal: a user removed from a space leaves every descendant
+/// (each removal fires its hook again, a level down), not other spaces.
+fn child_removal(build: Build, backend: Backend) {
+    let (app, _folder) = start(backend, "child_removal", build);
+    let root = sub_space(&app, "root", "confidential", None, "reader");
+    let mid = sub_space(&app, "mid", "confidential", Some(root), "reader");
+    let leaf = sub_space(&app, "leaf", "confidential", Some(mid), "reader");
+    let other = space(&app, "other", "confidential", "reader");
+    let ada = id(&app.create_user("ada"));
+    let bob = id(&app.create_user("bob"));
+    for s in [root, mid, leaf, other] {
+        put(&app, s, ada, "reader");
+    }
+    put(&app, leaf, bob, "reader");
+    expect(
+        204,
+        app.delete(&format!("/api/spaces/{root}/members/{ada}"), ADMIN),
+    );
+    assert_eq!(
+        memberships(&app),
+        [format!("leaf:{bob}:reader"), format!("other:{ada}:reader")]
+    );
+    // Deleting a user still works though removals cascade.
+    put(&app, mid, bob, "reader");
+    expect(204, app.delete(&format!("/api/users/{bob}"), ADMIN));
+    assert_eq!(memberships(&app), [format!("other:{ada}:reader")]);
+}
+
+/// hello_world: greets at startup (its `on_plugins_loaded`, which also
+/// adds its route), logs each new user, and tells the caller who they are.
+fn hello_world(build: Build, backend: Backend) {
+    let (app, _folder) = start(backend, "hello_world", build);
+    app.proc
+        .output
+        .wait_for("the greeting", |out| out.contains("Hello, world!"));
+    let me = expect(200, app.get("/plugins/hello_world/user", ADMIN));
+    assert_eq!(
+        (me["name"].as_str(), me["admin"].as_bool()),
+        (Some("admin"), Some(true))
+    );
+    expect_error(
+        401,
+        "unauthorized",
+        app.get("/plugins/hello_world/user", None),
+    );
+    app.create_user("ada");
+    app.proc.output.wait_for("the new user's line", |out| {
+        out.contains("created user ada")
+    });
 }
 
 /// Runs `sql` on the app's database (what a migration would have done).
@@ -339,8 +433,36 @@ e2e! {
         autoinvite(Build::Component, backend);
     }
 
+    fn parent_access_native(backend) {
+        parent_access(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn parent_access_component(backend) {
+        parent_access(Build::Component, backend);
+    }
+
+    fn child_removal_native(backend) {
+        child_removal(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn child_removal_component(backend) {
+        child_removal(Build::Component, backend);
+    }
+
+    fn hello_world_native(backend) {
+        hello_world(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn hello_world_component(backend) {
+        hello_world(Build::Component, backend);
+    }
+
     fn notes_native(backend) {
-        notes(Build::Native, backend);
+        let (app, _folder) = notes(Build::Native, backend);
+        notes_routes(&app);
     }
 
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
@@ -361,7 +483,70 @@ e2e! {
         assert_eq!(noted(&app).len(), 7);
         assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 6);
         component_sql_refusals(&app);
+        notes_routes(&app);
+        // A handler's trap is that request's 500; the process lives and
+        // the next request gets a fresh instance.
+        let trapped = expect_error(500, "hook_failed", app.get("/plugins/notes/panic", None));
+        let logged = logged_500(&app, &trapped);
+        assert!(logged.contains("it trapped"), "{logged}");
+        assert_eq!(expect(200, app.get("/plugins/notes/count", ADMIN))["notes"], 9);
+        // A handler that never ends is interrupted at the plugin's time
+        // limit (20 s here): a 504, and the app serves on.
+        let asked = std::time::Instant::now();
+        let overran = expect_error(504, "hook_timeout", app.get("/plugins/notes/spin", None));
+        let took = asked.elapsed();
+        assert!(
+            (20..30).contains(&took.as_secs()),
+            "answered after {took:?}: {overran}"
+        );
+        assert_eq!(expect(200, app.get("/plugins/notes/count", ADMIN))["notes"], 9);
     }
+}
+
+/// The notes fixture's routes, added by its `on_plugins_loaded` (in a
+/// component: run in the component, each request in an instance of its
+/// own): path parameters, the query string, the body, the caller's
+/// identity and guards; its own table and the services in the request's
+/// transaction, which an error rolls back.
+fn notes_routes(app: &TestApp) {
+    let seen = |path: &str, token| expect(200, app.get(&format!("/plugins/notes{path}"), token));
+    let before = app.db.count("SELECT COUNT(*) FROM plugin_notes_seen");
+    app.create_user("rita");
+    assert_eq!(
+        seen("/seen/rita?greeting=hi", None),
+        json!({"username": "rita", "seen": 1, "viewer": null, "greeting": "hi"})
+    );
+    assert_eq!(seen("/seen/bob", ADMIN)["viewer"], "admin");
+    assert_eq!(seen("/seen/bob", ADMIN)["seen"], 0);
+    let users = app.db.count("SELECT COUNT(*) FROM users");
+    let post =
+        |query: &str, body, token| app.post(&format!("/plugins/notes/seen{query}"), token, body);
+    expect_error(
+        401,
+        "unauthorized",
+        post("", json!({"username": "zed"}), None),
+    );
+    assert_eq!(
+        expect(201, post("", json!({"username": "zed"}), ADMIN)),
+        json!({"noted": 1, "users": users})
+    );
+    let failed = expect_error(
+        409,
+        "asked_to_fail",
+        post("?fail=1", json!({"username": "zed"}), ADMIN),
+    );
+    assert_eq!(failed["message"], "as asked");
+    let invalid = expect_error(422, "invalid", post("", json!({"name": "zed"}), ADMIN));
+    assert!(
+        invalid["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("username: missing field"),
+        "{invalid}"
+    );
+    expect_error(401, "unauthorized", app.get("/plugins/notes/count", None));
+    assert_eq!(seen("/count", ADMIN), json!({"notes": before + 2}));
+    assert_eq!(seen("/seen/zed", None)["seen"], 1);
 }
 
 /// What the host refuses of a component's SQL, each before it reaches the
@@ -462,4 +647,76 @@ fn a_component_whose_tables_would_include_another_plugins_is_refused() {
          plugin's name; rename one of them"
     );
     assert_eq!(status("notes_log"), "loaded");
+}
+
+/// A route that clashes with another stops startup, naming both, whether
+/// the plugin is native or a component (whose `on_plugins_loaded` ran in
+/// the component).
+fn route_clash(build: Build, backend: Backend) {
+    let folder = plugin_folder("notes", build);
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
+        .config("[plugins.notes]\nclash = true\n");
+    let (status, output) = run_to_exit(&TestDb::create(backend), &options);
+    assert!(!status.success(), "{output}");
+    assert!(
+        output.contains(
+            "route GET /plugins/notes/seen/:name of `notes` clashes with \
+             GET /plugins/notes/seen/:username of `notes`"
+        ),
+        "{output}"
+    );
+}
+
+e2e! {
+    fn a_route_clash_stops_startup_native(backend) {
+        route_clash(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn a_route_clash_stops_startup_component(backend) {
+        route_clash(Build::Component, backend);
+    }
+}
+
+e2e! {
+    /// A reload is the component's own startup: its `on_plugins_loaded`
+    /// runs again, and its routes answer from the new version. A new
+    /// version whose routes differ from those in the router (here: none)
+    /// is refused, and the old one serves on.
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn a_reloaded_component_keeps_its_routes_and_a_version_changing_them_is_refused(backend) {
+        let (app, folder) = start(backend, "notes", Build::Component);
+        run_sql(&app, "CREATE TABLE plugin_notes_seen (username TEXT NOT NULL)");
+        app.create_user("rita");
+        let seen = |token| expect(200, app.get("/plugins/notes/seen/rita", token));
+        assert_eq!(seen(None)["seen"], 1);
+        let reload = || app.raw("POST", "/api/admin/plugins/notes/reload", ADMIN, None);
+        assert_eq!(
+            expect(200, reload()),
+            json!({"plugin": "notes", "reloaded": true, "generation": 2})
+        );
+        assert_eq!(seen(ADMIN)["seen"], 1);
+        app.create_user("rita-2");
+        assert_eq!(expect(200, app.get("/plugins/notes/count", ADMIN))["notes"], 2);
+        // A "new version" without the routes: refused, naming them.
+        let file = folder.path().join("app_plugin_notes.wasm");
+        let partial = file.with_extension("partial");
+        std::fs::copy(component("parent_access"), &partial).unwrap();
+        std::fs::rename(&partial, &file).unwrap();
+        let refused = expect_error(422, "reload_refused", reload());
+        let message = refused["message"].as_str().unwrap();
+        assert!(
+            message.contains(
+                "its routes changed (GET /seen/:username (Public), POST /seen (SignedIn), \
+                 GET /count (Admin), GET /spin (Public), GET /panic (Public) before, none now)"
+            ),
+            "{message}"
+        );
+        // The old version serves on: its routes and its hooks.
+        app.create_user("rita-3");
+        assert_eq!(expect(200, app.get("/plugins/notes/count", ADMIN))["notes"], 3);
+        assert_eq!(seen(None)["seen"], 1);
+    }
 }

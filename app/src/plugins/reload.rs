@@ -15,13 +15,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hooks_core::PluginManager;
+use hooks_core::{Plugin, PluginManager};
 use hookspecs::AppHooks;
-use hookspecs::host::PluginConfigs;
+use hookspecs::host::{PluginConfigs, RouteTable};
 
-use super::discovery;
 use super::load::{build_dir, check_table_prefix, open};
 use super::report::{Entries, Entry, Kind, Status};
+use super::{component, discovery};
 
 /// Why a reload did not happen.
 #[derive(Debug, PartialEq, Eq)]
@@ -181,20 +181,6 @@ impl Reloader {
         .await
         .map_err(|e| format!("its load panicked: {e}"))??;
         let (source, export) = opened;
-        if let Some(hook) = export
-            .plugin
-            .impls()
-            .iter()
-            .find(|d| d.hook == "on_plugins_loaded")
-        {
-            // Its routes would have to replace the old ones in the frozen
-            // router; until the router can swap a plugin's routes, a
-            // plugin with a startup hook reloads by a restart.
-            return Err(format!(
-                "it implements `{}`, which a reload cannot run yet: restart the app to load it",
-                hook.hook
-            ));
-        }
         let missing: Vec<&String> = export
             .requires
             .iter()
@@ -213,13 +199,33 @@ impl Reloader {
         .await
         .map_err(|e| format!("its migrations panicked: {e}"))??;
         let plugin = export.plugin;
+        self.start(name, &plugin).await?;
         let swapped = if self.hooks.has_plugin(name) {
             self.hooks.replace(name, plugin).map(drop)
         } else {
             self.hooks.register_plugin(name, plugin)
         };
         swapped.map_err(|e| e.to_string())?;
+        component::go_live(name);
         Ok((source, export.migrations))
+    }
+
+    /// The new version's own startup: its `on_plugins_loaded` with a fresh
+    /// [`Startup`](hookspecs::Startup) (on a table of its own: the router
+    /// keeps the routes it has), whose routes must be those the router
+    /// has for it.
+    async fn start(&self, name: &str, plugin: &Plugin<dyn AppHooks>) -> Result<(), String> {
+        component::unstage(name);
+        if !plugin.impls().iter().any(|d| d.hook == "on_plugins_loaded") {
+            return component::check_routes(name);
+        }
+        let startup = hookspecs::host::startup(name, RouteTable::default(), self.configs.clone());
+        plugin
+            .object()
+            .on_plugins_loaded(&startup)
+            .await
+            .map_err(|e| format!("on_plugins_loaded: {e}"))?;
+        component::check_routes(name)
     }
 
     fn lock_entries(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {

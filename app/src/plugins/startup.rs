@@ -34,7 +34,11 @@ pub async fn start(
             .subset_hook_caller(&others)?
             .on_plugins_loaded(&startup)
             .await;
-        let Err(error) = outcome else { continue };
+        let Err(error) = outcome else {
+            // A component's routes answer from now on.
+            super::component::go_live(imp.plugin);
+            continue;
+        };
         let clash = error
             .innermost()
             .cause()

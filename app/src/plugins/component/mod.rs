@@ -1,7 +1,7 @@
 //! Sandboxed plugins: WebAssembly components (`app_plugin_<name>.wasm` in
-//! the plugin folder) run by wasmtime, each hook call in an instance of its
-//! own (warm, or fresh after a fault) within the plugin's limits
-//! (`[plugins.<name>.sandbox]`).
+//! the plugin folder) run by wasmtime, each hook call (and each request to
+//! one of its routes) in an instance of its own (warm, or fresh after a
+//! fault) within the plugin's limits (`[plugins.<name>.sandbox]`).
 //!
 //! - [`wit`]: the interface (hookspecs/wit/plugin.wit), its version, and
 //!   its hooks tied to [`hookspecs::AppHooks`];
@@ -10,7 +10,8 @@
 //! - `pool`: the warm instances of a plugin, and when one is reused;
 //! - `cache`: the bound of the cache of compiled components;
 //! - `limits`: time, memory and warm instances per plugin;
-//! - `plugin`: the component as an engine plugin.
+//! - `plugin`: the component as an engine plugin, its routes, and the
+//!   mount that a reload swaps behind them.
 
 mod cache;
 mod limits;
@@ -23,6 +24,8 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use hookspecs::PluginExport;
+
+pub use plugin::{check_routes, go_live, unstage};
 
 /// The file extension of a component in the plugin folder.
 pub const EXTENSION: &str = "wasm";

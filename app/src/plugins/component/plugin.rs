@@ -4,21 +4,107 @@
 //! declares.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use hooks_core::{ImplDecl, Plugin, Tier};
+use hookspecs::Method;
+use hookspecs::host::Guard;
 use hookspecs::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::runtime::{Fault, Loaded, Refused};
-use super::wit::{self, Hook, HookError, Manifest};
+use super::wit::{self, Hook, HookError, Manifest, RouteGuard, RouteMethod, RoutesIndices};
 
-/// A sandboxed plugin: each hook call runs in a fresh instance of its
-/// component.
+/// One version of a component, as its routes' handlers call it.
+type Version = (Arc<Loaded>, Arc<RoutesIndices>);
+
+/// A route as the router matches it: method, path, guard.
+type Shape = (Method, String, Guard);
+
+/// Which version of a component answers its routes. The router is built
+/// once, at startup: each route's handler asks its plugin's mount for the
+/// live version when a request comes, so that a reload swaps the version
+/// behind the routes (a request in flight keeps the one it took).
+#[derive(Default)]
+struct Mount {
+    /// The routes in the router, once the plugin has started.
+    shapes: Option<Vec<Shape>>,
+    live: Option<Version>,
+    /// What the latest `on_plugins_loaded` added: live at [`go_live`].
+    staged: Option<(Vec<Shape>, Version)>,
+}
+
+static MOUNTS: LazyLock<Mutex<HashMap<String, Arc<Mutex<Mount>>>>> =
+    LazyLock::new(Default::default);
+
+/// The mount of the component `plugin`.
+fn mount(plugin: &str) -> Arc<Mutex<Mount>> {
+    let mut mounts = MOUNTS.lock().unwrap_or_else(PoisonError::into_inner);
+    mounts.entry(plugin.to_owned()).or_default().clone()
+}
+
+fn lock(mount: &Mutex<Mount>) -> std::sync::MutexGuard<'_, Mount> {
+    mount.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether the routes the new version of `plugin` added (its
+/// `on_plugins_loaded`, just run) are those in the router: a reload swaps
+/// the version behind the routes, not the routes.
+///
+/// # Errors
+///
+/// They differ, naming both lists.
+pub fn check_routes(plugin: &str) -> Result<(), String> {
+    let mount = mount(plugin);
+    let mount = lock(&mount);
+    let staged: &[Shape] = mount.staged.as_ref().map_or(&[], |(s, _)| s);
+    let mounted: &[Shape] = mount.shapes.as_deref().unwrap_or_default();
+    if staged == mounted {
+        return Ok(());
+    }
+    let list = |shapes: &[Shape]| {
+        if shapes.is_empty() {
+            return "none".to_owned();
+        }
+        let each = shapes
+            .iter()
+            .map(|(method, path, guard)| format!("{} {path} ({guard:?})", method.as_str()));
+        each.collect::<Vec<_>>().join(", ")
+    };
+    Err(format!(
+        "its routes changed ({} before, {} now): the router is built at startup, so a new set \
+         of routes needs a restart of the app",
+        list(mounted),
+        list(staged)
+    ))
+}
+
+/// Forgets what an earlier `on_plugins_loaded` of `plugin` staged (a
+/// reload refused after it): a reload starts from the routes in the router.
+pub fn unstage(plugin: &str) {
+    lock(&mount(plugin)).staged = None;
+}
+
+/// Makes the version of `plugin` whose `on_plugins_loaded` ran last the
+/// one answering its routes: at startup once it started, at a reload with
+/// the swap. Nothing for a plugin without routes of a component.
+pub fn go_live(plugin: &str) {
+    let mount = mount(plugin);
+    let mut mount = lock(&mount);
+    if let Some((shapes, version)) = mount.staged.take() {
+        mount.shapes = Some(shapes);
+        mount.live = Some(version);
+    }
+}
+
+/// A sandboxed plugin: each hook call, and each request to one of its
+/// routes, runs in a fresh instance of its component.
 pub struct Sandboxed {
-    component: Loaded,
+    component: Arc<Loaded>,
     hooks: HashMap<&'static str, Hook>,
+    /// Its `routes` export (interface 1.2.0), if it has one.
+    routes: Option<Arc<RoutesIndices>>,
 }
 
 impl Sandboxed {
@@ -30,9 +116,13 @@ impl Sandboxed {
     /// It declares a hook that components cannot implement in this version.
     pub fn plugin(component: Loaded, manifest: &Manifest) -> Result<Plugin<dyn AppHooks>, String> {
         // `authenticate`, `authorize`, and every entity hook, through the
-        // catch-alls.
+        // catch-alls; `on_plugins_loaded` (its routes) through the `routes`
+        // export.
+        let routes = component.routes().map(Arc::new);
+        let startup = routes.as_ref().map(|_| "on_plugins_loaded");
         let supported: Vec<&str> = ["authenticate", "authorize"]
             .into_iter()
+            .chain(startup)
             .chain(Change::KINDS.iter().flat_map(|k| [k.on_hook, k.after_hook]))
             .collect();
         let mut hooks = HashMap::new();
@@ -58,7 +148,11 @@ impl Sandboxed {
                 ..ImplDecl::new(name)
             });
         }
-        let object: Arc<dyn AppHooks> = Arc::new(Sandboxed { component, hooks });
+        let object: Arc<dyn AppHooks> = Arc::new(Sandboxed {
+            component: Arc::new(component),
+            hooks,
+            routes,
+        });
         Ok(Plugin::from_parts(object, decls))
     }
 
@@ -75,27 +169,99 @@ impl Sandboxed {
             .hooks
             .get(hook)
             .ok_or_else(|| anyhow::anyhow!("`{hook}` is not one of the component's hooks"))?;
-        let answer = match self.component.call(wit, &args.to_string(), ctx).await {
-            Ok(Ok(answer)) => answer,
-            // Its failure after a service lost a race: the operation runs
-            // again, as for a native plugin.
-            Ok(Err(Refused { error, raced: true })) => {
-                return Err(ApiError::race(error.message).into());
-            }
-            Ok(Err(Refused { error, .. })) => return Err(refusal(error).into()),
-            Err(fault @ Fault::TimedOut(_)) => {
-                return Err(ApiError::new(504, "hook_timeout", fault.message()).into());
-            }
-            Err(fault) => return Err(ApiError::new(500, "hook_failed", fault.message()).into()),
+        let outcome = self.component.call(wit, &args.to_string(), ctx).await;
+        Ok(answered(outcome)?)
+    }
+
+    /// Adds the routes the component's `on_plugins_loaded` adds (run in
+    /// an instance of its own), each answered by the `handle` of the
+    /// plugin's live version (see [`Mount`]) in a fresh instance; stages
+    /// this version for [`go_live`].
+    async fn add_routes(&self, routes: &Arc<RoutesIndices>, startup: &Startup) -> HookResult<()> {
+        let decls = match self.component.start(routes).await {
+            Ok(Ok(decls)) => decls,
+            Ok(Err(error)) => return Err(refusal(error).into()),
+            Err(fault) => return Err(failure(&fault).into()),
         };
-        serde_json::from_str(&answer).map_err(|e| {
-            ApiError::new(
-                500,
-                "hook_failed",
-                format!("it answered with an unexpected value: {e}"),
-            )
-            .into()
-        })
+        let mount = mount(startup.plugin());
+        let mut shapes = Vec::new();
+        for (index, decl) in (0_u32..).zip(decls) {
+            let guard = match decl.guard {
+                RouteGuard::Public => Guard::Public,
+                RouteGuard::SignedIn => Guard::SignedIn,
+                RouteGuard::Admin => Guard::Admin,
+            };
+            let adder = match guard {
+                Guard::Public => startup.routes(),
+                Guard::SignedIn => startup.routes().signed_in(),
+                Guard::Admin => startup.routes().admin(),
+            };
+            let method = match decl.method {
+                RouteMethod::Get => Method::Get,
+                RouteMethod::Post => Method::Post,
+                RouteMethod::Put => Method::Put,
+                RouteMethod::Patch => Method::Patch,
+                RouteMethod::Delete => Method::Delete,
+            };
+            shapes.push((method, decl.path.clone(), guard));
+            let mount = mount.clone();
+            adder.add(method, &decl.path, move |req: Request| {
+                let live = lock(&mount).live.clone();
+                async move {
+                    let (component, routes) = live.ok_or_else(|| {
+                        ApiError::internal("the component's routes have no live version")
+                    })?;
+                    let request = hookspecs::host::request_parts(&req).to_json();
+                    let outcome = component.handle(&routes, index, &request, req.ctx()).await;
+                    let reply: Reply = answered(outcome)?;
+                    if !(200..=299).contains(&reply.status) {
+                        return Err(ApiError::new(
+                            500,
+                            "hook_failed",
+                            format!(
+                                "its handler answered status {}, which is not a success \
+                                 (200..=299): an error is answered as an error",
+                                reply.status
+                            ),
+                        ));
+                    }
+                    Ok(reply)
+                }
+            })?;
+        }
+        lock(&mount).staged = Some((shapes, (self.component.clone(), routes.clone())));
+        Ok(())
+    }
+}
+
+/// A call's outcome as the API reports it: its answer read as `T`, or its
+/// failure (the component's own error as it wrote it; 504 for an overrun;
+/// 500 for a trap).
+fn answered<T: DeserializeOwned>(
+    outcome: Result<Result<String, Refused>, Fault>,
+) -> Result<T, ApiError> {
+    let answer = match outcome {
+        Ok(Ok(answer)) => answer,
+        // Its failure after a service lost a race: the operation runs
+        // again, as for a native plugin.
+        Ok(Err(Refused { error, raced: true })) => return Err(ApiError::race(error.message)),
+        Ok(Err(Refused { error, .. })) => return Err(refusal(error)),
+        Err(fault) => return Err(failure(&fault)),
+    };
+    serde_json::from_str(&answer).map_err(|e| {
+        ApiError::new(
+            500,
+            "hook_failed",
+            format!("it answered with an unexpected value: {e}"),
+        )
+    })
+}
+
+/// A fault as the API reports it: 504 for an overrun, 500 for a trap.
+fn failure(fault: &Fault) -> ApiError {
+    match fault {
+        Fault::TimedOut(_) => ApiError::new(504, "hook_timeout", fault.message()),
+        Fault::Trapped(_) => ApiError::new(500, "hook_failed", fault.message()),
     }
 }
 
@@ -140,12 +306,19 @@ fn leak(names: &[String]) -> &'static [&'static str] {
     Box::leak(names.into_boxed_slice())
 }
 
-/// The hooks a component can implement in this version: `authenticate`,
-/// `authorize`, and each entity hook, which reaches the component through the catch-all
+/// The hooks a component can implement in this version: `on_plugins_loaded`
+/// (its routes), `authenticate`, `authorize`, and each entity hook, which reaches the component through the catch-all
 /// (the SDK's table says which hook a change is for); each passes its
 /// arguments (but the context) as JSON, in the hook's order.
 #[hookimpl]
 impl AppHooks for Sandboxed {
+    async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
+        match &self.routes {
+            Some(routes) => self.add_routes(routes, startup).await,
+            None => Ok(()),
+        }
+    }
+
     async fn authenticate(&self, token: &str, ctx: &HookContext) -> HookResult<Option<Identity>> {
         self.call("authenticate", json!([token]), ctx).await
     }

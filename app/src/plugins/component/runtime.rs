@@ -21,7 +21,10 @@ use serde_json::Value;
 
 use super::limits::{Budget, Limits};
 use super::pool::{self, Pool};
-use super::wit::{self, GUEST, Hook, HookError, Level, Manifest, PluginPre, Service, VERSION};
+use super::wit::{
+    self, GUEST, Hook, HookError, Level, Manifest, PluginPre, RouteDecl, RoutesIndices, Service,
+    VERSION,
+};
 use crate::plugins::loader;
 
 /// How often the epoch advances: the granularity of the time limit, and
@@ -665,6 +668,57 @@ impl Loaded {
                 None => Fault::Trapped(error.root_cause().to_string()),
             },
         }
+    }
+}
+
+/// Calls of the optional `routes` export (interface 1.2.0), each in a
+/// fresh instance within the plugin's limits, as a hook's.
+impl Loaded {
+    /// Where the component's `routes` export is, if it has one.
+    pub fn routes(&self) -> Option<RoutesIndices> {
+        RoutesIndices::new(self.pre.instance_pre()).ok()
+    }
+
+    /// Its `start`: the routes its `on_plugins_loaded` adds.
+    pub async fn start(
+        &self,
+        routes: &RoutesIndices,
+    ) -> Result<Result<Vec<RouteDecl>, HookError>, Fault> {
+        let mut store = self.store(None);
+        self.bounded(async {
+            let instance = self
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await?;
+            let routes = routes.load(&mut store, &instance)?;
+            routes.call_start(&mut store).await
+        })
+        .await
+    }
+
+    /// Its `handle` of `request` (JSON) at route `route`, the services and
+    /// SQL it calls acting in `ctx` (the request's).
+    pub async fn handle(
+        &self,
+        routes: &RoutesIndices,
+        route: u32,
+        request: &str,
+        ctx: &HookContext,
+    ) -> Result<Result<String, Refused>, Fault> {
+        let mut store = self.store(Some(ctx.clone()));
+        let call = async {
+            let instance = self
+                .pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await?;
+            let routes = routes.load(&mut store, &instance)?;
+            routes.call_handle(&mut store, route, request).await
+        };
+        let outcome = self.bounded(call).await?;
+        let raced = store.data().raced;
+        Ok(outcome.map_err(|error| Refused { error, raced }))
     }
 }
 

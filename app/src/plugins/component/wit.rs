@@ -22,11 +22,25 @@ wasmtime::component::bindgen!({
     },
 });
 
+/// The optional exports (`world optional`), on the types above: looked up
+/// in each component, called when it has them.
+pub mod optional {
+    wasmtime::component::bindgen!({
+        path: "../hookspecs/wit",
+        world: "optional",
+        exports: { default: async },
+        with: { "app:plugin/types": crate::plugins::component::wit::app::plugin::types },
+    });
+}
+
 pub use self::app::plugin::host::{Level, Service};
 pub use self::app::plugin::types::{Hook, HookError, Manifest, Tier};
+pub use self::optional::exports::app::plugin::routes::{
+    Guard as RouteGuard, GuestIndices as RoutesIndices, Method as RouteMethod, RouteDecl,
+};
 
 /// The interface's version, as the package line of the WIT file says.
-pub const VERSION: &str = "1.1.0";
+pub const VERSION: &str = "1.2.0";
 
 /// The exported interface's name prefix; the version follows the `@`.
 pub const GUEST: &str = "app:plugin/guest@";

@@ -99,7 +99,7 @@ pub fn go_live(plugin: &str) {
 }
 
 /// A sandboxed plugin: each hook call, and each request to one of its
-/// routes, runs in a fresh instance of its component.
+/// routes, runs in an instance of its component's pool.
 pub struct Sandboxed {
     component: Arc<Loaded>,
     hooks: HashMap<&'static str, Hook>,
@@ -175,7 +175,7 @@ impl Sandboxed {
 
     /// Adds the routes the component's `on_plugins_loaded` adds (run in
     /// an instance of its own), each answered by the `handle` of the
-    /// plugin's live version (see [`Mount`]) in a fresh instance; stages
+    /// plugin's live version (see [`Mount`]) in an instance of its pool; stages
     /// this version for [`go_live`].
     async fn add_routes(&self, routes: &Arc<RoutesIndices>, startup: &Startup) -> HookResult<()> {
         let decls = match self.component.start(routes).await {

@@ -371,6 +371,8 @@ pub struct Loaded {
 struct Instance {
     store: Store<State>,
     plugin: wit::Plugin,
+    /// The same instance untyped, for the optional exports (`routes`).
+    raw: wasmtime::component::Instance,
 }
 
 /// A component's own failure of a call.
@@ -612,8 +614,9 @@ impl Loaded {
                     let mut store = self.store();
                     store.data_mut().begin(None, deadline);
                     store.set_epoch_deadline(1);
-                    let plugin = self.pre.instantiate_async(&mut store).await?;
-                    Instance { store, plugin }
+                    let raw = self.pre.instance_pre().instantiate_async(&mut store).await?;
+                    let plugin = wit::Plugin::new(&mut store, &raw)?;
+                    Instance { store, plugin, raw }
                 }
             };
             instance.store.data_mut().begin(ctx, deadline);
@@ -671,8 +674,8 @@ impl Loaded {
     }
 }
 
-/// Calls of the optional `routes` export (interface 1.2.0), each in a
-/// fresh instance within the plugin's limits, as a hook's.
+/// Calls of the optional `routes` export (interface 1.2.0), each in an
+/// instance of the plugin's pool within its limits, as a hook's.
 impl Loaded {
     /// Where the component's `routes` export is, if it has one.
     pub fn routes(&self) -> Option<RoutesIndices> {
@@ -684,17 +687,11 @@ impl Loaded {
         &self,
         routes: &RoutesIndices,
     ) -> Result<Result<Vec<RouteDecl>, HookError>, Fault> {
-        let mut store = self.store(None);
-        self.bounded(async {
-            let instance = self
-                .pre
-                .instance_pre()
-                .instantiate_async(&mut store)
-                .await?;
-            let routes = routes.load(&mut store, &instance)?;
-            routes.call_start(&mut store).await
-        })
-        .await
+        let call = async |instance: &mut Instance| {
+            let routes = routes.load(&mut instance.store, &instance.raw)?;
+            routes.call_start(&mut instance.store).await
+        };
+        Ok(self.with_instance(None, call).await?.0)
     }
 
     /// Its `handle` of `request` (JSON) at route `route`, the services and
@@ -706,18 +703,11 @@ impl Loaded {
         request: &str,
         ctx: &HookContext,
     ) -> Result<Result<String, Refused>, Fault> {
-        let mut store = self.store(Some(ctx.clone()));
-        let call = async {
-            let instance = self
-                .pre
-                .instance_pre()
-                .instantiate_async(&mut store)
-                .await?;
-            let routes = routes.load(&mut store, &instance)?;
-            routes.call_handle(&mut store, route, request).await
+        let call = async |instance: &mut Instance| {
+            let routes = routes.load(&mut instance.store, &instance.raw)?;
+            routes.call_handle(&mut instance.store, route, request).await
         };
-        let outcome = self.bounded(call).await?;
-        let raced = store.data().raced;
+        let (outcome, raced) = self.with_instance(Some(ctx.clone()), call).await?;
         Ok(outcome.map_err(|error| Refused { error, raced }))
     }
 }

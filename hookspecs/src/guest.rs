@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
@@ -155,8 +155,8 @@ pub fn start(register: Register) -> Result<Vec<RouteDecl>, HookError> {
 }
 
 /// Answers `request` with the route at `route` of [`start`]'s list (see
-/// the WIT `handle`): this instance runs `on_plugins_loaded` again to find
-/// it.
+/// the WIT `handle`): an instance runs `on_plugins_loaded` again, at its
+/// first request, to find it.
 ///
 /// # Errors
 ///
@@ -167,8 +167,8 @@ pub fn handle(register: Register, route: u32, request: String) -> Result<String,
 }
 
 async fn answer(register: Register, route: u32, request: &str) -> Result<String, ApiError> {
-    let (plugin, table, _) = started(register).await?;
-    let routes = table.routes();
+    let instance = instance(register)?;
+    let routes = routes(register).await?;
     let handler = routes
         .get(route as usize)
         .map(|r| r.handler.clone())
@@ -181,27 +181,67 @@ async fn answer(register: Register, route: u32, request: &str) -> Result<String,
         })?;
     let parts = RequestParts::from_json(request)?;
     // The caller's rights, as a native route's handler has them.
-    let reply = handler(parts.with(context(&plugin, true)?)).await?;
+    let reply = handler(parts.with(context(instance, true)?)).await?;
     serde_json::to_string(&reply).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The routes this instance's `on_plugins_loaded` adds, run at its first
+/// request and kept while the instance is.
+async fn routes(register: Register) -> Result<&'static [RouteDef], ApiError> {
+    static ROUTES: OnceLock<Vec<RouteDef>> = OnceLock::new();
+    if let Some(routes) = ROUTES.get() {
+        return Ok(routes);
+    }
+    let (_, table, _) = started(register).await?;
+    Ok(ROUTES.get_or_init(|| table.routes()))
+}
+
+/// What an instance builds once, at its first call, and keeps while the
+/// host reuses it (a warm instance): the plugin, registered with an engine
+/// of its own, and its configuration. As a native plugin's object lives as
+/// long as the app, a component's lives as long as its instance; the host
+/// gives every instance of a version the same configuration.
+struct Instance {
+    plugin: String,
+    hooks: PluginManager<dyn AppHooks>,
+    configs: Arc<PluginConfigs>,
+}
+
+/// This instance's plugin, built at its first call.
+fn instance(register: Register) -> Result<&'static Instance, ApiError> {
+    static INSTANCE: OnceLock<Instance> = OnceLock::new();
+    if let Some(instance) = INSTANCE.get() {
+        return Ok(instance);
+    }
+    let config: Value = parse("the configuration", &host::config())?;
+    let export =
+        register(&config).map_err(|why| ApiError::internal(format!("its configuration: {why}")))?;
+    let plugin = host::plugin_name();
+    let hooks = PluginManager::<dyn AppHooks>::new();
+    hooks
+        .register_plugin(&plugin, export.plugin)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let configs = Arc::new(PluginConfigs(HashMap::from([(plugin.clone(), config)])));
+    Ok(INSTANCE.get_or_init(|| Instance {
+        plugin,
+        hooks,
+        configs,
+    }))
 }
 
 /// The plugin's routes, as its `on_plugins_loaded` adds them to a table of
 /// this instance's own, and the one refused for a clash with them, if its
 /// `on_plugins_loaded` failed for that.
 async fn started(register: Register) -> Result<(String, RouteTable, Option<RouteDef>), ApiError> {
-    let export = registered(register).map_err(ApiError::internal)?;
-    let plugin = host::plugin_name();
-    let hooks = PluginManager::<dyn AppHooks>::new();
-    hooks
-        .register_plugin(&plugin, export.plugin)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let instance = instance(register)?;
+    let plugin = instance.plugin.clone();
     let table = RouteTable::default();
     let startup = crate::Startup {
         plugin: plugin.clone(),
         table: table.clone(),
-        configs: Arc::new(configs(&plugin)?),
+        configs: instance.configs.clone(),
     };
-    let Err(error) = hooks.hook().on_plugins_loaded(&startup).await else {
+    let Err(error) = instance.hooks.hook().on_plugins_loaded(&startup).await else {
         return Ok((plugin, table, None));
     };
     let refused = error.innermost().cause().and_then(|c| c.downcast_ref());
@@ -229,15 +269,10 @@ async fn started(register: Register) -> Result<(String, RouteTable, Option<Route
 
 async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, ApiError> {
     let name = hook_name(hook);
-    let export = registered(register).map_err(ApiError::internal)?;
-    let plugin = host::plugin_name();
-    let hooks = PluginManager::<dyn AppHooks>::new();
-    hooks
-        .register_plugin(&plugin, export.plugin)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let ctx = context(&plugin, false)?;
+    let instance = instance(register)?;
+    let ctx = context(instance, false)?;
     let mut args: Vec<Value> = parse(&format!("the arguments of `{name}`"), args)?;
-    let relay = hooks.hook();
+    let relay = instance.hooks.hook();
     let answer = if name == "authenticate" {
         let token: String = take(&mut args, 0, name)?;
         let identity = relay.authenticate(&token, &ctx).await?.map(|a| a.value);
@@ -278,7 +313,7 @@ fn refuse(why: &str) -> ! {
 /// The call's context: the host's actor, with the hook's authority or
 /// (`checked`, a route's) the actor's rights; the plugin's own
 /// configuration; the services through the host.
-fn context(plugin: &str, checked: bool) -> Result<HookContext, ApiError> {
+fn context(instance: &Instance, checked: bool) -> Result<HookContext, ApiError> {
     let actor: Option<Identity> = match host::actor() {
         Some(json) => parse("the actor", &json)?,
         None => None,
@@ -287,14 +322,8 @@ fn context(plugin: &str, checked: bool) -> Result<HookContext, ApiError> {
         actor,
         checked,
         Arc::new(Remote(Host)),
-        Arc::new(configs(plugin)?),
+        instance.configs.clone(),
     ))
-}
-
-/// The plugin's own configuration, from the host.
-fn configs(plugin: &str) -> Result<PluginConfigs, ApiError> {
-    let config: Value = parse("the configuration", &host::config())?;
-    Ok(PluginConfigs(HashMap::from([(plugin.to_owned(), config)])))
 }
 
 /// The services of the app, through the WIT import `call-service`.

@@ -614,7 +614,11 @@ impl Loaded {
                     let mut store = self.store();
                     store.data_mut().begin(None, deadline);
                     store.set_epoch_deadline(1);
-                    let raw = self.pre.instance_pre().instantiate_async(&mut store).await?;
+                    let raw = self
+                        .pre
+                        .instance_pre()
+                        .instantiate_async(&mut store)
+                        .await?;
                     let plugin = wit::Plugin::new(&mut store, &raw)?;
                     Instance { store, plugin, raw }
                 }
@@ -705,7 +709,9 @@ impl Loaded {
     ) -> Result<Result<String, Refused>, Fault> {
         let call = async |instance: &mut Instance| {
             let routes = routes.load(&mut instance.store, &instance.raw)?;
-            routes.call_handle(&mut instance.store, route, request).await
+            routes
+                .call_handle(&mut instance.store, route, request)
+                .await
         };
         let (outcome, raced) = self.with_instance(Some(ctx.clone()), call).await?;
         Ok(outcome.map_err(|error| Refused { error, raced }))

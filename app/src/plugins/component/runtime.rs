@@ -20,6 +20,7 @@ use hookspecs::{ApiError, HookContext, Identity};
 use serde_json::Value;
 
 use super::limits::{Budget, Limits};
+use super::outbound::Outbound;
 use super::pool::{self, Pool};
 use super::wit::{self, GUEST, Hook, HookError, Level, Manifest, PluginPre, Service, VERSION};
 use crate::plugins::loader;
@@ -72,6 +73,9 @@ pub struct State {
     raced: bool,
     /// Its `log` lines so far in this call.
     log: LogBudget,
+    /// The hosts it may send HTTP to, and whether the hook being called
+    /// may.
+    outbound: Outbound,
 }
 
 /// How many lines a call logged, and how many it could not.
@@ -116,6 +120,7 @@ impl State {
         }
         self.log = LogBudget::default();
         self.ctx = None;
+        self.outbound.during(None);
         std::mem::take(&mut self.raced)
     }
 }
@@ -240,6 +245,19 @@ impl wit::app::plugin::host::Host for State {
     }
 }
 
+impl wit::app::plugin::outbound::Host for State {
+    async fn send(
+        &mut self,
+        request: wit::app::plugin::outbound::Request,
+    ) -> Result<wit::app::plugin::outbound::Response, HookError> {
+        let sent = self
+            .outbound
+            .send(self.plugin, self.deadline, request)
+            .await;
+        self.answer(sent)
+    }
+}
+
 /// The most SQL text a component's statement may have: plenty for a
 /// statement written by hand, and a bound on the parser's work.
 const MAX_SQL: usize = 64 * 1024;
@@ -361,6 +379,7 @@ pub struct Loaded {
     plugin: &'static str,
     limits: Limits,
     config: Arc<str>,
+    hosts: Arc<[String]>,
     pool: Pool<Instance>,
 }
 
@@ -448,9 +467,10 @@ impl Runtime {
             runtime: self.clone(),
             pre,
             plugin,
-            limits,
             config: config.to_string().into(),
+            hosts: limits.hosts.clone().into(),
             pool: Pool::new(limits.warm_instances),
+            limits,
         };
         // Polled on this thread (startup's, or a reload's blocking one),
         // inside the Tokio runtime: its driver runs the time limit's timer
@@ -566,6 +586,7 @@ impl Loaded {
             deadline: Instant::now(),
             raced: false,
             log: LogBudget::default(),
+            outbound: Outbound::new(self.hosts.clone()),
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.budget);
@@ -645,6 +666,8 @@ impl Loaded {
         ctx: &HookContext,
     ) -> Result<Result<String, Refused>, Fault> {
         let call = async |instance: &mut Instance| {
+            // Cleared by the call's end: an idle instance may send nothing.
+            instance.store.data_mut().outbound.during(Some(hook));
             let guest = instance.plugin.app_plugin_guest();
             guest.call_call(&mut instance.store, hook, args).await
         };
@@ -721,6 +744,7 @@ mod tests {
             deadline: Instant::now(),
             raced: false,
             log: LogBudget::default(),
+            outbound: Outbound::new(Arc::new([])),
         };
         let deadline = Instant::now() + Duration::from_secs(1);
         state.begin(None, deadline);

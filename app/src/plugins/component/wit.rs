@@ -19,6 +19,7 @@ wasmtime::component::bindgen!({
         "app:plugin/host.call-service": async,
         "app:plugin/host.query": async,
         "app:plugin/host.execute": async,
+        "app:plugin/outbound.send": async,
     },
 });
 
@@ -26,7 +27,7 @@ pub use self::app::plugin::host::{Level, Service};
 pub use self::app::plugin::types::{Hook, HookError, Manifest, Tier};
 
 /// The interface's version, as the package line of the WIT file says.
-pub const VERSION: &str = "1.1.0";
+pub const VERSION: &str = "1.2.0";
 
 /// The exported interface's name prefix; the version follows the `@`.
 pub const GUEST: &str = "app:plugin/guest@";

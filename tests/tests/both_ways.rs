@@ -414,7 +414,7 @@ fn a_component_whose_tables_would_include_another_plugins_is_refused() {
     let folder = tempfile::tempdir().unwrap();
     for name in ["notes", "notes_log"] {
         let file = folder.path().join(format!("app_plugin_{name}.wasm"));
-        std::fs::copy(component("notes"), file).unwrap();
+        std::fs::copy(workspace_component("notes"), file).unwrap();
     }
     let options = Options::default()
         .real_app()

@@ -88,7 +88,7 @@ impl Outbound {
     }
 
     /// Refuses a request outside an after-commit hook.
-    fn may_send(&self) -> Result<(), ApiError> {
+    pub fn may_send(&self) -> Result<(), ApiError> {
         let refused = |why: String| {
             Err(ApiError::new(
                 403,

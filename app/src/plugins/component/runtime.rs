@@ -750,12 +750,15 @@ mod tests {
         state.begin(None, deadline);
         assert_eq!(state.deadline, deadline);
         state.raced = true;
+        state.outbound.during(Some(Hook::AfterUserCreated));
+        assert!(state.outbound.may_send().is_ok());
         for _ in 0..=LOG_LINES {
             state.log.admit();
         }
         assert!(state.end(), "the call raced");
         assert!(!state.raced && state.ctx.is_none());
         assert_eq!((state.log.written, state.log.dropped), (0, 0));
+        assert!(state.outbound.may_send().is_err(), "an idle instance sends nothing");
         assert!(!state.end(), "the next call starts without it");
     }
 

@@ -382,6 +382,47 @@ mod tests {
     }
 
     #[test]
+    fn send_refuses_a_bad_request_and_caps_the_answer() {
+        use std::io::{Read, Write};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let refused = |request: Outgoing| runtime.block_on(send(request)).unwrap_err();
+        let big = Outgoing::post("http://127.0.0.1:1/", vec![0; MAX_BODY + 1]);
+        assert_eq!(refused(big).status, 413);
+        assert_eq!(refused(Outgoing::post("ftp://127.0.0.1/", "")).status, 400);
+        let bad_header = Outgoing::post("http://127.0.0.1:1/", "").header("a b", "v");
+        assert_eq!(refused(bad_header).status, 400);
+
+        // A server answering 1 byte over the cap, once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0; 4096];
+            let _ = stream.read(&mut request).unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                MAX_BODY + 1
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            let _ = stream.write_all(&vec![b'x'; MAX_BODY + 1]);
+        });
+        let over = refused(Outgoing::post(&url, "{}"));
+        assert_eq!(
+            (over.status, over.code.as_str()),
+            (502, "response_too_large")
+        );
+        assert!(
+            over.message.contains("over 1048576 bytes"),
+            "{}",
+            over.message
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
     fn describe_names_every_cause_and_explains_an_unknown_issuer() {
         let tls = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
         let io = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, tls));

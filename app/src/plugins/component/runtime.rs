@@ -758,7 +758,10 @@ mod tests {
         assert!(state.end(), "the call raced");
         assert!(!state.raced && state.ctx.is_none());
         assert_eq!((state.log.written, state.log.dropped), (0, 0));
-        assert!(state.outbound.may_send().is_err(), "an idle instance sends nothing");
+        assert!(
+            state.outbound.may_send().is_err(),
+            "an idle instance sends nothing"
+        );
         assert!(!state.end(), "the next call starts without it");
     }
 

@@ -190,6 +190,32 @@ mod tests {
     }
 
     #[test]
+    fn a_receiver_that_never_answers_ends_at_the_calls_deadline() {
+        // Accepts the connection, then never answers (kept open until the
+        // test ends).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let outbound = granted(&[&host], Some(Hook::AfterChange));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_millis(50);
+        let sent =
+            runtime.block_on(outbound.send("p", deadline, request(&format!("http://{host}/"))));
+        let refused = sent.unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code.as_str()),
+            (504, "gateway_timeout")
+        );
+        assert_eq!(
+            refused.message,
+            format!("no answer from {host} within the plugin's time limit")
+        );
+        drop(listener);
+    }
+
+    #[test]
     fn only_a_granted_host_exactly_is_reached() {
         let outbound = granted(&["127.0.0.1:8080", "Example.com"], None);
         assert!(

@@ -2,6 +2,15 @@
 //! mail relays, indexes): hyper-util's pooled client over hyper, for
 //! `http://` and `https://` URLs alike.
 //!
+//! [`send`] is the same call in a native plugin and in a component: one
+//! request, its whole answer (at most [`MAX_BODY`] bytes each way, no
+//! redirect followed). Natively it goes through a client the SDK keeps;
+//! in a component, through the host's `outbound` import, which allows it
+//! only in an after-commit hook and only to the hosts the operator grants
+//! the plugin (`[plugins.<name>.sandbox] hosts`), within the call's time
+//! limit. A native plugin that wants its own client (a CA file, its own
+//! timeouts) builds one with [`http_client`].
+//!
 //! TLS is rustls with the `ring` provider. A server's certificate must
 //! chain to one of the platform's root certificates (the system store, as
 //! `rustls-native-certs` finds it: `/etc/ssl/certs` and friends, or
@@ -24,24 +33,200 @@
 //! # }
 //! ```
 
+use crate::error::ApiError;
+
+/// The most bytes [`send`] sends or reads of a body: the host holds them
+/// outside a component's memory cap.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// A request for [`send`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outgoing {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// An absolute `http://` or `https://` URL.
+    pub url: String,
+    /// Its headers, name and value, in order.
+    pub headers: Vec<(String, String)>,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+impl Outgoing {
+    /// A `POST` of `body` to `url`.
+    pub fn post(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Outgoing {
+        Outgoing {
+            method: "POST".into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// With one more header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Outgoing {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// The answer [`send`] read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// Its status.
+    pub status: u16,
+    /// Its headers, name and value.
+    pub headers: Vec<(String, String)>,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+/// Sends `request` and reads its answer, through the host in a component.
+///
+/// # Errors
+///
+/// A malformed request (400); a body over [`MAX_BODY`] (413) or an answer
+/// over it (502); a failure to connect or to read (502). In a component
+/// also: outside an after-commit hook or to a host not granted (403), no
+/// answer within the call's time limit (504).
+#[cfg(target_family = "wasm")]
+pub async fn send(request: Outgoing) -> Result<Answer, ApiError> {
+    use crate::guest::bindings::app::plugin::outbound;
+    let request = outbound::Request {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body,
+    };
+    match outbound::send(&request) {
+        Ok(answer) => Ok(Answer {
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
+        }),
+        Err(e) => Err(ApiError::new(e.status, &e.code, e.message)),
+    }
+}
+
+/// Sends `request` and reads its answer, through a client the SDK keeps
+/// (the platform's roots, no CA file), without a time limit of its own:
+/// wrap it in `tokio::time::timeout`.
+///
+/// # Errors
+///
+/// A malformed request (400); a body over [`MAX_BODY`] (413) or an answer
+/// over it (502); a failure to connect or to read (502). In a component
+/// also: outside an after-commit hook or to a host not granted (403), no
+/// answer within the call's time limit (504).
+#[cfg(not(target_family = "wasm"))]
+pub async fn send(request: Outgoing) -> Result<Answer, ApiError> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    use hyper::header::{HeaderName, HeaderValue};
+
+    static CLIENT: std::sync::LazyLock<HttpClient> =
+        std::sync::LazyLock::new(|| http_client(None).expect("a client without a CA file builds"));
+
+    let bad = |why: String| ApiError::new(400, "bad_request", why);
+    if request.body.len() > MAX_BODY {
+        return Err(ApiError::new(
+            413,
+            "payload_too_large",
+            format!(
+                "the request's body is {} bytes, over the limit of {MAX_BODY} bytes (1 MiB)",
+                request.body.len()
+            ),
+        ));
+    }
+    let uri: hyper::Uri = request
+        .url
+        .parse()
+        .map_err(|e| bad(format!("URL {:?}: {e}", request.url)))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad(format!(
+            "URL {:?}: only http:// and https:// URLs are sent",
+            request.url
+        )));
+    }
+    let target = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+    let method = hyper::Method::from_bytes(request.method.as_bytes())
+        .map_err(|_| bad(format!("{:?} is not an HTTP method", request.method)))?;
+    let mut built = hyper::Request::builder().method(method).uri(uri);
+    for (name, value) in &request.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| bad(format!("{name:?} is not a header name")))?;
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| bad(format!("the value of header {name} is not valid")))?;
+        built = built.header(header, value);
+    }
+    let built = built
+        .body(Full::new(Bytes::from(request.body)))
+        .map_err(|e| bad(format!("the request is not valid: {e}")))?;
+    let failed = |what: &str, why: String| {
+        ApiError::new(502, "bad_gateway", format!("{what} {target} failed: {why}"))
+    };
+    let answer = CLIENT
+        .request(built)
+        .await
+        .map_err(|e| failed("the request to", describe(&e)))?;
+    let (parts, body) = answer.into_parts();
+    let body = Limited::new(body, MAX_BODY).collect().await.map_err(|e| {
+        if e.is::<LengthLimitError>() {
+            ApiError::new(
+                502,
+                "response_too_large",
+                format!("the answer of {target} is over {MAX_BODY} bytes (1 MiB), the most read"),
+            )
+        } else {
+            failed("reading the answer of", e.to_string())
+        }
+    })?;
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    Ok(Answer {
+        status: parts.status.as_u16(),
+        headers,
+        body: body.to_bytes().to_vec(),
+    })
+}
+
+#[cfg(not(target_family = "wasm"))]
 use std::error::Error;
+#[cfg(not(target_family = "wasm"))]
 use std::path::{Path, PathBuf};
+#[cfg(not(target_family = "wasm"))]
 use std::sync::Arc;
 
+#[cfg(not(target_family = "wasm"))]
 use bytes::Bytes;
+#[cfg(not(target_family = "wasm"))]
 use http_body_util::Full;
+#[cfg(not(target_family = "wasm"))]
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+#[cfg(not(target_family = "wasm"))]
 use hyper_util::client::legacy::Client;
+#[cfg(not(target_family = "wasm"))]
 use hyper_util::client::legacy::connect::HttpConnector;
+#[cfg(not(target_family = "wasm"))]
 use hyper_util::rt::TokioExecutor;
+#[cfg(not(target_family = "wasm"))]
 use rustls::pki_types::CertificateDer;
+#[cfg(not(target_family = "wasm"))]
 use rustls::pki_types::pem::PemObject;
+#[cfg(not(target_family = "wasm"))]
 use rustls::{CertificateError, RootCertStore};
 
+#[cfg(not(target_family = "wasm"))]
 /// The client [`http_client`] builds: `http://` and `https://` (HTTP/1.1),
 /// requests with a [`Full`] body.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+#[cfg(not(target_family = "wasm"))]
 /// A CA file [`http_client`] could not use.
 #[derive(Debug, thiserror::Error)]
 #[error("CA file {}: {why}", path.display())]
@@ -52,6 +237,7 @@ pub struct CaFileError {
     pub why: String,
 }
 
+#[cfg(not(target_family = "wasm"))]
 /// A client trusting the platform's root certificates and, if given, every
 /// certificate in `ca_file` (PEM, one or more `BEGIN CERTIFICATE` blocks).
 /// Build it once (at startup, in the plugin's constructor) and keep it:
@@ -120,6 +306,7 @@ pub fn http_client(ca_file: Option<&Path>) -> Result<HttpClient, CaFileError> {
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
+#[cfg(not(target_family = "wasm"))]
 /// `error` and its causes, joined with ": " (hyper-util's own message is
 /// only "client error (Connect)"), with a hint when the server's
 /// certificate has an unknown issuer.
@@ -166,6 +353,7 @@ pub fn describe(error: &(dyn Error + 'static)) -> String {
     text
 }
 
+#[cfg(not(target_family = "wasm"))]
 /// The rustls error `error` is or wraps: tokio-rustls puts it in an
 /// `io::Error`, which hyper-rustls wraps in another (whose `source()`
 /// skips both).
@@ -177,7 +365,7 @@ fn tls_error<'e>(error: &'e (dyn Error + 'static)) -> Option<&'e rustls::Error> 
     tls_error(inner)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_family = "wasm")))]
 mod tests {
     use super::*;
 
@@ -191,6 +379,47 @@ mod tests {
         std::fs::write(&text, "not a certificate\n").unwrap();
         let error = http_client(Some(&text)).err().unwrap().to_string();
         assert!(error.contains("holds no PEM certificate"), "{error}");
+    }
+
+    #[test]
+    fn send_refuses_a_bad_request_and_caps_the_answer() {
+        use std::io::{Read, Write};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let refused = |request: Outgoing| runtime.block_on(send(request)).unwrap_err();
+        let big = Outgoing::post("http://127.0.0.1:1/", vec![0; MAX_BODY + 1]);
+        assert_eq!(refused(big).status, 413);
+        assert_eq!(refused(Outgoing::post("ftp://127.0.0.1/", "")).status, 400);
+        let bad_header = Outgoing::post("http://127.0.0.1:1/", "").header("a b", "v");
+        assert_eq!(refused(bad_header).status, 400);
+
+        // A server answering 1 byte over the cap, once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0; 4096];
+            let _ = stream.read(&mut request).unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                MAX_BODY + 1
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            let _ = stream.write_all(&vec![b'x'; MAX_BODY + 1]);
+        });
+        let over = refused(Outgoing::post(&url, "{}"));
+        assert_eq!(
+            (over.status, over.code.as_str()),
+            (502, "response_too_large")
+        );
+        assert!(
+            over.message.contains("over 1048576 bytes"),
+            "{}",
+            over.message
+        );
+        server.join().unwrap();
     }
 
     #[test]

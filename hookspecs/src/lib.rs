@@ -20,7 +20,6 @@ extern crate self as hookspecs;
 
 mod authz;
 mod changes;
-#[cfg(not(target_family = "wasm"))]
 pub mod client;
 mod context;
 mod error;

@@ -232,6 +232,35 @@ pub fn build_component(dir: &Path, name: &str) -> PathBuf {
     target.join(format!("wasm32-wasip2/release/app_plugin_{name}.wasm"))
 }
 
+/// Builds the workspace's plugin crate `app_plugin_<name>` (shipped or a
+/// test fixture) as a component, once per test process: the `.wasm`
+/// file's path. The crate's library is
+/// a `dylib` (what the native loader takes); `cargo rustc --crate-type
+/// cdylib` makes the same source a component (cargo refuses `dylib` and
+/// `cdylib` together in one manifest).
+pub fn workspace_component(name: &'static str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<std::sync::Mutex<Vec<&'static str>>> =
+        std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let path = workspace().join(format!(
+        "target/wasm32-wasip2/release/app_plugin_{name}.wasm"
+    ));
+    if !built.contains(&name) {
+        let status = cargo()
+            .args(["rustc", "--quiet", "--release", "--target", "wasm32-wasip2"])
+            .args(["--crate-type", "cdylib", "-p"])
+            .arg(format!("app_plugin_{name}"))
+            .status()
+            .expect("running cargo rustc for wasm32-wasip2");
+        assert!(status.success(), "building {name} as a component failed");
+        built.push(name);
+    }
+    path
+}
+
 /// Which database the app runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

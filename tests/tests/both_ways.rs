@@ -6,7 +6,7 @@
 //! and PostgreSQL.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Barrier, OnceLock};
+use std::sync::{Arc, Barrier};
 
 use e2e_tests::*;
 use serde_json::json;
@@ -28,33 +28,6 @@ fn source(name: &str) -> PathBuf {
     } else {
         workspace().join(format!("tests/fixtures/app_plugin_{name}"))
     }
-}
-
-/// Builds the plugin crate `app_plugin_<name>` as a component,
-/// once per test process: the `.wasm` file's path. The crate's library is
-/// a `dylib` (what the native loader takes); `cargo rustc --crate-type
-/// cdylib` makes the same source a component (cargo refuses `dylib` and
-/// `cdylib` together in one manifest).
-fn component(name: &'static str) -> PathBuf {
-    static BUILT: OnceLock<std::sync::Mutex<Vec<&'static str>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut built = built
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let path = workspace().join(format!(
-        "target/wasm32-wasip2/release/app_plugin_{name}.wasm"
-    ));
-    if !built.contains(&name) {
-        let status = cargo()
-            .args(["rustc", "--quiet", "--release", "--target", "wasm32-wasip2"])
-            .args(["--crate-type", "cdylib", "-p"])
-            .arg(format!("app_plugin_{name}"))
-            .status()
-            .expect("running cargo rustc for wasm32-wasip2");
-        assert!(status.success(), "building {name} as a component failed");
-        built.push(name);
-    }
-    path
 }
 
 /// The real app with plugin `name` alone in its plugin folder, built as
@@ -83,7 +56,7 @@ fn plugin_folder(name: &'static str, build: Build) -> tempfile::TempDir {
         }
         Build::Component => {
             std::fs::copy(
-                component(name),
+                workspace_component(name),
                 folder.path().join(format!("app_plugin_{name}.wasm")),
             )
             .unwrap();
@@ -626,7 +599,7 @@ fn a_component_whose_tables_would_include_another_plugins_is_refused() {
     let folder = tempfile::tempdir().unwrap();
     for name in ["notes", "notes_log"] {
         let file = folder.path().join(format!("app_plugin_{name}.wasm"));
-        std::fs::copy(component("notes"), file).unwrap();
+        std::fs::copy(workspace_component("notes"), file).unwrap();
     }
     let options = Options::default()
         .real_app()

@@ -1,6 +1,7 @@
 //! A component's limits, from `[plugins.<name>.sandbox]`: the time one hook
-//! call may take, the memory an instance may grow to, and how many warm
-//! instances are kept. The rest of the plugin's table is its own
+//! call may take, the memory an instance may grow to, how many warm
+//! instances are kept, and the hosts its after-commit hooks may send HTTP
+//! requests to. The rest of the plugin's table is its own
 //! configuration.
 
 use std::time::Duration;
@@ -13,7 +14,7 @@ use wasmtime::ResourceLimiter;
 const KEY: &str = "sandbox";
 
 /// One plugin's limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Per hook call, milliseconds: a call still running then is
@@ -24,6 +25,10 @@ pub struct Limits {
     pub memory_mib: u64,
     /// Instances kept warm between calls (0: a fresh instance per call).
     pub warm_instances: usize,
+    /// The hosts (`host` or `host:port`, as a URL names them) its
+    /// after-commit hooks may send HTTP(S) requests to (none by default;
+    /// see `outbound`).
+    pub hosts: Vec<String>,
 }
 
 impl Default for Limits {
@@ -32,6 +37,7 @@ impl Default for Limits {
             time_limit_ms: 1000,
             memory_mib: 64,
             warm_instances: 4,
+            hosts: Vec::new(),
         }
     }
 }
@@ -120,7 +126,8 @@ impl ResourceLimiter for Budget {
 ///
 /// # Errors
 ///
-/// A `sandbox` table with an unknown key or a wrong type, or a limit of 0.
+/// A `sandbox` table with an unknown key or a wrong type, a limit of 0, or
+/// a host that is not a bare `host` or `host:port`.
 pub fn split(table: &Value) -> Result<(Limits, Value), String> {
     let mut config = table.clone();
     let sandbox = config
@@ -136,6 +143,12 @@ pub fn split(table: &Value) -> Result<(Limits, Value), String> {
     if limits.time_limit_ms == 0 || limits.memory_mib == 0 {
         return Err(format!(
             "[plugins.<name>.{KEY}]: time_limit_ms and memory_mib must be above 0"
+        ));
+    }
+    if let Some(bad) = limits.hosts.iter().find(|h| !super::outbound::is_host(h)) {
+        return Err(format!(
+            "[plugins.<name>.{KEY}] hosts: {bad:?} is not a host or host:port \
+             (no scheme, path or user)"
         ));
     }
     if config.is_null() {
@@ -171,6 +184,18 @@ mod tests {
         assert!(split(&json!({"sandbox": {"memory_mib": 0}})).is_err());
         let (limits, _) = split(&json!({"sandbox": {"warm_instances": 0}})).unwrap();
         assert_eq!(limits.warm_instances, 0, "0 is allowed: no pool");
+        let (limits, _) =
+            split(&json!({"sandbox": {"hosts": ["127.0.0.1:8080", "example.com"]}})).unwrap();
+        assert_eq!(limits.hosts, ["127.0.0.1:8080", "example.com"]);
+        for bad in [
+            "http://example.com",
+            "example.com/hook",
+            "u@example.com",
+            "",
+        ] {
+            let err = split(&json!({"sandbox": {"hosts": [bad]}})).unwrap_err();
+            assert!(err.contains("is not a host or host:port"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -9,12 +9,14 @@
 //!   components, one store per instance;
 //! - `pool`: the warm instances of a plugin, and when one is reused;
 //! - `cache`: the bound of the cache of compiled components;
-//! - `limits`: time, memory and warm instances per plugin;
+//! - `limits`: time, memory, warm instances and granted hosts per plugin;
+//! - `outbound`: HTTP from after-commit hooks to those hosts;
 //! - `plugin`: the component as an engine plugin, its routes, and the
 //!   mount that a reload swaps behind them.
 
 mod cache;
 mod limits;
+mod outbound;
 mod plugin;
 mod pool;
 mod runtime;

@@ -20,6 +20,7 @@ use hookspecs::{ApiError, HookContext, Identity};
 use serde_json::Value;
 
 use super::limits::{Budget, Limits};
+use super::outbound::Outbound;
 use super::pool::{self, Pool};
 use super::wit::{
     self, GUEST, Hook, HookError, Level, Manifest, PluginPre, RouteDecl, RoutesIndices, Service,
@@ -75,6 +76,9 @@ pub struct State {
     raced: bool,
     /// Its `log` lines so far in this call.
     log: LogBudget,
+    /// The hosts it may send HTTP to, and whether the hook being called
+    /// may.
+    outbound: Outbound,
 }
 
 /// How many lines a call logged, and how many it could not.
@@ -119,6 +123,7 @@ impl State {
         }
         self.log = LogBudget::default();
         self.ctx = None;
+        self.outbound.during(None);
         std::mem::take(&mut self.raced)
     }
 }
@@ -243,6 +248,19 @@ impl wit::app::plugin::host::Host for State {
     }
 }
 
+impl wit::app::plugin::outbound::Host for State {
+    async fn send(
+        &mut self,
+        request: wit::app::plugin::outbound::Request,
+    ) -> Result<wit::app::plugin::outbound::Response, HookError> {
+        let sent = self
+            .outbound
+            .send(self.plugin, self.deadline, request)
+            .await;
+        self.answer(sent)
+    }
+}
+
 /// The most SQL text a component's statement may have: plenty for a
 /// statement written by hand, and a bound on the parser's work.
 const MAX_SQL: usize = 64 * 1024;
@@ -364,6 +382,7 @@ pub struct Loaded {
     plugin: &'static str,
     limits: Limits,
     config: Arc<str>,
+    hosts: Arc<[String]>,
     pool: Pool<Instance>,
 }
 
@@ -453,9 +472,10 @@ impl Runtime {
             runtime: self.clone(),
             pre,
             plugin,
-            limits,
             config: config.to_string().into(),
+            hosts: limits.hosts.clone().into(),
             pool: Pool::new(limits.warm_instances),
+            limits,
         };
         // Polled on this thread (startup's, or a reload's blocking one),
         // inside the Tokio runtime: its driver runs the time limit's timer
@@ -571,6 +591,7 @@ impl Loaded {
             deadline: Instant::now(),
             raced: false,
             log: LogBudget::default(),
+            outbound: Outbound::new(self.hosts.clone()),
         };
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|s| &mut s.budget);
@@ -655,6 +676,8 @@ impl Loaded {
         ctx: &HookContext,
     ) -> Result<Result<String, Refused>, Fault> {
         let call = async |instance: &mut Instance| {
+            // Cleared by the call's end: an idle instance may send nothing.
+            instance.store.data_mut().outbound.during(Some(hook));
             let guest = instance.plugin.app_plugin_guest();
             guest.call_call(&mut instance.store, hook, args).await
         };
@@ -771,17 +794,24 @@ mod tests {
             deadline: Instant::now(),
             raced: false,
             log: LogBudget::default(),
+            outbound: Outbound::new(Arc::new([])),
         };
         let deadline = Instant::now() + Duration::from_secs(1);
         state.begin(None, deadline);
         assert_eq!(state.deadline, deadline);
         state.raced = true;
+        state.outbound.during(Some(Hook::AfterUserCreated));
+        assert!(state.outbound.may_send().is_ok());
         for _ in 0..=LOG_LINES {
             state.log.admit();
         }
         assert!(state.end(), "the call raced");
         assert!(!state.raced && state.ctx.is_none());
         assert_eq!((state.log.written, state.log.dropped), (0, 0));
+        assert!(
+            state.outbound.may_send().is_err(),
+            "an idle instance sends nothing"
+        );
         assert!(!state.end(), "the next call starts without it");
     }
 

@@ -19,6 +19,7 @@ wasmtime::component::bindgen!({
         "app:plugin/host.call-service": async,
         "app:plugin/host.query": async,
         "app:plugin/host.execute": async,
+        "app:plugin/outbound.send": async,
     },
 });
 

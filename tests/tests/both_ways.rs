@@ -676,7 +676,7 @@ e2e! {
         // A "new version" without the routes: refused, naming them.
         let file = folder.path().join("app_plugin_notes.wasm");
         let partial = file.with_extension("partial");
-        std::fs::copy(component("parent_access"), &partial).unwrap();
+        std::fs::copy(workspace_component("parent_access"), &partial).unwrap();
         std::fs::rename(&partial, &file).unwrap();
         let refused = expect_error(422, "reload_refused", reload());
         let message = refused["message"].as_str().unwrap();

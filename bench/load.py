@@ -143,7 +143,10 @@ class App:
     """One app process, logging to a file, stopped with SIGTERM."""
 
     def __init__(self, binary: Path, work: Path, *, database: Database,
-                 plugins_dir: Path, env: dict[str, str] | None = None):
+                 plugins_dir: Path, env: dict[str, str] | None = None,
+                 wrapper: list[str] | None = None, ready_timeout: float = 30):
+        """`wrapper` runs the binary under another program (valgrind),
+        given `ready_timeout` seconds to answer /health."""
         self.port = free_port()
         self.log_path = work / f"app-{self.port}.log"
         full_env = dict(
@@ -157,8 +160,9 @@ class App:
         )
         full_env.setdefault("RUST_LOG", "info")
         with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen([str(binary)], env=full_env, stdout=out, stderr=out)
-        self.wait_ready()
+            self.proc = subprocess.Popen([*(wrapper or []), str(binary)], env=full_env,
+                                         stdout=out, stderr=out)
+        self.wait_ready(ready_timeout)
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -238,7 +238,7 @@ async fn read_body(mut body: Incoming, limit: usize, timeout: Duration) -> BodyR
             let frame = frame.map_err(|_| ApiError::bad_request("the body could not be read"))?;
             if let Some(data) = frame.data_ref() {
                 if kept.len() + data.len() > limit {
-                    return Err(pipeline::too_large(limit));
+                    return Err(ApiError::too_large("the body", limit));
                 }
                 kept.extend_from_slice(data);
             }

@@ -2,9 +2,9 @@
 //! REQUEST-ID` (target `app::http`, level INFO, so `RUST_LOG` turns it on
 //! and off like any other line).
 //!
-//! A request only hands its fields to a thread of the log's own, moved as
-//! they are (the method, the URI, the id's header value: no string is
-//! copied nor formatted on the request path). That thread wakes for the
+//! A request only hands its fields to a thread of the log's own: the
+//! method and the URI moved as they are, the id's bytes copied inline
+//! ([`RequestId`]); nothing is allocated nor formatted on the request path. That thread wakes for the
 //! first line after a quiet spell, then takes whatever arrived every
 //! [`AccessLog::BATCH`], so that under load no request pays for waking it.
 //! It writes the lines itself, in the format of the app's other lines
@@ -58,7 +58,34 @@ pub struct Line {
     /// From the head's arrival to the answer.
     pub took: Duration,
     /// The request's id, as sent back.
-    pub request_id: HeaderValue,
+    pub request_id: RequestId,
+}
+
+/// A request's id as the log keeps it: its bytes, copied inline. Sharing
+/// the header value's instead allocates for an id the server just made (a
+/// fresh value's bytes are shared by allocating the first time they are
+/// cloned); copying at most [`RequestId::MAX`] bytes allocates nothing.
+pub struct RequestId {
+    bytes: [u8; RequestId::MAX],
+    len: usize,
+}
+
+impl RequestId {
+    /// The longest request id the server accepts from a client.
+    pub const MAX: usize = 128;
+
+    /// The id's bytes, cut at [`RequestId::MAX`].
+    pub fn of(value: &HeaderValue) -> Self {
+        let value = value.as_bytes();
+        let len = value.len().min(Self::MAX);
+        let mut bytes = [0; Self::MAX];
+        bytes[..len].copy_from_slice(&value[..len]);
+        RequestId { bytes, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 enum Entry {
@@ -183,7 +210,7 @@ impl Line {
         out.push(b'0' + (tenths % 10) as u8);
         out.extend_from_slice(b"ms ");
         // Checked or made by the server: visible ASCII.
-        out.extend_from_slice(self.request_id.to_str().unwrap_or_default().as_bytes());
+        out.extend_from_slice(self.request_id.as_bytes());
     }
 }
 
@@ -225,7 +252,7 @@ mod tests {
 
     use hyper::header::HeaderValue;
 
-    use super::{Line, TARGET, timestamp};
+    use super::{Line, RequestId, TARGET, timestamp};
 
     fn line(micros: u64) -> Line {
         Line {
@@ -233,7 +260,7 @@ mod tests {
             uri: "/plugins/bench/json?x=1".parse().unwrap(),
             status: 200,
             took: Duration::from_micros(micros),
-            request_id: HeaderValue::from_static("abc-12"),
+            request_id: RequestId::of(&HeaderValue::from_static("abc-12")),
         }
     }
 

@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::access_log::{AccessLog, Line};
+use super::access_log::{AccessLog, Line, RequestId};
 use super::pipeline::{self, Answer, BodyResult, Head};
 use crate::state::State;
 
@@ -144,7 +144,8 @@ struct Connection {
 /// One request: its head to the pipeline, its body read only if the
 /// pipeline asks for it, its answer as a response, one log line. The head
 /// borrows the request's own strings; the log gets the method and URI by
-/// move, and the clock is read only if the line is wanted.
+/// move and a copy of the id, and the clock is read only if the line is
+/// wanted.
 async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let logged = shared.log.wanted();
     let started = logged.then(Instant::now);
@@ -182,7 +183,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
             uri: parts.uri,
             status,
             took: started.elapsed(),
-            request_id: request_id.clone(),
+            request_id: RequestId::of(&request_id),
         });
     }
     response(answer, request_id, unread)
@@ -222,7 +223,7 @@ impl<'r> ReadHeaders<'r> {
 
 /// A client's own request id is echoed only if it is short printable ASCII.
 fn valid_request_id(id: &[u8]) -> bool {
-    (1..=128).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
+    (1..=RequestId::MAX).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
 }
 
 /// The body, at most `limit` bytes, within `timeout`. Past the limit the

@@ -88,6 +88,9 @@ impl RequestId {
     }
 }
 
+// Nearly every entry is a line: boxing it to shrink the rare `Flush`
+// would allocate per request.
+#[allow(clippy::large_enum_variant)]
 enum Entry {
     Line(Line),
     /// Answered once every line sent before it is written.

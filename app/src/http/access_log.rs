@@ -3,7 +3,7 @@
 //! and off like any other line).
 //!
 //! A request only hands its fields to a thread of the log's own: the
-//! method and the URI moved as they are, the id's bytes copied inline
+//! method and the URI moved as they are, the id copied inline or shared
 //! ([`RequestId`]); nothing is allocated nor formatted on the request path. That thread wakes for the
 //! first line after a quiet spell, then takes whatever arrived every
 //! [`AccessLog::BATCH`], so that under load no request pays for waking it.
@@ -61,36 +61,40 @@ pub struct Line {
     pub request_id: RequestId,
 }
 
-/// A request's id as the log keeps it: its bytes, copied inline. Sharing
-/// the header value's instead allocates for an id the server just made (a
-/// fresh value's bytes are shared by allocating the first time they are
-/// cloned); copying at most [`RequestId::MAX`] bytes allocates nothing.
-pub struct RequestId {
-    bytes: [u8; RequestId::MAX],
-    len: usize,
+/// A request's id as the log keeps it. One the server made (short) is
+/// copied inline: cloning a header value just made allocates. A longer one
+/// is the client's, a slice of the request's own buffer: cloned, it costs
+/// a reference count.
+pub enum RequestId {
+    /// Up to [`RequestId::INLINE`] bytes, and how many.
+    Inline([u8; RequestId::INLINE], u8),
+    /// A longer id's header value, shared.
+    Shared(HeaderValue),
 }
 
 impl RequestId {
-    /// The longest request id the server accepts from a client.
-    pub const MAX: usize = 128;
+    /// The longest id kept inline (the server's own are at most 29 bytes).
+    pub const INLINE: usize = 32;
 
-    /// The id's bytes, cut at [`RequestId::MAX`].
+    /// The id of `value`.
     pub fn of(value: &HeaderValue) -> Self {
-        let value = value.as_bytes();
-        let len = value.len().min(Self::MAX);
-        let mut bytes = [0; Self::MAX];
-        bytes[..len].copy_from_slice(&value[..len]);
-        RequestId { bytes, len }
+        let bytes = value.as_bytes();
+        if bytes.len() > Self::INLINE {
+            return RequestId::Shared(value.clone());
+        }
+        let mut inline = [0; Self::INLINE];
+        inline[..bytes.len()].copy_from_slice(bytes);
+        RequestId::Inline(inline, bytes.len() as u8)
     }
 
     fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        match self {
+            RequestId::Inline(bytes, len) => &bytes[..usize::from(*len)],
+            RequestId::Shared(value) => value.as_bytes(),
+        }
     }
 }
 
-// Nearly every entry is a line: boxing it to shrink the rare `Flush`
-// would allocate per request.
-#[allow(clippy::large_enum_variant)]
 enum Entry {
     Line(Line),
     /// Answered once every line sent before it is written.
@@ -299,6 +303,19 @@ mod tests {
         let mut out = Vec::new();
         line(449).message(&mut out);
         assert_eq!(text(out), "GET /plugins/bench/json 200 0.4ms abc-12");
+    }
+
+    #[test]
+    fn a_request_id_is_written_as_it_came_short_or_long() {
+        for id in ["abc-12", &"x".repeat(RequestId::INLINE), &"y".repeat(128)] {
+            let mut line = line(0);
+            line.request_id = RequestId::of(&HeaderValue::from_str(id).unwrap());
+            let inline = matches!(line.request_id, RequestId::Inline(..));
+            assert_eq!(inline, id.len() <= RequestId::INLINE, "{id}");
+            let mut out = Vec::new();
+            line.message(&mut out);
+            assert!(text(out).ends_with(&format!(" {id}")), "{id}");
+        }
     }
 
     #[test]

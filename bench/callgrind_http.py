@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,22 +44,6 @@ TARGETS = [  # name, server, path
     ("db", "bare", "/db"),
     ("/health", "app", "/health"),
 ]
-
-
-def wait_ready(proc: subprocess.Popen, port: int, log_path: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"bench-app exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"bench-app did not start:\n{log_path.read_text()[-3000:]}")
 
 
 def send(port: int, path: str, count: int) -> None:
@@ -88,20 +70,16 @@ def run(binary: Path, log_level: str, warmup: int, requests: int, top: int,
         work = Path(tmp)
         (work / "plugins").mkdir()
         db = load.Database("sqlite", work)
-        port, bare_port = load.free_port(), load.free_port()
+        bare_port = load.free_port()
         out = work / "callgrind.out"
-        env = dict(os.environ, APP_LISTEN=f"127.0.0.1:{port}", APP_DATA_DIR=str(work),
-                   APP_PLUGINS_DIR=str(work / "plugins"), APP_ADMIN_TOKEN=load.TOKEN,
-                   DATABASE_URL=db.url, RUST_LOG=log_level,
-                   BENCH_BARE_LISTEN=f"127.0.0.1:{bare_port}")
-        log_path = work / "app.log"
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-               "--dump-instr=no", str(binary)]
-        with open(log_path, "wb") as log_file:
-            proc = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=log_file)
+        wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                   "--dump-instr=no"]
+        app = load.App(binary, work, database=db, plugins_dir=work / "plugins",
+                       env={"RUST_LOG": log_level, "BENCH_BARE_LISTEN": f"127.0.0.1:{bare_port}"},
+                       wrapper=wrapper, ready_timeout=300)
+        port, proc = app.port, app.proc
         counts: dict[str, float] = {}
         try:
-            wait_ready(proc, port, log_path)
             for name, server, path in TARGETS:
                 target_port = port if server == "app" else bare_port
                 send(target_port, path, warmup)
@@ -125,12 +103,7 @@ def run(binary: Path, log_level: str, warmup: int, requests: int, top: int,
                           f"over {requests} requests")
                     print("\n".join(lines[:top]))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            app.stop()
         return counts
 
 

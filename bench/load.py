@@ -140,38 +140,97 @@ class Database:
 # --- the app process ---------------------------------------------------------
 
 class App:
-    """One app process, logging to a file, stopped with SIGTERM."""
+    """One app process, logging to a file, stopped with SIGTERM.
+
+    `wrapper` runs the binary under another program (valgrind); it has
+    `ready_timeout` seconds to answer `/health`. `env` adds to (a value of
+    None removes from) the environment, where every inherited `APP_*` and
+    `DATABASE_URL` is replaced by the App's own. With `follow_log`, the log
+    is read from a pipe instead (`output`, a list of lines): the App waits
+    for the `listening on` line without polling, and `ready_ms` is the time
+    from the spawn to the first 200 on `/health` (bench/startup.py's
+    measure; `spawned_ns` is the spawn's wall-clock time)."""
 
     def __init__(self, binary: Path, work: Path, *, database: Database,
-                 plugins_dir: Path, env: dict[str, str] | None = None):
+                 plugins_dir: Path, env: dict[str, str | None] | None = None,
+                 wrapper: list[str] | None = None, ready_timeout: float = 30,
+                 cwd: Path | None = None, follow_log: bool = False):
         self.port = free_port()
         self.log_path = work / f"app-{self.port}.log"
-        full_env = dict(
-            os.environ,
+        self.output: list[str] = []
+        self.drain: threading.Thread | None = None
+        full_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("APP_") and k != "DATABASE_URL"}
+        full_env.update(
             APP_LISTEN=f"127.0.0.1:{self.port}",
             APP_DATA_DIR=str(work),
             APP_PLUGINS_DIR=str(plugins_dir),
             APP_ADMIN_TOKEN=TOKEN,
             DATABASE_URL=database.url,
-            **(env or {}),
         )
+        for key, value in (env or {}).items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
         full_env.setdefault("RUST_LOG", "info")
-        with open(self.log_path, "wb") as out:
-            self.proc = subprocess.Popen([str(binary)], env=full_env, stdout=out, stderr=out)
-        self.wait_ready()
+        cmd = [*(wrapper or []), str(binary)]
+        self.spawned_ns = time.time_ns()
+        spawned = time.perf_counter()
+        if follow_log:
+            self.proc = subprocess.Popen(cmd, env=full_env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            self.wait_listening(ready_timeout)
+        else:
+            with open(self.log_path, "wb") as out:
+                self.proc = subprocess.Popen(cmd, env=full_env, cwd=cwd, stdout=out, stderr=out)
+            self.wait_ready(ready_timeout)
+        self.ready_ms = (time.perf_counter() - spawned) * 1000
+
+    def log_tail(self) -> str:
+        if self.drain is not None or self.proc.stdout is not None:
+            return "".join(self.output[-30:])
+        return self.log_path.read_text()[-3000:]
 
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the app exited:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"the app exited:\n{self.log_tail()}")
             try:
                 if self.request("GET", "/health")[0] == 200:
                     return
             except OSError:
                 pass
             time.sleep(0.02)
-        raise RuntimeError(f"the app did not start:\n{self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(f"the app did not start:\n{self.log_tail()}")
+
+    def wait_listening(self, timeout: float) -> None:
+        """Blocking reads of the log up to its `listening on` line, then one
+        `/health`; the rest of the log is read by a thread of its own."""
+        watchdog = threading.Timer(timeout, self.proc.kill)
+        watchdog.start()
+        try:
+            for raw in self.proc.stdout:
+                self.output.append(raw.decode(errors="replace"))
+                if "listening on" in self.output[-1]:
+                    break
+            else:
+                self.proc.wait()
+                raise RuntimeError(f"the app exited ({self.proc.returncode}) before listening:"
+                                   f"\n{self.log_tail()}")
+            status, _ = self.request("GET", "/health")
+            if status != 200:
+                raise RuntimeError(f"GET /health: {status}")
+        finally:
+            watchdog.cancel()
+
+        def rest() -> None:
+            for raw in self.proc.stdout:
+                self.output.append(raw.decode(errors="replace"))
+
+        self.drain = threading.Thread(target=rest, daemon=True)
+        self.drain.start()
 
     def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -201,13 +260,22 @@ class App:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, timeout: float = 40) -> bool:
+        """SIGTERM, then SIGKILL after `timeout` s; whether it stopped in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=40)
+            self.proc.wait(timeout=timeout)
+            stopped = True
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+            stopped = False
+        if self.drain is not None:
+            self.drain.join(timeout=5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return stopped
 
 
 class Receiver:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import calendar
 import hashlib
-import http.client
 import json
 import os
 import re
@@ -49,7 +48,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -66,7 +64,6 @@ PREFIX = "app_plugin_"
 TARGET_MS = 200
 RUNS_FULL = 15
 RUNS_QUICK = 3
-ADMIN_TOKEN = "bench"
 START_TIMEOUT_S = 60
 CASES = ("no_plugins", "generated_50", "generated_50_warm")
 
@@ -359,40 +356,10 @@ def _log_time_ns(line: str) -> int | None:
     return calendar.timegm((y, mo, d, h, mi, s)) * 1_000_000_000 + int(frac)
 
 
-def _env(plugins_dir: Path, data_dir: Path) -> dict:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("APP_") and k not in ("DATABASE_URL", "RUST_LOG", "LD_LIBRARY_PATH")
-    }
-    env.update(
-        APP_PLUGINS_DIR=str(plugins_dir),
-        APP_DATA_DIR=str(data_dir),
-        DATABASE_URL=f"sqlite://{data_dir / 'app.db'}?mode=rwc",
-        # Port 0: the kernel picks a free port, the app logs which one.
-        APP_LISTEN="127.0.0.1:0",
-        APP_ADMIN_TOKEN=ADMIN_TOKEN,
-        RUST_LOG="info",
-    )
-    return env
-
-
-def _get(addr: tuple[str, int], path: str, token: str | None = None):
-    conn = http.client.HTTPConnection(*addr, timeout=10)
-    try:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def _check_plugins(addr: tuple[str, int], expected: list[str], output: list[str]) -> None:
-    status, body = _get(addr, "/api/admin/plugins", ADMIN_TOKEN)
+def _check_plugins(app: load.App, expected: list[str]) -> None:
+    status, report = app.request("GET", "/api/admin/plugins")
     if status != 200:
-        raise BenchError(f"GET /api/admin/plugins: {status} {body[:500]!r}")
-    report = json.loads(body)
+        raise BenchError(f"GET /api/admin/plugins: {status} {str(report)[:500]}")
     plugins = {p["name"]: p for p in report["plugins"] if p["name"] != "app"}
     problems = []
     if sorted(plugins) != sorted(expected):
@@ -404,78 +371,37 @@ def _check_plugins(addr: tuple[str, int], expected: list[str], output: list[str]
     if routes != set(expected):
         problems.append(f"plugins with routes: {len(routes)}, expected {len(expected)}")
     if problems:
-        tail = "".join(output[-20:])
-        raise BenchError("the app did not load what it should: " + "; ".join(problems) + f"\nlog tail:\n{tail}")
+        raise BenchError("the app did not load what it should: " + "; ".join(problems)
+                         + f"\nlog tail:\n{app.log_tail()}")
 
 
 def run_once(binary: Path, plugins_dir: Path, data_dir: Path, cwd: Path, expected: list[str]) -> dict:
     """One start: ms from spawn to the first 200 on /health, plus log phases."""
-    env = _env(plugins_dir, data_dir)
-    output: list[str] = []
-    wall0 = time.time_ns()
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(binary)],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    watchdog = threading.Timer(START_TIMEOUT_S, proc.kill)
-    watchdog.start()
-    drain = None
+    # A clean log (info), and no inherited library path: the copy's own
+    # SDK library is the one the plugins were built against.
+    env = {"RUST_LOG": "info", "LD_LIBRARY_PATH": None}
     try:
-        addr = None
-        # Blocking reads: nothing polls while the app starts.
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace")
-            output.append(line)
-            m = re.search(r"listening on http://([\d.]+):(\d+)", line)
-            if m:
-                addr = (m.group(1), int(m.group(2)))
-                break
-        if addr is None:
-            proc.wait()
-            raise BenchError(
-                f"the app exited ({proc.returncode}) before listening:\n" + "".join(output[-30:])
-            )
-        status, body = _get(addr, "/health")
-        t1 = time.perf_counter()
-        if status != 200:
-            raise BenchError(f"GET /health: {status} {body[:500]!r}")
-
-        def rest() -> None:
-            for raw in proc.stdout:
-                output.append(raw.decode(errors="replace"))
-
-        drain = threading.Thread(target=rest, daemon=True)
-        drain.start()
-        _check_plugins(addr, expected, output)
+        app = load.App(binary, data_dir, database=load.Database("sqlite", data_dir),
+                       plugins_dir=plugins_dir, env=env, cwd=cwd, follow_log=True,
+                       ready_timeout=START_TIMEOUT_S)
+    except RuntimeError as error:
+        raise BenchError(str(error)) from None
+    try:
+        _check_plugins(app, expected)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise BenchError("the app did not stop within 15 s of SIGTERM")
-        finally:
-            watchdog.cancel()
-            if drain is not None:
-                drain.join(timeout=5)
-            proc.stdout.close()
+        stopped = app.stop(timeout=15)
+    if not stopped:
+        raise BenchError("the app did not stop within 15 s of SIGTERM")
     # -SIGTERM: the app was killed by the signal instead of shutting down
     # gracefully (its handler was not installed yet). Not a startup
     # failure: counted and reported.
-    if proc.returncode not in (0, -signal.SIGTERM):
-        raise BenchError(f"the app exited with {proc.returncode} after SIGTERM:\n" + "".join(output[-20:]))
-    ms = (t1 - t0) * 1000
+    if app.proc.returncode not in (0, -signal.SIGTERM):
+        raise BenchError(f"the app exited with {app.proc.returncode} after SIGTERM:\n"
+                         + "".join(app.output[-20:]))
     return {
-        "ms": ms,
-        "phases": _phases(output, wall0, ms),
-        "killed_by_sigterm": proc.returncode == -signal.SIGTERM,
+        "ms": app.ready_ms,
+        "phases": _phases(app.output, app.spawned_ns, app.ready_ms),
+        "killed_by_sigterm": app.proc.returncode == -signal.SIGTERM,
     }
 
 

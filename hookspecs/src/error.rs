@@ -118,6 +118,18 @@ impl ApiError {
         Self::new(422, "invalid", message).with("field", field)
     }
 
+    /// 413: `what` ("the body", "the statement") is larger than `limit`
+    /// bytes, which the client also gets as the `limit` field. Every size
+    /// limit answers with this one error.
+    pub fn too_large(what: &str, limit: usize) -> Self {
+        Self::new(
+            413,
+            "payload_too_large",
+            format!("{what} exceeds the limit of {}", Size(limit)),
+        )
+        .with("limit", limit)
+    }
+
     /// 500: something failed on our side.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "internal", message)
@@ -257,9 +269,45 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// A number of bytes as people write limits: `1 MiB`, `64 KiB`, `100 bytes`.
+struct Size(usize);
+
+impl std::fmt::Display for Size {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const KIB: usize = 1024;
+        const MIB: usize = 1024 * KIB;
+        match self.0 {
+            n if n >= MIB && n % MIB == 0 => write!(f, "{} MiB", n / MIB),
+            n if n >= KIB && n % KIB == 0 => write!(f, "{} KiB", n / KIB),
+            n => write!(f, "{n} bytes"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_size_limit_is_one_error_with_the_limit_in_bytes_and_in_words() {
+        for (limit, words) in [
+            (100, "100 bytes"),
+            (65_536, "64 KiB"),
+            (1 << 20, "1 MiB"),
+            (1_500_000, "1500000 bytes"),
+        ] {
+            let error = ApiError::too_large("the body", limit);
+            assert_eq!(
+                (error.status, error.code.as_str()),
+                (413, "payload_too_large")
+            );
+            assert_eq!(
+                error.message,
+                format!("the body exceeds the limit of {words}")
+            );
+            assert_eq!(error.details["limit"], limit);
+        }
+    }
 
     /// A database error with only a code, as the drivers report one.
     #[derive(Debug)]

@@ -559,8 +559,8 @@ fn component_sql_refusals(app: &TestApp) {
         (
             "huge-hugo",
             413,
-            "too_large",
-            "the statement is over the limit of 64 KiB",
+            "payload_too_large",
+            "the statement exceeds the limit of 64 KiB",
         ),
     ] {
         let error = expect_error(status, code, create(username));

@@ -528,9 +528,7 @@ fn a_service_call_with_arguments_over_1_mib_is_refused_with_413() {
     );
     let message = refused["message"].as_str().unwrap();
     assert!(
-        message.contains(
-            "the arguments of `get_user` are 2097156 bytes, over the limit of 1048576 bytes (1 MiB)"
-        ),
+        message.contains("the argument text of `get_user` exceeds the limit of 1 MiB"),
         "{message}"
     );
     assert_eq!(users(&app), 0);

@@ -182,18 +182,24 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
 /// thread flushes after taking every line queued, so through a `BufWriter`
 /// the lines queued together go out in one `write` (stdout alone is
 /// line-buffered: one system call per line, the largest part of an
-/// access-log line's cost). The guard flushes what is queued when
-/// dropped, at exit.
+/// access-log line's cost). The access log hands that thread its lines
+/// already formatted, a batch at a time (`http::access_log`). The guard
+/// flushes what is queued when dropped, at exit.
 fn init_tracing() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let stdout = std::io::BufWriter::new(std::io::stdout());
     let (writer, guard) = tracing_appender::non_blocking(stdout);
-    let _ = tracing_subscriber::fmt()
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_writer(writer.clone())
         .try_init();
+    if installed.is_ok() {
+        // The access log writes its lines itself, in the same format.
+        crate::http::access_log::write_to(writer, ansi);
+    }
     guard
 }
 

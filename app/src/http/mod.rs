@@ -2,6 +2,7 @@
 //! pipeline ([`pipeline`]: route, identity, access, unit of work, handler,
 //! reply) and route matching ([`router`]: routerify_ng behind one function).
 
+pub(crate) mod access_log;
 pub mod pipeline;
 pub mod router;
 pub mod server;

@@ -81,7 +81,7 @@ async fn respond(
     let params = found.params;
     let limit = state.limits.body_limit;
     if head.content_length.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
+        return Err(ApiError::too_large("the body", limit));
     }
     let identity = identify(state, route.guard, head.authorization).await?;
     let body = parse_body(&body.await?)?;
@@ -279,16 +279,6 @@ fn not_allowed(head: &Head<'_>, allowed: &[Method]) -> ApiError {
         format!("{} is not allowed here", head.method),
     )
     .with("allowed", names)
-}
-
-/// 413: a body larger than `limit` bytes.
-pub fn too_large(limit: usize) -> ApiError {
-    ApiError::new(
-        413,
-        "payload_too_large",
-        format!("the body exceeds {limit} bytes"),
-    )
-    .with("limit", limit)
 }
 
 fn parse_body(body: &[u8]) -> Result<Option<Value>, ApiError> {

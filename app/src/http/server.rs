@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use super::access_log::{AccessLog, Line, RequestId};
 use super::pipeline::{self, Answer, BodyResult, Head};
 use crate::state::State;
 
@@ -143,7 +144,8 @@ struct Connection {
 /// One request: its head to the pipeline, its body read only if the
 /// pipeline asks for it, its answer as a response, one log line. The head
 /// borrows the request's own strings; the log gets the method and URI by
-/// move, and the clock is read only if the line is wanted.
+/// move and a copy of the id, and the clock is read only if the line is
+/// wanted.
 async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let logged = shared.log.wanted();
     let started = logged.then(Instant::now);
@@ -181,7 +183,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
             uri: parts.uri,
             status,
             took: started.elapsed(),
-            request_id: request_id.clone(),
+            request_id: RequestId::of(&request_id),
         });
     }
     response(answer, request_id, unread)
@@ -237,7 +239,7 @@ async fn read_body(mut body: Incoming, limit: usize, timeout: Duration) -> BodyR
             let frame = frame.map_err(|_| ApiError::bad_request("the body could not be read"))?;
             if let Some(data) = frame.data_ref() {
                 if kept.len() + data.len() > limit {
-                    return Err(pipeline::too_large(limit));
+                    return Err(ApiError::too_large("the body", limit));
                 }
                 kept.extend_from_slice(data);
             }
@@ -324,100 +326,6 @@ impl Backoff {
             tracing::info!(failures = self.failures, "accepting connections again");
         }
         *self = Backoff::default();
-    }
-}
-
-/// The access log: one line per request, `METHOD PATH STATUS LATENCYms
-/// REQUEST-ID` (target `app::http`, level INFO). A request only hands its
-/// fields to a thread of the log's own, moved as they are (the method, the
-/// URI, the id's bytes: no string is copied nor formatted on the request
-/// path), and that thread formats and writes them: it wakes for the first
-/// line after a quiet spell, then takes whatever arrived every
-/// [`AccessLog::BATCH`], so that under load no request pays for formatting
-/// a line nor for waking a thread. A line's timestamp is when it is
-/// written, at most that much later.
-struct AccessLog(std::sync::mpsc::Sender<Entry>);
-
-/// One request's line, as the request path captured it.
-struct Line {
-    method: hyper::Method,
-    uri: hyper::Uri,
-    status: u16,
-    took: Duration,
-    request_id: HeaderValue,
-}
-
-enum Entry {
-    Line(Line),
-    /// Answered once every line sent before it is written.
-    Flush(tokio::sync::oneshot::Sender<()>),
-}
-
-impl AccessLog {
-    const BATCH: Duration = Duration::from_millis(10);
-
-    fn start() -> Self {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || Self::write(&rx));
-        if let Err(error) = spawned {
-            tracing::warn!(%error, "no thread for the access log: requests go unlogged");
-        }
-        AccessLog(tx)
-    }
-
-    /// Whether the filter wants `app::http` at INFO: asked first, so that
-    /// a request nobody logs reads no clock.
-    fn wanted(&self) -> bool {
-        tracing::enabled!(target: "app::http", tracing::Level::INFO)
-    }
-
-    /// Logs a request.
-    fn line(&self, line: Line) {
-        let _ = self.0.send(Entry::Line(line));
-    }
-
-    /// Completes once every line logged so far is written (at shutdown).
-    async fn flush(&self) {
-        let (done, written) = tokio::sync::oneshot::channel();
-        if self.0.send(Entry::Flush(done)).is_ok() {
-            let _ = written.await;
-        }
-    }
-
-    fn write(entries: &std::sync::mpsc::Receiver<Entry>) {
-        while let Ok(first) = entries.recv() {
-            for entry in std::iter::once(first).chain(entries.try_iter()) {
-                match entry {
-                    Entry::Line(line) => tracing::info!(
-                        target: "app::http",
-                        "{} {} {} {} {}",
-                        line.method,
-                        line.uri.path(),
-                        line.status,
-                        Millis(line.took),
-                        line.request_id.to_str().unwrap_or_default(),
-                    ),
-                    Entry::Flush(done) => {
-                        let _ = done.send(());
-                    }
-                }
-            }
-            // Lines sent meanwhile wake no one.
-            std::thread::sleep(Self::BATCH);
-        }
-    }
-}
-
-/// A latency as milliseconds with one decimal (`0.4ms`), rounded, in
-/// integers: float formatting with a precision costs several times more.
-struct Millis(Duration);
-
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tenths = (self.0.as_micros() + 50) / 100;
-        write!(f, "{}.{}ms", tenths / 10, tenths % 10)
     }
 }
 
@@ -572,7 +480,7 @@ mod tests {
 
     use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST, HeaderMap, HeaderValue};
 
-    use super::{Activity, Millis, ReadHeaders, RequestIds, X_REQUEST_ID, valid_request_id};
+    use super::{Activity, ReadHeaders, RequestIds, X_REQUEST_ID, valid_request_id};
 
     #[test]
     fn the_headers_read_are_the_first_of_their_name() {
@@ -587,20 +495,6 @@ mod tests {
         assert!(read.authorization.is_none());
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer t"));
         assert_eq!(ReadHeaders::of(&headers).authorization.unwrap(), "Bearer t");
-    }
-
-    #[test]
-    fn a_latency_is_written_in_milliseconds_with_one_decimal_rounded() {
-        for (micros, text) in [
-            (0, "0.0ms"),
-            (49, "0.0ms"),
-            (50, "0.1ms"),
-            (449, "0.4ms"),
-            (12_345, "12.3ms"),
-            (2_000_000, "2000.0ms"),
-        ] {
-            assert_eq!(Millis(Duration::from_micros(micros)).to_string(), text);
-        }
     }
 
     #[test]

@@ -216,15 +216,8 @@ impl wit::app::plugin::host::Host for State {
                 }
             };
             if args.len() > MAX_ARGS {
-                return Err(ApiError::new(
-                    413,
-                    "payload_too_large",
-                    format!(
-                        "the arguments of `{name}` are {} bytes, over the limit of {MAX_ARGS} \
-                         bytes (1 MiB)",
-                        args.len()
-                    ),
-                ));
+                let what = format!("the argument text of `{name}`");
+                return Err(ApiError::too_large(&what, MAX_ARGS));
             }
             let args = parse(&format!("the arguments of `{name}`"), &args)?;
             hookspecs::services::serve(ctx.services(), &ctx, name, args).await
@@ -293,17 +286,13 @@ impl State {
         params: &str,
     ) -> Result<(HookContext, Vec<Value>), HookError> {
         let ctx = self.hook_ctx()?;
-        let too_big = |what: &str, limit: &str| {
-            ApiError::new(
-                413,
-                "too_large",
-                format!("the {what} is over the limit of {limit}"),
-            )
-        };
         let checked = if sql.len() > MAX_SQL {
-            Err(too_big("statement", "64 KiB"))
+            Err(ApiError::too_large("the statement", MAX_SQL))
         } else if params.len() > MAX_PARAMS {
-            Err(too_big("statement's parameters", "1 MiB"))
+            Err(ApiError::too_large(
+                "the statement's parameter text",
+                MAX_PARAMS,
+            ))
         } else {
             hookspecs::sql::check(sql, self.plugin, call).and_then(|()| parse("params", params))
         };

@@ -121,6 +121,13 @@ pub fn app_authority(ctx: &HookContext) -> HookContext {
     ctx.with_app_authority()
 }
 
+/// Runs `statement` in `ctx`'s transaction just before it commits (see
+/// [`UnitOfWork::at_commit`]): on PostgreSQL in the same round trip as
+/// `COMMIT`. `statement` carries its values as literals.
+pub fn at_commit(ctx: &HookContext, statement: String) {
+    ctx.uow().at_commit(statement);
+}
+
 /// The startup handle of `plugin`, adding routes to `table`.
 pub fn startup(plugin: &str, table: RouteTable, configs: Arc<PluginConfigs>) -> crate::Startup {
     crate::Startup {

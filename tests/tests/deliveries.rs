@@ -112,15 +112,18 @@ e2e! {
         assert_eq!(r.attempt, "1");
         assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:1"]);
 
-        // A modification carries both sides.
-        let patch = json!({"display_name": "Ada L."});
+        // A modification carries both sides, its text as written (the
+        // event is recorded with its values as SQL literals: quotes and
+        // backslashes must survive).
+        let tricky = r#"Ada O'Neil \"L.\" \\ '); --"#;
+        let patch = json!({"display_name": tricky});
         expect(200, app.patch(&format!("/api/users/{}", id(&ada)), ADMIN, patch));
         wait_until("the second delivery", || delivered(&app.db, "webhooks") == 2);
         let got = receiver.received();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].json["event"], "user.modified");
         assert_eq!(got[1].json["data"]["before"]["display_name"], json!(null));
-        assert_eq!(got[1].json["data"]["after"]["display_name"], "Ada L.");
+        assert_eq!(got[1].json["data"]["after"]["display_name"], tricky);
         assert_ne!(got[1].key, got[0].key);
     }
 

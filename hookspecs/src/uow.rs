@@ -39,6 +39,8 @@ pub struct UnitOfWork {
     resume: Option<&'static str>,
     /// What [`UnitOfWork::at_commit`] was given, in order.
     at_commit: std::sync::Mutex<Vec<String>>,
+    /// What [`UnitOfWork::when_needed`] was given and no one needed yet.
+    settings: std::sync::Mutex<Vec<&'static str>>,
 }
 
 enum Tx {
@@ -71,6 +73,7 @@ impl UnitOfWork {
             })),
             resume: None,
             at_commit: std::sync::Mutex::default(),
+            settings: std::sync::Mutex::default(),
         }
     }
 
@@ -115,6 +118,35 @@ impl UnitOfWork {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(statement);
+    }
+
+    /// Remembers `setting` (a statement that changes how the rest of the
+    /// transaction runs, such as `SET CONSTRAINTS ...`), to be run only when
+    /// a later statement needs it ([`UnitOfWork::needs`]): an operation
+    /// that may need a setting pays its round trip only if it does.
+    pub fn when_needed(&self, setting: &'static str) {
+        let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        if !settings.contains(&setting) {
+            settings.push(setting);
+        }
+    }
+
+    /// Runs `setting` now if [`UnitOfWork::when_needed`] was given it and
+    /// it has not run yet; otherwise does nothing.
+    ///
+    /// # Errors
+    ///
+    /// The database's.
+    pub async fn needs(&self, setting: &'static str) -> Result<(), ApiError> {
+        let asked = {
+            let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+            let at = settings.iter().position(|s| *s == setting);
+            at.map(|at| settings.swap_remove(at)).is_some()
+        };
+        if asked {
+            run(&mut *self.db().await?, setting).await?;
+        }
+        Ok(())
     }
 
     /// The transaction's connection, for `sqlx` queries:

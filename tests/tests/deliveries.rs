@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sqlx::Connection;
+
 use e2e_tests::after_commit::AFTER_COMMIT_ENV;
 use e2e_tests::receiver::{Answer, Receiver};
 use e2e_tests::*;
@@ -910,4 +912,67 @@ fn deliveries_survive_an_instance_killed_under_load() {
     }
     assert_eq!(seen.len() as i64, events, "every committed event arrived");
     assert_eq!(seen, event_keys(&db).into_iter().collect::<BTreeSet<_>>());
+}
+
+/// PostgreSQL: transaction ids are the server's, and a transaction of
+/// another database on the same server (a report, a migration, another
+/// app) cannot record an event here: it holds no delivery back while it
+/// runs, whereas one of the app's own database does (commit order).
+#[test]
+fn a_transaction_of_another_database_holds_no_delivery_back() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let receiver = Receiver::start();
+    let app = start(backend, &receiver, "");
+    let elsewhere = TestDb::create(backend);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let open = |url: &str| {
+        runtime.block_on(async {
+            let mut conn = sqlx::AnyConnection::connect(url).await.expect("connecting");
+            sqlx::raw_sql("BEGIN")
+                .execute(&mut conn)
+                .await
+                .expect("BEGIN");
+            // Writing gives the transaction its id.
+            sqlx::query("SELECT pg_current_xact_id()::text")
+                .fetch_one(&mut conn)
+                .await
+                .expect("an id");
+            conn
+        })
+    };
+    let end = |mut conn: sqlx::AnyConnection| {
+        runtime.block_on(async {
+            sqlx::raw_sql("ROLLBACK")
+                .execute(&mut conn)
+                .await
+                .expect("ROLLBACK");
+        })
+    };
+    let other = open(&elsewhere.url);
+    app.create_user("ada");
+    wait_until(
+        "the delivery, beside another database's transaction",
+        || delivered(&app.db, "webhooks") == 1,
+    );
+    // The app's own database: its running transaction holds the next
+    // event back until it ends.
+    let own = open(&app.db.url);
+    app.create_user("bob");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        delivered(&app.db, "webhooks"),
+        1,
+        "overtook a running transaction"
+    );
+    end(own);
+    wait_until("the second delivery", || {
+        delivered(&app.db, "webhooks") == 2
+    });
+    end(other);
+    assert_eq!(receiver.received().len(), 2);
 }

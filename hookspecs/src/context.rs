@@ -146,7 +146,7 @@ impl HookContext {
         self.uow.db().await
     }
 
-    /// The unit of work, for the host (`host::at_commit`).
+    /// The unit of work, for the host (`host::when_needed`, `host::needs`).
     #[cfg(not(target_family = "wasm"))]
     pub(crate) fn uow(&self) -> &UnitOfWork {
         &self.uow

@@ -121,13 +121,6 @@ pub fn app_authority(ctx: &HookContext) -> HookContext {
     ctx.with_app_authority()
 }
 
-/// Runs `statement` in `ctx`'s transaction just before it commits (see
-/// [`UnitOfWork::at_commit`]): on PostgreSQL in the same round trip as
-/// `COMMIT`. `statement` carries its values as literals.
-pub fn at_commit(ctx: &HookContext, statement: String) {
-    ctx.uow().at_commit(statement);
-}
-
 /// Remembers `setting` for `ctx`'s transaction, run only when needed (see
 /// [`UnitOfWork::when_needed`]).
 pub fn when_needed(ctx: &HookContext, setting: &'static str) {

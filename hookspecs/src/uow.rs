@@ -29,16 +29,11 @@ use crate::error::ApiError;
 /// On a pool whose connections wait inside a transaction already begun
 /// ([`UnitOfWork::resuming`]), the first use costs no `BEGIN`, and the end
 /// sends `COMMIT` (or `ROLLBACK`) and the next `BEGIN` in one round trip.
-///
-/// Statements given to [`UnitOfWork::at_commit`] run just before `COMMIT`,
-/// on PostgreSQL in the same round trip.
 pub struct UnitOfWork {
     tx: Mutex<Tx>,
     /// `Some(begin)`: the pool's connections wait inside a transaction that
     /// `begin` began (see [`UnitOfWork::resuming`]).
     resume: Option<&'static str>,
-    /// What [`UnitOfWork::at_commit`] was given, in order.
-    at_commit: std::sync::Mutex<Vec<String>>,
     /// What [`UnitOfWork::when_needed`] was given and no one needed yet.
     settings: std::sync::Mutex<Vec<&'static str>>,
 }
@@ -72,7 +67,6 @@ impl UnitOfWork {
                 writers: None,
             })),
             resume: None,
-            at_commit: std::sync::Mutex::default(),
             settings: std::sync::Mutex::default(),
         }
     }
@@ -104,20 +98,6 @@ impl UnitOfWork {
             begin.writers = Some(writers);
         }
         self
-    }
-
-    /// Runs `statement` in this transaction just before it commits, after
-    /// those given before it; nothing if it rolls back. On PostgreSQL every
-    /// such statement goes in the same round trip as `COMMIT` (a text
-    /// query: `statement` carries its values as literals, it has no
-    /// parameters); on SQLite each is one more statement before `COMMIT`.
-    /// For writes nothing in the transaction reads back, such as the
-    /// outbox's record of an event: one round trip less per operation.
-    pub fn at_commit(&self, statement: String) {
-        self.at_commit
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(statement);
     }
 
     /// Remembers `setting` (a statement that changes how the rest of the
@@ -183,43 +163,20 @@ impl UnitOfWork {
     /// The database's (the transaction is then rolled back), or the unit
     /// of work has already ended.
     pub async fn commit(&self) -> Result<(), ApiError> {
-        let before = std::mem::take(
-            &mut *self
-                .at_commit
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        if !before.is_empty() {
-            // Begins, if nothing did yet: the statements need a transaction.
-            drop(self.db().await?);
-        }
         match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
+            Tx::Open(conn, _turn) if self.resume.is_some() => {
+                let commit = checked_commit(&conn);
+                // A failure closes the connection, which ends its transaction.
+                self.end(conn, commit).await.map_err(commit_error)
+            }
             Tx::Open(mut conn, _turn) => {
-                let (commit, carries) = match commit_text(&mut conn, before).await {
-                    Ok(text) => text,
-                    Err(e) => {
-                        // SQLite: a statement given to `at_commit` failed.
-                        // Closing the connection ends its transaction.
-                        conn.close_on_drop();
-                        return Err(commit_error(e));
-                    }
-                };
-                if self.resume.is_some() {
-                    // A failure closes the connection, which ends its transaction.
-                    return self.end(conn, &commit).await.map_err(commit_error);
-                }
-                let committed = run(&mut conn, &commit).await;
+                let commit = checked_commit(&conn);
+                let committed = run(&mut conn, commit).await;
                 if let Err(e) = &committed {
-                    if carries {
-                        // The error may be a statement's before `COMMIT` (the
-                        // transaction is open, aborted) or `COMMIT`'s (it has
-                        // ended): closing the connection ends it either way.
-                        conn.close_on_drop();
-                    } else if conn.backend_name() != "PostgreSQL" || aborted(e) {
-                        // SQLite keeps a transaction whose COMMIT failed
-                        // (busy) open, and PostgreSQL one that an earlier
-                        // error aborted; PostgreSQL has ended one whose
-                        // COMMIT failed.
+                    // SQLite keeps a transaction whose COMMIT failed (busy)
+                    // open, and PostgreSQL one that an earlier error aborted;
+                    // PostgreSQL has ended one whose COMMIT failed.
+                    if conn.backend_name() != "PostgreSQL" || aborted(e) {
                         let _ = run(&mut conn, "ROLLBACK").await;
                     }
                 }
@@ -279,7 +236,7 @@ impl UnitOfWork {
     fn end(
         &self,
         conn: PoolConnection<Any>,
-        how: &str,
+        how: &'static str,
     ) -> impl Future<Output = Result<(), sqlx::Error>> + Send + 'static {
         let statement = format!("{how}; {}", self.resume.unwrap_or("BEGIN"));
         async move {
@@ -326,34 +283,18 @@ impl Drop for UnitOfWork {
     }
 }
 
-/// The text that commits the transaction on `conn`, and whether it carries
-/// `before`, the statements given to [`UnitOfWork::at_commit`]: on
-/// PostgreSQL they go first in it (one round trip); on SQLite they are run
-/// here, one by one, unprepared (each is text of its own, which the
-/// connection's cache of prepared statements would only churn through).
-///
-/// PostgreSQL answers a `COMMIT` of a transaction that an error aborted (a
-/// statement that failed, whose error a hook caught and did not pass on) by
-/// rolling it back, without an error: the operation would report success
-/// with nothing written. So on PostgreSQL a statement that fails in an
-/// aborted transaction goes first, in the same round trip.
-async fn commit_text(
-    conn: &mut AnyConnection,
-    before: Vec<String>,
-) -> Result<(String, bool), sqlx::Error> {
-    if conn.backend_name() != "PostgreSQL" {
-        for statement in &before {
-            sqlx::Executor::execute(&mut *conn, sqlx::query(statement).persistent(false)).await?;
-        }
-        return Ok(("COMMIT".to_owned(), false));
+/// How a transaction commits on `conn`. PostgreSQL answers a `COMMIT` of a
+/// transaction that an error aborted (a statement that failed, whose error
+/// a hook caught and did not pass on) by rolling it back, without an error:
+/// the operation would report success with nothing written. So on
+/// PostgreSQL a statement that fails in an aborted transaction goes first,
+/// in the same round trip.
+fn checked_commit(conn: &AnyConnection) -> &'static str {
+    if conn.backend_name() == "PostgreSQL" {
+        "SELECT 1; COMMIT"
+    } else {
+        "COMMIT"
     }
-    let carries = !before.is_empty();
-    let mut text = before.join("; ");
-    if carries {
-        text.push_str("; ");
-    }
-    text.push_str("SELECT 1; COMMIT");
-    Ok((text, carries))
 }
 
 /// PostgreSQL's "current transaction is aborted".

@@ -34,8 +34,9 @@ pub struct UnitOfWork {
     /// `Some(begin)`: the pool's connections wait inside a transaction that
     /// `begin` began (see [`UnitOfWork::resuming`]).
     resume: Option<&'static str>,
-    /// What [`UnitOfWork::when_needed`] was given and no one needed yet.
-    settings: std::sync::Mutex<Vec<&'static str>>,
+    /// What [`UnitOfWork::when_needed`] was given, and whether it has run
+    /// (once run, it holds for the rest of the transaction).
+    settings: std::sync::Mutex<Vec<(&'static str, bool)>>,
 }
 
 enum Tx {
@@ -106,8 +107,8 @@ impl UnitOfWork {
     /// that may need a setting pays its round trip only if it does.
     pub fn when_needed(&self, setting: &'static str) {
         let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-        if !settings.contains(&setting) {
-            settings.push(setting);
+        if !settings.iter().any(|(s, _)| *s == setting) {
+            settings.push((setting, false));
         }
     }
 
@@ -120,8 +121,8 @@ impl UnitOfWork {
     pub async fn needs(&self, setting: &'static str) -> Result<(), ApiError> {
         let asked = {
             let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-            let at = settings.iter().position(|s| *s == setting);
-            at.map(|at| settings.swap_remove(at)).is_some()
+            let pending = settings.iter_mut().find(|(s, ran)| *s == setting && !*ran);
+            pending.map(|(_, ran)| *ran = true).is_some()
         };
         if asked {
             run(&mut *self.db().await?, setting).await?;

@@ -146,6 +146,12 @@ impl HookContext {
         self.uow.db().await
     }
 
+    /// The unit of work, for the host (`host::when_needed`, `host::needs`).
+    #[cfg(not(target_family = "wasm"))]
+    pub(crate) fn uow(&self) -> &UnitOfWork {
+        &self.uow
+    }
+
     /// Who is acting (`None` for the application itself, e.g. at startup).
     pub fn actor(&self) -> Option<&Identity> {
         self.actor.as_ref()

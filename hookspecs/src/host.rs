@@ -127,6 +127,22 @@ pub fn request_parts(request: &crate::Request) -> RequestParts {
     request.parts()
 }
 
+/// Remembers `setting` for `ctx`'s transaction, run only when needed (see
+/// [`UnitOfWork::when_needed`]).
+pub fn when_needed(ctx: &HookContext, setting: &'static str) {
+    ctx.uow().when_needed(setting);
+}
+
+/// Runs `setting` in `ctx`'s transaction if it was remembered and has not
+/// run yet (see [`UnitOfWork::needs`]).
+///
+/// # Errors
+///
+/// The database's.
+pub async fn needs(ctx: &HookContext, setting: &'static str) -> Result<(), crate::ApiError> {
+    ctx.uow().needs(setting).await
+}
+
 /// The startup handle of `plugin`, adding routes to `table`.
 pub fn startup(plugin: &str, table: RouteTable, configs: Arc<PluginConfigs>) -> crate::Startup {
     crate::Startup {

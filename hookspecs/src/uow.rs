@@ -34,6 +34,9 @@ pub struct UnitOfWork {
     /// `Some(begin)`: the pool's connections wait inside a transaction that
     /// `begin` began (see [`UnitOfWork::resuming`]).
     resume: Option<&'static str>,
+    /// What [`UnitOfWork::when_needed`] was given, and whether it has run
+    /// (once run, it holds for the rest of the transaction).
+    settings: std::sync::Mutex<Vec<(&'static str, bool)>>,
 }
 
 enum Tx {
@@ -65,6 +68,7 @@ impl UnitOfWork {
                 writers: None,
             })),
             resume: None,
+            settings: std::sync::Mutex::default(),
         }
     }
 
@@ -95,6 +99,35 @@ impl UnitOfWork {
             begin.writers = Some(writers);
         }
         self
+    }
+
+    /// Remembers `setting` (a statement that changes how the rest of the
+    /// transaction runs, such as `SET CONSTRAINTS ...`), to be run only when
+    /// a later statement needs it ([`UnitOfWork::needs`]): an operation
+    /// that may need a setting pays its round trip only if it does.
+    pub fn when_needed(&self, setting: &'static str) {
+        let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        if !settings.iter().any(|(s, _)| *s == setting) {
+            settings.push((setting, false));
+        }
+    }
+
+    /// Runs `setting` now if [`UnitOfWork::when_needed`] was given it and
+    /// it has not run yet; otherwise does nothing.
+    ///
+    /// # Errors
+    ///
+    /// The database's.
+    pub async fn needs(&self, setting: &'static str) -> Result<(), ApiError> {
+        let asked = {
+            let mut settings = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+            let pending = settings.iter_mut().find(|(s, ran)| *s == setting && !*ran);
+            pending.map(|(_, ran)| *ran = true).is_some()
+        };
+        if asked {
+            run(&mut *self.db().await?, setting).await?;
+        }
+        Ok(())
     }
 
     /// The transaction's connection, for `sqlx` queries:

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sqlx::Connection;
+
 use e2e_tests::after_commit::AFTER_COMMIT_ENV;
 use e2e_tests::receiver::{Answer, Receiver};
 use e2e_tests::*;
@@ -112,15 +114,18 @@ e2e! {
         assert_eq!(r.attempt, "1");
         assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:1"]);
 
-        // A modification carries both sides.
-        let patch = json!({"display_name": "Ada L."});
+        // A modification carries both sides, its text as written (the
+        // event is recorded with its values as SQL literals: quotes and
+        // backslashes must survive).
+        let tricky = r#"Ada O'Neil \"L.\" \\ '); --"#;
+        let patch = json!({"display_name": tricky});
         expect(200, app.patch(&format!("/api/users/{}", id(&ada)), ADMIN, patch));
         wait_until("the second delivery", || delivered(&app.db, "webhooks") == 2);
         let got = receiver.received();
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].json["event"], "user.modified");
         assert_eq!(got[1].json["data"]["before"]["display_name"], json!(null));
-        assert_eq!(got[1].json["data"]["after"]["display_name"], "Ada L.");
+        assert_eq!(got[1].json["data"]["after"]["display_name"], tricky);
         assert_ne!(got[1].key, got[0].key);
     }
 
@@ -907,4 +912,67 @@ fn deliveries_survive_an_instance_killed_under_load() {
     }
     assert_eq!(seen.len() as i64, events, "every committed event arrived");
     assert_eq!(seen, event_keys(&db).into_iter().collect::<BTreeSet<_>>());
+}
+
+/// PostgreSQL: transaction ids are the server's, and a transaction of
+/// another database on the same server (a report, a migration, another
+/// app) cannot record an event here: it holds no delivery back while it
+/// runs, whereas one of the app's own database does (commit order).
+#[test]
+fn a_transaction_of_another_database_holds_no_delivery_back() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let receiver = Receiver::start();
+    let app = start(backend, &receiver, "");
+    let elsewhere = TestDb::create(backend);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let open = |url: &str| {
+        runtime.block_on(async {
+            let mut conn = sqlx::AnyConnection::connect(url).await.expect("connecting");
+            sqlx::raw_sql("BEGIN")
+                .execute(&mut conn)
+                .await
+                .expect("BEGIN");
+            // Writing gives the transaction its id.
+            sqlx::query("SELECT pg_current_xact_id()::text")
+                .fetch_one(&mut conn)
+                .await
+                .expect("an id");
+            conn
+        })
+    };
+    let end = |mut conn: sqlx::AnyConnection| {
+        runtime.block_on(async {
+            sqlx::raw_sql("ROLLBACK")
+                .execute(&mut conn)
+                .await
+                .expect("ROLLBACK");
+        })
+    };
+    let other = open(&elsewhere.url);
+    app.create_user("ada");
+    wait_until(
+        "the delivery, beside another database's transaction",
+        || delivered(&app.db, "webhooks") == 1,
+    );
+    // The app's own database: its running transaction holds the next
+    // event back until it ends.
+    let own = open(&app.db.url);
+    app.create_user("bob");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        delivered(&app.db, "webhooks"),
+        1,
+        "overtook a running transaction"
+    );
+    end(own);
+    wait_until("the second delivery", || {
+        delivered(&app.db, "webhooks") == 2
+    });
+    end(other);
+    assert_eq!(receiver.received().len(), 2);
 }

@@ -126,6 +126,24 @@ async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
     .await
 }
 
+/// PostgreSQL: the oldest transaction of this database that may still
+/// commit an event (its id; the snapshot's `xmax` when none runs), as the
+/// statement's snapshot sees them. Transaction ids are the server's, so
+/// `pg_snapshot_xmin` also counts the transactions of its other databases,
+/// which cannot write this one's log: a long one elsewhere (a report, a
+/// migration, another app) would hold every plugin back for as long as it
+/// runs. Those are left out, known by their backend's database; a
+/// transaction that ends meanwhile, or whose backend is not shown
+/// (`pg_stat_activity` hides what the role may not see), stays in, which
+/// only ever holds the log back, never lets an event be overtaken.
+const OLDEST_RUNNING: &str = "COALESCE(\
+     (SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) x \
+      WHERE x::text::bigint % 4294967296 NOT IN (\
+          SELECT a.backend_xid::text::bigint FROM pg_stat_activity a \
+          WHERE a.backend_xid IS NOT NULL AND a.datid <> \
+              (SELECT oid FROM pg_database WHERE datname = current_database()))), \
+     pg_snapshot_xmax(pg_current_snapshot())::text::bigint)";
+
 /// Gives `plugin` a cursor if it has none: at the head of the log, so a
 /// plugin added later gets the events recorded from now on, not the past.
 /// Either way the cursor is marked seen (see [`prune`]).
@@ -134,18 +152,17 @@ async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
 /// the last event.
 async fn start_at_head(state: &State, plugin: &str) -> Result<(), ApiError> {
     let sql = match state.db.dialect() {
-        Dialect::Postgres => {
+        Dialect::Postgres => format!(
             "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
-             VALUES ($1, pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, \
-                     9223372036854775807, $2) \
+             VALUES ($1, {OLDEST_RUNNING} - 1, 9223372036854775807, $2) \
              ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
-        }
-        Dialect::Sqlite => {
-            "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
+        ),
+        Dialect::Sqlite => "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
              VALUES ($1, 0, (SELECT COALESCE(MAX(id), 0) FROM outbox_events), $2) \
              ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
-        }
+            .to_owned(),
     };
+    let sql = &sql;
     bookkeeping(state, |ctx| async move {
         sqlx::query(sql)
             .bind(plugin)
@@ -378,10 +395,10 @@ impl Queue {
         let (lock, below_running) = if postgres {
             (
                 "FOR UPDATE SKIP LOCKED",
-                "AND e.txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                format!("AND e.txid < {OLDEST_RUNNING}"),
             )
         } else {
-            ("", "")
+            ("", String::new())
         };
         let cursor_sql = format!(
             "SELECT txid, event_id, lease_owner, lease_until_ms FROM outbox_cursors \

@@ -20,6 +20,7 @@ pub(super) async fn put_member(
     let hidden = || ApiError::not_found("space", space_id);
     s.allow(ctx, Action::PutMember, resource, hidden).await?;
     let inner = app(ctx);
+    hookspecs::host::needs(ctx, DEFER_REFERENCES).await?;
     // Insert first and let the constraints answer whether the user
     // exists (the foreign key) and whether they are a member already
     // (the primary key). Reading first would lock, on PostgreSQL, the
@@ -183,12 +184,17 @@ pub(super) async fn delete_member(
 /// read at the end, it does not. A membership whose user or space does not
 /// exist then fails the commit (a 500) rather than its insert (a 404): only
 /// a hook of the creation adding a member that does not exist sees that.
+///
+/// The setting is sent just before the first membership insert that
+/// follows ([`put_member`]), if there is one: most creations insert none
+/// (no open space), and pay no round trip for it.
 pub(super) async fn check_references_at_commit(ctx: &HookContext) -> Result<(), ApiError> {
-    let mut db = ctx.db().await?;
-    if db.backend_name() == "PostgreSQL" {
-        sqlx::query("SET CONSTRAINTS memberships_user_id_fkey, memberships_space_id_fkey DEFERRED")
-            .execute(&mut *db)
-            .await?;
+    if ctx.db().await?.backend_name() == "PostgreSQL" {
+        hookspecs::host::when_needed(ctx, DEFER_REFERENCES);
     }
     Ok(())
 }
+
+/// See [`check_references_at_commit`]. Only ever asked for on PostgreSQL.
+const DEFER_REFERENCES: &str =
+    "SET CONSTRAINTS memberships_user_id_fkey, memberships_space_id_fkey DEFERRED";

@@ -66,12 +66,19 @@ const TABLE_ELEMENT: usize = std::mem::size_of::<usize>();
 pub struct Budget {
     cap: usize,
     used: usize,
+    /// `used` before the growth last allowed: given back if wasmtime then
+    /// fails it (past the memory's own maximum, or the system's refusal).
+    before: Option<usize>,
 }
 
 impl Budget {
     /// An empty budget of `cap` bytes.
     pub fn new(cap: usize) -> Budget {
-        Budget { cap, used: 0 }
+        Budget {
+            cap,
+            used: 0,
+            before: None,
+        }
     }
 
     /// The bytes its memories and tables hold now.
@@ -86,7 +93,18 @@ impl Budget {
 
     /// Takes `desired - current` more bytes, or refuses with a trap that
     /// says which cap was reached (the plugin's error then names it).
-    fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
+    fn grow(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.before = None;
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            // wasmtime refuses it anyway (`memory.grow` answers -1): nothing
+            // to charge.
+            return Ok(false);
+        }
         let used = self.used.saturating_sub(current).saturating_add(desired);
         if used > self.cap {
             wasmtime::bail!(
@@ -94,8 +112,16 @@ impl Budget {
                 self.cap >> 20
             );
         }
+        self.before = Some(self.used);
         self.used = used;
         Ok(true)
+    }
+
+    /// A growth this budget allowed did not happen: its bytes are free again.
+    fn refund(&mut self) {
+        if let Some(before) = self.before.take() {
+            self.used = before;
+        }
     }
 }
 
@@ -104,23 +130,42 @@ impl ResourceLimiter for Budget {
         &mut self,
         current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.grow(current, desired)
+        self.grow(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, _: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refund();
+        Ok(())
+    }
+
+    fn table_grow_failed(&mut self, _: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refund();
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
         current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            self.before = None;
+            return Ok(false);
+        }
         self.grow(
             current.saturating_mul(TABLE_ELEMENT),
             desired.saturating_mul(TABLE_ELEMENT),
+            None,
         )
     }
 }
+
+/// The most instances a plugin may keep warm: each may hold up to half its
+/// memory cap.
+const MAX_WARM: usize = 64;
 
 /// Splits a plugin's table into its limits and its own configuration.
 ///
@@ -140,6 +185,12 @@ pub fn split(table: &Value) -> Result<(Limits, Value), String> {
         serde_json::from_value::<Limits>(sandbox)
             .map_err(|e| format!("[plugins.<name>.{KEY}]: {e}"))?
     };
+    if limits.warm_instances > MAX_WARM {
+        return Err(format!(
+            "[plugins.<name>.{KEY}]: warm_instances is {}, at most {MAX_WARM}",
+            limits.warm_instances
+        ));
+    }
     if limits.time_limit_ms == 0 || limits.memory_mib == 0 {
         return Err(format!(
             "[plugins.<name>.{KEY}]: time_limit_ms and memory_mib must be above 0"
@@ -184,6 +235,8 @@ mod tests {
         assert!(split(&json!({"sandbox": {"memory_mib": 0}})).is_err());
         let (limits, _) = split(&json!({"sandbox": {"warm_instances": 0}})).unwrap();
         assert_eq!(limits.warm_instances, 0, "0 is allowed: no pool");
+        let typo = split(&json!({"sandbox": {"warm_instances": 100_000_000_000_u64}}));
+        assert!(typo.unwrap_err().contains("at most 64"));
         let (limits, _) =
             split(&json!({"sandbox": {"hosts": ["127.0.0.1:8080", "example.com"]}})).unwrap();
         assert_eq!(limits.hosts, ["127.0.0.1:8080", "example.com"]);
@@ -212,5 +265,29 @@ mod tests {
         assert!(err.to_string().contains("memory cap of 4 MiB"), "{err}");
         assert_eq!(budget.used(), (3 << 20) + 1000 * TABLE_ELEMENT, "unchanged");
         assert!(budget.memory_growing(3 << 19, 4 << 19, None).unwrap());
+    }
+
+    #[test]
+    fn a_growth_that_does_not_happen_costs_nothing() {
+        let mut budget = Budget::new(4 << 20);
+        assert!(budget.memory_growing(0, 1 << 20, None).unwrap());
+        // Past the memory's own maximum: refused, not charged.
+        assert!(
+            !budget
+                .memory_growing(1 << 20, 3 << 20, Some(2 << 20))
+                .unwrap()
+        );
+        assert_eq!(budget.used(), 1 << 20);
+        // Allowed here, then failed in wasmtime: given back.
+        assert!(budget.memory_growing(1 << 20, 3 << 20, None).unwrap());
+        budget
+            .memory_grow_failed(wasmtime::format_err!("no"))
+            .unwrap();
+        assert_eq!(budget.used(), 1 << 20);
+        // A failure reported without a growth before it gives nothing back.
+        budget
+            .table_grow_failed(wasmtime::format_err!("no"))
+            .unwrap();
+        assert_eq!(budget.used(), 1 << 20);
     }
 }

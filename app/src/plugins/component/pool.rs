@@ -33,7 +33,7 @@ impl<T> Pool<T> {
     /// An empty pool keeping at most `size` idle items.
     pub fn new(size: usize) -> Pool<T> {
         Pool {
-            idle: Mutex::new(Vec::with_capacity(size)),
+            idle: Mutex::new(Vec::new()),
             size,
         }
     }

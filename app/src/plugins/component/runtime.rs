@@ -566,13 +566,26 @@ fn check_version(engine: &Engine, component: &Component) -> Result<(), String> {
     Ok(())
 }
 
+/// The WASI handles an instance may hold at once (streams, pollables).
+/// They live in the host's memory, outside the memory budget, and a warm
+/// instance keeps them from one call to the next: a component that leaks
+/// them traps at this bound (and its instance is discarded) instead of
+/// growing the host call after call. A hook needs a handful.
+const WASI_HANDLES: usize = 1024;
+
+fn bounded_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(WASI_HANDLES);
+    table
+}
+
 impl Loaded {
     /// A store for one instance, with its memory budget, and its deadline
     /// checked at each epoch tick.
     fn store(&self) -> Store<State> {
         let state = State {
             wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
+            table: bounded_table(),
             budget: Budget::new(self.limits.memory_bytes()),
             plugin: self.plugin,
             config: self.config.clone(),

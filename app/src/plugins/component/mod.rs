@@ -27,8 +27,6 @@ use std::sync::{Arc, OnceLock};
 
 use hookspecs::PluginExport;
 
-pub use plugin::{check_routes, go_live, unstage};
-
 /// The file extension of a component in the plugin folder.
 pub const EXTENSION: &str = "wasm";
 

@@ -361,6 +361,14 @@ mod tests {
             "on_plugins_loaded: route GET /plugins/notes/x/:two of `notes` clashes with \
              GET /plugins/notes/x/:one of `notes`"
         );
+        // Only a route built by hand has a core route's path under a
+        // plugin's prefix: a restart checks against it all the same.
+        let core = Router::new(vec![route("/plugins/notes/health", "app")]).unwrap();
+        assert_eq!(
+            restart(&core, &["/health"]).await.err().unwrap(),
+            "on_plugins_loaded: route GET /plugins/notes/health of `notes` clashes with \
+             GET /plugins/notes/health of `app`"
+        );
         let other = restart(&old, &["/taken"]).await.err().unwrap();
         assert!(
             other.contains(

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use hooks_core::{Plugin, PluginManager};
 use hookspecs::host::RouteTable;
 use hookspecs::{AppHooks, Services};
@@ -77,20 +78,27 @@ pub(crate) async fn serve(
     plugins::log_report(&loaded);
     let retries = Arc::new(RetryStats::default());
     let loaded: plugins::Entries = Arc::new(std::sync::Mutex::new(loaded));
+    // Empty until the table is complete: the reload and report routes it
+    // holds need it first.
+    let router: http::router::Live = Arc::new(ArcSwap::from_pointee(http::router::Router::new(
+        Vec::new(),
+    )?));
     let reloader = Arc::new(plugins::Reloader::new(
         hooks.clone(),
         db.clone(),
         configs.clone(),
         &config.plugins,
         loaded.clone(),
+        router.clone(),
     ));
     table.add(api::plugin_reload(reloader.clone()))?;
     table.add(api::plugin_report(PluginReport {
         hooks: hooks.clone(),
         loaded,
-        routes: table.routes(),
+        router: router.clone(),
         retries: retries.clone(),
     }))?;
+    router.store(Arc::new(http::router::Router::new(table.freeze())?));
     let watcher = watch.map(|every| plugins::watch(reloader, every));
 
     let state = Arc::new(State {
@@ -98,7 +106,7 @@ pub(crate) async fn serve(
         hooks,
         services,
         configs,
-        router: http::router::Router::new(table.freeze())?,
+        router,
         limits: config.http.clone(),
         in_flight: http::InFlight::default(),
         retry: config.database.clone(),

@@ -1,5 +1,5 @@
 //! What every request and every delivery shares: the database, the plugins,
-//! the services, the frozen routes, the limits. Built once by startup.
+//! the services, the routes, the limits. Built once by startup.
 
 use std::sync::Arc;
 
@@ -20,8 +20,9 @@ pub struct State {
     pub services: Arc<dyn Services>,
     /// Plugin configuration tables.
     pub configs: Arc<PluginConfigs>,
-    /// Every route, core and plugin (frozen at startup), and its matcher.
-    pub router: http::router::Router,
+    /// Every route, core and plugin, and its matcher: built at startup,
+    /// swapped by a reload that replaces a component's routes.
+    pub router: http::router::Live,
     /// Body limit, timeouts, connection cap.
     pub limits: http::Limits,
     /// Requests being answered: what a graceful shutdown waits for.

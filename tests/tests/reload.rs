@@ -107,12 +107,24 @@ fn start_on(
     args: &[&str],
     deadline: Duration,
 ) -> TestApp {
-    let db = Arc::new(TestDb::create(backend));
     let config = format!("[plugins.{name}]\ntoken = \"probe-secret\"\n");
+    launch(backend, folder, &config, args, deadline)
+}
+
+/// The real app on `backend` with `folder` as its plugin folder and
+/// `config` as its configuration, given up to `deadline` to start.
+fn launch(
+    backend: Backend,
+    folder: &Path,
+    config: &str,
+    args: &[&str],
+    deadline: Duration,
+) -> TestApp {
+    let db = Arc::new(TestDb::create(backend));
     let mut options = Options::default()
         .real_app()
         .env("APP_PLUGINS_DIR", folder.to_str().unwrap())
-        .config(&config);
+        .config(config);
     if !args.is_empty() {
         options = options.args(args);
     }
@@ -674,4 +686,74 @@ fn the_component_template_is_built_and_its_hook_runs_sandboxed() {
     for name in ["ada", "grace"] {
         assert_eq!(output.matches(&line(name)).count(), 1, "{output}");
     }
+}
+
+/// The routes of `notes` that `GET /api/admin/plugins` lists.
+fn notes_routes(app: &TestApp) -> Vec<Value> {
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    let routes = report["routes"].as_array().cloned().unwrap_or_default();
+    routes
+        .into_iter()
+        .filter(|r| r["plugin"] == "notes")
+        .collect()
+}
+
+/// Its routes as `notes_routes` lists them: `GET` on each path, public.
+fn gets(paths: &[&str]) -> Vec<Value> {
+    let each = paths
+        .iter()
+        .map(|path| json!({"method": "GET", "path": path, "plugin": "notes"}));
+    each.collect()
+}
+
+/// A reload is the component's own startup: the routes of the new version
+/// replace the old version's as a whole (here the new version is the
+/// `hello_world` component, whose one route is `GET /user`), without a
+/// restart. (A new version whose routes clash, with its own, a core route
+/// or another plugin's, is refused naming both and changes nothing: the
+/// unit tests of app/src/plugins/reload.rs, as a component's routes are
+/// all under its own prefix and its configuration cannot change between
+/// versions.)
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn a_reload_replaces_a_components_routes_as_a_whole() {
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("app_plugin_notes.wasm");
+    std::fs::copy(workspace_component("notes"), &file).unwrap();
+    let app = launch(Backend::Sqlite, folder.path(), "", &[], BUILDING);
+    let old = ["/seen/:username", "/count", "/spin", "/panic"];
+    let listed: Vec<String> = notes_routes(&app)
+        .iter()
+        .map(|r| r["path"].to_string())
+        .collect();
+    for path in old {
+        assert!(
+            listed.contains(&format!("\"/plugins/notes{path}\"")),
+            "{path} in {listed:?}"
+        );
+    }
+    expect_error(401, "unauthorized", app.get("/plugins/notes/count", None));
+    expect_error(404, "not_found", app.get("/plugins/notes/user", ADMIN));
+
+    replace_file(
+        &file,
+        &std::fs::read(workspace_component("hello_world")).unwrap(),
+    );
+    assert_eq!(
+        expect(200, reload(&app, "notes", ADMIN)),
+        json!({"plugin": "notes", "reloaded": true, "generation": 2})
+    );
+    // The new route answers from the new version; the old ones are gone.
+    assert_eq!(
+        expect(200, app.get("/plugins/notes/user", ADMIN))["name"],
+        "admin"
+    );
+    for path in ["/seen/rita", "/count", "/spin", "/panic"] {
+        let path = format!("/plugins/notes{path}");
+        expect_error(404, "not_found", app.get(&path, ADMIN));
+    }
+    assert_eq!(notes_routes(&app), gets(&["/plugins/notes/user"]));
 }

@@ -68,7 +68,9 @@ async fn respond(
     head: &Head<'_>,
     body: impl Future<Output = BodyResult>,
 ) -> Result<Answer, ApiError> {
-    let found = state.router.find(head.path).await.ok_or_else(no_route)?;
+    // Loaded once: the request keeps this table even if a reload swaps it.
+    let router = state.router.load_full();
+    let found = router.find(head.path).await.ok_or_else(no_route)?;
     let method = match head.method {
         "HEAD" => Some(Method::Get),
         name => Method::ALL.into_iter().find(|m| m.as_str() == name),

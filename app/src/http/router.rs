@@ -30,7 +30,13 @@ use hyper::service::Service;
 use routerify_ng::prelude::RequestExt;
 use routerify_ng::{RequestService, RequestServiceBuilder};
 
-/// The frozen route table, core and plugin routes alike, and its matcher.
+/// The router requests are matched against, swapped as a whole when a
+/// reload replaces a component's routes. A request loads it once and keeps
+/// that table to its end: a request in flight finishes on the routes (and
+/// the plugin version each captured) it matched against.
+pub type Live = std::sync::Arc<arc_swap::ArcSwap<Router>>;
+
+/// A frozen route table, core and plugin routes alike, and its matcher.
 pub struct Router {
     routes: Vec<RouteDef>,
     /// Per path pattern, the route answering each method of [`Method::ALL`].

@@ -7,6 +7,14 @@
 //! options) of its own manifest. A new version that fails anywhere before
 //! the swap is refused and the old one runs on.
 //!
+//! A reload is the plugin's own startup: its `on_plugins_loaded` runs again
+//! with a fresh [`Startup`](hookspecs::Startup), on a new route table (the
+//! router's routes but the plugin's own), where its routes are checked as
+//! at startup (paths, clashes with core and other plugins' routes). The new
+//! router replaces the old one right after the hooks are swapped; a request
+//! matched against the old router finishes on the old version its route
+//! captured. A `Startup` kept from an earlier startup stays frozen.
+//!
 //! Native plugins are never reloaded: a library is never unloaded (its
 //! code may still be referenced by thread-locals, statics, threads or
 //! vtables handed out), and a second copy loaded beside it would share the
@@ -19,9 +27,10 @@ use hooks_core::{Plugin, PluginManager};
 use hookspecs::AppHooks;
 use hookspecs::host::{PluginConfigs, RouteTable};
 
+use super::discovery;
 use super::load::{build_dir, check_table_prefix, open};
 use super::report::{Entries, Entry, Kind, Status};
-use super::{component, discovery};
+use crate::http::router::{Live, Router};
 
 /// Why a reload did not happen.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,6 +60,8 @@ pub struct Reloader {
     configs: Arc<PluginConfigs>,
     dir: PathBuf,
     entries: Entries,
+    /// The router the requests are matched against: replaced by each reload.
+    router: Live,
     /// One reload at a time: two at once of one plugin would race to swap.
     one_at_a_time: tokio::sync::Mutex<()>,
 }
@@ -64,6 +75,7 @@ impl Reloader {
         configs: Arc<PluginConfigs>,
         config: &crate::config::PluginsConfig,
         entries: Entries,
+        router: Live,
     ) -> Reloader {
         Reloader {
             hooks,
@@ -71,6 +83,7 @@ impl Reloader {
             configs,
             dir: config.folder().0,
             entries,
+            router,
             one_at_a_time: tokio::sync::Mutex::new(()),
         }
     }
@@ -199,38 +212,47 @@ impl Reloader {
         .await
         .map_err(|e| format!("its migrations panicked: {e}"))??;
         let plugin = export.plugin;
-        self.start(name, &plugin).await?;
+        let router = start(&self.router.load(), name, &plugin, &self.configs).await?;
         let swapped = if self.hooks.has_plugin(name) {
             self.hooks.replace(name, plugin).map(drop)
         } else {
             self.hooks.register_plugin(name, plugin)
         };
         swapped.map_err(|e| e.to_string())?;
-        component::go_live(name);
+        // Right after the hooks: between the two, a request may still reach
+        // the old version's routes, which call the old version, whole.
+        self.router.store(Arc::new(router));
         Ok((source, export.migrations))
-    }
-
-    /// The new version's own startup: its `on_plugins_loaded` with a fresh
-    /// [`Startup`](hookspecs::Startup) (on a table of its own: the router
-    /// keeps the routes it has), whose routes must be those the router
-    /// has for it.
-    async fn start(&self, name: &str, plugin: &Plugin<dyn AppHooks>) -> Result<(), String> {
-        component::unstage(name);
-        if !plugin.impls().iter().any(|d| d.hook == "on_plugins_loaded") {
-            return component::check_routes(name);
-        }
-        let startup = hookspecs::host::startup(name, RouteTable::default(), self.configs.clone());
-        plugin
-            .object()
-            .on_plugins_loaded(&startup)
-            .await
-            .map_err(|e| format!("on_plugins_loaded: {e}"))?;
-        component::check_routes(name)
     }
 
     fn lock_entries(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The new version's own startup: its `on_plugins_loaded` with a fresh
+/// [`Startup`](hookspecs::Startup) on a table of `router`'s routes but
+/// those of `name`, where its routes are checked as at startup. The router
+/// of that table, for the swap; nothing changes yet.
+async fn start(
+    router: &Router,
+    name: &str,
+    plugin: &Plugin<dyn AppHooks>,
+    configs: &Arc<PluginConfigs>,
+) -> Result<Router, String> {
+    let table = RouteTable::default();
+    for route in router.routes().iter().filter(|r| r.owner != name) {
+        table.add(route.clone()).map_err(|e| e.to_string())?;
+    }
+    if plugin.impls().iter().any(|d| d.hook == "on_plugins_loaded") {
+        let startup = hookspecs::host::startup(name, table.clone(), configs.clone());
+        plugin
+            .object()
+            .on_plugins_loaded(&startup)
+            .await
+            .map_err(|e| format!("on_plugins_loaded: {e}"))?;
+    }
+    Router::new(table.freeze()).map_err(|e| format!("its routes: {e}"))
 }
 
 /// Refuses what a reload cannot act on, saying why.
@@ -250,5 +272,110 @@ fn reloadable(entry: &Entry) -> Result<(), ReloadError> {
         Kind::Linked | Kind::BuiltIn => Err(ReloadError::NotReloadable(format!(
             "`{name}` is part of the app's binary: rebuild and restart the app to change it"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hookspecs::Method;
+    use hookspecs::host::{Guard, RouteDef};
+    use hookspecs::prelude::*;
+
+    use super::*;
+
+    /// A version of a plugin whose `on_plugins_loaded` adds `GET` routes on
+    /// these paths.
+    struct Version(&'static [&'static str]);
+
+    #[hookimpl]
+    impl AppHooks for Version {
+        async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
+            for path in self.0 {
+                startup
+                    .routes()
+                    .get(path, |_req: Request| async { Ok(json!({})) })?;
+            }
+            Ok(())
+        }
+    }
+
+    fn route(path: &str, owner: &str) -> RouteDef {
+        RouteDef::new(
+            Method::Get,
+            path,
+            owner,
+            Guard::Public,
+            |_: Request| async { Ok(Reply::no_content()) },
+        )
+    }
+
+    fn running() -> Router {
+        Router::new(vec![
+            route("/health", "app"),
+            route("/plugins/notes/a", "notes"),
+            route("/plugins/notes/b", "notes"),
+            route("/plugins/other/c", "other"),
+            // Not a path `other` could add: here to meet a clash with it.
+            route("/plugins/notes/taken", "other"),
+        ])
+        .unwrap()
+    }
+
+    async fn restart(router: &Router, paths: &'static [&'static str]) -> Result<Router, String> {
+        let configs = Arc::new(PluginConfigs::default());
+        start(router, "notes", &Plugin::new(Version(paths)), &configs).await
+    }
+
+    fn paths(router: &Router) -> Vec<(&str, &str)> {
+        let each = router.routes().iter();
+        each.map(|r| (r.owner.as_str(), r.path.as_str())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_restart_replaces_the_plugins_routes_as_a_whole() {
+        let old = running();
+        let new = restart(&old, &["/b", "/new"]).await.unwrap();
+        assert_eq!(
+            paths(&new),
+            [
+                ("app", "/health"),
+                ("other", "/plugins/other/c"),
+                ("other", "/plugins/notes/taken"),
+                ("notes", "/plugins/notes/b"),
+                ("notes", "/plugins/notes/new"),
+            ]
+        );
+        assert!(new.find("/plugins/notes/a").await.is_none());
+        assert!(new.find("/plugins/notes/new").await.is_some());
+        // The running router is another value, untouched.
+        assert_eq!(paths(&old).len(), 5);
+        assert!(old.find("/plugins/notes/a").await.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_restart_whose_routes_clash_is_refused_naming_both() {
+        let old = running();
+        let own = restart(&old, &["/x/:one", "/x/:two"]).await.err().unwrap();
+        assert_eq!(
+            own,
+            "on_plugins_loaded: route GET /plugins/notes/x/:two of `notes` clashes with \
+             GET /plugins/notes/x/:one of `notes`"
+        );
+        // Only a route built by hand has a core route's path under a
+        // plugin's prefix: a restart checks against it all the same.
+        let core = Router::new(vec![route("/plugins/notes/health", "app")]).unwrap();
+        assert_eq!(
+            restart(&core, &["/health"]).await.err().unwrap(),
+            "on_plugins_loaded: route GET /plugins/notes/health of `notes` clashes with \
+             GET /plugins/notes/health of `app`"
+        );
+        let other = restart(&old, &["/taken"]).await.err().unwrap();
+        assert!(
+            other.contains(
+                "route GET /plugins/notes/taken of `notes` clashes with \
+                 GET /plugins/notes/taken of `other`"
+            ),
+            "{other}"
+        );
     }
 }

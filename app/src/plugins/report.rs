@@ -200,8 +200,9 @@ pub struct PluginReport {
     pub hooks: PluginManager<dyn AppHooks>,
     /// What became of each (updated by reloads).
     pub loaded: Entries,
-    /// Every route.
-    pub routes: Vec<RouteDef>,
+    /// Every route, as requests are matched against them now (a reload
+    /// may have replaced a component's).
+    pub router: crate::http::router::Live,
     /// Shared with the request pipeline, which counts.
     pub retries: Arc<RetryStats>,
 }
@@ -210,7 +211,7 @@ impl PluginReport {
     /// The report as it is now.
     pub fn to_json(&self) -> Value {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        let mut json = report(&self.hooks, &loaded, &self.routes);
+        let mut json = report(&self.hooks, &loaded, self.router.load().routes());
         json["operations"] = json!({
             "retried": self.retries.retried.load(Relaxed),
             "gave_up": self.retries.gave_up.load(Relaxed),

@@ -35,8 +35,6 @@ pub async fn start(
             .on_plugins_loaded(&startup)
             .await;
         let Err(error) = outcome else {
-            // A component's routes answer from now on.
-            super::component::go_live(imp.plugin);
             continue;
         };
         let clash = error

@@ -45,7 +45,9 @@ async fn state_on(url: &str, extra: Vec<RouteDef>) -> Arc<State> {
         services: Arc::new(AppServices::new(hooks.clone())),
         hooks,
         configs: Arc::new(PluginConfigs::default()),
-        router: Router::new(table.freeze()).unwrap(),
+        router: Arc::new(arc_swap::ArcSwap::from_pointee(
+            Router::new(table.freeze()).unwrap(),
+        )),
         limits: Limits {
             body_limit: 100,
             ..Limits::default()

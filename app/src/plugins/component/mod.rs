@@ -11,8 +11,8 @@
 //! - `cache`: the bound of the cache of compiled components;
 //! - `limits`: time, memory, warm instances and granted hosts per plugin;
 //! - `outbound`: HTTP from after-commit hooks to those hosts;
-//! - `plugin`: the component as an engine plugin, its routes, and the
-//!   mount that a reload swaps behind them.
+//! - `plugin`: the component as an engine plugin, and its routes (each
+//!   calls the version that added it).
 
 mod cache;
 mod limits;
@@ -26,8 +26,6 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use hookspecs::PluginExport;
-
-pub use plugin::{check_routes, go_live, unstage};
 
 /// The file extension of a component in the plugin folder.
 pub const EXTENSION: &str = "wasm";

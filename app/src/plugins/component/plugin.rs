@@ -4,7 +4,7 @@
 //! declares.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::Arc;
 
 use hooks_core::{ImplDecl, Plugin, Tier};
 use hookspecs::Method;
@@ -15,88 +15,6 @@ use serde_json::Value;
 
 use super::runtime::{Fault, Loaded, Refused};
 use super::wit::{self, Hook, HookError, Manifest, RouteGuard, RouteMethod, RoutesIndices};
-
-/// One version of a component, as its routes' handlers call it.
-type Version = (Arc<Loaded>, Arc<RoutesIndices>);
-
-/// A route as the router matches it: method, path, guard.
-type Shape = (Method, String, Guard);
-
-/// Which version of a component answers its routes. The router is built
-/// once, at startup: each route's handler asks its plugin's mount for the
-/// live version when a request comes, so that a reload swaps the version
-/// behind the routes (a request in flight keeps the one it took).
-#[derive(Default)]
-struct Mount {
-    /// The routes in the router, once the plugin has started.
-    shapes: Option<Vec<Shape>>,
-    live: Option<Version>,
-    /// What the latest `on_plugins_loaded` added: live at [`go_live`].
-    staged: Option<(Vec<Shape>, Version)>,
-}
-
-static MOUNTS: LazyLock<Mutex<HashMap<String, Arc<Mutex<Mount>>>>> =
-    LazyLock::new(Default::default);
-
-/// The mount of the component `plugin`.
-fn mount(plugin: &str) -> Arc<Mutex<Mount>> {
-    let mut mounts = MOUNTS.lock().unwrap_or_else(PoisonError::into_inner);
-    mounts.entry(plugin.to_owned()).or_default().clone()
-}
-
-fn lock(mount: &Mutex<Mount>) -> std::sync::MutexGuard<'_, Mount> {
-    mount.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Whether the routes the new version of `plugin` added (its
-/// `on_plugins_loaded`, just run) are those in the router: a reload swaps
-/// the version behind the routes, not the routes.
-///
-/// # Errors
-///
-/// They differ, naming both lists.
-pub fn check_routes(plugin: &str) -> Result<(), String> {
-    let mount = mount(plugin);
-    let mount = lock(&mount);
-    let staged: &[Shape] = mount.staged.as_ref().map_or(&[], |(s, _)| s);
-    let mounted: &[Shape] = mount.shapes.as_deref().unwrap_or_default();
-    if staged == mounted {
-        return Ok(());
-    }
-    let list = |shapes: &[Shape]| {
-        if shapes.is_empty() {
-            return "none".to_owned();
-        }
-        let each = shapes
-            .iter()
-            .map(|(method, path, guard)| format!("{} {path} ({guard:?})", method.as_str()));
-        each.collect::<Vec<_>>().join(", ")
-    };
-    Err(format!(
-        "its routes changed ({} before, {} now): the router is built at startup, so a new set \
-         of routes needs a restart of the app",
-        list(mounted),
-        list(staged)
-    ))
-}
-
-/// Forgets what an earlier `on_plugins_loaded` of `plugin` staged (a
-/// reload refused after it): a reload starts from the routes in the router.
-pub fn unstage(plugin: &str) {
-    lock(&mount(plugin)).staged = None;
-}
-
-/// Makes the version of `plugin` whose `on_plugins_loaded` ran last the
-/// one answering its routes: at startup once it started, at a reload with
-/// the swap. Nothing for a plugin without routes of a component.
-pub fn go_live(plugin: &str) {
-    let mount = mount(plugin);
-    let mut mount = lock(&mount);
-    if let Some((shapes, version)) = mount.staged.take() {
-        mount.shapes = Some(shapes);
-        mount.live = Some(version);
-    }
-}
 
 /// A sandboxed plugin: each hook call, and each request to one of its
 /// routes, runs in an instance of its component's pool.
@@ -174,17 +92,16 @@ impl Sandboxed {
     }
 
     /// Adds the routes the component's `on_plugins_loaded` adds (run in
-    /// an instance of its own), each answered by the `handle` of the
-    /// plugin's live version (see [`Mount`]) in an instance of its pool; stages
-    /// this version for [`go_live`].
+    /// an instance of its own), each answered by the `handle` of this
+    /// version in an instance of its pool. A reload builds a new table with
+    /// the new version's routes, which call the new version: no lookup of
+    /// the live one is needed.
     async fn add_routes(&self, routes: &Arc<RoutesIndices>, startup: &Startup) -> HookResult<()> {
         let decls = match self.component.start(routes).await {
             Ok(Ok(decls)) => decls,
             Ok(Err(error)) => return Err(refusal(error).into()),
             Err(fault) => return Err(failure(&fault).into()),
         };
-        let mount = mount(startup.plugin());
-        let mut shapes = Vec::new();
         for (index, decl) in (0_u32..).zip(decls) {
             let guard = match decl.guard {
                 RouteGuard::Public => Guard::Public,
@@ -203,14 +120,10 @@ impl Sandboxed {
                 RouteMethod::Patch => Method::Patch,
                 RouteMethod::Delete => Method::Delete,
             };
-            shapes.push((method, decl.path.clone(), guard));
-            let mount = mount.clone();
+            let (component, routes) = (self.component.clone(), routes.clone());
             adder.add(method, &decl.path, move |req: Request| {
-                let live = lock(&mount).live.clone();
+                let (component, routes) = (component.clone(), routes.clone());
                 async move {
-                    let (component, routes) = live.ok_or_else(|| {
-                        ApiError::internal("the component's routes have no live version")
-                    })?;
                     let request = hookspecs::host::request_parts(&req).to_json();
                     let outcome = component.handle(&routes, index, &request, req.ctx()).await;
                     let reply: Reply = answered(outcome)?;
@@ -229,7 +142,6 @@ impl Sandboxed {
                 }
             })?;
         }
-        lock(&mount).staged = Some((shapes, (self.component.clone(), routes.clone())));
         Ok(())
     }
 }

@@ -120,11 +120,21 @@ pub async fn send(request: Outgoing) -> Result<Answer, ApiError> {
 /// answer within the call's time limit (504).
 #[cfg(not(target_family = "wasm"))]
 pub async fn send(request: Outgoing) -> Result<Answer, ApiError> {
-    use http_body_util::{BodyExt, LengthLimitError, Limited};
-    use hyper::header::{HeaderName, HeaderValue};
-
     static CLIENT: std::sync::LazyLock<HttpClient> =
         std::sync::LazyLock::new(|| http_client(None).expect("a client without a CA file builds"));
+    send_with(&CLIENT, request).await
+}
+
+/// [`send`] through `client`, one [`http_client`] built (a CA file of the
+/// plugin's own); native plugins only, a component has the host's client.
+///
+/// # Errors
+///
+/// As [`send`]'s.
+#[cfg(not(target_family = "wasm"))]
+pub async fn send_with(client: &HttpClient, request: Outgoing) -> Result<Answer, ApiError> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    use hyper::header::{HeaderName, HeaderValue};
 
     let bad = |why: String| ApiError::new(400, "bad_request", why);
     if request.body.len() > MAX_BODY {
@@ -164,7 +174,7 @@ pub async fn send(request: Outgoing) -> Result<Answer, ApiError> {
     let failed = |what: &str, why: String| {
         ApiError::new(502, "bad_gateway", format!("{what} {target} failed: {why}"))
     };
-    let answer = CLIENT
+    let answer = client
         .request(built)
         .await
         .map_err(|e| failed("the request to", describe(&e)))?;

@@ -8,7 +8,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 
+use e2e_tests::receiver::Receiver;
 use e2e_tests::*;
+use hookspecs::hmac::{Hmac, Mac};
+use hookspecs::sha2::Sha256;
 use serde_json::json;
 
 /// How the plugin under test was built.
@@ -33,7 +36,7 @@ fn source(name: &str) -> PathBuf {
 /// The real app with plugin `name` alone in its plugin folder, built as
 /// `build`.
 fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfile::TempDir) {
-    let (options, folder) = options(name, build, "");
+    let (options, folder) = options(name, build, "", "");
     let app = TestApp::start_with(backend, options);
     loaded(&app, name, build);
     (app, folder)
@@ -66,8 +69,14 @@ fn plugin_folder(name: &'static str, build: Build) -> tempfile::TempDir {
 }
 
 /// The options of an app with plugin `name` alone in its plugin folder,
-/// built as `build`, and `config` (TOML), and the folder.
-fn options(name: &'static str, build: Build, config: &str) -> (Options, tempfile::TempDir) {
+/// built as `build`, and `config` (TOML), and the folder; `sandbox`: more
+/// lines of the component's `[plugins.<name>.sandbox]` (its `hosts`).
+fn options(
+    name: &'static str,
+    build: Build,
+    config: &str,
+    sandbox: &str,
+) -> (Options, tempfile::TempDir) {
     let folder = plugin_folder(name, build);
     // A call's time limit counts the nested calls it makes (the services,
     // the hooks they fire): the depth test nests 64 deep, on a machine
@@ -75,7 +84,7 @@ fn options(name: &'static str, build: Build, config: &str) -> (Options, tempfile
     let config = match build {
         Build::Native => config.to_owned(),
         Build::Component => {
-            format!("{config}\n[plugins.{name}.sandbox]\ntime_limit_ms = 20000\n")
+            format!("{config}\n[plugins.{name}.sandbox]\ntime_limit_ms = 20000\n{sandbox}\n")
         }
     };
     let options = Options::default()
@@ -85,13 +94,18 @@ fn options(name: &'static str, build: Build, config: &str) -> (Options, tempfile
     (options, folder)
 }
 
-/// Checks that plugin `name` was loaded, as `build`.
-fn loaded(app: &TestApp, name: &str, build: Build) {
+/// Plugin `name`'s entry in the load report.
+fn entry(app: &TestApp, name: &str) -> serde_json::Value {
     let report = expect(200, app.get("/api/admin/plugins", ADMIN));
-    let entry = report["plugins"]
+    report["plugins"]
         .as_array()
         .and_then(|all| all.iter().find(|p| p["name"] == name).cloned())
-        .unwrap_or_else(|| panic!("no plugin {name} in {report}"));
+        .unwrap_or_else(|| panic!("no plugin {name} in {report}"))
+}
+
+/// Checks that plugin `name` was loaded, as `build`.
+fn loaded(app: &TestApp, name: &str, build: Build) {
+    let entry = entry(app, name);
     assert_eq!(entry["status"], "loaded", "{build:?}: {entry}");
     let kind = match build {
         Build::Native => "native",
@@ -316,6 +330,87 @@ fn notes(build: Build, backend: Backend) -> (TestApp, tempfile::TempDir) {
     (app, folder)
 }
 
+/// The webhooks plugin POSTs each committed user once, signed with its
+/// secret, keyed by its event; as a component through the host, to the
+/// receiver's host, which it is granted.
+fn webhooks(build: Build, backend: Backend) {
+    const SECRET: &str = "both-ways";
+    let receiver = Receiver::start();
+    let host = receiver
+        .url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .expect("an http:// receiver");
+    let config = format!(
+        "[plugins.webhooks]\nurl = \"{}\"\nsecret = \"{SECRET}\"\n\n\
+         [deliveries]\nbackoff_ms = 50\npoll_ms = 100\n",
+        receiver.url
+    );
+    let (options, _folder) = options("webhooks", build, &config, &format!("hosts = [{host:?}]"));
+    let app = TestApp::start_with(backend, options);
+    loaded(&app, "webhooks", build);
+    for name in ["ada", "bob"] {
+        app.create_user(name);
+    }
+    let delivered = || {
+        app.db.count(
+            "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = 'webhooks' \
+             AND status = 'delivered'",
+        )
+    };
+    wait_until("two deliveries", || delivered() == 2);
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let mut keys: Vec<&str> = got.iter().map(|r| r.key.as_str()).collect();
+    keys.sort_unstable();
+    let mut events = app.db.column("SELECT event_key FROM outbox_events");
+    events.sort_unstable();
+    assert_eq!(keys, events);
+    let mut names: Vec<&str> = got
+        .iter()
+        .filter_map(|r| r.json["data"]["username"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ada", "bob"]);
+    for r in &got {
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(&r.body);
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(r.signature, format!("sha256={hex}"));
+        assert_eq!(r.json["event"], "user.created");
+        assert_eq!(r.json["id"], r.key.as_str());
+        assert_eq!(r.attempt, "1");
+    }
+}
+
+/// A component sends through the host, whose client trusts the
+/// platform's roots only: a `ca_file` is refused at load, the setting
+/// named in the app's log.
+#[test]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn webhooks_component_refuses_a_ca_file() {
+    let config = "[plugins.webhooks]\nurl = \"http://127.0.0.1:9/x\"\nca_file = \"ca.pem\"\n";
+    let (options, _folder) = options("webhooks", Build::Component, config, "");
+    let app = TestApp::start_with(Backend::Sqlite, options);
+    let status = entry(&app, "webhooks")["status"].to_string();
+    assert!(
+        status.starts_with("\"failed: its manifest failed"),
+        "{status}"
+    );
+    let why = "`ca_file` in [plugins.webhooks] cannot be used by a component";
+    app.proc
+        .output
+        .wait_for("the refusal's log line", |out| out.contains(why));
+}
+
 /// autoinvite on three instances sharing one PostgreSQL database, eight
 /// clients at once creating users and open spaces: every operation
 /// answers 201 (the losers of a race re-run, the component's hook with
@@ -329,6 +424,7 @@ fn autoinvite_on_three_instances(build: Build) {
         "autoinvite",
         build,
         "[database]\nmax_attempts = 40\nbackoff_ms = 2\n",
+        "",
     );
     let apps: Vec<TestApp> = (0..3)
         .map(|_| TestApp::start_on(db.clone(), &options))
@@ -431,6 +527,15 @@ e2e! {
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn hello_world_component(backend) {
         hello_world(Build::Component, backend);
+    }
+
+    fn webhooks_native(backend) {
+        webhooks(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn webhooks_component(backend) {
+        webhooks(Build::Component, backend);
     }
 
     fn notes_native(backend) {

@@ -32,17 +32,20 @@
 //! event, a `ca_file` that cannot be read or holds no certificate) fails
 //! the plugin at load with a message naming the setting; with
 //! `[plugins] required = ["webhooks"]` it stops startup.
+//!
+//! **Built both ways**: natively it sends through its own client
+//! ([`hookspecs::client::send_with`]) within `timeout_ms`; as a component
+//! (wasm32-wasip2) through the host ([`hookspecs::client::send`]), to the
+//! receiver's host granted in `[plugins.webhooks.sandbox] hosts`, within
+//! the sandbox's `time_limit_ms`, and a `ca_file` is refused at load (the
+//! host trusts the platform's roots only).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use hookspecs::PluginExport;
-use hookspecs::bytes::Bytes;
-use hookspecs::client::{HttpClient, describe, http_client};
+use hookspecs::client::{Answer, Outgoing};
 use hookspecs::hmac::{Hmac, Mac};
 use hookspecs::hooks_core::anyhow::{anyhow, bail};
-use hookspecs::http_body_util::{BodyExt, Full};
-use hookspecs::hyper::{Request, Uri};
 use hookspecs::prelude::*;
 use hookspecs::sha2::Sha256;
 
@@ -101,8 +104,10 @@ pub fn export(config: Config) -> Result<PluginExport, String> {
 /// The configured sender.
 pub struct Webhooks {
     config: Config,
-    target: Uri,
-    client: HttpClient,
+    /// Natively, its own client (trusting `ca_file`); a component sends
+    /// through the host's.
+    #[cfg(not(target_family = "wasm"))]
+    client: hookspecs::client::HttpClient,
 }
 
 impl Webhooks {
@@ -110,64 +115,76 @@ impl Webhooks {
     ///
     /// # Errors
     ///
-    /// A bad setting, named.
+    /// A bad setting, named; in a component, any `ca_file`.
     pub fn new(config: Config) -> Result<Self, String> {
-        let target = target(&config)?;
-        let client = http_client(config.ca_file.as_deref())
-            .map_err(|e| format!("`ca_file` in [plugins.webhooks]: {e}"))?;
+        target(&config)?;
+        #[cfg(target_family = "wasm")]
+        if config.ca_file.is_some() {
+            return Err(
+                "`ca_file` in [plugins.webhooks] cannot be used by a component: it \
+                        sends through the host, which trusts the platform's root certificates \
+                        only; load webhooks as a native plugin for a private CA"
+                    .into(),
+            );
+        }
         Ok(Webhooks {
+            #[cfg(not(target_family = "wasm"))]
+            client: hookspecs::client::http_client(config.ca_file.as_deref())
+                .map_err(|e| format!("`ca_file` in [plugins.webhooks]: {e}"))?,
             config,
-            target,
-            client,
         })
     }
 
     /// Sends one event; `Ok` only on a 2xx answer.
     async fn send(&self, delivery: &Delivery) -> HookResult<()> {
         let body = serde_json::to_vec(&delivery.document())?;
-        let request = Request::post(self.target.clone())
+        let request = Outgoing::post(&self.config.url, body.clone())
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", &delivery.event_id)
             .header("X-Signature", signature(&self.config.secret, &body))
-            .header("X-Attempt", delivery.attempt.to_string())
-            .body(Full::new(Bytes::from(body)))?;
-        let limit = Duration::from_millis(self.config.timeout_ms.max(1));
+            .header("X-Attempt", delivery.attempt.to_string());
         let url = &self.config.url;
-        let exchange =
-            async {
-                let response = self
-                    .client
-                    .request(request)
-                    .await
-                    .map_err(|e| anyhow!("POST {url} failed: {}", describe(&e)))?;
-                let status = response.status();
-                // Read the answer to its end so the connection can be reused.
-                response.into_body().collect().await.map_err(|e| {
-                    anyhow!("POST {url}: reading the answer failed: {}", describe(&e))
-                })?;
-                Ok::<_, hookspecs::hooks_core::anyhow::Error>(status)
-            };
-        let status = tokio::time::timeout(limit, exchange)
-            .await
-            .map_err(|_| anyhow!("no answer from {url} within {limit:?}"))??;
-        if !status.is_success() {
-            bail!("POST {url} answered {status}");
+        let answer = self.exchange(request).await?;
+        if !(200..300).contains(&answer.status) {
+            bail!("POST {url} answered {}", answer.status);
         }
         Ok(())
     }
+
+    /// The answer to `request`, within `timeout_ms`, through its own client.
+    #[cfg(not(target_family = "wasm"))]
+    async fn exchange(&self, request: Outgoing) -> HookResult<Answer> {
+        let url = &self.config.url;
+        let limit = std::time::Duration::from_millis(self.config.timeout_ms.max(1));
+        let sent = hookspecs::client::send_with(&self.client, request);
+        tokio::time::timeout(limit, sent)
+            .await
+            .map_err(|_| anyhow!("no answer from {url} within {limit:?}"))?
+            .map_err(|e| anyhow!("POST {url} failed: {}", e.message))
+    }
+
+    /// The answer to `request`, through the host: within the call's time
+    /// limit (`[plugins.webhooks.sandbox] time_limit_ms`), to a granted host.
+    #[cfg(target_family = "wasm")]
+    async fn exchange(&self, request: Outgoing) -> HookResult<Answer> {
+        let url = &self.config.url;
+        hookspecs::client::send(request)
+            .await
+            .map_err(|e| anyhow!("POST {url} failed: {}", e.message))
+    }
 }
 
-/// The URL to POST to, checked, with the other settings that can be
-/// checked without the network.
-fn target(config: &Config) -> Result<Uri, String> {
-    let uri: Uri = config.url.parse().map_err(|e| {
-        format!(
-            "`url` {:?} in [plugins.webhooks] is not a URL: {e}",
-            config.url
-        )
-    })?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    if !scheme_ok || uri.host().is_none() {
+/// The URL to POST to and the events, checked without the network.
+fn target(config: &Config) -> Result<(), String> {
+    // Checked here, without hyper (not in a component); the request
+    // itself is checked again by `client::send`.
+    let authority = ["http://", "https://"]
+        .iter()
+        .find_map(|scheme| config.url.strip_prefix(scheme))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    let host_ok = authority
+        .is_some_and(|a| !a.is_empty() && !a.starts_with(':') && !a.contains(char::is_whitespace));
+    if !host_ok {
         return Err(format!(
             "`url` {:?} in [plugins.webhooks] must be http://host[:port]/path or \
              https://host[:port]/path",
@@ -185,7 +202,7 @@ fn target(config: &Config) -> Result<Uri, String> {
             Change::NAMES.join(", ")
         ));
     }
-    Ok(uri)
+    Ok(())
 }
 
 /// `sha256=<hex HMAC-SHA256 of body with secret>`.

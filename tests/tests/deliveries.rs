@@ -883,11 +883,11 @@ fn deliveries_survive_an_instance_killed_under_load() {
             .status();
         assert!(killed.expect("running kill").success());
         // Its claim, as the database has it once it is dead: at most a
-        // batch (50) of events after the cursor it holds.
+        // batch (the default, 200) of events after the cursor it holds.
         claims.lock().unwrap().extend(db.column(&format!(
             "SELECT e.event_key FROM outbox_events e JOIN outbox_cursors c \
              ON c.plugin = 'webhooks' AND c.lease_owner = '{owner}' \
-             WHERE (e.txid, e.id) > (c.txid, c.event_id) ORDER BY e.txid, e.id LIMIT 50"
+             WHERE (e.txid, e.id) > (c.txid, c.event_id) ORDER BY e.txid, e.id LIMIT 200"
         )));
         *victim.lock().unwrap() = Some(i);
     });

@@ -53,7 +53,9 @@ pub struct DeliveriesConfig {
     /// How often to look for deliveries committed by other instances (or
     /// whose retry is due) when nothing woke the worker.
     pub poll_ms: u64,
-    /// Events claimed at once per plugin.
+    /// Events claimed at once per plugin. Each batch costs a claim and a
+    /// settle: 200 lets one worker keep up with writers saturating the
+    /// machine, where 50 fell behind (BENCHMARKS.md, seventh session).
     pub batch: u32,
     /// How many of a batch's events are attempted at once, for a plugin
     /// that is not `ordered` (an ordered one: one at a time). Above 1,
@@ -98,7 +100,7 @@ impl Default for DeliveriesConfig {
             timeout_ms: 10_000,
             lease_ms: 60_000,
             poll_ms: 1_000,
-            batch: 50,
+            batch: 200,
             concurrency: 8,
             ordered: false,
             retention_s: 7 * 24 * 3600,

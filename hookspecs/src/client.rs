@@ -125,6 +125,23 @@ pub async fn send(request: Outgoing) -> Result<Answer, ApiError> {
     send_with(&CLIENT, request).await
 }
 
+/// `url` as this client sends to it: an `http://` or `https://` URL.
+///
+/// # Errors
+///
+/// 400 `bad_request`, saying why, for anything else.
+#[cfg(not(target_family = "wasm"))]
+pub fn url(url: &str) -> Result<hyper::Uri, ApiError> {
+    let bad = |why: String| ApiError::new(400, "bad_request", why);
+    let uri: hyper::Uri = url.parse().map_err(|e| bad(format!("URL {url:?}: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad(format!(
+            "URL {url:?}: only http:// and https:// URLs are sent"
+        )));
+    }
+    Ok(uri)
+}
+
 /// [`send`] through `client`, one [`http_client`] built (a CA file of the
 /// plugin's own); native plugins only, a component has the host's client.
 ///
@@ -147,16 +164,7 @@ pub async fn send_with(client: &HttpClient, request: Outgoing) -> Result<Answer,
             ),
         ));
     }
-    let uri: hyper::Uri = request
-        .url
-        .parse()
-        .map_err(|e| bad(format!("URL {:?}: {e}", request.url)))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(bad(format!(
-            "URL {:?}: only http:// and https:// URLs are sent",
-            request.url
-        )));
-    }
+    let uri = url(&request.url)?;
     let target = uri.authority().map(|a| a.to_string()).unwrap_or_default();
     let method = hyper::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| bad(format!("{:?} is not an HTTP method", request.method)))?;

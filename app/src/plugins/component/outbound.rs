@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use hookspecs::ApiError;
 use hookspecs::client::{self, Outgoing};
-use hookspecs::hyper::Uri;
 use hookspecs::hyper::http::uri::Authority;
 
 use super::wit::app::plugin::outbound::{Request, Response};
@@ -110,16 +109,7 @@ impl Outbound {
     /// that sets its own `Host` header is refused (it would name another).
     fn granted(&self, plugin: &str, request: &Request) -> Result<String, ApiError> {
         let bad = |why: String| ApiError::new(400, "bad_request", why);
-        let uri: Uri = request
-            .url
-            .parse()
-            .map_err(|e| bad(format!("URL {:?}: {e}", request.url)))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            return Err(bad(format!(
-                "URL {:?}: only http:// and https:// URLs are sent",
-                request.url
-            )));
-        }
+        let uri = hookspecs::client::url(&request.url)?;
         let host = uri.authority().map(Authority::as_str).unwrap_or_default();
         if !is_host(host) {
             return Err(bad(format!(

@@ -143,6 +143,16 @@ pub async fn needs(ctx: &HookContext, setting: &'static str) -> Result<(), crate
     ctx.uow().needs(setting).await
 }
 
+/// The value pinned under `key` in `ctx`'s unit of work (see
+/// [`UnitOfWork::pin`]).
+pub fn pin<T: std::any::Any + Send + Sync>(
+    ctx: &HookContext,
+    key: &'static str,
+    value: &Arc<T>,
+) -> Arc<T> {
+    ctx.uow().pin(key, value)
+}
+
 /// The startup handle of `plugin`, adding routes to `table`.
 pub fn startup(plugin: &str, table: RouteTable, configs: Arc<PluginConfigs>) -> crate::Startup {
     crate::Startup {

@@ -37,6 +37,9 @@ pub struct UnitOfWork {
     /// What [`UnitOfWork::when_needed`] was given, and whether it has run
     /// (once run, it holds for the rest of the transaction).
     settings: std::sync::Mutex<Vec<(&'static str, bool)>>,
+    /// What [`UnitOfWork::pin`] was given, by key: the first value for a
+    /// key serves the rest of the unit of work.
+    pins: std::sync::Mutex<Vec<(&'static str, Arc<dyn std::any::Any + Send + Sync>)>>,
 }
 
 enum Tx {
@@ -69,6 +72,7 @@ impl UnitOfWork {
             })),
             resume: None,
             settings: std::sync::Mutex::default(),
+            pins: std::sync::Mutex::default(),
         }
     }
 
@@ -110,6 +114,22 @@ impl UnitOfWork {
         if !settings.iter().any(|(s, _)| *s == setting) {
             settings.push((setting, false));
         }
+    }
+
+    /// The value pinned under `key` in this unit of work: the first one
+    /// given for `key`, here or by an earlier call (`value` if none was).
+    /// How a reloaded component keeps one version for a whole operation:
+    /// every call of the operation runs the version its first call ran.
+    pub fn pin<T: std::any::Any + Send + Sync>(&self, key: &'static str, value: &Arc<T>) -> Arc<T> {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        let pinned = pins
+            .iter()
+            .find_map(|(k, v)| (*k == key).then(|| v.clone().downcast::<T>().ok())?);
+        if let Some(pinned) = pinned {
+            return pinned;
+        }
+        pins.push((key, value.clone()));
+        value.clone()
     }
 
     /// Runs `setting` now if [`UnitOfWork::when_needed`] was given it and
@@ -385,5 +405,30 @@ impl DerefMut for DbGuard<'_> {
             Tx::Open(conn, _) => conn,
             _ => unreachable!("a DbGuard is only made for an open transaction"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_value_pinned_under_a_key_serves_the_whole_unit_of_work() {
+        sqlx::any::install_default_drivers();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let pool = AnyPool::connect_lazy("sqlite::memory:").unwrap();
+        let (one, two) = (
+            UnitOfWork::new(pool.clone(), None),
+            UnitOfWork::new(pool, None),
+        );
+        let (v1, v2) = (Arc::new("v1"), Arc::new("v2"));
+        assert_eq!(*one.pin("probe", &v1), "v1");
+        assert_eq!(*one.pin("probe", &v2), "v1", "pinned by the first call");
+        assert_eq!(*one.pin("other", &v2), "v2", "one pin per key");
+        assert_eq!(*two.pin("probe", &v2), "v2", "one pin per unit of work");
     }
 }

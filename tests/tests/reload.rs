@@ -3,7 +3,8 @@
 //! component crate (`[package.metadata.app-plugin] kind = "component"`)
 //! in two versions, whose `on_user_created` log lines differ: version 1
 //! logs `user <name> created`, version 2 `user <name> created (v2)`, and
-//! version 2 no longer implements `authenticate`. The real app builds the
+//! version 2 no longer implements `authenticate` (its `on_user_modified`
+//! line says `(v2)` too). The real app builds the
 //! crate itself, or is given the built `.wasm`.
 
 use std::path::{Path, PathBuf};
@@ -39,11 +40,14 @@ fn probe_source_with(version: u32, wit: &Path) -> String {
         source.contains(authenticates),
         "the probe's manifest changed"
     );
+    let modified = "\"user {} modified: display name {} -> {}\"";
+    assert!(source.contains(modified), "the probe's log line changed");
     match version {
         1 => source,
-        // Another line, and one hook fewer: no more `authenticate`.
+        // Other lines, and one hook fewer: no more `authenticate`.
         _ => source
             .replace(line, "format!(\"user {username} created (v2)\")")
+            .replace(modified, "\"user {} modified (v2): display name {} -> {}\"")
             .replace(authenticates, ""),
     }
 }
@@ -334,6 +338,87 @@ struct Write {
     started: Instant,
     finished: Instant,
     status: u16,
+}
+
+/// One operation runs one version of a component, even when a reload
+/// lands between two of its hooks: the probe's `on_user_created` for
+/// `pin-*` writes to its own table, which the test holds locked meanwhile,
+/// then changes the user, which fires its `on_user_modified` in the same
+/// operation. The reload happens while the first hook waits; the second
+/// hook still runs version 1, and the next operation runs version 2 from
+/// its first hook. (PostgreSQL: a lock another connection holds is what
+/// makes the first hook wait; on SQLite the writer would wait before it.)
+#[test]
+#[cfg_attr(no_test_database, ignore = "PostgreSQL: TEST_DATABASE_URL is not set")]
+#[cfg_attr(
+    no_wasm_target,
+    ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
+)]
+fn on_postgresql_an_operation_runs_one_version_of_a_component_across_a_reload() {
+    use sqlx::Connection;
+
+    let folder = tempfile::tempdir().unwrap();
+    let file = folder.path().join("app_plugin_probe.wasm");
+    std::fs::write(&file, probe_wasm(1)).unwrap();
+    let version2 = probe_wasm(2);
+    // A time limit that outlasts the wait for the lock and the reload.
+    let config = "[plugins.probe.sandbox]\ntime_limit_ms = 120000\n";
+    let backend = Backend::postgres().expect("TEST_DATABASE_URL");
+    let app = launch(backend, folder.path(), config, &[], DEADLINE);
+    app.db
+        .column("CREATE TABLE plugin_probe_seen (username TEXT NOT NULL)");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut holder = runtime
+        .block_on(sqlx::AnyConnection::connect(&app.db.url))
+        .unwrap();
+    let sql = "BEGIN; LOCK TABLE plugin_probe_seen IN ACCESS EXCLUSIVE MODE";
+    runtime
+        .block_on(sqlx::raw_sql(sql).execute(&mut holder))
+        .unwrap();
+
+    let client = app.client.clone();
+    let writer = std::thread::spawn(move || client.post("/api/users", ADMIN, new_user("pin-a")));
+    app.proc.output.wait_for("version 1's first hook", |out| {
+        out.lines()
+            .any(|l| l.contains("user pin-a created") && !l.contains("(v2)"))
+    });
+    wait_until("its insert waiting for the lock", || {
+        app.db.count(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        ) == 1
+    });
+    replace_file(&file, &version2);
+    assert_eq!(expect(200, reload(&app, "probe", ADMIN))["generation"], 2);
+    runtime
+        .block_on(sqlx::raw_sql("COMMIT").execute(&mut holder))
+        .unwrap();
+    let (status, body) = writer.join().unwrap();
+    assert_eq!(status, 201, "{body}");
+
+    // The next write runs version 2 from its first hook to its last.
+    expect(201, app.post("/api/users", ADMIN, new_user("pin-b")));
+    let modified = |user: &str, version: &str| {
+        format!("user \"{user}\" modified{version}: display name null -> \"pinned\"")
+    };
+    let last = modified("pin-b", " (v2)");
+    app.proc
+        .output
+        .wait_for("the second write's last line", |out| out.contains(&last));
+    let output = app.proc.output.text();
+    assert!(output.contains(&modified("pin-a", "")), "{output}");
+    assert!(!output.contains(&modified("pin-a", " (v2)")), "{output}");
+    assert!(output.contains("user pin-b created (v2)"), "{output}");
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) FROM users WHERE display_name = 'pinned'"),
+        2
+    );
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM plugin_probe_seen"), 2);
 }
 
 #[test]

@@ -87,7 +87,10 @@ impl Sandboxed {
             .hooks
             .get(hook)
             .ok_or_else(|| anyhow::anyhow!("`{hook}` is not one of the component's hooks"))?;
-        let outcome = self.component.call(wit, &args.to_string(), ctx).await;
+        // The version this operation called first, if a reload swapped
+        // this one in since: one operation, one version.
+        let component = hookspecs::host::pin(ctx, self.component.plugin(), &self.component);
+        let outcome = component.call(wit, &args.to_string(), ctx).await;
         Ok(answered(outcome)?)
     }
 
@@ -124,6 +127,9 @@ impl Sandboxed {
             adder.add(method, &decl.path, move |req: Request| {
                 let (component, routes) = (component.clone(), routes.clone());
                 async move {
+                    // The hooks it fires run this version too (unless a
+                    // hook of this request called another first).
+                    hookspecs::host::pin(req.ctx(), component.plugin(), &component);
                     let request = hookspecs::host::request_parts(&req).to_json();
                     let outcome = component.handle(&routes, index, &request, req.ctx()).await;
                     let reply: Reply = answered(outcome)?;

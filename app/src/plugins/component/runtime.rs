@@ -669,6 +669,11 @@ impl Loaded {
         Ok(self.with_instance(None, call).await?.0)
     }
 
+    /// The plugin's name.
+    pub fn plugin(&self) -> &'static str {
+        self.plugin
+    }
+
     /// Calls `hook` with `args` (JSON) in an instance of its own, within
     /// the plugin's limits, the services it calls acting in `ctx`.
     pub async fn call(

@@ -1,6 +1,6 @@
 //! The probe: `on_user_created` behaves as the new user's name says
 //! (`veto-*`, `spin-*`, `sleep-*`, `panic-*`, `oom-*`, `deep-*`, `exit-*`,
-//! `flood-*`, `hoard-<MiB>-*`; anything else passes) and logs how many
+//! `flood-*`, `hoard-<MiB>-*`, `pin-*`; anything else passes) and logs how many
 //! creations its instance has seen and its actor, `authenticate` accepts the token set
 //! in its configuration (and spins for a token `spin-*`), `describe` sleeps
 //! for an hour if its configuration says `describe = "sleep"`, and
@@ -9,7 +9,7 @@
 
 wit_bindgen::generate!({ path: "../../../hookspecs/wit", world: "plugin" });
 
-use app::plugin::host::{self, Level};
+use app::plugin::host::{self, Level, Service};
 use app::plugin::types::{Hook, HookDecl, HookError, Manifest, Tier};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -54,7 +54,7 @@ impl exports::app::plugin::guest::Guest for Probe {
         let answer = match hook {
             Hook::Authenticate => authenticate(args[0].as_str().unwrap_or_default()),
             Hook::OnUserCreated => {
-                on_user_created(args[0]["username"].as_str().unwrap_or_default())?
+                on_user_created(&args[0])?
             }
             Hook::OnUserModified => {
                 let (before, after) = (&args[0], &args[1]);
@@ -108,7 +108,8 @@ fn authenticate(token: &str) -> Value {
     }
 }
 
-fn on_user_created(username: &str) -> Result<Value, HookError> {
+fn on_user_created(user: &Value) -> Result<Value, HookError> {
+    let username = user["username"].as_str().unwrap_or_default();
     host::log(Level::Info, &format!("user {username} created"));
     let created = CREATED.fetch_add(1, Ordering::Relaxed) + 1;
     host::log(
@@ -138,6 +139,16 @@ fn on_user_created(username: &str) -> Result<Value, HookError> {
         "hoard" => {
             let mib: usize = username.split('-').nth(1).and_then(|n| n.parse().ok()).unwrap_or(1);
             Box::leak(vec![1u8; mib << 20].into_boxed_slice());
+        }
+        // A row in its own table `plugin_<name>_seen` (made by the test,
+        // which may hold it locked), then the user's display name changed:
+        // `on_user_modified` in the same operation.
+        "pin" => {
+            let table = format!("plugin_{}_seen", host::plugin_name());
+            let insert = format!("INSERT INTO {table} (username) VALUES ($1)");
+            host::execute(&insert, &json!([username]).to_string())?;
+            let patch = json!([user["id"], {"display_name": "pinned"}]);
+            host::call_service(Service::UpdateUser, None, &patch.to_string())?;
         }
         // Lines forging lines of their own, more and longer than a call
         // may log.

@@ -330,8 +330,8 @@ static NO_NEXT: AtomicU64 = AtomicU64::new(0);
 
 /// Before any implementation runs: the depth limit, the timer a time
 /// limit needs (only async hooks have one), and the monitors.
-#[inline]
-fn begin<S: ?Sized>(ctx: CallCtx<'_, S>, depth: usize) -> Result<(), HookError> {
+#[inline(always)]
+fn begin<S: ?Sized>(ctx: &CallCtx<'_, S>, depth: usize) -> Result<(), HookError> {
     let spec = ctx.spec();
     if depth > ctx.max_depth {
         return Err(HookError::too_deep(spec.name, ctx.max_depth));
@@ -350,7 +350,8 @@ fn begin<S: ?Sized>(ctx: CallCtx<'_, S>, depth: usize) -> Result<(), HookError> 
 }
 
 /// After the chain ran: the monitors.
-fn end<S: ?Sized, O>(ctx: CallCtx<'_, S>, outcome: &Result<O, HookError>) {
+#[inline]
+fn end<S: ?Sized, O>(ctx: &CallCtx<'_, S>, outcome: &Result<O, HookError>) {
     if !ctx.monitors.is_empty() {
         ctx.inform(|info| monitoring::after(ctx.monitors, info, outcome));
     }
@@ -521,7 +522,11 @@ fn invoke_sync_traced<S: ?Sized, R>(
     outcome
 }
 
-/// Calls a sync hook.
+/// Calls a sync hook. Inlined into the caller's one out-of-line function,
+/// which takes the snapshot: one frame for the call instead of three, and
+/// the context built in place rather than copied from frame to frame
+/// (about 60 instructions a call).
+#[inline(always)]
 pub(crate) fn call_sync<'s, S: ?Sized, T, O: Finish<T>>(
     ctx: CallCtx<'s, S>,
     plain: impl Fn(&'s S) -> HookResult<T>,
@@ -538,9 +543,9 @@ pub(crate) fn call_sync<'s, S: ?Sized, T, O: Finish<T>>(
         collect,
         from_next: AtomicU64::new(0),
     };
-    let outcome = begin(ctx, depth).and_then(|()| {
+    let outcome = begin(&chain.ctx, depth).and_then(|()| {
         let outcome = chain.run_sync(0);
-        end(ctx, &outcome);
+        end(&chain.ctx, &outcome);
         outcome
     });
     if let Some(span) = &span {

@@ -264,7 +264,9 @@ fn within<'f, R: Send + 'f, F: Future<Output = Caught<R>> + Send + 'f>(
     }
 }
 
-/// Calls an async hook.
+/// Calls an async hook: a [`Sequence`] if it serves, else the general
+/// driver (out of line, so that this inlines into the relay).
+#[inline]
 pub(crate) fn call_async<'s, S, T, O, P, W>(
     ctx: CallCtx<'s, S>,
     plain: P,
@@ -279,20 +281,39 @@ where
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
     let span = call_span_if_listened(ctx.spec());
-    if span.is_none() && sequence_serves(&ctx) {
+    depth::Nested::new(if span.is_none() && sequence_serves(&ctx) {
         let expected = ctx.hook.plain().len();
-        let sequence = if holds_one(collect, expected) {
+        Either::Left(if holds_one(collect, expected) {
             Either::Left(Sequence::<_, _, _, _, Option<_>>::new(ctx, plain, collect))
         } else {
             Either::Right(Sequence::<_, _, _, _, Vec<_>>::new(ctx, plain, collect))
-        };
-        return depth::Nested::new(Either::Left(sequence));
-    }
+        })
+    } else {
+        Either::Right(call_general(ctx, plain, wrap, collect, span))
+    })
+}
+
+/// The general async driver: wrappers, `concurrent`, time limits, spans.
+#[inline(never)]
+fn call_general<'s, S, T, O, P, W>(
+    ctx: CallCtx<'s, S>,
+    plain: P,
+    wrap: W,
+    collect: Collect<T, O>,
+    span: Option<tracing::Span>,
+) -> impl Future<Output = Result<O, HookError>> + Send + 's
+where
+    S: ?Sized + Send + Sync,
+    T: Send + 's,
+    O: Send + Finish<T> + 's,
+    P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
+    W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
+{
     let recorded = span.clone();
     // Boxed once here: the call's state is some hundred bytes, and a
     // pointer is cheaper to move through the caller's futures than that.
     let call = Box::pin(async move {
-        begin(ctx, depth::current())?;
+        begin(&ctx, depth::current())?;
         let outcome = match ctx.wrapper_from(0) {
             None => {
                 let no_wrapper = |_: &'s S, _| -> BoxFuture<'s, HookResult<O>> {
@@ -311,16 +332,16 @@ where
                 chain.run_rest(0).await
             }
         };
-        end(ctx, &outcome);
+        end(&ctx, &outcome);
         if let Some(span) = &recorded {
             record(span, &outcome);
         }
         outcome
     });
-    depth::Nested::new(Either::Right(match span {
+    match span {
         None => Either::Left(call),
         Some(span) => Either::Right(call.instrument(span)),
-    }))
+    }
 }
 
 /// The common async call as one hand-written future: plain
@@ -390,7 +411,7 @@ where
             current,
             running,
         } = self.get_mut();
-        let ctx = *ctx;
+        let ctx = &*ctx;
         if !*started {
             *started = true;
             // Polled inside `depth::Nested`: the depth counts this call.

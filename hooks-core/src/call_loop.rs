@@ -479,11 +479,26 @@ where
         }
     }
 
-    /// The plain implementations, in call order.
+    /// The plain implementations, in call order; without a subset, the
+    /// loop tests nothing per implementation for it (and keeps one value
+    /// fewer across each implementation's call, in a register).
     #[inline]
-    fn run_plain(&self, mut outcomes: Outcomes<T, O, impl Slots<T>>) -> Result<O, HookError> {
+    fn run_plain(&self, outcomes: Outcomes<T, O, impl Slots<T>>) -> Result<O, HookError> {
+        if self.ctx.skip.is_empty() {
+            self.run_each(self.ctx.hook.plain().iter(), outcomes)
+        } else {
+            self.run_each(self.ctx.plain(), outcomes)
+        }
+    }
+
+    #[inline]
+    fn run_each(
+        &self,
+        impls: impl Iterator<Item = &'s HookImpl<S>>,
+        mut outcomes: Outcomes<T, O, impl Slots<T>>,
+    ) -> Result<O, HookError> {
         let ctx = self.ctx;
-        for imp in ctx.plain() {
+        for imp in impls {
             let outcome = invoke_sync(ctx, imp, &NO_NEXT, || (self.plain)(&imp.plugin));
             if outcomes.take(imp.info.plugin, outcome).is_break() {
                 break;

@@ -463,6 +463,14 @@ where
             };
             return invoke_sync(ctx, w, &self.from_next, || (self.wrap)(&w.plugin, next));
         }
+        self.run_all_plain()
+    }
+
+    /// The plain implementations, their values kept in the slots that fit
+    /// the call ([`Slots`]).
+    #[inline]
+    fn run_all_plain(&self) -> Result<O, HookError> {
+        let ctx = self.ctx;
         let expected = ctx.hook.plain().len();
         if holds_one(self.collect, expected) {
             self.run_plain(Outcomes::<_, _, Option<_>>::new(
@@ -559,7 +567,13 @@ pub(crate) fn call_sync<'s, S: ?Sized, T, O: Finish<T>>(
         from_next: AtomicU64::new(0),
     };
     let outcome = begin(&chain.ctx, depth).and_then(|()| {
-        let outcome = chain.run_sync(0);
+        // Without wrappers, straight to the plain implementations: no
+        // frame of `run_sync`, which wrappers re-enter through `next`.
+        let outcome = if ctx.hook.wrappers().is_empty() {
+            chain.run_all_plain()
+        } else {
+            chain.run_sync(0)
+        };
         end(&chain.ctx, &outcome);
         outcome
     });

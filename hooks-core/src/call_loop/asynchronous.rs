@@ -349,10 +349,10 @@ where
 /// time limit, `concurrent` or anyone tracing ([`sequence_serves`]); the
 /// rules are the same (`begin`, `catch_unwind` around each start and poll
 /// as [`Invoke`] does, `settle`, [`Outcomes::take`], `end`). Its state is
-/// the context, the outcomes and the running implementation's future,
-/// about a third of the general call's boxed `async` state, and it is not
-/// boxed: that box's `malloc`/`free` and the copy into it were most of
-/// what a one-implementation async call cost above the hand loop.
+/// the context, the outcomes and the running implementation's boxed
+/// future, and it is not boxed itself: the general driver's box, its
+/// `malloc`/`free` and the copy into it, and the nested `async` states were
+/// most of what a one-implementation async call cost above the hand loop.
 struct Sequence<'s, S: ?Sized, T, O, P, A> {
     ctx: CallCtx<'s, S>,
     plain: P,

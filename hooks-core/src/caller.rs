@@ -86,7 +86,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         self
     }
 
-    #[inline]
+    #[inline(always)]
     fn ctx<'s>(&'s self, snapshot: &'s Snapshot<S>, hook: usize) -> CallCtx<'s, S> {
         CallCtx {
             hook: &snapshot.hooks[hook],
@@ -141,15 +141,15 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
         collect: Collect<T, O>,
     ) -> Result<O, HookError> {
-        match &self.source {
+        let live;
+        let snapshot: &Snapshot<S> = match &self.source {
             Source::Live(shared) => {
-                let snapshot = shared.load();
-                call_loop::call_sync(self.ctx(&snapshot, hook), plain, wrap, collect)
+                live = shared.load();
+                &live
             }
-            Source::Fixed(snapshot) => {
-                call_loop::call_sync(self.ctx(snapshot, hook), plain, wrap, collect)
-            }
-        }
+            Source::Fixed(snapshot) => snapshot,
+        };
+        call_loop::call_sync(self.ctx(snapshot, hook), plain, wrap, collect)
     }
 
     /// The snapshot an async call will run on; the call borrows it.
@@ -165,6 +165,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     /// Calls async hook number `hook` on `snapshot`.
     #[cfg(feature = "async")]
     #[doc(hidden)]
+    #[inline]
     pub fn call_async<'s, T, O>(
         &'s self,
         snapshot: &'s CallSnapshot<S>,

@@ -411,14 +411,15 @@ fn validate<S: ?Sized>(
 pub(crate) struct Shared<S: ?Sized> {
     current: ArcSwap<Snapshot<S>>,
     stale: AtomicBool,
-    /// Per hook, whether a call of it has nothing to do in the current
-    /// snapshot (no implementation, no monitor) and no change awaits
-    /// publishing: then a call answers without taking the snapshot at all.
-    /// A change clears every flag (so an idle call reads one flag, not
-    /// `stale` too); publishing sets them again.
-    idle: Box<[AtomicBool]>,
-    /// The current snapshot's depth limit, for idle calls.
-    max_depth: AtomicUsize,
+    /// Per hook, the current snapshot's depth limit if a call of it has
+    /// nothing to do (no implementation, no monitor) and no change awaits
+    /// publishing, 0 otherwise: a call within that depth answers without
+    /// taking the snapshot at all. One load and one comparison: a flag and
+    /// the limit apart cost two loads and two tests. A change zeroes every
+    /// entry (so an idle call need not read `stale` too); publishing sets
+    /// them again. (A limit of 0 refuses every call, idle or not: the
+    /// entry's 0 then sends it the whole way, to be refused.)
+    idle: Box<[AtomicUsize]>,
     state: Mutex<State<S>>,
 }
 
@@ -427,8 +428,7 @@ impl<S: ?Sized> Shared<S> {
         let mut state = State::new(spec, specs);
         let first = state.snapshot(None);
         let shared = Shared {
-            idle: first.hooks.iter().map(|_| AtomicBool::new(false)).collect(),
-            max_depth: AtomicUsize::new(first.max_depth),
+            idle: first.hooks.iter().map(|_| AtomicUsize::new(0)).collect(),
             current: ArcSwap::from_pointee(first),
             stale: AtomicBool::new(false),
             state: Mutex::new(state),
@@ -440,17 +440,19 @@ impl<S: ?Sized> Shared<S> {
     /// Whether a call of `hook` at the current depth has nothing to do:
     /// no change awaits publishing, the published snapshot has neither an
     /// implementation of it nor a monitor, and the call is within the
-    /// depth limit. Two atomic loads.
+    /// depth limit. One atomic load.
     #[inline]
     pub(crate) fn idle(&self, hook: usize, depth: usize) -> bool {
-        self.idle[hook].load(Ordering::Acquire) && depth <= self.max_depth.load(Ordering::Relaxed)
+        depth <= self.idle[hook].load(Ordering::Acquire)
     }
 
     fn mark_idle(&self, snapshot: &Snapshot<S>) {
-        self.max_depth.store(snapshot.max_depth, Ordering::Relaxed);
         for (idle, hook) in self.idle.iter().zip(snapshot.hooks.iter()) {
             let nothing = hook.impls().next().is_none() && snapshot.monitors.is_empty();
-            idle.store(nothing, Ordering::Release);
+            idle.store(
+                if nothing { snapshot.max_depth } else { 0 },
+                Ordering::Release,
+            );
         }
     }
 
@@ -489,7 +491,7 @@ impl<S: ?Sized> Shared<S> {
         if state.is_dirty() {
             self.stale.store(true, Ordering::Release);
             for idle in &self.idle {
-                idle.store(false, Ordering::Release);
+                idle.store(0, Ordering::Release);
             }
         }
         result

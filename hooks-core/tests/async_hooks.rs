@@ -28,6 +28,20 @@ async fn async_results_come_in_call_order_with_their_plugins() {
 }
 
 #[tokio::test]
+async fn async_subset_call_leaves_plugins_out_of_a_call_that_resumes() {
+    let log = Log::new();
+    let pm = abc(&log, "run", Act::Value(2), Gate::Yield);
+    // Every implementation yields once: the call resumes after each, and
+    // must resume past the one left out.
+    let results = pm.subset_hook_caller(&["b"]).unwrap().run(10).await;
+    assert_eq!(pairs(&results.unwrap()), [("a", 11), ("c", 13)]);
+    assert_eq!(log.take(), ["a", "c"]);
+    let results = pm.subset_hook_caller(&["a", "c"]).unwrap().run(10).await;
+    assert_eq!(pairs(&results.unwrap()), [("b", 12)]);
+    assert_eq!(log.take(), ["b"]);
+}
+
+#[tokio::test]
 async fn async_impls_run_one_after_another_by_default() {
     let log = Log::new();
     // `b` waits for a signal; `c` (after it) only yields once. Had `c`

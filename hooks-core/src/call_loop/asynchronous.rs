@@ -264,7 +264,9 @@ fn within<'f, R: Send + 'f, F: Future<Output = Caught<R>> + Send + 'f>(
     }
 }
 
-/// Calls an async hook.
+/// Calls an async hook: a [`Sequence`] if it serves, else the general
+/// driver (out of line, so that this inlines into the relay).
+#[inline]
 pub(crate) fn call_async<'s, S, T, O, P, W>(
     ctx: CallCtx<'s, S>,
     plain: P,
@@ -279,11 +281,39 @@ where
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
     let span = call_span_if_listened(ctx.spec());
+    depth::Nested::new(if span.is_none() && sequence_serves(&ctx) {
+        let expected = ctx.hook.plain().len();
+        Either::Left(if holds_one(collect, expected) {
+            Either::Left(Sequence::<_, _, _, _, Option<_>>::new(ctx, plain, collect))
+        } else {
+            Either::Right(Sequence::<_, _, _, _, Vec<_>>::new(ctx, plain, collect))
+        })
+    } else {
+        Either::Right(call_general(ctx, plain, wrap, collect, span))
+    })
+}
+
+/// The general async driver: wrappers, `concurrent`, time limits, spans.
+#[inline(never)]
+fn call_general<'s, S, T, O, P, W>(
+    ctx: CallCtx<'s, S>,
+    plain: P,
+    wrap: W,
+    collect: Collect<T, O>,
+    span: Option<tracing::Span>,
+) -> impl Future<Output = Result<O, HookError>> + Send + 's
+where
+    S: ?Sized + Send + Sync,
+    T: Send + 's,
+    O: Send + Finish<T> + 's,
+    P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
+    W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
+{
     let recorded = span.clone();
     // Boxed once here: the call's state is some hundred bytes, and a
     // pointer is cheaper to move through the caller's futures than that.
     let call = Box::pin(async move {
-        begin(ctx, depth::current())?;
+        begin(&ctx, depth::current())?;
         let outcome = match ctx.wrapper_from(0) {
             None => {
                 let no_wrapper = |_: &'s S, _| -> BoxFuture<'s, HookResult<O>> {
@@ -302,14 +332,133 @@ where
                 chain.run_rest(0).await
             }
         };
-        end(ctx, &outcome);
+        end(&ctx, &outcome);
         if let Some(span) = &recorded {
             record(span, &outcome);
         }
         outcome
     });
-    depth::Nested::new(match span {
+    match span {
         None => Either::Left(call),
         Some(span) => Either::Right(call.instrument(span)),
-    })
+    }
+}
+
+/// The common async call as one hand-written future: plain
+/// implementations one after the other, without a wrapper taking part, a
+/// time limit, `concurrent` or anyone tracing ([`sequence_serves`]); the
+/// rules are the same (`begin`, `catch_unwind` around each start and poll
+/// as [`Invoke`] does, `settle`, [`Outcomes::take`], `end`). Its state is
+/// the context, the outcomes and the running implementation's boxed
+/// future, and it is not boxed itself: the general driver's box, its
+/// `malloc`/`free` and the copy into it, and the nested `async` states were
+/// most of what a one-implementation async call cost above the hand loop.
+struct Sequence<'s, S: ?Sized, T, O, P, A> {
+    ctx: CallCtx<'s, S>,
+    plain: P,
+    /// `None` once finished (or refused by `begin`).
+    outcomes: Option<Outcomes<T, O, A>>,
+    started: bool,
+    /// The next plain implementation to look at.
+    next: usize,
+    /// The implementation running, and its future once started.
+    current: Option<&'s HookImpl<S>>,
+    running: Option<BoxFuture<'s, HookResult<T>>>,
+}
+
+// No field is ever pinned (the implementation's future is boxed): moving
+// a `Sequence` between polls moves no pinned data.
+impl<S: ?Sized, T, O, P, A> Unpin for Sequence<'_, S, T, O, P, A> {}
+
+/// Whether a call on `ctx` is one a [`Sequence`] runs (the general driver
+/// runs every other).
+fn sequence_serves<S: ?Sized>(ctx: &CallCtx<'_, S>) -> bool {
+    let spec = ctx.spec();
+    !spec.concurrent && spec.timeout.is_none() && !ctx.impl_spans && ctx.wrapper_from(0).is_none()
+}
+
+impl<'s, S: ?Sized, T, O: Finish<T>, P, A: Slots<T>> Sequence<'s, S, T, O, P, A> {
+    fn new(ctx: CallCtx<'s, S>, plain: P, collect: Collect<T, O>) -> Self {
+        let expected = ctx.hook.plain().len();
+        Sequence {
+            ctx,
+            plain,
+            outcomes: Some(Outcomes::new(ctx.spec(), collect, expected)),
+            started: false,
+            next: 0,
+            current: None,
+            running: None,
+        }
+    }
+}
+
+impl<'s, S, T, O, P, A> Future for Sequence<'s, S, T, O, P, A>
+where
+    S: ?Sized + Send + Sync,
+    O: Finish<T>,
+    P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>>,
+    A: Slots<T>,
+{
+    type Output = Result<O, HookError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Sequence {
+            ctx,
+            plain,
+            outcomes,
+            started,
+            next,
+            current,
+            running,
+        } = self.get_mut();
+        let ctx = &*ctx;
+        if !*started {
+            *started = true;
+            // Polled inside `depth::Nested`: the depth counts this call.
+            if let Err(error) = begin(ctx, depth::current()) {
+                *outcomes = None;
+                return Poll::Ready(Err(error));
+            }
+        }
+        let taken = outcomes.as_mut().expect("polled after it finished");
+        let all = ctx.hook.plain();
+        loop {
+            let imp = match current {
+                Some(imp) => *imp,
+                None => {
+                    // The next implementation taking part, in call order.
+                    let found = loop {
+                        let Some(imp) = all.get(*next) else {
+                            break None;
+                        };
+                        *next += 1;
+                        if ctx.runs(imp) {
+                            break Some(imp);
+                        }
+                    };
+                    let Some(imp) = found else { break };
+                    *current.insert(imp)
+                }
+            };
+            let polled = panics::catch(|| {
+                running
+                    .get_or_insert_with(|| plain(&imp.plugin))
+                    .as_mut()
+                    .poll(cx)
+            });
+            let caught = match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(outcome)) => Ok(outcome),
+                Err(panic) => Err(panic),
+            };
+            (*current, *running) = (None, None);
+            let outcome = settle(ctx.spec(), imp, caught, &NO_NEXT);
+            if taken.take(imp.info.plugin, outcome).is_break() {
+                break;
+            }
+        }
+        let outcome = outcomes.take().expect("taken above").finish();
+        end(ctx, &outcome);
+        Poll::Ready(outcome)
+    }
 }

@@ -1,13 +1,13 @@
 //! A component as a plugin of the engine: [`Sandboxed`] implements
 //! [`AppHooks`] by calling into the component, and is registered like a
 //! native plugin, with the hooks and call-order options its manifest
-//! declares.
+//! declares, and the migrations it exports, each checked ([`migrations`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use hooks_core::{ImplDecl, Plugin, Tier};
-use hookspecs::Method;
+use hookspecs::{Method, Migration};
 use hookspecs::host::Guard;
 use hookspecs::prelude::*;
 use serde::de::DeserializeOwned;
@@ -144,6 +144,55 @@ impl Sandboxed {
         }
         Ok(())
     }
+}
+
+/// The most text one migration's name or SQL may have: plenty for DDL
+/// written by hand, and a bound on the parser's work.
+const MAX_MIGRATION: usize = 256 * 1024;
+
+/// The component's migrations (none if it does not export them), each
+/// checked before any runs ([`hookspecs::sql::check_migration`]): what the
+/// app then runs as a native plugin's, at load and at each reload.
+///
+/// # Errors
+///
+/// The first migration refused, with why (its version and name, the
+/// database's text, the table or construct); two of one version; a fault
+/// in the component.
+pub fn migrations(component: &Loaded, plugin: &str) -> Result<&'static [Migration], String> {
+    // Polled as `describe` is (see `Runtime::load`).
+    let declared = futures::executor::block_on(component.migrations())
+        .map_err(|fault| format!("its migrations failed: {}", fault.message()))?
+        .unwrap_or_default();
+    let mut versions = Vec::new();
+    for m in &declared {
+        let refused = |why: &str| format!("its migration {} ({}) is refused: {why}", m.version, m.name);
+        if [&m.name, &m.sqlite, &m.postgres].iter().any(|t| t.len() > MAX_MIGRATION) {
+            return Err(refused(&format!(
+                "its name or SQL exceeds {} KiB",
+                MAX_MIGRATION >> 10
+            )));
+        }
+        if versions.contains(&m.version) {
+            return Err(refused("another migration has the same version"));
+        }
+        versions.push(m.version);
+        hookspecs::sql::check_migration(plugin, &m.sqlite, &m.postgres)
+            .map_err(|why| refused(&why))?;
+    }
+    // For the process's life, as a native plugin's are static: a reload
+    // leaks its version's text once.
+    let text = |t: String| -> &'static str { Box::leak(t.into_boxed_str()) };
+    let migrations: Vec<Migration> = declared
+        .into_iter()
+        .map(|m| Migration {
+            version: m.version,
+            name: text(m.name),
+            sqlite: text(m.sqlite),
+            postgres: text(m.postgres),
+        })
+        .collect();
+    Ok(Box::leak(migrations.into_boxed_slice()))
 }
 
 /// A call's outcome as the API reports it: its answer read as `T`, or its

@@ -455,7 +455,11 @@ mod allowed {
     /// walk over relations never sees (references, indexes, dropped and
     /// renamed tables, types); the tables it names as relations and its
     /// expressions are [`Allowed`]'s to check.
-    pub(super) fn ddl(statement: &Statement, prefix: &str, on_postgres: bool) -> ControlFlow<String> {
+    pub(super) fn ddl(
+        statement: &Statement,
+        prefix: &str,
+        on_postgres: bool,
+    ) -> ControlFlow<String> {
         match statement {
             Statement::CreateTable(table) => {
                 if table.temporary {
@@ -1042,16 +1046,33 @@ mod tests {
     #[test]
     fn a_migration_touching_another_table_is_refused_naming_it() {
         let not_own = |what: &str, table: &str| {
-            format!("the statement {what} `{table}`, which is not one of the plugin's own (plugin_notes_*)")
+            format!(
+                "the statement {what} `{table}`, which is not one of the plugin's own (plugin_notes_*)"
+            )
         };
         let names = |table| not_own("names the table", table);
         for (sql, why) in [
             ("CREATE TABLE users2 (id INTEGER)", names("users2")),
-            ("CREATE TABLE IF NOT EXISTS plugin_notesx_a (id INTEGER)", names("plugin_notesx_a")),
-            ("CREATE TABLE main.plugin_notes_a (id INTEGER)", names("main.plugin_notes_a")),
-            ("ALTER TABLE users ADD COLUMN plugin_notes_x TEXT", names("users")),
-            ("CREATE INDEX plugin_notes_email ON users (email)", names("users")),
-            ("INSERT INTO users (username) VALUES ('eve')", names("users")),
+            (
+                "CREATE TABLE IF NOT EXISTS plugin_notesx_a (id INTEGER)",
+                names("plugin_notesx_a"),
+            ),
+            (
+                "CREATE TABLE main.plugin_notes_a (id INTEGER)",
+                names("main.plugin_notes_a"),
+            ),
+            (
+                "ALTER TABLE users ADD COLUMN plugin_notes_x TEXT",
+                names("users"),
+            ),
+            (
+                "CREATE INDEX plugin_notes_email ON users (email)",
+                names("users"),
+            ),
+            (
+                "INSERT INTO users (username) VALUES ('eve')",
+                names("users"),
+            ),
             ("UPDATE users SET admin = 1", names("users")),
             ("DELETE FROM memberships", names("memberships")),
             (
@@ -1181,12 +1202,18 @@ mod tests {
             ("PRAGMA foreign_keys = 0", "PRAGMA"),
             ("ATTACH DATABASE '/tmp/x' AS x", "ATTACH DATABASE"),
         ] {
-            assert_eq!(sqlite(sql), format!("its SQLite text: {kind} {only}"), "{sql}");
+            assert_eq!(
+                sqlite(sql),
+                format!("its SQLite text: {kind} {only}"),
+                "{sql}"
+            );
         }
         // The parser does not read SQLite's trigger bodies: what does not
         // parse is refused all the same.
         assert_eq!(
-            sqlite("CREATE TRIGGER plugin_notes_t AFTER INSERT ON users BEGIN DELETE FROM users; END"),
+            sqlite(
+                "CREATE TRIGGER plugin_notes_t AFTER INSERT ON users BEGIN DELETE FROM users; END"
+            ),
             "its SQLite text: it does not parse as SQL (the app's log has the parser's message)"
         );
         for (sql, why) in [
@@ -1235,7 +1262,11 @@ mod tests {
                  built-in type may be a table's row type)",
             ),
         ] {
-            assert_eq!(postgres(sql), format!("its PostgreSQL text: {why}"), "{sql}");
+            assert_eq!(
+                postgres(sql),
+                format!("its PostgreSQL text: {why}"),
+                "{sql}"
+            );
         }
         assert_eq!(
             migration_refused("CREATE TABLE plugin_notes_a (id INTEGER); -- users"),

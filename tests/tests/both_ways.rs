@@ -259,7 +259,8 @@ fn audit_log(build: Build, backend: Backend) {
     loaded(&app, "tally", build);
     loaded(&app, "api_keys", Build::Native);
     assert_eq!(
-        app.db.column("SELECT name FROM plugin_audit_log_migrations"),
+        app.db
+            .column("SELECT name FROM plugin_audit_log_migrations"),
         ["entries"]
     );
     let ada = id(&app.create_user("ada"));

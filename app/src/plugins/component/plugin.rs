@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hooks_core::{ImplDecl, Plugin, Tier};
-use hookspecs::{Method, Migration};
 use hookspecs::host::Guard;
 use hookspecs::prelude::*;
+use hookspecs::{Method, Migration};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -166,8 +166,12 @@ pub fn migrations(component: &Loaded, plugin: &str) -> Result<&'static [Migratio
         .unwrap_or_default();
     let mut versions = Vec::new();
     for m in &declared {
-        let refused = |why: &str| format!("its migration {} ({}) is refused: {why}", m.version, m.name);
-        if [&m.name, &m.sqlite, &m.postgres].iter().any(|t| t.len() > MAX_MIGRATION) {
+        let refused =
+            |why: &str| format!("its migration {} ({}) is refused: {why}", m.version, m.name);
+        if [&m.name, &m.sqlite, &m.postgres]
+            .iter()
+            .any(|t| t.len() > MAX_MIGRATION)
+        {
             return Err(refused(&format!(
                 "its name or SQL exceeds {} KiB",
                 MAX_MIGRATION >> 10

@@ -14,7 +14,11 @@ use crate::hooks::{AppHooks, Change};
 
 /// One migration of a plugin's own tables, in both SQL dialects. Tables
 /// must be named `plugin_<name>_*`. Applied once, in version order, at
-/// startup; recorded in `plugin_<name>_migrations`.
+/// startup (and, for a component, at each reload); recorded in
+/// `plugin_<name>_migrations`. A component's are checked first, every
+/// statement of both texts ([`check_migration`](crate::sql::check_migration)).
+/// Nothing to do in a plugin for that: `export_plugin!`'s `migrations =`
+/// serves both builds.
 #[derive(Clone, Copy, Debug)]
 pub struct Migration {
     /// Order and identity (1, 2, ...).
@@ -385,6 +389,14 @@ macro_rules! export_plugin {
                 request: ::std::string::String,
             ) -> ::core::result::Result<::std::string::String, $crate::guest::bindings::app::plugin::types::HookError> {
                 $crate::guest::handle(app_plugin_register, route, request)
+            }
+        }
+
+        // Its migrations, which the host checks and runs.
+        #[cfg(target_family = "wasm")]
+        impl $crate::guest::bindings::exports::app::plugin::migrations::Guest for AppPluginComponent {
+            fn all() -> ::std::vec::Vec<$crate::guest::bindings::exports::app::plugin::migrations::Migration> {
+                $crate::guest::migrations(app_plugin_register)
             }
         }
 

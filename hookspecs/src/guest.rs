@@ -51,6 +51,7 @@ pub use wit_bindgen::rt;
 
 use bindings::app::plugin::host::{self, Level, Service};
 use bindings::app::plugin::types::{Hook, HookDecl, HookError, Manifest, Tier as WitTier};
+use bindings::exports::app::plugin::migrations::Migration as WitMigration;
 use bindings::exports::app::plugin::routes::{Guard as WitGuard, Method as WitMethod, RouteDecl};
 
 /// What [`export_plugin!`](crate::export_plugin) hands the component: the
@@ -94,6 +95,29 @@ pub fn describe(register: Register) -> Manifest {
         hooks,
         requires: export.requires,
     }
+}
+
+/// The plugin's migrations (see the WIT `migrations`): those its
+/// [`export_plugin!`](crate::export_plugin)`(..., migrations = ...)`
+/// declares, the same its native build runs.
+///
+/// # Panics
+///
+/// Its registration fails (a wrong configuration): logged through the
+/// host, then a trap, which the host reports as the component's refusal.
+pub fn migrations(register: Register) -> Vec<WitMigration> {
+    log_to_host();
+    let export = registered(register).unwrap_or_else(|why| refuse(&why));
+    export
+        .migrations
+        .iter()
+        .map(|m| WitMigration {
+            version: m.version,
+            name: m.name.to_owned(),
+            sqlite: m.sqlite.to_owned(),
+            postgres: m.postgres.to_owned(),
+        })
+        .collect()
 }
 
 /// Calls `hook` of the plugin with `args` (see the WIT `call`).

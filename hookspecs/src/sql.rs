@@ -4,7 +4,8 @@
 //! the transaction's connection; a component's crosses to the host (WIT
 //! `query`/`execute`), which refuses a statement naming a table not the
 //! plugin's, or calling a function not allowed ([`check`]), before it
-//! reaches the database.
+//! reaches the database. A component's migrations are checked here too,
+//! with the same walk ([`check_migration`]).
 
 use serde_json::{Map, Value};
 
@@ -134,10 +135,7 @@ pub fn check(sql: &str, plugin: &str, call: Call) -> Result<(), ApiError> {
     use sqlparser::parser::Parser;
     use std::ops::ControlFlow;
 
-    // A plugin passes values as parameters and has no need of comments;
-    // the databases do not agree on where one ends (SQLite's do not nest),
-    // so a comment could hide from the check what the database runs.
-    if sql.contains("--") || sql.contains("/*") {
+    if has_comment(sql) {
         return Err(refused(
             "the statement contains a comment (`--` or `/*`), which is refused here (pass \
              values as parameters)",
@@ -162,6 +160,95 @@ pub fn check(sql: &str, plugin: &str, call: Call) -> Result<(), ApiError> {
         check_kind(statement, call)?;
         if let ControlFlow::Break(why) = statement.visit(&mut Allowed { prefix: &prefix }) {
             return Err(refused(&why));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `sql` may hold a comment. A plugin passes values as parameters
+/// and has no need of comments; the databases do not agree on where one
+/// ends (SQLite's do not nest), so a comment could hide from the check what
+/// the database runs.
+#[cfg(not(target_family = "wasm"))]
+fn has_comment(sql: &str) -> bool {
+    sql.contains("--") || sql.contains("/*")
+}
+
+/// Checks a component's migration before anything of it runs: its SQLite
+/// text as sqlparser's SQLite dialect reads it, its PostgreSQL text as its
+/// PostgreSQL dialect does. Each statement must be one of, on `plugin`'s
+/// own tables (`plugin_<plugin>_*`, one-part names, as for [`check`]):
+/// - `CREATE TABLE` (not temporary, not `LIKE`, `CLONE` or `INHERITS`
+///   another), `ALTER TABLE` adding, dropping, renaming or altering its
+///   columns and constraints, or renaming it to a name of its own,
+///   `DROP TABLE`;
+/// - `CREATE INDEX` and `DROP INDEX` of an index named `plugin_<plugin>_*`:
+///   both databases keep an index's name in the schema's namespace, beside
+///   the tables, so another name could drop or take the app's;
+/// - `INSERT`, `UPDATE` and `DELETE`, checked as [`check`] checks them.
+///
+/// Every expression (a `DEFAULT`, a `CHECK`, a generated column, an
+/// index's) is built as [`check`] allows, of the [`FUNCTIONS`] only.
+/// Refused, naming the table or the construct: a `REFERENCES` or
+/// `FOREIGN KEY` to a table not its own, `CASCADE` (it drops what other
+/// tables hold), any other statement (`CREATE VIEW`, `CREATE TRIGGER`,
+/// `CREATE FUNCTION`, `CREATE EXTENSION`, `GRANT`, `PRAGMA`, `COMMIT`, ...),
+/// and comments.
+///
+/// ```
+/// use hookspecs::sql::check_migration;
+///
+/// let own = "CREATE TABLE plugin_audit_log_entries (id BIGINT PRIMARY KEY, at TEXT NOT NULL)";
+/// assert!(check_migration("audit_log", own, own).is_ok());
+/// let refused = check_migration(
+///     "audit_log",
+///     own,
+///     "CREATE TABLE plugin_audit_log_owners (user_id BIGINT REFERENCES users (id))",
+/// );
+/// assert_eq!(
+///     refused.unwrap_err(),
+///     "its PostgreSQL text: the statement references the table `users`, which is not one \
+///      of the plugin's own (plugin_audit_log_*)"
+/// );
+/// ```
+///
+/// # Errors
+///
+/// Which text (`its SQLite text: `, `its PostgreSQL text: `), then the
+/// first statement, table, function or construct refused; SQL that does
+/// not parse (the parser's message, which quotes the SQL, is logged).
+#[cfg(not(target_family = "wasm"))]
+pub fn check_migration(plugin: &str, sqlite: &str, postgres: &str) -> Result<(), String> {
+    use sqlparser::ast::Visit;
+    use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
+    use sqlparser::parser::Parser;
+    use std::ops::ControlFlow;
+
+    let prefix = format!("plugin_{plugin}_");
+    let texts: [(&str, &str, &dyn Dialect); 2] = [
+        ("SQLite", sqlite, &SQLiteDialect {}),
+        ("PostgreSQL", postgres, &PostgreSqlDialect {}),
+    ];
+    for (database, sql, dialect) in texts {
+        let on_postgres = database == "PostgreSQL";
+        let refused = |why: &str| format!("its {database} text: {why}");
+        if has_comment(sql) {
+            return Err(refused(
+                "it contains a comment (`--` or `/*`), which is refused in a component's \
+                 migration",
+            ));
+        }
+        let statements = Parser::parse_sql(dialect, sql).map_err(|e| {
+            tracing::warn!(plugin, "a component's migration does not parse: {e}");
+            refused("it does not parse as SQL (the app's log has the parser's message)")
+        })?;
+        for statement in &statements {
+            if let ControlFlow::Break(why) = allowed::ddl(statement, &prefix, on_postgres) {
+                return Err(refused(&why));
+            }
+            if let ControlFlow::Break(why) = statement.visit(&mut Allowed { prefix: &prefix }) {
+                return Err(refused(&why));
+            }
         }
     }
     Ok(())
@@ -216,8 +303,10 @@ mod allowed {
     use std::ops::ControlFlow::{self, Break, Continue};
 
     use sqlparser::ast::{
-        BinaryOperator, Expr, Ident, ObjectName, ObjectNamePart, Query, SetExpr, Statement,
-        TableFactor, TableObject, Visitor,
+        AlterColumnOperation, AlterTableOperation, ArrayElemTypeDef, BinaryOperator, ColumnDef,
+        ColumnOption, DataType, DropBehavior, Expr, Ident, ObjectName, ObjectNamePart, ObjectType,
+        Query, RenameTableNameKind, SetExpr, Statement, TableConstraint, TableFactor, TableObject,
+        Visitor,
     };
 
     use super::{Allowed, FUNCTIONS};
@@ -262,6 +351,201 @@ mod allowed {
             }
             SetExpr::Merge(_) => Break("MERGE is refused here".into()),
             _ => Continue(()),
+        }
+    }
+
+    /// A statement's kind in SQL's words: `CreateView` as `CREATE VIEW`.
+    fn words(node: &impl std::fmt::Debug) -> String {
+        let mut words = String::new();
+        for (i, c) in kind(node).chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                words.push(' ');
+            }
+            words.push(c.to_ascii_uppercase());
+        }
+        words
+    }
+
+    /// Refuses `name` unless it is one of the plugin's own (`prefix*`);
+    /// `what` says what the statement does with it.
+    fn own(name: &ObjectName, prefix: &str, what: &str) -> ControlFlow<String> {
+        match one_part(name) {
+            Some(own) if own.starts_with(prefix) => Continue(()),
+            _ => Break(format!(
+                "the statement {what} `{name}`, which is not one of the plugin's own ({prefix}*)"
+            )),
+        }
+    }
+
+    /// `CASCADE` drops what depends on the object, other tables' included.
+    fn no_cascade(cascade: bool) -> ControlFlow<String> {
+        if cascade {
+            Break("CASCADE is refused in a migration (it drops what other tables hold)".into())
+        } else {
+            Continue(())
+        }
+    }
+
+    /// PostgreSQL's types that sqlparser reads as a name of no type it
+    /// knows. Any other such name could be a table's row type: a column of
+    /// it would tie the plugin's table to that table (whose changes
+    /// PostgreSQL then refuses).
+    const NAMED_TYPES: &[&str] = &[
+        "serial",
+        "bigserial",
+        "smallserial",
+        "serial2",
+        "serial4",
+        "serial8",
+        "inet",
+        "cidr",
+        "macaddr",
+        "money",
+    ];
+
+    /// Refuses, on PostgreSQL, a type named as no type sqlparser knows but
+    /// the [`NAMED_TYPES`]; on SQLite a type's name is only its affinity.
+    fn data_type(of: &DataType, on_postgres: bool) -> ControlFlow<String> {
+        match of {
+            DataType::Custom(name, _) if on_postgres => match one_part(name) {
+                Some(known) if NAMED_TYPES.contains(&known.as_str()) => Continue(()),
+                _ => Break(format!(
+                    "the column type `{name}` is refused in a migration (a name that is not a \
+                     built-in type may be a table's row type)"
+                )),
+            },
+            DataType::Array(
+                ArrayElemTypeDef::AngleBracket(inner)
+                | ArrayElemTypeDef::SquareBracket(inner, _)
+                | ArrayElemTypeDef::Parenthesis(inner),
+            ) => data_type(inner, on_postgres),
+            _ => Continue(()),
+        }
+    }
+
+    fn column(column: &ColumnDef, prefix: &str, on_postgres: bool) -> ControlFlow<String> {
+        // PostgreSQL reads `CREATE TABLE t (LIKE users)` as a copy of
+        // `users`' columns, sqlparser as a column `LIKE` of type `users`.
+        if column.name.quote_style.is_none() && column.name.value.eq_ignore_ascii_case("like") {
+            return Break(like());
+        }
+        data_type(&column.data_type, on_postgres)?;
+        for option in &column.options {
+            if let ColumnOption::ForeignKey { foreign_table, .. } = &option.option {
+                own(foreign_table, prefix, "references the table")?;
+            }
+        }
+        Continue(())
+    }
+
+    fn constraint(constraint: &TableConstraint, prefix: &str) -> ControlFlow<String> {
+        match constraint {
+            TableConstraint::ForeignKey { foreign_table, .. } => {
+                own(foreign_table, prefix, "references the table")
+            }
+            _ => Continue(()),
+        }
+    }
+
+    fn like() -> String {
+        "`CREATE TABLE ... LIKE`, `CLONE` or `INHERITS` is refused in a migration".into()
+    }
+
+    /// The statements a migration may run, and the names in them that the
+    /// walk over relations never sees (references, indexes, dropped and
+    /// renamed tables, types); the tables it names as relations and its
+    /// expressions are [`Allowed`]'s to check.
+    pub(super) fn ddl(
+        statement: &Statement,
+        prefix: &str,
+        on_postgres: bool,
+    ) -> ControlFlow<String> {
+        match statement {
+            Statement::CreateTable(table) => {
+                if table.temporary {
+                    return Break(
+                        "a temporary table is refused in a migration (it would outlive the \
+                         migration on its connection)"
+                            .into(),
+                    );
+                }
+                if table.like.is_some() || table.clone.is_some() || table.inherits.is_some() {
+                    return Break(like());
+                }
+                for c in &table.columns {
+                    column(c, prefix, on_postgres)?;
+                }
+                for c in &table.constraints {
+                    constraint(c, prefix)?;
+                }
+                Continue(())
+            }
+            Statement::CreateIndex(index) => match &index.name {
+                Some(name) => own(name, prefix, "names the index"),
+                None => Continue(()),
+            },
+            Statement::AlterTable { operations, .. } => {
+                for operation in operations {
+                    match operation {
+                        AlterTableOperation::AddColumn { column_def, .. } => {
+                            column(column_def, prefix, on_postgres)?;
+                        }
+                        AlterTableOperation::AlterColumn {
+                            op: AlterColumnOperation::SetDataType { data_type: t, .. },
+                            ..
+                        } => data_type(t, on_postgres)?,
+                        AlterTableOperation::AddConstraint { constraint: c, .. } => {
+                            constraint(c, prefix)?;
+                        }
+                        AlterTableOperation::RenameTable { table_name } => {
+                            let (RenameTableNameKind::As(name) | RenameTableNameKind::To(name)) =
+                                table_name;
+                            own(name, prefix, "renames a table to")?;
+                        }
+                        AlterTableOperation::DropColumn { drop_behavior, .. }
+                        | AlterTableOperation::DropConstraint { drop_behavior, .. } => {
+                            no_cascade(matches!(drop_behavior, Some(DropBehavior::Cascade)))?;
+                        }
+                        AlterTableOperation::RenameColumn { .. }
+                        | AlterTableOperation::RenameConstraint { .. }
+                        | AlterTableOperation::AlterColumn { .. } => {}
+                        other => {
+                            return Break(format!(
+                                "`ALTER TABLE ... {}` is refused in a migration",
+                                words(other)
+                            ));
+                        }
+                    }
+                }
+                Continue(())
+            }
+            Statement::Drop {
+                object_type: object_type @ (ObjectType::Table | ObjectType::Index),
+                names,
+                cascade,
+                ..
+            } => {
+                no_cascade(*cascade)?;
+                let what = format!("drops the {}", object_type.to_string().to_lowercase());
+                for name in names {
+                    own(name, prefix, &what)?;
+                }
+                Continue(())
+            }
+            Statement::Drop { object_type, .. } => Break(format!(
+                "DROP {object_type} is refused in a migration (only tables and indexes of its own)"
+            )),
+            // The walk checks their tables as for a hook's statements.
+            Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_) => Continue(()),
+            other => Break(format!(
+                "{} is refused in a component's migration (only CREATE TABLE, ALTER TABLE, \
+                 DROP TABLE, CREATE INDEX, DROP INDEX, INSERT, UPDATE and DELETE, on its own \
+                 tables)",
+                match other {
+                    Statement::Query(_) => "SELECT".to_owned(),
+                    _ => words(other),
+                }
+            )),
         }
     }
 
@@ -492,7 +776,7 @@ mod backend {
 
 #[cfg(all(test, not(target_family = "wasm")))]
 mod tests {
-    use super::{Call, check};
+    use super::{Call, check, check_migration};
 
     /// The call a statement belongs to, as a component would choose it.
     fn call(sql: &str) -> Call {
@@ -708,5 +992,289 @@ mod tests {
         );
         let bad = check("SELEC nothing", "notes", Call::Query).unwrap_err();
         assert_eq!(bad.status, 400);
+    }
+
+    /// A migration's SQL, the same text for both databases: why it is
+    /// refused, each time the same whichever database's text it is.
+    fn migration_refused(sql: &str) -> String {
+        let on_sqlite = check_migration("notes", sql, "").unwrap_err();
+        let on_postgres = check_migration("notes", "", sql).unwrap_err();
+        let why = on_sqlite
+            .strip_prefix("its SQLite text: ")
+            .unwrap_or_else(|| panic!("{sql}: {on_sqlite}"));
+        assert_eq!(
+            on_postgres.strip_prefix("its PostgreSQL text: "),
+            Some(why),
+            "{sql}"
+        );
+        why.to_owned()
+    }
+
+    #[test]
+    fn a_migration_of_its_own_tables_passes_in_each_dialect() {
+        let sqlite = "CREATE TABLE plugin_notes_items (\
+                          id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                          text TEXT NOT NULL DEFAULT '' CHECK (length(text) < 1000), \
+                          tag INTEGER REFERENCES plugin_notes_tags (id) ON DELETE CASCADE, \
+                          at TEXT NOT NULL);\n\
+                      CREATE UNIQUE INDEX IF NOT EXISTS plugin_notes_items_text ON plugin_notes_items (lower(text));\n\
+                      ALTER TABLE plugin_notes_items ADD COLUMN done INTEGER NOT NULL DEFAULT 0;\n\
+                      ALTER TABLE plugin_notes_items RENAME COLUMN done TO finished;\n\
+                      ALTER TABLE plugin_notes_old RENAME TO plugin_notes_older;\n\
+                      INSERT INTO plugin_notes_items (text, at) SELECT text, at FROM plugin_notes_older;\n\
+                      UPDATE plugin_notes_items SET finished = 1 WHERE text = 'x';\n\
+                      DELETE FROM plugin_notes_items WHERE finished = 1;\n\
+                      DROP INDEX plugin_notes_items_text;\n\
+                      DROP TABLE IF EXISTS plugin_notes_older";
+        let postgres = "CREATE TABLE plugin_notes_items (\
+                            id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, \
+                            text TEXT NOT NULL DEFAULT '' CHECK (length(text) < 1000), \
+                            tag BIGINT, \
+                            total BIGINT GENERATED ALWAYS AS (id * 2) STORED, \
+                            CONSTRAINT plugin_notes_items_tag FOREIGN KEY (tag) REFERENCES plugin_notes_tags (id));\n\
+                        CREATE INDEX plugin_notes_items_tag_idx ON plugin_notes_items (tag) WHERE tag IS NOT NULL;\n\
+                        ALTER TABLE plugin_notes_items ADD COLUMN done BOOLEAN NOT NULL DEFAULT FALSE, \
+                            ALTER COLUMN text SET DEFAULT 'none', DROP CONSTRAINT plugin_notes_items_tag;\n\
+                        ALTER TABLE plugin_notes_items ADD CONSTRAINT plugin_notes_items_own \
+                            FOREIGN KEY (tag) REFERENCES plugin_notes_tags (id);\n\
+                        DROP INDEX plugin_notes_items_tag_idx;\n\
+                        DROP TABLE plugin_notes_old";
+        assert_eq!(check_migration("notes", sqlite, postgres), Ok(()));
+        assert_eq!(check_migration("notes", "", ""), Ok(()));
+    }
+
+    #[test]
+    fn a_migration_touching_another_table_is_refused_naming_it() {
+        let not_own = |what: &str, table: &str| {
+            format!(
+                "the statement {what} `{table}`, which is not one of the plugin's own (plugin_notes_*)"
+            )
+        };
+        let names = |table| not_own("names the table", table);
+        for (sql, why) in [
+            ("CREATE TABLE users2 (id INTEGER)", names("users2")),
+            (
+                "CREATE TABLE IF NOT EXISTS plugin_notesx_a (id INTEGER)",
+                names("plugin_notesx_a"),
+            ),
+            (
+                "CREATE TABLE main.plugin_notes_a (id INTEGER)",
+                names("main.plugin_notes_a"),
+            ),
+            (
+                "ALTER TABLE users ADD COLUMN plugin_notes_x TEXT",
+                names("users"),
+            ),
+            (
+                "CREATE INDEX plugin_notes_email ON users (email)",
+                names("users"),
+            ),
+            (
+                "INSERT INTO users (username) VALUES ('eve')",
+                names("users"),
+            ),
+            ("UPDATE users SET admin = 1", names("users")),
+            ("DELETE FROM memberships", names("memberships")),
+            (
+                "INSERT INTO plugin_notes_items (text) SELECT email FROM users",
+                names("users"),
+            ),
+            (
+                "CREATE TABLE plugin_notes_copy AS SELECT * FROM users",
+                names("users"),
+            ),
+            (
+                "CREATE TABLE plugin_notes_a (user_id INTEGER REFERENCES users (id))",
+                not_own("references the table", "users"),
+            ),
+            (
+                "CREATE TABLE plugin_notes_a (user_id INTEGER, FOREIGN KEY (user_id) REFERENCES users (id))",
+                not_own("references the table", "users"),
+            ),
+            (
+                "ALTER TABLE plugin_notes_a ADD COLUMN u INTEGER REFERENCES spaces (id)",
+                not_own("references the table", "spaces"),
+            ),
+            (
+                "ALTER TABLE plugin_notes_a ADD CONSTRAINT plugin_notes_fk FOREIGN KEY (u) REFERENCES users (id)",
+                not_own("references the table", "users"),
+            ),
+            (
+                "ALTER TABLE plugin_notes_a RENAME TO users",
+                not_own("renames a table to", "users"),
+            ),
+            ("DROP TABLE users", not_own("drops the table", "users")),
+            (
+                "DROP TABLE plugin_notes_a, outbox",
+                not_own("drops the table", "outbox"),
+            ),
+            (
+                "DROP INDEX users_email_key",
+                not_own("drops the index", "users_email_key"),
+            ),
+            (
+                "CREATE INDEX users_by_name ON plugin_notes_a (name)",
+                not_own("names the index", "users_by_name"),
+            ),
+        ] {
+            assert_eq!(migration_refused(sql), why, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_function_in_a_default_a_check_a_generated_column_or_an_index_is_refused_by_name() {
+        for (sql, function) in [
+            (
+                "CREATE TABLE plugin_notes_a (at TEXT DEFAULT CURRENT_TIMESTAMP)",
+                "CURRENT_TIMESTAMP",
+            ),
+            (
+                "CREATE TABLE plugin_notes_a (n INTEGER CHECK (n < pg_backend_pid()))",
+                "pg_backend_pid",
+            ),
+            (
+                "CREATE TABLE plugin_notes_a (n TEXT GENERATED ALWAYS AS (current_setting('x')) STORED)",
+                "current_setting",
+            ),
+            (
+                "CREATE TABLE plugin_notes_a (n INTEGER, CHECK (n > random()))",
+                "random",
+            ),
+            (
+                "ALTER TABLE plugin_notes_a ADD COLUMN t TEXT DEFAULT pg_read_file('/etc/passwd')",
+                "pg_read_file",
+            ),
+            (
+                "CREATE INDEX plugin_notes_i ON plugin_notes_a (set_config('a', 'b', false))",
+                "set_config",
+            ),
+            (
+                "INSERT INTO plugin_notes_a (t) VALUES (pg_sleep(100))",
+                "pg_sleep",
+            ),
+        ] {
+            let why = migration_refused(sql);
+            assert!(
+                why.starts_with(&format!("the statement calls the function `{function}`")),
+                "{sql}: {why}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_statements_and_constructs_are_refused_in_a_migration() {
+        let only = "is refused in a component's migration (only CREATE TABLE, ALTER TABLE, \
+                    DROP TABLE, CREATE INDEX, DROP INDEX, INSERT, UPDATE and DELETE, on its own \
+                    tables)";
+        for (sql, kind) in [
+            ("CREATE VIEW plugin_notes_v AS SELECT 1", "CREATE VIEW"),
+            ("GRANT SELECT ON plugin_notes_a TO PUBLIC", "GRANT"),
+            ("COMMIT", "COMMIT"),
+            ("SELECT * FROM plugin_notes_a", "SELECT"),
+        ] {
+            assert_eq!(migration_refused(sql), format!("{kind} {only}"), "{sql}");
+        }
+        // Each database's own statements, in its own text.
+        let refused = |outcome: Result<(), String>, sql: &str| {
+            outcome.err().unwrap_or_else(|| panic!("{sql} passed"))
+        };
+        let postgres = |sql| refused(check_migration("notes", "", sql), sql);
+        let sqlite = |sql| refused(check_migration("notes", sql, ""), sql);
+        for (sql, kind) in [
+            (
+                "CREATE FUNCTION plugin_notes_f() RETURNS INT AS $$ SELECT 1 $$ LANGUAGE SQL",
+                "CREATE FUNCTION",
+            ),
+            ("CREATE EXTENSION dblink", "CREATE EXTENSION"),
+            (
+                "CREATE TRIGGER plugin_notes_t AFTER INSERT ON users FOR EACH ROW EXECUTE FUNCTION f()",
+                "CREATE TRIGGER",
+            ),
+            ("SET search_path = evil", "SET"),
+        ] {
+            assert_eq!(
+                postgres(sql),
+                format!("its PostgreSQL text: {kind} {only}"),
+                "{sql}"
+            );
+        }
+        for (sql, kind) in [
+            ("PRAGMA foreign_keys = 0", "PRAGMA"),
+            ("ATTACH DATABASE '/tmp/x' AS x", "ATTACH DATABASE"),
+        ] {
+            assert_eq!(
+                sqlite(sql),
+                format!("its SQLite text: {kind} {only}"),
+                "{sql}"
+            );
+        }
+        // The parser does not read SQLite's trigger bodies: what does not
+        // parse is refused all the same.
+        assert_eq!(
+            sqlite(
+                "CREATE TRIGGER plugin_notes_t AFTER INSERT ON users BEGIN DELETE FROM users; END"
+            ),
+            "its SQLite text: it does not parse as SQL (the app's log has the parser's message)"
+        );
+        for (sql, why) in [
+            (
+                "DROP VIEW plugin_notes_v",
+                "DROP VIEW is refused in a migration (only tables and indexes of its own)",
+            ),
+            (
+                "DROP TABLE plugin_notes_a CASCADE",
+                "CASCADE is refused in a migration (it drops what other tables hold)",
+            ),
+            (
+                "ALTER TABLE plugin_notes_a DROP COLUMN n CASCADE",
+                "CASCADE is refused in a migration (it drops what other tables hold)",
+            ),
+            (
+                "ALTER TABLE plugin_notes_a OWNER TO postgres",
+                "`ALTER TABLE ... OWNER TO` is refused in a migration",
+            ),
+            (
+                "CREATE TEMPORARY TABLE plugin_notes_t (id INTEGER)",
+                "a temporary table is refused in a migration (it would outlive the migration \
+                 on its connection)",
+            ),
+            (
+                "CREATE TABLE plugin_notes_t (LIKE users)",
+                "`CREATE TABLE ... LIKE`, `CLONE` or `INHERITS` is refused in a migration",
+            ),
+            (
+                "CREATE TABLE plugin_notes_t (id INTEGER) INHERITS (users)",
+                "`CREATE TABLE ... LIKE`, `CLONE` or `INHERITS` is refused in a migration",
+            ),
+            (
+                "CREATE TABLE plugin_notes_t (u users)",
+                "the column type `users` is refused in a migration (a name that is not a \
+                 built-in type may be a table's row type)",
+            ),
+            (
+                "ALTER TABLE plugin_notes_t ADD COLUMN u spaces[]",
+                "the column type `spaces` is refused in a migration (a name that is not a \
+                 built-in type may be a table's row type)",
+            ),
+            (
+                "ALTER TABLE plugin_notes_t ALTER COLUMN u TYPE public.users",
+                "the column type `public.users` is refused in a migration (a name that is not a \
+                 built-in type may be a table's row type)",
+            ),
+        ] {
+            assert_eq!(
+                postgres(sql),
+                format!("its PostgreSQL text: {why}"),
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            migration_refused("CREATE TABLE plugin_notes_a (id INTEGER); -- users"),
+            "it contains a comment (`--` or `/*`), which is refused in a component's migration"
+        );
+        assert_eq!(
+            migration_refused("CREATE TABLE plugin_notes_a (id INTEGER"),
+            "it does not parse as SQL (the app's log has the parser's message)"
+        );
     }
 }

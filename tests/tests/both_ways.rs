@@ -5,7 +5,7 @@
 //! in its plugin folder; the same test body runs against each, on SQLite
 //! and PostgreSQL.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
 use e2e_tests::receiver::Receiver;
@@ -45,11 +45,17 @@ fn start(backend: Backend, name: &'static str, build: Build) -> (TestApp, tempfi
 /// A plugin folder with plugin `name` alone in it, built as `build`.
 fn plugin_folder(name: &'static str, build: Build) -> tempfile::TempDir {
     let folder = tempfile::tempdir().unwrap();
+    add(folder.path(), name, build);
+    folder
+}
+
+/// Puts plugin `name`, built as `build`, in the plugin folder `folder`.
+fn add(folder: &Path, name: &'static str, build: Build) {
     match build {
         Build::Native => {
             // The crate's manifest: the app takes its library from beside
             // its binary, where `cargo build` put it.
-            let crate_dir = folder.path().join(format!("app_plugin_{name}"));
+            let crate_dir = folder.join(format!("app_plugin_{name}"));
             std::fs::create_dir_all(&crate_dir).unwrap();
             std::fs::copy(
                 source(name).join("Cargo.toml"),
@@ -60,12 +66,11 @@ fn plugin_folder(name: &'static str, build: Build) -> tempfile::TempDir {
         Build::Component => {
             std::fs::copy(
                 workspace_component(name),
-                folder.path().join(format!("app_plugin_{name}.wasm")),
+                folder.join(format!("app_plugin_{name}.wasm")),
             )
             .unwrap();
         }
     }
-    folder
 }
 
 /// The options of an app with plugin `name` alone in its plugin folder,
@@ -238,6 +243,99 @@ fn hello_world(build: Build, backend: Backend) {
     app.proc.output.wait_for("the new user's line", |out| {
         out.contains("created user ada")
     });
+}
+
+/// audit_log, with tally (which vetoes `veto-*` after every other hook)
+/// and api_keys (a user's key) beside it: its migrations make its table (a
+/// component's checked by the host first); each change is recorded in the
+/// operation's transaction, nothing of one rolled back; its admin route
+/// lists them newest first, to the admin only.
+fn audit_log(build: Build, backend: Backend) {
+    let (options, folder) = options("audit_log", build, "", "");
+    add(folder.path(), "tally", build);
+    add(folder.path(), "api_keys", Build::Native);
+    let app = TestApp::start_with(backend, options);
+    loaded(&app, "audit_log", build);
+    loaded(&app, "tally", build);
+    loaded(&app, "api_keys", Build::Native);
+    assert_eq!(
+        app.db
+            .column("SELECT name FROM plugin_audit_log_migrations"),
+        ["entries"]
+    );
+    let ada = id(&app.create_user("ada"));
+    let s = space(&app, "s", "confidential", "reader");
+    put(&app, s, ada, "reader");
+    // audit_log's hook ran, then tally's refused: the operation, its
+    // entry included, rolls back.
+    let vetoed = expect_error(
+        409,
+        "vetoed",
+        app.post(
+            "/api/users",
+            ADMIN,
+            json!({"username": "veto-vic", "email": "vic@example.org"}),
+        ),
+    );
+    assert_eq!(vetoed["message"], "tally vetoes veto-vic");
+    assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 1);
+    let page = expect(200, app.get("/plugins/audit_log/entries", ADMIN));
+    let entries: Vec<(&str, &str, &str)> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let text = |key: &str| e[key].as_str().unwrap_or_default();
+            (text("kind"), text("actor"), text("entity"))
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (
+                "membership_created",
+                "admin",
+                &*format!("space {s} user {ada}")
+            ),
+            ("space_created", "admin", &*format!("space {s}")),
+            ("user_created", "admin", &*format!("user {ada}")),
+        ]
+    );
+    let page = expect(
+        200,
+        app.get("/plugins/audit_log/entries?limit=1&offset=2", ADMIN),
+    );
+    assert_eq!(page["entries"][0]["kind"], "user_created");
+    expect_error(
+        422,
+        "invalid",
+        app.get("/plugins/audit_log/entries?limit=-1", ADMIN),
+    );
+    expect_error(
+        401,
+        "unauthorized",
+        app.get("/plugins/audit_log/entries", None),
+    );
+    // An ordinary user's key does not read everyone's events.
+    let key = expect(
+        201,
+        app.post("/plugins/api_keys/keys", ADMIN, json!({"user_id": ada})),
+    );
+    let key = key["key"].as_str().unwrap().to_owned();
+    expect_error(
+        403,
+        "forbidden",
+        app.get("/plugins/audit_log/entries", Some(&key)),
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT COUNT(*) FROM plugin_audit_log_entries"),
+        3
+    );
+    assert_eq!(
+        app.db.column("SELECT username FROM plugin_tally_entries"),
+        ["ada"]
+    );
 }
 
 /// Runs `sql` on the app's database (what a migration would have done).
@@ -538,6 +636,15 @@ e2e! {
         webhooks(Build::Component, backend);
     }
 
+    fn audit_log_native(backend) {
+        audit_log(Build::Native, backend);
+    }
+
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn audit_log_component(backend) {
+        audit_log(Build::Component, backend);
+    }
+
     fn notes_native(backend) {
         let (app, _folder) = notes(Build::Native, backend);
         notes_routes(&app);
@@ -791,5 +898,123 @@ e2e! {
         let report = expect(200, app.get("/api/admin/plugins", ADMIN));
         let routes = report["routes"].as_array().unwrap();
         assert!(routes.iter().all(|r| r["plugin"] != "notes"), "{routes:?}");
+    }
+}
+
+/// The tally fixture as a component at `stage` (`b'1'`, `b'2'`, `b'3'`: see
+/// its docs): its binary with the stage rewritten, a new version without
+/// another build.
+fn tally_at(stage: u8) -> Vec<u8> {
+    let mut bytes = std::fs::read(workspace_component("tally")).unwrap();
+    let marker = b"tally-stage:1";
+    let found: Vec<usize> = (0..bytes.len().saturating_sub(marker.len()))
+        .filter(|&at| &bytes[at..at + marker.len()] == marker)
+        .collect();
+    assert_eq!(found.len(), 1, "the stage is in the component once");
+    bytes[found[0] + marker.len() - 1] = stage;
+    bytes
+}
+
+/// Puts `component` in `folder` as the plugin tally, whole at once (a
+/// reload never reads half of it).
+fn put_tally(folder: &Path, component: &[u8]) {
+    let file = folder.join("app_plugin_tally.wasm");
+    let partial = file.with_extension("partial");
+    std::fs::write(&partial, component).unwrap();
+    std::fs::rename(&partial, &file).unwrap();
+}
+
+/// The tables (`table`) or indexes (`index`) named `plugin_tally_*` in the
+/// app's database, sorted (PostgreSQL's include its primary keys').
+fn tally_schema(app: &TestApp, backend: Backend, kind: &str) -> Vec<String> {
+    let sql = match backend {
+        Backend::Sqlite => format!(
+            "SELECT name FROM sqlite_master WHERE type = '{kind}' \
+             AND name LIKE 'plugin\\_tally\\_%' ESCAPE '\\' ORDER BY name"
+        ),
+        Backend::Postgres => format!(
+            "SELECT relname::TEXT FROM pg_class WHERE relkind = '{}' \
+             AND relname LIKE 'plugin\\_tally\\_%' ESCAPE '\\' ORDER BY relname",
+            if kind == "table" { 'r' } else { 'i' }
+        ),
+    };
+    app.db.column(&sql)
+}
+
+/// What the host says of tally's migration 2 at stage 3.
+const OWNERS_REFUSED: &str = "its migration 2 (owners) is refused: its SQLite text: the statement \
+                              references the table `users`, which is not one of the plugin's own \
+                              (plugin_tally_*)";
+
+e2e! {
+    /// A component whose migration references a table not its own is
+    /// refused at load, the table named, before any of its migrations runs;
+    /// the app starts with the others.
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn a_component_whose_migration_touches_another_table_is_refused_at_load(backend) {
+        let folder = plugin_folder("hello_world", Build::Component);
+        put_tally(folder.path(), &tally_at(b'3'));
+        let options = Options::default()
+            .real_app()
+            .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
+        let app = TestApp::start_with(backend, options);
+        loaded(&app, "hello_world", Build::Component);
+        assert_eq!(entry(&app, "tally")["status"], format!("failed: {OWNERS_REFUSED}"));
+        // Not even its migration 1, nor its history table.
+        assert_eq!(tally_schema(&app, backend, "table"), Vec::<String>::new());
+        app.create_user("ada");
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 1);
+    }
+
+    /// A reload is checked and migrated as a load: a new version whose
+    /// migration is refused is refused (the running one, and its schema,
+    /// stay); one adding a migration has it applied before it runs.
+    #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
+    fn a_component_reload_applies_its_new_migration_and_one_refused_keeps_the_old_version(backend) {
+        let folder = tempfile::tempdir().unwrap();
+        put_tally(folder.path(), &tally_at(b'1'));
+        let options = Options::default()
+            .real_app()
+            .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
+        let app = TestApp::start_with(backend, options);
+        loaded(&app, "tally", Build::Component);
+        let history = "SELECT version || ' ' || name FROM plugin_tally_migrations ORDER BY version";
+        assert_eq!(app.db.column(history), ["1 entries"]);
+        app.create_user("ada");
+        let reload = || app.raw("POST", "/api/admin/plugins/tally/reload", ADMIN, None);
+
+        put_tally(folder.path(), &tally_at(b'3'));
+        let refused = expect_error(422, "reload_refused", reload());
+        assert_eq!(
+            refused["message"],
+            format!(
+                "the new version of `tally` was refused and the previous one (generation 1) \
+                 runs on: {OWNERS_REFUSED}"
+            )
+        );
+        assert_eq!(entry(&app, "tally")["generation"], 1);
+        assert_eq!(tally_schema(&app, backend, "table"), ["plugin_tally_entries", "plugin_tally_migrations"]);
+        assert_eq!(app.db.column(history), ["1 entries"]);
+        app.create_user("bob");
+        let tallied = "SELECT username FROM plugin_tally_entries ORDER BY id";
+        assert_eq!(app.db.column(tallied), ["ada", "bob"]);
+
+        put_tally(folder.path(), &tally_at(b'2'));
+        assert_eq!(
+            expect(200, reload()),
+            json!({"plugin": "tally", "reloaded": true, "generation": 2})
+        );
+        assert_eq!(app.db.column(history), ["1 entries", "2 notes"]);
+        assert!(
+            tally_schema(&app, backend, "index").contains(&"plugin_tally_by_name".to_owned()),
+            "{:?}",
+            tally_schema(&app, backend, "index")
+        );
+        app.create_user("cy");
+        assert_eq!(app.db.column(tallied), ["ada", "bob", "cy"]);
+        assert_eq!(
+            app.db.column("SELECT note FROM plugin_tally_entries ORDER BY id"),
+            ["none", "none", "none"]
+        );
     }
 }

@@ -39,7 +39,7 @@ pub const EXTENSION: &str = "wasm";
 ///
 /// Why the component is refused: not a component, truncated, another
 /// interface or major version, imports the app does not provide, a hook it
-/// cannot implement yet, a fault in `describe`.
+/// cannot implement yet, a fault in `describe`, a migration refused.
 pub fn load(
     path: &Path,
     name: &str,
@@ -57,10 +57,11 @@ pub fn load(
     let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
     let (loaded, manifest) = runtime.load(path, name, limits, &config)?;
     let requires = manifest.requires.clone();
+    let migrations = plugin::migrations(&loaded, name)?;
     Ok(PluginExport {
         plugin: plugin::Sandboxed::plugin(loaded, &manifest)?,
         requires,
-        migrations: &[],
+        migrations,
         idle: None,
     })
 }

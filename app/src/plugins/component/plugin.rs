@@ -1,15 +1,15 @@
 //! A component as a plugin of the engine: [`Sandboxed`] implements
 //! [`AppHooks`] by calling into the component, and is registered like a
 //! native plugin, with the hooks and call-order options its manifest
-//! declares.
+//! declares, and the migrations it exports, each checked ([`migrations`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use hooks_core::{ImplDecl, Plugin, Tier};
-use hookspecs::Method;
 use hookspecs::host::Guard;
 use hookspecs::prelude::*;
+use hookspecs::{Method, Migration};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -152,6 +152,66 @@ impl Sandboxed {
     }
 }
 
+/// The most text one migration's name or SQL may have: plenty for DDL
+/// written by hand, and a bound on the parser's work.
+const MAX_MIGRATION: usize = 256 * 1024;
+
+/// The component's migrations (none if it does not export them), each
+/// checked before any runs ([`hookspecs::sql::check_migration`]): what the
+/// app then runs as a native plugin's, at load and at each reload.
+///
+/// # Errors
+///
+/// The first migration refused, with why (its version and name, the
+/// database's text, the table or construct); two of one version; a fault
+/// in the component.
+pub fn migrations(component: &Loaded, plugin: &str) -> Result<&'static [Migration], String> {
+    // Polled as `describe` is (see `Runtime::load`).
+    let declared = futures::executor::block_on(component.migrations())
+        .map_err(|fault| format!("its migrations failed: {}", fault.message()))?
+        .unwrap_or_default();
+    check_migrations(&declared, plugin)?;
+    // For the process's life, as a native plugin's are static: a reload
+    // leaks its version's text once.
+    let text = |t: String| -> &'static str { Box::leak(t.into_boxed_str()) };
+    let migrations: Vec<Migration> = declared
+        .into_iter()
+        .map(|m| Migration {
+            version: m.version,
+            name: text(m.name),
+            sqlite: text(m.sqlite),
+            postgres: text(m.postgres),
+        })
+        .collect();
+    Ok(Box::leak(migrations.into_boxed_slice()))
+}
+
+/// Refuses the first of `declared` too large, of a version seen before, or
+/// refused by [`hookspecs::sql::check_migration`], naming it.
+fn check_migrations(declared: &[wit::Migration], plugin: &str) -> Result<(), String> {
+    let mut versions = Vec::new();
+    for m in declared {
+        let refused =
+            |why: &str| format!("its migration {} ({}) is refused: {why}", m.version, m.name);
+        if [&m.name, &m.sqlite, &m.postgres]
+            .iter()
+            .any(|t| t.len() > MAX_MIGRATION)
+        {
+            return Err(refused(&format!(
+                "its name or SQL exceeds {} KiB",
+                MAX_MIGRATION >> 10
+            )));
+        }
+        if versions.contains(&m.version) {
+            return Err(refused("another migration has the same version"));
+        }
+        versions.push(m.version);
+        hookspecs::sql::check_migration(plugin, &m.sqlite, &m.postgres)
+            .map_err(|why| refused(&why))?;
+    }
+    Ok(())
+}
+
 /// A call's outcome as the API reports it: its answer read as `T`, or its
 /// failure (the component's own error as it wrote it; 504 for an overrun;
 /// 500 for a trap).
@@ -272,6 +332,39 @@ mod tests {
             code: "mine".into(),
             message: "no".into(),
         }
+    }
+
+    fn migration(version: i64, sql: &str) -> wit::Migration {
+        wit::Migration {
+            version,
+            name: format!("m{version}"),
+            sqlite: sql.into(),
+            postgres: sql.into(),
+        }
+    }
+
+    #[test]
+    fn a_components_migrations_are_refused_naming_the_first_wrong_one() {
+        let table = |n: u32| format!("CREATE TABLE plugin_notes_t{n} (id INTEGER)");
+        let good = [migration(1, &table(1)), migration(2, &table(2))];
+        assert_eq!(check_migrations(&good, "notes"), Ok(()));
+        assert_eq!(check_migrations(&[], "notes"), Ok(()));
+        let twice = [migration(1, &table(1)), migration(1, &table(2))];
+        assert_eq!(
+            check_migrations(&twice, "notes").unwrap_err(),
+            "its migration 1 (m1) is refused: another migration has the same version"
+        );
+        let foreign = [migration(1, &table(1)), migration(2, "DROP TABLE users")];
+        assert_eq!(
+            check_migrations(&foreign, "notes").unwrap_err(),
+            "its migration 2 (m2) is refused: its SQLite text: the statement drops the table \
+             `users`, which is not one of the plugin's own (plugin_notes_*)"
+        );
+        let huge = [migration(1, &" ".repeat(MAX_MIGRATION + 1))];
+        assert_eq!(
+            check_migrations(&huge, "notes").unwrap_err(),
+            "its migration 1 (m1) is refused: its name or SQL exceeds 256 KiB"
+        );
     }
 
     #[test]

@@ -748,6 +748,22 @@ impl Loaded {
     }
 }
 
+/// Calls of the optional `migrations` export (interface 1.3.0), in an
+/// instance of the plugin's pool within its limits.
+impl Loaded {
+    /// Its migrations (`all`), if it exports them.
+    pub async fn migrations(&self) -> Result<Option<Vec<wit::Migration>>, Fault> {
+        let Ok(export) = wit::MigrationsIndices::new(self.pre.instance_pre()) else {
+            return Ok(None);
+        };
+        let call = async |instance: &mut Instance| {
+            let migrations = export.load(&mut instance.store, &instance.raw)?;
+            migrations.call_all(&mut instance.store).await
+        };
+        Ok(Some(self.with_instance(None, call).await?.0))
+    }
+}
+
 impl Fault {
     /// For people: what happened, without the engine's internals.
     pub fn message(&self) -> String {

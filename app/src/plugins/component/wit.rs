@@ -36,12 +36,15 @@ pub mod optional {
 
 pub use self::app::plugin::host::{Level, Service};
 pub use self::app::plugin::types::{Hook, HookError, Manifest, Tier};
+pub use self::optional::exports::app::plugin::migrations::{
+    GuestIndices as MigrationsIndices, Migration,
+};
 pub use self::optional::exports::app::plugin::routes::{
     Guard as RouteGuard, GuestIndices as RoutesIndices, Method as RouteMethod, RouteDecl,
 };
 
 /// The interface's version, as the package line of the WIT file says.
-pub const VERSION: &str = "1.2.0";
+pub const VERSION: &str = "1.3.0";
 
 /// The exported interface's name prefix; the version follows the `@`.
 pub const GUEST: &str = "app:plugin/guest@";

@@ -87,13 +87,21 @@ impl HookContext {
     /// 400 when `table` or a column is not a plain lowercase name
     /// (letters, digits, `_`) or `row` is empty; in a component, also
     /// [`execute`](Self::execute)'s.
-    pub async fn insert_at_commit(&self, table: &str, row: &[(&str, Value)]) -> Result<(), ApiError> {
+    pub async fn insert_at_commit(
+        &self,
+        table: &str,
+        row: &[(&str, Value)],
+    ) -> Result<(), ApiError> {
         plain_name(table)?;
         for (column, _) in row {
             plain_name(column)?;
         }
         if row.is_empty() {
-            return Err(ApiError::new(400, "bad_sql", "a row to insert has no column"));
+            return Err(ApiError::new(
+                400,
+                "bad_sql",
+                "a row to insert has no column",
+            ));
         }
         #[cfg(not(target_family = "wasm"))]
         {
@@ -114,7 +122,10 @@ impl HookContext {
 /// Refuses a table or column name that is not a plain lowercase name: it
 /// is written into the statement's text, not bound.
 fn plain_name(name: &str) -> Result<(), ApiError> {
-    let plain = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');

@@ -625,7 +625,12 @@ mod tests {
             ]
         );
         let many: Vec<Queued> = (0..MAX_PARAMETERS / 3 + 1)
-            .map(|i| row("events", &[("a", json!(i)), ("b", json!(i)), ("c", json!(i))]))
+            .map(|i| {
+                row(
+                    "events",
+                    &[("a", json!(i)), ("b", json!(i)), ("c", json!(i))],
+                )
+            })
             .collect();
         let sizes: Vec<usize> = statements(&many, true)
             .iter()

@@ -230,7 +230,12 @@ async fn a_connection_that_died_in_the_pool_is_replaced_at_begin() {
     for _ in 0..3 {
         let uow = UnitOfWork::new(pool.clone(), begin);
         let id: i64 = sqlx::query_scalar(pid)
-            .fetch_one(&mut *uow.db().await.expect("a live connection in place of a dead one"))
+            .fetch_one(
+                &mut *uow
+                    .db()
+                    .await
+                    .expect("a live connection in place of a dead one"),
+            )
             .await
             .unwrap();
         assert!(!dead.contains(&id), "a fresh connection");

@@ -592,7 +592,26 @@ mod backend {
 
 #[cfg(all(test, not(target_family = "wasm")))]
 mod tests {
-    use super::{Call, check};
+    use super::{Call, check, insert_sql, plain_name};
+
+    /// Names are written into the statement's text: only plain ones.
+    #[test]
+    fn a_row_at_commit_names_its_table_and_columns_plainly() {
+        assert_eq!(
+            insert_sql("plugin_a_log", &["kind", "at"], 2, 3),
+            "INSERT INTO plugin_a_log (kind, at) VALUES ($3, $4), ($5, $6)"
+        );
+        assert!(plain_name("plugin_a_log2").is_ok());
+        assert!(plain_name("_x").is_ok());
+        for bad in ["", "2x", "Users", "a b", "a;DROP", "\"t\"", "a.b", "é"] {
+            let error = plain_name(bad).unwrap_err();
+            assert_eq!(
+                (error.status, error.code.as_str()),
+                (400, "bad_sql"),
+                "{bad}"
+            );
+        }
+    }
 
     /// The call a statement belongs to, as a component would choose it.
     fn call(sql: &str) -> Call {

@@ -33,13 +33,17 @@ impl Dialect {
         }
     }
 
-    /// A pool of at most `size` connections. SQLite's are not pinged before
-    /// each use (sqlx's default): an embedded database has no connection
-    /// to lose, and the ping was a round trip to the connection's thread.
-    fn pool(self, size: u32) -> AnyPoolOptions {
+    /// A pool of at most `size` connections, pinged before each use
+    /// (sqlx's default) if `ping` and on PostgreSQL. SQLite's never are:
+    /// an embedded database has no connection to lose, and the ping was a
+    /// round trip to the connection's thread. PostgreSQL's writing
+    /// connections are not either: a unit of work's `BEGIN` finds a dead
+    /// one, and takes another (`UnitOfWork::db`), a round trip less per
+    /// write.
+    fn pool(self, size: u32, ping: bool) -> AnyPoolOptions {
         AnyPoolOptions::new()
             .max_connections(size)
-            .test_before_acquire(self == Dialect::Postgres)
+            .test_before_acquire(ping && self == Dialect::Postgres)
     }
 
     fn of(url: &str) -> anyhow::Result<Self> {
@@ -140,7 +144,7 @@ impl Db {
             _ => size,
         };
         let pool = dialect
-            .pool(writers)
+            .pool(writers, false)
             .connect(url)
             .await
             .with_context(|| format!("connecting to {}", redact(url)))?;
@@ -177,8 +181,10 @@ impl Db {
             Dialect::Postgres => tracing::info!("database: PostgreSQL, {}", redact(url)),
         }
         let begin = dialect.read_begin();
+        // A read's first statement is its handler's: a dead connection is
+        // found by the ping, not by a `BEGIN`.
         let reads = dialect
-            .pool(size)
+            .pool(size, true)
             .after_connect(move |conn, _| {
                 Box::pin(async move { sqlx::Executor::execute(conn, begin).await.map(drop) })
             })

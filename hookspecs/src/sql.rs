@@ -56,6 +56,106 @@ impl HookContext {
     pub async fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, ApiError> {
         backend::execute(self, sql, params).await
     }
+
+    /// Inserts `row` (column names and values, the values bound as
+    /// parameters as for [`query`](Self::query)) into `table` when the
+    /// operation commits, in its transaction: for a row the operation
+    /// itself never reads back (a log entry), which then costs no round
+    /// trip of its own. On PostgreSQL every row queued this way (the
+    /// operation's event among them) goes in one statement just before
+    /// `COMMIT`; rows of one table with the same columns are inserted in
+    /// the order queued. Until then the transaction's own reads do not see
+    /// the row; a failure to insert it (a constraint) fails the operation,
+    /// after its hooks ran, and rolls everything back. An operation rolled
+    /// back or run again inserts nothing of what it queued.
+    ///
+    /// ```
+    /// # use hookspecs::prelude::*;
+    /// # async fn hook(ctx: &HookContext) -> Result<(), ApiError> {
+    /// ctx.insert_at_commit(
+    ///     "plugin_journal_entries",
+    ///     &[("note", json!("created")), ("actor", json!(null))],
+    /// )
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// In a component the row is inserted at once, through
+    /// [`execute`](Self::execute) (the host has no queue for it yet).
+    ///
+    /// # Errors
+    ///
+    /// 400 when `table` or a column is not a plain lowercase name
+    /// (letters, digits, `_`) or `row` is empty; in a component, also
+    /// [`execute`](Self::execute)'s.
+    pub async fn insert_at_commit(
+        &self,
+        table: &str,
+        row: &[(&str, Value)],
+    ) -> Result<(), ApiError> {
+        plain_name(table)?;
+        for (column, _) in row {
+            plain_name(column)?;
+        }
+        if row.is_empty() {
+            return Err(ApiError::new(
+                400,
+                "bad_sql",
+                "a row to insert has no column",
+            ));
+        }
+        #[cfg(not(target_family = "wasm"))]
+        {
+            self.uow().insert_at_commit(table, row);
+            Ok(())
+        }
+        #[cfg(target_family = "wasm")]
+        {
+            let columns: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
+            let values: Vec<Value> = row.iter().map(|(_, v)| v.clone()).collect();
+            backend::execute(self, &insert_sql(table, &columns, 1, 1), &values)
+                .await
+                .map(drop)
+        }
+    }
+}
+
+/// Refuses a table or column name that is not a plain lowercase name: it
+/// is written into the statement's text, not bound.
+fn plain_name(name: &str) -> Result<(), ApiError> {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            400,
+            "bad_sql",
+            format!("`{name}` is not a plain name (lowercase letters, digits, `_`)"),
+        ))
+    }
+}
+
+/// `INSERT INTO table (columns) VALUES (...), ...`: `rows` rows of
+/// parameters, numbered from `$first`.
+pub(crate) fn insert_sql(table: &str, columns: &[&str], rows: usize, first: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let mut n = first;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns.len() {
+            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
+            n += 1;
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// The host call a component's statement came through, which decides
@@ -667,7 +767,7 @@ mod allowed {
 
 /// A native plugin's statements: on the transaction's connection.
 #[cfg(not(target_family = "wasm"))]
-mod backend {
+pub(crate) mod backend {
     use serde_json::{Number, Value};
     use sqlx::any::{AnyArguments, AnyRow};
     use sqlx::query::Query;
@@ -677,7 +777,7 @@ mod backend {
     use crate::context::HookContext;
     use crate::error::ApiError;
 
-    fn bound<'q>(sql: &'q str, params: &'q [Value]) -> Query<'q, Any, AnyArguments<'q>> {
+    pub(crate) fn bound<'q>(sql: &'q str, params: &'q [Value]) -> Query<'q, Any, AnyArguments<'q>> {
         let mut query = sqlx::query(sql);
         for param in params {
             query = match param {
@@ -776,7 +876,26 @@ mod backend {
 
 #[cfg(all(test, not(target_family = "wasm")))]
 mod tests {
-    use super::{Call, check, check_migration};
+    use super::{Call, check, check_migration, insert_sql, plain_name};
+
+    /// Names are written into the statement's text: only plain ones.
+    #[test]
+    fn a_row_at_commit_names_its_table_and_columns_plainly() {
+        assert_eq!(
+            insert_sql("plugin_a_log", &["kind", "at"], 2, 3),
+            "INSERT INTO plugin_a_log (kind, at) VALUES ($3, $4), ($5, $6)"
+        );
+        assert!(plain_name("plugin_a_log2").is_ok());
+        assert!(plain_name("_x").is_ok());
+        for bad in ["", "2x", "Users", "a b", "a;DROP", "\"t\"", "a.b", "é"] {
+            let error = plain_name(bad).unwrap_err();
+            assert_eq!(
+                (error.status, error.code.as_str()),
+                (400, "bad_sql"),
+                "{bad}"
+            );
+        }
+    }
 
     /// The call a statement belongs to, as a component would choose it.
     fn call(sql: &str) -> Call {

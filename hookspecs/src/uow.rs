@@ -6,6 +6,7 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
+use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool};
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
@@ -29,6 +30,11 @@ use crate::error::ApiError;
 /// On a pool whose connections wait inside a transaction already begun
 /// ([`UnitOfWork::resuming`]), the first use costs no `BEGIN`, and the end
 /// sends `COMMIT` (or `ROLLBACK`) and the next `BEGIN` in one round trip.
+///
+/// Rows queued with [`HookContext::insert_at_commit`](crate::HookContext::insert_at_commit)
+/// are inserted by [`UnitOfWork::commit`], just before `COMMIT`: on
+/// PostgreSQL in one statement (data-modifying common table expressions),
+/// one round trip for all of them.
 pub struct UnitOfWork {
     tx: Mutex<Tx>,
     /// `Some(begin)`: the pool's connections wait inside a transaction that
@@ -40,6 +46,16 @@ pub struct UnitOfWork {
     /// What [`UnitOfWork::pin`] was given, by key: the first value for a
     /// key serves the rest of the unit of work.
     pins: std::sync::Mutex<Vec<(&'static str, Arc<dyn std::any::Any + Send + Sync>)>>,
+    /// Rows to insert at commit, in the order queued.
+    at_commit: std::sync::Mutex<Vec<Queued>>,
+}
+
+/// A row to insert at commit: its table, columns and values (bound as
+/// parameters), the names already checked as plain ones.
+struct Queued {
+    table: String,
+    columns: Vec<String>,
+    values: Vec<Value>,
 }
 
 enum Tx {
@@ -73,6 +89,7 @@ impl UnitOfWork {
             resume: None,
             settings: std::sync::Mutex::default(),
             pins: std::sync::Mutex::default(),
+            at_commit: std::sync::Mutex::default(),
         }
     }
 
@@ -150,6 +167,18 @@ impl UnitOfWork {
         Ok(())
     }
 
+    /// Queues `row` to be inserted into `table` at commit (see
+    /// [`HookContext::insert_at_commit`](crate::HookContext::insert_at_commit),
+    /// which checks the names).
+    pub(crate) fn insert_at_commit(&self, table: &str, row: &[(&str, Value)]) {
+        let queued = Queued {
+            table: table.to_owned(),
+            columns: row.iter().map(|(c, _)| (*c).to_owned()).collect(),
+            values: row.iter().map(|(_, v)| v.clone()).collect(),
+        };
+        lock(&self.at_commit).push(queued);
+    }
+
     /// The transaction's connection, for `sqlx` queries:
     /// `query.execute(&mut *uow.db().await?)`. Hold the guard only for the
     /// queries themselves: hooks called meanwhile need it too.
@@ -164,10 +193,10 @@ impl UnitOfWork {
                 Some(writers) => Some(writers.clone().lock_owned().await),
                 None => None,
             };
-            let mut conn = begin.pool.acquire().await?;
-            if self.resume.is_none() {
-                run(&mut conn, begin.statement.unwrap_or("BEGIN")).await?;
-            }
+            let conn = match self.resume {
+                Some(_) => begin.pool.acquire().await?,
+                None => begun(&begin.pool, begin.statement.unwrap_or("BEGIN")).await?,
+            };
             *guard = Tx::Open(conn, turn);
         }
         match &*guard {
@@ -184,28 +213,59 @@ impl UnitOfWork {
     /// The database's (the transaction is then rolled back), or the unit
     /// of work has already ended.
     pub async fn commit(&self) -> Result<(), ApiError> {
+        let queued = std::mem::take(&mut *lock(&self.at_commit));
+        if !queued.is_empty() {
+            drop(self.db().await?); // begins, if nothing else did
+        }
         match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
+            Tx::Open(mut conn, _turn) if !queued.is_empty() => {
+                if let Err(e) = insert_queued(&mut conn, &queued).await {
+                    // Nothing commits: the statement failed in the transaction.
+                    let _ = match self.resume {
+                        Some(_) => self.end(conn, "ROLLBACK").await,
+                        None => run(&mut conn, "ROLLBACK").await.map(drop),
+                    };
+                    return Err(commit_error(e));
+                }
+                // The inserts ran, so no earlier error aborted the
+                // transaction: a plain `COMMIT` says whether it committed.
+                let committed = match self.resume {
+                    Some(_) => self.end(conn, "COMMIT").await,
+                    None => self.commit_on(conn, "COMMIT").await,
+                };
+                committed.map_err(commit_error)
+            }
             Tx::Open(conn, _turn) if self.resume.is_some() => {
                 let commit = checked_commit(&conn);
                 // A failure closes the connection, which ends its transaction.
                 self.end(conn, commit).await.map_err(commit_error)
             }
-            Tx::Open(mut conn, _turn) => {
+            Tx::Open(conn, _turn) => {
                 let commit = checked_commit(&conn);
-                let committed = run(&mut conn, commit).await;
-                if let Err(e) = &committed {
-                    // SQLite keeps a transaction whose COMMIT failed (busy)
-                    // open, and PostgreSQL one that an earlier error aborted;
-                    // PostgreSQL has ended one whose COMMIT failed.
-                    if conn.backend_name() != "PostgreSQL" || aborted(e) {
-                        let _ = run(&mut conn, "ROLLBACK").await;
-                    }
-                }
-                committed.map(drop).map_err(commit_error)
+                self.commit_on(conn, commit).await.map_err(commit_error)
             }
             Tx::Pending(_) => Ok(()),
             Tx::Ended => Err(ApiError::internal("the unit of work has already ended")),
         }
+    }
+
+    /// Sends `commit` on `conn` (not resuming), and rolls back what a
+    /// failed one left open.
+    async fn commit_on(
+        &self,
+        mut conn: PoolConnection<Any>,
+        commit: &'static str,
+    ) -> Result<(), sqlx::Error> {
+        let committed = run(&mut conn, commit).await;
+        if let Err(e) = &committed {
+            // SQLite keeps a transaction whose COMMIT failed (busy)
+            // open, and PostgreSQL one that an earlier error aborted;
+            // PostgreSQL has ended one whose COMMIT failed.
+            if conn.backend_name() != "PostgreSQL" || aborted(e) {
+                let _ = run(&mut conn, "ROLLBACK").await;
+            }
+        }
+        committed.map(drop)
     }
 
     /// Ends the unit of work as its work ended: committed if `outcome` is
@@ -235,6 +295,7 @@ impl UnitOfWork {
     ///
     /// The database's.
     pub async fn rollback(&self) -> Result<(), ApiError> {
+        lock(&self.at_commit).clear();
         match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
             Tx::Open(conn, _turn) if self.resume.is_some() => {
                 self.end(conn, "ROLLBACK").await?;
@@ -302,6 +363,117 @@ impl Drop for UnitOfWork {
             Err(_) => conn.close_on_drop(),
         }
     }
+}
+
+/// A connection of `pool` with `begin` run on it. A pooled connection found
+/// dead by `begin` (the server restarted, or ended it while it was idle)
+/// is closed and another taken, as many times as the pool has connections,
+/// then one more: nothing ran on it, so nothing is lost, and the pool need
+/// not check every connection before handing it out (sqlx's ping, a round
+/// trip per transaction).
+async fn begun(pool: &AnyPool, begin: &str) -> Result<PoolConnection<Any>, sqlx::Error> {
+    let mut tries = pool.options().get_max_connections() + 1;
+    loop {
+        let mut conn = pool.acquire().await?;
+        match run(&mut conn, begin).await {
+            Ok(_) => return Ok(conn),
+            Err(e) if tries > 1 && lost_connection(&e) => {
+                tracing::info!(error = %e, "a pooled connection was dead; taking another");
+                conn.close_on_drop();
+                tries -= 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether `error` says the connection is gone: an I/O error, or
+/// PostgreSQL's "connection exception" (08) and "operator intervention"
+/// (57P: the backend was terminated, the server is shutting down).
+fn lost_connection(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// The most parameters of one statement: below both databases' limits
+/// (PostgreSQL's 65,535, SQLite's 32,766).
+const MAX_PARAMETERS: usize = 30_000;
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Inserts the rows queued for the commit, in as few statements as the
+/// database allows, each with its parameters: on SQLite one per table (a
+/// statement costs no round trip there, and it has no data-modifying
+/// common table expressions); on PostgreSQL one for all, `WITH q1 AS
+/// (INSERT ...), q2 AS (INSERT ...) INSERT ...`, unless it would pass
+/// [`MAX_PARAMETERS`]. Rows of one table with the same columns are one
+/// multi-row `INSERT`, which inserts them in the order queued; a table
+/// appears at most once per statement, since PostgreSQL runs the parts of
+/// one in no set order.
+fn statements(queued: &[Queued], postgres: bool) -> Vec<(String, Vec<Value>)> {
+    // Rows by (table, columns), in the order each first appears.
+    let mut groups: Vec<(&Queued, Vec<&Queued>)> = Vec::new();
+    for row in queued {
+        match groups
+            .iter_mut()
+            .find(|(first, _)| first.table == row.table && first.columns == row.columns)
+        {
+            Some((_, rows)) => rows.push(row),
+            None => groups.push((row, vec![row])),
+        }
+    }
+    let mut done = Vec::new();
+    // The statement being built: its parts (table, SQL) and parameters.
+    let mut parts: Vec<(&str, String)> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let finish = |parts: &mut Vec<(&str, String)>, params: &mut Vec<Value>, done: &mut Vec<_>| {
+        let Some((_, last)) = parts.pop() else {
+            return;
+        };
+        let with: Vec<String> = (1..)
+            .zip(parts.drain(..))
+            .map(|(n, (_, sql))| format!("q{n} AS ({sql})"))
+            .collect();
+        let sql = if with.is_empty() {
+            last
+        } else {
+            format!("WITH {} {last}", with.join(", "))
+        };
+        done.push((sql, std::mem::take(params)));
+    };
+    for (first, rows) in &groups {
+        let columns: Vec<&str> = first.columns.iter().map(String::as_str).collect();
+        for chunk in rows.chunks((MAX_PARAMETERS / columns.len()).max(1)) {
+            let size = chunk.len() * columns.len();
+            let full = params.len() + size > MAX_PARAMETERS;
+            let again = parts.iter().any(|(table, _)| *table == first.table);
+            if !postgres || full || again {
+                finish(&mut parts, &mut params, &mut done);
+            }
+            let sql = crate::sql::insert_sql(&first.table, &columns, chunk.len(), params.len() + 1);
+            parts.push((&first.table, sql));
+            params.extend(chunk.iter().flat_map(|row| row.values.iter().cloned()));
+        }
+    }
+    finish(&mut parts, &mut params, &mut done);
+    done
+}
+
+async fn insert_queued(conn: &mut AnyConnection, queued: &[Queued]) -> Result<(), sqlx::Error> {
+    let postgres = conn.backend_name() == "PostgreSQL";
+    for (sql, params) in statements(queued, postgres) {
+        crate::sql::backend::bound(&sql, &params)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// How a transaction commits on `conn`. PostgreSQL answers a `COMMIT` of a
@@ -410,10 +582,235 @@ impl DerefMut for DbGuard<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::{Value, json};
+    use sqlx::Row;
+
+    use super::{MAX_PARAMETERS, Queued, UnitOfWork, statements};
+
+    fn row(table: &str, values: &[(&str, Value)]) -> Queued {
+        Queued {
+            table: table.into(),
+            columns: values.iter().map(|(c, _)| (*c).to_owned()).collect(),
+            values: values.iter().map(|(_, v)| v.clone()).collect(),
+        }
+    }
+
+    #[test]
+    fn postgres_inserts_every_queued_row_in_one_statement_in_queued_order() {
+        let queued = [
+            row("events", &[("key", json!("a")), ("n", json!(1))]),
+            row("plugin_log", &[("kind", json!("x"))]),
+            row("events", &[("key", json!("b")), ("n", json!(2))]),
+        ];
+        assert_eq!(
+            statements(&queued, true),
+            [(
+                "WITH q1 AS (INSERT INTO events (key, n) VALUES ($1, $2), ($3, $4)) \
+                 INSERT INTO plugin_log (kind) VALUES ($5)"
+                    .to_owned(),
+                vec![json!("a"), json!(1), json!("b"), json!(2), json!("x")]
+            )]
+        );
+        let sqlite: Vec<String> = statements(&queued, false)
+            .into_iter()
+            .map(|(sql, _)| sql)
+            .collect();
+        assert_eq!(
+            sqlite,
+            [
+                "INSERT INTO events (key, n) VALUES ($1, $2), ($3, $4)",
+                "INSERT INTO plugin_log (kind) VALUES ($1)"
+            ]
+        );
+    }
+
+    /// Parts of one statement run in no set order on PostgreSQL: a table
+    /// whose rows need two parts (other columns, or too many parameters)
+    /// gets them in two statements, one after the other.
+    #[test]
+    fn a_table_appears_once_per_statement_and_no_statement_passes_the_parameter_limit() {
+        let other_columns = [
+            row("events", &[("key", json!("a"))]),
+            row("events", &[("key", json!("b")), ("n", json!(2))]),
+        ];
+        let sql: Vec<String> = statements(&other_columns, true)
+            .into_iter()
+            .map(|(sql, _)| sql)
+            .collect();
+        assert_eq!(
+            sql,
+            [
+                "INSERT INTO events (key) VALUES ($1)",
+                "INSERT INTO events (key, n) VALUES ($1, $2)"
+            ]
+        );
+        let many: Vec<Queued> = (0..MAX_PARAMETERS / 3 + 1)
+            .map(|i| {
+                row(
+                    "events",
+                    &[("a", json!(i)), ("b", json!(i)), ("c", json!(i))],
+                )
+            })
+            .collect();
+        let sizes: Vec<usize> = statements(&many, true)
+            .iter()
+            .map(|(_, params)| params.len())
+            .collect();
+        assert_eq!(sizes, [MAX_PARAMETERS, 3]);
+    }
+
+    /// On PostgreSQL: the rows of two tables in one statement, each
+    /// table's in the order queued; a row refused by a constraint fails
+    /// the commit, writes nothing of the operation, and leaves the
+    /// connection usable (the same backend serves the next one).
+    #[test]
+    fn on_postgresql_queued_rows_keep_their_order_and_a_refused_one_writes_nothing() {
+        let Some(url) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped: TEST_DATABASE_URL is not set");
+            return;
+        };
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::any::AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await
+                    .unwrap();
+                let (log, tags) = (
+                    format!("uow_log_{}", std::process::id()),
+                    format!("uow_tags_{}", std::process::id()),
+                );
+                for create in [
+                    format!(
+                        "CREATE TABLE {log} (id BIGINT GENERATED BY DEFAULT AS IDENTITY \
+                         PRIMARY KEY, text TEXT NOT NULL)"
+                    ),
+                    format!("CREATE TABLE {tags} (tag TEXT UNIQUE)"),
+                ] {
+                    sqlx::query(&create).execute(&pool).await.unwrap();
+                }
+                let texts = |sql: String| {
+                    let pool = pool.clone();
+                    async move {
+                        let rows = sqlx::query(&sql).fetch_all(&pool).await.unwrap();
+                        rows.iter()
+                            .map(|r| r.get::<String, _>(0))
+                            .collect::<Vec<_>>()
+                    }
+                };
+                let pid = "SELECT CAST(pg_backend_pid() AS BIGINT)";
+                let begin = Some("BEGIN ISOLATION LEVEL SERIALIZABLE");
+                let uow = UnitOfWork::new(pool.clone(), begin);
+                let backend: i64 = sqlx::query_scalar(pid)
+                    .fetch_one(&mut *uow.db().await.unwrap())
+                    .await
+                    .unwrap();
+                uow.insert_at_commit(&log, &[("text", json!("a"))]);
+                uow.insert_at_commit(&tags, &[("tag", json!("x"))]);
+                uow.insert_at_commit(&log, &[("text", json!("b"))]);
+                uow.insert_at_commit(&log, &[("text", json!("c"))]);
+                uow.commit().await.unwrap();
+                let ordered = format!("SELECT text FROM {log} ORDER BY id");
+                assert_eq!(texts(ordered.clone()).await, ["a", "b", "c"]);
+                assert_eq!(texts(format!("SELECT tag FROM {tags}")).await, ["x"]);
+
+                let uow = UnitOfWork::new(pool.clone(), begin);
+                sqlx::query(&format!("INSERT INTO {log} (text) VALUES ('d')"))
+                    .execute(&mut *uow.db().await.unwrap())
+                    .await
+                    .unwrap();
+                uow.insert_at_commit(&log, &[("text", json!("e"))]);
+                uow.insert_at_commit(&tags, &[("tag", json!("x"))]);
+                assert!(uow.commit().await.is_err(), "the tag is taken");
+                assert_eq!(texts(ordered).await, ["a", "b", "c"]);
+                let uow = UnitOfWork::new(pool.clone(), begin);
+                let again: i64 = sqlx::query_scalar(pid)
+                    .fetch_one(&mut *uow.db().await.unwrap())
+                    .await
+                    .unwrap();
+                uow.commit().await.unwrap();
+                assert_eq!(again, backend, "the connection was kept");
+                for table in [&log, &tags] {
+                    sqlx::query(&format!("DROP TABLE {table}"))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+            });
+    }
+
+    #[test]
+    fn queued_rows_are_inserted_at_commit_in_order_and_not_at_all_on_rollback() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::any::AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect("sqlite::memory:")
+                    .await
+                    .unwrap();
+                sqlx::query("CREATE TABLE log (id INTEGER PRIMARY KEY, text TEXT)")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                let texts = || async {
+                    let rows = sqlx::query("SELECT text FROM log ORDER BY id")
+                        .fetch_all(&pool)
+                        .await
+                        .unwrap();
+                    rows.iter()
+                        .map(|r| r.get::<String, _>("text"))
+                        .collect::<Vec<_>>()
+                };
+                let uow = UnitOfWork::new(pool.clone(), None);
+                for text in ["first", "second", "third"] {
+                    uow.insert_at_commit("log", &[("text", json!(text))]);
+                }
+                let seen = sqlx::query("SELECT COUNT(*) AS n FROM log")
+                    .fetch_one(&mut *uow.db().await.unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(seen.get::<i64, _>("n"), 0, "not inserted before commit");
+                uow.commit().await.unwrap();
+                assert_eq!(texts().await, ["first", "second", "third"]);
+
+                let uow = UnitOfWork::new(pool.clone(), None);
+                uow.insert_at_commit("log", &[("text", json!("rolled back"))]);
+                uow.rollback().await.unwrap();
+                // Queued into a unit of work that never began: it begins to insert.
+                let uow = UnitOfWork::new(pool.clone(), None);
+                uow.insert_at_commit("log", &[("text", json!("alone"))]);
+                uow.commit().await.unwrap();
+                assert_eq!(texts().await, ["first", "second", "third", "alone"]);
+
+                // A row the table refuses fails the commit: nothing of the
+                // operation is written.
+                let uow = UnitOfWork::new(pool.clone(), None);
+                sqlx::query("INSERT INTO log (text) VALUES ('with it')")
+                    .execute(&mut *uow.db().await.unwrap())
+                    .await
+                    .unwrap();
+                uow.insert_at_commit("log", &[("missing", json!(1))]);
+                assert!(uow.commit().await.is_err());
+                assert_eq!(texts().await, ["first", "second", "third", "alone"]);
+            });
+    }
 
     #[test]
     fn the_first_value_pinned_under_a_key_serves_the_whole_unit_of_work() {
+        use sqlx::AnyPool;
+        use std::sync::Arc;
+
         sqlx::any::install_default_drivers();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -167,3 +167,78 @@ async fn a_commit_refused_by_postgresql_sends_no_rollback_after_it() {
     pool.close().await;
     assert_eq!(NOTICES.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// A pooled connection that died while idle (here: its backend ended by
+/// the server) is found by the next unit of work's `BEGIN`, which takes
+/// another: the pool need not ping each connection before handing it out.
+#[tokio::test]
+async fn a_connection_that_died_in_the_pool_is_replaced_at_begin() {
+    let Some(url) = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: TEST_DATABASE_URL is not set");
+        return;
+    };
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(2)
+        .test_before_acquire(false)
+        .connect(&url)
+        .await
+        .unwrap();
+    let begin = Some("BEGIN ISOLATION LEVEL SERIALIZABLE");
+    let pid = "SELECT CAST(pg_backend_pid() AS BIGINT)";
+    // Both of the pool's connections, then idle in it.
+    let (first, second) = (
+        UnitOfWork::new(pool.clone(), begin),
+        UnitOfWork::new(pool.clone(), begin),
+    );
+    let mut dead = Vec::new();
+    for uow in [&first, &second] {
+        let id: i64 = sqlx::query_scalar(pid)
+            .fetch_one(&mut *uow.db().await.unwrap())
+            .await
+            .unwrap();
+        dead.push(id);
+    }
+    first.commit().await.unwrap();
+    second.commit().await.unwrap();
+    let admin = lazy_pool(&url);
+    for id in &dead {
+        sqlx::query("SELECT CAST(pg_terminate_backend(CAST($1 AS INTEGER)) AS TEXT)")
+            .bind(id)
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    // Gone once the server no longer lists them (polled, up to 5 s).
+    for tick in 0.. {
+        assert!(tick < 500, "the terminated backends are still listed");
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY(CAST($1 AS INTEGER[]))",
+        )
+        .bind(format!("{{{}, {}}}", dead[0], dead[1]))
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for _ in 0..3 {
+        let uow = UnitOfWork::new(pool.clone(), begin);
+        let id: i64 = sqlx::query_scalar(pid)
+            .fetch_one(
+                &mut *uow
+                    .db()
+                    .await
+                    .expect("a live connection in place of a dead one"),
+            )
+            .await
+            .unwrap();
+        assert!(!dead.contains(&id), "a fresh connection");
+        uow.commit().await.unwrap();
+    }
+}

@@ -4,9 +4,11 @@
 
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change, HookContext};
+use serde_json::json;
 
 /// Records the event in the outbox (one row, read by every plugin
-/// implementing its after-commit hook, `after_*`), then fires its
+/// implementing its after-commit hook, `after_*`, inserted at commit),
+/// then fires its
 /// in-transaction hook (`on_*`; its failure is the operation's, and rolls
 /// the record back with it). Recording first puts a change before those
 /// its hooks cause (a user's creation before the space a hook makes for
@@ -44,17 +46,19 @@ async fn record(
     let key = hookspecs::new_secret("evt_")?;
     let text = serde_json::to_string(change).map_err(|e| ApiError::internal(e.to_string()))?;
     // One row, whatever the number of plugins: each reads the log from its
-    // own position (see the worker).
-    sqlx::query(
-        "INSERT INTO outbox_events (event_key, event_name, change, recorded_at, recorded_ms) \
-         VALUES ($1, $2, $3, $4, $5)",
+    // own position (see the worker). Inserted as the operation commits,
+    // with whatever rows its plugins queued too: on PostgreSQL one
+    // statement, one round trip for all of them. Queued now, it keeps its
+    // place before the events its hooks cause.
+    ctx.insert_at_commit(
+        "outbox_events",
+        &[
+            ("event_key", json!(key)),
+            ("event_name", json!(change.name())),
+            ("change", json!(text)),
+            ("recorded_at", json!(hookspecs::now())),
+            ("recorded_ms", json!(super::now_ms())),
+        ],
     )
-    .bind(&key)
-    .bind(change.name())
-    .bind(&text)
-    .bind(hookspecs::now())
-    .bind(super::now_ms())
-    .execute(&mut *ctx.db().await?)
-    .await?;
-    Ok(())
+    .await
 }

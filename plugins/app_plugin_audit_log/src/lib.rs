@@ -4,7 +4,7 @@
 //! `GET /plugins/audit_log/entries?limit=&offset=` lists them newest first,
 //! to the admin only (every user's events are in it).
 //!
-//! Its SQL goes through the SDK's query API (`ctx.execute`, `ctx.query`),
+//! Its SQL goes through the SDK's query API (`ctx.insert_at_commit`, `ctx.query`),
 //! so the same source also builds for wasm32-wasip2.
 
 use hookspecs::Migration;
@@ -22,13 +22,15 @@ pub struct AuditLog;
 
 async fn record(ctx: &HookContext, kind: &str, entity: String) -> HookResult<()> {
     let actor = ctx.actor().map(|a| a.name.clone());
-    ctx.execute(
-        "INSERT INTO plugin_audit_log_entries (kind, entity, actor, at) VALUES ($1, $2, $3, $4)",
+    // Nothing reads an entry back before the operation commits: inserted
+    // then, with the operation's event, it costs no round trip of its own.
+    ctx.insert_at_commit(
+        "plugin_audit_log_entries",
         &[
-            json!(kind),
-            json!(entity),
-            json!(actor),
-            json!(hookspecs::now()),
+            ("kind", json!(kind)),
+            ("entity", json!(entity)),
+            ("actor", json!(actor)),
+            ("at", json!(hookspecs::now())),
         ],
     )
     .await?;

@@ -276,7 +276,12 @@ impl Db {
         }
         let prefix = format!("plugin_{plugin}_");
         let history = format!("{prefix}migrations");
-        let fail = |e: sqlx::Error| format!("migrating its tables: {e}");
+        // The database's own message (SQL, constraint names) goes to the
+        // log only: the reason reaches the admin API's answers.
+        let fail = |e: sqlx::Error| {
+            tracing::error!("plugin {plugin}: migrating its tables failed: {e}");
+            "migrating its tables failed (the app's log has the database's message)".to_owned()
+        };
         let mut tx = match self.dialect {
             Dialect::Sqlite => self
                 .pool
@@ -323,10 +328,11 @@ impl Db {
                     m.version
                 ));
             }
-            sqlx::raw_sql(sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| format!("migration {} ({}) failed: {e}", m.version, m.name))?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
+                let failed = format!("migration {} ({}) failed", m.version, m.name);
+                tracing::error!("plugin {plugin}: {failed}: {e}");
+                format!("{failed} (the app's log has the database's message)")
+            })?;
             sqlx::query(&format!(
                 "INSERT INTO {history} (version, name, applied_at) VALUES ($1, $2, $3)"
             ))
@@ -441,6 +447,35 @@ mod tests {
             );
             uow.finish(Ok(())).await.unwrap();
         }
+    }
+
+    #[tokio::test]
+    async fn a_migration_the_database_refuses_is_reported_without_its_message() {
+        // A file: an in-memory database's shared cache locks its schema
+        // against the read below while the pools' connections are open.
+        let dir = std::env::temp_dir().join(format!("db-migrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("app.db").display());
+        let db = super::Db::open(&url).await.unwrap();
+        let twice = "CREATE TABLE plugin_p_t (a INTEGER); CREATE TABLE plugin_p_t (a INTEGER);";
+        let migrations = [hookspecs::Migration {
+            version: 1,
+            name: "t",
+            sqlite: twice,
+            postgres: twice,
+        }];
+        let why = db.migrate_plugin("p", &migrations).await.unwrap_err();
+        assert_eq!(
+            why,
+            "migration 1 (t) failed (the app's log has the database's message)"
+        );
+        let tables = sqlx::query("SELECT name FROM sqlite_master WHERE name LIKE 'plugin_p_%'")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        assert!(tables.is_empty(), "nothing of it stays");
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     use super::foreign_table;

@@ -167,3 +167,25 @@ async fn a_commit_refused_by_postgresql_sends_no_rollback_after_it() {
     pool.close().await;
     assert_eq!(NOTICES.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn a_unit_of_work_never_begun_ends_at_once_and_a_begun_one_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = lazy_pool(&format!(
+        "sqlite://{}/app.db?mode=rwc",
+        dir.path().display()
+    ));
+    let unused = UnitOfWork::new(pool.clone(), None);
+    assert!(unused.end_unused(), "never begun: ended on the spot");
+    assert!(!unused.end_unused(), "ended once");
+    let later = unused.db().await.err().expect("no use after the end");
+    assert!(later.message.contains("already ended"), "{later:?}");
+    let used = UnitOfWork::new(pool, None);
+    sqlx::query("SELECT 1")
+        .execute(&mut *used.db().await.unwrap())
+        .await
+        .unwrap();
+    assert!(!used.end_unused(), "begun: left to finish");
+    used.finish(Ok(())).await.expect("committed");
+    assert!(used.db().await.is_err(), "no use after the end");
+}

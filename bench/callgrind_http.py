@@ -21,6 +21,12 @@ of the process is counted (the SQLite connections' threads and the log's
 included). Prints instructions per request per target and, with `--top`,
 the functions that cost the most per request (self cost) on the app's
 `json` route.
+
+`--faults` runs bench-app natively instead (no valgrind) and counts, per
+request and target, the process's minor page faults and its threads'
+context switches: what instruction counts do not see (memory the kernel
+hands out afresh, threads woken), and as stable as they are on a busy
+machine, since neither depends on timing much.
 """
 
 from __future__ import annotations
@@ -107,6 +113,49 @@ def run(binary: Path, log_level: str, warmup: int, requests: int, top: int,
         return counts
 
 
+def process_counts(pid: int) -> tuple[int, int]:
+    """The process's minor page faults (every thread's) and its live
+    threads' context switches, voluntary or not."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    switches = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        for line in status.splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                switches += int(line.split()[1])
+    return int(fields[7]), switches  # field 10 of stat: minflt
+
+
+def run_faults(binary: Path, log_level: str, warmup: int,
+               requests: int) -> dict[str, tuple[float, float]]:
+    """Page faults and context switches per request, per target, natively."""
+    with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp:
+        work = Path(tmp)
+        (work / "plugins").mkdir()
+        db = load.Database("sqlite", work)
+        bare_port = load.free_port()
+        app = load.App(binary, work, database=db, plugins_dir=work / "plugins",
+                       env={"RUST_LOG": log_level, "BENCH_BARE_LISTEN": f"127.0.0.1:{bare_port}"})
+        counts: dict[str, tuple[float, float]] = {}
+        try:
+            for name, server, path in TARGETS:
+                target_port = app.port if server == "app" else bare_port
+                send(target_port, path, warmup)
+                time.sleep(0.1)  # the warm-up's log lines written
+                faults, switches = process_counts(app.proc.pid)
+                send(target_port, path, requests)
+                time.sleep(0.1)  # and these
+                faults_after, switches_after = process_counts(app.proc.pid)
+                counts[f"{name} {server}"] = ((faults_after - faults) / requests,
+                                              (switches_after - switches) / requests)
+        finally:
+            app.stop()
+        return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--log", choices=["info", "warn", "both"], default="both")
@@ -118,8 +167,21 @@ def main() -> None:
                         help="the bench-app to run (default: the release build's)")
     parser.add_argument("--keep", type=Path,
                         help="copy each target's callgrind dump into this folder")
+    parser.add_argument("--faults", action="store_true",
+                        help="count page faults and context switches per request, natively")
     args = parser.parse_args()
     levels = ["info", "warn"] if args.log == "both" else [args.log]
+    if args.faults:
+        print(f"per request, {args.requests} requests after {args.warmup}: "
+              "minor page faults / context switches (every thread)")
+        print("| target | server | " + " | ".join(f"RUST_LOG={lv}" for lv in levels) + " |")
+        print("|---|---|" + "---:|" * len(levels))
+        native = {lv: run_faults(args.binary, lv, args.warmup, args.requests) for lv in levels}
+        for name, server, _ in TARGETS:
+            cells = [f"{native[lv][f'{name} {server}'][0]:.2f} / "
+                     f"{native[lv][f'{name} {server}'][1]:.2f}" for lv in levels]
+            print(f"| `{name}` | {server} | " + " | ".join(cells) + " |")
+        return
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
     results = {level: run(args.binary, level, args.warmup, args.requests, args.top, args.keep)

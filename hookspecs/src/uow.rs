@@ -309,6 +309,22 @@ impl UnitOfWork {
         }
     }
 
+    /// Ends the unit of work at once if its transaction never began, as
+    /// [`UnitOfWork::finish`] would (nothing to commit or roll back; later
+    /// uses fail), and says whether it did: an operation that never touched
+    /// the database (a route answering from memory) then skips `finish`,
+    /// its lock and its future. `false`: it began, or is in use right now;
+    /// end it with `finish`.
+    pub fn end_unused(&self) -> bool {
+        match self.tx.try_lock() {
+            Ok(mut tx) if matches!(*tx, Tx::Pending(_)) => {
+                *tx = Tx::Ended;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Ends a resuming unit of work's transaction with `how` (`COMMIT` or
     /// `ROLLBACK`) and begins the next one for the connection's next user,
     /// in one round trip. The connection goes back to the pool only if

@@ -242,3 +242,25 @@ async fn a_connection_that_died_in_the_pool_is_replaced_at_begin() {
         uow.commit().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_unit_of_work_never_begun_ends_at_once_and_a_begun_one_is_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = lazy_pool(&format!(
+        "sqlite://{}/app.db?mode=rwc",
+        dir.path().display()
+    ));
+    let unused = UnitOfWork::new(pool.clone(), None);
+    assert!(unused.end_unused(), "never begun: ended on the spot");
+    assert!(!unused.end_unused(), "ended once");
+    let later = unused.db().await.err().expect("no use after the end");
+    assert!(later.message.contains("already ended"), "{later:?}");
+    let used = UnitOfWork::new(pool, None);
+    sqlx::query("SELECT 1")
+        .execute(&mut *used.db().await.unwrap())
+        .await
+        .unwrap();
+    assert!(!used.end_unused(), "begun: left to finish");
+    used.finish(Ok(())).await.expect("committed");
+    assert!(used.db().await.is_err(), "no use after the end");
+}

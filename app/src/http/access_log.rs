@@ -3,8 +3,13 @@
 //! and off like any other line).
 //!
 //! A request only hands its fields to a thread of the log's own: the
-//! method and the URI moved as they are, the id copied inline or shared
-//! ([`RequestId`]); nothing is allocated nor formatted on the request path. That thread wakes for the
+//! method moved, the path and the id copied ([`Copied`]: inline when
+//! short); nothing is formatted on the request path. No field shares the
+//! request's bytes: hyper parses a request's head into slices of the
+//! connection's read buffer, which it reuses for the next request only if
+//! no slice of it is still alive, so a line holding the URI until its batch
+//! was written made hyper allocate a fresh buffer (8 KiB) for every
+//! request of a keep-alive connection. That thread wakes for the
 //! first line after a quiet spell, then takes whatever arrived every
 //! [`AccessLog::BATCH`], so that under load no request pays for waking it.
 //! It writes the lines itself, in the format of the app's other lines
@@ -19,7 +24,6 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyper::header::HeaderValue;
 use tracing_appender::non_blocking::NonBlocking;
 
 /// The target the lines are logged under (`RUST_LOG=app::http=warn` turns
@@ -51,46 +55,45 @@ pub struct AccessLog(Sender<Entry>);
 pub struct Line {
     /// The request's method.
     pub method: hyper::Method,
-    /// Its URI (the line shows the path).
-    pub uri: hyper::Uri,
+    /// Its path, without the query.
+    pub path: Copied<PATH>,
     /// The answer's status.
     pub status: u16,
     /// From the head's arrival to the answer.
     pub took: Duration,
     /// The request's id, as sent back.
-    pub request_id: RequestId,
+    pub request_id: Copied<ID>,
 }
 
-/// A request's id as the log keeps it. One the server made (short) is
-/// copied inline: cloning a header value just made allocates. A longer one
-/// is the client's, a slice of the request's own buffer: cloned, it costs
-/// a reference count.
-pub enum RequestId {
-    /// Up to [`RequestId::INLINE`] bytes, and how many.
-    Inline([u8; RequestId::INLINE], u8),
-    /// A longer id's header value, shared.
-    Shared(HeaderValue),
+/// The longest path a line keeps inline.
+const PATH: usize = 48;
+/// The longest id a line keeps inline (the server's own are at most 29 bytes).
+const ID: usize = 32;
+
+/// Bytes of the request the line keeps, copied: up to `N` inline (no
+/// allocation), longer ones boxed (a path or a client's id that long).
+pub enum Copied<const N: usize> {
+    /// Up to `N` bytes, and how many.
+    Inline([u8; N], u8),
+    /// Longer.
+    Boxed(Box<[u8]>),
 }
 
-impl RequestId {
-    /// The longest id kept inline (the server's own are at most 29 bytes).
-    pub const INLINE: usize = 32;
-
-    /// The id of `value`.
-    pub fn of(value: &HeaderValue) -> Self {
-        let bytes = value.as_bytes();
-        if bytes.len() > Self::INLINE {
-            return RequestId::Shared(value.clone());
+impl<const N: usize> Copied<N> {
+    /// A copy of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        if bytes.len() > N {
+            return Copied::Boxed(bytes.into());
         }
-        let mut inline = [0; Self::INLINE];
+        let mut inline = [0; N];
         inline[..bytes.len()].copy_from_slice(bytes);
-        RequestId::Inline(inline, bytes.len() as u8)
+        Copied::Inline(inline, bytes.len() as u8)
     }
 
     fn as_bytes(&self) -> &[u8] {
         match self {
-            RequestId::Inline(bytes, len) => &bytes[..usize::from(*len)],
-            RequestId::Shared(value) => value.as_bytes(),
+            Copied::Inline(bytes, len) => &bytes[..usize::from(*len)],
+            Copied::Boxed(bytes) => bytes,
         }
     }
 }
@@ -210,7 +213,7 @@ impl Line {
         let mut digits = itoa::Buffer::new();
         out.extend_from_slice(self.method.as_str().as_bytes());
         out.push(b' ');
-        out.extend_from_slice(self.uri.path().as_bytes());
+        out.extend_from_slice(self.path.as_bytes());
         out.push(b' ');
         out.extend_from_slice(digits.format(self.status).as_bytes());
         out.push(b' ');
@@ -280,17 +283,15 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-    use hyper::header::HeaderValue;
-
-    use super::{Clock, Line, RequestId, TARGET};
+    use super::{Clock, Copied, ID, Line, PATH, TARGET};
 
     fn line(micros: u64) -> Line {
         Line {
             method: hyper::Method::GET,
-            uri: "/plugins/bench/json?x=1".parse().unwrap(),
+            path: Copied::of(b"/plugins/bench/json"),
             status: 200,
             took: Duration::from_micros(micros),
-            request_id: RequestId::of(&HeaderValue::from_static("abc-12")),
+            request_id: Copied::of(b"abc-12"),
         }
     }
 
@@ -306,15 +307,26 @@ mod tests {
     }
 
     #[test]
-    fn a_request_id_is_written_as_it_came_short_or_long() {
-        for id in ["abc-12", &"x".repeat(RequestId::INLINE), &"y".repeat(128)] {
-            let mut line = line(0);
-            line.request_id = RequestId::of(&HeaderValue::from_str(id).unwrap());
-            let inline = matches!(line.request_id, RequestId::Inline(..));
-            assert_eq!(inline, id.len() <= RequestId::INLINE, "{id}");
-            let mut out = Vec::new();
-            line.message(&mut out);
-            assert!(text(out).ends_with(&format!(" {id}")), "{id}");
+    fn a_path_and_an_id_are_written_as_they_came_short_or_long() {
+        for id in ["abc-12", &"x".repeat(ID), &"y".repeat(128)] {
+            for path in [
+                "/a",
+                &format!("/{}", "p".repeat(PATH - 1)),
+                &"/q".repeat(40),
+            ] {
+                let mut line = line(0);
+                line.request_id = Copied::of(id.as_bytes());
+                line.path = Copied::of(path.as_bytes());
+                let inline = matches!(line.request_id, Copied::Inline(..));
+                assert_eq!(inline, id.len() <= ID, "{id}");
+                let inline = matches!(line.path, Copied::Inline(..));
+                assert_eq!(inline, path.len() <= PATH, "{path}");
+                let mut out = Vec::new();
+                line.message(&mut out);
+                let out = text(out);
+                assert!(out.starts_with(&format!("GET {path} 200 ")), "{out}");
+                assert!(out.ends_with(&format!(" {id}")), "{out}");
+            }
         }
     }
 

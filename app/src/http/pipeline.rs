@@ -115,15 +115,9 @@ async fn identify(
     authorization: Option<&str>,
 ) -> Result<Option<Identity>, ApiError> {
     let identity = match authorization.and_then(bearer) {
-        Some(token) => {
-            // Recognising a credential is the application's own business.
-            let uow = state.db.begin(false);
-            let ctx = state.app_context(uow.clone());
-            let outcome = state.hooks.hook().authenticate(token, &ctx).await;
-            uow.finish(outcome.map_err(ApiError::from))
-                .await?
-                .map(|answer| answer.value)
-        }
+        // Boxed: its future (a hook call and a unit of work's end) would
+        // otherwise make every request's state larger, and be moved with it.
+        Some(token) => Box::pin(authenticate(state, token)).await?,
         None => None,
     };
     match (guard, &identity) {
@@ -134,6 +128,16 @@ async fn identify(
         .with("action", "admin")),
         _ => Ok(identity),
     }
+}
+
+/// The identity `token` stands for, if any. Recognising a credential is
+/// the application's own business: its own unit of work, its authority.
+async fn authenticate(state: &State, token: &str) -> Result<Option<Identity>, ApiError> {
+    let uow = state.db.begin(false);
+    let ctx = state.app_context(uow.clone());
+    let outcome = state.hooks.hook().authenticate(token, &ctx).await;
+    let answer = uow.finish(outcome.map_err(ApiError::from)).await?;
+    Ok(answer.map(|answer| answer.value))
 }
 
 /// The token of an `Authorization: Bearer <token>` header; the scheme is
@@ -233,7 +237,7 @@ async fn once(
     let ctx = state.context(uow.clone(), identity);
     // A handler is plugin code or ours; a panic in either is its failure,
     // not the process's.
-    let outcome = AssertUnwindSafe((route.handler)(parts.with(ctx.clone())))
+    let outcome = AssertUnwindSafe((route.handler)(parts.with(ctx)))
         .catch_unwind()
         .await
         .unwrap_or_else(|_| {
@@ -248,7 +252,13 @@ async fn once(
                 error.with("plugin", route.owner.as_str())
             })
         });
-    uow.finish(outcome).await
+    // A handler answering from memory never began the transaction.
+    if uow.end_unused() {
+        return outcome;
+    }
+    // Boxed, as `authenticate`: the largest future of the pipeline, needed
+    // only by a handler that used the database.
+    Box::pin(uow.finish(outcome)).await
 }
 
 /// `OPTIONS` on a route's path: its methods.

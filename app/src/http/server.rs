@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::access_log::{AccessLog, Line, RequestId};
+use super::access_log::{AccessLog, Copied, Line};
 use super::pipeline::{self, Answer, BodyResult, Head};
 use crate::state::State;
 
@@ -143,8 +143,9 @@ struct Connection {
 
 /// One request: its head to the pipeline, its body read only if the
 /// pipeline asks for it, its answer as a response, one log line. The head
-/// borrows the request's own strings; the log gets the method and URI by
-/// move and a copy of the id, and the clock is read only if the line is
+/// borrows the request's own strings; the log gets the method by move and
+/// copies of the path and the id (nothing that keeps hyper's read buffer
+/// alive: see `access_log`), and the clock is read only if the line is
 /// wanted.
 async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let logged = shared.log.wanted();
@@ -180,10 +181,10 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
     if let Some(started) = started {
         shared.log.line(Line {
             method: parts.method,
-            uri: parts.uri,
+            path: Copied::of(parts.uri.path().as_bytes()),
             status,
             took: started.elapsed(),
-            request_id: RequestId::of(&request_id),
+            request_id: Copied::of(request_id.as_bytes()),
         });
     }
     response(answer, request_id, unread)
@@ -228,11 +229,17 @@ fn valid_request_id(id: &[u8]) -> bool {
 
 /// The body, at most `limit` bytes, within `timeout`. Past the limit the
 /// rest is not read: the 413 goes out and the connection closes.
-async fn read_body(mut body: Incoming, limit: usize, timeout: Duration) -> BodyResult {
+async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> BodyResult {
     if body.is_end_stream() {
         // None to wait for (a GET's): no timer.
         return Ok(Bytes::new());
     }
+    // Boxed: its state (the timer, the bytes so far) would otherwise be part
+    // of every request's pipeline state, moved with it, body or not.
+    Box::pin(read_within(body, limit, timeout)).await
+}
+
+async fn read_within(mut body: Incoming, limit: usize, timeout: Duration) -> BodyResult {
     let read = async {
         let mut kept = BytesMut::new();
         while let Some(frame) = body.frame().await {

@@ -563,3 +563,31 @@ async fn a_read_that_writes_commits_or_rolls_back_whole() {
         drop_database(state, &url, pg).await;
     }
 }
+
+/// A handler that keeps its request past its end (a task it spawned, say)
+/// cannot begin a transaction with it: the unit of work ended with the
+/// request, begun or not.
+#[tokio::test]
+async fn a_request_kept_past_its_end_cannot_use_the_database() {
+    let kept: Arc<std::sync::Mutex<Option<Request>>> = Arc::default();
+    let keep = kept.clone();
+    let route = RouteDef::new(
+        Method::Get,
+        "/keep",
+        "t",
+        Guard::Public,
+        move |req: Request| {
+            let keep = keep.clone();
+            async move {
+                *keep.lock().unwrap() = Some(req);
+                Ok(Reply::no_content())
+            }
+        },
+    );
+    let state = state(vec![route]).await;
+    let (answer, _) = call(&state, head("GET", "/keep", None), "").await;
+    assert_eq!(answer.status, 204);
+    let req = kept.lock().unwrap().take().expect("the handler ran");
+    let error = req.ctx().db().await.err().expect("ended with its request");
+    assert!(error.message.contains("already ended"), "{error:?}");
+}

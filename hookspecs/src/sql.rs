@@ -145,7 +145,9 @@ fn plain_name(name: &str) -> Result<(), ApiError> {
 /// parameters, numbered from `$first`.
 pub(crate) fn insert_sql(table: &str, columns: &[&str], rows: usize, first: usize) -> String {
     use std::fmt::Write;
-    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    // Quoted: a plain name may still be a keyword (`order`, `user`).
+    let columns: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let mut sql = format!("INSERT INTO \"{table}\" ({}) VALUES ", columns.join(", "));
     let mut n = first;
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -477,6 +479,20 @@ mod allowed {
         }
     }
 
+    /// A constraint's name, if it has one: on PostgreSQL a unique or
+    /// primary key constraint makes an index of that name, which shares the
+    /// schema's names with the app's tables and indexes.
+    fn own_constraint(name: Option<&Ident>, prefix: &str) -> ControlFlow<String> {
+        match name {
+            Some(name) => own(
+                &ObjectName::from(vec![name.clone()]),
+                prefix,
+                "names the constraint",
+            ),
+            None => Continue(()),
+        }
+    }
+
     /// `CASCADE` drops what depends on the object, other tables' included.
     fn no_cascade(cascade: bool) -> ControlFlow<String> {
         if cascade {
@@ -507,6 +523,9 @@ mod allowed {
     /// the [`NAMED_TYPES`]; on SQLite a type's name is only its affinity.
     fn data_type(of: &DataType, on_postgres: bool) -> ControlFlow<String> {
         match of {
+            // Its values name tables: a default of `'users'` ties the
+            // plugin's table to `users`.
+            DataType::Regclass => Break("the type `regclass` is refused here".into()),
             DataType::Custom(name, _) if on_postgres => match one_part(name) {
                 Some(known) if NAMED_TYPES.contains(&known.as_str()) => Continue(()),
                 _ => Break(format!(
@@ -531,6 +550,7 @@ mod allowed {
         }
         data_type(&column.data_type, on_postgres)?;
         for option in &column.options {
+            own_constraint(option.name.as_ref(), prefix)?;
             if let ColumnOption::ForeignKey { foreign_table, .. } = &option.option {
                 own(foreign_table, prefix, "references the table")?;
             }
@@ -539,12 +559,32 @@ mod allowed {
     }
 
     fn constraint(constraint: &TableConstraint, prefix: &str) -> ControlFlow<String> {
-        match constraint {
-            TableConstraint::ForeignKey { foreign_table, .. } => {
-                own(foreign_table, prefix, "references the table")
+        let names = match constraint {
+            TableConstraint::ForeignKey {
+                foreign_table,
+                name,
+                index_name,
+                ..
+            } => {
+                own(foreign_table, prefix, "references the table")?;
+                [name.as_ref(), index_name.as_ref()]
             }
-            _ => Continue(()),
-        }
+            TableConstraint::Unique {
+                name, index_name, ..
+            }
+            | TableConstraint::PrimaryKey {
+                name, index_name, ..
+            } => [name.as_ref(), index_name.as_ref()],
+            TableConstraint::Check { name, .. } | TableConstraint::Index { name, .. } => {
+                [name.as_ref(), None]
+            }
+            TableConstraint::FulltextOrSpatial { opt_index_name, .. } => {
+                [opt_index_name.as_ref(), None]
+            }
+        };
+        names
+            .into_iter()
+            .try_for_each(|name| own_constraint(name, prefix))
     }
 
     fn like() -> String {
@@ -606,8 +646,10 @@ mod allowed {
                         | AlterTableOperation::DropConstraint { drop_behavior, .. } => {
                             no_cascade(matches!(drop_behavior, Some(DropBehavior::Cascade)))?;
                         }
+                        AlterTableOperation::RenameConstraint { new_name, .. } => {
+                            own_constraint(Some(new_name), prefix)?;
+                        }
                         AlterTableOperation::RenameColumn { .. }
-                        | AlterTableOperation::RenameConstraint { .. }
                         | AlterTableOperation::AlterColumn { .. } => {}
                         other => {
                             return Break(format!(
@@ -723,6 +765,10 @@ mod allowed {
                     op: BinaryOperator::PGCustomBinaryOperator(_),
                     ..
                 } => Break("`OPERATOR(...)` is refused here".into()),
+                // To a built-in type only: a cast to a table's row type
+                // (or to `regclass`) in a default or a check ties the
+                // plugin's table to that table.
+                Expr::Cast { data_type: to, .. } => data_type(to, true),
                 Expr::Identifier(_)
                 | Expr::CompoundIdentifier(_)
                 | Expr::Value(_)
@@ -745,7 +791,6 @@ mod allowed {
                 | Expr::Between { .. }
                 | Expr::Like { .. }
                 | Expr::ILike { .. }
-                | Expr::Cast { .. }
                 | Expr::Case { .. }
                 | Expr::Exists { .. }
                 | Expr::Subquery(_)
@@ -883,7 +928,7 @@ mod tests {
     fn a_row_at_commit_names_its_table_and_columns_plainly() {
         assert_eq!(
             insert_sql("plugin_a_log", &["kind", "at"], 2, 3),
-            "INSERT INTO plugin_a_log (kind, at) VALUES ($3, $4), ($5, $6)"
+            "INSERT INTO \"plugin_a_log\" (\"kind\", \"at\") VALUES ($3, $4), ($5, $6)"
         );
         assert!(plain_name("plugin_a_log2").is_ok());
         assert!(plain_name("_x").is_ok());
@@ -1235,9 +1280,43 @@ mod tests {
                 "CREATE INDEX users_by_name ON plugin_notes_a (name)",
                 not_own("names the index", "users_by_name"),
             ),
+            // A unique or primary key constraint names an index on PostgreSQL.
+            (
+                "CREATE TABLE plugin_notes_a (id INTEGER, CONSTRAINT users_email_idx UNIQUE (id))",
+                not_own("names the constraint", "users_email_idx"),
+            ),
+            (
+                "CREATE TABLE plugin_notes_a (id INTEGER CONSTRAINT users_pkey PRIMARY KEY)",
+                not_own("names the constraint", "users_pkey"),
+            ),
+            // Values or casts that name another table tie the plugin's to it.
+            (
+                "CREATE TABLE plugin_notes_a (t regclass DEFAULT 'users')",
+                "the type `regclass` is refused here".to_owned(),
+            ),
+            (
+                "CREATE TABLE plugin_notes_a (n INTEGER CHECK (CAST(NULL AS regclass) IS NULL))",
+                "the type `regclass` is refused here".to_owned(),
+            ),
         ] {
             assert_eq!(migration_refused(sql), why, "{sql}");
         }
+        // PostgreSQL reads `users` as a row type; SQLite as a type's name only.
+        let cast = "CREATE TABLE plugin_notes_a (n INTEGER CHECK (CAST(NULL AS users) IS NULL))";
+        let why = check_migration("notes", "", cast).unwrap_err();
+        assert!(why.contains("the column type `users` is refused"), "{why}");
+        let rename =
+            "ALTER TABLE plugin_notes_a RENAME CONSTRAINT plugin_notes_u TO users_email_idx";
+        assert_eq!(
+            check_migration("notes", "", rename),
+            Err(format!(
+                "its PostgreSQL text: {}",
+                not_own("names the constraint", "users_email_idx")
+            ))
+        );
+        let own =
+            "CREATE TABLE plugin_notes_a (id INTEGER, CONSTRAINT plugin_notes_one UNIQUE (id))";
+        assert_eq!(check_migration("notes", own, own), Ok(()));
     }
 
     #[test]

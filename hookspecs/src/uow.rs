@@ -137,16 +137,23 @@ impl UnitOfWork {
     /// given for `key`, here or by an earlier call (`value` if none was).
     /// How a reloaded component keeps one version for a whole operation:
     /// every call of the operation runs the version its first call ran.
+    ///
+    /// # Panics
+    ///
+    /// If `key` was pinned with a value of another type: one key, one
+    /// kind of value.
     pub fn pin<T: std::any::Any + Send + Sync>(&self, key: &'static str, value: &Arc<T>) -> Arc<T> {
-        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
-        let pinned = pins
-            .iter()
-            .find_map(|(k, v)| (*k == key).then(|| v.clone().downcast::<T>().ok())?);
-        if let Some(pinned) = pinned {
-            return pinned;
+        let mut pins = lock(&self.pins);
+        match pins.iter().find(|(k, _)| *k == key) {
+            Some((_, pinned)) => match pinned.clone().downcast::<T>() {
+                Ok(pinned) => pinned,
+                Err(_) => panic!("`{key}` is pinned with a value of another type"),
+            },
+            None => {
+                pins.push((key, value.clone()));
+                value.clone()
+            }
         }
-        pins.push((key, value.clone()));
-        value.clone()
     }
 
     /// Runs `setting` now if [`UnitOfWork::when_needed`] was given it and
@@ -215,57 +222,33 @@ impl UnitOfWork {
     pub async fn commit(&self) -> Result<(), ApiError> {
         let queued = std::mem::take(&mut *lock(&self.at_commit));
         if !queued.is_empty() {
-            drop(self.db().await?); // begins, if nothing else did
+            // While the transaction is still held here: cancelled halfway,
+            // the unit of work's drop rolls it back.
+            let inserted = insert_queued(&mut *self.db().await?, &queued).await;
+            if let Err(e) = inserted {
+                // Nothing commits: the statement failed in the transaction.
+                let _ = self.rollback().await;
+                return Err(commit_error(e));
+            }
         }
         match std::mem::replace(&mut *self.tx.lock().await, Tx::Ended) {
-            Tx::Open(mut conn, _turn) if !queued.is_empty() => {
-                if let Err(e) = insert_queued(&mut conn, &queued).await {
-                    // Nothing commits: the statement failed in the transaction.
-                    let _ = match self.resume {
-                        Some(_) => self.end(conn, "ROLLBACK").await,
-                        None => run(&mut conn, "ROLLBACK").await.map(drop),
-                    };
-                    return Err(commit_error(e));
-                }
-                // The inserts ran, so no earlier error aborted the
+            Tx::Open(conn, _turn) => {
+                // After the inserts ran, no earlier error aborted the
                 // transaction: a plain `COMMIT` says whether it committed.
+                let commit = match queued.is_empty() {
+                    true => checked_commit(&conn),
+                    false => "COMMIT",
+                };
                 let committed = match self.resume {
-                    Some(_) => self.end(conn, "COMMIT").await,
-                    None => self.commit_on(conn, "COMMIT").await,
+                    // A failure closes the connection, which ends its transaction.
+                    Some(_) => self.end(conn, commit).await,
+                    None => commit_on(conn, commit).await,
                 };
                 committed.map_err(commit_error)
-            }
-            Tx::Open(conn, _turn) if self.resume.is_some() => {
-                let commit = checked_commit(&conn);
-                // A failure closes the connection, which ends its transaction.
-                self.end(conn, commit).await.map_err(commit_error)
-            }
-            Tx::Open(conn, _turn) => {
-                let commit = checked_commit(&conn);
-                self.commit_on(conn, commit).await.map_err(commit_error)
             }
             Tx::Pending(_) => Ok(()),
             Tx::Ended => Err(ApiError::internal("the unit of work has already ended")),
         }
-    }
-
-    /// Sends `commit` on `conn` (not resuming), and rolls back what a
-    /// failed one left open.
-    async fn commit_on(
-        &self,
-        mut conn: PoolConnection<Any>,
-        commit: &'static str,
-    ) -> Result<(), sqlx::Error> {
-        let committed = run(&mut conn, commit).await;
-        if let Err(e) = &committed {
-            // SQLite keeps a transaction whose COMMIT failed (busy)
-            // open, and PostgreSQL one that an earlier error aborted;
-            // PostgreSQL has ended one whose COMMIT failed.
-            if conn.backend_name() != "PostgreSQL" || aborted(e) {
-                let _ = run(&mut conn, "ROLLBACK").await;
-            }
-        }
-        committed.map(drop)
     }
 
     /// Ends the unit of work as its work ended: committed if `outcome` is
@@ -301,8 +284,8 @@ impl UnitOfWork {
                 self.end(conn, "ROLLBACK").await?;
                 Ok(())
             }
-            Tx::Open(mut conn, _turn) => {
-                run(&mut conn, "ROLLBACK").await?;
+            Tx::Open(conn, _turn) => {
+                settle(conn, "ROLLBACK", |_, _| false).await?;
                 Ok(())
             }
             Tx::Pending(_) | Tx::Ended => Ok(()),
@@ -522,6 +505,45 @@ fn commit_error(error: sqlx::Error) -> ApiError {
     }
 }
 
+/// Sends `commit` on `conn` (not resuming), and rolls back what a failed
+/// one left open: SQLite keeps a transaction whose COMMIT failed (busy)
+/// open, and PostgreSQL one that an earlier error aborted; PostgreSQL has
+/// ended one whose COMMIT it refused.
+async fn commit_on(conn: PoolConnection<Any>, commit: &'static str) -> Result<(), sqlx::Error> {
+    let refused = |conn: &AnyConnection, e: &sqlx::Error| {
+        conn.backend_name() == "PostgreSQL" && e.as_database_error().is_some() && !aborted(e)
+    };
+    settle(conn, commit, refused).await
+}
+
+/// Runs `statement` (`COMMIT` or `ROLLBACK`) on `conn`, whose transaction
+/// the unit of work no longer holds, and gives the connection back to the
+/// pool only outside a transaction: after `statement` ran, or failed in a
+/// way that `ended` says ended the transaction, or failed and a `ROLLBACK`
+/// ran. Otherwise, and if this is cancelled halfway (its request dropped),
+/// the connection is closed, which ends its transaction.
+async fn settle(
+    conn: PoolConnection<Any>,
+    statement: &'static str,
+    ended: impl Fn(&AnyConnection, &sqlx::Error) -> bool,
+) -> Result<(), sqlx::Error> {
+    let mut ending = Ending(Some(conn));
+    let Some(conn) = ending.0.as_mut() else {
+        unreachable!("the connection is taken only once ended")
+    };
+    let outcome = run(conn, statement).await.map(drop);
+    let clean = match &outcome {
+        Ok(()) => true,
+        Err(e) => {
+            ended(conn, e) || (statement != "ROLLBACK" && run(conn, "ROLLBACK").await.is_ok())
+        }
+    };
+    if clean {
+        drop(ending.0.take());
+    }
+    outcome
+}
+
 /// A connection being ended: closed when dropped, unless taken back.
 struct Ending(Option<PoolConnection<Any>>);
 
@@ -621,8 +643,8 @@ mod tests {
         assert_eq!(
             statements(&queued, true),
             [(
-                "WITH q1 AS (INSERT INTO events (key, n) VALUES ($1, $2), ($3, $4)) \
-                 INSERT INTO plugin_log (kind) VALUES ($5)"
+                "WITH q1 AS (INSERT INTO \"events\" (\"key\", \"n\") VALUES ($1, $2), ($3, $4)) \
+                 INSERT INTO \"plugin_log\" (\"kind\") VALUES ($5)"
                     .to_owned(),
                 vec![json!("a"), json!(1), json!("b"), json!(2), json!("x")]
             )]
@@ -634,8 +656,8 @@ mod tests {
         assert_eq!(
             sqlite,
             [
-                "INSERT INTO events (key, n) VALUES ($1, $2), ($3, $4)",
-                "INSERT INTO plugin_log (kind) VALUES ($1)"
+                "INSERT INTO \"events\" (\"key\", \"n\") VALUES ($1, $2), ($3, $4)",
+                "INSERT INTO \"plugin_log\" (\"kind\") VALUES ($1)"
             ]
         );
     }
@@ -656,8 +678,8 @@ mod tests {
         assert_eq!(
             sql,
             [
-                "INSERT INTO events (key) VALUES ($1)",
-                "INSERT INTO events (key, n) VALUES ($1, $2)"
+                "INSERT INTO \"events\" (\"key\") VALUES ($1)",
+                "INSERT INTO \"events\" (\"key\", \"n\") VALUES ($1, $2)"
             ]
         );
         let many: Vec<Queued> = (0..MAX_PARAMETERS / 3 + 1)
@@ -822,6 +844,58 @@ mod tests {
             });
     }
 
+    /// A commit dropped at any point (its request gone) gives back no
+    /// connection inside a transaction: the next unit of work on the
+    /// pool's one connection begins, and what was dropped is either all in
+    /// or not at all.
+    #[test]
+    fn a_commit_dropped_halfway_leaves_no_transaction_open() {
+        use futures::FutureExt;
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                sqlx::any::install_default_drivers();
+                let pool = sqlx::any::AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect("sqlite::memory:")
+                    .await
+                    .unwrap();
+                sqlx::query("CREATE TABLE log (id INTEGER PRIMARY KEY, text TEXT)")
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                for polls in 0..6 {
+                    let uow = UnitOfWork::new(pool.clone(), None);
+                    sqlx::query("INSERT INTO log (text) VALUES ('statement')")
+                        .execute(&mut *uow.db().await.unwrap())
+                        .await
+                        .unwrap();
+                    uow.insert_at_commit("log", &[("text", json!("queued"))]);
+                    let mut commit = Box::pin(uow.commit());
+                    for _ in 0..polls {
+                        if (&mut commit).now_or_never().is_some() {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                    drop(commit);
+                    drop(uow);
+                    // The dropped unit of work's rollback runs on a task.
+                    let next = UnitOfWork::new(pool.clone(), Some("BEGIN IMMEDIATE"));
+                    let rows = sqlx::query("SELECT text FROM log")
+                        .fetch_all(&mut *next.db().await.expect("not inside a transaction"))
+                        .await
+                        .unwrap();
+                    let statement = rows.iter().filter(|r| r.get::<String, _>(0) == "statement");
+                    let queued = rows.iter().filter(|r| r.get::<String, _>(0) == "queued");
+                    assert_eq!(statement.count(), queued.count(), "all or nothing");
+                    next.rollback().await.unwrap();
+                }
+            });
+    }
+
     #[test]
     fn the_first_value_pinned_under_a_key_serves_the_whole_unit_of_work() {
         use sqlx::AnyPool;
@@ -843,5 +917,10 @@ mod tests {
         assert_eq!(*one.pin("probe", &v2), "v1", "pinned by the first call");
         assert_eq!(*one.pin("other", &v2), "v2", "one pin per key");
         assert_eq!(*two.pin("probe", &v2), "v2", "one pin per unit of work");
+        let other_type = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            one.pin("probe", &Arc::new(1_u8));
+        }));
+        assert!(other_type.is_err(), "one key, one kind of value");
+        assert_eq!(*one.pin("probe", &v2), "v1", "and the pin holds");
     }
 }

@@ -31,7 +31,9 @@ const NAME: &str = "callbench";
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let scenario = args.next().expect("a scenario: native-0, component-1, fresh-0, ...");
+    let scenario = args
+        .next()
+        .expect("a scenario: native-0, component-1, fresh-0, ...");
     let count: usize = args.next().map_or(10_000, |c| c.parse().expect("a count"));
     let wasm = args.next().map_or_else(default_wasm, PathBuf::from);
     let (kind, services) = scenario.rsplit_once('-').expect("KIND-SERVICES");
@@ -125,7 +127,12 @@ async fn measured(
 
 /// One call of the hook making `services` service calls; panics unless
 /// the plugin answered.
-async fn call(hooks: &PluginManager<dyn AppHooks>, services: usize, user: &User, ctx: &HookContext) {
+async fn call(
+    hooks: &PluginManager<dyn AppHooks>,
+    services: usize,
+    user: &User,
+    ctx: &HookContext,
+) {
     let answers = match services {
         0 => hooks.hook().on_user_created(user, ctx).await,
         1 => hooks.hook().on_user_modified(user, user, ctx).await,

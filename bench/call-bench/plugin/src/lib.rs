@@ -26,7 +26,9 @@ impl AppHooks for CallBench {
         ctx: &HookContext,
     ) -> HookResult<()> {
         let read = Resource::User(after.clone());
-        ctx.services().authorize(ctx, Action::ReadUser, read).await?;
+        ctx.services()
+            .authorize(ctx, Action::ReadUser, read)
+            .await?;
         Ok(())
     }
 }

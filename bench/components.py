@@ -21,6 +21,10 @@ the real app (bench/run.py --only components, or this script alone):
             the resident memory per loaded component (idle RSS delta / 50).
 4. binary:  the bytes of the engine (wasmtime, cranelift, wasmparser, ...)
             in the app's binary, from its symbol table.
+5. call:    one hook call into a component against the same plugin native,
+            no service call and one, without HTTP or a database
+            (bench/component_call.py: wall time, and callgrind instructions
+            unless --quick).
 
 Writes bench/results/components.json (quick/debug runs: bench/results/quick/).
 """
@@ -41,6 +45,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import component_call  # noqa: E402
 import load  # noqa: E402
 from load import App, Database, log, wrk  # noqa: E402
 
@@ -258,6 +263,7 @@ def measure(quick: bool) -> dict:
     duration = 2 if quick else 10
     return {"calls": measure_calls(duration), "writes": measure_writes(duration),
             "startup": measure_startup(1 if quick else 5), "binary": measure_binary(),
+            "call": component_call.measure(quick),
             "build": "debug" if load.DEBUG else "release"}
 
 
@@ -284,7 +290,8 @@ def markdown(r: dict) -> str:
               f"(target < {STARTUP_TARGET_MS}). Resident memory per loaded component: "
               f"{s['rss_per_component_kb']:,.0f} kB.", "",
               f"Engine in {b['binary']}: {b['engine_symbol_bytes'] / 2**20:,.1f} MiB of "
-              f"{b['symbol_bytes'] / 2**20:,.1f} MiB of symbols ({r['build']} build)."]
+              f"{b['symbol_bytes'] / 2**20:,.1f} MiB of symbols ({r['build']} build).", "",
+              component_call.markdown(r["call"]) if "call" in r else ""]
     return "\n".join(lines)
 
 

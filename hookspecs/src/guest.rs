@@ -295,7 +295,7 @@ async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, 
     let name = hook_name(hook);
     let instance = instance(register)?;
     let ctx = context(instance, false)?;
-    let mut args: Vec<Value> = parse(&format!("the arguments of `{name}`"), args)?;
+    let mut args: Vec<Value> = parse_named(args, || format!("the arguments of `{name}`"))?;
     let relay = instance.hooks.hook();
     let answer = if name == "authenticate" {
         let token: String = take(&mut args, 0, name)?;
@@ -342,12 +342,24 @@ fn context(instance: &Instance, checked: bool) -> Result<HookContext, ApiError> 
         Some(json) => parse("the actor", &json)?,
         None => None,
     };
+    // One for the instance's life: it holds nothing of a call.
+    static SERVICES: OnceLock<Arc<Remote<Host>>> = OnceLock::new();
+    let services = SERVICES.get_or_init(|| Arc::new(Remote(Host))).clone();
     Ok(HookContext::guest(
         actor,
         checked,
-        Arc::new(Remote(Host)),
+        services,
         instance.configs.clone(),
     ))
+}
+
+/// [`parse`], naming what `json` is only when it is not as expected: a
+/// name made for every call would cost an allocation each.
+fn parse_named<T: DeserializeOwned>(
+    json: &str,
+    what: impl FnOnce() -> String,
+) -> Result<T, ApiError> {
+    serde_json::from_str(json).or_else(|_| parse(&what(), json))
 }
 
 /// The services of the app, through the WIT import `call-service`.
@@ -361,7 +373,7 @@ impl Transport for Host {
         name: &'static str,
         args: Value,
     ) -> Result<Value, ApiError> {
-        let service = wit_case::<Service>(name)
+        let service = service_case(name)
             .ok_or_else(|| ApiError::internal(format!("no service `{name}` in the interface")))?;
         let acting_as = if ctx.is_checked() {
             Some(
@@ -373,8 +385,18 @@ impl Transport for Host {
         };
         let answer = host::call_service(service, acting_as.as_deref(), &args.to_string())
             .map_err(api_error)?;
-        parse(&format!("the answer of `{name}`"), &answer)
+        parse_named(&answer, || format!("the answer of `{name}`"))
     }
+}
+
+/// The WIT case of the service `name` (a [`NAMES`](crate::services::NAMES)
+/// entry), worked out once per service for the instance's life.
+fn service_case(name: &str) -> Option<Service> {
+    static CASES: OnceLock<Vec<Option<Service>>> = OnceLock::new();
+    let names = crate::services::NAMES;
+    let cases = CASES.get_or_init(|| names.iter().map(|n| wit_case(n)).collect());
+    let at = names.iter().position(|n| *n == name)?;
+    cases[at]
 }
 
 /// The host's error as the SDK's.
@@ -397,8 +419,19 @@ fn wit_case<T: DeserializeOwned>(name: &str) -> Option<T> {
     serde_json::from_value(Value::String(camel)).ok()
 }
 
+/// The hook a WIT `hook` case names, worked out once per case for the
+/// instance's life (see [`snake_name`]).
+fn hook_name(hook: Hook) -> &'static str {
+    /// More than the interface's cases: a case past them is named each time.
+    static NAMES: [OnceLock<&'static str>; 64] = [const { OnceLock::new() }; 64];
+    match NAMES.get(hook as usize) {
+        Some(name) => name.get_or_init(|| snake_name(hook)),
+        None => snake_name(hook),
+    }
+}
+
 /// The snake-case name of a WIT case (the inverse of [`wit_case`]).
-fn hook_name<T: Serialize>(case: T) -> &'static str {
+fn snake_name<T: Serialize>(case: T) -> &'static str {
     let camel = serde_json::to_value(case)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

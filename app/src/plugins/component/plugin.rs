@@ -310,14 +310,16 @@ impl AppHooks for Sandboxed {
     }
 
     async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
-        self.call(change.kind().on_hook, json!(change.arguments()), ctx)
-            .await
+        // The array as it is (`json!` would copy it).
+        let arguments = Value::Array(change.arguments());
+        self.call(change.kind().on_hook, arguments, ctx).await
     }
 
     async fn after_change(&self, delivery: &Delivery, ctx: &HookContext) -> HookResult<()> {
         let mut arguments = delivery.change.arguments();
         arguments.push(delivery_json(delivery));
-        self.call(delivery.change.kind().after_hook, json!(arguments), ctx)
+        let arguments = Value::Array(arguments);
+        self.call(delivery.change.kind().after_hook, arguments, ctx)
             .await
     }
 }

@@ -7,7 +7,9 @@
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use hookspecs::sha2::{Digest, Sha256};
@@ -205,22 +207,27 @@ impl wit::app::plugin::host::Host for State {
         acting_as: Option<String>,
         args: String,
     ) -> Result<String, HookError> {
-        let hook_ctx = self.hook_ctx()?;
         let name = wit::service_name(service);
+        // Borrowed, not cloned, for the call: the hook's context, or (a
+        // route's) the same acting as its actor.
+        let hook_ctx = self.ctx.as_ref().ok_or_else(no_context)?;
         let outcome = async {
+            let acting;
             let ctx = match acting_as {
                 None => hook_ctx,
                 Some(identity) => {
                     let identity = may_act_as(hook_ctx.actor(), parse("acting-as", &identity)?)?;
-                    hook_ctx.acting_as(identity)
+                    acting = hook_ctx.acting_as(identity);
+                    &acting
                 }
             };
             if args.len() > MAX_ARGS {
                 let what = format!("the argument text of `{name}`");
                 return Err(ApiError::too_large(&what, MAX_ARGS));
             }
-            let args = parse(&format!("the arguments of `{name}`"), &args)?;
-            hookspecs::services::serve(ctx.services(), &ctx, name, args).await
+            let args = serde_json::from_str(&args)
+                .or_else(|_| parse(&format!("the arguments of `{name}`"), &args))?;
+            hookspecs::services::serve(ctx.services(), ctx, name, args).await
         }
         .await;
         self.answer(outcome.map(|answer| answer.to_string()))
@@ -266,13 +273,7 @@ impl State {
     /// The context of the hook being called: what the services and SQL act
     /// in.
     fn hook_ctx(&self) -> Result<HookContext, HookError> {
-        self.ctx.clone().ok_or_else(|| {
-            own_error(&ApiError::new(
-                409,
-                "no_context",
-                "the services and SQL are reachable only during a hook call",
-            ))
-        })
+        self.ctx.clone().ok_or_else(no_context)
     }
 
     /// A component's statement for `call`, checked before anything of it
@@ -328,6 +329,15 @@ impl State {
             own_error(&error)
         })
     }
+}
+
+/// What a component reaching for the services or SQL between calls gets.
+fn no_context() -> HookError {
+    own_error(&ApiError::new(
+        409,
+        "no_context",
+        "the services and SQL are reachable only during a hook call",
+    ))
 }
 
 /// The identity a service call may act as: nobody, or the hook's own
@@ -536,6 +546,18 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&partial, path)
 }
 
+/// `run`'s output, or `None` if it is still waiting at `due`. The timer is
+/// set only if its first poll did not finish it: most component calls end
+/// there (nothing of the host awaited), and a timer costs a registration
+/// in the runtime's timer wheel and its removal.
+async fn until<T>(due: Instant, run: impl Future<Output = T>) -> Option<T> {
+    let mut run = pin!(run);
+    if let Poll::Ready(output) = futures::poll!(run.as_mut()) {
+        return Some(output);
+    }
+    tokio::time::timeout_at(due.into(), run).await.ok()
+}
+
 /// Refuses a component that exports no `guest` interface of this package,
 /// or one of another major version.
 fn check_version(engine: &Engine, component: &Component) -> Result<(), String> {
@@ -611,13 +633,18 @@ impl Loaded {
         store
     }
 
-    /// `run` (a call into the instance) within the plugin's time limit:
-    /// the epoch interrupts a busy component, and this, `MARGIN` later, one
-    /// waiting on the host (a sleep), which no epoch reaches.
-    async fn bounded<T>(&self, run: impl Future<Output = wasmtime::Result<T>>) -> Result<T, Fault> {
-        match tokio::time::timeout(self.limits.time() + MARGIN, run).await {
-            Ok(outcome) => outcome.map_err(|e| self.fault(e)),
-            Err(_) => Err(Fault::TimedOut(self.limits.time())),
+    /// `run` (a call into the instance, due by `deadline`) within the
+    /// plugin's time limit: the epoch interrupts a busy component, and
+    /// this, `MARGIN` later, one waiting on the host (a sleep), which no
+    /// epoch reaches.
+    async fn bounded<T>(
+        &self,
+        deadline: Instant,
+        run: impl Future<Output = wasmtime::Result<T>>,
+    ) -> Result<T, Fault> {
+        match until(deadline + MARGIN, run).await {
+            Some(outcome) => outcome.map_err(|e| self.fault(e)),
+            None => Err(Fault::TimedOut(self.limits.time())),
         }
     }
 
@@ -629,8 +656,8 @@ impl Loaded {
         ctx: Option<HookContext>,
         call: impl AsyncFnOnce(&mut Instance) -> wasmtime::Result<T>,
     ) -> Result<(T, bool), Fault> {
+        let deadline = Instant::now() + self.limits.time();
         let run = async {
-            let deadline = Instant::now() + self.limits.time();
             let mut instance = match self.pool.take() {
                 Some(instance) => instance,
                 None => {
@@ -652,7 +679,7 @@ impl Loaded {
             Ok((answer, instance))
         };
         // A fault drops the instance inside `run`: it is never reused.
-        let (answer, mut instance) = self.bounded(run).await?;
+        let (answer, mut instance) = self.bounded(deadline, run).await?;
         let raced = instance.store.data_mut().end();
         let budget = &instance.store.data().budget;
         if pool::reusable(budget.used(), budget.cap()) {
@@ -780,6 +807,30 @@ impl Fault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_call_is_given_up_at_its_due_time_only_if_it_waits() {
+        let past = Instant::now() - Duration::from_secs(1);
+        assert_eq!(
+            until(past, async { 7 }).await,
+            Some(7),
+            "done in its first poll"
+        );
+        let soon = Instant::now() + Duration::from_secs(60);
+        let yielding = async {
+            tokio::task::yield_now().await;
+            8
+        };
+        assert_eq!(
+            until(soon, yielding).await,
+            Some(8),
+            "waited, within its time"
+        );
+        let started = Instant::now();
+        let due = started + Duration::from_millis(30);
+        assert_eq!(until(due, std::future::pending::<u8>()).await, None);
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
 
     #[test]
     fn a_log_message_is_one_line_and_cut() {

@@ -784,8 +784,9 @@ mod tests {
             });
     }
 
-    #[test]
-    fn queued_rows_are_inserted_at_commit_in_order_and_not_at_all_on_rollback() {
+    /// Runs `test` on a runtime of its own with a pool of one SQLite
+    /// connection, in memory, holding a table `log (id, text)`.
+    fn with_log<F: std::future::Future<Output = ()>>(test: impl FnOnce(sqlx::AnyPool) -> F) {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -801,47 +802,54 @@ mod tests {
                     .execute(&pool)
                     .await
                     .unwrap();
-                let texts = || async {
-                    let rows = sqlx::query("SELECT text FROM log ORDER BY id")
-                        .fetch_all(&pool)
-                        .await
-                        .unwrap();
-                    rows.iter()
-                        .map(|r| r.get::<String, _>("text"))
-                        .collect::<Vec<_>>()
-                };
-                let uow = UnitOfWork::new(pool.clone(), None);
-                for text in ["first", "second", "third"] {
-                    uow.insert_at_commit("log", &[("text", json!(text))]);
-                }
-                let seen = sqlx::query("SELECT COUNT(*) AS n FROM log")
-                    .fetch_one(&mut *uow.db().await.unwrap())
-                    .await
-                    .unwrap();
-                assert_eq!(seen.get::<i64, _>("n"), 0, "not inserted before commit");
-                uow.commit().await.unwrap();
-                assert_eq!(texts().await, ["first", "second", "third"]);
-
-                let uow = UnitOfWork::new(pool.clone(), None);
-                uow.insert_at_commit("log", &[("text", json!("rolled back"))]);
-                uow.rollback().await.unwrap();
-                // Queued into a unit of work that never began: it begins to insert.
-                let uow = UnitOfWork::new(pool.clone(), None);
-                uow.insert_at_commit("log", &[("text", json!("alone"))]);
-                uow.commit().await.unwrap();
-                assert_eq!(texts().await, ["first", "second", "third", "alone"]);
-
-                // A row the table refuses fails the commit: nothing of the
-                // operation is written.
-                let uow = UnitOfWork::new(pool.clone(), None);
-                sqlx::query("INSERT INTO log (text) VALUES ('with it')")
-                    .execute(&mut *uow.db().await.unwrap())
-                    .await
-                    .unwrap();
-                uow.insert_at_commit("log", &[("missing", json!(1))]);
-                assert!(uow.commit().await.is_err());
-                assert_eq!(texts().await, ["first", "second", "third", "alone"]);
+                test(pool).await;
             });
+    }
+
+    #[test]
+    fn queued_rows_are_inserted_at_commit_in_order_and_not_at_all_on_rollback() {
+        with_log(|pool| async move {
+            let texts = || async {
+                let rows = sqlx::query("SELECT text FROM log ORDER BY id")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                rows.iter()
+                    .map(|r| r.get::<String, _>("text"))
+                    .collect::<Vec<_>>()
+            };
+            let uow = UnitOfWork::new(pool.clone(), None);
+            for text in ["first", "second", "third"] {
+                uow.insert_at_commit("log", &[("text", json!(text))]);
+            }
+            let seen = sqlx::query("SELECT COUNT(*) AS n FROM log")
+                .fetch_one(&mut *uow.db().await.unwrap())
+                .await
+                .unwrap();
+            assert_eq!(seen.get::<i64, _>("n"), 0, "not inserted before commit");
+            uow.commit().await.unwrap();
+            assert_eq!(texts().await, ["first", "second", "third"]);
+
+            let uow = UnitOfWork::new(pool.clone(), None);
+            uow.insert_at_commit("log", &[("text", json!("rolled back"))]);
+            uow.rollback().await.unwrap();
+            // Queued into a unit of work that never began: it begins to insert.
+            let uow = UnitOfWork::new(pool.clone(), None);
+            uow.insert_at_commit("log", &[("text", json!("alone"))]);
+            uow.commit().await.unwrap();
+            assert_eq!(texts().await, ["first", "second", "third", "alone"]);
+
+            // A row the table refuses fails the commit: nothing of the
+            // operation is written.
+            let uow = UnitOfWork::new(pool.clone(), None);
+            sqlx::query("INSERT INTO log (text) VALUES ('with it')")
+                .execute(&mut *uow.db().await.unwrap())
+                .await
+                .unwrap();
+            uow.insert_at_commit("log", &[("missing", json!(1))]);
+            assert!(uow.commit().await.is_err());
+            assert_eq!(texts().await, ["first", "second", "third", "alone"]);
+        });
     }
 
     /// A commit dropped at any point (its request gone) gives back no
@@ -851,49 +859,35 @@ mod tests {
     #[test]
     fn a_commit_dropped_halfway_leaves_no_transaction_open() {
         use futures::FutureExt;
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                sqlx::any::install_default_drivers();
-                let pool = sqlx::any::AnyPoolOptions::new()
-                    .max_connections(1)
-                    .connect("sqlite::memory:")
+        with_log(|pool| async move {
+            for polls in 0..6 {
+                let uow = UnitOfWork::new(pool.clone(), None);
+                sqlx::query("INSERT INTO log (text) VALUES ('statement')")
+                    .execute(&mut *uow.db().await.unwrap())
                     .await
                     .unwrap();
-                sqlx::query("CREATE TABLE log (id INTEGER PRIMARY KEY, text TEXT)")
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-                for polls in 0..6 {
-                    let uow = UnitOfWork::new(pool.clone(), None);
-                    sqlx::query("INSERT INTO log (text) VALUES ('statement')")
-                        .execute(&mut *uow.db().await.unwrap())
-                        .await
-                        .unwrap();
-                    uow.insert_at_commit("log", &[("text", json!("queued"))]);
-                    let mut commit = Box::pin(uow.commit());
-                    for _ in 0..polls {
-                        if (&mut commit).now_or_never().is_some() {
-                            break;
-                        }
-                        tokio::task::yield_now().await;
+                uow.insert_at_commit("log", &[("text", json!("queued"))]);
+                let mut commit = Box::pin(uow.commit());
+                for _ in 0..polls {
+                    if (&mut commit).now_or_never().is_some() {
+                        break;
                     }
-                    drop(commit);
-                    drop(uow);
-                    // The dropped unit of work's rollback runs on a task.
-                    let next = UnitOfWork::new(pool.clone(), Some("BEGIN IMMEDIATE"));
-                    let rows = sqlx::query("SELECT text FROM log")
-                        .fetch_all(&mut *next.db().await.expect("not inside a transaction"))
-                        .await
-                        .unwrap();
-                    let statement = rows.iter().filter(|r| r.get::<String, _>(0) == "statement");
-                    let queued = rows.iter().filter(|r| r.get::<String, _>(0) == "queued");
-                    assert_eq!(statement.count(), queued.count(), "all or nothing");
-                    next.rollback().await.unwrap();
+                    tokio::task::yield_now().await;
                 }
-            });
+                drop(commit);
+                drop(uow);
+                // The dropped unit of work's rollback runs on a task.
+                let next = UnitOfWork::new(pool.clone(), Some("BEGIN IMMEDIATE"));
+                let rows = sqlx::query("SELECT text FROM log")
+                    .fetch_all(&mut *next.db().await.expect("not inside a transaction"))
+                    .await
+                    .unwrap();
+                let statement = rows.iter().filter(|r| r.get::<String, _>(0) == "statement");
+                let queued = rows.iter().filter(|r| r.get::<String, _>(0) == "queued");
+                assert_eq!(statement.count(), queued.count(), "all or nothing");
+                next.rollback().await.unwrap();
+            }
+        });
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 wit_bindgen::generate!({ path: "../../../hookspecs/wit", world: "plugin" });
 
-use app::plugin::host::{self, Level, Service};
+use app::plugin::host::{self, Level};
 use app::plugin::types::{Hook, HookDecl, HookError, Manifest, Tier};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -140,16 +140,7 @@ fn on_user_created(user: &Value) -> Result<Value, HookError> {
             let mib: usize = username.split('-').nth(1).and_then(|n| n.parse().ok()).unwrap_or(1);
             Box::leak(vec![1u8; mib << 20].into_boxed_slice());
         }
-        // A row in its own table `plugin_<name>_seen` (made by the test,
-        // which may hold it locked), then the user's display name changed:
-        // `on_user_modified` in the same operation.
-        "pin" => {
-            let table = format!("plugin_{}_seen", host::plugin_name());
-            let insert = format!("INSERT INTO {table} (username) VALUES ($1)");
-            host::execute(&insert, &json!([username]).to_string())?;
-            let patch = json!([user["id"], {"display_name": "pinned"}]);
-            host::call_service(Service::UpdateUser, None, &patch.to_string())?;
-        }
+        "pin" => pin(user)?,
         // Lines forging lines of their own, more and longer than a call
         // may log.
         "flood" => {
@@ -161,6 +152,19 @@ fn on_user_created(user: &Value) -> Result<Value, HookError> {
         _ => {}
     }
     Ok(Value::Null)
+}
+
+/// A row in its own table `plugin_<name>_seen` (made by the test, which
+/// may hold it locked), then the user's display name changed:
+/// `on_user_modified` in the same operation. (Interface 1.1's host calls:
+/// the probe built for 1.0.0 leaves this out.)
+fn pin(user: &Value) -> Result<(), HookError> {
+    let table = format!("plugin_{}_seen", host::plugin_name());
+    let insert = format!("INSERT INTO {table} (username) VALUES ($1)");
+    host::execute(&insert, &json!([user["username"]]).to_string())?;
+    let patch = json!([user["id"], {"display_name": "pinned"}]);
+    host::call_service(host::Service::UpdateUser, None, &patch.to_string())?;
+    Ok(())
 }
 
 fn spin() {

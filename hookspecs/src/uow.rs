@@ -785,8 +785,11 @@ mod tests {
     }
 
     /// Runs `test` on a runtime of its own with a pool of one SQLite
-    /// connection, in memory, holding a table `log (id, text)`.
+    /// connection to a fresh file (a connection closed and opened again
+    /// finds it as it was) holding a table `log (id, text)`.
     fn with_log<F: std::future::Future<Output = ()>>(test: impl FnOnce(sqlx::AnyPool) -> F) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("log.db").display());
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -795,7 +798,7 @@ mod tests {
                 sqlx::any::install_default_drivers();
                 let pool = sqlx::any::AnyPoolOptions::new()
                     .max_connections(1)
-                    .connect("sqlite::memory:")
+                    .connect(&url)
                     .await
                     .unwrap();
                 sqlx::query("CREATE TABLE log (id INTEGER PRIMARY KEY, text TEXT)")

@@ -113,9 +113,13 @@ impl HookContext {
         {
             let columns: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
             let values: Vec<Value> = row.iter().map(|(_, v)| v.clone()).collect();
-            backend::execute(self, &insert_sql(table, &columns, 1, 1), &values)
-                .await
-                .map(drop)
+            backend::execute(
+                self,
+                &crate::util::insert_sql(table, &columns, 1, 1),
+                &values,
+            )
+            .await
+            .map(drop)
         }
     }
 }
@@ -139,25 +143,6 @@ fn plain_name(name: &str) -> Result<(), ApiError> {
             format!("`{name}` is not a plain name (lowercase letters, digits, `_`)"),
         ))
     }
-}
-
-/// `INSERT INTO table (columns) VALUES (...), ...`: `rows` rows of
-/// parameters, numbered from `$first`.
-pub(crate) fn insert_sql(table: &str, columns: &[&str], rows: usize, first: usize) -> String {
-    use std::fmt::Write;
-    // Quoted: a plain name may still be a keyword (`order`, `user`).
-    let columns: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let mut sql = format!("INSERT INTO \"{table}\" ({}) VALUES ", columns.join(", "));
-    let mut n = first;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns.len() {
-            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
-            n += 1;
-        }
-        sql.push(')');
-    }
-    sql
 }
 
 /// The host call a component's statement came through, which decides
@@ -814,30 +799,13 @@ mod allowed {
 #[cfg(not(target_family = "wasm"))]
 pub(crate) mod backend {
     use serde_json::{Number, Value};
-    use sqlx::any::{AnyArguments, AnyRow};
-    use sqlx::query::Query;
-    use sqlx::{Any, Column, Row as _};
+    use sqlx::any::AnyRow;
+    use sqlx::{Column, Row as _};
 
     use super::Row;
     use crate::context::HookContext;
     use crate::error::ApiError;
-
-    pub(crate) fn bound<'q>(sql: &'q str, params: &'q [Value]) -> Query<'q, Any, AnyArguments<'q>> {
-        let mut query = sqlx::query(sql);
-        for param in params {
-            query = match param {
-                Value::Null => query.bind(None::<String>),
-                Value::Bool(b) => query.bind(*b),
-                Value::Number(n) => match n.as_i64() {
-                    Some(i) => query.bind(i),
-                    None => query.bind(n.as_f64().unwrap_or_default()),
-                },
-                Value::String(s) => query.bind(s.as_str()),
-                other => query.bind(other.to_string()),
-            };
-        }
-        query
-    }
+    use crate::uow::bound;
 
     /// A column as JSON: the first type it reads as.
     fn column(row: &AnyRow, at: usize) -> Value {
@@ -921,7 +889,8 @@ mod backend {
 
 #[cfg(all(test, not(target_family = "wasm")))]
 mod tests {
-    use super::{Call, check, check_migration, insert_sql, plain_name};
+    use super::{Call, check, check_migration, plain_name};
+    use crate::util::insert_sql;
 
     /// Names are written into the statement's text: only plain ones.
     #[test]

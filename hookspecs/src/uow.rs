@@ -403,6 +403,28 @@ fn lost_connection(error: &sqlx::Error) -> bool {
 /// (PostgreSQL's 65,535, SQLite's 32,766).
 const MAX_PARAMETERS: usize = 30_000;
 
+/// `sql` with `params` bound in order: null, booleans, numbers and
+/// strings, anything else as its JSON text.
+pub(crate) fn bound<'q>(
+    sql: &'q str,
+    params: &'q [Value],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    let mut query = sqlx::query(sql);
+    for param in params {
+        query = match param {
+            Value::Null => query.bind(None::<String>),
+            Value::Bool(b) => query.bind(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => query.bind(i),
+                None => query.bind(n.as_f64().unwrap_or_default()),
+            },
+            Value::String(s) => query.bind(s.as_str()),
+            other => query.bind(other.to_string()),
+        };
+    }
+    query
+}
+
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -456,7 +478,8 @@ fn statements(queued: &[Queued], postgres: bool) -> Vec<(String, Vec<Value>)> {
             if !postgres || full || again {
                 finish(&mut parts, &mut params, &mut done);
             }
-            let sql = crate::sql::insert_sql(&first.table, &columns, chunk.len(), params.len() + 1);
+            let sql =
+                crate::util::insert_sql(&first.table, &columns, chunk.len(), params.len() + 1);
             parts.push((&first.table, sql));
             params.extend(chunk.iter().flat_map(|row| row.values.iter().cloned()));
         }
@@ -468,9 +491,7 @@ fn statements(queued: &[Queued], postgres: bool) -> Vec<(String, Vec<Value>)> {
 async fn insert_queued(conn: &mut AnyConnection, queued: &[Queued]) -> Result<(), sqlx::Error> {
     let postgres = conn.backend_name() == "PostgreSQL";
     for (sql, params) in statements(queued, postgres) {
-        crate::sql::backend::bound(&sql, &params)
-            .execute(&mut *conn)
-            .await?;
+        bound(&sql, &params).execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -94,6 +94,25 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| crate::ApiError::internal(format!("{what} is not as expected: {e}")))
 }
 
+/// `INSERT INTO table (columns) VALUES (...), ...`: `rows` rows of
+/// parameters, numbered from `$first`.
+pub(crate) fn insert_sql(table: &str, columns: &[&str], rows: usize, first: usize) -> String {
+    use std::fmt::Write;
+    // Quoted: a plain name may still be a keyword (`order`, `user`).
+    let columns: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let mut sql = format!("INSERT INTO \"{table}\" ({}) VALUES ", columns.join(", "));
+    let mut n = first;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns.len() {
+            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
+            n += 1;
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     use time::OffsetDateTime;
@@ -113,23 +132,4 @@ mod tests {
             );
         }
     }
-}
-
-/// `INSERT INTO table (columns) VALUES (...), ...`: `rows` rows of
-/// parameters, numbered from `$first`.
-pub(crate) fn insert_sql(table: &str, columns: &[&str], rows: usize, first: usize) -> String {
-    use std::fmt::Write;
-    // Quoted: a plain name may still be a keyword (`order`, `user`).
-    let columns: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let mut sql = format!("INSERT INTO \"{table}\" ({}) VALUES ", columns.join(", "));
-    let mut n = first;
-    for row in 0..rows {
-        sql.push_str(if row == 0 { "(" } else { ", (" });
-        for column in 0..columns.len() {
-            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
-            n += 1;
-        }
-        sql.push(')');
-    }
-    sql
 }

@@ -282,13 +282,21 @@ impl Db {
             tracing::error!("plugin {plugin}: migrating its tables failed: {e}");
             "migrating its tables failed (the app's log has the database's message)".to_owned()
         };
+        let mut live;
         let mut tx = match self.dialect {
             Dialect::Sqlite => self
                 .pool
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(fail)?,
-            Dialect::Postgres => self.pool.begin().await.map_err(fail)?,
+            // A dead connection from the pool is replaced (a ping per
+            // migration: they run at load and at reload only).
+            Dialect::Postgres => {
+                (live, ()) = hookspecs::host::live(&self.pool, sqlx::Connection::ping)
+                    .await
+                    .map_err(fail)?;
+                sqlx::Acquire::begin(&mut live).await.map_err(fail)?
+            }
         };
         if self.dialect == Dialect::Postgres {
             // As for the app's migrations: no notice that the history table

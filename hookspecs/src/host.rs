@@ -104,7 +104,7 @@ pub use crate::context::PluginConfigs;
 pub use crate::export::expand_catch_alls;
 pub use crate::hooks::{AppHooksRelay, deliver, fire};
 pub use crate::http::{Guard, Handler, RequestParts, RouteDef, RouteTable};
-pub use crate::uow::UnitOfWork;
+pub use crate::uow::{UnitOfWork, live};
 
 /// A context for one operation.
 pub fn context(

@@ -364,18 +364,35 @@ impl Drop for UnitOfWork {
     }
 }
 
-/// A connection of `pool` with `begin` run on it. A pooled connection found
-/// dead by `begin` (the server restarted, or ended it while it was idle)
-/// is closed and another taken, as many times as the pool has connections,
-/// then one more: nothing ran on it, so nothing is lost, and the pool need
-/// not check every connection before handing it out (sqlx's ping, a round
-/// trip per transaction).
-async fn begun(pool: &AnyPool, begin: &str) -> Result<PoolConnection<Any>, sqlx::Error> {
+/// A connection of `pool` with `begin` run on it (see [`live`]).
+async fn begun(pool: &AnyPool, begin: &'static str) -> Result<PoolConnection<Any>, sqlx::Error> {
+    live(pool, |conn| run(conn, begin))
+        .await
+        .map(|(conn, _)| conn)
+}
+
+/// A connection of `pool` with `first` run on it, and what `first` gave.
+/// A pooled connection found dead by `first` (the server restarted, or
+/// ended it while it was idle) is closed and another taken, as many times
+/// as the pool has connections, then one more; so `first` must be safe to
+/// run again: a `BEGIN`, a read. With this the pool need not check every
+/// connection before handing it out (sqlx's ping, a round trip per use).
+///
+/// # Errors
+///
+/// The pool's, or `first`'s when it is not a lost connection (or the last
+/// try's).
+pub async fn live<T>(
+    pool: &AnyPool,
+    mut first: impl for<'c> FnMut(
+        &'c mut AnyConnection,
+    ) -> futures::future::BoxFuture<'c, Result<T, sqlx::Error>>,
+) -> Result<(PoolConnection<Any>, T), sqlx::Error> {
     let mut tries = pool.options().get_max_connections() + 1;
     loop {
         let mut conn = pool.acquire().await?;
-        match run(&mut conn, begin).await {
-            Ok(_) => return Ok(conn),
+        match first(&mut conn).await {
+            Ok(done) => return Ok((conn, done)),
             Err(e) if tries > 1 && lost_connection(&e) => {
                 tracing::info!(error = %e, "a pooled connection was dead; taking another");
                 conn.close_on_drop();

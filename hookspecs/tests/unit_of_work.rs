@@ -168,17 +168,18 @@ async fn a_commit_refused_by_postgresql_sends_no_rollback_after_it() {
     assert_eq!(NOTICES.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
-/// A pooled connection that died while idle (here: its backend ended by
-/// the server) is found by the next unit of work's `BEGIN`, which takes
-/// another: the pool need not ping each connection before handing it out.
-#[tokio::test]
-async fn a_connection_that_died_in_the_pool_is_replaced_at_begin() {
+const PID: &str = "SELECT CAST(pg_backend_pid() AS BIGINT)";
+
+/// A pool of two PostgreSQL connections (not pinged before use), both
+/// ended by the server while idle in it, and their backends' ids; `None`
+/// without `TEST_DATABASE_URL`.
+async fn pool_of_dead_connections() -> Option<(AnyPool, Vec<i64>)> {
     let Some(url) = std::env::var("TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())
     else {
         eprintln!("skipped: TEST_DATABASE_URL is not set");
-        return;
+        return None;
     };
     sqlx::any::install_default_drivers();
     let pool = AnyPoolOptions::new()
@@ -187,23 +188,14 @@ async fn a_connection_that_died_in_the_pool_is_replaced_at_begin() {
         .connect(&url)
         .await
         .unwrap();
-    let begin = Some("BEGIN ISOLATION LEVEL SERIALIZABLE");
-    let pid = "SELECT CAST(pg_backend_pid() AS BIGINT)";
-    // Both of the pool's connections, then idle in it.
-    let (first, second) = (
-        UnitOfWork::new(pool.clone(), begin),
-        UnitOfWork::new(pool.clone(), begin),
-    );
+    let mut conns = Vec::new();
     let mut dead = Vec::new();
-    for uow in [&first, &second] {
-        let id: i64 = sqlx::query_scalar(pid)
-            .fetch_one(&mut *uow.db().await.unwrap())
-            .await
-            .unwrap();
-        dead.push(id);
+    for _ in 0..2 {
+        let mut conn = pool.acquire().await.unwrap();
+        dead.push(sqlx::query_scalar(PID).fetch_one(&mut *conn).await.unwrap());
+        conns.push(conn);
     }
-    first.commit().await.unwrap();
-    second.commit().await.unwrap();
+    drop(conns);
     let admin = lazy_pool(&url);
     for id in &dead {
         sqlx::query("SELECT CAST(pg_terminate_backend(CAST($1 AS INTEGER)) AS TEXT)")
@@ -227,9 +219,20 @@ async fn a_connection_that_died_in_the_pool_is_replaced_at_begin() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    Some((pool, dead))
+}
+
+/// A pooled connection that died while idle (here: its backend ended by
+/// the server) is found by the next unit of work's `BEGIN`, which takes
+/// another: the pool need not ping each connection before handing it out.
+#[tokio::test]
+async fn a_connection_that_died_in_the_pool_is_replaced_at_begin() {
+    let Some((pool, dead)) = pool_of_dead_connections().await else {
+        return;
+    };
     for _ in 0..3 {
-        let uow = UnitOfWork::new(pool.clone(), begin);
-        let id: i64 = sqlx::query_scalar(pid)
+        let uow = UnitOfWork::new(pool.clone(), Some("BEGIN ISOLATION LEVEL SERIALIZABLE"));
+        let id: i64 = sqlx::query_scalar(PID)
             .fetch_one(
                 &mut *uow
                     .db()
@@ -240,6 +243,24 @@ async fn a_connection_that_died_in_the_pool_is_replaced_at_begin() {
             .unwrap();
         assert!(!dead.contains(&id), "a fresh connection");
         uow.commit().await.unwrap();
+    }
+}
+
+/// The same for work outside a unit of work (the delivery worker's look
+/// at its cursor, a plugin's migration): `live` runs its first statement
+/// again on another connection.
+#[tokio::test]
+async fn a_statement_outside_a_unit_of_work_finds_a_live_connection() {
+    let Some((pool, dead)) = pool_of_dead_connections().await else {
+        return;
+    };
+    for _ in 0..3 {
+        let (_, id): (_, i64) = hookspecs::host::live(&pool, |conn| {
+            sqlx::query_scalar(PID).fetch_one(conn).boxed()
+        })
+        .await
+        .expect("a live connection in place of a dead one");
+        assert!(!dead.contains(&id), "a fresh connection");
     }
 }
 

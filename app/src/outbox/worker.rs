@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change, Delivery, HookContext};
 use sqlx::Row;
@@ -347,17 +347,19 @@ impl Queue {
     async fn round(&self) -> Result<Round, ApiError> {
         // A plain read first: most wake-ups find nothing, and on SQLite a
         // claim waits in the writers' queue.
-        let look = sqlx::query(
-            "SELECT c.lease_owner, c.lease_until_ms, \
+        const LOOK: &str = "SELECT c.lease_owner, c.lease_until_ms, \
                     (SELECT MIN(d.next_attempt_ms) FROM outbox_deliveries d \
                      WHERE d.plugin = c.plugin AND d.status = 'pending') AS retry_at, \
                     CAST(CASE WHEN EXISTS (SELECT 1 FROM outbox_events e \
                             WHERE (e.txid, e.id) > (c.txid, c.event_id)) THEN 1 ELSE 0 END \
                          AS BIGINT) AS more \
-             FROM outbox_cursors c WHERE c.plugin = $1",
-        )
-        .bind(self.plugin)
-        .fetch_one(&self.state.db.pool)
+             FROM outbox_cursors c WHERE c.plugin = $1";
+        let plugin = self.plugin;
+        // Not in a unit of work, which would replace a dead connection:
+        // `live` does.
+        let (_, look) = hookspecs::host::live(&self.state.db.pool, |conn| {
+            sqlx::query(LOOK).bind(plugin).fetch_one(conn).boxed()
+        })
         .await?;
         let now = now_ms();
         let retry_at: Option<i64> = look.try_get("retry_at")?;

@@ -129,7 +129,7 @@ use crate::hookimpl::ImplInfo;
 use crate::hookspec::{ErrorPolicy, HookSpec};
 use crate::monitoring::{self, HookCallInfo, Monitor};
 use crate::panics;
-use crate::registry::{HookImpl, HookImpls};
+use crate::registry::{HookImpl, HookImpls, Snapshot};
 use crate::result::{Answer, Answers, Collect, Errors, Finish, Results};
 
 /// What one call runs on: a hook of a snapshot, minus excluded plugins.
@@ -152,6 +152,23 @@ impl<S: ?Sized> Clone for CallCtx<'_, S> {
 impl<S: ?Sized> Copy for CallCtx<'_, S> {}
 
 impl<'s, S: ?Sized> CallCtx<'s, S> {
+    /// The context of a call of `hook`, one of `snapshot`'s hooks.
+    #[inline(always)]
+    pub(crate) fn new(
+        snapshot: &'s Snapshot<S>,
+        hook: &'s HookImpls<S>,
+        skip: &'s [&'static str],
+        impl_spans: bool,
+    ) -> Self {
+        CallCtx {
+            hook,
+            skip,
+            monitors: &snapshot.monitors,
+            max_depth: snapshot.max_depth,
+            impl_spans,
+        }
+    }
+
     fn spec(&self) -> &'static HookSpec {
         self.hook.spec
     }

@@ -381,12 +381,13 @@ struct Sequence<'s, S: ?Sized, T, O, P> {
     plain: P,
     collect: Collect<T, O>,
     stage: Stage<T, O>,
-    /// The next plain implementation to look at; the one running, if
-    /// any, is the one before it.
+    /// The next plain implementation to look at.
     next: usize,
-    /// The running implementation's future, once started.
-    running: Option<BoxFuture<'s, HookResult<T>>>,
+    running: Option<Running<'s, S, T>>,
 }
+
+/// The implementation running, and its future.
+type Running<'s, S, T> = (&'s HookImpl<S>, BoxFuture<'s, HookResult<T>>);
 
 /// Where a [`Sequence`] is: its outcomes, in the slots that fit the call
 /// ([`Slots`]), chosen at the first poll.
@@ -463,7 +464,7 @@ fn advance<'s, S, T, O, A>(
     ctx: &CallCtx<'s, S>,
     plain: &impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>>,
     next: &mut usize,
-    running: &mut Option<BoxFuture<'s, HookResult<T>>>,
+    running: &mut Option<Running<'s, S, T>>,
     outcomes: &mut Outcomes<T, O, A>,
     cx: &mut Context<'_>,
 ) -> Poll<()>
@@ -474,21 +475,28 @@ where
 {
     let all = ctx.hook.plain();
     loop {
-        let imp = if running.is_some() {
-            &all[*next - 1]
-        } else {
-            // The next implementation taking part, in call order.
-            let Some(skipped) = all[*next..].iter().position(|imp| ctx.runs(imp)) else {
-                return Poll::Ready(());
-            };
-            *next += skipped + 1;
-            &all[*next - 1]
+        let imp = match running {
+            Some((imp, _)) => *imp,
+            None => {
+                // The next implementation taking part, in call order.
+                let found = loop {
+                    let Some(imp) = all.get(*next) else {
+                        break None;
+                    };
+                    *next += 1;
+                    if ctx.runs(imp) {
+                        break Some(imp);
+                    }
+                };
+                let Some(imp) = found else {
+                    return Poll::Ready(());
+                };
+                imp
+            }
         };
         let polled = panics::catch(|| {
-            running
-                .get_or_insert_with(|| plain(&imp.plugin))
-                .as_mut()
-                .poll(cx)
+            let (_, future) = running.get_or_insert_with(|| (imp, plain(&imp.plugin)));
+            future.as_mut().poll(cx)
         });
         let caught = match polled {
             Ok(Poll::Pending) => return Poll::Pending,

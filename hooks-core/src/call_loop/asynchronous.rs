@@ -479,15 +479,17 @@ where
             Some((imp, _)) => *imp,
             None => {
                 // The next implementation taking part, in call order.
+                let mut at = *next;
                 let found = loop {
-                    let Some(imp) = all.get(*next) else {
+                    let Some(imp) = all.get(at) else {
                         break None;
                     };
-                    *next += 1;
+                    at += 1;
                     if ctx.runs(imp) {
                         break Some(imp);
                     }
                 };
+                *next = at;
                 let Some(imp) = found else {
                     return Poll::Ready(());
                 };

@@ -31,7 +31,7 @@
 //!
 //! | step | sync | async |
 //! |---|---|---|
-//! | entry | [`call_sync`], inlined into the caller's one out-of-line function | `call_async`: the common call (no wrapper taking part, no time limit, not `concurrent`, nobody tracing) a `Sequence`, one hand-written future, not boxed; any other the general driver's `async` state, boxed once (some hundred bytes: a pointer moves cheaper through the caller's futures) |
+//! | entry | [`call_sync`], inlined into the caller's one out-of-line function | `call_async`: the common call (no wrapper taking part, no time limit, not `concurrent`, nobody tracing) a `Sequence`, one small hand-written future, not boxed, set up at its first poll; any other the general driver's `async` state, boxed once (some hundred bytes: a pointer moves cheaper through the caller's futures) |
 //! | before anything | [`begin`] | [`begin`] |
 //! | the chain | a [`Chain`] on the stack, walked by [`Chain::run_sync`] (without wrappers, straight to the plain implementations) | a `Sequence` walks the plain implementations itself; in the general driver, without wrappers, `run_async` straight on them (no `Chain` built); with some, a `Chain` in an `Arc` |
 //! | the rest of the chain | [`Next`]: `&dyn SyncRest`, borrowed (the chain outlives the call on the stack) | `AsyncNext`: `Arc<dyn AsyncRest>` (a wrapper's future may hold it past any borrow) |
@@ -39,7 +39,7 @@
 //! | a plain implementation | called under `catch_unwind` | started and polled under `catch_unwind` by one future (`Invoke`), within the hook's time limit if it has one |
 //! | `concurrent` | (async only) | the plain implementations joined, outcomes taken in call order |
 //! | each outcome | [`settle`], then [`Outcomes::take`] | the same |
-//! | the depth counter | `depth::Level::enter` around the call | `depth::Nested`: one level deeper while polled, so the count follows the task |
+//! | the depth counter | `depth::Level::enter` around the call | one level deeper while polled, so the count follows the task: raised in `Sequence`'s own poll, by `depth::Nested` around the general driver |
 //! | after | [`end`] | [`end`] |
 //!
 //! # Why each speed trick exists
@@ -67,7 +67,15 @@
 //!   held in the caller's future; the general driver's `async` state is
 //!   boxed, a `malloc`/`free` and a copy of some hundred bytes per call.
 //!   (Issue 21, third round: 1,111 to 719 instructions for one
-//!   implementation, the hand loop 428.)
+//!   implementation, the hand loop 428.) A `Sequence` is made small (the
+//!   call's context as snapshot, hook and subset, rebuilt at each poll; its
+//!   outcomes set up at its first poll, in place) and raises the depth in
+//!   its own poll instead of inside `depth::Nested`: made whole and wrapped,
+//!   it was 152 bytes, copied three times by `memcpy` on its way into the
+//!   relay's state. The general driver beside it is one `dyn` future in
+//!   its box, its depth level and span inside, so that the choice between
+//!   the two is cheap to move and to drop (issue 21, item 5: 713 to 625
+//!   instructions).
 //! - **Snapshots through `arc-swap`**: a sync call reads the snapshot
 //!   without a lock and without touching a reference count; the async one
 //!   holds arc-swap's guard. Changes are published lazily (registry).
@@ -129,7 +137,7 @@ use crate::hookimpl::ImplInfo;
 use crate::hookspec::{ErrorPolicy, HookSpec};
 use crate::monitoring::{self, HookCallInfo, Monitor};
 use crate::panics;
-use crate::registry::{HookImpl, HookImpls};
+use crate::registry::{HookImpl, HookImpls, Snapshot};
 use crate::result::{Answer, Answers, Collect, Errors, Finish, Results};
 
 /// What one call runs on: a hook of a snapshot, minus excluded plugins.
@@ -152,6 +160,23 @@ impl<S: ?Sized> Clone for CallCtx<'_, S> {
 impl<S: ?Sized> Copy for CallCtx<'_, S> {}
 
 impl<'s, S: ?Sized> CallCtx<'s, S> {
+    /// The context of a call of `hook`, one of `snapshot`'s hooks.
+    #[inline(always)]
+    pub(crate) fn new(
+        snapshot: &'s Snapshot<S>,
+        hook: &'s HookImpls<S>,
+        skip: &'s [&'static str],
+        impl_spans: bool,
+    ) -> Self {
+        CallCtx {
+            hook,
+            skip,
+            monitors: &snapshot.monitors,
+            max_depth: snapshot.max_depth,
+            impl_spans,
+        }
+    }
+
     fn spec(&self) -> &'static HookSpec {
         self.hook.spec
     }

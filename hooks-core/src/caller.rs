@@ -88,13 +88,14 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
 
     #[inline(always)]
     fn ctx<'s>(&'s self, snapshot: &'s Snapshot<S>, hook: usize) -> CallCtx<'s, S> {
-        CallCtx {
-            hook: &snapshot.hooks[hook],
-            skip: self.skip.as_deref().unwrap_or_default(),
-            monitors: &snapshot.monitors,
-            max_depth: snapshot.max_depth,
-            impl_spans: tracing::enabled!(tracing::Level::TRACE),
-        }
+        let impl_spans = tracing::enabled!(tracing::Level::TRACE);
+        CallCtx::new(snapshot, &snapshot.hooks[hook], self.skip(), impl_spans)
+    }
+
+    /// The interned names of the plugins left out of calls, if any.
+    #[inline(always)]
+    fn skip(&self) -> &[&'static str] {
+        self.skip.as_deref().unwrap_or_default()
     }
 
     /// What a call of `hook` returns if it has nothing to do: no
@@ -178,6 +179,14 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         T: Send + 's,
         O: Send + Finish<T> + 's,
     {
-        call_loop::call_async(self.ctx(snapshot.get(), hook), plain, wrap, collect)
+        let snapshot = snapshot.get();
+        call_loop::call_async(
+            snapshot,
+            &snapshot.hooks[hook],
+            self.skip(),
+            plain,
+            wrap,
+            collect,
+        )
     }
 }

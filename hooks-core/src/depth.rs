@@ -46,7 +46,9 @@ pub(crate) fn current() -> usize {
 
 #[cfg(feature = "async")]
 pin_project_lite::pin_project! {
-    /// An async call: one level deeper while it is being polled.
+    /// An async call: one level deeper while it is being polled. (The
+    /// common async call, `call_loop`'s `Sequence`, raises the level in its
+    /// own poll instead: a wrapper would be one more move of it.)
     pub(crate) struct Nested<F> {
         #[pin]
         inner: F,

@@ -22,8 +22,8 @@ use crate::depth;
 use crate::error::{HookError, HookResult, TimeLimit};
 use crate::hookspec::HookSpec;
 use crate::panics;
-use crate::registry::HookImpl;
-use crate::result::{Collect, Finish};
+use crate::registry::{HookImpl, HookImpls, Snapshot};
+use crate::result::{Answer, Collect, Finish};
 
 /// The rest of an async hook's chain, handed to a wrapper: `next.await`
 /// runs it (inner wrappers, then the plain implementations) once. A wrapper
@@ -265,10 +265,14 @@ fn within<'f, R: Send + 'f, F: Future<Output = Caught<R>> + Send + 'f>(
 }
 
 /// Calls an async hook: a [`Sequence`] if it serves, else the general
-/// driver (out of line, so that this inlines into the relay).
+/// driver (out of line, so that this inlines into the relay). The general
+/// driver's call is one level deeper while polled ([`depth::Nested`]); a
+/// `Sequence` raises the level in its own poll.
 #[inline]
 pub(crate) fn call_async<'s, S, T, O, P, W>(
-    ctx: CallCtx<'s, S>,
+    snapshot: &'s Snapshot<S>,
+    hook: &'s HookImpls<S>,
+    skip: &'s [&'static str],
     plain: P,
     wrap: W,
     collect: Collect<T, O>,
@@ -280,17 +284,27 @@ where
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>> + Send + Sync + 's,
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
+    let ctx = CallCtx::new(
+        snapshot,
+        hook,
+        skip,
+        tracing::enabled!(tracing::Level::TRACE),
+    );
     let span = call_span_if_listened(ctx.spec());
-    depth::Nested::new(if span.is_none() && sequence_serves(&ctx) {
-        let expected = ctx.hook.plain().len();
-        Either::Left(if holds_one(collect, expected) {
-            Either::Left(Sequence::<_, _, _, _, Option<_>>::new(ctx, plain, collect))
-        } else {
-            Either::Right(Sequence::<_, _, _, _, Vec<_>>::new(ctx, plain, collect))
+    if span.is_none() && sequence_serves(&ctx) {
+        Either::Left(Sequence {
+            snapshot,
+            hook,
+            skip,
+            plain,
+            collect,
+            stage: Stage::Unstarted,
+            next: 0,
+            running: None,
         })
     } else {
         Either::Right(call_general(ctx, plain, wrap, collect, span))
-    })
+    }
 }
 
 /// The general async driver: wrappers, `concurrent`, time limits, spans.
@@ -301,7 +315,7 @@ fn call_general<'s, S, T, O, P, W>(
     wrap: W,
     collect: Collect<T, O>,
     span: Option<tracing::Span>,
-) -> impl Future<Output = Result<O, HookError>> + Send + 's
+) -> BoxFuture<'s, Result<O, HookError>>
 where
     S: ?Sized + Send + Sync,
     T: Send + 's,
@@ -310,9 +324,7 @@ where
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
     let recorded = span.clone();
-    // Boxed once here: the call's state is some hundred bytes, and a
-    // pointer is cheaper to move through the caller's futures than that.
-    let call = Box::pin(async move {
+    let call = async move {
         begin(&ctx, depth::current())?;
         let outcome = match ctx.wrapper_from(0) {
             None => {
@@ -337,10 +349,16 @@ where
             record(span, &outcome);
         }
         outcome
-    });
+    };
+    // Boxed once here, with its depth level and span: the call's state is
+    // some hundred bytes, and a pointer is cheaper to move through the
+    // caller's futures than that. One `dyn` future rather than a choice of
+    // wrappers around the box: beside a `Sequence` in the relay's
+    // `Either`, it makes that `Either` cheaper to move and to drop (about
+    // 35 instructions a one-implementation call).
     match span {
-        None => Either::Left(call),
-        Some(span) => Either::Right(call.instrument(span)),
+        None => Box::pin(depth::Nested::new(call)),
+        Some(span) => Box::pin(depth::Nested::new(call.instrument(span))),
     }
 }
 
@@ -348,27 +366,44 @@ where
 /// implementations one after the other, without a wrapper taking part, a
 /// time limit, `concurrent` or anyone tracing ([`sequence_serves`]); the
 /// rules are the same (`begin`, `catch_unwind` around each start and poll
-/// as [`Invoke`] does, `settle`, [`Outcomes::take`], `end`). Its state is
-/// the context, the outcomes and the running implementation's boxed
-/// future, and it is not boxed itself: the general driver's box, its
-/// `malloc`/`free` and the copy into it, and the nested `async` states were
-/// most of what a one-implementation async call cost above the hand loop.
-struct Sequence<'s, S: ?Sized, T, O, P, A> {
-    ctx: CallCtx<'s, S>,
+/// as [`Invoke`] does, `settle`, [`Outcomes::take`], `end`). It is not
+/// boxed, and is small and cheap to make: made, it holds only what the
+/// call was given (its context as the snapshot, the hook and the subset:
+/// a [`CallCtx`] is rebuilt from them at each poll), and its outcomes are
+/// set up at its first poll, in place. A future is moved a few times
+/// between the relay and its place in the caller's (into `.await`, into
+/// the relay's state): moving the general driver's `async` state, or this
+/// one made whole, cost a `malloc`/`free` or three `memcpy` calls of some
+/// hundred bytes per call, most of what a one-implementation async call
+/// cost above the hand loop.
+struct Sequence<'s, S: ?Sized, T, O, P> {
+    snapshot: &'s Snapshot<S>,
+    hook: &'s HookImpls<S>,
+    skip: &'s [&'static str],
     plain: P,
-    /// `None` once finished (or refused by `begin`).
-    outcomes: Option<Outcomes<T, O, A>>,
-    started: bool,
+    collect: Collect<T, O>,
+    stage: Stage<T, O>,
     /// The next plain implementation to look at.
     next: usize,
-    /// The implementation running, and its future once started.
-    current: Option<&'s HookImpl<S>>,
-    running: Option<BoxFuture<'s, HookResult<T>>>,
+    running: Option<Running<'s, S, T>>,
+}
+
+/// The implementation running, and its future.
+type Running<'s, S, T> = (&'s HookImpl<S>, BoxFuture<'s, HookResult<T>>);
+
+/// Where a [`Sequence`] is: its outcomes, in the slots that fit the call
+/// ([`Slots`]), chosen at the first poll.
+enum Stage<T, O> {
+    Unstarted,
+    One(Outcomes<T, O, Option<Answer<T>>>),
+    Many(Outcomes<T, O, Vec<Answer<T>>>),
+    /// Finished, or refused by `begin`.
+    Done,
 }
 
 // No field is ever pinned (the implementation's future is boxed): moving
 // a `Sequence` between polls moves no pinned data.
-impl<S: ?Sized, T, O, P, A> Unpin for Sequence<'_, S, T, O, P, A> {}
+impl<S: ?Sized, T, O, P> Unpin for Sequence<'_, S, T, O, P> {}
 
 /// Whether a call on `ctx` is one a [`Sequence`] runs (the general driver
 /// runs every other).
@@ -377,88 +412,105 @@ fn sequence_serves<S: ?Sized>(ctx: &CallCtx<'_, S>) -> bool {
     !spec.concurrent && spec.timeout.is_none() && !ctx.impl_spans && ctx.wrapper_from(0).is_none()
 }
 
-impl<'s, S: ?Sized, T, O: Finish<T>, P, A: Slots<T>> Sequence<'s, S, T, O, P, A> {
-    fn new(ctx: CallCtx<'s, S>, plain: P, collect: Collect<T, O>) -> Self {
-        let expected = ctx.hook.plain().len();
-        Sequence {
-            ctx,
-            plain,
-            outcomes: Some(Outcomes::new(ctx.spec(), collect, expected)),
-            started: false,
-            next: 0,
-            current: None,
-            running: None,
-        }
-    }
-}
-
-impl<'s, S, T, O, P, A> Future for Sequence<'s, S, T, O, P, A>
+impl<'s, S, T, O, P> Future for Sequence<'s, S, T, O, P>
 where
     S: ?Sized + Send + Sync,
     O: Finish<T>,
     P: Fn(&'s S) -> BoxFuture<'s, HookResult<T>>,
-    A: Slots<T>,
 {
     type Output = Result<O, HookError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Sequence {
-            ctx,
-            plain,
-            outcomes,
-            started,
-            next,
-            current,
-            running,
-        } = self.get_mut();
-        let ctx = &*ctx;
-        if !*started {
-            *started = true;
-            // Polled inside `depth::Nested`: the depth counts this call.
-            if let Err(error) = begin(ctx, depth::current()) {
-                *outcomes = None;
+        // One level deeper while polled, as `depth::Nested` does.
+        let (_level, depth) = depth::Level::enter();
+        let this = self.get_mut();
+        // Only a `Sequence` serves calls without implementation spans.
+        let ctx = CallCtx::new(this.snapshot, this.hook, this.skip, false);
+        if let Stage::Unstarted = this.stage {
+            if let Err(error) = begin(&ctx, depth) {
+                this.stage = Stage::Done;
                 return Poll::Ready(Err(error));
             }
-        }
-        let taken = outcomes.as_mut().expect("polled after it finished");
-        let all = ctx.hook.plain();
-        loop {
-            let imp = match current {
-                Some(imp) => *imp,
-                None => {
-                    // The next implementation taking part, in call order.
-                    let found = loop {
-                        let Some(imp) = all.get(*next) else {
-                            break None;
-                        };
-                        *next += 1;
-                        if ctx.runs(imp) {
-                            break Some(imp);
-                        }
-                    };
-                    let Some(imp) = found else { break };
-                    *current.insert(imp)
-                }
+            let (spec, expected) = (ctx.spec(), ctx.hook.plain().len());
+            this.stage = if holds_one(this.collect, expected) {
+                Stage::One(Outcomes::new(spec, this.collect, expected))
+            } else {
+                Stage::Many(Outcomes::new(spec, this.collect, expected))
             };
-            let polled = panics::catch(|| {
-                running
-                    .get_or_insert_with(|| plain(&imp.plugin))
-                    .as_mut()
-                    .poll(cx)
-            });
-            let caught = match polled {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(outcome)) => Ok(outcome),
-                Err(panic) => Err(panic),
-            };
-            (*current, *running) = (None, None);
-            let outcome = settle(ctx.spec(), imp, caught, &NO_NEXT);
-            if taken.take(imp.info.plugin, outcome).is_break() {
-                break;
-            }
         }
-        let outcome = outcomes.take().expect("taken above").finish();
-        end(ctx, &outcome);
+        let (plain, next, running) = (&this.plain, &mut this.next, &mut this.running);
+        let polled = match &mut this.stage {
+            Stage::One(outcomes) => advance(&ctx, plain, next, running, outcomes, cx),
+            Stage::Many(outcomes) => advance(&ctx, plain, next, running, outcomes, cx),
+            Stage::Unstarted | Stage::Done => panic!("polled after it finished"),
+        };
+        if polled.is_pending() {
+            return Poll::Pending;
+        }
+        let outcome = match std::mem::replace(&mut this.stage, Stage::Done) {
+            Stage::One(outcomes) => outcomes.finish(),
+            Stage::Many(outcomes) => outcomes.finish(),
+            Stage::Unstarted | Stage::Done => unreachable!("advanced above"),
+        };
+        end(&ctx, &outcome);
         Poll::Ready(outcome)
+    }
+}
+
+/// A [`Sequence`]'s plain implementations from where it stands, each
+/// started and polled under `catch_unwind` and its outcome taken, until
+/// one is pending (`Pending`) or the chain ends (`Ready`). Generic over the
+/// slots, so that the loop tests nothing per implementation for them.
+#[inline]
+fn advance<'s, S, T, O, A>(
+    ctx: &CallCtx<'s, S>,
+    plain: &impl Fn(&'s S) -> BoxFuture<'s, HookResult<T>>,
+    next: &mut usize,
+    running: &mut Option<Running<'s, S, T>>,
+    outcomes: &mut Outcomes<T, O, A>,
+    cx: &mut Context<'_>,
+) -> Poll<()>
+where
+    S: ?Sized,
+    O: Finish<T>,
+    A: Slots<T>,
+{
+    let all = ctx.hook.plain();
+    loop {
+        let imp = match running {
+            Some((imp, _)) => *imp,
+            None => {
+                // The next implementation taking part, in call order.
+                let mut at = *next;
+                let found = loop {
+                    let Some(imp) = all.get(at) else {
+                        break None;
+                    };
+                    at += 1;
+                    if ctx.runs(imp) {
+                        break Some(imp);
+                    }
+                };
+                *next = at;
+                let Some(imp) = found else {
+                    return Poll::Ready(());
+                };
+                imp
+            }
+        };
+        let polled = panics::catch(|| {
+            let (_, future) = running.get_or_insert_with(|| (imp, plain(&imp.plugin)));
+            future.as_mut().poll(cx)
+        });
+        let caught = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(outcome)) => Ok(outcome),
+            Err(panic) => Err(panic),
+        };
+        *running = None;
+        let outcome = settle(ctx.spec(), imp, caught, &NO_NEXT);
+        if outcomes.take(imp.info.plugin, outcome).is_break() {
+            return Poll::Ready(());
+        }
     }
 }

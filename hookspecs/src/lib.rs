@@ -57,7 +57,7 @@ pub use model::{
 pub use page::Page;
 #[cfg(not(target_family = "wasm"))]
 pub use uow::DbGuard;
-pub use util::{new_secret, now, sha256_hex, time_of_unix_ms};
+pub use util::{new_secret, now, push_hex, sha256_hex, time_of_unix_ms};
 
 pub use hooks_core;
 pub use {async_trait, futures, serde, serde_json, tracing};

@@ -63,10 +63,29 @@ pub fn new_secret(prefix: &str) -> Result<String, crate::ApiError> {
     let mut bytes = [0u8; 24];
     getrandom::fill(&mut bytes)
         .map_err(|e| crate::ApiError::internal(format!("no randomness: {e}")))?;
-    Ok(bytes.iter().fold(prefix.to_owned(), |mut s, b| {
-        s.push_str(&format!("{b:02x}"));
-        s
-    }))
+    let mut secret = String::with_capacity(prefix.len() + 2 * bytes.len());
+    secret.push_str(prefix);
+    push_hex(&mut secret, &bytes);
+    Ok(secret)
+}
+
+/// Appends `bytes` to `out` in lowercase hexadecimal, two digits each:
+/// what keys, hashes and signatures are written in. One table lookup per
+/// digit, where `format!("{b:02x}")` ran the formatting machinery and
+/// allocated per byte (on every event's key and every webhook's signature).
+///
+/// ```
+/// let mut out = String::from("sha256=");
+/// hookspecs::push_hex(&mut out, &[0x00, 0x7f, 0xff]);
+/// assert_eq!(out, "sha256=007fff");
+/// ```
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(2 * bytes.len());
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
 }
 
 /// SHA-256 of `text`, hexadecimal: how secrets are stored.
@@ -78,10 +97,9 @@ pub fn new_secret(prefix: &str) -> Result<String, crate::ApiError> {
 /// );
 /// ```
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hex = String::new();
+    push_hex(&mut hex, &Sha256::digest(text.as_bytes()));
+    hex
 }
 
 /// `json`, written by the other side of the component boundary, as `T`; a
@@ -98,14 +116,25 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(
 /// parameters, numbered from `$first`.
 pub(crate) fn insert_sql(table: &str, columns: &[&str], rows: usize, first: usize) -> String {
     use std::fmt::Write;
+    // Written piece by piece into one string: it is built for every
+    // operation that queues rows for its commit.
+    let mut sql = String::with_capacity(40 + 16 * columns.len() + 6 * rows * columns.len());
     // Quoted: a plain name may still be a keyword (`order`, `user`).
-    let columns: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let mut sql = format!("INSERT INTO \"{table}\" ({}) VALUES ", columns.join(", "));
+    sql.push_str("INSERT INTO \"");
+    sql.push_str(table);
+    sql.push_str("\" (");
+    for (i, column) in columns.iter().enumerate() {
+        sql.push_str(if i == 0 { "\"" } else { ", \"" });
+        sql.push_str(column);
+        sql.push('"');
+    }
+    sql.push_str(") VALUES ");
     let mut n = first;
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
         for column in 0..columns.len() {
-            let _ = write!(sql, "{}${n}", if column == 0 { "" } else { ", " });
+            sql.push_str(if column == 0 { "$" } else { ", $" });
+            let _ = write!(sql, "{n}");
             n += 1;
         }
         sql.push(')');

@@ -4,7 +4,7 @@
 
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change, HookContext};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Records the event in the outbox (one row, read by every plugin
 /// implementing its after-commit hook, `after_*`, inserted at commit),
@@ -50,13 +50,15 @@ async fn record(
     // with whatever rows its plugins queued too: on PostgreSQL one
     // statement, one round trip for all of them. Queued now, it keeps its
     // place before the events its hooks cause.
+    // The strings are moved into their values, not copied (`json!` of a
+    // variable serializes a copy).
     ctx.insert_at_commit(
         "outbox_events",
         &[
-            ("event_key", json!(key)),
+            ("event_key", Value::String(key)),
             ("event_name", json!(change.name())),
-            ("change", json!(text)),
-            ("recorded_at", json!(hookspecs::now())),
+            ("change", Value::String(text)),
+            ("recorded_at", Value::String(hookspecs::now())),
             ("recorded_ms", json!(super::now_ms())),
         ],
     )

@@ -9,6 +9,7 @@
 
 use hookspecs::Migration;
 use hookspecs::prelude::*;
+use hookspecs::serde_json::Value;
 
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -21,16 +22,18 @@ const MIGRATIONS: &[Migration] = &[Migration {
 pub struct AuditLog;
 
 async fn record(ctx: &HookContext, kind: &str, entity: String) -> HookResult<()> {
-    let actor = ctx.actor().map(|a| a.name.clone());
+    let actor = ctx.actor().map(|a| a.name.as_str());
     // Nothing reads an entry back before the operation commits: inserted
     // then, with the operation's event, it costs no round trip of its own.
+    // Owned strings are moved into their values (`json!` of a variable
+    // serializes a copy).
     ctx.insert_at_commit(
         "plugin_audit_log_entries",
         &[
             ("kind", json!(kind)),
-            ("entity", json!(entity)),
+            ("entity", Value::String(entity)),
             ("actor", json!(actor)),
-            ("at", json!(hookspecs::now())),
+            ("at", Value::String(hookspecs::now())),
         ],
     )
     .await?;
@@ -69,8 +72,8 @@ impl AppHooks for AuditLog {
 
     async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
         // Entries name their kind as the hooks did: `user_created`.
-        let kind = change.name().replace('.', "_");
-        record(ctx, &kind, change.entity().label()).await
+        let kind = change.kind().on_hook.trim_start_matches("on_");
+        record(ctx, kind, change.entity().label()).await
     }
 }
 

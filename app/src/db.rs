@@ -39,7 +39,8 @@ impl Dialect {
     /// round trip to the connection's thread. PostgreSQL's writing
     /// connections are not either: a unit of work's `BEGIN` finds a dead
     /// one, and takes another (`UnitOfWork::db`), a round trip less per
-    /// write.
+    /// write; work outside a unit of work does the same through
+    /// `hookspecs::host::live`.
     fn pool(self, size: u32, ping: bool) -> AnyPoolOptions {
         AnyPoolOptions::new()
             .max_connections(size)

@@ -22,6 +22,15 @@
 
 use crate::model::{Membership, Space, User};
 
+/// What [`Delivery::body`](crate::Delivery::body) serializes: the event's
+/// id, then the change's own form (`"event"`, `"data"`).
+#[derive(serde::Serialize)]
+pub(crate) struct Body<'a> {
+    pub(crate) id: &'a str,
+    #[serde(flatten)]
+    pub(crate) change: &'a crate::Change,
+}
+
 /// The table of entity changes, and what is generated from it.
 ///
 /// Each row is an entity (the hook argument's name and its type) and its
@@ -247,14 +256,21 @@ macro_rules! changes {
         }
 
         impl Delivery {
-            /// The event as a JSON document: `{"id", "event", "data"}` (what the
-            /// `webhooks` plugin posts).
+            /// The event as a JSON document, `{"id", "event", "data"}`, to
+            /// serialize: what the `webhooks` plugin posts, written in that
+            /// order straight from the delivery (no [`serde_json::Value`]
+            /// tree on the way).
+            pub fn body(&self) -> impl serde::Serialize + '_ {
+                crate::changes::Body {
+                    id: &self.event_id,
+                    change: &self.change,
+                }
+            }
+
+            /// [`Delivery::body`] as a [`serde_json::Value`], to read fields
+            /// from.
             pub fn document(&self) -> serde_json::Value {
-                serde_json::json!({
-                    "id": self.event_id,
-                    "event": self.change.name(),
-                    "data": self.change.data(),
-                })
+                serde_json::to_value(self.body()).expect("a change serializes")
             }
         }
 
@@ -481,6 +497,13 @@ mod tests {
         assert_eq!(
             created.document(),
             json!({"id": "e1", "event": "user.created", "data": serde_json::to_value(user(3)).unwrap()})
+        );
+        // The posted bytes: the document's fields in its order, the
+        // entity's in its type's.
+        let text = serde_json::to_string(&created.body()).unwrap();
+        assert!(
+            text.starts_with(r#"{"id":"e1","event":"user.created","data":{"id":3,"#),
+            "{text}"
         );
     }
 

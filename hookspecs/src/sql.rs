@@ -74,7 +74,7 @@ impl HookContext {
     /// # async fn hook(ctx: &HookContext) -> Result<(), ApiError> {
     /// ctx.insert_at_commit(
     ///     "plugin_journal_entries",
-    ///     &[("note", json!("created")), ("actor", json!(null))],
+    ///     [("note", json!("created")), ("actor", json!(null))],
     /// )
     /// .await?;
     /// # Ok(()) }
@@ -88,13 +88,14 @@ impl HookContext {
     /// 400 when `table` or a column is not a plain lowercase name
     /// (letters, digits, `_`) or `row` is empty; in a component, also
     /// [`execute`](Self::execute)'s.
-    pub async fn insert_at_commit(
+    pub async fn insert_at_commit<'c>(
         &self,
         table: &str,
-        row: &[(&str, Value)],
+        row: impl Into<Vec<(&'c str, Value)>>,
     ) -> Result<(), ApiError> {
+        let row = row.into();
         plain_name(table)?;
-        for (column, _) in row {
+        for (column, _) in &row {
             plain_name(column)?;
         }
         if row.is_empty() {
@@ -111,8 +112,7 @@ impl HookContext {
         }
         #[cfg(target_family = "wasm")]
         {
-            let columns: Vec<&str> = row.iter().map(|(c, _)| *c).collect();
-            let values: Vec<Value> = row.iter().map(|(_, v)| v.clone()).collect();
+            let (columns, values): (Vec<&str>, Vec<Value>) = row.into_iter().unzip();
             backend::execute(
                 self,
                 &crate::util::insert_sql(table, &columns, 1, 1),

@@ -177,11 +177,12 @@ impl UnitOfWork {
     /// Queues `row` to be inserted into `table` at commit (see
     /// [`HookContext::insert_at_commit`](crate::HookContext::insert_at_commit),
     /// which checks the names).
-    pub(crate) fn insert_at_commit(&self, table: &str, row: &[(&str, Value)]) {
+    pub(crate) fn insert_at_commit(&self, table: &str, row: Vec<(&str, Value)>) {
+        let (columns, values) = row.into_iter().map(|(c, v)| (c.to_owned(), v)).unzip();
         let queued = Queued {
             table: table.to_owned(),
-            columns: row.iter().map(|(c, _)| (*c).to_owned()).collect(),
-            values: row.iter().map(|(_, v)| v.clone()).collect(),
+            columns,
+            values,
         };
         lock(&self.at_commit).push(queued);
     }
@@ -788,10 +789,10 @@ mod tests {
                     .fetch_one(&mut *uow.db().await.unwrap())
                     .await
                     .unwrap();
-                uow.insert_at_commit(&log, &[("text", json!("a"))]);
-                uow.insert_at_commit(&tags, &[("tag", json!("x"))]);
-                uow.insert_at_commit(&log, &[("text", json!("b"))]);
-                uow.insert_at_commit(&log, &[("text", json!("c"))]);
+                uow.insert_at_commit(&log, vec![("text", json!("a"))]);
+                uow.insert_at_commit(&tags, vec![("tag", json!("x"))]);
+                uow.insert_at_commit(&log, vec![("text", json!("b"))]);
+                uow.insert_at_commit(&log, vec![("text", json!("c"))]);
                 uow.commit().await.unwrap();
                 let ordered = format!("SELECT text FROM {log} ORDER BY id");
                 assert_eq!(texts(ordered.clone()).await, ["a", "b", "c"]);
@@ -802,8 +803,8 @@ mod tests {
                     .execute(&mut *uow.db().await.unwrap())
                     .await
                     .unwrap();
-                uow.insert_at_commit(&log, &[("text", json!("e"))]);
-                uow.insert_at_commit(&tags, &[("tag", json!("x"))]);
+                uow.insert_at_commit(&log, vec![("text", json!("e"))]);
+                uow.insert_at_commit(&tags, vec![("tag", json!("x"))]);
                 assert!(uow.commit().await.is_err(), "the tag is taken");
                 assert_eq!(texts(ordered).await, ["a", "b", "c"]);
                 let uow = UnitOfWork::new(pool.clone(), begin);
@@ -861,7 +862,7 @@ mod tests {
             };
             let uow = UnitOfWork::new(pool.clone(), None);
             for text in ["first", "second", "third"] {
-                uow.insert_at_commit("log", &[("text", json!(text))]);
+                uow.insert_at_commit("log", vec![("text", json!(text))]);
             }
             let seen = sqlx::query("SELECT COUNT(*) AS n FROM log")
                 .fetch_one(&mut *uow.db().await.unwrap())
@@ -872,11 +873,11 @@ mod tests {
             assert_eq!(texts().await, ["first", "second", "third"]);
 
             let uow = UnitOfWork::new(pool.clone(), None);
-            uow.insert_at_commit("log", &[("text", json!("rolled back"))]);
+            uow.insert_at_commit("log", vec![("text", json!("rolled back"))]);
             uow.rollback().await.unwrap();
             // Queued into a unit of work that never began: it begins to insert.
             let uow = UnitOfWork::new(pool.clone(), None);
-            uow.insert_at_commit("log", &[("text", json!("alone"))]);
+            uow.insert_at_commit("log", vec![("text", json!("alone"))]);
             uow.commit().await.unwrap();
             assert_eq!(texts().await, ["first", "second", "third", "alone"]);
 
@@ -887,7 +888,7 @@ mod tests {
                 .execute(&mut *uow.db().await.unwrap())
                 .await
                 .unwrap();
-            uow.insert_at_commit("log", &[("missing", json!(1))]);
+            uow.insert_at_commit("log", vec![("missing", json!(1))]);
             assert!(uow.commit().await.is_err());
             assert_eq!(texts().await, ["first", "second", "third", "alone"]);
         });
@@ -907,7 +908,7 @@ mod tests {
                     .execute(&mut *uow.db().await.unwrap())
                     .await
                     .unwrap();
-                uow.insert_at_commit("log", &[("text", json!("queued"))]);
+                uow.insert_at_commit("log", vec![("text", json!("queued"))]);
                 let mut commit = Box::pin(uow.commit());
                 for _ in 0..polls {
                     if (&mut commit).now_or_never().is_some() {

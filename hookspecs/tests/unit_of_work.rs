@@ -196,6 +196,15 @@ async fn pool_of_dead_connections() -> Option<(AnyPool, Vec<i64>)> {
         conns.push(conn);
     }
     drop(conns);
+    // Back in the pool (returned by a task of sqlx's), idle, before they
+    // are ended: else the test could meet no dead connection.
+    for tick in 0.. {
+        assert!(tick < 500, "the connections did not return to the pool");
+        if pool.num_idle() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let admin = lazy_pool(&url);
     for id in &dead {
         sqlx::query("SELECT CAST(pg_terminate_backend(CAST($1 AS INTEGER)) AS TEXT)")
@@ -219,6 +228,7 @@ async fn pool_of_dead_connections() -> Option<(AnyPool, Vec<i64>)> {
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    assert_eq!(pool.size(), 2, "the dead connections are still in the pool");
     Some((pool, dead))
 }
 

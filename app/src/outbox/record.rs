@@ -50,11 +50,11 @@ async fn record(
     // with whatever rows its plugins queued too: on PostgreSQL one
     // statement, one round trip for all of them. Queued now, it keeps its
     // place before the events its hooks cause.
-    // The strings are moved into their values, not copied (`json!` of a
+    // The row is handed over, its strings moved, not copied (`json!` of a
     // variable serializes a copy).
     ctx.insert_at_commit(
         "outbox_events",
-        &[
+        [
             ("event_key", Value::String(key)),
             ("event_name", json!(change.name())),
             ("change", Value::String(text)),

@@ -355,8 +355,8 @@ impl Queue {
                          AS BIGINT) AS more \
              FROM outbox_cursors c WHERE c.plugin = $1";
         let plugin = self.plugin;
-        // Not in a unit of work, which would replace a dead connection:
-        // `live` does.
+        // Outside a unit of work no `BEGIN` finds a dead pooled connection
+        // first: `live` runs this read again on another.
         let (_, look) = hookspecs::host::live(&self.state.db.pool, |conn| {
             sqlx::query(LOOK).bind(plugin).fetch_one(conn).boxed()
         })

@@ -424,7 +424,8 @@ where
         // One level deeper while polled, as `depth::Nested` does.
         let (_level, depth) = depth::Level::enter();
         let this = self.get_mut();
-        // Only a `Sequence` serves calls without implementation spans.
+        // A `Sequence` serves only calls without implementation spans
+        // (`sequence_serves`).
         let ctx = CallCtx::new(this.snapshot, this.hook, this.skip, false);
         if let Stage::Unstarted = this.stage {
             if let Err(error) = begin(&ctx, depth) {

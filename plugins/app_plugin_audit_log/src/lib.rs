@@ -25,11 +25,11 @@ async fn record(ctx: &HookContext, kind: &str, entity: String) -> HookResult<()>
     let actor = ctx.actor().map(|a| a.name.as_str());
     // Nothing reads an entry back before the operation commits: inserted
     // then, with the operation's event, it costs no round trip of its own.
-    // Owned strings are moved into their values (`json!` of a variable
-    // serializes a copy).
+    // The row is handed over, its owned strings moved (`json!` of a
+    // variable serializes a copy).
     ctx.insert_at_commit(
         "plugin_audit_log_entries",
-        &[
+        [
             ("kind", json!(kind)),
             ("entity", Value::String(entity)),
             ("actor", json!(actor)),
@@ -72,7 +72,11 @@ impl AppHooks for AuditLog {
 
     async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
         // Entries name their kind as the hooks did: `user_created`.
-        let kind = change.kind().on_hook.trim_start_matches("on_");
+        let kind = change
+            .kind()
+            .on_hook
+            .strip_prefix("on_")
+            .unwrap_or_default();
         record(ctx, kind, change.entity().label()).await
     }
 }

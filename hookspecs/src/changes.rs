@@ -169,18 +169,65 @@ macro_rules! changes {
                 }
             }
 
-            /// The entity arguments of its hooks, as JSON, in order:
-            /// `[entity]`, or `[before, after]` for a modification (what a
-            /// sandboxed plugin's hook is given).
-            pub fn arguments(&self) -> Vec<serde_json::Value> {
-                fn json(entity: &impl serde::Serialize) -> serde_json::Value {
-                    serde_json::to_value(entity).unwrap_or_default()
-                }
-                match self {
+            /// The JSON array of its in-transaction hook's entity
+            /// arguments: `[entity]`, or `[before, after]` for a
+            /// modification (what a sandboxed plugin's `on_*` hook is
+            /// given), written from the entities directly.
+            ///
+            /// ```
+            /// use hookspecs::{Change, Space, Access, Role};
+            ///
+            /// # let space = Space { id: 3, name: "lab".into(), parent_id: None, access: Access::Open,
+            /// #     default_role: Role::Reader, created_at: String::new() };
+            /// let change = Change::SpaceModified { before: space.clone(), after: space };
+            /// let text = change.arguments();
+            /// assert!(text.starts_with(r#"[{"id":3,"name":"lab""#));
+            /// assert_eq!(Change::from_arguments("space.modified", &text).unwrap(), change);
+            /// ```
+            pub fn arguments(&self) -> String {
+                self.arguments_then(None::<&()>)
+            }
+
+            /// [`arguments`](Self::arguments), then `last` if some, as
+            /// one array.
+            fn arguments_then(&self, last: Option<&impl serde::Serialize>) -> String {
+                let text = match (self, last) {
                     $(
-                        Change::$created(e) | Change::$deleted(e) => vec![json(e)],
-                        Change::$modified { before, after } => vec![json(before), json(after)],
+                        (Change::$created(e) | Change::$deleted(e), None) => {
+                            serde_json::to_string(&(e,))
+                        }
+                        (Change::$created(e) | Change::$deleted(e), Some(last)) => {
+                            serde_json::to_string(&(e, last))
+                        }
+                        (Change::$modified { before, after }, None) => {
+                            serde_json::to_string(&(before, after))
+                        }
+                        (Change::$modified { before, after }, Some(last)) => {
+                            serde_json::to_string(&(before, after, last))
+                        }
                     )*
+                };
+                // The entities are structs of strings and numbers: they
+                // always serialize.
+                text.unwrap_or_default()
+            }
+
+            /// The change `event` (`user.created`) whose in-transaction
+            /// hook's arguments ([`arguments`](Self::arguments)) are
+            /// `json`, read into the entities directly.
+            ///
+            /// # Errors
+            ///
+            /// `json` is not that array, or `event` names no change.
+            pub fn from_arguments(event: &str, json: &str) -> Result<Change, serde_json::Error> {
+                match event {
+                    $(
+                        $c_wire => serde_json::from_str(json).map(|(e,)| Change::$created(e)),
+                        $m_wire => serde_json::from_str(json)
+                            .map(|(before, after)| Change::$modified { before, after }),
+                        $d_wire => serde_json::from_str(json).map(|(e,)| Change::$deleted(e)),
+                    )*
+                    other => Err(serde::de::Error::custom(format!("no change `{other}`"))),
                 }
             }
         }
@@ -242,7 +289,10 @@ macro_rules! changes {
         /// assert_eq!(doc["event"], "space.deleted");
         /// assert_eq!(doc["data"]["name"], "lab");
         /// ```
-        #[derive(Clone, Debug)]
+        ///
+        /// Its serde form (`{"event_id", "attempt", "recorded_at",
+        /// "change"}`) is how it crosses to a sandboxed plugin.
+        #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
         pub struct Delivery {
             /// The event's id: unique, and the same on every attempt and for every
             /// plugin. Use it as the idempotency key of whatever the hook does.
@@ -256,6 +306,36 @@ macro_rules! changes {
         }
 
         impl Delivery {
+            /// The JSON array of its after-commit hook's arguments but the
+            /// context: the change's entities ([`Change::arguments`]), then
+            /// the delivery itself (what a sandboxed plugin's `after_*`
+            /// hook is given).
+            pub fn arguments(&self) -> String {
+                self.change.arguments_then(Some(self))
+            }
+
+            /// The delivery of the change `event` whose after-commit
+            /// hook's arguments ([`arguments`](Self::arguments)) are
+            /// `json`: read from its last element (the entities before it
+            /// are the change's, which the delivery holds).
+            ///
+            /// # Errors
+            ///
+            /// `json` is not that array, or `event` names no change.
+            pub fn from_arguments(event: &str, json: &str) -> Result<Delivery, serde_json::Error> {
+                use serde::de::IgnoredAny;
+                match event {
+                    $(
+                        $c_wire | $d_wire => {
+                            serde_json::from_str(json).map(|(_, d): (IgnoredAny, _)| d)
+                        }
+                        $m_wire => serde_json::from_str(json)
+                            .map(|(_, _, d): (IgnoredAny, IgnoredAny, _)| d),
+                    )*
+                    other => Err(serde::de::Error::custom(format!("no change `{other}`"))),
+                }
+            }
+
             /// The event as a JSON document, `{"id", "event", "data"}`, to
             /// serialize: what the `webhooks` plugin posts, written in that
             /// order straight from the delivery (no [`serde_json::Value`]
@@ -505,6 +585,52 @@ mod tests {
             text.starts_with(r#"{"id":"e1","event":"user.created","data":{"id":3,"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_hooks_arguments_cross_as_text_and_read_back() {
+        let modified = Change::UserModified {
+            before: user(1),
+            after: user(2),
+        };
+        let text = modified.arguments();
+        let values: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        assert_eq!(values, [json!(user(1)), json!(user(2))]);
+        assert_eq!(
+            Change::from_arguments("user.modified", &text).unwrap(),
+            modified
+        );
+        let created = Change::UserCreated(user(3));
+        assert_eq!(
+            Change::from_arguments("user.created", &created.arguments()).unwrap(),
+            created
+        );
+        assert!(Change::from_arguments("user.created", &text).is_err());
+        assert!(Change::from_arguments("user.exploded", "[]").is_err());
+        for change in [created, modified] {
+            let delivery = Delivery {
+                event_id: "e1".into(),
+                attempt: 2,
+                recorded_at: "2026-01-01T00:00:00Z".into(),
+                change,
+            };
+            let text = delivery.arguments();
+            let values: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+            let mut expected: Vec<serde_json::Value> =
+                serde_json::from_str(&delivery.change.arguments()).unwrap();
+            expected.push(json!({
+                "event_id": "e1",
+                "attempt": 2,
+                "recorded_at": "2026-01-01T00:00:00Z",
+                "change": delivery.change,
+            }));
+            assert_eq!(values, expected);
+            let back = Delivery::from_arguments(delivery.change.name(), &text).unwrap();
+            assert_eq!(
+                (back.event_id, back.attempt, back.change),
+                ("e1".into(), 2, delivery.change)
+            );
+        }
     }
 
     #[test]

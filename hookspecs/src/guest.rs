@@ -295,29 +295,37 @@ async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, 
     let name = hook_name(hook);
     let instance = instance(register)?;
     let ctx = context(instance, false)?;
-    let mut args: Vec<Value> = parse_named(args, || format!("the arguments of `{name}`"))?;
+    // The arguments' text read into the SDK's types directly; what it is
+    // named only when it is not as expected.
+    let unexpected =
+        |e: serde_json::Error| ApiError::internal(format!("the arguments of `{name}`: {e}"));
     let relay = instance.hooks.hook();
-    let answer = if name == "authenticate" {
-        let token: String = take(&mut args, 0, name)?;
+    if name == "authenticate" {
+        let (token,): (String,) = serde_json::from_str(args).map_err(unexpected)?;
         let identity = relay.authenticate(&token, &ctx).await?.map(|a| a.value);
-        serde_json::to_value(identity).map_err(|e| ApiError::internal(e.to_string()))?
+        json(&identity)
     } else if name == "authorize" {
-        let check: AccessCheck = take(&mut args, 0, name)?;
+        let (check,): (AccessCheck,) = serde_json::from_str(args).map_err(unexpected)?;
         let decision = relay.authorize(&check, &ctx).await?.map(|a| a.value);
-        serde_json::to_value(decision).map_err(|e| ApiError::internal(e.to_string()))?
+        json(&decision)
     } else if let Some(kind) = Change::KINDS.iter().find(|k| k.on_hook == name) {
-        fire(&relay, &change(kind.event, args)?, &ctx).await?;
-        Value::Null
-    } else if Change::KINDS.iter().any(|k| k.after_hook == name) {
-        let delivery: Value = args.pop().unwrap_or_default();
-        deliver(&relay, &delivery_of(delivery)?, &ctx).await?;
-        Value::Null
+        let change = Change::from_arguments(kind.event, args).map_err(unexpected)?;
+        fire(&relay, &change, &ctx).await?;
+        json(&())
+    } else if let Some(kind) = Change::KINDS.iter().find(|k| k.after_hook == name) {
+        let delivery = Delivery::from_arguments(kind.event, args).map_err(unexpected)?;
+        deliver(&relay, &delivery, &ctx).await?;
+        json(&())
     } else {
-        return Err(ApiError::internal(format!(
+        Err(ApiError::internal(format!(
             "`{name}` cannot be called in a component"
-        )));
-    };
-    Ok(answer.to_string())
+        )))
+    }
+}
+
+/// A hook's answer as JSON text.
+fn json<T: Serialize>(answer: &T) -> Result<String, ApiError> {
+    serde_json::to_string(answer).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// The plugin's export for its configuration (the host's `config`).
@@ -353,15 +361,6 @@ fn context(instance: &Instance, checked: bool) -> Result<HookContext, ApiError> 
     ))
 }
 
-/// [`parse`], naming what `json` is only when it is not as expected: a
-/// name made for every call would cost an allocation each.
-fn parse_named<T: DeserializeOwned>(
-    json: &str,
-    what: impl FnOnce() -> String,
-) -> Result<T, ApiError> {
-    serde_json::from_str(json).or_else(|_| parse(&what(), json))
-}
-
 /// The services of the app, through the WIT import `call-service`.
 struct Host;
 
@@ -371,8 +370,8 @@ impl Transport for Host {
         &self,
         ctx: &HookContext,
         name: &'static str,
-        args: Value,
-    ) -> Result<Value, ApiError> {
+        args: String,
+    ) -> Result<String, ApiError> {
         let service = service_case(name)
             .ok_or_else(|| ApiError::internal(format!("no service `{name}` in the interface")))?;
         let acting_as = if ctx.is_checked() {
@@ -383,9 +382,7 @@ impl Transport for Host {
         } else {
             None
         };
-        let answer = host::call_service(service, acting_as.as_deref(), &args.to_string())
-            .map_err(api_error)?;
-        parse_named(&answer, || format!("the answer of `{name}`"))
+        host::call_service(service, acting_as.as_deref(), &args).map_err(api_error)
     }
 }
 
@@ -447,46 +444,6 @@ fn snake_name<T: Serialize>(case: T) -> &'static str {
         .iter()
         .find(|h| h.name == snake)
         .map_or("", |h| h.name)
-}
-
-fn take<T: DeserializeOwned>(args: &mut [Value], at: usize, hook: &str) -> Result<T, ApiError> {
-    let value = args.get_mut(at).map(Value::take).unwrap_or_default();
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::internal(format!("argument {at} of `{hook}`: {e}")))
-}
-
-/// The change `event` whose hook arguments (as `Change::arguments` gives
-/// them) are `args`.
-fn change(event: &str, mut args: Vec<Value>) -> Result<Change, ApiError> {
-    let data = match args.len() {
-        1 => args.pop().unwrap_or_default(),
-        _ => {
-            let after = args.pop().unwrap_or_default();
-            let before = args.pop().unwrap_or_default();
-            serde_json::json!({"before": before, "after": after})
-        }
-    };
-    serde_json::from_value(serde_json::json!({"event": event, "data": data}))
-        .map_err(|e| ApiError::internal(format!("the change `{event}`: {e}")))
-}
-
-/// A delivery from its JSON (the host's `delivery_json`).
-fn delivery_of(json: Value) -> Result<Delivery, ApiError> {
-    #[derive(serde::Deserialize)]
-    struct Wire {
-        event_id: String,
-        attempt: u32,
-        recorded_at: String,
-        change: Change,
-    }
-    let wire: Wire = serde_json::from_value(json)
-        .map_err(|e| ApiError::internal(format!("the delivery: {e}")))?;
-    Ok(Delivery {
-        event_id: wire.event_id,
-        attempt: wire.attempt,
-        recorded_at: wire.recorded_at,
-        change: wire.change,
-    })
 }
 
 /// Sends the plugin's `tracing` events to the app's log (the host's

@@ -18,9 +18,8 @@
 //! ```
 
 use async_trait::async_trait;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use crate::authz::{Action, Resource};
 use crate::context::{HookContext, Services};
@@ -29,12 +28,14 @@ use crate::model::{Membership, NewSpace, NewUser, Role, Space, SpacePatch, User,
 use crate::page::Page;
 
 /// How a [`Remote`] reaches the real services: a component's, through the
-/// WIT import; a test's, straight to [`serve`].
+/// WIT import; a test's, straight to [`serve`]. Arguments and answers
+/// cross as JSON text, written from and read into the SDK's types
+/// directly (no `serde_json::Value` between).
 #[async_trait]
 pub trait Transport: Send + Sync {
     /// Calls the service `name` (a [`NAMES`] entry) with `args` (the JSON
     /// array of its arguments after the context) for `ctx`; its answer as
-    /// JSON.
+    /// JSON text.
     ///
     /// # Errors
     ///
@@ -43,8 +44,8 @@ pub trait Transport: Send + Sync {
         &self,
         ctx: &HookContext,
         name: &'static str,
-        args: Value,
-    ) -> Result<Value, ApiError>;
+        args: String,
+    ) -> Result<String, ApiError>;
 }
 
 /// [`Services`] over a [`Transport`]: each method sends its name and
@@ -56,18 +57,18 @@ pub fn wire_name(name: &str) -> String {
     name.replace('_', "-")
 }
 
-fn arguments<T: DeserializeOwned>(name: &str, args: Value) -> Result<T, ApiError> {
-    serde_json::from_value(args)
+fn arguments<'a, T: Deserialize<'a>>(name: &str, args: &'a str) -> Result<T, ApiError> {
+    serde_json::from_str(args)
         .map_err(|e| ApiError::new(400, "bad_request", format!("service `{name}`: {e}")))
 }
 
-fn answer<T: Serialize>(value: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(value)
+fn answer<T: Serialize + ?Sized>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value)
         .map_err(|e| ApiError::internal(format!("a service's answer as JSON: {e}")))
 }
 
-fn read_answer<T: DeserializeOwned>(name: &str, value: Value) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| {
+fn read_answer<T: DeserializeOwned>(name: &str, text: &str) -> Result<T, ApiError> {
+    serde_json::from_str(text).map_err(|e| {
         ApiError::internal(format!(
             "service `{name}` answered an unexpected value: {e}"
         ))
@@ -82,7 +83,8 @@ macro_rules! services {
         pub const NAMES: &[&str] = &[$(stringify!($name)),*];
 
         /// Calls the service `name` on `services` with `args` (the JSON
-        /// array of its arguments after the context): its answer as JSON.
+        /// array of its arguments after the context): its answer as JSON
+        /// text.
         ///
         /// # Errors
         ///
@@ -92,8 +94,8 @@ macro_rules! services {
             services: &dyn Services,
             ctx: &HookContext,
             name: &str,
-            args: Value,
-        ) -> Result<Value, ApiError> {
+            args: &str,
+        ) -> Result<String, ApiError> {
             match name {
                 $(stringify!($name) => {
                     let ($($arg,)*): ($($ty,)*) = arguments(name, args)?;
@@ -107,9 +109,9 @@ macro_rules! services {
         impl<T: Transport> Services for Remote<T> {
             $(
                 async fn $name(&self, ctx: &HookContext, $($arg: $ty),*) -> Result<$ret, ApiError> {
-                    let args = answer(&($($arg,)*))?;
-                    let value = self.0.call(ctx, stringify!($name), args).await?;
-                    read_answer(stringify!($name), value)
+                    let args = answer(&($(&$arg,)*))?;
+                    let text = self.0.call(ctx, stringify!($name), args).await?;
+                    read_answer(stringify!($name), &text)
                 }
             )*
         }
@@ -143,7 +145,7 @@ mod tests {
 
     /// Arguments as [`Remote`] sends them and [`serve`] reads them.
     fn across<T: Serialize + DeserializeOwned>(args: T) -> T {
-        arguments("test", answer(&args).unwrap()).unwrap()
+        arguments("test", &answer(&args).unwrap()).unwrap()
     }
 
     #[test]
@@ -181,13 +183,13 @@ mod tests {
             let (a, r) = across((action, resource.clone()));
             assert_eq!((a, &r), (action, &resource));
         }
-        assert_eq!(answer(&Action::PutMember).unwrap(), "member.put");
+        assert_eq!(answer(&Action::PutMember).unwrap(), r#""member.put""#);
     }
 
     #[test]
     fn arguments_of_the_wrong_shape_are_a_400() {
         assert_eq!(
-            arguments::<(i64,)>("get_user", serde_json::json!(["x"]))
+            arguments::<(i64,)>("get_user", r#"["x"]"#)
                 .unwrap_err()
                 .status,
             400

@@ -11,7 +11,6 @@ use hookspecs::host::Guard;
 use hookspecs::prelude::*;
 use hookspecs::{Method, Migration};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use super::runtime::{Fault, Loaded, Refused};
 use super::wit::{self, Hook, HookError, Manifest, RouteGuard, RouteMethod, RoutesIndices};
@@ -80,7 +79,7 @@ impl Sandboxed {
     async fn call<T: DeserializeOwned>(
         &self,
         hook: &'static str,
-        args: Value,
+        args: &str,
         ctx: &HookContext,
     ) -> HookResult<T> {
         let wit = *self
@@ -90,7 +89,7 @@ impl Sandboxed {
         // The version this operation called first, if a reload swapped
         // this one in since: one operation, one version.
         let component = hookspecs::host::pin(ctx, self.component.plugin(), &self.component);
-        let outcome = component.call(wit, &args.to_string(), ctx).await;
+        let outcome = component.call(wit, args, ctx).await;
         Ok(answered(outcome)?)
     }
 
@@ -263,17 +262,6 @@ fn refusal(error: HookError) -> ApiError {
     }
 }
 
-/// A [`Delivery`] as JSON, field by field (the SDK's type does not
-/// derive `Serialize`); its change as the SDK serializes it.
-fn delivery_json(delivery: &Delivery) -> Value {
-    json!({
-        "event_id": delivery.event_id,
-        "attempt": delivery.attempt,
-        "recorded_at": delivery.recorded_at,
-        "change": delivery.change,
-    })
-}
-
 /// Names given once at load, for the process's life (as a library is never
 /// unloaded).
 fn leak(names: &[String]) -> &'static [&'static str] {
@@ -287,7 +275,8 @@ fn leak(names: &[String]) -> &'static [&'static str] {
 /// The hooks a component can implement in this version: `on_plugins_loaded`
 /// (its routes), `authenticate`, `authorize`, and each entity hook, which reaches the component through the catch-all
 /// (the SDK's table says which hook a change is for); each passes its
-/// arguments (but the context) as JSON, in the hook's order.
+/// arguments (but the context) as JSON text, in the hook's order, written
+/// from the values directly.
 #[hookimpl]
 impl AppHooks for Sandboxed {
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
@@ -298,7 +287,8 @@ impl AppHooks for Sandboxed {
     }
 
     async fn authenticate(&self, token: &str, ctx: &HookContext) -> HookResult<Option<Identity>> {
-        self.call("authenticate", json!([token]), ctx).await
+        self.call("authenticate", &serde_json::to_string(&(token,))?, ctx)
+            .await
     }
 
     async fn authorize(
@@ -306,21 +296,18 @@ impl AppHooks for Sandboxed {
         check: &AccessCheck,
         ctx: &HookContext,
     ) -> HookResult<Option<Decision>> {
-        self.call("authorize", json!([check]), ctx).await
+        self.call("authorize", &serde_json::to_string(&(check,))?, ctx)
+            .await
     }
 
     async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
-        // The array as it is (`json!` would copy it).
-        let arguments = Value::Array(change.arguments());
-        self.call(change.kind().on_hook, arguments, ctx).await
+        self.call(change.kind().on_hook, &change.arguments(), ctx)
+            .await
     }
 
     async fn after_change(&self, delivery: &Delivery, ctx: &HookContext) -> HookResult<()> {
-        let mut arguments = delivery.change.arguments();
-        arguments.push(delivery_json(delivery));
-        let arguments = Value::Array(arguments);
-        self.call(delivery.change.kind().after_hook, arguments, ctx)
-            .await
+        let hook = delivery.change.kind().after_hook;
+        self.call(hook, &delivery.arguments(), ctx).await
     }
 }
 

@@ -47,7 +47,7 @@ const LOG_LINES: u32 = 200;
 /// The bytes of one `log` message kept; the rest is cut.
 const LOG_BYTES: usize = 4 << 10;
 
-/// The largest arguments of a `call-service`, bytes: parsed into JSON on
+/// The largest arguments of a `call-service`, bytes: read into its types on
 /// the host, outside the component's memory cap.
 const MAX_ARGS: usize = 1 << 20;
 
@@ -225,12 +225,10 @@ impl wit::app::plugin::host::Host for State {
                 let what = format!("the argument text of `{name}`");
                 return Err(ApiError::too_large(&what, MAX_ARGS));
             }
-            let args = serde_json::from_str(&args)
-                .or_else(|_| parse(&format!("the arguments of `{name}`"), &args))?;
-            hookspecs::services::serve(ctx.services(), ctx, name, args).await
+            hookspecs::services::serve(ctx.services(), ctx, name, &args).await
         }
         .await;
-        self.answer(outcome.map(|answer| answer.to_string()))
+        self.answer(outcome)
     }
 
     async fn query(&mut self, sql: String, params: String) -> Result<String, HookError> {

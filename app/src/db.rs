@@ -267,15 +267,12 @@ impl Db {
         if migrations.is_empty() {
             return Ok(0);
         }
-        if !plugin
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
+        let prefix = format!("plugin_{plugin}_");
+        if !hookspecs::sql::is_plain_name(&prefix) {
             return Err(format!(
                 "`{plugin}` cannot own tables: use lowercase letters, digits and `_`"
             ));
         }
-        let prefix = format!("plugin_{plugin}_");
         let history = format!("{prefix}migrations");
         // The database's own message (SQL, constraint names) goes to the
         // log only: the reason reaches the admin API's answers.

@@ -124,17 +124,28 @@ impl HookContext {
     }
 }
 
+/// Whether `name` is a plain lowercase name: a lowercase ASCII letter or
+/// `_`, then lowercase letters, digits and `_`. Such a name can be written
+/// into a statement's text unquoted or quoted alike, so the app writes no
+/// other: table and column names, and a plugin's table prefix.
+///
+/// ```
+/// use hookspecs::sql::is_plain_name;
+///
+/// assert!(is_plain_name("plugin_audit_log_log"));
+/// assert!(!is_plain_name("Users") && !is_plain_name("2x") && !is_plain_name("a;b"));
+/// ```
+pub fn is_plain_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 /// Refuses a table or column name that is not a plain lowercase name: it
 /// is written into the statement's text, not bound.
 fn plain_name(name: &str) -> Result<(), ApiError> {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
+    if is_plain_name(name) {
         Ok(())
     } else {
         Err(ApiError::new(

@@ -21,11 +21,7 @@ pub enum Template {
 
 /// Creates `<dir>/app_plugin_<name>/` and returns its path.
 pub fn new_plugin(dir: &Path, name: &str, template: Template) -> anyhow::Result<PathBuf> {
-    let valid = !name.is_empty()
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let valid = hookspecs::sql::is_plain_name(name) && !name.starts_with('_');
     if !valid {
         bail!(
             "`{name}` is not a plugin name: use lowercase letters, digits and `_`, starting with a letter"
@@ -154,6 +150,19 @@ hookspecs::export_plugin!({Type}::default);
 mod tests {
     use super::*;
     use crate::plugins::discovery;
+
+    #[test]
+    fn a_name_that_cannot_prefix_tables_or_starts_with_no_letter_is_refused() {
+        let dir = std::env::temp_dir().join(format!("scaffold-names-{}", std::process::id()));
+        for bad in ["", "_x", "2x", "Hello", "a-b", "a b", "é"] {
+            let error = new_plugin(&dir, bad, Template::Native).unwrap_err();
+            assert!(
+                error.to_string().contains("is not a plugin name"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(!dir.exists(), "nothing is written for a refused name");
+    }
 
     #[test]
     fn a_scaffolded_component_is_found_as_a_component_crate() {

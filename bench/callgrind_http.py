@@ -20,7 +20,7 @@ thread to write its lines, and the counters are dumped (`-d`). Every thread
 of the process is counted (the SQLite connections' threads and the log's
 included). Prints instructions per request per target and, with `--top`,
 the functions that cost the most per request (self cost) on the app's
-`json` route.
+`--top-target` route (`json` unless told).
 
 `--faults` runs bench-app natively instead (no valgrind) and counts, per
 request and target, the process's minor page faults and its threads'
@@ -46,6 +46,8 @@ import load  # noqa: E402
 TARGETS = [  # name, server, path
     ("json", "app", "/plugins/bench/json"),
     ("json", "bare", "/json"),
+    ("json/:id", "app", "/plugins/bench/json/7"),
+    ("json/:id", "bare", "/json/7"),
     ("db", "app", "/plugins/bench/db"),
     ("db", "bare", "/db"),
     ("/health", "app", "/health"),
@@ -71,7 +73,7 @@ def totals(dump: Path) -> int:
 
 
 def run(binary: Path, log_level: str, warmup: int, requests: int, top: int,
-        keep: Path | None) -> dict[str, float]:
+        keep: Path | None, top_target: str = "json") -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as tmp:
         work = Path(tmp)
         (work / "plugins").mkdir()
@@ -99,13 +101,14 @@ def run(binary: Path, log_level: str, warmup: int, requests: int, top: int,
                 (dump,) = set(work.glob("callgrind.out*")) - before
                 counts[f"{name} {server}"] = totals(dump) / requests
                 if keep:
-                    kept = keep / f"callgrind.{log_level}.{name.strip('/')}.{server}.out"
+                    file = name.strip("/").replace("/:", "-")
+                    kept = keep / f"callgrind.{log_level}.{file}.{server}.out"
                     kept.write_bytes(dump.read_bytes())
-                if top and (name, server) == ("json", "app"):
+                if top and (name, server) == (top_target, "app"):
                     report = subprocess.run(["callgrind_annotate", "--threshold=100", str(dump)],
                                             capture_output=True, text=True).stdout
                     lines = [line for line in report.splitlines() if "(" in line]
-                    print(f"--- RUST_LOG={log_level}: json route, app, self cost "
+                    print(f"--- RUST_LOG={log_level}: {name} route, app, self cost "
                           f"over {requests} requests")
                     print("\n".join(lines[:top]))
         finally:
@@ -162,7 +165,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--top", type=int, default=0,
-                        help="print the N costliest functions of the app's json route")
+                        help="print the N costliest functions of the app's --top-target route")
+    parser.add_argument("--top-target", default="json",
+                        help="the target --top profiles (json, json/:id, db, /health)")
     parser.add_argument("--binary", type=Path, default=load.BENCH_APP,
                         help="the bench-app to run (default: the release build's)")
     parser.add_argument("--keep", type=Path,
@@ -184,7 +189,8 @@ def main() -> None:
         return
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-    results = {level: run(args.binary, level, args.warmup, args.requests, args.top, args.keep)
+    results = {level: run(args.binary, level, args.warmup, args.requests, args.top, args.keep,
+                          args.top_target)
                for level in levels}
     print(f"instructions per request (user space, every thread), {args.requests} requests")
     print("| target | " + " | ".join(f"RUST_LOG={lv}: bare hyper | app" for lv in levels) + " |")

@@ -1,8 +1,9 @@
 //! The request pipeline, every request's one path, in order: route,
 //! body size, identity, access, body, unit of work, handler, commit or
-//! rollback, reply. Plain async code over [`Head`] and a body future: no
-//! hyper type, so it is tested without sockets. The body is only awaited
-//! once the route, the method and the credential have been accepted.
+//! rollback, reply. Plain async code over [`Head`], the router's answer
+//! for it and a body future: no hyper type, so it is tested without
+//! sockets. The body is only awaited once the route, the method and the
+//! credential have been accepted.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,6 +17,7 @@ use hookspecs::host::{Guard, RequestParts, RouteDef};
 use hookspecs::{ApiError, Identity, Method, Page, Reply};
 use serde_json::{Value, json};
 
+use super::router::PathMatch;
 use crate::state::State;
 
 /// What a request is before its body: everything the pipeline decides on.
@@ -51,13 +53,17 @@ pub struct Answer {
 /// (413 too large, 408 too slow, 400 broken).
 pub type BodyResult = Result<Bytes, ApiError>;
 
-/// Runs one request through the pipeline.
+/// Runs one request through the pipeline. `found` is the router's answer
+/// for the request's path ([`Router::find`](super::router::Router::find)):
+/// the transport asks it, handing over the request's own method and `Uri`;
+/// the request keeps that table to its end even if a reload swaps it.
 pub async fn handle(
     state: &Arc<State>,
     head: &Head<'_>,
+    found: Option<PathMatch<'_>>,
     body: impl Future<Output = BodyResult>,
 ) -> Answer {
-    match respond(state, head, body).await {
+    match respond(state, head, found, body).await {
         Ok(answer) => answer,
         Err(error) => error_answer(&error, head),
     }
@@ -66,11 +72,10 @@ pub async fn handle(
 async fn respond(
     state: &Arc<State>,
     head: &Head<'_>,
+    found: Option<PathMatch<'_>>,
     body: impl Future<Output = BodyResult>,
 ) -> Result<Answer, ApiError> {
-    // Loaded once: the request keeps this table even if a reload swaps it.
-    let router = state.router.load_full();
-    let found = router.find(head.path).await.ok_or_else(no_route)?;
+    let found = found.ok_or_else(no_route)?;
     let method = match head.method {
         "HEAD" => Some(Method::Get),
         name => Method::ALL.into_iter().find(|m| m.as_str() == name),

@@ -2,20 +2,25 @@
 //! function that sees the router crate. Everything else works with the
 //! [`PathMatch`] it returns.
 //!
-//! Each distinct path pattern is registered with routerify once, and a
-//! request's path goes through it once: the pattern it matches knows which
-//! route answers each method, so a 404, a 405 with its `Allow` list and an
-//! `OPTIONS` answer all come from that one lookup. Only the path is handed
-//! over: routerify's service for a live hyper request reads the whole body
+//! Each distinct path pattern is registered with routerify once, for every
+//! method, and a request goes through it once: the pattern it matches knows
+//! which route answers each method, so a 404, a 405 with its `Allow` list
+//! and an `OPTIONS` answer all come from that one lookup. routerify is
+//! handed the live request's head, its method and its `Uri` as hyper parsed
+//! them (the `Uri`'s bytes are shared, not copied or parsed again), with an
+//! empty body: its service for a live hyper request reads the whole body
 //! before routing, and the pipeline decides route, method and credential
-//! before reading a byte of it.
+//! before reading a byte of it. What routerify matched (the pattern and its
+//! parameters) comes back in the extensions of its handler's response,
+//! moved out, not cloned.
 //!
 //! routerify's answer for each path without parameters (`/health`,
 //! `/plugins/x/status`) is asked once, when the table is built, and kept:
 //! a request for exactly that path gets the same answer from a sorted table,
-//! without routerify's per-request work (its request, regex set, captures
-//! and boxed futures). Any other spelling of it (percent-encoded, say) still
-//! goes through routerify.
+//! without routerify's per-request work (its request meta and context, its
+//! percent-decoded copy of the path, its regex set, boxed futures and
+//! response: about 10,000 instructions more, BENCHMARKS.md). Any other spelling
+//! of it (percent-encoded, say) still goes through routerify.
 
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,8 +30,8 @@ use futures::FutureExt;
 use hookspecs::Method;
 use hookspecs::host::RouteDef;
 use http_body_util::Full;
-use hyper::Response;
 use hyper::service::Service;
+use hyper::{Request, Response, Uri};
 use routerify_ng::prelude::RequestExt;
 use routerify_ng::{RequestService, RequestServiceBuilder};
 
@@ -98,7 +103,9 @@ impl Router {
         }
         let mut builder = routerify_ng::Router::<Infallible>::builder();
         for (path, pattern) in patterns.iter().enumerate() {
-            builder = builder.get(*pattern, move |req| {
+            // Every method: the pattern is found whatever the method, and
+            // its table of routes per method says 405 or which route.
+            builder = builder.any_method(*pattern, move |req| {
                 let params = req
                     .params()
                     .iter()
@@ -129,7 +136,8 @@ impl Router {
             .into_iter()
             .filter_map(|p| {
                 // routerify answers from memory: its future is ready at once.
-                let Hit(path, params) = router.ask(&p).now_or_never()??;
+                let uri = p.parse().ok()?;
+                let Hit(path, params) = router.ask(&hyper::Method::GET, &uri).now_or_never()??;
                 params.is_empty().then_some((p, path))
             })
             .collect();
@@ -143,12 +151,16 @@ impl Router {
         &self.routes
     }
 
-    /// The routes of `path` (a raw, percent-encoded path), if it has any.
-    pub async fn find(&self, path: &str) -> Option<PathMatch<'_>> {
+    /// The routes of the request with this method and `Uri` (its path
+    /// raw, percent-encoded), if its path has any.
+    pub async fn find(&self, method: &hyper::Method, uri: &Uri) -> Option<PathMatch<'_>> {
+        let path = uri.path();
         let exact = self.exact.binary_search_by(|(p, _)| p.as_str().cmp(path));
         let Hit(path, params) = match exact {
             Ok(at) => Hit(self.exact[at].1, Vec::new()),
-            Err(_) => self.ask(path).await?,
+            // `*` (`OPTIONS *`) or none (`CONNECT`'s authority): no route's.
+            Err(_) if !path.starts_with('/') => return None,
+            Err(_) => self.ask(method, uri).await?,
         };
         Some(PathMatch {
             router: self,
@@ -157,13 +169,14 @@ impl Router {
         })
     }
 
-    /// routerify's answer for `path`.
-    async fn ask(&self, path: &str) -> Option<Hit> {
-        let mut req = hyper::Request::new(Full::new(Bytes::new()));
-        *req.uri_mut() = path.parse().ok()?;
+    /// routerify's answer for a request with this method and `Uri`.
+    async fn ask(&self, method: &hyper::Method, uri: &Uri) -> Option<Hit> {
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = uri.clone();
         // routerify errs on a path it cannot percent-decode: no route has it.
-        let response = self.service.call(req).await.ok()?;
-        response.extensions().get::<Hit>().cloned()
+        let mut response = self.service.call(req).await.ok()?;
+        response.extensions_mut().remove::<Hit>()
     }
 }
 
@@ -186,8 +199,9 @@ fn method_index(method: Method) -> usize {
 mod tests {
     use hookspecs::host::{Guard, RouteDef};
     use hookspecs::{Method, Reply, Request};
+    use hyper::Uri;
 
-    use super::Router;
+    use super::{PathMatch, Router};
 
     fn route(method: Method, path: &str) -> RouteDef {
         RouteDef::new(method, path, "t", Guard::Public, |_: Request| async {
@@ -195,29 +209,80 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn a_path_without_parameters_is_answered_as_routerify_answers_it() {
-        let router = Router::new(vec![
+    fn uri(path: &str) -> Uri {
+        path.parse().expect("a valid request target")
+    }
+
+    fn found(m: Option<PathMatch<'_>>) -> Option<(usize, Vec<(String, String)>)> {
+        m.map(|m| (m.path, m.params))
+    }
+
+    fn table() -> Router {
+        Router::new(vec![
             route(Method::Get, "/health"),
             route(Method::Get, "/items/:id"),
             // Shadowed by the pattern before it: routerify gives /items/:id.
             route(Method::Post, "/items/new"),
             route(Method::Delete, "/health"),
         ])
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_path_without_parameters_is_answered_as_routerify_answers_it() {
+        let router = table();
         assert_eq!(
             router.exact.len(),
             1,
-            "only /health is answered from the map"
+            "only /health is answered from the table"
         );
+        let get = hyper::Method::GET;
         for path in ["/health", "/items/new", "/items/7", "/h%65alth", "/nope"] {
-            let asked = router.ask(path).await.map(|hit| (hit.0, hit.1));
-            let found = router.find(path).await.map(|m| (m.path, m.params));
-            assert_eq!(found, asked, "{path}");
+            let asked = router.ask(&get, &uri(path)).await.map(|hit| (hit.0, hit.1));
+            assert_eq!(found(router.find(&get, &uri(path)).await), asked, "{path}");
         }
-        let health = router.find("/health").await.unwrap();
+        let health = router.find(&get, &uri("/health")).await.unwrap();
         assert_eq!(health.methods(), [Method::Get, Method::Delete]);
-        let shadowed = router.find("/items/new").await.unwrap();
+        let shadowed = router.find(&get, &uri("/items/new")).await.unwrap();
         assert_eq!(shadowed.params, [("id".to_owned(), "new".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn the_method_does_not_change_the_pattern_found() {
+        let router = table();
+        let purge = hyper::Method::from_bytes(b"PURGE").unwrap();
+        for method in [
+            hyper::Method::GET,
+            hyper::Method::POST,
+            hyper::Method::OPTIONS,
+            purge,
+        ] {
+            // Through routerify (a parameter) and from the table.
+            let item = router.find(&method, &uri("/items/new?x=1")).await;
+            let item = item.expect("found whatever the method");
+            assert_eq!((item.path, &item.params[0].1[..]), (1, "new"), "{method}");
+            assert!(item.route(Method::Put).is_none());
+            let health = router.find(&method, &uri("/h%65alth")).await.unwrap();
+            assert_eq!(health.path, 0, "{method}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_target_that_is_no_path_or_does_not_decode_has_no_route() {
+        let router = table();
+        let options = hyper::Method::OPTIONS;
+        assert!(router.find(&options, &uri("*")).await.is_none());
+        let connect = hyper::Method::CONNECT;
+        assert!(
+            router
+                .find(&connect, &uri("example.com:443"))
+                .await
+                .is_none()
+        );
+        let get = hyper::Method::GET;
+        assert!(router.find(&get, &uri("/items/%FF")).await.is_none());
+        // The path of an absolute target is what is matched.
+        let absolute = router.find(&get, &uri("http://example.com/items/7")).await;
+        assert_eq!(found(absolute), Some((1, vec![("id".into(), "7".into())])));
     }
 }

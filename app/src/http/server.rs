@@ -141,8 +141,9 @@ struct Connection {
     activity: Activity,
 }
 
-/// One request: its head to the pipeline, its body read only if the
-/// pipeline asks for it, its answer as a response, one log line. The head
+/// One request: its method and `Uri` to the router, its head and the
+/// router's answer to the pipeline, its body read only if the pipeline
+/// asks for it, its answer as a response, one log line. The head
 /// borrows the request's own strings; the log gets the method by move and
 /// copies of the path and the id (nothing that keeps hyper's read buffer
 /// alive: see `access_log`), and the clock is read only if the line is
@@ -167,6 +168,9 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         // Checked above: visible ASCII only.
         request_id: request_id.to_str().unwrap_or_default(),
     };
+    // Loaded once: the request keeps this table even if a reload swaps it.
+    let router = shared.state.router.load_full();
+    let found = router.find(&parts.method, &parts.uri).await;
     let limits = &shared.state.limits;
     // Whether the body is left (partly) unread: answered before it was
     // needed (a 401, a 404), or cut short (413, 408).
@@ -176,7 +180,7 @@ async fn respond(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes
         unread = read.is_err();
         read
     };
-    let answer = pipeline::handle(&shared.state, &head, body).await;
+    let answer = pipeline::handle(&shared.state, &head, found, body).await;
     let status = answer.status;
     if let Some(started) = started {
         shared.log.line(Line {

@@ -2,13 +2,16 @@
 //! `app::main_with`, driven by `bench/run.py`) and used by the engine's
 //! growth benchmark.
 //!
-//! - `bench` adds two routes: `GET /plugins/bench/json` answers
-//!   `{"status":"ok"}` from memory, `GET /plugins/bench/db` runs `SELECT 1`
-//!   in the request's unit of work first, as the core `GET /health` does.
+//! - `bench` adds three routes: `GET /plugins/bench/json` answers
+//!   `{"status":"ok"}` from memory, `GET /plugins/bench/json/:id` too (a
+//!   path with a parameter: what the router matches per request),
+//!   `GET /plugins/bench/db` runs `SELECT 1` in the request's unit of work
+//!   first, as the core `GET /health` does.
 //! - With `BENCH_BARE_LISTEN=host:port`, `bench` also starts, on the app's
-//!   own Tokio runtime, a bare hyper server with the same two handlers
-//!   (`/json`, `/db`; the latter on a pool of the same size, on the same
-//!   `DATABASE_URL`): the baseline the plugin routes are held against.
+//!   own Tokio runtime, a bare hyper server with the same handlers
+//!   (`/json`, `/json/<anything>`, `/db`; the latter on a pool of the same
+//!   size, on the same `DATABASE_URL`): the baseline the plugin routes are
+//!   held against.
 //! - With `BENCH_LISTENERS=N`, N more plugins (`listener_000`...) each
 //!   implement `on_user_created` by counting the users they see: the cost
 //!   of N implementations of an entity hook through the whole app.
@@ -43,6 +46,9 @@ impl AppHooks for Bench {
     async fn on_plugins_loaded(&self, startup: &Startup) -> HookResult<()> {
         let routes = startup.routes();
         routes.get("/json", |_req: hookspecs::Request| async move {
+            Ok(status_ok())
+        })?;
+        routes.get("/json/:id", |_req: hookspecs::Request| async move {
             Ok(status_ok())
         })?;
         routes.get("/db", |req: hookspecs::Request| async move {
@@ -89,6 +95,8 @@ async fn bare_handler(
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (status, body) = match req.uri().path() {
         "/json" => (StatusCode::OK, status_ok()),
+        // `/json/:id`'s counterpart: one comparison where the app matches.
+        path if path.starts_with("/json/") => (StatusCode::OK, status_ok()),
         "/db" => match sqlx::query("SELECT 1").execute(&pool).await {
             Ok(_) => (StatusCode::OK, status_ok()),
             Err(e) => (

@@ -86,9 +86,19 @@ fn body(text: &str, read: &Arc<AtomicBool>) -> impl Future<Output = BodyResult> 
     }
 }
 
+/// The request through the router, as the transport hands it over (its
+/// method and `Uri`), then through the pipeline.
 async fn call(state: &Arc<State>, head: Head<'_>, text: &str) -> (Answer, bool) {
+    let method = hyper::Method::from_bytes(head.method.as_bytes()).expect("a method");
+    let target = match head.query {
+        Some(query) => format!("{}?{query}", head.path),
+        None => head.path.to_owned(),
+    };
+    let uri: hyper::Uri = target.parse().expect("a request target");
+    let router = state.router.load_full();
+    let found = router.find(&method, &uri).await;
     let read = Arc::new(AtomicBool::new(false));
-    let answer = handle(state, &head, body(text, &read)).await;
+    let answer = handle(state, &head, found, body(text, &read)).await;
     (answer, read.load(Ordering::SeqCst))
 }
 

@@ -59,7 +59,7 @@ pub struct HookContext {
     /// host runs what it asks in the transaction of the call it serves.
     #[cfg(not(target_family = "wasm"))]
     uow: Arc<UnitOfWork>,
-    actor: Option<Identity>,
+    actor: Actor,
     /// Whether the services ask `authorize` before acting for `actor`
     /// (a request's context), or act with the application's authority (the
     /// context a hook gets).
@@ -67,6 +67,17 @@ pub struct HookContext {
     services: Arc<dyn Services>,
     configs: Arc<PluginConfigs>,
 }
+
+/// Who is acting, as a context holds it: given, natively.
+#[cfg(not(target_family = "wasm"))]
+type Actor = Option<Identity>;
+
+/// In a component, asked of the host (the WIT `actor`) at the first
+/// [`HookContext::actor`] of a call, not before: most hooks never read it,
+/// and its JSON, written by the host and read here, was a tenth of a call
+/// without a service call.
+#[cfg(target_family = "wasm")]
+type Actor = std::sync::OnceLock<Option<Identity>>;
 
 impl HookContext {
     #[cfg(not(target_family = "wasm"))]
@@ -86,16 +97,16 @@ impl HookContext {
     }
 
     /// A component's context for the call it serves: the host's services
-    /// and identity, its own configuration; `checked` as the host's.
+    /// and identity (asked when first read), its own configuration;
+    /// `checked` as the host's.
     #[cfg(target_family = "wasm")]
     pub(crate) fn guest(
-        actor: Option<Identity>,
         checked: bool,
         services: Arc<dyn Services>,
         configs: Arc<PluginConfigs>,
     ) -> Self {
         HookContext {
-            actor,
+            actor: Actor::new(),
             checked,
             services,
             configs,
@@ -112,7 +123,7 @@ impl HookContext {
     /// acts as the user who caused the hook.
     pub fn acting_as(&self, actor: Option<Identity>) -> Self {
         HookContext {
-            actor,
+            actor: actor.into(),
             checked: true,
             ..self.clone()
         }
@@ -154,7 +165,14 @@ impl HookContext {
 
     /// Who is acting (`None` for the application itself, e.g. at startup).
     pub fn actor(&self) -> Option<&Identity> {
-        self.actor.as_ref()
+        #[cfg(target_family = "wasm")]
+        {
+            self.actor.get_or_init(crate::guest::actor).as_ref()
+        }
+        #[cfg(not(target_family = "wasm"))]
+        {
+            self.actor.as_ref()
+        }
     }
 
     /// The application's operations, the same the API uses: what a plugin

@@ -60,6 +60,9 @@ pub struct HookContext {
     #[cfg(not(target_family = "wasm"))]
     uow: Arc<UnitOfWork>,
     actor: Actor,
+    /// Where a component's context asks for the actor: the host's.
+    #[cfg(target_family = "wasm")]
+    ask_actor: fn() -> Option<Identity>,
     /// Whether the services ask `authorize` before acting for `actor`
     /// (a request's context), or act with the application's authority (the
     /// context a hook gets).
@@ -68,16 +71,29 @@ pub struct HookContext {
     configs: Arc<PluginConfigs>,
 }
 
-/// Who is acting, as a context holds it: given, natively.
+/// Who is acting, as a context holds it: natively shared, so that a copy
+/// of the context (each hook's, a component's store) copies no string.
 #[cfg(not(target_family = "wasm"))]
-type Actor = Option<Identity>;
+type Actor = Option<Arc<Identity>>;
 
-/// In a component, asked of the host (the WIT `actor`) at the first
-/// [`HookContext::actor`] of a call, not before: most hooks never read it,
-/// and its JSON, written by the host and read here, was a tenth of a call
-/// without a service call.
+/// In a component, asked of the host (the WIT `actor`, through
+/// `ask_actor`) at the first [`HookContext::actor`] of a call, not before:
+/// most hooks never read it, and its JSON, written by the host and read
+/// here, was a quarter of a call without a service call (BENCHMARKS.md).
 #[cfg(target_family = "wasm")]
 type Actor = std::sync::OnceLock<Option<Identity>>;
+
+/// `actor` as a context holds it.
+fn held(actor: Option<Identity>) -> Actor {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        actor.map(Arc::new)
+    }
+    #[cfg(target_family = "wasm")]
+    {
+        actor.into()
+    }
+}
 
 impl HookContext {
     #[cfg(not(target_family = "wasm"))]
@@ -89,7 +105,7 @@ impl HookContext {
     ) -> Self {
         HookContext {
             uow,
-            actor,
+            actor: held(actor),
             checked: true,
             services,
             configs,
@@ -101,12 +117,14 @@ impl HookContext {
     /// `checked` as the host's.
     #[cfg(target_family = "wasm")]
     pub(crate) fn guest(
+        ask_actor: fn() -> Option<Identity>,
         checked: bool,
         services: Arc<dyn Services>,
         configs: Arc<PluginConfigs>,
     ) -> Self {
         HookContext {
             actor: Actor::new(),
+            ask_actor,
             checked,
             services,
             configs,
@@ -123,7 +141,7 @@ impl HookContext {
     /// acts as the user who caused the hook.
     pub fn acting_as(&self, actor: Option<Identity>) -> Self {
         HookContext {
-            actor: actor.into(),
+            actor: held(actor),
             checked: true,
             ..self.clone()
         }
@@ -167,11 +185,11 @@ impl HookContext {
     pub fn actor(&self) -> Option<&Identity> {
         #[cfg(target_family = "wasm")]
         {
-            self.actor.get_or_init(crate::guest::actor).as_ref()
+            self.actor.get_or_init(self.ask_actor).as_ref()
         }
         #[cfg(not(target_family = "wasm"))]
         {
-            self.actor.as_ref()
+            self.actor.as_deref()
         }
     }
 

@@ -349,7 +349,7 @@ fn context(instance: &Instance, checked: bool) -> HookContext {
     // One for the instance's life: it holds nothing of a call.
     static SERVICES: OnceLock<Arc<Remote<Host>>> = OnceLock::new();
     let services = SERVICES.get_or_init(|| Arc::new(Remote(Host))).clone();
-    HookContext::guest(checked, services, instance.configs.clone())
+    HookContext::guest(actor, checked, services, instance.configs.clone())
 }
 
 /// The calling hook's actor, as the host's `actor` gives it: what
@@ -359,7 +359,7 @@ fn context(instance: &Instance, checked: bool) -> HookContext {
 ///
 /// The host's text is not an identity (a host out of step with this SDK):
 /// logged, then a trap, the hook's failure.
-pub(crate) fn actor() -> Option<Identity> {
+fn actor() -> Option<Identity> {
     let json = host::actor()?;
     parse("the actor", &json).unwrap_or_else(|e: ApiError| refuse(&e.message))
 }

@@ -59,13 +59,40 @@ pub struct HookContext {
     /// host runs what it asks in the transaction of the call it serves.
     #[cfg(not(target_family = "wasm"))]
     uow: Arc<UnitOfWork>,
-    actor: Option<Identity>,
+    actor: Actor,
+    /// Where a component's context asks for the actor: the host's.
+    #[cfg(target_family = "wasm")]
+    ask_actor: fn() -> Option<Identity>,
     /// Whether the services ask `authorize` before acting for `actor`
     /// (a request's context), or act with the application's authority (the
     /// context a hook gets).
     checked: bool,
     services: Arc<dyn Services>,
     configs: Arc<PluginConfigs>,
+}
+
+/// Who is acting, as a context holds it: natively shared, so that a copy
+/// of the context (each hook's, a component's store) copies no string.
+#[cfg(not(target_family = "wasm"))]
+type Actor = Option<Arc<Identity>>;
+
+/// In a component, asked of the host (the WIT `actor`, through
+/// `ask_actor`) at the first [`HookContext::actor`] of a call, not before:
+/// most hooks never read it, and its JSON, written by the host and read
+/// here, was a quarter of a call without a service call (BENCHMARKS.md).
+#[cfg(target_family = "wasm")]
+type Actor = std::sync::OnceLock<Option<Identity>>;
+
+/// `actor` as a context holds it.
+fn held(actor: Option<Identity>) -> Actor {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        actor.map(Arc::new)
+    }
+    #[cfg(target_family = "wasm")]
+    {
+        actor.into()
+    }
 }
 
 impl HookContext {
@@ -78,7 +105,7 @@ impl HookContext {
     ) -> Self {
         HookContext {
             uow,
-            actor,
+            actor: held(actor),
             checked: true,
             services,
             configs,
@@ -86,16 +113,18 @@ impl HookContext {
     }
 
     /// A component's context for the call it serves: the host's services
-    /// and identity, its own configuration; `checked` as the host's.
+    /// and identity (asked when first read), its own configuration;
+    /// `checked` as the host's.
     #[cfg(target_family = "wasm")]
     pub(crate) fn guest(
-        actor: Option<Identity>,
+        ask_actor: fn() -> Option<Identity>,
         checked: bool,
         services: Arc<dyn Services>,
         configs: Arc<PluginConfigs>,
     ) -> Self {
         HookContext {
-            actor,
+            actor: Actor::new(),
+            ask_actor,
             checked,
             services,
             configs,
@@ -112,7 +141,7 @@ impl HookContext {
     /// acts as the user who caused the hook.
     pub fn acting_as(&self, actor: Option<Identity>) -> Self {
         HookContext {
-            actor,
+            actor: held(actor),
             checked: true,
             ..self.clone()
         }
@@ -154,7 +183,14 @@ impl HookContext {
 
     /// Who is acting (`None` for the application itself, e.g. at startup).
     pub fn actor(&self) -> Option<&Identity> {
-        self.actor.as_ref()
+        #[cfg(target_family = "wasm")]
+        {
+            self.actor.get_or_init(self.ask_actor).as_ref()
+        }
+        #[cfg(not(target_family = "wasm"))]
+        {
+            self.actor.as_deref()
+        }
     }
 
     /// The application's operations, the same the API uses: what a plugin

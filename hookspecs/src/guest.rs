@@ -205,7 +205,7 @@ async fn answer(register: Register, route: u32, request: &str) -> Result<String,
         })?;
     let parts = RequestParts::from_json(request)?;
     // The caller's rights, as a native route's handler has them.
-    let reply = handler(parts.with(context(instance, true)?)).await?;
+    let reply = handler(parts.with(context(instance, true))).await?;
     serde_json::to_string(&reply).map_err(|e| ApiError::internal(e.to_string()))
 }
 
@@ -294,7 +294,7 @@ async fn started(register: Register) -> Result<(String, RouteTable, Option<Route
 async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, ApiError> {
     let name = hook_name(hook);
     let instance = instance(register)?;
-    let ctx = context(instance, false)?;
+    let ctx = context(instance, false);
     // The arguments' text read into the SDK's types directly; what it is
     // named only when it is not as expected.
     let unexpected =
@@ -342,23 +342,26 @@ fn refuse(why: &str) -> ! {
     panic!("{why}")
 }
 
-/// The call's context: the host's actor, with the hook's authority or
-/// (`checked`, a route's) the actor's rights; the plugin's own
-/// configuration; the services through the host.
-fn context(instance: &Instance, checked: bool) -> Result<HookContext, ApiError> {
-    let actor: Option<Identity> = match host::actor() {
-        Some(json) => parse("the actor", &json)?,
-        None => None,
-    };
+/// The call's context: the host's actor (asked when first read), with the
+/// hook's authority or (`checked`, a route's) the actor's rights; the
+/// plugin's own configuration; the services through the host.
+fn context(instance: &Instance, checked: bool) -> HookContext {
     // One for the instance's life: it holds nothing of a call.
     static SERVICES: OnceLock<Arc<Remote<Host>>> = OnceLock::new();
     let services = SERVICES.get_or_init(|| Arc::new(Remote(Host))).clone();
-    Ok(HookContext::guest(
-        actor,
-        checked,
-        services,
-        instance.configs.clone(),
-    ))
+    HookContext::guest(actor, checked, services, instance.configs.clone())
+}
+
+/// The calling hook's actor, as the host's `actor` gives it: what
+/// [`HookContext::actor`] reads at its first use in a call.
+///
+/// # Panics
+///
+/// The host's text is not an identity (a host out of step with this SDK):
+/// logged, then a trap, the hook's failure.
+fn actor() -> Option<Identity> {
+    let json = host::actor()?;
+    parse("the actor", &json).unwrap_or_else(|e: ApiError| refuse(&e.message))
 }
 
 /// The services of the app, through the WIT import `call-service`.

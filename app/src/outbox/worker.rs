@@ -11,12 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change, Delivery, HookContext};
 use sqlx::Row;
+use sqlx::any::AnyArguments;
 use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection};
 use tokio::task::JoinHandle;
 
 use super::{DeliveriesConfig, Policy, now_ms, woken};
@@ -70,6 +73,7 @@ impl Deliverer {
                 lease,
                 poll: Duration::from_millis(config.poll_ms.max(1)),
                 batch: i64::from(config.batch.max(1)),
+                claim_sql: claim_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
             };
             let policy = &queue.policy;
             tracing::info!(
@@ -307,10 +311,88 @@ struct Queue {
     lease: Duration,
     poll: Duration,
     batch: i64,
+    /// The claim's statement ([`claim_sql`]), written once.
+    claim_sql: Arc<str>,
 }
 
 const EVENT_COLUMNS: &str = "e.id AS event_id, e.txid, e.event_key, e.event_name, e.change, \
                              e.recorded_at";
+
+/// The claim of a batch for one plugin, one statement (PostgreSQL: its own
+/// transaction, no `BEGIN` or `COMMIT`; SQLite: a read, out of the writers'
+/// queue). Parameters: `$1` the plugin, `$2` now (ms), `$3` the batch's
+/// size, `$4` this instance, `$5` the lease's end (ms).
+///
+/// Its rows: the parked deliveries due for a retry (`retry` 1; for an
+/// `ordered` plugin only those before the first one not due), then the
+/// log's events after the cursor (`retry` 0; for an `ordered` plugin none
+/// while one is parked), each in commit order, at most `$3` of each. On
+/// PostgreSQL the cursor's row is taken `FOR UPDATE SKIP LOCKED` unless
+/// another instance's lease on it runs (then no rows), only events below
+/// the oldest running transaction are read ([`OLDEST_RUNNING`]), the
+/// parked rows are locked too (so a retry that another instance settled
+/// as this statement began is seen settled, not sent again), and the
+/// lease is taken in the same statement if there is anything to deliver.
+/// SQLite takes no lease: the one process delivers, one task per plugin.
+fn claim_sql(dialect: Dialect, ordered: bool) -> String {
+    let (free, lock_parked, below_running, lease) = match dialect {
+        Dialect::Postgres => (
+            "AND (lease_until_ms <= $2 OR lease_owner = $4) FOR UPDATE SKIP LOCKED",
+            "FOR UPDATE OF d",
+            format!("AND e.txid < {OLDEST_RUNNING}"),
+            ", leased AS (UPDATE outbox_cursors SET lease_owner = $4, lease_until_ms = $5 \
+             WHERE plugin = (SELECT plugin FROM claimable) \
+             AND (EXISTS (SELECT 1 FROM due) OR EXISTS (SELECT 1 FROM fresh)))",
+        ),
+        Dialect::Sqlite => ("", "", String::new(), ""),
+    };
+    // Ordered: no retry overtakes an earlier parked event, no event of the
+    // log any parked one.
+    let (in_order, none_parked) = if ordered {
+        (
+            "AND NOT EXISTS (SELECT 1 FROM parked q WHERE q.next_attempt_ms > $2 \
+             AND (q.txid, q.event_id) < (p.txid, p.event_id))",
+            "AND NOT EXISTS (SELECT 1 FROM parked)",
+        )
+    } else {
+        ("", "")
+    };
+    format!(
+        "WITH claimable AS (SELECT plugin, txid, event_id FROM outbox_cursors \
+             WHERE plugin = $1 {free}), \
+         parked AS (SELECT d.id, d.attempts, d.next_attempt_ms, {EVENT_COLUMNS} \
+             FROM claimable c JOIN outbox_deliveries d ON d.plugin = c.plugin \
+             JOIN outbox_events e ON e.id = d.event_id \
+             WHERE d.status = 'pending' ORDER BY e.txid, e.id LIMIT $3 {lock_parked}), \
+         due AS (SELECT * FROM parked p WHERE p.next_attempt_ms <= $2 {in_order}), \
+         fresh AS (SELECT {EVENT_COLUMNS} FROM outbox_events e \
+             WHERE (e.txid, e.id) > ((SELECT txid FROM claimable), (SELECT event_id FROM claimable)) \
+             {below_running} {none_parked} ORDER BY e.txid, e.id LIMIT $3){lease} \
+         SELECT CAST(1 AS BIGINT) AS retry, id, attempts, {CLAIMED} FROM due \
+         UNION ALL SELECT 0, NULL, 0, {CLAIMED} FROM fresh \
+         ORDER BY retry DESC, txid, event_id"
+    )
+}
+
+/// The event's columns of a claimed row, as [`EVENT_COLUMNS`] names them.
+const CLAIMED: &str = "event_id, txid, event_key, event_name, change, recorded_at";
+
+/// Runs one statement on its own, outside a unit of work (PostgreSQL: its
+/// own transaction, at the server's default isolation, READ COMMITTED):
+/// on a live connection ([`hookspecs::host::live`]: one found dead is
+/// replaced and the statement sent again, so it must be safe to run
+/// twice), and again at once after a lost race ([`again_after_race`]).
+async fn alone<T, F>(state: &State, statement: F) -> Result<T, ApiError>
+where
+    F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+{
+    let statement = &statement;
+    again_after_race(|| async move {
+        let (_, done) = hookspecs::host::live(&state.db.pool, statement).await?;
+        Ok(done)
+    })
+    .await
+}
 
 impl Queue {
     async fn run(self) {
@@ -373,11 +455,7 @@ impl Queue {
         if !due && (!more || (self.policy.ordered && retry_at.is_some())) {
             return Ok(Round::Idle(retry_at));
         }
-        // Nothing parked (as of the look): no retry to read. An ordered
-        // plugin reads them anyway, as another instance may have parked one
-        // since, which its next events must not overtake.
-        let parked = retry_at.is_some() || self.policy.ordered;
-        let Some(batch) = self.claim(now, parked).await? else {
+        let Some(batch) = self.claim(now).await? else {
             // Taken by another instance meanwhile, or (PostgreSQL) a
             // transaction that may still record an earlier event is running.
             return Ok(Round::Idle(Some(now_ms() + 10)));
@@ -389,94 +467,36 @@ impl Queue {
     /// Takes the plugin's lease (the one instance working on it now, which
     /// keeps commit order) with what it is to deliver: the parked events
     /// whose retry is due, then (unless an `ordered` plugin has events
-    /// parked) the log's next events after its cursor; the parked ones are
-    /// read only if `parked`. `None`: nothing to do, or another instance
-    /// holds the lease.
-    async fn claim(&self, now: i64, parked: bool) -> Result<Option<Batch>, ApiError> {
-        let postgres = self.state.db.dialect() == Dialect::Postgres;
-        let (lock, below_running) = if postgres {
-            (
-                "FOR UPDATE SKIP LOCKED",
-                format!("AND e.txid < {OLDEST_RUNNING}"),
-            )
-        } else {
-            ("", String::new())
-        };
-        let cursor_sql = format!(
-            "SELECT txid, event_id, lease_owner, lease_until_ms FROM outbox_cursors \
-             WHERE plugin = $1 {lock}"
-        );
-        let retries_sql = format!(
-            "SELECT d.id, d.attempts, d.next_attempt_ms, {EVENT_COLUMNS} \
-             FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.plugin = $1 AND d.status = 'pending' ORDER BY e.txid, e.id LIMIT $2"
-        );
-        let events_sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM outbox_events e \
-             WHERE (e.txid, e.id) > ($1, $2) {below_running} ORDER BY e.txid, e.id LIMIT $3"
-        );
-        let (cursor_sql, retries_sql, events_sql) = (&cursor_sql, &retries_sql, &events_sql);
-        bookkeeping(&self.state, |ctx| async move {
-            let mut db = ctx.db().await?;
-            let Some(cursor) = sqlx::query(cursor_sql)
-                .bind(self.plugin)
-                .fetch_optional(&mut *db)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let owner: Option<String> = cursor.try_get("lease_owner")?;
-            let leased: i64 = cursor.try_get("lease_until_ms")?;
-            if leased > now && owner.as_deref() != Some(&self.owner) {
-                return Ok(None);
+    /// parked) the log's next events after its cursor, in one statement
+    /// ([`claim_sql`]). `None`: nothing to do, or another instance holds
+    /// the lease.
+    async fn claim(&self, now: i64) -> Result<Option<Batch>, ApiError> {
+        let (sql, plugin, owner) = (&self.claim_sql, self.plugin, &self.owner);
+        let (batch, until) = (self.batch, now + self.lease.as_millis() as i64);
+        // Safe to run again: a claim that was taken (the connection lost
+        // after its commit) is this instance's, which takes it again.
+        let rows = alone(&self.state, move |conn| {
+            let (sql, owner) = (sql.clone(), owner.clone());
+            async move {
+                sqlx::query(&sql)
+                    .bind(plugin)
+                    .bind(now)
+                    .bind(batch)
+                    .bind(owner.as_str())
+                    .bind(until)
+                    .fetch_all(conn)
+                    .await
             }
-            let parked = if parked {
-                sqlx::query(retries_sql)
-                    .bind(self.plugin)
-                    .bind(self.batch)
-                    .fetch_all(&mut *db)
-                    .await?
-            } else {
-                Vec::new()
-            };
-            let mut retries = Vec::new();
-            for row in &parked {
-                let due = row.try_get::<i64, _>("next_attempt_ms")? <= now;
-                if due {
-                    retries.push(claimed_row(row, true)?);
-                } else if self.policy.ordered {
-                    // Ordered: none overtakes an earlier one.
-                    break;
-                }
-            }
-            let mut events = Vec::new();
-            // An ordered plugin reads no further while an event is parked.
-            if !self.policy.ordered || parked.is_empty() {
-                let rows = sqlx::query(events_sql)
-                    .bind(cursor.try_get::<i64, _>("txid")?)
-                    .bind(cursor.try_get::<i64, _>("event_id")?)
-                    .bind(self.batch)
-                    .fetch_all(&mut *db)
-                    .await?;
-                events = rows
-                    .iter()
-                    .map(|r| claimed_row(r, false))
-                    .collect::<Result<_, _>>()?;
-            }
-            if retries.is_empty() && events.is_empty() {
-                return Ok(None);
-            }
-            sqlx::query(
-                "UPDATE outbox_cursors SET lease_owner = $1, lease_until_ms = $2 WHERE plugin = $3",
-            )
-            .bind(&self.owner)
-            .bind(now + self.lease.as_millis() as i64)
-            .bind(self.plugin)
-            .execute(&mut *db)
-            .await?;
-            Ok(Some(Batch { retries, events }))
+            .boxed()
         })
-        .await
+        .await?;
+        let (mut retries, mut events) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let retry = row.try_get::<i64, _>("retry")? == 1;
+            let list = if retry { &mut retries } else { &mut events };
+            list.push(claimed_row(row, retry)?);
+        }
+        Ok((!rows.is_empty()).then_some(Batch { retries, events }))
     }
 
     /// Attempts the batch: the retries, then the log's events, up to the
@@ -613,6 +633,8 @@ impl Queue {
     /// updated, and a row for each event of the log that was delivered or
     /// failed (parked: retried after a backoff, or dead once its attempts
     /// are spent, or at once when fatal). Skipped events leave no row.
+    /// PostgreSQL: one statement, which writes nothing unless the lease is
+    /// still this instance's; SQLite: a write transaction ([`settle_sql`]).
     async fn settle(
         &self,
         retried: &[(&Claimed, Outcome)],
@@ -620,98 +642,55 @@ impl Queue {
     ) -> Result<(), ApiError> {
         let now = now_ms();
         // Each fate decided (and logged) once, whatever runs the write takes.
-        let fates = |list: &[(&Claimed, Outcome)]| -> Vec<(i64, Option<i64>, Fate)> {
+        let fates = |list: &[(&Claimed, Outcome)], row: fn(&Claimed) -> i64| {
             list.iter()
-                .filter_map(|(c, outcome)| {
-                    Some((c.event_id, c.parked, self.fate(c, outcome, now)?))
-                })
+                .filter_map(|(c, outcome)| Some((row(c), self.fate(c, outcome, now)?)))
                 .collect()
         };
-        let (retried_fates, handled_fates) = (fates(retried), fates(handled));
-        let position = handled.last().map(|(c, _)| (c.txid, c.event_id));
-        let (retried_fates, handled_fates) = (&retried_fates, &handled_fates);
-        bookkeeping(&self.state, |ctx| async move {
-            let mut db = ctx.db().await?;
-            let moved =
-                match position {
-                    Some((txid, event_id)) => sqlx::query(
-                        "UPDATE outbox_cursors SET txid = $1, event_id = $2, lease_owner = NULL, \
-                         lease_until_ms = 0 WHERE plugin = $3 AND lease_owner = $4",
-                    )
-                    .bind(txid)
-                    .bind(event_id)
-                    .bind(self.plugin)
-                    .bind(&self.owner)
-                    .execute(&mut *db)
-                    .await?,
-                    None => {
-                        sqlx::query(
-                            "UPDATE outbox_cursors SET lease_owner = NULL, lease_until_ms = 0 \
-                         WHERE plugin = $1 AND lease_owner = $2",
-                        )
-                        .bind(self.plugin)
-                        .bind(&self.owner)
-                        .execute(&mut *db)
-                        .await?
+        let settled = Arc::new(Settled {
+            plugin: self.plugin,
+            owner: self.owner.clone(),
+            position: handled.last().map(|(c, _)| (c.txid, c.event_id)),
+            retried: fates(retried, |c| c.parked.unwrap_or_default()),
+            handled: fates(handled, |c| c.event_id),
+        });
+        let dialect = self.state.db.dialect();
+        let statements = settle_sql(dialect, settled.retried.len(), settled.handled.len());
+        let moved = match dialect {
+            // A settle that committed before its connection was lost is
+            // run again and finds the lease given back: logged as a lost
+            // lease, nothing lost.
+            Dialect::Postgres => {
+                let sql: Arc<str> = statements.concat().into();
+                alone(&self.state, move |conn| {
+                    let (sql, settled) = (sql.clone(), settled.clone());
+                    async move { settled.bind(&sql).fetch_optional(conn).await }.boxed()
+                })
+                .await?
+                .is_some()
+            }
+            Dialect::Sqlite => {
+                let (settled, statements) = (&settled, &statements);
+                bookkeeping(&self.state, |ctx| async move {
+                    let mut db = ctx.db().await?;
+                    let moved = settled
+                        .bind(&statements[0])
+                        .fetch_optional(&mut *db)
+                        .await?;
+                    for sql in &statements[1..] {
+                        settled.bind(sql).execute(&mut *db).await?;
                     }
-                };
-            if moved.rows_affected() == 0 {
-                return Err(ApiError::internal(
-                    "the lease ended before the batch was recorded: it is delivered again",
-                ));
+                    Ok(moved.is_some())
+                })
+                .await?
             }
-            for (_, parked, fate) in retried_fates {
-                sqlx::query(
-                    "UPDATE outbox_deliveries SET status = $1, attempts = $2, last_error = $3, \
-                     next_attempt_ms = $4, done_ms = $5 WHERE id = $6",
-                )
-                .bind(fate.status)
-                .bind(fate.attempts)
-                .bind(&fate.error)
-                .bind(fate.next_attempt_ms)
-                .bind(fate.done_ms)
-                .bind(*parked)
-                .execute(&mut *db)
-                .await?;
-            }
-            if !handled_fates.is_empty() {
-                let rows: Vec<String> = (0..handled_fates.len())
-                    .map(|i| {
-                        let at = i * 7;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                            at + 1,
-                            at + 2,
-                            at + 3,
-                            at + 4,
-                            at + 5,
-                            at + 6,
-                            at + 7
-                        )
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO outbox_deliveries \
-                     (event_id, plugin, status, attempts, last_error, next_attempt_ms, done_ms) \
-                     VALUES {} ON CONFLICT (event_id, plugin) DO NOTHING",
-                    rows.join(", ")
-                );
-                let query = handled_fates
-                    .iter()
-                    .fold(sqlx::query(&sql), |q, (event, _, f)| {
-                        q.bind(*event)
-                            .bind(self.plugin)
-                            .bind(f.status)
-                            .bind(f.attempts)
-                            .bind(f.error.clone())
-                            .bind(f.next_attempt_ms)
-                            .bind(f.done_ms)
-                    });
-                query.execute(&mut *db).await?;
-            }
-            Ok(())
-        })
-        .await
+        };
+        if !moved {
+            return Err(ApiError::internal(
+                "the lease ended before the batch was recorded: it is delivered again",
+            ));
+        }
+        Ok(())
     }
 
     /// What becomes of a claimed event after `outcome` (`None`: skipped,
@@ -757,6 +736,102 @@ struct Fate {
     error: Option<String>,
     next_attempt_ms: i64,
     done_ms: Option<i64>,
+}
+
+/// A delivery row's columns that a [`Fate`] sets, in the order bound.
+const FATE: &str = "status, attempts, last_error, next_attempt_ms, done_ms";
+
+/// A batch's outcome, as [`settle_sql`]'s statements take it: `$1` the
+/// plugin, `$2` this instance, `$3` and `$4` the cursor's new place (NULL:
+/// it stays), then per retried event (its parked row's id) and per
+/// handled event of the log (its event's id) that id and its [`FATE`].
+struct Settled {
+    plugin: &'static str,
+    owner: String,
+    position: Option<(i64, i64)>,
+    retried: Vec<(i64, Fate)>,
+    handled: Vec<(i64, Fate)>,
+}
+
+impl Settled {
+    /// `sql` with every parameter bound (SQLite ignores those it does not use).
+    fn bind<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
+        let query = sqlx::query(sql)
+            .bind(self.plugin)
+            .bind(self.owner.clone())
+            .bind(self.position.map(|(txid, _)| txid))
+            .bind(self.position.map(|(_, event_id)| event_id));
+        let fates = self.retried.iter().chain(&self.handled);
+        fates.fold(query, |q, (row, f)| {
+            q.bind(*row)
+                .bind(f.status)
+                .bind(f.attempts)
+                .bind(f.error.clone())
+                .bind(f.next_attempt_ms)
+                .bind(f.done_ms)
+        })
+    }
+}
+
+/// The settle of a batch of `retried` retried events and `handled` events
+/// of the log that leave a row ([`Settled`] binds them): the cursor moved
+/// (and the lease given back), which returns a row if it did; the parked
+/// rows updated; the new rows inserted. PostgreSQL: one statement, whose
+/// writes all wait on the cursor's (which needs this instance's lease);
+/// SQLite (no lease): one statement per table, run in one transaction.
+fn settle_sql(dialect: Dialect, retried: usize, handled: usize) -> Vec<String> {
+    let postgres = dialect == Dialect::Postgres;
+    let move_cursor = format!(
+        "UPDATE outbox_cursors SET txid = COALESCE($3, txid), event_id = COALESCE($4, event_id), \
+         lease_owner = NULL, lease_until_ms = 0 WHERE plugin = $1 {} RETURNING 1",
+        if postgres { "AND lease_owner = $2" } else { "" }
+    );
+    // `name (row_id, <FATE>) AS (VALUES ...)`: `rows` fates bound from `$first`.
+    let fates = |name: &str, rows: usize, first: usize| {
+        let values: Vec<String> = (0..rows)
+            .map(|i| {
+                let at = first + 6 * i;
+                let row: Vec<String> = (at..at + 6).map(|n| format!("${n}")).collect();
+                format!("({})", row.join(", "))
+            })
+            .collect();
+        format!("{name} (row_id, {FATE}) AS (VALUES {})", values.join(", "))
+    };
+    let gate = if postgres {
+        "EXISTS (SELECT 1 FROM moved)"
+    } else {
+        "TRUE"
+    };
+    let update = format!(
+        "UPDATE outbox_deliveries SET status = r.status, attempts = r.attempts, \
+         last_error = r.last_error, next_attempt_ms = r.next_attempt_ms, done_ms = r.done_ms \
+         FROM retried r WHERE outbox_deliveries.id = r.row_id AND {gate}"
+    );
+    // `WHERE` also tells SQLite's parser the `ON CONFLICT` is the insert's.
+    let insert = format!(
+        "INSERT INTO outbox_deliveries (event_id, plugin, {FATE}) \
+         SELECT row_id, $1, {FATE} FROM handled WHERE {gate} \
+         ON CONFLICT (event_id, plugin) DO NOTHING"
+    );
+    let mut writes = Vec::new();
+    if retried > 0 {
+        writes.push((fates("retried", retried, 5), update));
+    }
+    if handled > 0 {
+        writes.push((fates("handled", handled, 5 + 6 * retried), insert));
+    }
+    if postgres {
+        let mut ctes = vec![format!("moved AS ({move_cursor})")];
+        for (i, (values, write)) in writes.into_iter().enumerate() {
+            ctes.extend([values, format!("w{i} AS ({write})")]);
+        }
+        vec![format!("WITH {} SELECT 1 FROM moved", ctes.join(", "))]
+    } else {
+        let writes = writes
+            .into_iter()
+            .map(|(values, write)| format!("WITH {values} {write}"));
+        std::iter::once(move_cursor).chain(writes).collect()
+    }
 }
 
 /// Every minute (or every `retention`, if shorter), a pruning pass.

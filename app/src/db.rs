@@ -238,12 +238,13 @@ impl Db {
         })
     }
 
-    /// Starts a unit of work for the delivery worker's own bookkeeping
-    /// (claiming and settling deliveries). PostgreSQL: READ COMMITTED, its
-    /// rows taken with `FOR UPDATE [SKIP LOCKED]`: the rows it changes are
-    /// its alone while it runs, and a concurrent claim or settle waits for
-    /// them (or skips them) rather than failing at commit as SERIALIZABLE
-    /// would. SQLite: a writer like any other.
+    /// Starts a unit of work for the delivery worker's own bookkeeping of
+    /// several statements (placing, releasing and pruning cursors; on
+    /// SQLite, settling a batch: its claims, and its settles on PostgreSQL,
+    /// are single statements of their own). PostgreSQL: READ COMMITTED, so
+    /// that a concurrent claim or settle waits for the rows it changes (or
+    /// skips them) rather than failing at commit as SERIALIZABLE would.
+    /// SQLite: a writer like any other.
     pub fn begin_bookkeeping(&self) -> Arc<UnitOfWork> {
         match self.dialect {
             Dialect::Sqlite => self.begin(true),

@@ -73,6 +73,7 @@ impl Deliverer {
                 lease,
                 poll: Duration::from_millis(config.poll_ms.max(1)),
                 batch: i64::from(config.batch.max(1)),
+                look_sql: look_sql(state.db.dialect()).into(),
                 claim_sql: claim_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
             };
             let policy = &queue.policy;
@@ -286,8 +287,10 @@ enum Outcome {
 }
 
 enum Round {
-    /// Something was attempted: look again at once.
-    Worked,
+    /// Something was attempted: look again at once. `full`: the batch
+    /// took as many of the log's events as a batch holds, so more are most
+    /// likely waiting: the next round claims them without the look first.
+    Worked { full: bool },
     /// Nothing to do before this time (ms), or before a wake-up.
     Idle(Option<i64>),
     /// Another instance holds the plugin's lease until this time (ms).
@@ -311,12 +314,43 @@ struct Queue {
     lease: Duration,
     poll: Duration,
     batch: i64,
-    /// The claim's statement ([`claim_sql`]), written once.
+    /// The look's and the claim's statements ([`look_sql`],
+    /// [`claim_sql`]), written once.
+    look_sql: Arc<str>,
     claim_sql: Arc<str>,
 }
 
 const EVENT_COLUMNS: &str = "e.id AS event_id, e.txid, e.event_key, e.event_name, e.change, \
                              e.recorded_at";
+
+/// Where `cursor`'s next events are in the log `e`, and the log's order:
+/// PostgreSQL, after (txid, id) (index `outbox_events_log`); SQLite, whose
+/// one writer at a time commits in id order (every txid 0), after the id,
+/// a range of the table's own key where the pair would scan the whole log.
+fn after(dialect: Dialect, txid: &str, event_id: &str) -> (String, &'static str) {
+    match dialect {
+        Dialect::Postgres => (
+            format!("(e.txid, e.id) > ({txid}, {event_id})"),
+            "e.txid, e.id",
+        ),
+        Dialect::Sqlite => (format!("e.id > {event_id}"), "e.id"),
+    }
+}
+
+/// The look at one plugin's queue (`$1`): who holds its lease, until when;
+/// when its earliest parked delivery is due; whether the log has events
+/// after its cursor (`more`, 1 or 0).
+fn look_sql(dialect: Dialect) -> String {
+    let (after, _) = after(dialect, "c.txid", "c.event_id");
+    format!(
+        "SELECT c.lease_owner, c.lease_until_ms, \
+             (SELECT MIN(d.next_attempt_ms) FROM outbox_deliveries d \
+              WHERE d.plugin = c.plugin AND d.status = 'pending') AS retry_at, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM outbox_events e WHERE {after}) \
+                  THEN 1 ELSE 0 END AS BIGINT) AS more \
+         FROM outbox_cursors c WHERE c.plugin = $1"
+    )
+}
 
 /// The claim of a batch for one plugin, one statement (PostgreSQL: its own
 /// transaction, no `BEGIN` or `COMMIT`; SQLite: a read, out of the writers'
@@ -357,17 +391,21 @@ fn claim_sql(dialect: Dialect, ordered: bool) -> String {
     } else {
         ("", "")
     };
+    let (after, order) = after(
+        dialect,
+        "(SELECT txid FROM claimable)",
+        "(SELECT event_id FROM claimable)",
+    );
     format!(
         "WITH claimable AS (SELECT plugin, txid, event_id FROM outbox_cursors \
              WHERE plugin = $1 {free}), \
          parked AS (SELECT d.id, d.attempts, d.next_attempt_ms, {EVENT_COLUMNS} \
              FROM claimable c JOIN outbox_deliveries d ON d.plugin = c.plugin \
              JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.status = 'pending' ORDER BY e.txid, e.id LIMIT $3 {lock_parked}), \
+             WHERE d.status = 'pending' ORDER BY {order} LIMIT $3 {lock_parked}), \
          due AS (SELECT * FROM parked p WHERE p.next_attempt_ms <= $2 {in_order}), \
-         fresh AS (SELECT {EVENT_COLUMNS} FROM outbox_events e \
-             WHERE (e.txid, e.id) > ((SELECT txid FROM claimable), (SELECT event_id FROM claimable)) \
-             {below_running} {none_parked} ORDER BY e.txid, e.id LIMIT $3){lease} \
+         fresh AS (SELECT {EVENT_COLUMNS} FROM outbox_events e WHERE {after} \
+             {below_running} {none_parked} ORDER BY {order} LIMIT $3){lease} \
          SELECT CAST(1 AS BIGINT) AS retry, id, attempts, {CLAIMED} FROM due \
          UNION ALL SELECT 0, NULL, 0, {CLAIMED} FROM fresh \
          ORDER BY retry DESC, txid, event_id"
@@ -397,10 +435,14 @@ where
 impl Queue {
     async fn run(self) {
         let mut wake = woken();
+        let mut full = false;
         loop {
             wake.borrow_and_update();
-            let next = match self.round().await {
-                Ok(Round::Worked) => continue,
+            let next = match self.round(std::mem::take(&mut full)).await {
+                Ok(Round::Worked { full: more }) => {
+                    full = more;
+                    continue;
+                }
                 Ok(Round::Busy(until)) => {
                     let left = Duration::from_millis((until - now_ms()).max(1) as u64);
                     tokio::time::sleep(left.min(BUSY_RECHECK)).await;
@@ -426,21 +468,21 @@ impl Queue {
         }
     }
 
-    async fn round(&self) -> Result<Round, ApiError> {
-        // A plain read first: most wake-ups find nothing, and on SQLite a
-        // claim waits in the writers' queue.
-        const LOOK: &str = "SELECT c.lease_owner, c.lease_until_ms, \
-                    (SELECT MIN(d.next_attempt_ms) FROM outbox_deliveries d \
-                     WHERE d.plugin = c.plugin AND d.status = 'pending') AS retry_at, \
-                    CAST(CASE WHEN EXISTS (SELECT 1 FROM outbox_events e \
-                            WHERE (e.txid, e.id) > (c.txid, c.event_id)) THEN 1 ELSE 0 END \
-                         AS BIGINT) AS more \
-             FROM outbox_cursors c WHERE c.plugin = $1";
-        let plugin = self.plugin;
+    async fn round(&self, full: bool) -> Result<Round, ApiError> {
+        if full {
+            // No look: the claim finds what there is (none: the look says
+            // why, below).
+            if let Some(batch) = self.claim(now_ms()).await? {
+                return Ok(self.deliver(batch).await);
+            }
+        }
+        // A plain read first ([`look_sql`]): most wake-ups find nothing.
+        let (sql, plugin) = (&self.look_sql, self.plugin);
         // Outside a unit of work no `BEGIN` finds a dead pooled connection
         // first: `live` runs this read again on another.
         let (_, look) = hookspecs::host::live(&self.state.db.pool, |conn| {
-            sqlx::query(LOOK).bind(plugin).fetch_one(conn).boxed()
+            let sql = sql.clone();
+            async move { sqlx::query(&sql).bind(plugin).fetch_one(conn).await }.boxed()
         })
         .await?;
         let now = now_ms();
@@ -460,8 +502,7 @@ impl Queue {
             // transaction that may still record an earlier event is running.
             return Ok(Round::Idle(Some(now_ms() + 10)));
         };
-        self.deliver(batch).await;
-        Ok(Round::Worked)
+        Ok(self.deliver(batch).await)
     }
 
     /// Takes the plugin's lease (the one instance working on it now, which
@@ -504,7 +545,8 @@ impl Queue {
     /// the event and the others go on; an `ordered` plugin (one at a time)
     /// stops at it instead (later ones must not overtake it). Then one
     /// write settles the batch and moves the cursor past what was handled.
-    async fn deliver(&self, batch: Batch) {
+    async fn deliver(&self, batch: Batch) -> Round {
+        let full = batch.events.len() as i64 >= self.batch;
         let lease_end = now_ms() + self.lease.as_millis() as i64;
         let mut stopped = false;
         let retried = self
@@ -522,6 +564,7 @@ impl Queue {
                 error.message
             );
         }
+        Round::Worked { full }
     }
 
     /// Attempts `list`'s events, at most `concurrency` at once, started in

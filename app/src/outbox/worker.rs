@@ -7,7 +7,7 @@
 //! events, unless the plugin is `ordered`. Plus the pruning of delivered
 //! events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +75,7 @@ impl Deliverer {
                 batch: i64::from(config.batch.max(1)),
                 look_sql: look_sql(state.db.dialect()).into(),
                 claim_sql: claim_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
+                settles: std::sync::Mutex::default(),
             };
             let policy = &queue.policy;
             tracing::info!(
@@ -318,7 +319,16 @@ struct Queue {
     /// [`claim_sql`]), written once.
     look_sql: Arc<str>,
     claim_sql: Arc<str>,
+    /// The settle's statements written so far, by shape (see
+    /// [`Queue::settle_sql`]).
+    settles: std::sync::Mutex<HashMap<(usize, usize), Settle>>,
 }
+
+/// A settle's statements ([`settle_sql`]).
+type Settle = Arc<Vec<String>>;
+
+/// How many shapes of settle a worker keeps written, at most.
+const SETTLE_SHAPES: usize = 64;
 
 const EVENT_COLUMNS: &str = "e.id AS event_id, e.txid, e.event_key, e.event_name, e.change, \
                              e.recorded_at";
@@ -698,20 +708,17 @@ impl Queue {
             handled: fates(handled, |c| c.event_id),
         });
         let dialect = self.state.db.dialect();
-        let statements = settle_sql(dialect, settled.retried.len(), settled.handled.len());
+        let statements = self.settle_sql(settled.retried.len(), settled.handled.len());
         let moved = match dialect {
             // A settle that committed before its connection was lost is
             // run again and finds the lease given back: logged as a lost
             // lease, nothing lost.
-            Dialect::Postgres => {
-                let sql: Arc<str> = statements.concat().into();
-                alone(&self.state, move |conn| {
-                    let (sql, settled) = (sql.clone(), settled.clone());
-                    async move { settled.bind(&sql).fetch_optional(conn).await }.boxed()
-                })
-                .await?
-                .is_some()
-            }
+            Dialect::Postgres => alone(&self.state, move |conn| {
+                let (sql, settled) = (statements.clone(), settled.clone());
+                async move { settled.bind(&sql[0]).fetch_optional(conn).await }.boxed()
+            })
+            .await?
+            .is_some(),
             Dialect::Sqlite => {
                 let (settled, statements) = (&settled, &statements);
                 bookkeeping(&self.state, |ctx| async move {
@@ -734,6 +741,19 @@ impl Queue {
             ));
         }
         Ok(())
+    }
+
+    /// [`settle_sql`] for this shape of batch, written once per shape: one
+    /// event at a time, or full batches, repeat the same few.
+    fn settle_sql(&self, retried: usize, handled: usize) -> Settle {
+        let mut written = self.settles.lock().unwrap_or_else(|p| p.into_inner());
+        if written.len() >= SETTLE_SHAPES {
+            written.clear();
+        }
+        let dialect = self.state.db.dialect();
+        let sql = written.entry((retried, handled));
+        sql.or_insert_with(|| Arc::new(settle_sql(dialect, retried, handled)))
+            .clone()
     }
 
     /// What becomes of a claimed event after `outcome` (`None`: skipped,

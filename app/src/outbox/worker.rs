@@ -373,13 +373,14 @@ fn look_sql(dialect: Dialect) -> String {
 /// while one is parked), each in commit order, at most `$3` of each. On
 /// PostgreSQL the cursor's row is taken `FOR UPDATE SKIP LOCKED` unless
 /// another instance's lease on it runs (then no rows), only events below
-/// the oldest running transaction are read ([`OLDEST_RUNNING`]), the
-/// parked rows are locked too (so a retry that another instance settled
-/// as this statement began is seen settled, not sent again), and the
-/// lease is taken in the same statement if there is anything to deliver.
+/// the oldest running transaction are read ([`OLDEST_RUNNING`]), the due
+/// retries' rows are locked too and checked again once locked (so a retry
+/// that another instance settled as this statement began is seen settled,
+/// not sent again; those not due are not locked), and the lease is taken
+/// in the same statement if there is anything to deliver.
 /// SQLite takes no lease: the one process delivers, one task per plugin.
 fn claim_sql(dialect: Dialect, ordered: bool) -> String {
-    let (free, lock_parked, below_running, lease) = match dialect {
+    let (free, lock_due, below_running, lease) = match dialect {
         Dialect::Postgres => (
             "AND (lease_until_ms <= $2 OR lease_owner = $4) FOR UPDATE SKIP LOCKED",
             "FOR UPDATE OF d",
@@ -409,11 +410,15 @@ fn claim_sql(dialect: Dialect, ordered: bool) -> String {
     format!(
         "WITH claimable AS (SELECT plugin, txid, event_id FROM outbox_cursors \
              WHERE plugin = $1 {free}), \
-         parked AS (SELECT d.id, d.attempts, d.next_attempt_ms, {EVENT_COLUMNS} \
+         parked AS (SELECT d.id, d.next_attempt_ms, e.txid, e.id AS event_id \
              FROM claimable c JOIN outbox_deliveries d ON d.plugin = c.plugin \
              JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.status = 'pending' ORDER BY {order} LIMIT $3 {lock_parked}), \
-         due AS (SELECT * FROM parked p WHERE p.next_attempt_ms <= $2 {in_order}), \
+             WHERE d.status = 'pending' ORDER BY {order} LIMIT $3), \
+         due AS (SELECT d.id, d.attempts, {EVENT_COLUMNS} \
+             FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
+             WHERE d.status = 'pending' AND d.next_attempt_ms <= $2 AND d.id IN \
+                 (SELECT p.id FROM parked p WHERE p.next_attempt_ms <= $2 {in_order}) \
+             {lock_due}), \
          fresh AS (SELECT {EVENT_COLUMNS} FROM outbox_events e WHERE {after} \
              {below_running} {none_parked} ORDER BY {order} LIMIT $3){lease} \
          SELECT CAST(1 AS BIGINT) AS retry, id, attempts, {CLAIMED} FROM due \

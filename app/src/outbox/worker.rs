@@ -372,8 +372,16 @@ fn look_sql(dialect: Dialect) -> String {
 /// log's events after the cursor (`retry` 0; for an `ordered` plugin none
 /// while one is parked), each in commit order, at most `$3` of each. On
 /// PostgreSQL the cursor's row is taken `FOR UPDATE SKIP LOCKED` unless
-/// another instance's lease on it runs (then no rows), only events below
-/// the oldest running transaction are read ([`OLDEST_RUNNING`]), the due
+/// another instance's lease on it runs (then no rows), and only if it is
+/// still the version the statement's snapshot sees (`xmin`): at READ
+/// COMMITTED a row lock follows the row to its newest committed version
+/// and checks only that row again, while the parked rows and the log are
+/// read with the snapshot; every lease taken and every settle rewrites
+/// the cursor's row, so one committed after the snapshot gives no rows
+/// rather than a batch read from a state that no longer holds (an
+/// `ordered` plugin's events delivered past one just parked, a retry past
+/// an earlier one). Only events below the oldest running transaction are
+/// read ([`OLDEST_RUNNING`]), the due
 /// retries' rows are locked too and checked again once locked (so a retry
 /// that another instance settled as this statement began is seen settled,
 /// not sent again; those not due are not locked), and the lease is taken
@@ -382,7 +390,9 @@ fn look_sql(dialect: Dialect) -> String {
 fn claim_sql(dialect: Dialect, ordered: bool) -> String {
     let (free, lock_due, below_running, lease) = match dialect {
         Dialect::Postgres => (
-            "AND (lease_until_ms <= $2 OR lease_owner = $4) FOR UPDATE SKIP LOCKED",
+            "AND (lease_until_ms <= $2 OR lease_owner = $4) \
+             AND xmin = (SELECT xmin FROM outbox_cursors WHERE plugin = $1) \
+             FOR UPDATE SKIP LOCKED",
             "FOR UPDATE OF d",
             format!("AND e.txid < {OLDEST_RUNNING}"),
             ", leased AS (UPDATE outbox_cursors SET lease_owner = $4, lease_until_ms = $5 \
@@ -513,8 +523,9 @@ impl Queue {
             return Ok(Round::Idle(retry_at));
         }
         let Some(batch) = self.claim(now).await? else {
-            // Taken by another instance meanwhile, or (PostgreSQL) a
-            // transaction that may still record an earlier event is running.
+            // Taken by another instance meanwhile, or (PostgreSQL) its
+            // cursor changed as the claim began, or a transaction that may
+            // still record an earlier event is running.
             return Ok(Round::Idle(Some(now_ms() + 10)));
         };
         Ok(self.deliver(batch).await)

@@ -73,7 +73,7 @@ impl Deliverer {
                 lease,
                 poll: Duration::from_millis(config.poll_ms.max(1)),
                 batch: i64::from(config.batch.max(1)),
-                look_sql: look_sql(state.db.dialect()).into(),
+                look_sql: look_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
                 claim_sql: claim_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
                 settles: std::sync::Mutex::default(),
             };
@@ -348,14 +348,25 @@ fn after(dialect: Dialect, txid: &str, event_id: &str) -> (String, &'static str)
 }
 
 /// The look at one plugin's queue (`$1`): who holds its lease, until when;
-/// when its earliest parked delivery is due; whether the log has events
-/// after its cursor (`more`, 1 or 0).
-fn look_sql(dialect: Dialect) -> String {
-    let (after, _) = after(dialect, "c.txid", "c.event_id");
+/// when its next retry is due (`retry_at`: the earliest parked delivery's
+/// time; for an `ordered` plugin the first parked one's in commit order,
+/// which no later one may overtake); whether the log has events after its
+/// cursor (`more`, 1 or 0).
+fn look_sql(dialect: Dialect, ordered: bool) -> String {
+    let (after, order) = after(dialect, "c.txid", "c.event_id");
+    let retry_at = if ordered {
+        format!(
+            "(SELECT d.next_attempt_ms FROM outbox_deliveries d \
+              JOIN outbox_events e ON e.id = d.event_id \
+              WHERE d.plugin = c.plugin AND d.status = 'pending' ORDER BY {order} LIMIT 1)"
+        )
+    } else {
+        "(SELECT MIN(d.next_attempt_ms) FROM outbox_deliveries d \
+          WHERE d.plugin = c.plugin AND d.status = 'pending')"
+            .to_owned()
+    };
     format!(
-        "SELECT c.lease_owner, c.lease_until_ms, \
-             (SELECT MIN(d.next_attempt_ms) FROM outbox_deliveries d \
-              WHERE d.plugin = c.plugin AND d.status = 'pending') AS retry_at, \
+        "SELECT c.lease_owner, c.lease_until_ms, {retry_at} AS retry_at, \
              CAST(CASE WHEN EXISTS (SELECT 1 FROM outbox_events e WHERE {after}) \
                   THEN 1 ELSE 0 END AS BIGINT) AS more \
          FROM outbox_cursors c WHERE c.plugin = $1"
@@ -403,14 +414,18 @@ fn claim_sql(dialect: Dialect, ordered: bool) -> String {
     };
     // Ordered: no retry overtakes an earlier parked event, no event of the
     // log any parked one.
-    let (in_order, none_parked) = if ordered {
+    // Not ordered: only due rows are parked's concern, filtered before
+    // its LIMIT (else the first `$3` in commit order, not due, would hide
+    // every later due one for ever).
+    let (only_due, in_order, none_parked) = if ordered {
         (
+            "",
             "AND NOT EXISTS (SELECT 1 FROM parked q WHERE q.next_attempt_ms > $2 \
              AND (q.txid, q.event_id) < (p.txid, p.event_id))",
             "AND NOT EXISTS (SELECT 1 FROM parked)",
         )
     } else {
-        ("", "")
+        ("AND d.next_attempt_ms <= $2", "", "")
     };
     let (after, order) = after(
         dialect,
@@ -423,7 +438,7 @@ fn claim_sql(dialect: Dialect, ordered: bool) -> String {
          parked AS (SELECT d.id, d.next_attempt_ms, e.txid, e.id AS event_id \
              FROM claimable c JOIN outbox_deliveries d ON d.plugin = c.plugin \
              JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.status = 'pending' ORDER BY {order} LIMIT $3), \
+             WHERE d.status = 'pending' {only_due} ORDER BY {order} LIMIT $3), \
          due AS (SELECT d.id, d.attempts, {EVENT_COLUMNS} \
              FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
              WHERE d.status = 'pending' AND d.next_attempt_ms <= $2 AND d.id IN \

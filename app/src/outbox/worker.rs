@@ -758,10 +758,18 @@ impl Queue {
                         .bind(&statements[0])
                         .fetch_optional(&mut *db)
                         .await?;
+                    // No cursor (forgotten meanwhile): nothing of the
+                    // batch is written, as on PostgreSQL.
+                    if moved.is_none() {
+                        return Err(ApiError::internal(format!(
+                            "plugin {}'s cursor is gone: the batch is not recorded",
+                            self.plugin
+                        )));
+                    }
                     for sql in &statements[1..] {
                         settled.bind(sql).execute(&mut *db).await?;
                     }
-                    Ok(moved.is_some())
+                    Ok(true)
                 })
                 .await?
             }

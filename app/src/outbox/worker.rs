@@ -276,6 +276,8 @@ fn claimed_row(row: &AnyRow, parked: bool) -> Result<Claimed, ApiError> {
 struct Batch {
     retries: Vec<Claimed>,
     events: Vec<Claimed>,
+    /// When the lease taken with it ends (ms).
+    until: i64,
 }
 
 /// How one claimed event went.
@@ -578,7 +580,11 @@ impl Queue {
             let list = if retry { &mut retries } else { &mut events };
             list.push(claimed_row(row, retry)?);
         }
-        Ok((!rows.is_empty()).then_some(Batch { retries, events }))
+        Ok((!rows.is_empty()).then_some(Batch {
+            retries,
+            events,
+            until,
+        }))
     }
 
     /// Attempts the batch: the retries, then the log's events, up to the
@@ -588,13 +594,12 @@ impl Queue {
     /// write settles the batch and moves the cursor past what was handled.
     async fn deliver(&self, batch: Batch) -> Round {
         let full = batch.events.len() as i64 >= self.batch;
-        let lease_end = now_ms() + self.lease.as_millis() as i64;
         let mut stopped = false;
         let retried = self
-            .attempt_all(&batch.retries, lease_end, &mut stopped)
+            .attempt_all(&batch.retries, batch.until, &mut stopped)
             .await;
         let handled = self
-            .attempt_all(&batch.events, lease_end, &mut stopped)
+            .attempt_all(&batch.events, batch.until, &mut stopped)
             .await;
         if let Err(error) = self.settle(&retried, &handled).await {
             // The lease stays until it ends; then the events are tried

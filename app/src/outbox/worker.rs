@@ -443,7 +443,8 @@ fn claim_sql(dialect: Dialect, ordered: bool) -> String {
              WHERE d.status = 'pending' {only_due} ORDER BY {order} LIMIT $3), \
          due AS (SELECT d.id, d.attempts, {EVENT_COLUMNS} \
              FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.status = 'pending' AND d.next_attempt_ms <= $2 AND d.id IN \
+             WHERE d.plugin = $1 AND d.status = 'pending' AND d.next_attempt_ms <= $2 \
+             AND d.id IN \
                  (SELECT p.id FROM parked p WHERE p.next_attempt_ms <= $2 {in_order}) \
              {lock_due}), \
          fresh AS (SELECT {EVENT_COLUMNS} FROM outbox_events e WHERE {after} \

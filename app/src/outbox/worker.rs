@@ -782,7 +782,9 @@ impl Queue {
         };
         if !moved {
             return Err(ApiError::internal(
-                "the lease ended before the batch was recorded: it is delivered again",
+                "the lease was no longer this instance's as the batch was recorded: \
+                 it ended first (the batch is delivered again), or the write was sent \
+                 again after a lost connection and had committed the first time",
             ));
         }
         Ok(())

@@ -1,11 +1,11 @@
 //! The delivery worker: per plugin, read the outbox log from the plugin's
-//! cursor under a lease, call the plugin's after-commit hook for each event
-//! of the batch (up to `concurrency` at once, started in commit order; one at
-//! a time for an `ordered` plugin), and record the outcome in one write per
-//! batch: the cursor moves past the batch, and a failed event is parked
-//! (retried with backoff, then dead) without holding back the plugin's later
-//! events, unless the plugin is `ordered`. Plus the pruning of delivered
-//! events.
+//! cursor (PostgreSQL: under a lease; SQLite: one task per plugin), call
+//! the plugin's after-commit hook for each event of the batch (up to
+//! `concurrency` at once, started in commit order; one at a time for an
+//! `ordered` plugin), and record the outcome in one write per batch: the
+//! cursor moves past the batch, and a failed event is parked (retried with
+//! backoff, then dead) without holding back the plugin's later events,
+//! unless the plugin is `ordered`. Plus the pruning of delivered events.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -459,7 +459,8 @@ fn claim_sql(dialect: Dialect, ordered: bool) -> String {
 const CLAIMED: &str = "event_id, txid, event_key, event_name, change, recorded_at";
 
 /// Runs one statement on its own, outside a unit of work (PostgreSQL: its
-/// own transaction, at the server's default isolation, READ COMMITTED):
+/// own transaction, at READ COMMITTED, which the write pool's connections
+/// set as they connect, see `Db::open_with`):
 /// on a live connection ([`hookspecs::host::live`]: one found dead is
 /// replaced and the statement sent again, so it must be safe to run
 /// twice), and again at once after a lost race ([`again_after_race`]).

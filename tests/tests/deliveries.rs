@@ -406,6 +406,8 @@ e2e! {
             app.create_user(&format!("user{i}"));
         }
         wait_until("six parked", || deliveries(&app.db, "webhooks") == vec!["pending:1"; 6]);
+        // Nothing due and nothing new: the claims take no lease.
+        assert_eq!(lease_owner(&app.db, "webhooks"), None);
         receiver.set(|_| Answer::Status(200));
         let made_due = app.db.column(
             "UPDATE outbox_deliveries SET next_attempt_ms = 0 WHERE id IN \

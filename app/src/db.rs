@@ -13,6 +13,11 @@ use sqlx::migrate::Migrator;
 static SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// PostgreSQL: the write pool's connections' isolation outside a unit of
+/// work (see [`Db::open_with`]).
+const READ_COMMITTED: &str =
+    "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED";
+
 /// Which SQL dialect the URL speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
@@ -144,8 +149,22 @@ impl Db {
             (Dialect::Postgres, Some(n)) => n.max(1),
             _ => size,
         };
+        // What runs on these connections outside a unit of work (the
+        // delivery worker's claims and settles, each one statement, and
+        // its look) is written for READ COMMITTED (a row lock that follows
+        // a row's newest version; no serialization failures between two
+        // instances' claims), whatever the server's or the database's
+        // default; units of work state their own level as they begin.
         let pool = dialect
             .pool(writers, false)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Postgres {
+                        sqlx::Executor::execute(conn, READ_COMMITTED).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(url)
             .await
             .with_context(|| format!("connecting to {}", redact(url)))?;
@@ -238,12 +257,13 @@ impl Db {
         })
     }
 
-    /// Starts a unit of work for the delivery worker's own bookkeeping
-    /// (claiming and settling deliveries). PostgreSQL: READ COMMITTED, its
-    /// rows taken with `FOR UPDATE [SKIP LOCKED]`: the rows it changes are
-    /// its alone while it runs, and a concurrent claim or settle waits for
-    /// them (or skips them) rather than failing at commit as SERIALIZABLE
-    /// would. SQLite: a writer like any other.
+    /// Starts a unit of work for the delivery worker's own bookkeeping of
+    /// several statements (placing, releasing and pruning cursors; on
+    /// SQLite, settling a batch: its claims, and its settles on PostgreSQL,
+    /// are single statements of their own). PostgreSQL: READ COMMITTED, so
+    /// that a concurrent claim or settle waits for the rows it changes (or
+    /// skips them) rather than failing at commit as SERIALIZABLE would.
+    /// SQLite: a writer like any other.
     pub fn begin_bookkeeping(&self) -> Arc<UnitOfWork> {
         match self.dialect {
             Dialect::Sqlite => self.begin(true),
@@ -407,6 +427,52 @@ mod tests {
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://data/app.db"), "sqlite://data/app.db");
+    }
+
+    /// PostgreSQL (when `TEST_DATABASE_URL` is set): on a database whose
+    /// default is SERIALIZABLE, what runs outside a unit of work on the
+    /// write pool (the delivery worker's claims and settles) is at READ
+    /// COMMITTED, and units of work keep their own levels.
+    #[tokio::test]
+    async fn statements_outside_a_unit_of_work_run_at_read_committed_whatever_the_default() {
+        use sqlx::Connection;
+        let Some(server) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("PostgreSQL skipped: TEST_DATABASE_URL is not set");
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        let name = format!("db_isolation_{}", std::process::id());
+        let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+            format!("ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'"),
+        ] {
+            sqlx::raw_sql(&sql).execute(&mut admin).await.unwrap();
+        }
+        let (base, _) = server.rsplit_once('/').unwrap();
+        let db = super::Db::open(&format!("{base}/{name}")).await.unwrap();
+        let level = "SELECT current_setting('transaction_isolation')";
+        let alone: String = sqlx::query_scalar(level).fetch_one(&db.pool).await.unwrap();
+        assert_eq!(alone, "read committed");
+        for (uow, expected) in [
+            (db.begin(true), "serializable"),
+            (db.begin(false), "serializable"),
+            (db.begin_bookkeeping(), "read committed"),
+        ] {
+            let got: String = sqlx::query_scalar(level)
+                .fetch_one(&mut *uow.db().await.unwrap())
+                .await
+                .unwrap();
+            assert_eq!(got, expected);
+            uow.finish(Ok(())).await.unwrap();
+        }
+        db.close().await;
+        let drop = format!("DROP DATABASE {name} WITH (FORCE)");
+        sqlx::raw_sql(&drop).execute(&mut admin).await.unwrap();
     }
 
     #[tokio::test]

@@ -395,6 +395,60 @@ e2e! {
         assert!(deliveries(&app.db, "webhooks").iter().all(|d| d == "pending:1"));
     }
 
+    fn due_retries_behind_a_batch_of_parked_ones_not_due_are_retried(backend) {
+        // Six events parked with a long backoff, batches of three: the
+        // first three in commit order stay not due, the last three are made
+        // due. Those are retried at once, not hidden for ever behind the
+        // first batch's worth of parked rows.
+        let receiver = Receiver::scripted(|_| Answer::Status(503));
+        let app = start(backend, &receiver, "batch = 3\n[deliveries.webhooks]\nbackoff_ms = 600000");
+        for i in 0..6 {
+            app.create_user(&format!("user{i}"));
+        }
+        wait_until("six parked", || deliveries(&app.db, "webhooks") == vec!["pending:1"; 6]);
+        // Nothing due and nothing new: the claims take no lease.
+        assert_eq!(lease_owner(&app.db, "webhooks"), None);
+        receiver.set(|_| Answer::Status(200));
+        let made_due = app.db.column(
+            "UPDATE outbox_deliveries SET next_attempt_ms = 0 WHERE id IN \
+             (SELECT d.id FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
+              WHERE d.plugin = 'webhooks' ORDER BY e.txid, e.id LIMIT 100 OFFSET 3) RETURNING id",
+        );
+        assert_eq!(made_due.len(), 3);
+        wait_until("the three due retried", || delivered(&app.db, "webhooks") == 3);
+        let by_order = app.db.column(
+            "SELECT d.status || ':' || d.attempts FROM outbox_deliveries d \
+             JOIN outbox_events e ON e.id = d.event_id WHERE d.plugin = 'webhooks' ORDER BY e.txid, e.id",
+        );
+        assert_eq!(by_order, ["pending:1", "pending:1", "pending:1", "delivered:2", "delivered:2", "delivered:2"]);
+        assert_eq!(receiver.received().len(), 9);
+    }
+
+    fn a_backlog_longer_than_a_batch_is_delivered_in_commit_order_each_once(backend) {
+        // The first event hangs its attempt until the plugin's time limit:
+        // the ten committed meanwhile are a backlog of batches of three,
+        // claimed one after the other (after a full one, at once), each
+        // event once, in commit order; the first is parked and retried.
+        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        let app = start(backend, &receiver, "batch = 3\nconcurrency = 1");
+        app.create_user("gate");
+        receiver.wait_for(1);
+        for i in 0..10 {
+            app.create_user(&format!("user{i}"));
+        }
+        wait_until("eleven deliveries", || delivered(&app.db, "webhooks") == 11);
+        let keys: Vec<String> = receiver.received().into_iter().map(|r| r.key).collect();
+        let order = delivery_order(&app.db);
+        assert_eq!(keys.len(), 12, "the gate twice, the others once: {keys:?}");
+        assert_eq!(keys[0], order[0]);
+        let rest: Vec<&String> = keys[1..].iter().filter(|k| **k != order[0]).collect();
+        assert_eq!(rest, order[1..].iter().collect::<Vec<_>>(), "commit order");
+        let mut done = deliveries(&app.db, "webhooks");
+        done.sort();
+        assert_eq!(done[..10], ["delivered:1"; 10]);
+        assert_eq!(done[10], "delivered:2");
+    }
+
     fn a_removed_plugin_no_longer_holds_back_the_pruning_of_the_log(backend) {
         // webhooks and `after` both read the log; then webhooks is removed.
         // Its cursor, stuck where it left, would keep every later event;

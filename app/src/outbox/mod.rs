@@ -56,6 +56,8 @@ pub struct DeliveriesConfig {
     /// Events claimed at once per plugin. Each batch costs a claim and a
     /// settle: 200 lets one worker keep up with writers saturating the
     /// machine, where 50 fell behind (BENCHMARKS.md, seventh session).
+    /// At most [`MAX_BATCH`].
+    #[serde(deserialize_with = "at_most_max_batch")]
     pub batch: u32,
     /// How many of a batch's events are attempted at once, for a plugin
     /// that is not `ordered` (an ordered one: one at a time). Above 1,
@@ -70,6 +72,23 @@ pub struct DeliveriesConfig {
     /// Per-plugin overrides.
     #[serde(flatten)]
     pub plugins: HashMap<String, PluginDeliveries>,
+}
+
+/// The largest `[deliveries] batch`: a batch's settle binds 12 parameters
+/// per event at most (its retries and its events of the log, 6 each), and
+/// 1,000 keeps that well below SQLite's limit of 32,766 per statement
+/// (PostgreSQL's is 65,535).
+pub const MAX_BATCH: u32 = 1_000;
+
+fn at_most_max_batch<'de, D: serde::Deserializer<'de>>(to: D) -> Result<u32, D::Error> {
+    let batch = u32::deserialize(to)?;
+    if batch > MAX_BATCH {
+        return Err(serde::de::Error::custom(format!(
+            "[deliveries] batch = {batch} is above its limit of {MAX_BATCH} \
+             (a batch's settle is one statement with 12 parameters per event)"
+        )));
+    }
+    Ok(batch)
 }
 
 /// `[deliveries.<plugin>]`: the keys of `[deliveries]` that a plugin may
@@ -210,6 +229,20 @@ mod tests {
         assert_eq!(ordered.policy("other").concurrency, 4);
         let typo = toml::from_str::<DeliveriesConfig>("[webhooks]\nmax_attempt = 5\n");
         assert!(typo.is_err());
+    }
+
+    #[test]
+    fn a_batch_above_its_limit_is_refused_naming_the_key_and_the_limit() {
+        let at_limit: DeliveriesConfig = toml::from_str("batch = 1000\n").unwrap();
+        assert_eq!(at_limit.batch, MAX_BATCH);
+        let error = toml::from_str::<DeliveriesConfig>("batch = 1001\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("[deliveries] batch = 1001 is above its limit of 1000"),
+            "{error}"
+        );
+        assert_eq!(DeliveriesConfig::default().batch, 200);
     }
 
     #[test]

@@ -1,22 +1,25 @@
 //! The delivery worker: per plugin, read the outbox log from the plugin's
-//! cursor under a lease, call the plugin's after-commit hook for each event
-//! of the batch (up to `concurrency` at once, started in commit order; one at
-//! a time for an `ordered` plugin), and record the outcome in one write per
-//! batch: the cursor moves past the batch, and a failed event is parked
-//! (retried with backoff, then dead) without holding back the plugin's later
-//! events, unless the plugin is `ordered`. Plus the pruning of delivered
-//! events.
+//! cursor (PostgreSQL: under a lease; SQLite: one task per plugin), call
+//! the plugin's after-commit hook for each event of the batch (up to
+//! `concurrency` at once, started in commit order; one at a time for an
+//! `ordered` plugin), and record the outcome in one write per batch: the
+//! cursor moves past the batch, and a failed event is parked (retried with
+//! backoff, then dead) without holding back the plugin's later events,
+//! unless the plugin is `ordered`. Plus the pruning of delivered events.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change, Delivery, HookContext};
 use sqlx::Row;
+use sqlx::any::AnyArguments;
 use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection};
 use tokio::task::JoinHandle;
 
 use super::{DeliveriesConfig, Policy, now_ms, woken};
@@ -70,6 +73,9 @@ impl Deliverer {
                 lease,
                 poll: Duration::from_millis(config.poll_ms.max(1)),
                 batch: i64::from(config.batch.max(1)),
+                look_sql: look_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
+                claim_sql: claim_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
+                settles: std::sync::Mutex::default(),
             };
             let policy = &queue.policy;
             tracing::info!(
@@ -270,6 +276,8 @@ fn claimed_row(row: &AnyRow, parked: bool) -> Result<Claimed, ApiError> {
 struct Batch {
     retries: Vec<Claimed>,
     events: Vec<Claimed>,
+    /// When the lease taken with it ends (ms).
+    until: i64,
 }
 
 /// How one claimed event went.
@@ -282,8 +290,10 @@ enum Outcome {
 }
 
 enum Round {
-    /// Something was attempted: look again at once.
-    Worked,
+    /// Something was attempted: look again at once. `full`: the batch
+    /// took as many of the log's events as a batch holds, so more are most
+    /// likely waiting: the next round claims them without the look first.
+    Worked { full: bool },
     /// Nothing to do before this time (ms), or before a wake-up.
     Idle(Option<i64>),
     /// Another instance holds the plugin's lease until this time (ms).
@@ -307,18 +317,176 @@ struct Queue {
     lease: Duration,
     poll: Duration,
     batch: i64,
+    /// The look's and the claim's statements ([`look_sql`],
+    /// [`claim_sql`]), written once.
+    look_sql: Arc<str>,
+    claim_sql: Arc<str>,
+    /// The settle's statements written so far, by shape (see
+    /// [`Queue::settle_sql`]).
+    settles: std::sync::Mutex<HashMap<(usize, usize), Settle>>,
 }
+
+/// A settle's statements ([`settle_sql`]).
+type Settle = Arc<Vec<String>>;
+
+/// How many shapes of settle a worker keeps written, at most.
+const SETTLE_SHAPES: usize = 64;
 
 const EVENT_COLUMNS: &str = "e.id AS event_id, e.txid, e.event_key, e.event_name, e.change, \
                              e.recorded_at";
 
+/// Where `cursor`'s next events are in the log `e`, and the log's order:
+/// PostgreSQL, after (txid, id) (index `outbox_events_log`); SQLite, whose
+/// one writer at a time commits in id order (every txid 0), after the id,
+/// a range of the table's own key where the pair would scan the whole log.
+fn after(dialect: Dialect, txid: &str, event_id: &str) -> (String, &'static str) {
+    match dialect {
+        Dialect::Postgres => (
+            format!("(e.txid, e.id) > ({txid}, {event_id})"),
+            "e.txid, e.id",
+        ),
+        Dialect::Sqlite => (format!("e.id > {event_id}"), "e.id"),
+    }
+}
+
+/// The look at one plugin's queue (`$1`): who holds its lease, until when;
+/// when its next retry is due (`retry_at`: the earliest parked delivery's
+/// time; for an `ordered` plugin the first parked one's in commit order,
+/// which no later one may overtake); whether the log has events after its
+/// cursor (`more`, 1 or 0).
+fn look_sql(dialect: Dialect, ordered: bool) -> String {
+    let (after, order) = after(dialect, "c.txid", "c.event_id");
+    let retry_at = if ordered {
+        format!(
+            "(SELECT d.next_attempt_ms FROM outbox_deliveries d \
+              JOIN outbox_events e ON e.id = d.event_id \
+              WHERE d.plugin = c.plugin AND d.status = 'pending' ORDER BY {order} LIMIT 1)"
+        )
+    } else {
+        "(SELECT MIN(d.next_attempt_ms) FROM outbox_deliveries d \
+          WHERE d.plugin = c.plugin AND d.status = 'pending')"
+            .to_owned()
+    };
+    format!(
+        "SELECT c.lease_owner, c.lease_until_ms, {retry_at} AS retry_at, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM outbox_events e WHERE {after}) \
+                  THEN 1 ELSE 0 END AS BIGINT) AS more \
+         FROM outbox_cursors c WHERE c.plugin = $1"
+    )
+}
+
+/// The claim of a batch for one plugin, one statement (PostgreSQL: its own
+/// transaction, no `BEGIN` or `COMMIT`; SQLite: a read, out of the writers'
+/// queue). Parameters: `$1` the plugin, `$2` now (ms), `$3` the batch's
+/// size, `$4` this instance, `$5` the lease's end (ms).
+///
+/// Its rows: the parked deliveries due for a retry (`retry` 1; for an
+/// `ordered` plugin only those before the first one not due), then the
+/// log's events after the cursor (`retry` 0; for an `ordered` plugin none
+/// while one is parked), each in commit order, at most `$3` of each. On
+/// PostgreSQL the cursor's row is taken `FOR UPDATE SKIP LOCKED` unless
+/// another instance's lease on it runs (then no rows), and only if it is
+/// still the version the statement's snapshot sees (`xmin`): at READ
+/// COMMITTED a row lock follows the row to its newest committed version
+/// and checks only that row again, while the parked rows and the log are
+/// read with the snapshot; every lease taken and every settle rewrites
+/// the cursor's row, so one committed after the snapshot gives no rows
+/// rather than a batch read from a state that no longer holds (an
+/// `ordered` plugin's events delivered past one just parked, a retry past
+/// an earlier one). Only events below the oldest running transaction are
+/// read ([`OLDEST_RUNNING`]), the due
+/// retries' rows are locked too and checked again once locked (so a retry
+/// that another instance settled as this statement began is seen settled,
+/// not sent again; those not due are not locked), and the lease is taken
+/// in the same statement if there is anything to deliver.
+/// SQLite takes no lease: the one process delivers, one task per plugin.
+fn claim_sql(dialect: Dialect, ordered: bool) -> String {
+    let (free, lock_due, below_running, lease) = match dialect {
+        Dialect::Postgres => (
+            "AND (lease_until_ms <= $2 OR lease_owner = $4) \
+             AND xmin = (SELECT xmin FROM outbox_cursors WHERE plugin = $1) \
+             FOR UPDATE SKIP LOCKED",
+            "FOR UPDATE OF d",
+            format!("AND e.txid < {OLDEST_RUNNING}"),
+            ", leased AS (UPDATE outbox_cursors SET lease_owner = $4, lease_until_ms = $5 \
+             WHERE plugin = (SELECT plugin FROM claimable) \
+             AND (EXISTS (SELECT 1 FROM due) OR EXISTS (SELECT 1 FROM fresh)))",
+        ),
+        Dialect::Sqlite => ("", "", String::new(), ""),
+    };
+    // Ordered: no retry overtakes an earlier parked event, no event of the
+    // log any parked one.
+    // Not ordered: only due rows are parked's concern, filtered before
+    // its LIMIT (else the first `$3` in commit order, not due, would hide
+    // every later due one for ever).
+    let (only_due, in_order, none_parked) = if ordered {
+        (
+            "",
+            "AND NOT EXISTS (SELECT 1 FROM parked q WHERE q.next_attempt_ms > $2 \
+             AND (q.txid, q.event_id) < (p.txid, p.event_id))",
+            "AND NOT EXISTS (SELECT 1 FROM parked)",
+        )
+    } else {
+        ("AND d.next_attempt_ms <= $2", "", "")
+    };
+    let (after, order) = after(
+        dialect,
+        "(SELECT txid FROM claimable)",
+        "(SELECT event_id FROM claimable)",
+    );
+    format!(
+        "WITH claimable AS (SELECT plugin, txid, event_id FROM outbox_cursors \
+             WHERE plugin = $1 {free}), \
+         parked AS (SELECT d.id, d.next_attempt_ms, e.txid, e.id AS event_id \
+             FROM claimable c JOIN outbox_deliveries d ON d.plugin = c.plugin \
+             JOIN outbox_events e ON e.id = d.event_id \
+             WHERE d.status = 'pending' {only_due} ORDER BY {order} LIMIT $3), \
+         due AS (SELECT d.id, d.attempts, {EVENT_COLUMNS} \
+             FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
+             WHERE d.plugin = $1 AND d.status = 'pending' AND d.next_attempt_ms <= $2 \
+             AND d.id IN \
+                 (SELECT p.id FROM parked p WHERE p.next_attempt_ms <= $2 {in_order}) \
+             {lock_due}), \
+         fresh AS (SELECT {EVENT_COLUMNS} FROM outbox_events e WHERE {after} \
+             {below_running} {none_parked} ORDER BY {order} LIMIT $3){lease} \
+         SELECT CAST(1 AS BIGINT) AS retry, id, attempts, {CLAIMED} FROM due \
+         UNION ALL SELECT 0, NULL, 0, {CLAIMED} FROM fresh \
+         ORDER BY retry DESC, txid, event_id"
+    )
+}
+
+/// The event's columns of a claimed row, as [`EVENT_COLUMNS`] names them.
+const CLAIMED: &str = "event_id, txid, event_key, event_name, change, recorded_at";
+
+/// Runs one statement on its own, outside a unit of work (PostgreSQL: its
+/// own transaction, at READ COMMITTED, which the write pool's connections
+/// set as they connect, see `Db::open_with`):
+/// on a live connection ([`hookspecs::host::live`]: one found dead is
+/// replaced and the statement sent again, so it must be safe to run
+/// twice), and again at once after a lost race ([`again_after_race`]).
+async fn alone<T, F>(state: &State, statement: F) -> Result<T, ApiError>
+where
+    F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+{
+    let statement = &statement;
+    again_after_race(|| async move {
+        let (_, done) = hookspecs::host::live(&state.db.pool, statement).await?;
+        Ok(done)
+    })
+    .await
+}
+
 impl Queue {
     async fn run(self) {
         let mut wake = woken();
+        let mut full = false;
         loop {
             wake.borrow_and_update();
-            let next = match self.round().await {
-                Ok(Round::Worked) => continue,
+            let next = match self.round(std::mem::take(&mut full)).await {
+                Ok(Round::Worked { full: more }) => {
+                    full = more;
+                    continue;
+                }
                 Ok(Round::Busy(until)) => {
                     let left = Duration::from_millis((until - now_ms()).max(1) as u64);
                     tokio::time::sleep(left.min(BUSY_RECHECK)).await;
@@ -344,21 +512,21 @@ impl Queue {
         }
     }
 
-    async fn round(&self) -> Result<Round, ApiError> {
-        // A plain read first: most wake-ups find nothing, and on SQLite a
-        // claim waits in the writers' queue.
-        const LOOK: &str = "SELECT c.lease_owner, c.lease_until_ms, \
-                    (SELECT MIN(d.next_attempt_ms) FROM outbox_deliveries d \
-                     WHERE d.plugin = c.plugin AND d.status = 'pending') AS retry_at, \
-                    CAST(CASE WHEN EXISTS (SELECT 1 FROM outbox_events e \
-                            WHERE (e.txid, e.id) > (c.txid, c.event_id)) THEN 1 ELSE 0 END \
-                         AS BIGINT) AS more \
-             FROM outbox_cursors c WHERE c.plugin = $1";
-        let plugin = self.plugin;
+    async fn round(&self, full: bool) -> Result<Round, ApiError> {
+        if full {
+            // No look: the claim finds what there is (none: the look says
+            // why, below).
+            if let Some(batch) = self.claim(now_ms()).await? {
+                return Ok(self.deliver(batch).await);
+            }
+        }
+        // A plain read first ([`look_sql`]): most wake-ups find nothing.
+        let (sql, plugin) = (&self.look_sql, self.plugin);
         // Outside a unit of work no `BEGIN` finds a dead pooled connection
         // first: `live` runs this read again on another.
         let (_, look) = hookspecs::host::live(&self.state.db.pool, |conn| {
-            sqlx::query(LOOK).bind(plugin).fetch_one(conn).boxed()
+            let sql = sql.clone();
+            async move { sqlx::query(&sql).bind(plugin).fetch_one(conn).await }.boxed()
         })
         .await?;
         let now = now_ms();
@@ -373,110 +541,52 @@ impl Queue {
         if !due && (!more || (self.policy.ordered && retry_at.is_some())) {
             return Ok(Round::Idle(retry_at));
         }
-        // Nothing parked (as of the look): no retry to read. An ordered
-        // plugin reads them anyway, as another instance may have parked one
-        // since, which its next events must not overtake.
-        let parked = retry_at.is_some() || self.policy.ordered;
-        let Some(batch) = self.claim(now, parked).await? else {
-            // Taken by another instance meanwhile, or (PostgreSQL) a
-            // transaction that may still record an earlier event is running.
+        let Some(batch) = self.claim(now).await? else {
+            // Taken by another instance meanwhile, or (PostgreSQL) its
+            // cursor changed as the claim began, or a transaction that may
+            // still record an earlier event is running.
             return Ok(Round::Idle(Some(now_ms() + 10)));
         };
-        self.deliver(batch).await;
-        Ok(Round::Worked)
+        Ok(self.deliver(batch).await)
     }
 
     /// Takes the plugin's lease (the one instance working on it now, which
     /// keeps commit order) with what it is to deliver: the parked events
     /// whose retry is due, then (unless an `ordered` plugin has events
-    /// parked) the log's next events after its cursor; the parked ones are
-    /// read only if `parked`. `None`: nothing to do, or another instance
-    /// holds the lease.
-    async fn claim(&self, now: i64, parked: bool) -> Result<Option<Batch>, ApiError> {
-        let postgres = self.state.db.dialect() == Dialect::Postgres;
-        let (lock, below_running) = if postgres {
-            (
-                "FOR UPDATE SKIP LOCKED",
-                format!("AND e.txid < {OLDEST_RUNNING}"),
-            )
-        } else {
-            ("", String::new())
-        };
-        let cursor_sql = format!(
-            "SELECT txid, event_id, lease_owner, lease_until_ms FROM outbox_cursors \
-             WHERE plugin = $1 {lock}"
-        );
-        let retries_sql = format!(
-            "SELECT d.id, d.attempts, d.next_attempt_ms, {EVENT_COLUMNS} \
-             FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.plugin = $1 AND d.status = 'pending' ORDER BY e.txid, e.id LIMIT $2"
-        );
-        let events_sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM outbox_events e \
-             WHERE (e.txid, e.id) > ($1, $2) {below_running} ORDER BY e.txid, e.id LIMIT $3"
-        );
-        let (cursor_sql, retries_sql, events_sql) = (&cursor_sql, &retries_sql, &events_sql);
-        bookkeeping(&self.state, |ctx| async move {
-            let mut db = ctx.db().await?;
-            let Some(cursor) = sqlx::query(cursor_sql)
-                .bind(self.plugin)
-                .fetch_optional(&mut *db)
-                .await?
-            else {
-                return Ok(None);
-            };
-            let owner: Option<String> = cursor.try_get("lease_owner")?;
-            let leased: i64 = cursor.try_get("lease_until_ms")?;
-            if leased > now && owner.as_deref() != Some(&self.owner) {
-                return Ok(None);
+    /// parked) the log's next events after its cursor, in one statement
+    /// ([`claim_sql`]). `None`: nothing to do, or another instance holds
+    /// the lease.
+    async fn claim(&self, now: i64) -> Result<Option<Batch>, ApiError> {
+        let (sql, plugin, owner) = (&self.claim_sql, self.plugin, &self.owner);
+        let (batch, until) = (self.batch, now + self.lease.as_millis() as i64);
+        // Safe to run again: a claim that was taken (the connection lost
+        // after its commit) is this instance's, which takes it again.
+        let rows = alone(&self.state, move |conn| {
+            let (sql, owner) = (sql.clone(), owner.clone());
+            async move {
+                sqlx::query(&sql)
+                    .bind(plugin)
+                    .bind(now)
+                    .bind(batch)
+                    .bind(owner.as_str())
+                    .bind(until)
+                    .fetch_all(conn)
+                    .await
             }
-            let parked = if parked {
-                sqlx::query(retries_sql)
-                    .bind(self.plugin)
-                    .bind(self.batch)
-                    .fetch_all(&mut *db)
-                    .await?
-            } else {
-                Vec::new()
-            };
-            let mut retries = Vec::new();
-            for row in &parked {
-                let due = row.try_get::<i64, _>("next_attempt_ms")? <= now;
-                if due {
-                    retries.push(claimed_row(row, true)?);
-                } else if self.policy.ordered {
-                    // Ordered: none overtakes an earlier one.
-                    break;
-                }
-            }
-            let mut events = Vec::new();
-            // An ordered plugin reads no further while an event is parked.
-            if !self.policy.ordered || parked.is_empty() {
-                let rows = sqlx::query(events_sql)
-                    .bind(cursor.try_get::<i64, _>("txid")?)
-                    .bind(cursor.try_get::<i64, _>("event_id")?)
-                    .bind(self.batch)
-                    .fetch_all(&mut *db)
-                    .await?;
-                events = rows
-                    .iter()
-                    .map(|r| claimed_row(r, false))
-                    .collect::<Result<_, _>>()?;
-            }
-            if retries.is_empty() && events.is_empty() {
-                return Ok(None);
-            }
-            sqlx::query(
-                "UPDATE outbox_cursors SET lease_owner = $1, lease_until_ms = $2 WHERE plugin = $3",
-            )
-            .bind(&self.owner)
-            .bind(now + self.lease.as_millis() as i64)
-            .bind(self.plugin)
-            .execute(&mut *db)
-            .await?;
-            Ok(Some(Batch { retries, events }))
+            .boxed()
         })
-        .await
+        .await?;
+        let (mut retries, mut events) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let retry = row.try_get::<i64, _>("retry")? == 1;
+            let list = if retry { &mut retries } else { &mut events };
+            list.push(claimed_row(row, retry)?);
+        }
+        Ok((!rows.is_empty()).then_some(Batch {
+            retries,
+            events,
+            until,
+        }))
     }
 
     /// Attempts the batch: the retries, then the log's events, up to the
@@ -484,14 +594,14 @@ impl Queue {
     /// the event and the others go on; an `ordered` plugin (one at a time)
     /// stops at it instead (later ones must not overtake it). Then one
     /// write settles the batch and moves the cursor past what was handled.
-    async fn deliver(&self, batch: Batch) {
-        let lease_end = now_ms() + self.lease.as_millis() as i64;
+    async fn deliver(&self, batch: Batch) -> Round {
+        let full = batch.events.len() as i64 >= self.batch;
         let mut stopped = false;
         let retried = self
-            .attempt_all(&batch.retries, lease_end, &mut stopped)
+            .attempt_all(&batch.retries, batch.until, &mut stopped)
             .await;
         let handled = self
-            .attempt_all(&batch.events, lease_end, &mut stopped)
+            .attempt_all(&batch.events, batch.until, &mut stopped)
             .await;
         if let Err(error) = self.settle(&retried, &handled).await {
             // The lease stays until it ends; then the events are tried
@@ -502,6 +612,7 @@ impl Queue {
                 error.message
             );
         }
+        Round::Worked { full }
     }
 
     /// Attempts `list`'s events, at most `concurrency` at once, started in
@@ -613,6 +724,8 @@ impl Queue {
     /// updated, and a row for each event of the log that was delivered or
     /// failed (parked: retried after a backoff, or dead once its attempts
     /// are spent, or at once when fatal). Skipped events leave no row.
+    /// PostgreSQL: one statement, which writes nothing unless the lease is
+    /// still this instance's; SQLite: a write transaction ([`settle_sql`]).
     async fn settle(
         &self,
         retried: &[(&Claimed, Outcome)],
@@ -620,98 +733,75 @@ impl Queue {
     ) -> Result<(), ApiError> {
         let now = now_ms();
         // Each fate decided (and logged) once, whatever runs the write takes.
-        let fates = |list: &[(&Claimed, Outcome)]| -> Vec<(i64, Option<i64>, Fate)> {
+        let fates = |list: &[(&Claimed, Outcome)], row: fn(&Claimed) -> i64| {
             list.iter()
-                .filter_map(|(c, outcome)| {
-                    Some((c.event_id, c.parked, self.fate(c, outcome, now)?))
-                })
+                .filter_map(|(c, outcome)| Some((row(c), self.fate(c, outcome, now)?)))
                 .collect()
         };
-        let (retried_fates, handled_fates) = (fates(retried), fates(handled));
-        let position = handled.last().map(|(c, _)| (c.txid, c.event_id));
-        let (retried_fates, handled_fates) = (&retried_fates, &handled_fates);
-        bookkeeping(&self.state, |ctx| async move {
-            let mut db = ctx.db().await?;
-            let moved =
-                match position {
-                    Some((txid, event_id)) => sqlx::query(
-                        "UPDATE outbox_cursors SET txid = $1, event_id = $2, lease_owner = NULL, \
-                         lease_until_ms = 0 WHERE plugin = $3 AND lease_owner = $4",
-                    )
-                    .bind(txid)
-                    .bind(event_id)
-                    .bind(self.plugin)
-                    .bind(&self.owner)
-                    .execute(&mut *db)
-                    .await?,
-                    None => {
-                        sqlx::query(
-                            "UPDATE outbox_cursors SET lease_owner = NULL, lease_until_ms = 0 \
-                         WHERE plugin = $1 AND lease_owner = $2",
-                        )
-                        .bind(self.plugin)
-                        .bind(&self.owner)
-                        .execute(&mut *db)
-                        .await?
+        let settled = Arc::new(Settled {
+            plugin: self.plugin,
+            owner: self.owner.clone(),
+            position: handled.last().map(|(c, _)| (c.txid, c.event_id)),
+            retried: fates(retried, |c| c.parked.unwrap_or_default()),
+            handled: fates(handled, |c| c.event_id),
+        });
+        let dialect = self.state.db.dialect();
+        let statements = self.settle_sql(settled.retried.len(), settled.handled.len());
+        let moved = match dialect {
+            // A settle that committed before its connection was lost is
+            // run again and finds the lease given back: logged as a lost
+            // lease, nothing lost.
+            Dialect::Postgres => alone(&self.state, move |conn| {
+                let (sql, settled) = (statements.clone(), settled.clone());
+                async move { settled.bind(&sql[0]).fetch_optional(conn).await }.boxed()
+            })
+            .await?
+            .is_some(),
+            Dialect::Sqlite => {
+                let (settled, statements) = (&settled, &statements);
+                bookkeeping(&self.state, |ctx| async move {
+                    let mut db = ctx.db().await?;
+                    let moved = settled
+                        .bind(&statements[0])
+                        .fetch_optional(&mut *db)
+                        .await?;
+                    // No cursor (forgotten meanwhile): nothing of the
+                    // batch is written, as on PostgreSQL.
+                    if moved.is_none() {
+                        return Err(ApiError::internal(format!(
+                            "plugin {}'s cursor is gone: the batch is not recorded",
+                            self.plugin
+                        )));
                     }
-                };
-            if moved.rows_affected() == 0 {
-                return Err(ApiError::internal(
-                    "the lease ended before the batch was recorded: it is delivered again",
-                ));
+                    for sql in &statements[1..] {
+                        settled.bind(sql).execute(&mut *db).await?;
+                    }
+                    Ok(true)
+                })
+                .await?
             }
-            for (_, parked, fate) in retried_fates {
-                sqlx::query(
-                    "UPDATE outbox_deliveries SET status = $1, attempts = $2, last_error = $3, \
-                     next_attempt_ms = $4, done_ms = $5 WHERE id = $6",
-                )
-                .bind(fate.status)
-                .bind(fate.attempts)
-                .bind(&fate.error)
-                .bind(fate.next_attempt_ms)
-                .bind(fate.done_ms)
-                .bind(*parked)
-                .execute(&mut *db)
-                .await?;
-            }
-            if !handled_fates.is_empty() {
-                let rows: Vec<String> = (0..handled_fates.len())
-                    .map(|i| {
-                        let at = i * 7;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                            at + 1,
-                            at + 2,
-                            at + 3,
-                            at + 4,
-                            at + 5,
-                            at + 6,
-                            at + 7
-                        )
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO outbox_deliveries \
-                     (event_id, plugin, status, attempts, last_error, next_attempt_ms, done_ms) \
-                     VALUES {} ON CONFLICT (event_id, plugin) DO NOTHING",
-                    rows.join(", ")
-                );
-                let query = handled_fates
-                    .iter()
-                    .fold(sqlx::query(&sql), |q, (event, _, f)| {
-                        q.bind(*event)
-                            .bind(self.plugin)
-                            .bind(f.status)
-                            .bind(f.attempts)
-                            .bind(f.error.clone())
-                            .bind(f.next_attempt_ms)
-                            .bind(f.done_ms)
-                    });
-                query.execute(&mut *db).await?;
-            }
-            Ok(())
-        })
-        .await
+        };
+        if !moved {
+            return Err(ApiError::internal(
+                "the lease was no longer this instance's as the batch was recorded: \
+                 it ended first (the batch is delivered again), or the write was sent \
+                 again after a lost connection and had committed the first time",
+            ));
+        }
+        Ok(())
+    }
+
+    /// [`settle_sql`] for this shape of batch, written once per shape: one
+    /// event at a time, or full batches, repeat the same few.
+    fn settle_sql(&self, retried: usize, handled: usize) -> Settle {
+        let mut written = self.settles.lock().unwrap_or_else(|p| p.into_inner());
+        if written.len() >= SETTLE_SHAPES {
+            written.clear();
+        }
+        let dialect = self.state.db.dialect();
+        let sql = written.entry((retried, handled));
+        sql.or_insert_with(|| Arc::new(settle_sql(dialect, retried, handled)))
+            .clone()
     }
 
     /// What becomes of a claimed event after `outcome` (`None`: skipped,
@@ -757,6 +847,102 @@ struct Fate {
     error: Option<String>,
     next_attempt_ms: i64,
     done_ms: Option<i64>,
+}
+
+/// A delivery row's columns that a [`Fate`] sets, in the order bound.
+const FATE: &str = "status, attempts, last_error, next_attempt_ms, done_ms";
+
+/// A batch's outcome, as [`settle_sql`]'s statements take it: `$1` the
+/// plugin, `$2` this instance, `$3` and `$4` the cursor's new place (NULL:
+/// it stays), then per retried event (its parked row's id) and per
+/// handled event of the log (its event's id) that id and its [`FATE`].
+struct Settled {
+    plugin: &'static str,
+    owner: String,
+    position: Option<(i64, i64)>,
+    retried: Vec<(i64, Fate)>,
+    handled: Vec<(i64, Fate)>,
+}
+
+impl Settled {
+    /// `sql` with every parameter bound (SQLite ignores those it does not use).
+    fn bind<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
+        let query = sqlx::query(sql)
+            .bind(self.plugin)
+            .bind(self.owner.clone())
+            .bind(self.position.map(|(txid, _)| txid))
+            .bind(self.position.map(|(_, event_id)| event_id));
+        let fates = self.retried.iter().chain(&self.handled);
+        fates.fold(query, |q, (row, f)| {
+            q.bind(*row)
+                .bind(f.status)
+                .bind(f.attempts)
+                .bind(f.error.clone())
+                .bind(f.next_attempt_ms)
+                .bind(f.done_ms)
+        })
+    }
+}
+
+/// The settle of a batch of `retried` retried events and `handled` events
+/// of the log that leave a row ([`Settled`] binds them): the cursor moved
+/// (and the lease given back), which returns a row if it did; the parked
+/// rows updated; the new rows inserted. PostgreSQL: one statement, whose
+/// writes all wait on the cursor's (which needs this instance's lease);
+/// SQLite (no lease): one statement per table, run in one transaction.
+fn settle_sql(dialect: Dialect, retried: usize, handled: usize) -> Vec<String> {
+    let postgres = dialect == Dialect::Postgres;
+    let move_cursor = format!(
+        "UPDATE outbox_cursors SET txid = COALESCE($3, txid), event_id = COALESCE($4, event_id), \
+         lease_owner = NULL, lease_until_ms = 0 WHERE plugin = $1 {} RETURNING 1",
+        if postgres { "AND lease_owner = $2" } else { "" }
+    );
+    // `name (row_id, <FATE>) AS (VALUES ...)`: `rows` fates bound from `$first`.
+    let fates = |name: &str, rows: usize, first: usize| {
+        let values: Vec<String> = (0..rows)
+            .map(|i| {
+                let at = first + 6 * i;
+                let row: Vec<String> = (at..at + 6).map(|n| format!("${n}")).collect();
+                format!("({})", row.join(", "))
+            })
+            .collect();
+        format!("{name} (row_id, {FATE}) AS (VALUES {})", values.join(", "))
+    };
+    let gate = if postgres {
+        "EXISTS (SELECT 1 FROM moved)"
+    } else {
+        "TRUE"
+    };
+    let update = format!(
+        "UPDATE outbox_deliveries SET status = r.status, attempts = r.attempts, \
+         last_error = r.last_error, next_attempt_ms = r.next_attempt_ms, done_ms = r.done_ms \
+         FROM retried r WHERE outbox_deliveries.id = r.row_id AND {gate}"
+    );
+    // `WHERE` also tells SQLite's parser the `ON CONFLICT` is the insert's.
+    let insert = format!(
+        "INSERT INTO outbox_deliveries (event_id, plugin, {FATE}) \
+         SELECT row_id, $1, {FATE} FROM handled WHERE {gate} \
+         ON CONFLICT (event_id, plugin) DO NOTHING"
+    );
+    let mut writes = Vec::new();
+    if retried > 0 {
+        writes.push((fates("retried", retried, 5), update));
+    }
+    if handled > 0 {
+        writes.push((fates("handled", handled, 5 + 6 * retried), insert));
+    }
+    if postgres {
+        let mut ctes = vec![format!("moved AS ({move_cursor})")];
+        for (i, (values, write)) in writes.into_iter().enumerate() {
+            ctes.extend([values, format!("w{i} AS ({write})")]);
+        }
+        vec![format!("WITH {} SELECT 1 FROM moved", ctes.join(", "))]
+    } else {
+        let writes = writes
+            .into_iter()
+            .map(|(values, write)| format!("WITH {values} {write}"));
+        std::iter::once(move_cursor).chain(writes).collect()
+    }
 }
 
 /// Every minute (or every `retention`, if shorter), a pruning pass.

@@ -28,6 +28,11 @@ pub struct PluginConfigs(pub HashMap<String, Value>);
 /// ([`services`](Self::services)) and the plugins' configuration. Only the
 /// host makes one (see [`host`](crate::host)); a plugin gets it.
 ///
+/// It is valid for the call it is given to, and only then: its unit of
+/// work ends with the operation, and in a component it answers for the
+/// call under way (a context kept past its call, in a `static` say, reads
+/// a later call's actor).
+///
 /// ```
 /// use hookspecs::prelude::*;
 ///

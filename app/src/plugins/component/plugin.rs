@@ -369,6 +369,14 @@ impl AppHooks for Sandboxed {
         self.entities("on_membership_deleted", &(m,), ctx).await
     }
 
+    /// Any in-transaction entity hook not written out above (a kind added
+    /// to the table later) still reaches the component, through the
+    /// trait's default body.
+    async fn on_change(&self, change: &Change, ctx: &HookContext) -> HookResult<()> {
+        self.call(change.kind().on_hook, &change.arguments(), ctx)
+            .await
+    }
+
     async fn after_change(&self, delivery: &Delivery, ctx: &HookContext) -> HookResult<()> {
         let hook = delivery.change.kind().after_hook;
         self.call(hook, &delivery.arguments(), ctx).await

@@ -151,24 +151,10 @@ const OLDEST_RUNNING: &str = "COALESCE(\
      pg_snapshot_xmax(pg_current_snapshot())::text::bigint)";
 
 /// Gives `plugin` a cursor if it has none: at the head of the log, so a
-/// plugin added later gets the events recorded from now on, not the past.
-/// Either way the cursor is marked seen (see [`prune`]).
-/// PostgreSQL: just below the oldest running transaction (every event
-/// below it is past, any event at or above it is to come); SQLite: after
-/// the last event.
+/// plugin added later gets the events recorded from now on, not the past
+/// ([`head_sql`]). Either way the cursor is marked seen (see [`prune`]).
 async fn start_at_head(state: &State, plugin: &str) -> Result<(), ApiError> {
-    let sql = match state.db.dialect() {
-        Dialect::Postgres => format!(
-            "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
-             VALUES ($1, {OLDEST_RUNNING} - 1, 9223372036854775807, $2) \
-             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
-        ),
-        Dialect::Sqlite => "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
-             VALUES ($1, 0, (SELECT COALESCE(MAX(id), 0) FROM outbox_events), $2) \
-             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
-            .to_owned(),
-    };
-    let sql = &sql;
+    let sql = &head_sql(state.db.dialect());
     bookkeeping(state, |ctx| async move {
         sqlx::query(sql)
             .bind(plugin)
@@ -178,6 +164,24 @@ async fn start_at_head(state: &State, plugin: &str) -> Result<(), ApiError> {
         Ok(())
     })
     .await
+}
+
+/// A plugin's cursor at the head of the log (`$1` the plugin, `$2` now, its
+/// seen mark), unless it has one: PostgreSQL, just below the oldest running
+/// transaction (every event below it is past, any event at or above it is
+/// to come); SQLite, after the last event.
+fn head_sql(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => format!(
+            "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
+             VALUES ($1, {OLDEST_RUNNING} - 1, 9223372036854775807, $2) \
+             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
+        ),
+        Dialect::Sqlite => "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
+             VALUES ($1, 0, (SELECT COALESCE(MAX(id), 0) FROM outbox_events), $2) \
+             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
+            .to_owned(),
+    }
 }
 
 /// The plugins implementing at least one `after_*` hook, with those hooks.

@@ -21,6 +21,7 @@
 pub mod admin;
 mod deliver;
 mod record;
+mod statements;
 mod worker;
 
 use std::collections::HashMap;

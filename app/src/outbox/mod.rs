@@ -20,6 +20,8 @@
 
 pub mod admin;
 mod deliver;
+mod queue;
+mod races;
 mod record;
 mod statements;
 mod worker;

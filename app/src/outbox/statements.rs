@@ -168,15 +168,17 @@ pub(super) fn claim_sql(dialect: Dialect, ordered: bool) -> String {
 /// The event's columns of a claimed row, as [`EVENT_COLUMNS`] names them.
 const CLAIMED: &str = "event_id, txid, event_key, event_name, change, recorded_at";
 
-/// A delivery row's columns that a [`Fate`](super::worker::Fate) sets, in the order bound.
+/// A delivery row's columns that a [`Fate`](super::queue::Fate) sets, in
+/// the order bound.
 const FATE: &str = "status, attempts, last_error, next_attempt_ms, done_ms";
 
 /// The settle of a batch of `retried` retried events and `handled` events
-/// of the log that leave a row ([`Settled`](super::worker::Settled) binds them): the cursor moved
-/// (and the lease given back), which returns a row if it did; the parked
-/// rows updated; the new rows inserted. PostgreSQL: one statement, whose
-/// writes all wait on the cursor's (which needs this instance's lease);
-/// SQLite (no lease): one statement per table, run in one transaction.
+/// of the log that leave a row ([`Settled`](super::queue::Settled) binds
+/// them): the cursor moved (and the lease given back), which returns a row
+/// if it did; the parked rows updated; the new rows inserted. PostgreSQL:
+/// one statement, whose writes all wait on the cursor's (which needs this
+/// instance's lease); SQLite (no lease): one statement per table, run in
+/// one transaction.
 pub(super) fn settle_sql(dialect: Dialect, retried: usize, handled: usize) -> Vec<String> {
     let postgres = dialect == Dialect::Postgres;
     let move_cursor = format!(

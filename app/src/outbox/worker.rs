@@ -20,7 +20,7 @@ use hookspecs::{ApiError, AppHooks, Change};
 use tokio::task::JoinHandle;
 
 use super::queue::Queue;
-use super::races::bookkeeping;
+use super::races::{bookkeeping, bookkeeping_statement};
 use super::statements::{claim_sql, head_sql, look_sql};
 use super::{DeliveriesConfig, now_ms};
 use crate::db::Dialect;
@@ -119,15 +119,12 @@ impl Deliverer {
 
 /// Gives back the plugins' leases held by `owner` (every lease: `None`).
 async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
-    bookkeeping(state, |ctx| async move {
+    bookkeeping_statement(state, || {
         sqlx::query(
             "UPDATE outbox_cursors SET lease_owner = NULL, lease_until_ms = 0 \
              WHERE lease_owner IS NOT NULL AND ($1 = '' OR lease_owner = $1)",
         )
         .bind(owner.unwrap_or_default())
-        .execute(&mut *ctx.db().await?)
-        .await?;
-        Ok(())
     })
     .await
 }
@@ -136,16 +133,8 @@ async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
 /// plugin added later gets the events recorded from now on, not the past
 /// ([`head_sql`]). Either way the cursor is marked seen (see [`prune`]).
 async fn start_at_head(state: &State, plugin: &str) -> Result<(), ApiError> {
-    let sql = &head_sql(state.db.dialect());
-    bookkeeping(state, |ctx| async move {
-        sqlx::query(sql)
-            .bind(plugin)
-            .bind(now_ms())
-            .execute(&mut *ctx.db().await?)
-            .await?;
-        Ok(())
-    })
-    .await
+    let sql = head_sql(state.db.dialect());
+    bookkeeping_statement(state, || sqlx::query(&sql).bind(plugin).bind(now_ms())).await
 }
 
 /// The plugins implementing at least one `after_*` hook, with those hooks.
@@ -207,23 +196,23 @@ async fn prune(
                 .fold(sqlx::query(mark).bind(now), |q, plugin| q.bind(*plugin));
             query.execute(&mut *db).await?;
         }
-        sqlx::query("DELETE FROM outbox_cursors WHERE seen_ms < $1")
-            .bind(unseen)
-            .execute(&mut *db)
-            .await?;
-        sqlx::query("DELETE FROM outbox_deliveries WHERE status = 'delivered' AND done_ms < $1")
-            .bind(before)
-            .execute(&mut *db)
-            .await?;
-        sqlx::query(
-            "DELETE FROM outbox_events WHERE recorded_ms < $1 \
+        let deletes = [
+            ("DELETE FROM outbox_cursors WHERE seen_ms < $1", unseen),
+            (
+                "DELETE FROM outbox_deliveries WHERE status = 'delivered' AND done_ms < $1",
+                before,
+            ),
+            (
+                "DELETE FROM outbox_events WHERE recorded_ms < $1 \
              AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = outbox_events.id) \
              AND NOT EXISTS (SELECT 1 FROM outbox_cursors c \
                              WHERE (c.txid, c.event_id) < (outbox_events.txid, outbox_events.id))",
-        )
-        .bind(before)
-        .execute(&mut *db)
-        .await?;
+                before,
+            ),
+        ];
+        for (sql, older_than) in deletes {
+            sqlx::query(sql).bind(older_than).execute(&mut *db).await?;
+        }
         Ok(())
     })
     .await

@@ -31,8 +31,9 @@ pub(super) struct Queue {
     pub(super) lease: Duration,
     pub(super) poll: Duration,
     pub(super) batch: i64,
-    /// The look's and the claim's statements ([`look_sql`](super::statements::look_sql),
-    /// [`claim_sql`](super::statements::claim_sql)), written once.
+    /// The look's and the claim's statements, written once
+    /// ([`look_sql`](super::statements::look_sql),
+    /// [`claim_sql`](super::statements::claim_sql)).
     pub(super) look_sql: Arc<str>,
     pub(super) claim_sql: Arc<str>,
     /// The settle's statements written so far, by shape (see
@@ -490,7 +491,8 @@ struct Fate {
 /// A batch's outcome, as [`settle_sql`]'s statements take it: `$1` the
 /// plugin, `$2` this instance, `$3` and `$4` the cursor's new place (NULL:
 /// it stays), then per retried event (its parked row's id) and per
-/// handled event of the log (its event's id) that id and its [`FATE`](super::statements::FATE).
+/// handled event of the log (its event's id) that id and its
+/// [`FATE`](super::statements::FATE).
 struct Settled {
     plugin: &'static str,
     owner: String,

@@ -15,30 +15,30 @@ use sqlx::any::AnyArguments;
 use sqlx::any::AnyRow;
 
 use super::races::{again_after_race, alone, bookkeeping};
-use super::statements::settle_sql;
-use super::{Policy, now_ms, woken};
+use super::statements::{claim_sql, look_sql, settle_sql};
+use super::{DeliveriesConfig, Policy, now_ms, woken};
 use crate::db::Dialect;
 use crate::state::State;
 
 /// One plugin's queue.
 pub(super) struct Queue {
-    pub(super) state: Arc<State>,
-    pub(super) plugin: &'static str,
+    state: Arc<State>,
+    plugin: &'static str,
     /// The `after_*` hooks it implements: other events it skips.
-    pub(super) hooks: BTreeSet<&'static str>,
-    pub(super) policy: Policy,
-    pub(super) owner: String,
-    pub(super) lease: Duration,
-    pub(super) poll: Duration,
-    pub(super) batch: i64,
+    hooks: BTreeSet<&'static str>,
+    policy: Policy,
+    owner: String,
+    lease: Duration,
+    poll: Duration,
+    batch: i64,
     /// The look's and the claim's statements, written once
     /// ([`look_sql`](super::statements::look_sql),
     /// [`claim_sql`](super::statements::claim_sql)).
-    pub(super) look_sql: Arc<str>,
-    pub(super) claim_sql: Arc<str>,
+    look_sql: Arc<str>,
+    claim_sql: Arc<str>,
     /// The settle's statements written so far, by shape (see
     /// [`Queue::settle_sql`]).
-    pub(super) settles: std::sync::Mutex<HashMap<(usize, usize), Settle>>,
+    settles: std::sync::Mutex<HashMap<(usize, usize), Settle>>,
 }
 
 /// A settle's statements ([`settle_sql`]).
@@ -54,6 +54,38 @@ const SETTLE_SHAPES: usize = 64;
 const BUSY_RECHECK: Duration = Duration::from_millis(20);
 
 impl Queue {
+    /// `plugin`'s queue, delivering the after-commit `hooks` it implements
+    /// under `config`'s policy for it, as instance `owner` whose claims
+    /// hold for `lease`.
+    pub(super) fn new(
+        state: Arc<State>,
+        plugin: &'static str,
+        hooks: BTreeSet<&'static str>,
+        config: &DeliveriesConfig,
+        owner: String,
+        lease: Duration,
+    ) -> Self {
+        let policy = config.policy(plugin);
+        let dialect = state.db.dialect();
+        Queue {
+            look_sql: look_sql(dialect, policy.ordered).into(),
+            claim_sql: claim_sql(dialect, policy.ordered).into(),
+            state,
+            plugin,
+            hooks,
+            policy,
+            owner,
+            lease,
+            poll: Duration::from_millis(config.poll_ms.max(1)),
+            batch: i64::from(config.batch.max(1)),
+            settles: std::sync::Mutex::default(),
+        }
+    }
+
+    pub(super) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
     pub(super) async fn run(self) {
         let mut wake = woken();
         let mut full = false;

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::queue::Queue;
 use super::races::{bookkeeping, bookkeeping_statement};
-use super::statements::{claim_sql, head_sql, look_sql};
+use super::statements::head_sql;
 use super::{DeliveriesConfig, now_ms};
 use crate::db::Dialect;
 use crate::state::State;
@@ -64,20 +64,8 @@ impl Deliverer {
         let names: Vec<&'static str> = plugins.keys().copied().collect();
         for (plugin, hooks) in plugins {
             start_at_head(&state, plugin).await.map_err(failed)?;
-            let queue = Queue {
-                state: state.clone(),
-                plugin,
-                hooks,
-                policy: config.policy(plugin),
-                owner: owner.clone(),
-                lease,
-                poll: Duration::from_millis(config.poll_ms.max(1)),
-                batch: i64::from(config.batch.max(1)),
-                look_sql: look_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
-                claim_sql: claim_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
-                settles: std::sync::Mutex::default(),
-            };
-            let policy = &queue.policy;
+            let queue = Queue::new(state.clone(), plugin, hooks, &config, owner.clone(), lease);
+            let policy = queue.policy();
             tracing::info!(
                 plugin,
                 instance = %owner,

@@ -9,13 +9,11 @@ use std::time::Duration;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use hookspecs::{ApiError, Change, Delivery};
-use sqlx::Any;
 use sqlx::Row;
-use sqlx::any::AnyArguments;
 use sqlx::any::AnyRow;
 
 use super::races::{again_after_race, alone, bookkeeping};
-use super::statements::{claim_sql, look_sql, settle_sql};
+use super::statements::{Fate, Settled, claim_sql, look_sql, settle_sql};
 use super::{DeliveriesConfig, Policy, now_ms, woken};
 use crate::db::Dialect;
 use crate::state::State;
@@ -509,46 +507,4 @@ enum Outcome {
     Skipped,
     /// Failed: why, and whether it is dead at once (fatal).
     Failed(String, bool),
-}
-
-/// A delivery row's new values.
-struct Fate {
-    status: &'static str,
-    attempts: i64,
-    error: Option<String>,
-    next_attempt_ms: i64,
-    done_ms: Option<i64>,
-}
-
-/// A batch's outcome, as [`settle_sql`]'s statements take it: `$1` the
-/// plugin, `$2` this instance, `$3` and `$4` the cursor's new place (NULL:
-/// it stays), then per retried event (its parked row's id) and per
-/// handled event of the log (its event's id) that id and its
-/// [`FATE`](super::statements::FATE).
-struct Settled {
-    plugin: &'static str,
-    owner: String,
-    position: Option<(i64, i64)>,
-    retried: Vec<(i64, Fate)>,
-    handled: Vec<(i64, Fate)>,
-}
-
-impl Settled {
-    /// `sql` with every parameter bound (SQLite ignores those it does not use).
-    fn bind<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
-        let query = sqlx::query(sql)
-            .bind(self.plugin)
-            .bind(self.owner.clone())
-            .bind(self.position.map(|(txid, _)| txid))
-            .bind(self.position.map(|(_, event_id)| event_id));
-        let fates = self.retried.iter().chain(&self.handled);
-        fates.fold(query, |q, (row, f)| {
-            q.bind(*row)
-                .bind(f.status)
-                .bind(f.attempts)
-                .bind(f.error.clone())
-                .bind(f.next_attempt_ms)
-                .bind(f.done_ms)
-        })
-    }
 }

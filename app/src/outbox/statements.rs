@@ -4,6 +4,10 @@
 //! and why it is shaped so; the worker writes each text once (the settle's
 //! once per shape of batch) and binds the parameters the doc names.
 
+use sqlx::Any;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+
 use crate::db::Dialect;
 
 /// PostgreSQL: the oldest transaction of this database that may still
@@ -168,17 +172,56 @@ pub(super) fn claim_sql(dialect: Dialect, ordered: bool) -> String {
 /// The event's columns of a claimed row, as [`EVENT_COLUMNS`] names them.
 const CLAIMED: &str = "event_id, txid, event_key, event_name, change, recorded_at";
 
-/// A delivery row's columns that a [`Fate`](super::queue::Fate) sets, in
-/// the order bound.
+/// A delivery row's columns that a [`Fate`] sets, in the order bound.
 const FATE: &str = "status, attempts, last_error, next_attempt_ms, done_ms";
 
+/// A delivery row's new values.
+pub(super) struct Fate {
+    pub(super) status: &'static str,
+    pub(super) attempts: i64,
+    pub(super) error: Option<String>,
+    pub(super) next_attempt_ms: i64,
+    pub(super) done_ms: Option<i64>,
+}
+
+/// A batch's outcome, as [`settle_sql`]'s statements take it: `$1` the
+/// plugin, `$2` this instance, `$3` and `$4` the cursor's new place (NULL:
+/// it stays), then per retried event (its parked row's id) and per
+/// handled event of the log (its event's id) that id and its [`FATE`].
+pub(super) struct Settled {
+    pub(super) plugin: &'static str,
+    pub(super) owner: String,
+    pub(super) position: Option<(i64, i64)>,
+    pub(super) retried: Vec<(i64, Fate)>,
+    pub(super) handled: Vec<(i64, Fate)>,
+}
+
+impl Settled {
+    /// `sql` with every parameter bound (SQLite ignores those it does not use).
+    pub(super) fn bind<'q>(&self, sql: &'q str) -> Query<'q, Any, AnyArguments<'q>> {
+        let query = sqlx::query(sql)
+            .bind(self.plugin)
+            .bind(self.owner.clone())
+            .bind(self.position.map(|(txid, _)| txid))
+            .bind(self.position.map(|(_, event_id)| event_id));
+        let fates = self.retried.iter().chain(&self.handled);
+        fates.fold(query, |q, (row, f)| {
+            q.bind(*row)
+                .bind(f.status)
+                .bind(f.attempts)
+                .bind(f.error.clone())
+                .bind(f.next_attempt_ms)
+                .bind(f.done_ms)
+        })
+    }
+}
+
 /// The settle of a batch of `retried` retried events and `handled` events
-/// of the log that leave a row ([`Settled`](super::queue::Settled) binds
-/// them): the cursor moved (and the lease given back), which returns a row
-/// if it did; the parked rows updated; the new rows inserted. PostgreSQL:
-/// one statement, whose writes all wait on the cursor's (which needs this
-/// instance's lease); SQLite (no lease): one statement per table, run in
-/// one transaction.
+/// of the log that leave a row ([`Settled`] binds them): the cursor moved
+/// (and the lease given back), which returns a row if it did; the parked
+/// rows updated; the new rows inserted. PostgreSQL: one statement, whose
+/// writes all wait on the cursor's (which needs this instance's lease);
+/// SQLite (no lease): one statement per table, run in one transaction.
 pub(super) fn settle_sql(dialect: Dialect, retried: usize, handled: usize) -> Vec<String> {
     let postgres = dialect == Dialect::Postgres;
     let move_cursor = format!(
@@ -186,7 +229,9 @@ pub(super) fn settle_sql(dialect: Dialect, retried: usize, handled: usize) -> Ve
          lease_owner = NULL, lease_until_ms = 0 WHERE plugin = $1 {} RETURNING 1",
         if postgres { "AND lease_owner = $2" } else { "" }
     );
-    // `name (row_id, <FATE>) AS (VALUES ...)`: `rows` fates bound from `$first`.
+    // `name (row_id, <FATE>) AS (VALUES ...)`: `rows` fates bound from
+    // `$first`, six parameters each, in [`Settled::bind`]'s order after its
+    // first four.
     let fates = |name: &str, rows: usize, first: usize| {
         let values: Vec<String> = (0..rows)
             .map(|i| {

@@ -14,8 +14,8 @@ use super::STATUSES;
 const COLUMNS: &str = "d.id, e.event_key, e.event_name, e.recorded_at, d.plugin, d.status, \
                        d.attempts, d.last_error, d.next_attempt_ms, d.done_ms";
 
-/// The deliveries `rest` picks (`WHERE ...`), with their events' columns
-/// that [`delivery`] reads.
+/// The deliveries `rest` picks (its `WHERE`, then any order, limit and
+/// offset), with their events' columns that [`delivery`] reads.
 fn select(rest: &str) -> String {
     format!(
         "SELECT {COLUMNS} FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id {rest}"

@@ -29,9 +29,8 @@ pub(super) struct Queue {
     lease: Duration,
     poll: Duration,
     batch: i64,
-    /// The look's and the claim's statements, written once
-    /// ([`look_sql`](super::statements::look_sql),
-    /// [`claim_sql`](super::statements::claim_sql)).
+    /// The look's and the claim's statements, written once ([`look_sql`],
+    /// [`claim_sql`]).
     look_sql: Arc<str>,
     claim_sql: Arc<str>,
     /// The settle's statements written so far, by shape (see
@@ -127,7 +126,8 @@ impl Queue {
                 return Ok(self.deliver(batch).await);
             }
         }
-        // A plain read first ([`look_sql`]): most wake-ups find nothing.
+        // A plain read first (`statements::look_sql`): most wake-ups find
+        // nothing.
         let (sql, plugin) = (&self.look_sql, self.plugin);
         // Outside a unit of work no `BEGIN` finds a dead pooled connection
         // first: `live` runs this read again on another.
@@ -161,8 +161,8 @@ impl Queue {
     /// keeps commit order) with what it is to deliver: the parked events
     /// whose retry is due, then (unless an `ordered` plugin has events
     /// parked) the log's next events after its cursor, in one statement
-    /// ([`claim_sql`](super::statements::claim_sql)). `None`: nothing to
-    /// do, or another instance holds the lease.
+    /// ([`claim_sql`]). `None`: nothing to do, or another instance holds
+    /// the lease.
     async fn claim(&self, now: i64) -> Result<Option<Batch>, ApiError> {
         let (sql, plugin, owner) = (&self.claim_sql, self.plugin, &self.owner);
         let (batch, until) = (self.batch, now + self.lease.as_millis() as i64);

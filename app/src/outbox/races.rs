@@ -18,8 +18,9 @@ const RACE_RUNS: u32 = 10;
 /// Runs `run` (one whole unit of work: begun, worked and ended) again at
 /// once while it loses a race, up to [`RACE_RUNS`] times: a race passes
 /// once the colliding transaction ends, so waiting (for a lease to end, a
-/// retry's backoff) would only delay the work. What the worker does in the
-/// database, its bookkeeping and its attempts, goes through here.
+/// retry's backoff) would only delay the work. The worker's bookkeeping,
+/// claims, settles and attempts go through here (its look, a plain read,
+/// need not).
 pub(super) async fn again_after_race<T, Fut>(run: impl Fn() -> Fut) -> Result<T, ApiError>
 where
     Fut: Future<Output = Result<T, ApiError>>,

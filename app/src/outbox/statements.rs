@@ -1,8 +1,10 @@
-//! The SQL the delivery worker sends, written per dialect: where a new
-//! plugin's cursor starts, the look at a plugin's queue, the claim of a
-//! batch and its settle. Each builder's doc says what its statement does
-//! and why it is shaped so; the worker writes each text once (the settle's
-//! once per shape of batch) and binds the parameters the doc names.
+//! The delivery worker's statements built per dialect or per batch shape:
+//! where a new plugin's cursor starts, the look at a plugin's queue, the
+//! claim of a batch and its settle (with the values the settle binds).
+//! Each builder's doc says what its statement does and why it is shaped
+//! so; the worker writes each text once (the settle's once per shape of
+//! batch) and binds the parameters the doc names. The statements that
+//! release leases and prune are written where `worker.rs` sends them.
 
 use sqlx::Any;
 use sqlx::any::AnyArguments;
@@ -28,10 +30,10 @@ const OLDEST_RUNNING: &str = "COALESCE(\
               (SELECT oid FROM pg_database WHERE datname = current_database()))), \
      pg_snapshot_xmax(pg_current_snapshot())::text::bigint)";
 
-/// A plugin's cursor at the head of the log (`$1` the plugin, `$2` now, its
-/// seen mark), unless it has one: PostgreSQL, just below the oldest running
-/// transaction (every event below it is past, any event at or above it is
-/// to come); SQLite, after the last event.
+/// A plugin's cursor (`$1` the plugin) at the head of the log, unless it
+/// has one: PostgreSQL, just below the oldest running transaction (every
+/// event below it is past, any event at or above it is to come); SQLite,
+/// after the last event. Either way its `seen_ms` is set to `$2` (now).
 pub(super) fn head_sql(dialect: Dialect) -> String {
     match dialect {
         Dialect::Postgres => format!(

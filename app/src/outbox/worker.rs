@@ -1,15 +1,9 @@
-//! The delivery worker: per plugin, read the outbox log from the plugin's
-//! cursor (PostgreSQL: under a lease; SQLite: one task per plugin), call
-//! the plugin's after-commit hook for each event of the batch (up to
-//! `concurrency` at once, started in commit order; one at a time for an
-//! `ordered` plugin), and record the outcome in one write per batch: the
-//! cursor moves past the batch, and a failed event is parked (retried with
-//! backoff, then dead) without holding back the plugin's later events,
-//! unless the plugin is `ordered`. Plus the pruning of delivered events.
-//!
-//! Here: starting and stopping the tasks, a cursor for a plugin new to the
-//! database, giving leases back, and the pruning. One plugin's queue is in
-//! `queue.rs`, the SQL the worker sends in `statements.rs`.
+//! The delivery worker's tasks: starting one per plugin with an
+//! after-commit hook (each runs that plugin's queue, `queue.rs`) and the
+//! pruning task, and stopping them; a cursor for a plugin new to the
+//! database, leases given back, and the pruning. The statements built per
+//! dialect or per batch shape (new cursor, look, claim, settle) are in
+//! `statements.rs`; this file's own (releasing leases, pruning) are here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

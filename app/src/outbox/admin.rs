@@ -24,7 +24,12 @@ fn select(rest: &str) -> String {
 
 /// Each status counted 0: a plugin with no deliveries.
 fn no_deliveries() -> Value {
-    json!({"pending": 0, "dead": 0, "delivered": 0})
+    Value::Object(
+        STATUSES
+            .iter()
+            .map(|s| ((*s).to_owned(), json!(0)))
+            .collect(),
+    )
 }
 
 /// Which deliveries to list.

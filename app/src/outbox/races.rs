@@ -5,9 +5,7 @@
 
 use futures::future::BoxFuture;
 use hookspecs::{ApiError, HookContext};
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::{Any, AnyConnection};
+use sqlx::AnyConnection;
 
 use crate::state::State;
 
@@ -48,20 +46,6 @@ where
     again_after_race(move || async move {
         let uow = state.db.begin_bookkeeping();
         uow.finish(work(state.app_context(uow.clone())).await).await
-    })
-    .await
-}
-
-/// [`bookkeeping`] of one statement, which `query` writes with its
-/// parameters bound, afresh for each run.
-pub(super) async fn bookkeeping_statement<'q>(
-    state: &State,
-    query: impl Fn() -> Query<'q, Any, AnyArguments<'q>>,
-) -> Result<(), ApiError> {
-    let query = &query;
-    bookkeeping(state, |ctx| async move {
-        query().execute(&mut *ctx.db().await?).await?;
-        Ok(())
     })
     .await
 }

@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change};
+use sqlx::Any;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 use tokio::task::JoinHandle;
 
 use super::queue::Queue;
-use super::races::{bookkeeping, bookkeeping_statement};
+use super::races::bookkeeping;
 use super::statements::head_sql;
 use super::{DeliveriesConfig, now_ms};
 use crate::db::Dialect;
@@ -119,6 +122,20 @@ async fn start_at_head(state: &State, plugin: &str) -> Result<(), ApiError> {
     bookkeeping_statement(state, || sqlx::query(&sql).bind(plugin).bind(now_ms())).await
 }
 
+/// [`bookkeeping`] of one statement, which `query` writes with its
+/// parameters bound, afresh for each run.
+async fn bookkeeping_statement<'q>(
+    state: &State,
+    query: impl Fn() -> Query<'q, Any, AnyArguments<'q>>,
+) -> Result<(), ApiError> {
+    let query = &query;
+    bookkeeping(state, |ctx| async move {
+        query().execute(&mut *ctx.db().await?).await?;
+        Ok(())
+    })
+    .await
+}
+
 /// The plugins implementing at least one `after_*` hook, with those hooks.
 fn after_commit_plugins(
     hooks: &PluginManager<dyn AppHooks>,
@@ -186,9 +203,10 @@ async fn prune(
             ),
             (
                 "DELETE FROM outbox_events WHERE recorded_ms < $1 \
-             AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = outbox_events.id) \
-             AND NOT EXISTS (SELECT 1 FROM outbox_cursors c \
-                             WHERE (c.txid, c.event_id) < (outbox_events.txid, outbox_events.id))",
+                 AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d \
+                     WHERE d.event_id = outbox_events.id) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox_cursors c \
+                     WHERE (c.txid, c.event_id) < (outbox_events.txid, outbox_events.id))",
                 before,
             ),
         ];

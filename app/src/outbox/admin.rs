@@ -147,8 +147,7 @@ pub async fn list(db: &mut AnyConnection, filter: &Filter) -> Result<Value, ApiE
 pub async fn retry(db: &mut AnyConnection, id: i64) -> Result<Value, ApiError> {
     let done = sqlx::query(
         "UPDATE outbox_deliveries SET status = 'pending', attempts = 0, next_attempt_ms = 0, \
-         done_ms = NULL, lease_owner = NULL, lease_until_ms = 0 \
-         WHERE id = $1 AND status = 'dead'",
+         done_ms = NULL WHERE id = $1 AND status = 'dead'",
     )
     .bind(id)
     .execute(&mut *db)

@@ -11,7 +11,8 @@ use std::path::Path;
 /// Lowest layer first. A folder is one unit, except the parts named here
 /// with their path, which sit higher than the rest of their folder: the
 /// request pipeline and the transport use the shared state, which holds
-/// the router and the limits; the delivery worker uses the state too.
+/// the router and the limits; the delivery worker (races, queue, worker)
+/// uses the state too.
 const LAYERS: &[&str] = &[
     "db",
     "policy",
@@ -22,6 +23,8 @@ const LAYERS: &[&str] = &[
     "plugins",
     "api",
     "state",
+    "outbox::races",
+    "outbox::queue",
     "outbox::worker",
     "http::pipeline",
     "http::server",

@@ -14,6 +14,24 @@ use super::STATUSES;
 const COLUMNS: &str = "d.id, e.event_key, e.event_name, e.recorded_at, d.plugin, d.status, \
                        d.attempts, d.last_error, d.next_attempt_ms, d.done_ms";
 
+/// The deliveries `rest` picks (its `WHERE`, then any order, limit and
+/// offset), with their events' columns that [`delivery`] reads.
+fn select(rest: &str) -> String {
+    format!(
+        "SELECT {COLUMNS} FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id {rest}"
+    )
+}
+
+/// Each status counted 0: a plugin with no deliveries.
+fn no_deliveries() -> Value {
+    Value::Object(
+        STATUSES
+            .iter()
+            .map(|s| ((*s).to_owned(), json!(0)))
+            .collect(),
+    )
+}
+
 /// Which deliveries to list.
 #[derive(Clone, Debug)]
 pub struct Filter {
@@ -98,10 +116,7 @@ pub async fn list(db: &mut AnyConnection, filter: &Filter) -> Result<Value, ApiE
         // `$1 = $1` keeps one parameter list for both forms.
         None => ("WHERE $1 = $1", ""),
     };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-         {condition} ORDER BY d.id LIMIT $2 OFFSET $3"
-    );
+    let sql = select(&format!("{condition} ORDER BY d.id LIMIT $2 OFFSET $3"));
     let rows = sqlx::query(&sql)
         .bind(status)
         .bind(filter.limit)
@@ -132,16 +147,12 @@ pub async fn list(db: &mut AnyConnection, filter: &Filter) -> Result<Value, ApiE
 pub async fn retry(db: &mut AnyConnection, id: i64) -> Result<Value, ApiError> {
     let done = sqlx::query(
         "UPDATE outbox_deliveries SET status = 'pending', attempts = 0, next_attempt_ms = 0, \
-         done_ms = NULL, lease_owner = NULL, lease_until_ms = 0 \
-         WHERE id = $1 AND status = 'dead'",
+         done_ms = NULL WHERE id = $1 AND status = 'dead'",
     )
     .bind(id)
     .execute(&mut *db)
     .await?;
-    let sql = format!(
-        "SELECT {COLUMNS} FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-         WHERE d.id = $1"
-    );
+    let sql = select("WHERE d.id = $1");
     let row = sqlx::query(&sql)
         .bind(id)
         .fetch_optional(&mut *db)
@@ -172,9 +183,7 @@ pub async fn counts(db: &mut AnyConnection) -> Result<BTreeMap<String, Value>, A
     for row in &rows {
         let plugin: String = row.try_get("plugin")?;
         let status: String = row.try_get("status")?;
-        let entry = counts
-            .entry(plugin)
-            .or_insert_with(|| json!({"pending": 0, "dead": 0, "delivered": 0}));
+        let entry = counts.entry(plugin).or_insert_with(no_deliveries);
         entry[status.as_str()] = json!(row.try_get::<i64, _>("n")?);
     }
     Ok(counts)
@@ -188,7 +197,7 @@ pub async fn counts(db: &mut AnyConnection) -> Result<BTreeMap<String, Value>, A
 /// The database's.
 pub async fn with_counts(mut report: Value, db: &mut AnyConnection) -> Result<Value, ApiError> {
     let counts = counts(db).await?;
-    let zero = json!({"pending": 0, "dead": 0, "delivered": 0});
+    let zero = no_deliveries();
     if let Some(plugins) = report["plugins"].as_array_mut() {
         for plugin in plugins {
             let name = plugin["name"].as_str().unwrap_or_default();

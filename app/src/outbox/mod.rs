@@ -20,7 +20,10 @@
 
 pub mod admin;
 mod deliver;
+mod queue;
+mod races;
 mod record;
+mod statements;
 mod worker;
 
 use std::collections::HashMap;

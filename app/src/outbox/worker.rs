@@ -1,28 +1,25 @@
-//! The delivery worker: per plugin, read the outbox log from the plugin's
-//! cursor (PostgreSQL: under a lease; SQLite: one task per plugin), call
-//! the plugin's after-commit hook for each event of the batch (up to
-//! `concurrency` at once, started in commit order; one at a time for an
-//! `ordered` plugin), and record the outcome in one write per batch: the
-//! cursor moves past the batch, and a failed event is parked (retried with
-//! backoff, then dead) without holding back the plugin's later events,
-//! unless the plugin is `ordered`. Plus the pruning of delivered events.
+//! The delivery worker's tasks: starting one per plugin with an
+//! after-commit hook (each runs that plugin's queue, `queue.rs`) and the
+//! pruning task, and stopping them; a cursor for a plugin new to the
+//! database, leases given back, and the pruning. The statements built per
+//! dialect or per batch shape (new cursor, look, claim, settle) are in
+//! `statements.rs`; this file's own (releasing leases, pruning) are here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use futures::stream::FuturesOrdered;
-use futures::{FutureExt, StreamExt};
 use hooks_core::PluginManager;
-use hookspecs::{ApiError, AppHooks, Change, Delivery, HookContext};
-use sqlx::Row;
+use hookspecs::{ApiError, AppHooks, Change};
+use sqlx::Any;
 use sqlx::any::AnyArguments;
-use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection};
+use sqlx::query::Query;
 use tokio::task::JoinHandle;
 
-use super::{DeliveriesConfig, Policy, now_ms, woken};
+use super::queue::Queue;
+use super::races::bookkeeping;
+use super::statements::head_sql;
+use super::{DeliveriesConfig, now_ms};
 use crate::db::Dialect;
 use crate::state::State;
 
@@ -64,20 +61,8 @@ impl Deliverer {
         let names: Vec<&'static str> = plugins.keys().copied().collect();
         for (plugin, hooks) in plugins {
             start_at_head(&state, plugin).await.map_err(failed)?;
-            let queue = Queue {
-                state: state.clone(),
-                plugin,
-                hooks,
-                policy: config.policy(plugin),
-                owner: owner.clone(),
-                lease,
-                poll: Duration::from_millis(config.poll_ms.max(1)),
-                batch: i64::from(config.batch.max(1)),
-                look_sql: look_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
-                claim_sql: claim_sql(state.db.dialect(), config.policy(plugin).ordered).into(),
-                settles: std::sync::Mutex::default(),
-            };
-            let policy = &queue.policy;
+            let queue = Queue::new(state.clone(), plugin, hooks, &config, owner.clone(), lease);
+            let policy = queue.policy();
             tracing::info!(
                 plugin,
                 instance = %owner,
@@ -119,62 +104,33 @@ impl Deliverer {
 
 /// Gives back the plugins' leases held by `owner` (every lease: `None`).
 async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
-    bookkeeping(state, |ctx| async move {
+    bookkeeping_statement(state, || {
         sqlx::query(
             "UPDATE outbox_cursors SET lease_owner = NULL, lease_until_ms = 0 \
              WHERE lease_owner IS NOT NULL AND ($1 = '' OR lease_owner = $1)",
         )
         .bind(owner.unwrap_or_default())
-        .execute(&mut *ctx.db().await?)
-        .await?;
-        Ok(())
     })
     .await
 }
 
-/// PostgreSQL: the oldest transaction of this database that may still
-/// commit an event (its id; the snapshot's `xmax` when none runs), as the
-/// statement's snapshot sees them. Transaction ids are the server's, so
-/// `pg_snapshot_xmin` also counts the transactions of its other databases,
-/// which cannot write this one's log: a long one elsewhere (a report, a
-/// migration, another app) would hold every plugin back for as long as it
-/// runs. Those are left out, known by their backend's database; a
-/// transaction that ends meanwhile, or whose backend is not shown
-/// (`pg_stat_activity` hides what the role may not see), stays in, which
-/// only ever holds the log back, never lets an event be overtaken.
-const OLDEST_RUNNING: &str = "COALESCE(\
-     (SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) x \
-      WHERE x::text::bigint % 4294967296 NOT IN (\
-          SELECT a.backend_xid::text::bigint FROM pg_stat_activity a \
-          WHERE a.backend_xid IS NOT NULL AND a.datid <> \
-              (SELECT oid FROM pg_database WHERE datname = current_database()))), \
-     pg_snapshot_xmax(pg_current_snapshot())::text::bigint)";
-
 /// Gives `plugin` a cursor if it has none: at the head of the log, so a
-/// plugin added later gets the events recorded from now on, not the past.
-/// Either way the cursor is marked seen (see [`prune`]).
-/// PostgreSQL: just below the oldest running transaction (every event
-/// below it is past, any event at or above it is to come); SQLite: after
-/// the last event.
+/// plugin added later gets the events recorded from now on, not the past
+/// ([`head_sql`]). Either way the cursor is marked seen (see [`prune`]).
 async fn start_at_head(state: &State, plugin: &str) -> Result<(), ApiError> {
-    let sql = match state.db.dialect() {
-        Dialect::Postgres => format!(
-            "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
-             VALUES ($1, {OLDEST_RUNNING} - 1, 9223372036854775807, $2) \
-             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
-        ),
-        Dialect::Sqlite => "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
-             VALUES ($1, 0, (SELECT COALESCE(MAX(id), 0) FROM outbox_events), $2) \
-             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
-            .to_owned(),
-    };
-    let sql = &sql;
+    let sql = head_sql(state.db.dialect());
+    bookkeeping_statement(state, || sqlx::query(&sql).bind(plugin).bind(now_ms())).await
+}
+
+/// [`bookkeeping`] of one statement, which `query` writes with its
+/// parameters bound, afresh for each run.
+async fn bookkeeping_statement<'q>(
+    state: &State,
+    query: impl Fn() -> Query<'q, Any, AnyArguments<'q>>,
+) -> Result<(), ApiError> {
+    let query = &query;
     bookkeeping(state, |ctx| async move {
-        sqlx::query(sql)
-            .bind(plugin)
-            .bind(now_ms())
-            .execute(&mut *ctx.db().await?)
-            .await?;
+        query().execute(&mut *ctx.db().await?).await?;
         Ok(())
     })
     .await
@@ -196,753 +152,6 @@ fn after_commit_plugins(
         }
     }
     plugins
-}
-
-/// How many times a unit of work of the worker (its bookkeeping, or an
-/// attempt's) that lost a race is run.
-const RACE_RUNS: u32 = 10;
-
-/// Runs `run` (one whole unit of work: begun, worked and ended) again at
-/// once while it loses a race, up to [`RACE_RUNS`] times: a race passes
-/// once the colliding transaction ends, so waiting (for a lease to end, a
-/// retry's backoff) would only delay the work. What the worker does in the
-/// database, its bookkeeping and its attempts, goes through here.
-async fn again_after_race<T, Fut>(run: impl Fn() -> Fut) -> Result<T, ApiError>
-where
-    Fut: Future<Output = Result<T, ApiError>>,
-{
-    let mut runs = 1;
-    loop {
-        match run().await {
-            Err(error) if error.is_race() && runs < RACE_RUNS => runs += 1,
-            outcome => return outcome,
-        }
-    }
-}
-
-/// Runs `work` in a unit of work of the worker's own bookkeeping (row
-/// locks, see `Db::begin_bookkeeping`; SQLite: in the app's writers'
-/// queue), committing on success; one that loses a race (a deadlock between
-/// two instances' claims, say) is run again at once
-/// ([`again_after_race`]): never left for a lease to end.
-async fn bookkeeping<T, F, Fut>(state: &State, work: F) -> Result<T, ApiError>
-where
-    F: Fn(HookContext) -> Fut,
-    Fut: Future<Output = Result<T, ApiError>>,
-{
-    let work = &work;
-    again_after_race(move || async move {
-        let uow = state.db.begin_bookkeeping();
-        uow.finish(work(state.app_context(uow.clone())).await).await
-    })
-    .await
-}
-
-/// One event to deliver: from the log, or parked after a failure.
-struct Claimed {
-    /// The event's row.
-    event_id: i64,
-    /// Its place in the log: (txid, event_id).
-    txid: i64,
-    /// The parked delivery's row, for a retry.
-    parked: Option<i64>,
-    /// Attempts made before this one.
-    attempts: i64,
-    key: String,
-    name: String,
-    change: String,
-    recorded_at: String,
-}
-
-fn claimed_row(row: &AnyRow, parked: bool) -> Result<Claimed, ApiError> {
-    Ok(Claimed {
-        event_id: row.try_get("event_id")?,
-        txid: row.try_get("txid")?,
-        parked: if parked {
-            Some(row.try_get("id")?)
-        } else {
-            None
-        },
-        attempts: if parked { row.try_get("attempts")? } else { 0 },
-        key: row.try_get("event_key")?,
-        name: row.try_get("event_name")?,
-        change: row.try_get("change")?,
-        recorded_at: row.try_get("recorded_at")?,
-    })
-}
-
-/// What the plugin's lease gave this round: parked events due for a retry,
-/// then events from the log, in order.
-struct Batch {
-    retries: Vec<Claimed>,
-    events: Vec<Claimed>,
-    /// When the lease taken with it ends (ms).
-    until: i64,
-}
-
-/// How one claimed event went.
-enum Outcome {
-    Delivered,
-    /// Not attempted: the plugin does not implement its hook.
-    Skipped,
-    /// Failed: why, and whether it is dead at once (fatal).
-    Failed(String, bool),
-}
-
-enum Round {
-    /// Something was attempted: look again at once. `full`: the batch
-    /// took as many of the log's events as a batch holds, so more are most
-    /// likely waiting: the next round claims them without the look first.
-    Worked { full: bool },
-    /// Nothing to do before this time (ms), or before a wake-up.
-    Idle(Option<i64>),
-    /// Another instance holds the plugin's lease until this time (ms).
-    Busy(i64),
-}
-
-/// How often an instance looks again while another one holds a plugin's
-/// lease: the holder delivers everything committed meanwhile, whichever
-/// instance committed it, so this instance's own commits need not wake it
-/// (at thousands of commits a second, each wake-up was a query for nothing).
-const BUSY_RECHECK: Duration = Duration::from_millis(20);
-
-/// One plugin's queue.
-struct Queue {
-    state: Arc<State>,
-    plugin: &'static str,
-    /// The `after_*` hooks it implements: other events it skips.
-    hooks: BTreeSet<&'static str>,
-    policy: Policy,
-    owner: String,
-    lease: Duration,
-    poll: Duration,
-    batch: i64,
-    /// The look's and the claim's statements ([`look_sql`],
-    /// [`claim_sql`]), written once.
-    look_sql: Arc<str>,
-    claim_sql: Arc<str>,
-    /// The settle's statements written so far, by shape (see
-    /// [`Queue::settle_sql`]).
-    settles: std::sync::Mutex<HashMap<(usize, usize), Settle>>,
-}
-
-/// A settle's statements ([`settle_sql`]).
-type Settle = Arc<Vec<String>>;
-
-/// How many shapes of settle a worker keeps written, at most.
-const SETTLE_SHAPES: usize = 64;
-
-const EVENT_COLUMNS: &str = "e.id AS event_id, e.txid, e.event_key, e.event_name, e.change, \
-                             e.recorded_at";
-
-/// Where `cursor`'s next events are in the log `e`, and the log's order:
-/// PostgreSQL, after (txid, id) (index `outbox_events_log`); SQLite, whose
-/// one writer at a time commits in id order (every txid 0), after the id,
-/// a range of the table's own key where the pair would scan the whole log.
-fn after(dialect: Dialect, txid: &str, event_id: &str) -> (String, &'static str) {
-    match dialect {
-        Dialect::Postgres => (
-            format!("(e.txid, e.id) > ({txid}, {event_id})"),
-            "e.txid, e.id",
-        ),
-        Dialect::Sqlite => (format!("e.id > {event_id}"), "e.id"),
-    }
-}
-
-/// The look at one plugin's queue (`$1`): who holds its lease, until when;
-/// when its next retry is due (`retry_at`: the earliest parked delivery's
-/// time; for an `ordered` plugin the first parked one's in commit order,
-/// which no later one may overtake); whether the log has events after its
-/// cursor (`more`, 1 or 0).
-fn look_sql(dialect: Dialect, ordered: bool) -> String {
-    let (after, order) = after(dialect, "c.txid", "c.event_id");
-    let retry_at = if ordered {
-        format!(
-            "(SELECT d.next_attempt_ms FROM outbox_deliveries d \
-              JOIN outbox_events e ON e.id = d.event_id \
-              WHERE d.plugin = c.plugin AND d.status = 'pending' ORDER BY {order} LIMIT 1)"
-        )
-    } else {
-        "(SELECT MIN(d.next_attempt_ms) FROM outbox_deliveries d \
-          WHERE d.plugin = c.plugin AND d.status = 'pending')"
-            .to_owned()
-    };
-    format!(
-        "SELECT c.lease_owner, c.lease_until_ms, {retry_at} AS retry_at, \
-             CAST(CASE WHEN EXISTS (SELECT 1 FROM outbox_events e WHERE {after}) \
-                  THEN 1 ELSE 0 END AS BIGINT) AS more \
-         FROM outbox_cursors c WHERE c.plugin = $1"
-    )
-}
-
-/// The claim of a batch for one plugin, one statement (PostgreSQL: its own
-/// transaction, no `BEGIN` or `COMMIT`; SQLite: a read, out of the writers'
-/// queue). Parameters: `$1` the plugin, `$2` now (ms), `$3` the batch's
-/// size, `$4` this instance, `$5` the lease's end (ms).
-///
-/// Its rows: the parked deliveries due for a retry (`retry` 1; for an
-/// `ordered` plugin only those before the first one not due), then the
-/// log's events after the cursor (`retry` 0; for an `ordered` plugin none
-/// while one is parked), each in commit order, at most `$3` of each. On
-/// PostgreSQL the cursor's row is taken `FOR UPDATE SKIP LOCKED` unless
-/// another instance's lease on it runs (then no rows), and only if it is
-/// still the version the statement's snapshot sees (`xmin`): at READ
-/// COMMITTED a row lock follows the row to its newest committed version
-/// and checks only that row again, while the parked rows and the log are
-/// read with the snapshot; every lease taken and every settle rewrites
-/// the cursor's row, so one committed after the snapshot gives no rows
-/// rather than a batch read from a state that no longer holds (an
-/// `ordered` plugin's events delivered past one just parked, a retry past
-/// an earlier one). Only events below the oldest running transaction are
-/// read ([`OLDEST_RUNNING`]), the due
-/// retries' rows are locked too and checked again once locked (so a retry
-/// that another instance settled as this statement began is seen settled,
-/// not sent again; those not due are not locked), and the lease is taken
-/// in the same statement if there is anything to deliver.
-/// SQLite takes no lease: the one process delivers, one task per plugin.
-fn claim_sql(dialect: Dialect, ordered: bool) -> String {
-    let (free, lock_due, below_running, lease) = match dialect {
-        Dialect::Postgres => (
-            "AND (lease_until_ms <= $2 OR lease_owner = $4) \
-             AND xmin = (SELECT xmin FROM outbox_cursors WHERE plugin = $1) \
-             FOR UPDATE SKIP LOCKED",
-            "FOR UPDATE OF d",
-            format!("AND e.txid < {OLDEST_RUNNING}"),
-            ", leased AS (UPDATE outbox_cursors SET lease_owner = $4, lease_until_ms = $5 \
-             WHERE plugin = (SELECT plugin FROM claimable) \
-             AND (EXISTS (SELECT 1 FROM due) OR EXISTS (SELECT 1 FROM fresh)))",
-        ),
-        Dialect::Sqlite => ("", "", String::new(), ""),
-    };
-    // Ordered: no retry overtakes an earlier parked event, no event of the
-    // log any parked one.
-    // Not ordered: only due rows are parked's concern, filtered before
-    // its LIMIT (else the first `$3` in commit order, not due, would hide
-    // every later due one for ever).
-    let (only_due, in_order, none_parked) = if ordered {
-        (
-            "",
-            "AND NOT EXISTS (SELECT 1 FROM parked q WHERE q.next_attempt_ms > $2 \
-             AND (q.txid, q.event_id) < (p.txid, p.event_id))",
-            "AND NOT EXISTS (SELECT 1 FROM parked)",
-        )
-    } else {
-        ("AND d.next_attempt_ms <= $2", "", "")
-    };
-    let (after, order) = after(
-        dialect,
-        "(SELECT txid FROM claimable)",
-        "(SELECT event_id FROM claimable)",
-    );
-    format!(
-        "WITH claimable AS (SELECT plugin, txid, event_id FROM outbox_cursors \
-             WHERE plugin = $1 {free}), \
-         parked AS (SELECT d.id, d.next_attempt_ms, e.txid, e.id AS event_id \
-             FROM claimable c JOIN outbox_deliveries d ON d.plugin = c.plugin \
-             JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.status = 'pending' {only_due} ORDER BY {order} LIMIT $3), \
-         due AS (SELECT d.id, d.attempts, {EVENT_COLUMNS} \
-             FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
-             WHERE d.plugin = $1 AND d.status = 'pending' AND d.next_attempt_ms <= $2 \
-             AND d.id IN \
-                 (SELECT p.id FROM parked p WHERE p.next_attempt_ms <= $2 {in_order}) \
-             {lock_due}), \
-         fresh AS (SELECT {EVENT_COLUMNS} FROM outbox_events e WHERE {after} \
-             {below_running} {none_parked} ORDER BY {order} LIMIT $3){lease} \
-         SELECT CAST(1 AS BIGINT) AS retry, id, attempts, {CLAIMED} FROM due \
-         UNION ALL SELECT 0, NULL, 0, {CLAIMED} FROM fresh \
-         ORDER BY retry DESC, txid, event_id"
-    )
-}
-
-/// The event's columns of a claimed row, as [`EVENT_COLUMNS`] names them.
-const CLAIMED: &str = "event_id, txid, event_key, event_name, change, recorded_at";
-
-/// Runs one statement on its own, outside a unit of work (PostgreSQL: its
-/// own transaction, at READ COMMITTED, which the write pool's connections
-/// set as they connect, see `Db::open_with`):
-/// on a live connection ([`hookspecs::host::live`]: one found dead is
-/// replaced and the statement sent again, so it must be safe to run
-/// twice), and again at once after a lost race ([`again_after_race`]).
-async fn alone<T, F>(state: &State, statement: F) -> Result<T, ApiError>
-where
-    F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
-{
-    let statement = &statement;
-    again_after_race(|| async move {
-        let (_, done) = hookspecs::host::live(&state.db.pool, statement).await?;
-        Ok(done)
-    })
-    .await
-}
-
-impl Queue {
-    async fn run(self) {
-        let mut wake = woken();
-        let mut full = false;
-        loop {
-            wake.borrow_and_update();
-            let next = match self.round(std::mem::take(&mut full)).await {
-                Ok(Round::Worked { full: more }) => {
-                    full = more;
-                    continue;
-                }
-                Ok(Round::Busy(until)) => {
-                    let left = Duration::from_millis((until - now_ms()).max(1) as u64);
-                    tokio::time::sleep(left.min(BUSY_RECHECK)).await;
-                    continue;
-                }
-                Ok(Round::Idle(at)) => at,
-                Err(error) => {
-                    tracing::warn!(
-                        plugin = self.plugin,
-                        "delivery round failed: {}",
-                        error.message
-                    );
-                    None
-                }
-            };
-            let poll = now_ms() + self.poll.as_millis() as i64;
-            let until = next.map_or(poll, |at| at.min(poll));
-            let pause = Duration::from_millis((until - now_ms()).max(1) as u64);
-            tokio::select! {
-                _ = wake.changed() => {}
-                () = tokio::time::sleep(pause) => {}
-            }
-        }
-    }
-
-    async fn round(&self, full: bool) -> Result<Round, ApiError> {
-        if full {
-            // No look: the claim finds what there is (none: the look says
-            // why, below).
-            if let Some(batch) = self.claim(now_ms()).await? {
-                return Ok(self.deliver(batch).await);
-            }
-        }
-        // A plain read first ([`look_sql`]): most wake-ups find nothing.
-        let (sql, plugin) = (&self.look_sql, self.plugin);
-        // Outside a unit of work no `BEGIN` finds a dead pooled connection
-        // first: `live` runs this read again on another.
-        let (_, look) = hookspecs::host::live(&self.state.db.pool, |conn| {
-            let sql = sql.clone();
-            async move { sqlx::query(&sql).bind(plugin).fetch_one(conn).await }.boxed()
-        })
-        .await?;
-        let now = now_ms();
-        let retry_at: Option<i64> = look.try_get("retry_at")?;
-        let more = look.try_get::<i64, _>("more")? == 1;
-        let owner: Option<String> = look.try_get("lease_owner")?;
-        let leased: i64 = look.try_get("lease_until_ms")?;
-        if leased > now && owner.as_deref() != Some(&self.owner) {
-            return Ok(Round::Busy(leased));
-        }
-        let due = retry_at.is_some_and(|at| at <= now);
-        if !due && (!more || (self.policy.ordered && retry_at.is_some())) {
-            return Ok(Round::Idle(retry_at));
-        }
-        let Some(batch) = self.claim(now).await? else {
-            // Taken by another instance meanwhile, or (PostgreSQL) its
-            // cursor changed as the claim began, or a transaction that may
-            // still record an earlier event is running.
-            return Ok(Round::Idle(Some(now_ms() + 10)));
-        };
-        Ok(self.deliver(batch).await)
-    }
-
-    /// Takes the plugin's lease (the one instance working on it now, which
-    /// keeps commit order) with what it is to deliver: the parked events
-    /// whose retry is due, then (unless an `ordered` plugin has events
-    /// parked) the log's next events after its cursor, in one statement
-    /// ([`claim_sql`]). `None`: nothing to do, or another instance holds
-    /// the lease.
-    async fn claim(&self, now: i64) -> Result<Option<Batch>, ApiError> {
-        let (sql, plugin, owner) = (&self.claim_sql, self.plugin, &self.owner);
-        let (batch, until) = (self.batch, now + self.lease.as_millis() as i64);
-        // Safe to run again: a claim that was taken (the connection lost
-        // after its commit) is this instance's, which takes it again.
-        let rows = alone(&self.state, move |conn| {
-            let (sql, owner) = (sql.clone(), owner.clone());
-            async move {
-                sqlx::query(&sql)
-                    .bind(plugin)
-                    .bind(now)
-                    .bind(batch)
-                    .bind(owner.as_str())
-                    .bind(until)
-                    .fetch_all(conn)
-                    .await
-            }
-            .boxed()
-        })
-        .await?;
-        let (mut retries, mut events) = (Vec::new(), Vec::new());
-        for row in &rows {
-            let retry = row.try_get::<i64, _>("retry")? == 1;
-            let list = if retry { &mut retries } else { &mut events };
-            list.push(claimed_row(row, retry)?);
-        }
-        Ok((!rows.is_empty()).then_some(Batch {
-            retries,
-            events,
-            until,
-        }))
-    }
-
-    /// Attempts the batch: the retries, then the log's events, up to the
-    /// policy's `concurrency` at once, started in order. A failure parks
-    /// the event and the others go on; an `ordered` plugin (one at a time)
-    /// stops at it instead (later ones must not overtake it). Then one
-    /// write settles the batch and moves the cursor past what was handled.
-    async fn deliver(&self, batch: Batch) -> Round {
-        let full = batch.events.len() as i64 >= self.batch;
-        let mut stopped = false;
-        let retried = self
-            .attempt_all(&batch.retries, batch.until, &mut stopped)
-            .await;
-        let handled = self
-            .attempt_all(&batch.events, batch.until, &mut stopped)
-            .await;
-        if let Err(error) = self.settle(&retried, &handled).await {
-            // The lease stays until it ends; then the events are tried
-            // again (at least once).
-            tracing::warn!(
-                plugin = self.plugin,
-                "recording deliveries failed: {}",
-                error.message
-            );
-        }
-        Round::Worked { full }
-    }
-
-    /// Attempts `list`'s events, at most `concurrency` at once, started in
-    /// order; the outcomes of the first ones, in order: every event up to
-    /// the first not attempted. None is started once `stopped` (an ordered
-    /// plugin's failure, or the claim's end near: an attempt never outlives
-    /// the claim), so the cursor, moved past the last outcome, never passes
-    /// an event not handled.
-    async fn attempt_all<'a>(
-        &self,
-        list: &'a [Claimed],
-        lease_end: i64,
-        stopped: &mut bool,
-    ) -> Vec<(&'a Claimed, Outcome)> {
-        let timeout = self.policy.timeout.as_millis() as i64;
-        let mut out = Vec::with_capacity(list.len());
-        let mut next = list.iter();
-        let mut running = FuturesOrdered::new();
-        while !*stopped {
-            // Start attempts while a slot is free, checking the lease just
-            // before each.
-            while running.len() < self.policy.concurrency {
-                match next.next() {
-                    Some(claimed) if now_ms() + timeout < lease_end => {
-                        running.push_back(self.tagged(claimed));
-                    }
-                    Some(_) => {
-                        *stopped = true;
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            let Some((claimed, outcome)) = running.next().await else {
-                break;
-            };
-            *stopped |= self.policy.ordered && matches!(outcome, Outcome::Failed(..));
-            out.push((claimed, outcome));
-        }
-        // Those already running (none for an ordered plugin, one at a
-        // time) are seen to their end and recorded.
-        while let Some(done) = running.next().await {
-            out.push(done);
-        }
-        out
-    }
-
-    /// [`outcome`](Self::outcome), with the event it is of.
-    async fn tagged<'a>(&self, claimed: &'a Claimed) -> (&'a Claimed, Outcome) {
-        (claimed, self.outcome(claimed).await)
-    }
-
-    /// One event's outcome: attempted if the plugin implements its hook.
-    async fn outcome(&self, claimed: &Claimed) -> Outcome {
-        if !Change::kind_of(&claimed.name).is_some_and(|k| self.hooks.contains(k.after_hook)) {
-            return Outcome::Skipped;
-        }
-        match self.attempt(claimed).await {
-            Ok(()) => Outcome::Delivered,
-            Err((why, fatal)) => Outcome::Failed(why, fatal),
-        }
-    }
-
-    /// One attempt. The hook's own unit of work commits when it succeeds;
-    /// the delivery is marked done afterwards, with its batch (a crash in
-    /// between delivers it again, with the same event id). `Err((why,
-    /// fatal))`: failed; fatal ones are dead at once.
-    async fn attempt(&self, claimed: &Claimed) -> Result<(), (String, bool)> {
-        let change: Change = serde_json::from_str(&claimed.change)
-            .map_err(|e| (format!("unreadable event: {e}"), true))?;
-        let delivery = Delivery {
-            event_id: claimed.key.clone(),
-            attempt: u32::try_from(claimed.attempts + 1).unwrap_or(u32::MAX),
-            recorded_at: claimed.recorded_at.clone(),
-            change,
-        };
-        // An attempt whose own writes lost a race with a concurrent
-        // transaction (another delivery of the same plugin, an operation)
-        // is run again at once, as an operation is: only a real failure
-        // counts as a failed attempt.
-        let delivery = &delivery;
-        again_after_race(move || async move {
-            let uow = self.state.db.begin(true);
-            let ctx = self.state.app_context(uow.clone());
-            let deliver = super::deliver_to(&self.state.hooks, self.plugin, delivery, &ctx);
-            let called = tokio::time::timeout(self.policy.timeout, deliver)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ApiError::internal(format!(
-                        "the hook overran its time limit of {:?}",
-                        self.policy.timeout
-                    )))
-                });
-            let hook_ok = called.is_ok();
-            uow.finish(called).await.map_err(|mut error| {
-                if hook_ok {
-                    error.message =
-                        format!("committing the hook's writes failed: {}", error.message);
-                }
-                error
-            })
-        })
-        .await
-        .map_err(|error| (error.message, false))
-    }
-
-    /// Records a batch's outcome in one write: the cursor past the events
-    /// handled (and the lease given back), each retried event's parked row
-    /// updated, and a row for each event of the log that was delivered or
-    /// failed (parked: retried after a backoff, or dead once its attempts
-    /// are spent, or at once when fatal). Skipped events leave no row.
-    /// PostgreSQL: one statement, which writes nothing unless the lease is
-    /// still this instance's; SQLite: a write transaction ([`settle_sql`]).
-    async fn settle(
-        &self,
-        retried: &[(&Claimed, Outcome)],
-        handled: &[(&Claimed, Outcome)],
-    ) -> Result<(), ApiError> {
-        let now = now_ms();
-        // Each fate decided (and logged) once, whatever runs the write takes.
-        let fates = |list: &[(&Claimed, Outcome)], row: fn(&Claimed) -> i64| {
-            list.iter()
-                .filter_map(|(c, outcome)| Some((row(c), self.fate(c, outcome, now)?)))
-                .collect()
-        };
-        let settled = Arc::new(Settled {
-            plugin: self.plugin,
-            owner: self.owner.clone(),
-            position: handled.last().map(|(c, _)| (c.txid, c.event_id)),
-            retried: fates(retried, |c| c.parked.unwrap_or_default()),
-            handled: fates(handled, |c| c.event_id),
-        });
-        let dialect = self.state.db.dialect();
-        let statements = self.settle_sql(settled.retried.len(), settled.handled.len());
-        let moved = match dialect {
-            // A settle that committed before its connection was lost is
-            // run again and finds the lease given back: logged as a lost
-            // lease, nothing lost.
-            Dialect::Postgres => alone(&self.state, move |conn| {
-                let (sql, settled) = (statements.clone(), settled.clone());
-                async move { settled.bind(&sql[0]).fetch_optional(conn).await }.boxed()
-            })
-            .await?
-            .is_some(),
-            Dialect::Sqlite => {
-                let (settled, statements) = (&settled, &statements);
-                bookkeeping(&self.state, |ctx| async move {
-                    let mut db = ctx.db().await?;
-                    let moved = settled
-                        .bind(&statements[0])
-                        .fetch_optional(&mut *db)
-                        .await?;
-                    // No cursor (forgotten meanwhile): nothing of the
-                    // batch is written, as on PostgreSQL.
-                    if moved.is_none() {
-                        return Err(ApiError::internal(format!(
-                            "plugin {}'s cursor is gone: the batch is not recorded",
-                            self.plugin
-                        )));
-                    }
-                    for sql in &statements[1..] {
-                        settled.bind(sql).execute(&mut *db).await?;
-                    }
-                    Ok(true)
-                })
-                .await?
-            }
-        };
-        if !moved {
-            return Err(ApiError::internal(
-                "the lease was no longer this instance's as the batch was recorded: \
-                 it ended first (the batch is delivered again), or the write was sent \
-                 again after a lost connection and had committed the first time",
-            ));
-        }
-        Ok(())
-    }
-
-    /// [`settle_sql`] for this shape of batch, written once per shape: one
-    /// event at a time, or full batches, repeat the same few.
-    fn settle_sql(&self, retried: usize, handled: usize) -> Settle {
-        let mut written = self.settles.lock().unwrap_or_else(|p| p.into_inner());
-        if written.len() >= SETTLE_SHAPES {
-            written.clear();
-        }
-        let dialect = self.state.db.dialect();
-        let sql = written.entry((retried, handled));
-        sql.or_insert_with(|| Arc::new(settle_sql(dialect, retried, handled)))
-            .clone()
-    }
-
-    /// What becomes of a claimed event after `outcome` (`None`: skipped,
-    /// nothing to record). A failure is logged here.
-    fn fate(&self, claimed: &Claimed, outcome: &Outcome, now: i64) -> Option<Fate> {
-        let attempts = claimed.attempts + 1;
-        match outcome {
-            Outcome::Skipped => None,
-            Outcome::Delivered => Some(Fate {
-                status: "delivered",
-                attempts,
-                error: None,
-                next_attempt_ms: 0,
-                done_ms: Some(now),
-            }),
-            Outcome::Failed(why, fatal) => {
-                let dead = *fatal || attempts >= i64::from(self.policy.max_attempts);
-                let failures = u32::try_from(attempts).unwrap_or(u32::MAX);
-                let delay = self.policy.delay(failures, getrandom::u64().unwrap_or(0));
-                if dead {
-                    tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
-                        "delivery dead: {why}");
-                } else {
-                    tracing::warn!(plugin = self.plugin, event = %claimed.key, attempts,
-                        "delivery failed, retrying in {delay:?}: {why}");
-                }
-                Some(Fate {
-                    status: if dead { "dead" } else { "pending" },
-                    attempts,
-                    error: Some(why.clone()),
-                    next_attempt_ms: now + delay.as_millis() as i64,
-                    done_ms: dead.then_some(now),
-                })
-            }
-        }
-    }
-}
-
-/// A delivery row's new values.
-struct Fate {
-    status: &'static str,
-    attempts: i64,
-    error: Option<String>,
-    next_attempt_ms: i64,
-    done_ms: Option<i64>,
-}
-
-/// A delivery row's columns that a [`Fate`] sets, in the order bound.
-const FATE: &str = "status, attempts, last_error, next_attempt_ms, done_ms";
-
-/// A batch's outcome, as [`settle_sql`]'s statements take it: `$1` the
-/// plugin, `$2` this instance, `$3` and `$4` the cursor's new place (NULL:
-/// it stays), then per retried event (its parked row's id) and per
-/// handled event of the log (its event's id) that id and its [`FATE`].
-struct Settled {
-    plugin: &'static str,
-    owner: String,
-    position: Option<(i64, i64)>,
-    retried: Vec<(i64, Fate)>,
-    handled: Vec<(i64, Fate)>,
-}
-
-impl Settled {
-    /// `sql` with every parameter bound (SQLite ignores those it does not use).
-    fn bind<'q>(&self, sql: &'q str) -> sqlx::query::Query<'q, Any, AnyArguments<'q>> {
-        let query = sqlx::query(sql)
-            .bind(self.plugin)
-            .bind(self.owner.clone())
-            .bind(self.position.map(|(txid, _)| txid))
-            .bind(self.position.map(|(_, event_id)| event_id));
-        let fates = self.retried.iter().chain(&self.handled);
-        fates.fold(query, |q, (row, f)| {
-            q.bind(*row)
-                .bind(f.status)
-                .bind(f.attempts)
-                .bind(f.error.clone())
-                .bind(f.next_attempt_ms)
-                .bind(f.done_ms)
-        })
-    }
-}
-
-/// The settle of a batch of `retried` retried events and `handled` events
-/// of the log that leave a row ([`Settled`] binds them): the cursor moved
-/// (and the lease given back), which returns a row if it did; the parked
-/// rows updated; the new rows inserted. PostgreSQL: one statement, whose
-/// writes all wait on the cursor's (which needs this instance's lease);
-/// SQLite (no lease): one statement per table, run in one transaction.
-fn settle_sql(dialect: Dialect, retried: usize, handled: usize) -> Vec<String> {
-    let postgres = dialect == Dialect::Postgres;
-    let move_cursor = format!(
-        "UPDATE outbox_cursors SET txid = COALESCE($3, txid), event_id = COALESCE($4, event_id), \
-         lease_owner = NULL, lease_until_ms = 0 WHERE plugin = $1 {} RETURNING 1",
-        if postgres { "AND lease_owner = $2" } else { "" }
-    );
-    // `name (row_id, <FATE>) AS (VALUES ...)`: `rows` fates bound from `$first`.
-    let fates = |name: &str, rows: usize, first: usize| {
-        let values: Vec<String> = (0..rows)
-            .map(|i| {
-                let at = first + 6 * i;
-                let row: Vec<String> = (at..at + 6).map(|n| format!("${n}")).collect();
-                format!("({})", row.join(", "))
-            })
-            .collect();
-        format!("{name} (row_id, {FATE}) AS (VALUES {})", values.join(", "))
-    };
-    let gate = if postgres {
-        "EXISTS (SELECT 1 FROM moved)"
-    } else {
-        "TRUE"
-    };
-    let update = format!(
-        "UPDATE outbox_deliveries SET status = r.status, attempts = r.attempts, \
-         last_error = r.last_error, next_attempt_ms = r.next_attempt_ms, done_ms = r.done_ms \
-         FROM retried r WHERE outbox_deliveries.id = r.row_id AND {gate}"
-    );
-    // `WHERE` also tells SQLite's parser the `ON CONFLICT` is the insert's.
-    let insert = format!(
-        "INSERT INTO outbox_deliveries (event_id, plugin, {FATE}) \
-         SELECT row_id, $1, {FATE} FROM handled WHERE {gate} \
-         ON CONFLICT (event_id, plugin) DO NOTHING"
-    );
-    let mut writes = Vec::new();
-    if retried > 0 {
-        writes.push((fates("retried", retried, 5), update));
-    }
-    if handled > 0 {
-        writes.push((fates("handled", handled, 5 + 6 * retried), insert));
-    }
-    if postgres {
-        let mut ctes = vec![format!("moved AS ({move_cursor})")];
-        for (i, (values, write)) in writes.into_iter().enumerate() {
-            ctes.extend([values, format!("w{i} AS ({write})")]);
-        }
-        vec![format!("WITH {} SELECT 1 FROM moved", ctes.join(", "))]
-    } else {
-        let writes = writes
-            .into_iter()
-            .map(|(values, write)| format!("WITH {values} {write}"));
-        std::iter::once(move_cursor).chain(writes).collect()
-    }
 }
 
 /// Every minute (or every `retention`, if shorter), a pruning pass.
@@ -986,23 +195,24 @@ async fn prune(
                 .fold(sqlx::query(mark).bind(now), |q, plugin| q.bind(*plugin));
             query.execute(&mut *db).await?;
         }
-        sqlx::query("DELETE FROM outbox_cursors WHERE seen_ms < $1")
-            .bind(unseen)
-            .execute(&mut *db)
-            .await?;
-        sqlx::query("DELETE FROM outbox_deliveries WHERE status = 'delivered' AND done_ms < $1")
-            .bind(before)
-            .execute(&mut *db)
-            .await?;
-        sqlx::query(
-            "DELETE FROM outbox_events WHERE recorded_ms < $1 \
-             AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = outbox_events.id) \
-             AND NOT EXISTS (SELECT 1 FROM outbox_cursors c \
-                             WHERE (c.txid, c.event_id) < (outbox_events.txid, outbox_events.id))",
-        )
-        .bind(before)
-        .execute(&mut *db)
-        .await?;
+        let deletes = [
+            ("DELETE FROM outbox_cursors WHERE seen_ms < $1", unseen),
+            (
+                "DELETE FROM outbox_deliveries WHERE status = 'delivered' AND done_ms < $1",
+                before,
+            ),
+            (
+                "DELETE FROM outbox_events WHERE recorded_ms < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d \
+                     WHERE d.event_id = outbox_events.id) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox_cursors c \
+                     WHERE (c.txid, c.event_id) < (outbox_events.txid, outbox_events.id))",
+                before,
+            ),
+        ];
+        for (sql, older_than) in deletes {
+            sqlx::query(sql).bind(older_than).execute(&mut *db).await?;
+        }
         Ok(())
     })
     .await

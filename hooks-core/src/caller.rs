@@ -178,7 +178,7 @@ fn idle<S: ?Sized, T, O: Finish<T>>(
     hook: usize,
     collect: Collect<T, O>,
 ) -> Option<O> {
-    if shared.idle(hook, depth::current() + 1) && !tracing::level_enabled!(tracing::Level::DEBUG) {
+    if shared.idle(hook, depth::current()) && !tracing::level_enabled!(tracing::Level::DEBUG) {
         Some(collect.finish(Results::default()))
     } else {
         None

@@ -445,15 +445,18 @@ impl<S: ?Sized> Shared<S> {
         shared
     }
 
-    /// Whether a call of `hook` at the current depth has nothing to do:
-    /// no change awaits publishing, the published snapshot has neither an
-    /// implementation of it nor a monitor, and the call is within the
-    /// depth limit. One atomic load.
+    /// Whether a call of `hook` made inside `outer` nested calls has
+    /// nothing to do: no change awaits publishing, the published snapshot
+    /// has neither an implementation of it nor a monitor, and the call
+    /// (at depth `outer + 1`) is within the depth limit. One atomic load.
     #[inline]
-    pub(crate) fn idle(&self, hook: usize, depth: usize) -> bool {
+    pub(crate) fn idle(&self, hook: usize, outer: usize) -> bool {
+        // `outer < limit` rather than `outer + 1 <= limit`: the same for
+        // any real depth, and one instruction less (the addition could
+        // wrap, so the compiler cannot fold it).
         self.idle
             .get(hook)
-            .is_some_and(|entry| depth <= entry.load(Ordering::Acquire))
+            .is_some_and(|entry| outer < entry.load(Ordering::Acquire))
     }
 
     fn mark_idle(&self, snapshot: &Snapshot<S>) {

@@ -86,12 +86,6 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         self
     }
 
-    #[inline(always)]
-    fn ctx<'s>(&'s self, snapshot: &'s Snapshot<S>, hook: usize) -> CallCtx<'s, S> {
-        let impl_spans = tracing::enabled!(tracing::Level::TRACE);
-        CallCtx::new(snapshot, &snapshot.hooks[hook], self.skip(), impl_spans)
-    }
-
     /// The interned names of the plugins left out of calls, if any.
     #[inline(always)]
     fn skip(&self) -> &[&'static str] {
@@ -105,13 +99,8 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     #[inline]
     pub fn idle<T, O: Finish<T>>(&self, hook: usize, collect: Collect<T, O>) -> Option<O> {
         match &self.source {
-            Source::Live(shared)
-                if !tracing::level_enabled!(tracing::Level::DEBUG)
-                    && shared.idle(hook, depth::current() + 1) =>
-            {
-                Some(collect.finish(Results::default()))
-            }
-            _ => None,
+            Source::Live(shared) => idle(shared, hook, collect),
+            Source::Fixed(_) => None,
         }
     }
 
@@ -126,31 +115,20 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
         collect: Collect<T, O>,
     ) -> Result<O, HookError> {
-        if let Some(idle) = self.idle(hook, collect) {
-            return Ok(idle);
-        }
-        self.call_on_snapshot(hook, plain, wrap, collect)
-    }
-
-    /// [`call`](Self::call) past the idle check: out of line, so that the
-    /// idle check inlines into the relay without the whole call's frame.
-    #[inline(never)]
-    fn call_on_snapshot<T, O: Finish<T>>(
-        &self,
-        hook: usize,
-        plain: impl Fn(&S) -> HookResult<T>,
-        wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
-        collect: Collect<T, O>,
-    ) -> Result<O, HookError> {
-        let live;
-        let snapshot: &Snapshot<S> = match &self.source {
+        // One out-of-line function per source, given its parts: the live
+        // call does not test the source again nor reload it from the relay
+        // (10 instructions of a one-implementation call).
+        match &self.source {
             Source::Live(shared) => {
-                live = shared.load();
-                &live
+                if let Some(idle) = idle(shared, hook, collect) {
+                    return Ok(idle);
+                }
+                call_live(shared, self.skip(), hook, plain, wrap, collect)
             }
-            Source::Fixed(snapshot) => snapshot,
-        };
-        call_loop::call_sync(self.ctx(snapshot, hook), plain, wrap, collect)
+            Source::Fixed(snapshot) => {
+                call_fixed(snapshot, self.skip(), hook, plain, wrap, collect)
+            }
+        }
     }
 
     /// The snapshot an async call will run on; the call borrows it.
@@ -189,4 +167,63 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
             collect,
         )
     }
+}
+
+/// [`Caller::idle`] on the live registry. The idle entry first: it alone
+/// decides for a hook with implementations (its entry is 0), before the
+/// depth and the tracing level are read.
+#[inline(always)]
+fn idle<S: ?Sized, T, O: Finish<T>>(
+    shared: &Shared<S>,
+    hook: usize,
+    collect: Collect<T, O>,
+) -> Option<O> {
+    if shared.idle(hook, depth::current()) && !tracing::level_enabled!(tracing::Level::DEBUG) {
+        Some(collect.finish(Results::default()))
+    } else {
+        None
+    }
+}
+
+/// [`Caller::call`] past the idle check, on the live registry: out of
+/// line, so that the idle check inlines into the relay without the whole
+/// call's frame.
+#[inline(never)]
+fn call_live<S: ?Sized + Send + Sync, T, O: Finish<T>>(
+    shared: &Shared<S>,
+    skip: &[&'static str],
+    hook: usize,
+    plain: impl Fn(&S) -> HookResult<T>,
+    wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
+    collect: Collect<T, O>,
+) -> Result<O, HookError> {
+    call_on_snapshot(&shared.load(), skip, hook, plain, wrap, collect)
+}
+
+/// [`Caller::call`] on a fixed snapshot (`call_extra`, historic replay).
+#[inline(never)]
+fn call_fixed<S: ?Sized + Send + Sync, T, O: Finish<T>>(
+    snapshot: &Snapshot<S>,
+    skip: &[&'static str],
+    hook: usize,
+    plain: impl Fn(&S) -> HookResult<T>,
+    wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
+    collect: Collect<T, O>,
+) -> Result<O, HookError> {
+    call_on_snapshot(snapshot, skip, hook, plain, wrap, collect)
+}
+
+/// A sync call on `snapshot`.
+#[inline(always)]
+fn call_on_snapshot<S: ?Sized + Send + Sync, T, O: Finish<T>>(
+    snapshot: &Snapshot<S>,
+    skip: &[&'static str],
+    hook: usize,
+    plain: impl Fn(&S) -> HookResult<T>,
+    wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
+    collect: Collect<T, O>,
+) -> Result<O, HookError> {
+    let impl_spans = tracing::enabled!(tracing::Level::TRACE);
+    let ctx = CallCtx::new(snapshot, &snapshot.hooks[hook], skip, impl_spans);
+    call_loop::call_sync(ctx, plain, wrap, collect)
 }

@@ -407,6 +407,10 @@ fn validate<S: ?Sized>(
     Ok(())
 }
 
+/// How many hooks of a spec have an idle entry (see [`Shared`]): more than
+/// any spec of this workspace declares (the app's has 23).
+const IDLE_ENTRIES: usize = 64;
+
 /// The registry shared by a manager and its clones.
 pub(crate) struct Shared<S: ?Sized> {
     current: ArcSwap<Snapshot<S>>,
@@ -418,8 +422,12 @@ pub(crate) struct Shared<S: ?Sized> {
     /// the limit apart cost two loads and two tests. A change zeroes every
     /// entry (so an idle call need not read `stale` too); publishing sets
     /// them again. (A limit of 0 refuses every call, idle or not: the
-    /// entry's 0 then sends it the whole way, to be refused.)
-    idle: Box<[AtomicUsize]>,
+    /// entry's 0 then sends it the whole way, to be refused.) An array of
+    /// fixed length inline, not a slice: the hook's index is a constant of
+    /// the generated relay, so the entry is one load at a fixed offset,
+    /// with no bounds check and no pointer to follow. A hook past the
+    /// first [`IDLE_ENTRIES`] has none and always takes the whole way.
+    idle: [AtomicUsize; IDLE_ENTRIES],
     state: Mutex<State<S>>,
 }
 
@@ -428,7 +436,7 @@ impl<S: ?Sized> Shared<S> {
         let mut state = State::new(spec, specs);
         let first = state.snapshot(None);
         let shared = Shared {
-            idle: first.hooks.iter().map(|_| AtomicUsize::new(0)).collect(),
+            idle: std::array::from_fn(|_| AtomicUsize::new(0)),
             current: ArcSwap::from_pointee(first),
             stale: AtomicBool::new(false),
             state: Mutex::new(state),
@@ -437,13 +445,18 @@ impl<S: ?Sized> Shared<S> {
         shared
     }
 
-    /// Whether a call of `hook` at the current depth has nothing to do:
-    /// no change awaits publishing, the published snapshot has neither an
-    /// implementation of it nor a monitor, and the call is within the
-    /// depth limit. One atomic load.
+    /// Whether a call of `hook` made inside `outer` nested calls has
+    /// nothing to do: no change awaits publishing, the published snapshot
+    /// has neither an implementation of it nor a monitor, and the call
+    /// (at depth `outer + 1`) is within the depth limit. One atomic load.
     #[inline]
-    pub(crate) fn idle(&self, hook: usize, depth: usize) -> bool {
-        depth <= self.idle[hook].load(Ordering::Acquire)
+    pub(crate) fn idle(&self, hook: usize, outer: usize) -> bool {
+        // `outer < limit` rather than `outer + 1 <= limit`: the same for
+        // any real depth, and one instruction less (the addition could
+        // wrap, so the compiler cannot fold it).
+        self.idle
+            .get(hook)
+            .is_some_and(|entry| outer < entry.load(Ordering::Acquire))
     }
 
     fn mark_idle(&self, snapshot: &Snapshot<S>) {

@@ -141,3 +141,23 @@ async fn async_calls_are_spans_too() {
     pm.hook().run(0).await.unwrap_err();
     assert_eq!(spans.events(), failing_call_events());
 }
+
+/// A hook with no implementation is answered without the snapshot while
+/// nobody listens; at DEBUG its call is a span like any other.
+#[tokio::test]
+async fn a_call_with_no_implementation_is_a_span_when_someone_listens() {
+    let (sync, asynchronous) = (
+        PluginManager::<dyn Hooks>::new(),
+        PluginManager::<dyn AsyncHooks>::new(),
+    );
+    sync.hook().run(0).unwrap();
+    asynchronous.hook().run(0).await.unwrap();
+    let spans = record_spans(LevelFilter::DEBUG);
+    sync.hook().run(0).unwrap();
+    asynchronous.hook().run(0).await.unwrap();
+    let call = [
+        format!("new {HOOK}"),
+        r#"close hook{hook="run" outcome="ok"}"#.to_string(),
+    ];
+    assert_eq!(spans.events(), [call.clone(), call].concat());
+}

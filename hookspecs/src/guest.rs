@@ -311,17 +311,21 @@ async fn dispatch(register: Register, hook: Hook, args: &str) -> Result<String, 
     } else if let Some(kind) = Change::KINDS.iter().find(|k| k.on_hook == name) {
         let change = Change::from_arguments(kind.event, args).map_err(unexpected)?;
         fire(&relay, &change, &ctx).await?;
-        json(&())
+        Ok(NULL.to_owned())
     } else if let Some(kind) = Change::KINDS.iter().find(|k| k.after_hook == name) {
         let delivery = Delivery::from_arguments(kind.event, args).map_err(unexpected)?;
         deliver(&relay, &delivery, &ctx).await?;
-        json(&())
+        Ok(NULL.to_owned())
     } else {
         Err(ApiError::internal(format!(
             "`{name}` cannot be called in a component"
         )))
     }
 }
+
+/// The answer of a hook returning `()`, as [`json`] writes it, without the
+/// serializer and the buffer it starts with.
+const NULL: &str = "null";
 
 /// A hook's answer as JSON text.
 fn json<T: Serialize>(answer: &T) -> Result<String, ApiError> {

@@ -55,16 +55,16 @@ TARGET_NS = 2_000
 
 
 def build() -> tuple[Path, Path]:
-    """The component (release, as the app builds a component crate) and
-    the harness (the selected build)."""
-    cmd = ["cargo", "rustc", "--quiet", "--release", "--target", "wasm32-wasip2", "--lib",
-           "--crate-type", "cdylib", "-p", "app_plugin_callbench"]
+    """The component (as the app builds a component crate) and the
+    harness (the selected build)."""
+    cmd = ["cargo", "rustc", "--quiet", "--target", "wasm32-wasip2", *load.COMPONENT_ARGS,
+           "--lib", "--crate-type", "cdylib", "-p", "app_plugin_callbench"]
     log("+ " + " ".join(cmd))
     subprocess.run(cmd, cwd=ROOT, check=True)
     cmd = ["cargo", "build", "--quiet", "-p", "call-bench"] + ([] if load.DEBUG else ["--release"])
     log("+ " + " ".join(cmd))
     subprocess.run(cmd, cwd=ROOT, check=True)
-    return (ROOT / "target/wasm32-wasip2/release/app_plugin_callbench.wasm",
+    return (ROOT / f"target/wasm32-wasip2/{load.COMPONENT_PROFILE}/app_plugin_callbench.wasm",
             load.BUILD / "call-bench")
 
 

@@ -60,18 +60,18 @@ STARTUP_TARGET_MS = 200
 def probe() -> Path:
     """The probe, built as the tests build it (into target/components)."""
     target = ROOT / "target" / "components"
-    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-wasip2",
+    subprocess.run(["cargo", "build", "--quiet", "--target", "wasm32-wasip2", *load.COMPONENT_ARGS,
                     "--manifest-path", str(ROOT / "tests/components/probe/Cargo.toml"),
                     "--target-dir", str(target)], check=True)
-    return target / "wasm32-wasip2" / "release" / "app_plugin_probe.wasm"
+    return target / "wasm32-wasip2" / load.COMPONENT_PROFILE / "app_plugin_probe.wasm"
 
 
 def autoinvite() -> Path:
     """The shipped autoinvite as a component, built as tests/both_ways.rs
     builds it: its library is a dylib, the same source a cdylib."""
-    subprocess.run(["cargo", "rustc", "--quiet", "--release", "--target", "wasm32-wasip2",
+    subprocess.run(["cargo", "rustc", "--quiet", "--target", "wasm32-wasip2", *load.COMPONENT_ARGS,
                     "--crate-type", "cdylib", "-p", "app_plugin_autoinvite"], cwd=ROOT, check=True)
-    return ROOT / "target" / "wasm32-wasip2" / "release" / "app_plugin_autoinvite.wasm"
+    return ROOT / "target" / "wasm32-wasip2" / load.COMPONENT_PROFILE / "app_plugin_autoinvite.wasm"
 
 
 def leb128(n: int) -> bytes:

@@ -34,6 +34,17 @@ RESULTS = ROOT / "bench" / "results"
 TOKEN = "bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
+# How the app builds a component (app/src/plugins/build.rs, PROFILE and
+# PROFILE_CONFIG; a test there checks that this says the same), and where
+# cargo writes it: target/wasm32-wasip2/<COMPONENT_PROFILE>/.
+COMPONENT_PROFILE = "component"
+COMPONENT_ARGS = ["--profile", COMPONENT_PROFILE] + [arg for value in [
+    'profile.component.inherits="release"',
+    'profile.component.lto=true',
+    'profile.component.codegen-units=1',
+    'target.wasm32-wasip2.rustflags=["-C","prefer-dynamic=no"]',
+] for arg in ("--config", value)]
+
 # The build the scripts run: release unless select_build(debug=True).
 DEBUG = False
 BUILD = ROOT / "target" / "release"

@@ -217,11 +217,13 @@ pub fn copy_sources(from: &Path, to: &Path) {
 }
 
 /// Builds the component crate in `dir` (package `app_plugin_<name>`) for
-/// wasm32-wasip2 into `target/components`: the component's path.
+/// wasm32-wasip2 into `target/components`, with the app's profile for
+/// components: the component's path.
 pub fn build_component(dir: &Path, name: &str) -> PathBuf {
     let target = workspace().join("target").join("components");
     let status = cargo()
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+        .args(["build", "--quiet", "--target", "wasm32-wasip2"])
+        .args(app::plugins::component_profile_args())
         .arg("--manifest-path")
         .arg(dir.join("Cargo.toml"))
         .arg("--target-dir")
@@ -229,12 +231,15 @@ pub fn build_component(dir: &Path, name: &str) -> PathBuf {
         .status()
         .expect("running cargo build for wasm32-wasip2");
     assert!(status.success(), "building the component {name} failed");
-    target.join(format!("wasm32-wasip2/release/app_plugin_{name}.wasm"))
+    target.join(format!(
+        "wasm32-wasip2/{}/app_plugin_{name}.wasm",
+        app::plugins::COMPONENT_PROFILE
+    ))
 }
 
 /// Builds the workspace's plugin crate `app_plugin_<name>` (shipped or a
-/// test fixture) as a component, once per test process: the `.wasm`
-/// file's path. The crate's library is
+/// test fixture) as a component, as the app builds one, once per test
+/// process: the `.wasm` file's path. The crate's library is
 /// a `dylib` (what the native loader takes); `cargo rustc --crate-type
 /// cdylib` makes the same source a component (cargo refuses `dylib` and
 /// `cdylib` together in one manifest).
@@ -246,11 +251,13 @@ pub fn workspace_component(name: &'static str) -> PathBuf {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let path = workspace().join(format!(
-        "target/wasm32-wasip2/release/app_plugin_{name}.wasm"
+        "target/wasm32-wasip2/{}/app_plugin_{name}.wasm",
+        app::plugins::COMPONENT_PROFILE
     ));
     if !built.contains(&name) {
         let status = cargo()
-            .args(["rustc", "--quiet", "--release", "--target", "wasm32-wasip2"])
+            .args(["rustc", "--quiet", "--target", "wasm32-wasip2"])
+            .args(app::plugins::component_profile_args())
             .args(["--crate-type", "cdylib", "-p"])
             .arg(format!("app_plugin_{name}"))
             .status()

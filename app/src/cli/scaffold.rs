@@ -182,7 +182,7 @@ mod tests {
         );
         assert_eq!(
             found[0].library,
-            Path::new("/build/component-target/wasm32-wasip2/release/app_plugin_sandboxed.wasm")
+            Path::new("/build/component-target/wasm32-wasip2/component/app_plugin_sandboxed.wasm")
         );
     }
 }

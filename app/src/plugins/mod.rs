@@ -24,7 +24,10 @@ mod requirements;
 mod startup;
 mod watch;
 
-pub use build::{INSTALL as INSTALL_TARGET, build as build_component};
+pub use build::{
+    INSTALL as INSTALL_TARGET, PROFILE as COMPONENT_PROFILE, build as build_component,
+    profile_args as component_profile_args,
+};
 pub use builtin::{APP_PLUGIN, BuiltIn};
 pub use load::load;
 pub use reload::{ReloadError, Reloader};

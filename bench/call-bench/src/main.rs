@@ -86,7 +86,9 @@ fn main() {
 /// The component the bench script builds.
 fn default_wasm() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/wasm32-wasip2/release/app_plugin_callbench.wasm")
+        .join("../../target/wasm32-wasip2")
+        .join(app::plugins::COMPONENT_PROFILE)
+        .join("app_plugin_callbench.wasm")
 }
 
 /// A context as a hook gets it: a request's (an actor, a unit of work),

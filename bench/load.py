@@ -42,7 +42,6 @@ COMPONENT_ARGS = ["--profile", COMPONENT_PROFILE] + [arg for value in [
     'profile.component.inherits="release"',
     'profile.component.lto=true',
     'profile.component.codegen-units=1',
-    'target.wasm32-wasip2.rustflags=["-C","prefer-dynamic=no"]',
 ] for arg in ("--config", value)]
 
 # The build the scripts run: release unless select_build(debug=True).

@@ -240,6 +240,12 @@
 //! `plugin`, `wrapper`, `outcome`); a subscriber that records span closes
 //! gives their durations. [`PluginManager::add_hookcall_monitoring`] adds
 //! before/after callbacks.
+//!
+//! A call of a hook with nothing to do (no implementation, no monitor,
+//! nobody recording its DEBUG span) costs one atomic load: the relay
+//! answers it without taking the registry's snapshot. That holds for the
+//! first 64 hooks of a spec; a hook declared past them takes the full
+//! path, with the same outcome.
 
 #![warn(missing_docs)]
 

@@ -758,11 +758,16 @@ impl TestApp {
 }
 
 impl Client {
-    /// A client of the app at `base` (`http://127.0.0.1:PORT`).
+    /// A client of the app at `base` (`http://127.0.0.1:PORT`), giving each
+    /// request 30 s to answer.
     pub fn new(base: String) -> Client {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(30))
-            .build();
+        Client::waiting(base, Duration::from_secs(30))
+    }
+
+    /// A client of the app at `base` giving each request up to `limit` to
+    /// answer: for a request that compiles (a component crate's reload).
+    pub fn waiting(base: String, limit: Duration) -> Client {
+        let agent = ureq::AgentBuilder::new().timeout(limit).build();
         Client { base, agent }
     }
 

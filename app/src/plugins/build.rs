@@ -25,10 +25,6 @@ use std::time::Instant;
 /// The target components are built for.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// How a component crate is built, for messages.
-const COMMAND: &str =
-    "cargo rustc --profile component --target wasm32-wasip2 --lib --crate-type cdylib";
-
 /// The cargo profile components are built with: `release`, optimized as
 /// one unit with everything it links (LTO, one codegen unit). A
 /// component's code is mostly the SDK's, serde's and std's: 14% fewer
@@ -41,14 +37,16 @@ pub const PROFILE: &str = "component";
 /// [`PROFILE`]'s definition, as `--config` values: given on the command
 /// line, so that a crate outside this workspace (whose manifest cannot
 /// know it) builds the same way; the workspace's Cargo.toml says the same
-/// for builds by hand (a test checks). The target's flags replace
-/// `build.rustflags`: a workspace's `-C prefer-dynamic` (this one's, for
-/// native plugins) refuses LTO, and a component links no dynamic library.
-pub const PROFILE_CONFIG: [&str; 4] = [
+/// for builds by hand (a test checks). The compiler's flags are the
+/// crate's own: this workspace's `.cargo/config.toml` gives
+/// `wasm32-wasip2` its own, because its `-C prefer-dynamic` (for native
+/// plugins) refuses LTO. Giving them here too would append them to those
+/// (cargo concatenates lists), and a build by hand, without them, would
+/// not reuse the app's.
+pub const PROFILE_CONFIG: [&str; 3] = [
     r#"profile.component.inherits="release""#,
     "profile.component.lto=true",
     "profile.component.codegen-units=1",
-    r#"target.wasm32-wasip2.rustflags=["-C","prefer-dynamic=no"]"#,
 ];
 
 /// The arguments of a cargo command that build with [`PROFILE`]: the
@@ -130,8 +128,9 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
         .current_dir(crate_dir)
         .env_clear()
         .envs(kept_env(std::env::vars_os()));
+    let shown = shown(&command);
     tracing::info!(
-        "plugin {name}: building {} for {TARGET} ({COMMAND})",
+        "plugin {name}: building {} for {TARGET} ({shown})",
         crate_dir.display()
     );
     let started = Instant::now();
@@ -143,7 +142,7 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
     if !out.status.success() {
         tracing::warn!("plugin {name}: the build failed after {took:.1} s");
         return Err(format!(
-            "its build for {TARGET} failed ({COMMAND} in {}): {}",
+            "its build for {TARGET} failed ({shown} in {}): {}",
             crate_dir.display(),
             errors(&log)
         ));
@@ -157,6 +156,23 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
         tracing::info!("plugin {name}: up to date, nothing rebuilt ({took:.1} s)");
     }
     Ok(())
+}
+
+/// `command` as a shell would take it, for messages: a user can copy it to
+/// rebuild by hand and see the whole of cargo's output.
+fn shown(command: &Command) -> String {
+    let quote = |arg: &std::ffi::OsStr| {
+        let arg = arg.to_string_lossy();
+        if arg.contains(|c: char| !(c.is_ascii_alphanumeric() || "-_./=:".contains(c))) {
+            format!("'{arg}'")
+        } else {
+            arg.into_owned()
+        }
+    };
+    std::iter::once(quote(command.get_program()))
+        .chain(command.get_args().map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Of the variables `vars`, those in [`KEPT_ENV`].
@@ -252,9 +268,10 @@ mod tests {
             read("Cargo.toml")["profile"][PROFILE],
             given["profile"][PROFILE]
         );
+        // What lets LTO build in this workspace, given by its own config.
         assert_eq!(
-            read(".cargo/config.toml")["target"][TARGET],
-            given["target"][TARGET]
+            read(".cargo/config.toml")["target"][TARGET]["rustflags"],
+            toml::Value::from(vec!["-C", "prefer-dynamic=no"])
         );
         // The benchmarks' copy (bench/load.py, COMPONENT_ARGS).
         let bench = text("bench/load.py");

@@ -7,7 +7,7 @@
 //! 4. `load`: the app's [`BuiltIn`] plugin, linked-in plugins, then the
 //!    folder's, registered in `requirements` order;
 //! 5. `startup`: each plugin's migrations, then `on_plugins_loaded`;
-//! 6. [`report`]: what became of each, logged and served.
+//! 6. [`report`](fn@report): what became of each, logged and served.
 //!
 //! While serving, `reload` swaps a component for its new version (on
 //! demand, or when `watch` sees it change).

@@ -20,7 +20,11 @@ machine only a hint), and, unless --quick, instructions per call under
 callgrind (every thread, user space): two runs of COUNT_LOW and
 COUNT_HIGH calls, subtracted (the loading cancels out), which a busy
 machine does not move. --top N prints the functions costing the most
-(self cost, per call) in the component with one service call.
+(self cost, per call) in the component with one service call, the
+component's own compiled code by wasm function: those two runs dump each
+instruction's cost (`--dump-instr=yes`) and run with
+APP_COMPONENT_PERFMAP=1, which has wasmtime write each compiled
+function's address and name to /tmp/perf-PID.map (read, then removed).
 
 pluggy's one-implementation call, for comparison, is the dispatch
 benchmark's `call/1-impl` (bench/dispatch.py).
@@ -32,6 +36,7 @@ bench/results/quick/).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import os
 import re
@@ -78,11 +83,18 @@ def env() -> dict[str, str]:
     return {**os.environ, "RUST_LOG": "warn"}
 
 
-def instructions(binary: Path, wasm: Path, scenario: str, count: int, work: Path) -> int:
+def instructions(binary: Path, wasm: Path, scenario: str, count: int, work: Path,
+                 per_instr: bool = False) -> int:
+    """Instructions of `count` calls (every thread). `per_instr`: the
+    dump also has each instruction's cost, and the compiled components'
+    functions are named in /tmp/perf-PID.map (APP_COMPONENT_PERFMAP), for
+    `self_costs`."""
     out = work / f"callgrind.{scenario}.{count}.out"
     subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                    "--dump-instr=no", str(binary), scenario, str(count), str(wasm)],
-                   check=True, capture_output=True, env=env())
+                    f"--dump-instr={'yes' if per_instr else 'no'}",
+                    str(binary), scenario, str(count), str(wasm)],
+                   check=True, capture_output=True,
+                   env={**env(), **({"APP_COMPONENT_PERFMAP": "1"} if per_instr else {})})
     for line in out.read_text().splitlines():
         if line.startswith(("totals:", "summary:")):
             return int(line.split()[1])
@@ -90,16 +102,56 @@ def instructions(binary: Path, wasm: Path, scenario: str, count: int, work: Path
 
 
 def self_costs(dump: Path) -> dict[str, int]:
-    """Instructions by function (self cost); the guest's compiled code,
-    which has no symbols the tools can read, as one entry."""
-    report = subprocess.run(["callgrind_annotate", "--threshold=100", str(dump)],
-                            capture_output=True, text=True, check=True).stdout
+    """Instructions by function (self cost), from a `per_instr` dump: the
+    components' compiled code by wasm function (prefixed `wasm:`), through
+    the perf map wasmtime wrote; the rest by callgrind's function name."""
+    text = dump.read_text()
+    pid = re.search(r"^pid: (\d+)", text, re.M).group(1)
+    perf_map = Path(f"/tmp/perf-{pid}.map")
+    ranges = []
+    if perf_map.exists():
+        for line in perf_map.read_text().splitlines():
+            start, size, name = line.split(" ", 2)
+            ranges.append((int(start, 16), int(size, 16), name))
+        perf_map.unlink()
+    ranges.sort()
+    starts = [r[0] for r in ranges]
     costs: dict[str, int] = {}
-    for line in report.splitlines():
-        m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(.*)", line)
-        if m and "PROGRAM TOTALS" not in line:
-            name = "the guest's compiled code" if m.group(2).endswith("[???]") else m.group(2)
-            costs[name] = costs.get(name, 0) + int(m.group(1).replace(",", ""))
+    names: dict[str, str] = {}
+    fn = "?"
+    width = 1  # position columns: the instruction's address first
+    last = [0]
+    after_call = False
+    for line in text.splitlines():
+        first = line[:1]
+        if first.isdigit() or first in "+-*":
+            words = line.split()
+            for i, pos in enumerate(words[:width]):
+                if pos.startswith("0x"):
+                    last[i] = int(pos, 16)
+                elif pos[0] in "+-":
+                    last[i] += int(pos)
+                elif pos != "*":
+                    last[i] = int(pos)
+            if after_call:  # a call's inclusive cost, not this function's own
+                after_call = False
+                continue
+            at = bisect.bisect_right(starts, last[0]) - 1
+            inside = at >= 0 and last[0] < ranges[at][0] + ranges[at][1]
+            name = "wasm: " + ranges[at][2] if inside else fn
+            cost = int(words[width]) if len(words) > width else 0
+            costs[name] = costs.get(name, 0) + cost
+        elif line.startswith("positions:"):
+            width = len(line.split()) - 1
+            last = [0] * width
+        elif line.startswith("calls="):
+            after_call = True
+        elif line.startswith(("fn=", "cfn=")):
+            m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line)
+            if m.group(2) is not None:
+                names[m.group(1)] = m.group(2)
+            if line.startswith("fn="):
+                fn = names.get(m.group(1), m.group(1))
     return costs
 
 
@@ -109,7 +161,9 @@ def top(work: Path, scenario: str, kind: str, n: int) -> list[str]:
     low, high = COUNT_LOW[kind], COUNT_HIGH[kind]
     a, b = (self_costs(work / f"callgrind.{scenario}.{c}.out") for c in (low, high))
     rows = sorted(((b.get(f, 0) - a.get(f, 0)) / (high - low), f) for f in set(a) | set(b))
-    return [f"{cost:10,.0f}  {name[:150]}" for cost, name in reversed(rows[-n:])]
+    guest = sum(cost for cost, name in rows if name.startswith("wasm: "))
+    return [f"{guest:10,.0f}  (the components' compiled code, all of it)"] + \
+        [f"{cost:10,.0f}  {name[:150]}" for cost, name in reversed(rows[-n:])]
 
 
 def measure(quick: bool, top_n: int = 0) -> dict:
@@ -131,7 +185,9 @@ def measure(quick: bool, top_n: int = 0) -> dict:
             if quick:
                 continue
             low, high = COUNT_LOW[kind], COUNT_HIGH[kind]
-            counts = [instructions(binary, wasm, scenario, c, work) for c in (low, high)]
+            per_instr = bool(top_n) and scenario == "component-1"
+            counts = [instructions(binary, wasm, scenario, c, work, per_instr)
+                      for c in (low, high)]
             result["instructions"][scenario] = (counts[1] - counts[0]) / (high - low)
         if top_n and not quick:
             result["top_component_1"] = top(work, "component-1", "component", top_n)

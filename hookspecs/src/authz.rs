@@ -98,30 +98,46 @@ impl serde::Serialize for Action {
 /// `&'static`), up to 1024 distinct names of at most 128 bytes.
 impl<'de> serde::Deserialize<'de> for Action {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // The name as the text holds it, not copied into a `String` first:
+        // a service call's arguments are read at every call.
+        deserializer.deserialize_str(ActionName)
+    }
+}
+
+/// Reads an [`Action`] from its name.
+struct ActionName;
+
+impl serde::de::Visitor<'_> for ActionName {
+    type Value = Action;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an action's name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Action, E> {
         use std::collections::HashSet;
         use std::sync::{Mutex, PoisonError};
         static KEPT: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-        let name = String::deserialize(deserializer)?;
         if let Some(core) = CORE.iter().find(|a| a.as_str() == name) {
             return Ok(*core);
         }
         if name.len() > MAX_ACTION_NAME {
-            return Err(serde::de::Error::custom(format!(
+            return Err(E::custom(format!(
                 "a plugin action name has at most {MAX_ACTION_NAME} bytes, this one {}",
                 name.len()
             )));
         }
         let mut kept = KEPT.lock().unwrap_or_else(PoisonError::into_inner);
         let kept = kept.get_or_insert_with(HashSet::new);
-        if let Some(known) = kept.get(name.as_str()) {
+        if let Some(known) = kept.get(name) {
             return Ok(Action::Plugin(known));
         }
         if kept.len() >= MAX_PLUGIN_ACTIONS {
-            return Err(serde::de::Error::custom(format!(
+            return Err(E::custom(format!(
                 "too many distinct plugin action names (at most {MAX_PLUGIN_ACTIONS})"
             )));
         }
-        let name: &'static str = Box::leak(name.into_boxed_str());
+        let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
         kept.insert(name);
         Ok(Action::Plugin(name))
     }
@@ -248,5 +264,17 @@ mod tests {
         let why = named("b".repeat(200)).unwrap_err().to_string();
         assert!(why.contains("at most 128 bytes, this one 200"), "{why}");
         assert_eq!(named("space.delete".into()).unwrap(), Action::DeleteSpace);
+    }
+
+    #[test]
+    fn an_action_is_read_from_text_as_it_is_or_escaped() {
+        let read = |text: &str| serde_json::from_str::<Action>(text);
+        assert_eq!(read(r#""user.read""#).unwrap(), Action::ReadUser);
+        assert_eq!(read(r#""user.re\u0061d""#).unwrap(), Action::ReadUser);
+        let kept = read(r#""notes.\u0072ead""#).unwrap();
+        assert_eq!(kept, Action::Plugin("notes.read"));
+        assert_eq!(read(r#""notes.read""#).unwrap(), kept);
+        let why = read("7").unwrap_err().to_string();
+        assert!(why.contains("expected an action's name"), "{why}");
     }
 }

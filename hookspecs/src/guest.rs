@@ -17,7 +17,6 @@ use std::pin::pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
-use async_trait::async_trait;
 use hooks_core::{PluginManager, Tier};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -371,7 +370,6 @@ fn actor() -> Option<Identity> {
 /// The services of the app, through the WIT import `call-service`.
 struct Host;
 
-#[async_trait]
 impl Transport for Host {
     async fn call(
         &self,

@@ -30,8 +30,9 @@ use crate::page::Page;
 /// How a [`Remote`] reaches the real services: a component's, through the
 /// WIT import; a test's, straight to [`serve`]. Arguments and answers
 /// cross as JSON text, written from and read into the SDK's types
-/// directly (no `serde_json::Value` between).
-#[async_trait]
+/// directly (no `serde_json::Value` between). Only ever used through
+/// [`Remote`]'s type, never as `dyn`: its future is not boxed (an
+/// allocation per service call in a component).
 pub trait Transport: Send + Sync {
     /// Calls the service `name` (a [`NAMES`] entry) with `args` (the JSON
     /// array of its arguments after the context) for `ctx`; its answer as
@@ -40,12 +41,12 @@ pub trait Transport: Send + Sync {
     /// # Errors
     ///
     /// The service's error, as the app reports it.
-    async fn call(
+    fn call(
         &self,
         ctx: &HookContext,
         name: &'static str,
         args: String,
-    ) -> Result<String, ApiError>;
+    ) -> impl Future<Output = Result<String, ApiError>> + Send;
 }
 
 /// [`Services`] over a [`Transport`]: each method sends its name and

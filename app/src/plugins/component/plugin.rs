@@ -3,7 +3,6 @@
 //! native plugin, with the hooks and call-order options its manifest
 //! declares, and the migrations it exports, each checked ([`migrations`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use hooks_core::{ImplDecl, Plugin, Tier};
@@ -19,7 +18,9 @@ use super::wit::{self, Hook, HookError, Manifest, RouteGuard, RouteMethod, Route
 /// routes, runs in an instance of its component's pool.
 pub struct Sandboxed {
     component: Arc<Loaded>,
-    hooks: HashMap<&'static str, Hook>,
+    /// Its hooks' WIT cases by name: a handful, searched at each call
+    /// (cheaper than hashing the name).
+    hooks: Vec<(&'static str, Hook)>,
     /// Its `routes` export (interface 1.2.0), if it has one.
     routes: Option<Arc<RoutesIndices>>,
 }
@@ -42,7 +43,7 @@ impl Sandboxed {
             .chain(startup)
             .chain(Change::KINDS.iter().flat_map(|k| [k.on_hook, k.after_hook]))
             .collect();
-        let mut hooks = HashMap::new();
+        let mut hooks = Vec::new();
         let mut decls = Vec::new();
         for decl in &manifest.hooks {
             let name = wit::hook_name(decl.hook);
@@ -52,7 +53,8 @@ impl Sandboxed {
                     supported.join(", ")
                 ));
             }
-            hooks.insert(name, decl.hook);
+            hooks.retain(|(known, _)| *known != name);
+            hooks.push((name, decl.hook));
             decls.push(ImplDecl {
                 priority: decl.priority,
                 tier: match decl.tier {
@@ -82,9 +84,10 @@ impl Sandboxed {
         args: &str,
         ctx: &HookContext,
     ) -> HookResult<T> {
-        let wit = *self
+        let wit = self
             .hooks
-            .get(hook)
+            .iter()
+            .find_map(|&(name, wit)| (name == hook).then_some(wit))
             .ok_or_else(|| anyhow::anyhow!("`{hook}` is not one of the component's hooks"))?;
         // The version this operation called first, if a reload swapped
         // this one in since: one operation, one version.
@@ -103,8 +106,11 @@ impl Sandboxed {
         entities: &(impl serde::Serialize + Sync),
         ctx: &HookContext,
     ) -> HookResult<()> {
-        self.call(hook, &serde_json::to_string(entities)?, ctx)
-            .await
+        // One or two entities take a few hundred bytes: written without
+        // growing serde_json's first buffer (128 bytes), once or twice.
+        let mut args = Vec::with_capacity(ARGS_CAPACITY);
+        serde_json::to_writer(&mut args, entities)?;
+        self.call(hook, &String::from_utf8(args)?, ctx).await
     }
 
     /// Adds the routes the component's `on_plugins_loaded` adds (run in
@@ -164,6 +170,10 @@ impl Sandboxed {
         Ok(())
     }
 }
+
+/// The room made for an entity hook's arguments (see
+/// `Sandboxed::entities`).
+const ARGS_CAPACITY: usize = 512;
 
 /// The most text one migration's name or SQL may have: plenty for DDL
 /// written by hand, and a bound on the parser's work.

@@ -421,6 +421,13 @@ impl Runtime {
     pub fn new(cache: Option<PathBuf>) -> anyhow::Result<Arc<Runtime>> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        // For profiling (bench/component_call.py --top): each compiled
+        // function's address and name in /tmp/perf-<pid>.map, so that a
+        // profiler names the components' machine code. No feature needed,
+        // nothing written without it.
+        if std::env::var_os("APP_COMPONENT_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let weak = engine.weak();
         std::thread::Builder::new()

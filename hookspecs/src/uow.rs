@@ -425,7 +425,7 @@ const MAX_PARAMETERS: usize = 30_000;
 /// strings, anything else as its JSON text.
 pub(crate) fn bound<'q>(
     sql: &'q str,
-    params: &'q [Value],
+    params: impl IntoIterator<Item = &'q Value>,
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
     let mut query = sqlx::query(sql);
     for param in params {
@@ -456,7 +456,10 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// multi-row `INSERT`, which inserts them in the order queued; a table
 /// appears at most once per statement, since PostgreSQL runs the parts of
 /// one in no set order.
-fn statements(queued: &[Queued], postgres: bool) -> Vec<(String, Vec<Value>)> {
+///
+/// The parameters are the queued values themselves, bound as they are
+/// (not copied: an event's row holds the change's whole JSON text).
+fn statements(queued: &[Queued], postgres: bool) -> Vec<(String, Vec<&Value>)> {
     // Rows by (table, columns), in the order each first appears.
     let mut groups: Vec<(&Queued, Vec<&Queued>)> = Vec::new();
     for row in queued {
@@ -471,8 +474,12 @@ fn statements(queued: &[Queued], postgres: bool) -> Vec<(String, Vec<Value>)> {
     let mut done = Vec::new();
     // The statement being built: its parts (table, SQL) and parameters.
     let mut parts: Vec<(&str, String)> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let finish = |parts: &mut Vec<(&str, String)>, params: &mut Vec<Value>, done: &mut Vec<_>| {
+    let mut params: Vec<&Value> = Vec::new();
+    fn finish<'v>(
+        parts: &mut Vec<(&str, String)>,
+        params: &mut Vec<&'v Value>,
+        done: &mut Vec<(String, Vec<&'v Value>)>,
+    ) {
         let Some((_, last)) = parts.pop() else {
             return;
         };
@@ -486,7 +493,7 @@ fn statements(queued: &[Queued], postgres: bool) -> Vec<(String, Vec<Value>)> {
             format!("WITH {} {last}", with.join(", "))
         };
         done.push((sql, std::mem::take(params)));
-    };
+    }
     for (first, rows) in &groups {
         let columns: Vec<&str> = first.columns.iter().map(String::as_str).collect();
         for chunk in rows.chunks((MAX_PARAMETERS / columns.len()).max(1)) {
@@ -499,7 +506,7 @@ fn statements(queued: &[Queued], postgres: bool) -> Vec<(String, Vec<Value>)> {
             let sql =
                 crate::util::insert_sql(&first.table, &columns, chunk.len(), params.len() + 1);
             parts.push((&first.table, sql));
-            params.extend(chunk.iter().flat_map(|row| row.values.iter().cloned()));
+            params.extend(chunk.iter().flat_map(|row| &row.values));
         }
     }
     finish(&mut parts, &mut params, &mut done);
@@ -509,7 +516,7 @@ fn statements(queued: &[Queued], postgres: bool) -> Vec<(String, Vec<Value>)> {
 async fn insert_queued(conn: &mut AnyConnection, queued: &[Queued]) -> Result<(), sqlx::Error> {
     let postgres = conn.backend_name() == "PostgreSQL";
     for (sql, params) in statements(queued, postgres) {
-        bound(&sql, &params).execute(&mut *conn).await?;
+        bound(&sql, params).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -679,8 +686,12 @@ mod tests {
             row("plugin_log", &[("kind", json!("x"))]),
             row("events", &[("key", json!("b")), ("n", json!(2))]),
         ];
+        let postgres: Vec<(String, Vec<Value>)> = statements(&queued, true)
+            .into_iter()
+            .map(|(sql, params)| (sql, params.into_iter().cloned().collect()))
+            .collect();
         assert_eq!(
-            statements(&queued, true),
+            postgres,
             [(
                 "WITH q1 AS (INSERT INTO \"events\" (\"key\", \"n\") VALUES ($1, $2), ($3, $4)) \
                  INSERT INTO \"plugin_log\" (\"kind\") VALUES ($5)"

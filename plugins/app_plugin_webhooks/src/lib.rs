@@ -104,6 +104,9 @@ pub fn export(config: Config) -> Result<PluginExport, String> {
 /// The configured sender.
 pub struct Webhooks {
     config: Config,
+    /// The HMAC keyed with `secret` once: each signature starts from a
+    /// copy, not from the key's two blocks hashed again.
+    mac: Hmac<Sha256>,
     /// Natively, its own client (trusting `ca_file`); a component sends
     /// through the host's.
     #[cfg(not(target_family = "wasm"))]
@@ -128,6 +131,7 @@ impl Webhooks {
             );
         }
         Ok(Webhooks {
+            mac: keyed(&config.secret),
             #[cfg(not(target_family = "wasm"))]
             client: hookspecs::client::http_client(config.ca_file.as_deref())
                 .map_err(|e| format!("`ca_file` in [plugins.webhooks]: {e}"))?,
@@ -138,7 +142,7 @@ impl Webhooks {
     /// Sends one event; `Ok` only on a 2xx answer.
     async fn send(&self, delivery: &Delivery) -> HookResult<()> {
         let body = serde_json::to_vec(&delivery.body())?;
-        let signed = signature(&self.config.secret, &body);
+        let signed = signed(self.mac.clone(), &body);
         let request = Outgoing::post(&self.config.url, body)
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", &delivery.event_id)
@@ -208,8 +212,16 @@ fn target(config: &Config) -> Result<(), String> {
 
 /// `sha256=<hex HMAC-SHA256 of body with secret>`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any size");
+    signed(keyed(secret), body)
+}
+
+/// The HMAC-SHA256 of `secret`, before any message.
+fn keyed(secret: &str) -> Hmac<Sha256> {
+    Hmac::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any size")
+}
+
+/// [`signature`] of `body` with `mac`, [`keyed`] with the secret.
+fn signed(mut mac: Hmac<Sha256>, body: &[u8]) -> String {
     mac.update(body);
     let mut signed = String::from("sha256=");
     hookspecs::push_hex(&mut signed, &mac.finalize().into_bytes());
@@ -237,6 +249,15 @@ mod tests {
             signature("Jefe", body),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn the_kept_key_signs_each_body_as_the_secret_does() {
+        let mac = keyed("s3cret");
+        for body in [&b"{}"[..], b"", &[b'x'; 200]] {
+            assert_eq!(signed(mac.clone(), body), signature("s3cret", body));
+        }
+        assert_ne!(signed(mac, b"{}"), signature("other", b"{}"));
     }
 
     #[test]

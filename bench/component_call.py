@@ -124,7 +124,7 @@ def self_costs(dump: Path) -> dict[str, int]:
     after_call = False
     for line in text.splitlines():
         first = line[:1]
-        if first.isdigit() or first in "+-*":
+        if first and (first.isdigit() or first in "+-*"):
             words = line.split()
             for i, pos in enumerate(words[:width]):
                 if pos.startswith("0x"):

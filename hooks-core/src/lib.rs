@@ -241,11 +241,12 @@
 //! gives their durations. [`PluginManager::add_hookcall_monitoring`] adds
 //! before/after callbacks.
 //!
-//! A call of a hook with nothing to do (no implementation, no monitor,
-//! nobody recording its DEBUG span) costs one atomic load: the relay
-//! answers it without taking the registry's snapshot. That holds for the
-//! first 64 hooks of a spec; a hook declared past them takes the full
-//! path, with the same outcome.
+//! A call of a hook with nothing to do (no implementation, no monitor) is
+//! answered by the relay from one atomic load of the hook's entry, without
+//! taking the registry's snapshot, unless a subscriber enables DEBUG
+//! anywhere (`tracing`'s global level check: then the call takes the full
+//! path, to make its span). That holds for the first 64 hooks of a spec; a
+//! hook declared past them takes the full path, with the same outcome.
 
 #![warn(missing_docs)]
 

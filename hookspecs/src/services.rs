@@ -27,12 +27,12 @@ use crate::error::ApiError;
 use crate::model::{Membership, NewSpace, NewUser, Role, Space, SpacePatch, User, UserPatch};
 use crate::page::Page;
 
-/// How a [`Remote`] reaches the real services: a component's, through the
-/// WIT import; a test's, straight to [`serve`]. Arguments and answers
-/// cross as JSON text, written from and read into the SDK's types
-/// directly (no `serde_json::Value` between). Only ever used through
-/// [`Remote`]'s type, never as `dyn`: its future is not boxed (an
-/// allocation per service call in a component).
+/// How a [`Remote`] reaches the real services (a component's, through the
+/// WIT import). Arguments and answers cross as JSON text, written from and
+/// read into the SDK's types directly (no `serde_json::Value` between).
+/// Implement it with a plain `async fn`; it is used through [`Remote`]'s
+/// type, not as `dyn`, so that its future is not boxed (an allocation per
+/// service call in a component).
 pub trait Transport: Send + Sync {
     /// Calls the service `name` (a [`NAMES`] entry) with `args` (the JSON
     /// array of its arguments after the context) for `ctx`; its answer as

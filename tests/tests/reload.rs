@@ -145,11 +145,9 @@ fn entry(app: &TestApp, name: &str) -> Value {
     entry.unwrap_or_else(|| panic!("no plugin {name} in {report}"))
 }
 
-/// `POST /api/admin/plugins/<name>/reload`, without a body: a request
-/// refused before its body is read (401, 403) leaves nothing unread on the
-/// connection, which the client then reuses.
-/// A reload may rebuild the crate (with LTO, slow on a loaded machine):
-/// it is given as long as a start.
+/// `POST /api/admin/plugins/<name>/reload`, without a body, from a client
+/// of its own: a reload may rebuild the crate (with LTO, slow on a loaded
+/// machine), so it is given as long as a start.
 fn reload(app: &TestApp, name: &str, token: Option<&str>) -> Response {
     let path = format!("/api/admin/plugins/{name}/reload");
     Client::waiting(app.client.base.clone(), BUILDING).raw("POST", &path, token, None)

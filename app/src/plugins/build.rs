@@ -163,10 +163,11 @@ pub fn build(crate_dir: &Path, name: &str, build_dir: &Path) -> Result<(), Strin
 fn shown(command: &Command) -> String {
     let quote = |arg: &std::ffi::OsStr| {
         let arg = arg.to_string_lossy();
-        if arg.contains(|c: char| !(c.is_ascii_alphanumeric() || "-_./=:".contains(c))) {
-            format!("'{arg}'")
-        } else {
+        let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:".contains(c);
+        if !arg.is_empty() && arg.chars().all(plain) {
             arg.into_owned()
+        } else {
+            format!("'{}'", arg.replace('\'', r"'\''"))
         }
     };
     std::iter::once(quote(command.get_program()))
@@ -215,6 +216,16 @@ pub fn target_installed() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_command_is_shown_as_a_shell_would_take_it() {
+        let mut command = Command::new("cargo");
+        command.args(["rustc", "--config", r#"a.b="c""#, "", "/home/o'neil/x y"]);
+        assert_eq!(
+            shown(&command),
+            r#"cargo rustc --config 'a.b="c"' '' '/home/o'\''neil/x y'"#
+        );
+    }
 
     #[test]
     fn the_error_lines_start_at_the_first_error() {

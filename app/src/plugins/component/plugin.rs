@@ -53,8 +53,10 @@ impl Sandboxed {
                     supported.join(", ")
                 ));
             }
-            hooks.retain(|(known, _)| *known != name);
-            hooks.push((name, decl.hook));
+            // A hook declared twice names the same case: kept once.
+            if !hooks.iter().any(|(known, _)| *known == name) {
+                hooks.push((name, decl.hook));
+            }
             decls.push(ImplDecl {
                 priority: decl.priority,
                 tier: match decl.tier {

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import resource
 import shutil
 import sys
 import tempfile
@@ -95,12 +94,6 @@ def latencies(arrivals) -> list[float]:
     return [v * 1e3 for v in first.values()]
 
 
-def own_cpu() -> float:
-    """CPU seconds of this process: the receiver's threads, mostly."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float,
         connections: int, extra: str = "") -> dict:
     # A claim is leased long enough for the held phase's first request to
@@ -134,13 +127,13 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
             for app in apps:
                 app.check_loaded(loaded)
             tag = f"{kind}{instances}{plugins}"
-            cpu_before = own_cpu()
+            shares = load.CpuShares(apps)
             writes = parallel_wrk(apps, duration, connections, tag + "a")
+            cores = shares.stop()
             ended = time.time()
             # How far behind the writers the deliveries were when they
             # stopped: a count, whatever the machine's speed.
             behind = db.scalar("SELECT count(*) FROM users") - receiver.count()
-            receiver_cpu = own_cpu() - cpu_before
             created = sum(w["created"] for w in writes)
             result = {
                 "database": kind, "instances": instances, "plugins": plugins,
@@ -150,7 +143,9 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                 "created": created,
                 "server_cpu_us_per_write": sum(w["server_cpu_us_per_request"] * w["requests"]
                                                for w in writes) / max(1, sum(w["requests"] for w in writes)),
-                "receiver_cpu_cores": receiver_cpu / duration,
+                # Cores each party used while the writes ran: what the
+                # machine's two cores were spent on, and what was left.
+                "cores": cores,
                 "errors": sum(w["status_errors"] + w["socket_errors"] + w["timeouts"]
                               for w in writes),
             }
@@ -182,7 +177,9 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                 # 3. A backlog behind a held request, then its drain.
                 before = receiver.count()
                 receiver.hold()
+                shares = load.CpuShares(apps)
                 backlog = parallel_wrk(apps, duration, connections, tag + "b")
+                result["backlog_cores"] = shares.stop()
                 queued = db.scalar("SELECT count(*) FROM users") - committed
                 start = time.time()
                 receiver.release()
@@ -233,6 +230,33 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+PARTIES = ("app", "postgres", "wrk", "receiver")
+
+
+def cpu_table(runs: list[dict]) -> str:
+    """CPU per write of each party, in microseconds (cores / writes/s),
+    beside the cores other processes took and those left idle: where a
+    machine with no idle core spends a write."""
+    lines = [
+        "| database | instances | plugins | phase | writes/s | "
+        + " | ".join(f"{p} us/write" for p in PARTIES) + " | all us/write | other processes, cores | idle cores |",
+        "|---|---|---|---|---:|" + "---:|" * (len(PARTIES) + 3),
+    ]
+    for r in runs:
+        phases = [("writes", r.get("cores"), r.get("writes_per_s"))]
+        if "backlog_cores" in r:
+            phases.append(("deliveries held", r["backlog_cores"], r["backlog_writes_per_s"]))
+        for phase, cores, rate in phases:
+            if cores is None:
+                continue
+            per = [cores[p] * 1e6 / rate for p in PARTIES]
+            lines.append(
+                f"| {r['database']} | {r['instances']} | {r['plugins']} | {phase} | {rate:,.0f} | "
+                + " | ".join(f"{v:.0f}" for v in per)
+                + f" | {sum(per):.0f} | {cores['other']:.2f} | {cores['idle']:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -268,6 +292,8 @@ def main() -> None:
     out.write_text(json.dumps({"duration_s": duration, "connections": connections,
                                "runs": runs}, indent=2))
     print(table(runs))
+    print()
+    print(cpu_table(runs))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -286,6 +287,74 @@ class App:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         return stopped
+
+
+def _proc_cpu(stat: str, children: bool = False) -> float:
+    """utime + stime of one /proc/<pid>/stat line, in seconds; with
+    `children`, the time of the children it has reaped instead."""
+    fields = stat.rsplit(")", 1)[1].split()
+    first = 13 if children else 11
+    return (int(fields[first]) + int(fields[first + 1])) / CLOCK_TICKS
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of the local PostgreSQL server so far: every `postgres`
+    process alive now, plus what the ones that exited cost (the postmaster's
+    reaped children). 0 where no server runs on this machine."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        stat = _postgres_stat(entry.name) if entry.name.isdigit() else None
+        if stat is None:
+            continue
+        total += _proc_cpu(stat)
+        if _postgres_stat(stat.rsplit(")", 1)[1].split()[1]) is None:
+            total += _proc_cpu(stat, children=True)  # the postmaster
+    return total
+
+
+def _postgres_stat(pid: str) -> str | None:
+    """/proc/<pid>/stat if that process is a `postgres` one."""
+    try:
+        stat = (Path("/proc") / pid / "stat").read_text()
+    except OSError:
+        return None  # gone meanwhile
+    return stat if stat.split(" (", 1)[1].startswith("postgres)") else None
+
+
+def idle_cpu_seconds() -> float:
+    """Idle time of all the machine's cores so far (/proc/stat's idle and
+    iowait), in seconds."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / CLOCK_TICKS
+
+
+class CpuShares:
+    """Who used the machine's CPU between `__init__` and `stop()`: the apps,
+    PostgreSQL, wrk (this process's reaped children: every wrk has ended by
+    `stop()`) and this process (the receiver's threads, mostly), each in
+    cores (CPU seconds per second); what stayed idle; and the rest, every
+    other process (and the kernel's work no process is charged for)."""
+
+    def __init__(self, apps: list["App"]):
+        self.apps = apps
+        self.started = time.monotonic()
+        self.before = self._read()
+
+    def _read(self) -> dict[str, float]:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {"app": sum(a.cpu_seconds() for a in self.apps),
+                "postgres": postgres_cpu_seconds(),
+                "wrk": children.ru_utime + children.ru_stime,
+                "receiver": me.ru_utime + me.ru_stime,
+                "idle": idle_cpu_seconds()}
+
+    def stop(self) -> dict[str, float]:
+        after = self._read()
+        seconds = time.monotonic() - self.started
+        cores = {k: (after[k] - self.before[k]) / seconds for k in after}
+        cores["other"] = (os.cpu_count() or 1) - sum(cores.values())
+        return cores
 
 
 class Receiver:

@@ -185,11 +185,13 @@ def markdown(results: dict) -> str:
         if key in results:
             out += [f"### {title}", ""]
             own = results[key].get("env")
-            if own and own.get("date") != env.get("date"):
-                # A part run alone (--only) says when and where.
+            rendered = render(results[key])
+            if own and own.get("date") != env.get("date") and not rendered.startswith("Measured"):
+                # A part run alone (--only) says when and where, unless its
+                # table does (dispatch's).
                 out += [f"Measured {own.get('date')} on {own.get('cpu')} ({own.get('cores')} cores), "
                         f"{own.get('platform')}.", ""]
-            out += [render(results[key]), ""]
+            out += [rendered, ""]
     return "\n".join(out).rstrip() + "\n"
 
 

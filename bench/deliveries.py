@@ -26,7 +26,9 @@ them) but for the lease:
    released, the backlog drains: events / drain time.
 
 Writes bench/results/deliveries.json (bench/results/quick/ for --quick or
---debug) and prints a Markdown table.
+--debug), where a run replaces only the earlier runs of the same database,
+instances and plugins (`--only` and `--plugins` runs add up), and prints
+two Markdown tables: the runs, and each party's CPU per write.
 """
 
 from __future__ import annotations
@@ -94,8 +96,11 @@ def latencies(arrivals) -> list[float]:
     return [v * 1e3 for v in first.values()]
 
 
-def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float,
-        connections: int, extra: str = "") -> dict:
+def run(kind: str, instances: int, plugins: str, against: str, pg: str | None,
+        duration: float, connections: int, extra: str = "") -> dict:
+    """One phase of writes with `plugins` loaded (`none`, or `against`, the
+    plugins compared with none in this pair), then, where something
+    delivers, the deliveries' own phases."""
     # A claim is leased long enough for the held phase's first request to
     # wait out a whole phase. When a worker's settling write fails (on
     # PostgreSQL: a serialization failure against the writers), its claims
@@ -127,7 +132,7 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
             for app in apps:
                 app.check_loaded(loaded)
             tag = f"{kind}{instances}{plugins}"
-            shares = load.CpuShares(apps)
+            shares = load.CpuShares(apps, postgres=kind == "postgres")
             writes = parallel_wrk(apps, duration, connections, tag + "a")
             cores = shares.stop()
             ended = time.time()
@@ -136,7 +141,7 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
             behind = db.scalar("SELECT count(*) FROM users") - receiver.count()
             created = sum(w["created"] for w in writes)
             result = {
-                "database": kind, "instances": instances, "plugins": plugins,
+                "database": kind, "instances": instances, "plugins": plugins, "against": against,
                 "writes_per_s": sum(w["rps"] for w in writes),
                 "p50_ms": max(w["p50_us"] for w in writes) / 1e3,
                 "p99_ms": max(w["p99_us"] for w in writes) / 1e3,
@@ -144,7 +149,7 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                 "server_cpu_us_per_write": sum(w["server_cpu_us_per_request"] * w["requests"]
                                                for w in writes) / max(1, sum(w["requests"] for w in writes)),
                 # Cores each party used while the writes ran: what the
-                # machine's two cores were spent on, and what was left.
+                # machine's cores were spent on, and what was left.
                 "cores": cores,
                 "errors": sum(w["status_errors"] + w["socket_errors"] + w["timeouts"]
                               for w in writes),
@@ -177,7 +182,7 @@ def run(kind: str, instances: int, plugins: str, pg: str | None, duration: float
                 # 3. A backlog behind a held request, then its drain.
                 before = receiver.count()
                 receiver.hold()
-                shares = load.CpuShares(apps)
+                shares = load.CpuShares(apps, postgres=kind == "postgres")
                 backlog = parallel_wrk(apps, duration, connections, tag + "b")
                 result["backlog_cores"] = shares.stop()
                 queued = db.scalar("SELECT count(*) FROM users") - committed
@@ -257,6 +262,12 @@ def cpu_table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_key(run: dict) -> tuple:
+    """What a run measured: a later run of the same replaces it. `against`
+    tells the plugin-less run of one pair from another's."""
+    return (run["database"], run.get("instances"), run.get("plugins"), run.get("against"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -284,13 +295,21 @@ def main() -> None:
     for kind, instances in plan:
         for plugins in ("none", args.plugins):
             load.log(f"deliveries: {kind} x{instances}, {plugins}")
-            runs.append(run(kind, instances, plugins, pg, duration, connections,
+            runs.append(run(kind, instances, plugins, args.plugins, pg, duration, connections,
                             args.deliveries.replace("\\n", "\n")))
     if not pg:
         runs.append({"database": "postgres", "skipped": "no server"})
     out = load.results_dir(args.quick) / "deliveries.json"
+    kept = []
+    if out.exists():
+        earlier = json.loads(out.read_text())
+        if (earlier.get("duration_s"), earlier.get("connections")) == (duration, connections):
+            ran = {run_key(r) for r in runs}
+            # Runs written before `against` was recorded cannot be paired: dropped.
+            kept = [r for r in earlier.get("runs", [])
+                    if "against" in r and run_key(r) not in ran]
     out.write_text(json.dumps({"duration_s": duration, "connections": connections,
-                               "runs": runs}, indent=2))
+                               "runs": kept + runs}, indent=2))
     print(table(runs))
     print()
     print(cpu_table(runs))

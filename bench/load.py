@@ -268,8 +268,7 @@ class App:
         return 0
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        return _proc_cpu(Path(f"/proc/{self.proc.pid}/stat").read_text())
 
     def stop(self, timeout: float = 40) -> bool:
         """SIGTERM, then SIGKILL after `timeout` s; whether it stopped in time."""
@@ -333,10 +332,11 @@ class CpuShares:
     PostgreSQL, wrk (this process's reaped children: every wrk has ended by
     `stop()`) and this process (the receiver's threads, mostly), each in
     cores (CPU seconds per second); what stayed idle; and the rest, every
-    other process (and the kernel's work no process is charged for)."""
+    other process (and the kernel's work no process is charged for, and on
+    a virtual machine the time the host took: steal)."""
 
-    def __init__(self, apps: list["App"]):
-        self.apps = apps
+    def __init__(self, apps: list["App"], postgres: bool = False):
+        self.apps, self.postgres = apps, postgres
         self.started = time.monotonic()
         self.before = self._read()
 
@@ -351,6 +351,9 @@ class CpuShares:
 
     def stop(self) -> dict[str, float]:
         after = self._read()
+        if self.postgres and after["postgres"] == self.before["postgres"]:
+            log("CpuShares: no CPU time of a local `postgres` process: a server "
+                "elsewhere (another machine or PID namespace) is counted under \"other\"")
         seconds = time.monotonic() - self.started
         cores = {k: (after[k] - self.before[k]) / seconds for k in after}
         cores["other"] = (os.cpu_count() or 1) - sum(cores.values())

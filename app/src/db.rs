@@ -416,6 +416,69 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Fresh PostgreSQL databases for the crate's tests, on the server
+/// `TEST_DATABASE_URL` names; where it is unset, none (said on stderr), and
+/// the tests run on SQLite alone.
+#[cfg(test)]
+pub(crate) struct Scratch {
+    /// The new database's URL.
+    pub(crate) url: String,
+    name: String,
+    server: String,
+}
+
+#[cfg(test)]
+impl Scratch {
+    /// A new, empty database named `name` (one of that name left by an
+    /// earlier run that stopped halfway is dropped first).
+    pub(crate) async fn postgres(name: &str) -> Option<Scratch> {
+        let Some(server) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("PostgreSQL skipped: TEST_DATABASE_URL is not set");
+            return None;
+        };
+        Scratch::admin(
+            &server,
+            &[
+                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                format!("CREATE DATABASE {name}"),
+            ],
+        )
+        .await;
+        let (base, _) = server.rsplit_once('/').expect("a URL with a database");
+        Some(Scratch {
+            url: format!("{base}/{name}"),
+            name: name.to_owned(),
+            server,
+        })
+    }
+
+    /// Runs `statements` on the server's own database.
+    async fn admin(server: &str, statements: &[String]) {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut admin = sqlx::AnyConnection::connect(server).await.unwrap();
+        for sql in statements {
+            sqlx::raw_sql(sql).execute(&mut admin).await.unwrap();
+        }
+    }
+
+    /// `ALTER DATABASE` this one `SET` `setting` (it applies to later
+    /// connections).
+    pub(crate) async fn set(&self, setting: &str) {
+        let sql = format!("ALTER DATABASE {} SET {setting}", self.name);
+        Scratch::admin(&self.server, &[sql]).await;
+    }
+
+    /// Drops the database, closing whatever is still connected to it.
+    pub(crate) async fn drop(self) {
+        let sql = format!("DROP DATABASE {} WITH (FORCE)", self.name);
+        Scratch::admin(&self.server, &[sql]).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -435,26 +498,14 @@ mod tests {
     /// COMMITTED, and units of work keep their own levels.
     #[tokio::test]
     async fn statements_outside_a_unit_of_work_run_at_read_committed_whatever_the_default() {
-        use sqlx::Connection;
-        let Some(server) = std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            eprintln!("PostgreSQL skipped: TEST_DATABASE_URL is not set");
+        let name = format!("db_isolation_{}", std::process::id());
+        let Some(scratch) = super::Scratch::postgres(&name).await else {
             return;
         };
-        sqlx::any::install_default_drivers();
-        let name = format!("db_isolation_{}", std::process::id());
-        let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-            format!("ALTER DATABASE {name} SET default_transaction_isolation = 'serializable'"),
-        ] {
-            sqlx::raw_sql(&sql).execute(&mut admin).await.unwrap();
-        }
-        let (base, _) = server.rsplit_once('/').unwrap();
-        let db = super::Db::open(&format!("{base}/{name}")).await.unwrap();
+        scratch
+            .set("default_transaction_isolation = 'serializable'")
+            .await;
+        let db = super::Db::open(&scratch.url).await.unwrap();
         let level = "SELECT current_setting('transaction_isolation')";
         let alone: String = sqlx::query_scalar(level).fetch_one(&db.pool).await.unwrap();
         assert_eq!(alone, "read committed");
@@ -471,8 +522,7 @@ mod tests {
             uow.finish(Ok(())).await.unwrap();
         }
         db.close().await;
-        let drop = format!("DROP DATABASE {name} WITH (FORCE)");
-        sqlx::raw_sql(&drop).execute(&mut admin).await.unwrap();
+        scratch.drop().await;
     }
 
     #[tokio::test]

@@ -293,43 +293,28 @@ mod tests {
     use sqlx::Row;
 
     use super::look_sql;
-    use crate::db::{Db, Dialect};
+    use crate::db::{Db, Dialect, Scratch};
 
     /// Events in the log: 20,000 on each database, the cursor before the
     /// last one or at it.
     const EVENTS: i64 = 20_000;
 
-    /// The look on a long log: it answers whether anything is after the
-    /// cursor from the log's index, never by scanning the log (on
-    /// PostgreSQL with the table's statistics taken, as autovacuum would).
+    /// The look on a long log, for a plugin in any order and an `ordered`
+    /// one: whether anything is after the cursor comes from the log's
+    /// index (on PostgreSQL with the table's statistics taken, as
+    /// autovacuum would), never from a walk through the log.
     #[tokio::test]
     async fn the_look_reads_the_log_from_its_index_however_long_the_log() {
         let file = std::env::temp_dir().join(format!("look-{}.db", std::process::id()));
-        let sqlite = format!("sqlite://{}?mode=rwc", file.display());
-        look_on(&sqlite).await;
+        look_on(&format!("sqlite://{}?mode=rwc", file.display())).await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
         }
-        let Some(server) = std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        else {
-            eprintln!("PostgreSQL skipped: TEST_DATABASE_URL is not set");
-            return;
-        };
-        use sqlx::Connection;
         let name = format!("outbox_look_{}", std::process::id());
-        let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::raw_sql(&sql).execute(&mut admin).await.unwrap();
+        if let Some(scratch) = Scratch::postgres(&name).await {
+            look_on(&scratch.url).await;
+            scratch.drop().await;
         }
-        let (base, _) = server.rsplit_once('/').unwrap();
-        look_on(&format!("{base}/{name}")).await;
-        let drop = format!("DROP DATABASE {name} WITH (FORCE)");
-        sqlx::raw_sql(&drop).execute(&mut admin).await.unwrap();
     }
 
     async fn look_on(url: &str) {
@@ -355,38 +340,73 @@ mod tests {
             .await
             .unwrap();
         sqlx::query("ANALYZE").execute(&db.pool).await.unwrap();
-        let look = look_sql(dialect, false);
-        let more = |db: &Db| {
-            let (pool, look) = (db.pool.clone(), look.clone());
-            async move {
-                let row = sqlx::query(&look).bind("p").fetch_one(&pool).await.unwrap();
-                row.try_get::<i64, _>("more").unwrap()
-            }
+        // How the log must be read: a search of its index from the cursor.
+        let (explain, column, searched) = match dialect {
+            Dialect::Postgres => (
+                "EXPLAIN",
+                "QUERY PLAN",
+                "Index Only Scan using outbox_events_log on outbox_events e",
+            ),
+            Dialect::Sqlite => (
+                "EXPLAIN QUERY PLAN",
+                "detail",
+                "SEARCH e USING INTEGER PRIMARY KEY (rowid>?)",
+            ),
         };
-        assert_eq!(more(&db).await, 1, "the last event is after the cursor");
-        let (explain, column) = match dialect {
-            Dialect::Postgres => ("EXPLAIN", "QUERY PLAN"),
-            Dialect::Sqlite => ("EXPLAIN QUERY PLAN", "detail"),
-        };
-        let plan: Vec<String> = sqlx::query(&format!("{explain} {look}"))
-            .bind("p")
-            .fetch_all(&db.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.try_get::<String, _>(column).unwrap())
-            .collect();
-        let scans = plan
-            .iter()
-            .any(|line| line.contains("Seq Scan on outbox_events") || line.trim() == "SCAN e");
-        assert!(!scans, "the look scans the log:\n{}", plan.join("\n"));
+        for ordered in [false, true] {
+            let look = look_sql(dialect, ordered);
+            assert_eq!(
+                more(&db, &look).await,
+                1,
+                "the last event is after the cursor"
+            );
+            let plan: Vec<String> = sqlx::query(&format!("{explain} {look}"))
+                .bind("p")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String, _>(column).unwrap())
+                .collect();
+            assert!(
+                plan.iter().any(|line| line.contains(searched)) && !walks_the_log(&plan),
+                "ordered: {ordered}; the look reads the log otherwise than by `{searched}`:\n{}",
+                plan.join("\n")
+            );
+        }
         let moved = "UPDATE outbox_cursors SET txid = $1, event_id = $1 WHERE plugin = 'p'";
         sqlx::query(moved)
             .bind(EVENTS)
             .execute(&db.pool)
             .await
             .unwrap();
-        assert_eq!(more(&db).await, 0, "nothing after the last event");
+        for ordered in [false, true] {
+            let look = look_sql(dialect, ordered);
+            assert_eq!(more(&db, &look).await, 0, "nothing after the last event");
+        }
         db.close().await;
+    }
+
+    /// Whether `plan` reads the log `e` other than by a search of one of
+    /// its indexes: a scan of the table, or of an index with no condition.
+    fn walks_the_log(plan: &[String]) -> bool {
+        plan.iter().enumerate().any(|(i, line)| {
+            let line = line.trim_start().trim_start_matches("->  ");
+            line.starts_with("SCAN e")
+                || (line.contains(" on outbox_events e")
+                    && !plan
+                        .get(i + 1)
+                        .is_some_and(|next| next.contains("Index Cond")))
+        })
+    }
+
+    /// The look's `more` for plugin `p`.
+    async fn more(db: &Db, look: &str) -> i64 {
+        let row = sqlx::query(look)
+            .bind("p")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        row.try_get("more").unwrap()
     }
 }

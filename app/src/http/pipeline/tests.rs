@@ -11,7 +11,7 @@ use hookspecs::{ApiError, AppHooks, Method, Reply, Request};
 use serde_json::json;
 
 use super::{Answer, BodyResult, Head, handle};
-use crate::db::Db;
+use crate::db::{Db, Scratch};
 use crate::http::{InFlight, Limits, router::Router};
 use crate::plugins::{APP_PLUGIN, BuiltIn};
 use crate::services::AppServices;
@@ -412,40 +412,21 @@ async fn when_every_run_loses_the_answer_is_503_with_retry_after_and_nothing_is_
 /// app runs it; the in-memory one of the other tests locks tables instead)
 /// and, when `TEST_DATABASE_URL` is set, a fresh PostgreSQL database.
 /// Returns their URLs and what to drop afterwards.
-async fn databases() -> Vec<(String, Option<String>)> {
+async fn databases() -> Vec<(String, Option<Scratch>)> {
     let n = N.fetch_add(1, Ordering::Relaxed);
     let file = std::env::temp_dir().join(format!("pipeline-{}-{n}.db", std::process::id()));
     let mut urls = vec![(format!("sqlite://{}?mode=rwc", file.display()), None)];
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(server) if !server.is_empty() => {
-            use sqlx::Connection;
-            sqlx::any::install_default_drivers();
-            let name = format!("pipeline_{}_{n}", std::process::id());
-            let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
-            sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let (base, _) = server.rsplit_once('/').unwrap();
-            urls.push((format!("{base}/{name}"), Some(name)));
-        }
-        _ => eprintln!("PostgreSQL skipped: TEST_DATABASE_URL is not set"),
+    let name = format!("pipeline_{}_{n}", std::process::id());
+    if let Some(scratch) = Scratch::postgres(&name).await {
+        urls.push((scratch.url.clone(), Some(scratch)));
     }
     urls
 }
 
-async fn drop_database(state: Arc<State>, url: &str, pg_name: Option<String>) {
+async fn drop_database(state: Arc<State>, url: &str, pg: Option<Scratch>) {
     state.db.close().await;
-    match pg_name {
-        Some(name) => {
-            use sqlx::Connection;
-            let server = std::env::var("TEST_DATABASE_URL").unwrap();
-            let mut admin = sqlx::AnyConnection::connect(&server).await.unwrap();
-            sqlx::raw_sql(&format!("DROP DATABASE {name} WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-        }
+    match pg {
+        Some(scratch) => scratch.drop().await,
         None => {
             let file = url
                 .trim_start_matches("sqlite://")

@@ -57,12 +57,20 @@ pub struct Answer<T> {
 /// assert_eq!(results.into_values(), [11, 1]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+// `repr(C)`, the errors first: an empty `Results` (what a call with
+// nothing to do returns) is then two zero words side by side, the errors'
+// null and the answers' `Empty` tag, which the compiler writes as one
+// 16-byte store. Whoever moves the value reads its first 16 bytes in one
+// load, and a load that spans two separate stores waits for both to reach
+// the cache (store-to-load forwarding fails): with the tag first and the
+// errors last, that wait made an idle sync call 3.3x slower (BENCHMARKS.md).
+#[repr(C)]
 pub struct Results<T> {
-    pub(crate) answers: Answers<T>,
     /// Boxed: errors are rare, and an empty `Vec<HookError>` still costs
     /// an out-of-line drop (a loop over its elements) on every call; a
     /// null pointer costs one test (see [`Errors`]).
     pub(crate) errors: Errors,
+    pub(crate) answers: Answers<T>,
 }
 
 /// The errors of a call under `ErrorPolicy::Continue`: one word, null

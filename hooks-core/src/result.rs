@@ -57,13 +57,15 @@ pub struct Answer<T> {
 /// assert_eq!(results.into_values(), [11, 1]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-// `repr(C)`, the errors first: an empty `Results` (what a call with
-// nothing to do returns) is then two zero words side by side, the errors'
-// null and the answers' `Empty` tag, which the compiler writes as one
-// 16-byte store. Whoever moves the value reads its first 16 bytes in one
-// load, and a load that spans two separate stores waits for both to reach
-// the cache (store-to-load forwarding fails): with the tag first and the
-// errors last, that wait made an idle sync call 3.3x slower (BENCHMARKS.md).
+// `repr(C)`, the errors first: the first 16 bytes of an empty `Results`
+// (what a call with nothing to do returns) are then the errors' null and
+// the answers' tag, both written, which for `Results<u64>` the compiler
+// writes as one 16-byte store. Whoever moves the value reads those bytes
+// in one 16-byte load, and a load that a store covers only in part cannot
+// be forwarded from it: it waits for the store to reach the cache. With
+// the tag first and the errors last, that wait made an idle sync call
+// 3.3x slower in the dispatch benchmark (BENCHMARKS.md, "Fourteenth
+// session").
 #[repr(C)]
 pub struct Results<T> {
     /// Boxed: errors are rare, and an empty `Vec<HookError>` still costs

@@ -35,6 +35,8 @@ PLUGGY_SIDE = ROOT / "bench" / "pluggy_side.py"
 VENV = ROOT / "bench" / ".venv"
 
 CALLS = [
+    "reference/empty-result",
+    "reference/manual-loop-0",
     "reference/manual-loop-1",
     "reference/manual-loop-10",
     "reference/manual-loop-100",
@@ -48,6 +50,7 @@ CALLS = [
 REGISTER = ["register/100-plugins", "register/1000-plugins", "register/5000-plugins"]
 # The hand-written loop each scenario is held against (same number of impls run).
 REFERENCE = {
+    "call/0-impls": "reference/manual-loop-0",
     "call/1-impl": "reference/manual-loop-1",
     "call/10-impls": "reference/manual-loop-10",
     "call/100-impls": "reference/manual-loop-100",

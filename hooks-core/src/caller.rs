@@ -8,7 +8,11 @@
 
 #[cfg(feature = "async")]
 use std::future::Future;
+#[cfg(feature = "async")]
+use std::pin::Pin;
 use std::sync::Arc;
+#[cfg(feature = "async")]
+use std::task::{Context, Poll};
 
 #[cfg(feature = "async")]
 use futures_util::future::BoxFuture;
@@ -34,6 +38,51 @@ pub struct Caller<'m, S: ?Sized> {
     /// empty vector: a relay is made for every call, and this is one word
     /// to write and test instead of three).
     skip: Option<Box<[&'static str]>>,
+}
+
+#[cfg(feature = "async")]
+pin_project_lite::pin_project! {
+    /// An async hook call as the generated relay returns it: the empty
+    /// result of a hook that had nothing to do when the call was made, or
+    /// the call itself. The relay is a plain `fn` returning this, not an
+    /// `async fn`: the idle answer is then written straight into the
+    /// caller's poll, where an `async fn`'s one exit, shared with the full
+    /// call, wrote it as two 8-byte stores that the caller's 16-byte load
+    /// could not be forwarded from (14.1 to 9.8 ns per idle call, and 62
+    /// to 52 ns for one implementation; BENCHMARKS.md, fifteenth session).
+    #[doc(hidden)]
+    #[project = AsyncCallProj]
+    pub enum AsyncCall<F, T, O> {
+        /// Nothing to do: polling gives the empty result.
+        Idle { collect: Collect<T, O> },
+        /// The call, on the snapshot taken when it was made.
+        Called { #[pin] call: F },
+    }
+}
+
+#[cfg(feature = "async")]
+impl<F, T, O> Future for AsyncCall<F, T, O>
+where
+    F: Future<Output = Result<O, HookError>>,
+    O: Finish<T>,
+{
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        match self.project() {
+            AsyncCallProj::Idle { collect } => Poll::Ready(Ok(collect.finish(Results::default()))),
+            AsyncCallProj::Called { call } => poll_call(call, cx),
+        }
+    }
+}
+
+/// The full call's poll, out of line so that the idle answer's poll
+/// inlines alone into the caller's future.
+#[cfg(feature = "async")]
+#[inline(never)]
+fn poll_call<F: Future>(call: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    call.poll(cx)
 }
 
 /// The snapshot an async call holds while it runs (see [`Caller::call_async`]).
@@ -92,15 +141,15 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         self.skip.as_deref().unwrap_or_default()
     }
 
-    /// What a call of `hook` returns if it has nothing to do: no
-    /// implementation, no monitor, nobody tracing calls; `None` otherwise.
-    /// Answered from a few atomic loads, without taking the snapshot.
+    /// Whether a call of `hook` has nothing to do: no implementation, no
+    /// monitor, nobody tracing calls. Answered from a few atomic loads,
+    /// without taking the snapshot.
     #[doc(hidden)]
     #[inline]
-    pub fn idle<T, O: Finish<T>>(&self, hook: usize, collect: Collect<T, O>) -> Option<O> {
+    pub fn is_idle(&self, hook: usize) -> bool {
         match &self.source {
-            Source::Live(shared) => idle(shared, hook, collect),
-            Source::Fixed(_) => None,
+            Source::Live(shared) => idle(shared, hook),
+            Source::Fixed(_) => false,
         }
     }
 
@@ -120,8 +169,8 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         // (10 instructions of a one-implementation call).
         match &self.source {
             Source::Live(shared) => {
-                if let Some(idle) = idle(shared, hook, collect) {
-                    return Ok(idle);
+                if idle(shared, hook) {
+                    return Ok(collect.finish(Results::default()));
                 }
                 call_live(shared, self.skip(), hook, plain, wrap, collect)
             }
@@ -169,20 +218,12 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     }
 }
 
-/// [`Caller::idle`] on the live registry. The idle entry first: it alone
-/// decides for a hook with implementations (its entry is 0), before the
-/// depth and the tracing level are read.
+/// [`Caller::is_idle`] on the live registry. The idle entry first: it
+/// alone decides for a hook with implementations (its entry is 0), before
+/// the depth and the tracing level are read.
 #[inline(always)]
-fn idle<S: ?Sized, T, O: Finish<T>>(
-    shared: &Shared<S>,
-    hook: usize,
-    collect: Collect<T, O>,
-) -> Option<O> {
-    if shared.idle(hook, depth::current()) && !tracing::level_enabled!(tracing::Level::DEBUG) {
-        Some(collect.finish(Results::default()))
-    } else {
-        None
-    }
+fn idle<S: ?Sized>(shared: &Shared<S>, hook: usize) -> bool {
+    shared.idle(hook, depth::current()) && !tracing::level_enabled!(tracing::Level::DEBUG)
 }
 
 /// [`Caller::call`] past the idle check, on the live registry: out of

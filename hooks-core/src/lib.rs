@@ -81,7 +81,9 @@
 //! optional: the engine only ever calls the hooks a plugin implements.
 //! `#[hookspec]` adds `Send + Sync + 'static` to the trait's supertraits and
 //! generates `<Trait>Relay`, the type of [`PluginManager::hook`], with one
-//! method per hook. Async hooks compile through `#[async_trait]` (so that
+//! method per hook (for an async hook, a method returning the call's
+//! future, decided when it is made: see "Tracing and monitoring"). Async
+//! hooks compile through `#[async_trait]` (so that
 //! the trait works as `dyn`); rustdoc shows them as written, `async fn`,
 //! when it documents the spec's crate (a `#[cfg(doc)]` form of the trait,
 //! whose only addition is `where Self: Sized`). Options on a method,
@@ -247,6 +249,13 @@
 //! anywhere (`tracing`'s global level check: then the call takes the full
 //! path, to make its span). That holds for the first 64 hooks of a spec; a
 //! hook declared past them takes the full path, with the same outcome.
+//!
+//! An async call is decided when its future is made (the relay method
+//! called), not when it is first polled: it runs on the plugins registered
+//! then and holds that snapshot until it is dropped; a hook with nothing
+//! to do then answers empty, its depth and the tracing level judged then
+//! too. Write `async { relay.my_hook(x).await }` for a call decided at its
+//! first poll.
 
 #![warn(missing_docs)]
 
@@ -318,9 +327,9 @@ struct ReadmeDoctests;
 /// What only the code `#[hookspec]` generates uses: not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    #[cfg(feature = "async")]
-    pub use crate::caller::CallSnapshot;
     pub use crate::caller::Caller;
+    #[cfg(feature = "async")]
+    pub use crate::caller::{AsyncCall, CallSnapshot};
     #[cfg(feature = "discovery")]
     pub use crate::discovery::__erase as erase;
     pub use crate::result::{Collect, Finish};

@@ -172,6 +172,26 @@ async fn register_and_block_during_a_call_do_not_change_it() {
     assert_eq!(h.call().await, [("gate", 0), ("newcomer", 2)]);
 }
 
+/// An async call's plugins are those registered when its future is made
+/// (as for a sync call, made and run at once), not when it is first
+/// polled: with no implementation then, it answers empty.
+#[tokio::test]
+async fn an_async_call_runs_on_the_plugins_of_the_moment_it_is_made() {
+    let (log, pm) = (Log::new(), PluginManager::<dyn AsyncHooks>::new());
+    let relay = pm.hook();
+    let made_with_none = relay.run(0);
+    add(&pm, probe("first", &log).value(1), on("run"));
+    let made_with_one = relay.run(0);
+    add(&pm, probe("second", &log).value(2), on("run"));
+    assert!(made_with_none.await.unwrap().is_empty());
+    assert_eq!(pairs(&made_with_one.await.unwrap()), [("first", 1)]);
+    assert_eq!(
+        pairs(&relay.run(0).await.unwrap()),
+        [("second", 2), ("first", 1)]
+    );
+    assert_eq!(log.take(), ["first", "second", "first"]);
+}
+
 // ------------------------------------------------- callers vs. registrar
 
 /// The plugins that come and go. `p{i}` has tier `i % 3`, priority `i`

@@ -122,6 +122,12 @@ async fn manual_loop_async(plugins: &[Arc<dyn Bench>], arg: u64) -> Vec<u64> {
     out
 }
 
+/// What a call with no implementation returns, made without a call: the
+/// floor of the harness and of moving the result.
+fn empty_result() -> Result<Results<u64>, HookError> {
+    Ok(Results::default())
+}
+
 const CALL_SCENARIOS: [(&str, usize, usize); 5] = [
     ("call/0-impls", 0, 0),
     ("call/1-impl", 1, 0),
@@ -140,13 +146,14 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
 fn sync_calls(c: &mut Criterion) {
     let mut g = c.benchmark_group("sync");
     configure(&mut g);
-    for n in [1, 10, 100] {
+    for n in [0, 1, 10, 100] {
         let plugins = plain_objects(n);
         assert_eq!(manual_loop(&plugins, 7), vec![7; n]);
         g.bench_function(format!("reference/manual-loop-{n}"), |b| {
             b.iter(|| manual_loop(black_box(&plugins), black_box(7)))
         });
     }
+    g.bench_function("reference/empty-result", |b| b.iter(empty_result));
     for (name, n, wrappers) in CALL_SCENARIOS {
         let pm = with_plain(n, wrappers);
         assert_eq!(pm.hook().compute(7).unwrap().into_values(), vec![7; n]);
@@ -166,7 +173,7 @@ fn async_calls(c: &mut Criterion) {
         .unwrap();
     let mut g = c.benchmark_group("async");
     configure(&mut g);
-    for n in [1, 10, 100] {
+    for n in [0, 1, 10, 100] {
         let plugins = plain_objects(n);
         assert_eq!(rt.block_on(manual_loop_async(&plugins, 7)), vec![7; n]);
         g.bench_function(format!("reference/manual-loop-{n}"), |b| {
@@ -174,6 +181,9 @@ fn async_calls(c: &mut Criterion) {
                 .iter(|| manual_loop_async(black_box(&plugins), black_box(7)))
         });
     }
+    g.bench_function("reference/empty-result", |b| {
+        b.to_async(&rt).iter(|| async { empty_result() })
+    });
     for (name, n, wrappers) in CALL_SCENARIOS {
         let pm = with_plain(n, wrappers);
         let values = rt

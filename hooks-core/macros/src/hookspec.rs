@@ -410,18 +410,28 @@ fn relay_method(hook: &Hook) -> TokenStream {
     if hook.is_async {
         return quote! {
             #(#docs)*
-            pub async fn #name(&self, #(#params),*) -> #result {
-                if let ::core::option::Option::Some(idle) = self.0.idle(#index, #collect) {
-                    return ::core::result::Result::Ok(idle);
+            ///
+            /// The call is decided when this method is called, not when its
+            /// future is first polled: the plugins it runs on, and whether
+            /// it has anything to do.
+            pub fn #name(&self, #(#params),*) -> impl ::core::future::Future<Output = #result> {
+                // The plugins a call runs on are those of the moment it is
+                // made, as for a sync call (see `AsyncCall`).
+                if self.0.is_idle(#index) {
+                    return hookery::__private::AsyncCall::Idle { collect: #collect };
                 }
-                let snapshot = self.0.snapshot();
-                self.0.call_async(
-                    &snapshot,
-                    #index,
-                    |p| p.#name(#(#pass),*),
-                    |p, next| p.#wrap(#(#pass,)* next),
-                    #collect,
-                ).await
+                let __hookery_snapshot = self.0.snapshot();
+                hookery::__private::AsyncCall::Called {
+                    call: async move {
+                        self.0.call_async(
+                            &__hookery_snapshot,
+                            #index,
+                            |p| p.#name(#(#pass),*),
+                            |p, next| p.#wrap(#(#pass,)* next),
+                            #collect,
+                        ).await
+                    },
+                }
             }
         };
     }

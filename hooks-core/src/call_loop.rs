@@ -60,11 +60,12 @@
 //!   inlines alone.
 //! - **The async relay is a plain `fn`**: it decides idle or not when the
 //!   call is made and returns `AsyncCall`, whose idle answer inlines into
-//!   the caller's future while the full call is polled out of line. Inside
-//!   an `async fn` both outcomes left through one exit, which wrote the
-//!   idle answer as two 8-byte stores that the caller's 16-byte load of it
-//!   could not be forwarded from. (Fifteenth session: 14.1 to 9.8 ns for
-//!   an idle async call, 62 to 52 ns for one implementation.)
+//!   the caller's future while the full call is polled, and dropped, out
+//!   of line. Inside an `async fn` both outcomes left through one exit,
+//!   which wrote the idle answer as two 8-byte stores that the caller's
+//!   16-byte load of it could not be forwarded from. (Fifteenth session,
+//!   criterion: 14.1 to 8.5 ns for an idle async call, 65 to 52 ns for
+//!   one implementation.)
 //! - **One frame per sync call**: that out-of-line rest takes the snapshot
 //!   and is the whole call ([`call_sync`] and the context inlined into it,
 //!   the context passed by reference, a call without wrappers straight to

@@ -48,15 +48,16 @@ pin_project_lite::pin_project! {
     /// `async fn`: the idle answer is then written straight into the
     /// caller's poll, where an `async fn`'s one exit, shared with the full
     /// call, wrote it as two 8-byte stores that the caller's 16-byte load
-    /// could not be forwarded from (14.1 to 9.8 ns per idle call, and 62
-    /// to 52 ns for one implementation; BENCHMARKS.md, fifteenth session).
+    /// could not be forwarded from (criterion: 14.1 to 8.5 ns per idle
+    /// call, 65 to 52 ns for one implementation; BENCHMARKS.md, "Fifteenth
+    /// session").
     #[doc(hidden)]
     #[project = AsyncCallProj]
     pub enum AsyncCall<F, T, O> {
         /// Nothing to do: polling gives the empty result.
         Idle { collect: Collect<T, O> },
         /// The call, on the snapshot taken when it was made.
-        Called { #[pin] call: F },
+        Called { #[pin] call: OutOfLine<F> },
     }
 }
 
@@ -72,7 +73,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         match self.project() {
             AsyncCallProj::Idle { collect } => Poll::Ready(Ok(collect.finish(Results::default()))),
-            AsyncCallProj::Called { call } => poll_call(call, cx),
+            AsyncCallProj::Called { call } => poll_call(call.project().inner, cx),
         }
     }
 }
@@ -81,8 +82,44 @@ where
 /// inlines alone into the caller's future.
 #[cfg(feature = "async")]
 #[inline(never)]
-fn poll_call<F: Future>(call: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<F::Output> {
-    call.poll(cx)
+fn poll_call<F: Future>(call: Pin<&mut Option<F>>, cx: &mut Context<'_>) -> Poll<F::Output> {
+    let call = call.as_pin_mut();
+    call.expect("a hook call's future is only dropped once")
+        .poll(cx)
+}
+
+#[cfg(feature = "async")]
+pin_project_lite::pin_project! {
+    /// The full call inside [`AsyncCall`], dropped out of line: the drop
+    /// of an `AsyncCall` is then small enough to inline into the caller's
+    /// future, where the idle answer has nothing to drop. (Inline, the
+    /// call's drop made it a function call per idle call: 4.5 to 7 ns in
+    /// a plain `async` loop.)
+    #[doc(hidden)]
+    pub struct OutOfLine<F> {
+        #[pin]
+        inner: Option<F>,
+    }
+    impl<F> PinnedDrop for OutOfLine<F> {
+        fn drop(this: Pin<&mut Self>) {
+            drop_call(this.project().inner)
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl<F> OutOfLine<F> {
+    #[doc(hidden)]
+    pub fn new(call: F) -> Self {
+        OutOfLine { inner: Some(call) }
+    }
+}
+
+/// Drops the call in place (it is pinned), out of line.
+#[cfg(feature = "async")]
+#[inline(never)]
+fn drop_call<F>(mut call: Pin<&mut Option<F>>) {
+    call.set(None)
 }
 
 /// The snapshot an async call holds while it runs (see [`Caller::call_async`]).

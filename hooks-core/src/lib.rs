@@ -329,7 +329,7 @@ struct ReadmeDoctests;
 pub mod __private {
     pub use crate::caller::Caller;
     #[cfg(feature = "async")]
-    pub use crate::caller::{AsyncCall, CallSnapshot};
+    pub use crate::caller::{AsyncCall, CallSnapshot, OutOfLine};
     #[cfg(feature = "discovery")]
     pub use crate::discovery::__erase as erase;
     pub use crate::result::{Collect, Finish};

@@ -422,7 +422,7 @@ fn relay_method(hook: &Hook) -> TokenStream {
                 }
                 let __hookery_snapshot = self.0.snapshot();
                 hookery::__private::AsyncCall::Called {
-                    call: async move {
+                    call: hookery::__private::OutOfLine::new(async move {
                         self.0.call_async(
                             &__hookery_snapshot,
                             #index,
@@ -430,7 +430,7 @@ fn relay_method(hook: &Hook) -> TokenStream {
                             |p, next| p.#wrap(#(#pass,)* next),
                             #collect,
                         ).await
-                    },
+                    }),
                 }
             }
         };

@@ -64,7 +64,7 @@
 //!   of line. Inside an `async fn` both outcomes left through one exit,
 //!   which wrote the idle answer as two 8-byte stores that the caller's
 //!   16-byte load of it could not be forwarded from. (Fifteenth session,
-//!   criterion: 14.1 to 8.5 ns for an idle async call, 65 to 52 ns for
+//!   criterion: 14.4 to 8.5 ns for an idle async call, 65 to 52 ns for
 //!   one implementation.)
 //! - **One frame per sync call**: that out-of-line rest takes the snapshot
 //!   and is the whole call ([`call_sync`] and the context inlined into it,

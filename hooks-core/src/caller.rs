@@ -48,7 +48,7 @@ pin_project_lite::pin_project! {
     /// `async fn`: the idle answer is then written straight into the
     /// caller's poll, where an `async fn`'s one exit, shared with the full
     /// call, wrote it as two 8-byte stores that the caller's 16-byte load
-    /// could not be forwarded from (criterion: 14.1 to 8.5 ns per idle
+    /// could not be forwarded from (criterion: 14.4 to 8.5 ns per idle
     /// call, 65 to 52 ns for one implementation; BENCHMARKS.md, "Fifteenth
     /// session").
     #[doc(hidden)]

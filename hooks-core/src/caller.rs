@@ -84,8 +84,7 @@ where
 #[inline(never)]
 fn poll_call<F: Future>(call: Pin<&mut Option<F>>, cx: &mut Context<'_>) -> Poll<F::Output> {
     let call = call.as_pin_mut();
-    call.expect("a hook call's future is only dropped once")
-        .poll(cx)
+    call.expect("polled after its call was dropped").poll(cx)
 }
 
 #[cfg(feature = "async")]

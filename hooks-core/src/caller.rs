@@ -44,13 +44,8 @@ pub struct Caller<'m, S: ?Sized> {
 pin_project_lite::pin_project! {
     /// An async hook call as the generated relay returns it: the empty
     /// result of a hook that had nothing to do when the call was made, or
-    /// the call itself. The relay is a plain `fn` returning this, not an
-    /// `async fn`: the idle answer is then written straight into the
-    /// caller's poll, where an `async fn`'s one exit, shared with the full
-    /// call, wrote it as two 8-byte stores that the caller's 16-byte load
-    /// could not be forwarded from (criterion: 14.4 to 8.5 ns per idle
-    /// call, 65 to 52 ns for one implementation; BENCHMARKS.md, "Fifteenth
-    /// session").
+    /// the call itself. Why the relay is not an `async fn`: call_loop.rs,
+    /// "Why each speed trick exists".
     #[doc(hidden)]
     #[project = AsyncCallProj]
     pub enum AsyncCall<F, T, O> {

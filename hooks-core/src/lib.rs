@@ -83,8 +83,8 @@
 //! generates `<Trait>Relay`, the type of [`PluginManager::hook`], with one
 //! method per hook (for an async hook, a method returning the call's
 //! future, decided when it is made: see "Tracing and monitoring"). Async
-//! hooks compile through `#[async_trait]` (so that
-//! the trait works as `dyn`); rustdoc shows them as written, `async fn`,
+//! hooks compile through `#[async_trait]` (so that the trait works as
+//! `dyn`); rustdoc shows them as written, `async fn`,
 //! when it documents the spec's crate (a `#[cfg(doc)]` form of the trait,
 //! whose only addition is `where Self: Sized`). Options on a method,
 //! `#[hookspec(...)]`:

@@ -415,8 +415,6 @@ fn relay_method(hook: &Hook) -> TokenStream {
             /// future is first polled: the plugins it runs on, and whether
             /// it has anything to do.
             pub fn #name(&self, #(#params),*) -> impl ::core::future::Future<Output = #result> {
-                // The plugins a call runs on are those of the moment it is
-                // made, as for a sync call (see `AsyncCall`).
                 if self.0.is_idle(#index) {
                     return hookery::__private::AsyncCall::Idle { collect: #collect };
                 }

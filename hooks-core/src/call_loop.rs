@@ -48,7 +48,8 @@
 //! implementation, and tracing is usually off; each trick below is there
 //! for one of those facts (numbers in BENCHMARKS.md).
 //!
-//! - **The idle check** (`Caller::idle`, inlined into the generated relay):
+//! - **The idle check** (`caller::idle` and `Caller::idle_async`, inlined
+//!   into the generated relay):
 //!   a hook with no implementation, no monitor and nobody tracing answers
 //!   its empty result from one atomic load (the hook's idle entry: the
 //!   depth limit, or 0 when the hook has something to do or a change
@@ -59,9 +60,10 @@
 //!   check). The rest of the call is out of line so that the check
 //!   inlines alone.
 //! - **The async relay is a plain `fn`**: it decides idle or not when the
-//!   call is made and returns `AsyncCall`, whose idle answer inlines into
-//!   the caller's future while the full call is polled, and dropped, out
-//!   of line. Inside an `async fn` both outcomes left through one exit,
+//!   call is made and returns `AsyncCall`, whose idle answer (the depth
+//!   compared with the limit, then the empty result) inlines into the
+//!   caller's future while the full call is polled, and dropped, out of
+//!   line. Inside an `async fn` both outcomes left through one exit,
 //!   which wrote the idle answer as two 8-byte stores that the caller's
 //!   16-byte load of it could not be forwarded from. (Fifteenth session,
 //!   criterion: 14.4 to 8.5 ns for an idle async call, 65 to 52 ns for

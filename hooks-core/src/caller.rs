@@ -50,7 +50,7 @@ pin_project_lite::pin_project! {
     #[project = AsyncCallProj]
     pub enum AsyncCall<F, T, O> {
         /// Nothing to do: polling gives the empty result.
-        Idle { collect: Collect<T, O> },
+        Idle { call: IdleCall<T, O> },
         /// The call, on the snapshot taken when it was made.
         Called { #[pin] call: OutOfLine<F> },
     }
@@ -67,7 +67,10 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         match self.project() {
-            AsyncCallProj::Idle { collect } => Poll::Ready(Ok(collect.finish(Results::default()))),
+            AsyncCallProj::Idle { call } if depth::current() < call.limit => {
+                Poll::Ready(Ok(call.collect.finish(Results::default())))
+            }
+            AsyncCallProj::Idle { call } => Poll::Ready(Err(call.too_deep())),
             AsyncCallProj::Called { call } => poll_call(call.project().inner, cx),
         }
     }
@@ -80,6 +83,31 @@ where
 fn poll_call<F: Future>(call: Pin<&mut Option<F>>, cx: &mut Context<'_>) -> Poll<F::Output> {
     let call = call.as_pin_mut();
     call.expect("polled after its call was dropped").poll(cx)
+}
+
+/// An async call of a hook that had nothing to do when the call was made.
+/// Its depth is judged when it is polled, where it runs, as a full
+/// call's is: a call made outside any other and awaited inside one at
+/// the depth limit is too deep.
+#[cfg(feature = "async")]
+#[doc(hidden)]
+pub struct IdleCall<T, O> {
+    collect: Collect<T, O>,
+    /// The manager's depth limit (the hook's idle entry).
+    limit: usize,
+    hook: &'static str,
+}
+
+#[cfg(feature = "async")]
+impl<T, O> IdleCall<T, O> {
+    /// Out of line, so that the empty answer is written alone (as one
+    /// 16-byte store, which the caller's load of it can be forwarded
+    /// from; see `Results`).
+    #[cold]
+    #[inline(never)]
+    fn too_deep(&self) -> HookError {
+        HookError::too_deep(self.hook, self.limit)
+    }
 }
 
 #[cfg(feature = "async")]
@@ -172,16 +200,27 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         self.skip.as_deref().unwrap_or_default()
     }
 
-    /// Whether a call of `hook` has nothing to do: no implementation, no
-    /// monitor, nobody tracing calls. Answered from a few atomic loads,
-    /// without taking the snapshot.
+    /// A call of async hook number `hook` (named `name`) if it has nothing
+    /// to do: no implementation, no monitor, nobody tracing calls.
+    /// Answered from a few atomic loads, without taking the snapshot.
+    #[cfg(feature = "async")]
     #[doc(hidden)]
     #[inline]
-    pub fn is_idle(&self, hook: usize) -> bool {
-        match &self.source {
-            Source::Live(shared) => idle(shared, hook),
-            Source::Fixed(_) => false,
-        }
+    pub fn idle_async<T, O>(
+        &self,
+        hook: usize,
+        name: &'static str,
+        collect: Collect<T, O>,
+    ) -> Option<IdleCall<T, O>> {
+        let limit = match &self.source {
+            Source::Live(shared) => shared.idle_limit(hook),
+            Source::Fixed(_) => 0,
+        };
+        (limit != 0 && !tracing::level_enabled!(tracing::Level::DEBUG)).then_some(IdleCall {
+            collect,
+            limit,
+            hook: name,
+        })
     }
 
     /// Calls sync hook number `hook`: `plain` invokes a plain
@@ -249,9 +288,10 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     }
 }
 
-/// [`Caller::is_idle`] on the live registry. The idle entry first: it
-/// alone decides for a hook with implementations (its entry is 0), before
-/// the depth and the tracing level are read.
+/// Whether a sync call of `hook` on the live registry has nothing to do
+/// and is within the depth limit. The idle entry first: it alone decides
+/// for a hook with implementations (its entry is 0), before the depth and
+/// the tracing level are read.
 #[inline(always)]
 fn idle<S: ?Sized>(shared: &Shared<S>, hook: usize) -> bool {
     shared.idle(hook, depth::current()) && !tracing::level_enabled!(tracing::Level::DEBUG)

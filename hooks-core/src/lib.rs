@@ -253,9 +253,11 @@
 //! An async call is decided when its future is made (the relay method
 //! called), not when it is first polled: it runs on the plugins registered
 //! then and holds that snapshot until it is dropped; a hook with nothing
-//! to do then answers empty, its depth and the tracing level judged then
-//! too. Write `async { relay.my_hook(x).await }` for a call decided at its
-//! first poll.
+//! to do then answers empty, the tracing level judged then too. Its depth,
+//! like every call's, is judged where it runs: a call made outside any
+//! other and awaited inside one at the depth limit is too deep. Write
+//! `async { relay.my_hook(x).await }` for a call decided at its first
+//! poll.
 
 #![warn(missing_docs)]
 
@@ -329,7 +331,7 @@ struct ReadmeDoctests;
 pub mod __private {
     pub use crate::caller::Caller;
     #[cfg(feature = "async")]
-    pub use crate::caller::{AsyncCall, CallSnapshot, OutOfLine};
+    pub use crate::caller::{AsyncCall, CallSnapshot, IdleCall, OutOfLine};
     #[cfg(feature = "discovery")]
     pub use crate::discovery::__erase as erase;
     pub use crate::result::{Collect, Finish};

@@ -445,18 +445,24 @@ impl<S: ?Sized> Shared<S> {
         shared
     }
 
+    /// The depth limit if a call of `hook` has nothing to do (no change
+    /// awaits publishing, the published snapshot has neither an
+    /// implementation of it nor a monitor), else 0. One atomic load.
+    #[inline]
+    pub(crate) fn idle_limit(&self, hook: usize) -> usize {
+        self.idle
+            .get(hook)
+            .map_or(0, |entry| entry.load(Ordering::Acquire))
+    }
+
     /// Whether a call of `hook` made inside `outer` nested calls has
-    /// nothing to do: no change awaits publishing, the published snapshot
-    /// has neither an implementation of it nor a monitor, and the call
-    /// (at depth `outer + 1`) is within the depth limit. One atomic load.
+    /// nothing to do and (at depth `outer + 1`) is within the depth limit.
     #[inline]
     pub(crate) fn idle(&self, hook: usize, outer: usize) -> bool {
         // `outer < limit` rather than `outer + 1 <= limit`: the same for
         // any real depth, and one instruction less (the addition could
         // wrap, so the compiler cannot fold it).
-        self.idle
-            .get(hook)
-            .is_some_and(|entry| outer < entry.load(Ordering::Acquire))
+        outer < self.idle_limit(hook)
     }
 
     fn mark_idle(&self, snapshot: &Snapshot<S>) {

@@ -7,6 +7,7 @@ mod common;
 use common::within_rounds;
 use hookery::prelude::*;
 use hookery::{DEFAULT_MAX_DEPTH, HookErrorKind};
+use std::sync::{Arc, Mutex};
 
 #[hookspec]
 pub trait Recurse {
@@ -276,4 +277,79 @@ async fn async_recursion_depth_is_counted_per_task_on_a_thread_pool() {
     for task in tasks {
         assert_eq!(task.await.unwrap(), (7, true));
     }
+}
+
+// ------------------------------------- an async call's depth, judged when made
+
+#[hookspec]
+pub trait Nest {
+    async fn outer(&self) -> HookResult<()>;
+    /// Implemented by no one: a call of it has nothing to do.
+    async fn idle(&self) -> HookResult<()>;
+}
+
+type IdleCall =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Results<()>, HookError>> + Send>>;
+
+/// In `outer`, at the depth limit, awaits a call of `idle` made before
+/// `outer` ran, then makes and awaits one of its own; notes the number of
+/// answers or whether the error was "too deep".
+struct Nester {
+    pm: &'static PluginManager<dyn Nest>,
+    made_before: Arc<Mutex<Option<IdleCall>>>,
+    outcomes: Arc<Mutex<Vec<Result<usize, bool>>>>,
+}
+
+#[hookimpl]
+impl Nest for Nester {
+    async fn outer(&self) -> HookResult<()> {
+        let made_before = self.made_before.lock().unwrap().take().unwrap();
+        let made_before = made_before.await;
+        let relay = self.pm.hook();
+        let made_here = relay.idle().await;
+        for outcome in [made_before, made_here] {
+            let outcome = outcome.map(|r| r.len()).map_err(|e| e.is_too_deep());
+            self.outcomes.lock().unwrap().push(outcome);
+        }
+        Ok(())
+    }
+}
+
+/// Registers nothing of its own: its registration is a change that awaits
+/// publishing.
+struct Bystander;
+#[hookimpl]
+impl Nest for Bystander {}
+
+#[tokio::test]
+async fn an_async_call_of_an_idle_hook_is_judged_at_the_depth_where_it_runs() {
+    let pm: &'static PluginManager<dyn Nest> = Box::leak(Box::new(PluginManager::new()));
+    pm.set_max_depth(1);
+    let (made_before, outcomes) = (Arc::default(), Arc::default());
+    let nester = Nester {
+        pm,
+        made_before: Arc::clone(&made_before),
+        outcomes: Arc::clone(&outcomes),
+    };
+    pm.register("nester", nester).unwrap();
+    let relay = Box::leak(Box::new(pm.hook()));
+    // Made at depth 0 and awaited inside `outer`, where any call is one
+    // too deep: first with the registry published (the call is answered
+    // without the snapshot), then with a change awaiting publishing (the
+    // call takes the snapshot); the same either way.
+    pm.hook().idle().await.unwrap();
+    for pending_change in [false, true] {
+        if pending_change {
+            pm.register("bystander", Bystander).unwrap();
+        }
+        *made_before.lock().unwrap() = Some(Box::pin(relay.idle()));
+        pm.hook().outer().await.unwrap();
+        assert_eq!(
+            std::mem::take(&mut *outcomes.lock().unwrap()),
+            [Err(true), Err(true)],
+            "made outside or inside, a call awaited inside `outer` is too deep \
+             (pending change: {pending_change})"
+        );
+    }
+    assert!(relay.idle().await.unwrap().is_empty());
 }

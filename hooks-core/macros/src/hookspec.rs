@@ -408,15 +408,16 @@ fn relay_method(hook: &Hook) -> TokenStream {
     let result = quote!(::core::result::Result<#output, hookery::HookError>);
     let value = &hook.value;
     if hook.is_async {
+        let name_str = name.to_string();
         return quote! {
             #(#docs)*
             ///
-            /// The call is decided when this method is called, not when its
-            /// future is first polled: the plugins it runs on, and whether
-            /// it has anything to do.
+            /// The call runs on the plugins registered when this method is
+            /// called, not when its future is first polled; its depth is
+            /// judged where it is polled.
             pub fn #name(&self, #(#params),*) -> impl ::core::future::Future<Output = #result> {
-                if self.0.is_idle(#index) {
-                    return hookery::__private::AsyncCall::Idle { collect: #collect };
+                if let ::core::option::Option::Some(call) = self.0.idle_async(#index, #name_str, #collect) {
+                    return hookery::__private::AsyncCall::Idle { call };
                 }
                 let __hookery_snapshot = self.0.snapshot();
                 hookery::__private::AsyncCall::Called {

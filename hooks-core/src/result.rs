@@ -207,7 +207,9 @@ impl<T> Results<T> {
 
     /// No value.
     pub fn is_empty(&self) -> bool {
-        matches!(self.answers, Answers::Empty)
+        // Not the `Empty` tag alone: a call that collects into a vector
+        // (two implementations or more) keeps it when none answered.
+        self.answers().is_empty()
     }
 
     /// Appends a value (for wrappers that add to the outcome).

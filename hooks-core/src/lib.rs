@@ -93,7 +93,7 @@
 //! |---|---|
 //! | `firstresult` | returns `HookResult<Option<T>>`; the call stops at the first `Some` and returns `Option<Answer<T>>` |
 //! | `historic` | sync only; arguments owned (`Clone + Send + Sync + 'static`). The call is remembered and replayed to plugins registered later |
-//! | `on_error = "continue"` | every implementation runs; errors are logged and kept in [`Results::errors`]. Default `"propagate"` |
+//! | `on_error = "continue"` | every implementation runs; errors are logged and kept in [`Results::errors`] (with `firstresult`, logged only: a failing implementation is skipped, and the call answers `None` if all fail). Default `"propagate"` |
 //! | `concurrent` | async only: all plain implementations run at once; results still in call order |
 //! | `timeout_ms = N` | async only: each plain implementation may take N ms; overrunning is an error |
 //! | `warn_on_impl = "why"` | implementing the hook is deprecated: registering a plugin that does logs a warning naming plugin and hook |

@@ -1040,3 +1040,41 @@ async fn a_concurrent_firstresult_answers_in_call_order_not_completion_order() {
         "fast finished first: {finished:?}"
     );
 }
+
+// --------------------------------------------- firstresult and continue
+
+#[hookspec]
+pub trait Lookup {
+    #[hookspec(firstresult, on_error = "continue")]
+    fn find(&self, key: u32) -> HookResult<Option<u32>>;
+}
+
+/// Fails for keys it does not know; answers the others.
+struct Finder(&'static str, u32);
+#[hookimpl]
+impl Lookup for Finder {
+    fn find(&self, key: u32) -> HookResult<Option<u32>> {
+        if key == self.1 {
+            Ok(Some(key * 10))
+        } else {
+            Err(Boom(self.0).into())
+        }
+    }
+}
+
+/// `on_error = "continue"` with `firstresult`: "the call stops at the
+/// first `Some`", a failing implementation is skipped (its error logged:
+/// one answer has nowhere to keep errors), and when all fail the call
+/// answers `None`.
+#[test]
+fn a_firstresult_continue_call_skips_the_implementations_that_fail() {
+    let pm = PluginManager::<dyn Lookup>::new();
+    pm.register("knows_1", Finder("knows_1", 1)).unwrap();
+    pm.register("knows_2", Finder("knows_2", 2)).unwrap();
+    // `knows_2`, registered later, runs first and fails for key 1.
+    let answer = pm.hook().find(1).unwrap().unwrap();
+    assert_eq!((answer.plugin, answer.value), ("knows_1", 10));
+    let answer = pm.hook().find(2).unwrap().unwrap();
+    assert_eq!((answer.plugin, answer.value), ("knows_2", 20));
+    assert!(pm.hook().find(3).unwrap().is_none(), "every one failed");
+}

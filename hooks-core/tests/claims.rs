@@ -13,32 +13,6 @@ use hookery::{HookErrorKind, ManagerError, MonitoringHandle};
 
 // ------------------------------------------------------------ helpers
 
-/// Logs `name:x` for every `configure(x)` it sees; fails on `fail_on`.
-struct Listener {
-    name: &'static str,
-    log: Log,
-    fail_on: Option<u32>,
-}
-
-#[hookimpl]
-impl Hooks for Listener {
-    fn configure(&self, x: u32) -> HookResult<u32> {
-        self.log.push(format!("{}:{x}", self.name));
-        if Some(x) == self.fail_on {
-            return Err(Boom(self.name).into());
-        }
-        Ok(x)
-    }
-}
-
-fn listener(name: &'static str, log: &Log) -> Listener {
-    Listener {
-        name,
-        log: log.clone(),
-        fail_on: None,
-    }
-}
-
 fn run_order(results: &Results<u32>) -> Vec<&'static str> {
     results.plugins().collect()
 }

@@ -10,32 +10,6 @@ use common::*;
 use hookery::ManagerError;
 use hookery::prelude::*;
 
-/// Logs `name:x` for every `configure(x)` it sees; fails on `fail_on`.
-struct Listener {
-    name: &'static str,
-    log: Log,
-    fail_on: Option<u32>,
-}
-
-#[hookimpl]
-impl Hooks for Listener {
-    fn configure(&self, x: u32) -> HookResult<u32> {
-        self.log.push(format!("{}:{x}", self.name));
-        if Some(x) == self.fail_on {
-            return Err(Boom(self.name).into());
-        }
-        Ok(x)
-    }
-}
-
-fn listener(name: &'static str, log: &Log) -> Listener {
-    Listener {
-        name,
-        log: log.clone(),
-        fail_on: None,
-    }
-}
-
 #[test]
 fn historic_calls_are_replayed_in_order_to_later_plugins() {
     let log = Log::new();

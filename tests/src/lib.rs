@@ -714,6 +714,85 @@ pub struct Client {
 /// Method, path, token and body of a request: see [`Client::request`].
 pub type Response = (u16, Value);
 
+/// A response whole: status, headers (names lower-cased), text and its JSON
+/// (`Null` if empty).
+#[derive(Debug)]
+pub struct Whole {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Whole {
+    /// The first header named `name`, in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A raw HTTP/1.1 response as [`read_to_close`] returns it.
+    #[track_caller]
+    pub fn parse(raw: &str) -> Whole {
+        let (head, text) = raw
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no head in {raw:?}"));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {raw:?}"));
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Whole {
+            status,
+            headers,
+            text: text.to_owned(),
+            body: json_or_null(text, || raw.to_owned()),
+        }
+    }
+}
+
+/// `text` as JSON, `Null` if empty; panics naming `what` if not JSON.
+#[track_caller]
+fn json_or_null(text: &str, what: impl Fn() -> String) -> Value {
+    if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {text:?}", what()))
+    }
+}
+
+/// A raw connection to `app`, reads bounded by [`DEADLINE`].
+pub fn connect(app: &Client) -> std::net::TcpStream {
+    let stream =
+        std::net::TcpStream::connect(app.base.trim_start_matches("http://")).expect("connecting");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection (or [`DEADLINE`] passes):
+/// everything it sent.
+pub fn read_to_close(stream: &mut std::net::TcpStream) -> String {
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server did not close the connection: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
 impl TestApp {
     /// Starts the app on a fresh database for `backend`.
     pub fn start(backend: Backend) -> TestApp {
@@ -794,6 +873,18 @@ impl Client {
         token: Option<&str>,
         body: Option<&str>,
     ) -> Result<Response, String> {
+        let reply = self.try_whole(method, path, token, body)?;
+        Ok((reply.status, reply.body))
+    }
+
+    /// [`try_raw`](Self::try_raw), keeping the headers and the text.
+    pub fn try_whole(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<Whole, String> {
         let mut req = self.agent.request(method, &format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.set("Authorization", &format!("Bearer {token}"));
@@ -809,14 +900,22 @@ impl Client {
             Err(error) => return Err(error.to_string()),
         };
         let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .map(|name| {
+                let value = response.header(&name).unwrap_or_default().to_owned();
+                (name.to_ascii_lowercase(), value)
+            })
+            .collect();
         let text = response.into_string().map_err(|e| e.to_string())?;
-        let json = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)
-                .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text:?}"))
-        };
-        Ok((status, json))
+        let body = json_or_null(&text, || format!("{method} {path}"));
+        Ok(Whole {
+            status,
+            headers,
+            text,
+            body,
+        })
     }
 
     /// A request with an optional JSON body; `None` if the transport failed.

@@ -17,28 +17,6 @@ fn app(http: &str) -> TestApp {
     )
 }
 
-fn connect(app: &TestApp) -> TcpStream {
-    let stream = TcpStream::connect(app.base.trim_start_matches("http://")).expect("connecting");
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream
-}
-
-/// Reads until the server closes the connection (or [`DEADLINE`] passes):
-/// everything it sent.
-fn read_to_close(stream: &mut TcpStream) -> String {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => all.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("the server did not close the connection: {e}"),
-        }
-    }
-    String::from_utf8_lossy(&all).into_owned()
-}
-
 /// The status line's code of a raw response.
 fn status(response: &str) -> u16 {
     response

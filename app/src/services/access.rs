@@ -78,16 +78,22 @@ impl AppServices {
         found: Vec<Space>,
     ) -> Result<Vec<Space>, ApiError> {
         let mut shown = Vec::new();
-        for s in found {
-            if self
-                .decide(ctx, Action::ReadSpace, Resource::Space(s.clone()))
-                .await?
-                == Decision::Allow
-            {
-                shown.push(s);
-            }
+        for space in found {
+            shown.extend(self.shown_space(ctx, space).await?);
         }
         Ok(shown)
+    }
+
+    /// `space` if the caller may see it.
+    pub(super) async fn shown_space(
+        &self,
+        ctx: &HookContext,
+        space: Space,
+    ) -> Result<Option<Space>, ApiError> {
+        let decision = self
+            .decide(ctx, Action::ReadSpace, Resource::Space(space.clone()))
+            .await?;
+        Ok((decision == Decision::Allow).then_some(space))
     }
 
     pub(super) async fn may_list_members(

@@ -64,6 +64,41 @@ pub(super) async fn select_one<T>(
     Ok(select(ctx, sql, ids, row).await?.into_iter().next())
 }
 
+/// A page of `sql`'s rows (parameters `after` and `limit`, rows in id
+/// order) as the caller may see them: `shown` gives a row as shown, or
+/// `None` to hide it. Reads on past the rows it hides, a page's worth at a
+/// time, until the page is full or the rows end: a short page is the last
+/// one (only a full page links to the next, `Reply::page`), so a hidden
+/// row never ends the pages early.
+pub(super) async fn shown_page<T, F>(
+    ctx: &HookContext,
+    sql: &str,
+    page: Page,
+    row: fn(&AnyRow) -> Result<T, ApiError>,
+    id: fn(&T) -> i64,
+    shown: impl Fn(T) -> F,
+) -> Result<Vec<T>, ApiError>
+where
+    F: Future<Output = Result<Option<T>, ApiError>>,
+{
+    // Not allocated up front: `Page::all()`'s limit is `u32::MAX`.
+    let (limit, mut out, mut after) = (page.limit as usize, Vec::new(), page.after);
+    loop {
+        let found = select(ctx, sql, &paged(Page { after, ..page }), row).await?;
+        let ended = found.is_empty() || found.len() < limit;
+        for item in found {
+            after = Some(id(&item));
+            out.extend(shown(item).await?);
+            if out.len() == limit {
+                return Ok(out);
+            }
+        }
+        if ended {
+            return Ok(out);
+        }
+    }
+}
+
 /// A page's bounds as query parameters: `after`, `limit`.
 pub(super) fn paged(page: Page) -> [i64; 2] {
     [page.after.unwrap_or(i64::MIN), i64::from(page.limit)]

@@ -124,8 +124,8 @@ pub(super) async fn list_spaces(
     page: Page,
 ) -> Result<Vec<Space>, ApiError> {
     let sql = format!("SELECT {SPACE_COLUMNS} FROM spaces WHERE id > $1 ORDER BY id LIMIT $2");
-    let found = select(ctx, &sql, &paged(page), space).await?;
-    s.visible(ctx, found).await
+    let shown = |found| s.shown_space(ctx, found);
+    shown_page(ctx, &sql, page, space, |found| found.id, shown).await
 }
 
 pub(super) async fn sub_spaces(

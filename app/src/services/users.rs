@@ -64,11 +64,8 @@ pub(super) async fn list_users(
     s.allow(ctx, Action::ListUsers, Resource::Users, forbidden)
         .await?;
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
-    let mut shown = Vec::new();
-    for found in select(ctx, &sql, &paged(page), user).await? {
-        shown.extend(s.reveal_user(ctx, found).await?);
-    }
-    Ok(shown)
+    let shown = |found| s.reveal_user(ctx, found);
+    shown_page(ctx, &sql, page, user, |found| found.id, shown).await
 }
 
 pub(super) async fn update_user(

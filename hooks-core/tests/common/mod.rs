@@ -530,3 +530,29 @@ impl Capture {
         self.text().lines().map(str::to_owned).collect()
     }
 }
+
+/// Logs `name:x` for every `configure(x)` it sees; fails on `fail_on`.
+pub struct Listener {
+    pub name: &'static str,
+    pub log: Log,
+    pub fail_on: Option<u32>,
+}
+
+#[hookimpl]
+impl Hooks for Listener {
+    fn configure(&self, x: u32) -> HookResult<u32> {
+        self.log.push(format!("{}:{x}", self.name));
+        if Some(x) == self.fail_on {
+            return Err(Boom(self.name).into());
+        }
+        Ok(x)
+    }
+}
+
+pub fn listener(name: &'static str, log: &Log) -> Listener {
+    Listener {
+        name,
+        log: log.clone(),
+        fail_on: None,
+    }
+}

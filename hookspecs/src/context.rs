@@ -261,7 +261,8 @@ pub trait Services: Send + Sync {
     async fn create_user(&self, ctx: &HookContext, new: NewUser) -> Result<User, ApiError>;
     /// One user.
     async fn get_user(&self, ctx: &HookContext, id: i64) -> Result<User, ApiError>;
-    /// A page of the users, by id ([`Page::all`] for every one).
+    /// A page of the users the caller may see, by id ([`Page::all`] for
+    /// every one); short only when no more follow.
     async fn list_users(&self, ctx: &HookContext, page: Page) -> Result<Vec<User>, ApiError>;
     /// Changes a user; fires `on_user_modified`.
     async fn update_user(
@@ -278,7 +279,8 @@ pub trait Services: Send + Sync {
     async fn create_space(&self, ctx: &HookContext, new: NewSpace) -> Result<Space, ApiError>;
     /// One space.
     async fn get_space(&self, ctx: &HookContext, id: i64) -> Result<Space, ApiError>;
-    /// A page of the spaces, by id ([`Page::all`] for every one).
+    /// A page of the spaces the caller may see, by id ([`Page::all`] for
+    /// every one); short only when no more follow.
     async fn list_spaces(&self, ctx: &HookContext, page: Page) -> Result<Vec<Space>, ApiError>;
     /// The spaces directly inside space `parent_id`, by id.
     async fn sub_spaces(&self, ctx: &HookContext, parent_id: i64) -> Result<Vec<Space>, ApiError>;

@@ -53,8 +53,8 @@
 //!   a hook with no implementation, no monitor and nobody tracing answers
 //!   its empty result from one atomic load (the hook's idle entry: the
 //!   depth limit, or 0 when the hook has something to do or a change
-//!   awaits publishing), the depth and the tracing level, without taking
-//!   the snapshot. The entry is read first, since it alone turns away a
+//!   awaits publishing), the depth (an async call's at its poll) and the
+//!   tracing level, without taking the snapshot. The entry is read first, since it alone turns away a
 //!   hook with implementations, and lies at a fixed offset in the
 //!   registry (an array, indexed by the relay's constant: no bounds
 //!   check). The rest of the call is out of line so that the check

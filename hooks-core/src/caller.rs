@@ -49,7 +49,8 @@ pin_project_lite::pin_project! {
     #[doc(hidden)]
     #[project = AsyncCallProj]
     pub enum AsyncCall<F, T, O> {
-        /// Nothing to do: polling gives the empty result.
+        /// Nothing to do: polling gives the empty result or, past the
+        /// depth limit, the "too deep" error.
         Idle { call: IdleCall<T, O> },
         /// The call, on the snapshot taken when it was made.
         Called { #[pin] call: OutOfLine<F> },
@@ -202,7 +203,9 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
 
     /// A call of async hook number `hook` (named `name`) if it has nothing
     /// to do: no implementation, no monitor, nobody tracing calls.
-    /// Answered from a few atomic loads, without taking the snapshot.
+    /// Answered from a few atomic loads, without taking the snapshot;
+    /// `None` on a fixed snapshot (`call_extra`, replays) and while a
+    /// change awaits publishing (the full call publishes it).
     #[cfg(feature = "async")]
     #[doc(hidden)]
     #[inline]

@@ -279,7 +279,7 @@ async fn async_recursion_depth_is_counted_per_task_on_a_thread_pool() {
     }
 }
 
-// ------------------------------------- an async call's depth, judged when made
+// ------------------------------- an async call's depth, judged where it is polled
 
 #[hookspec]
 pub trait Nest {
@@ -288,16 +288,19 @@ pub trait Nest {
     async fn idle(&self) -> HookResult<()>;
 }
 
-type IdleCall =
+type PendingIdle =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Results<()>, HookError>> + Send>>;
 
+/// The number of answers, or whether the error was "too deep" and the hook
+/// it names.
+type Outcome = Result<usize, (bool, &'static str)>;
+
 /// In `outer`, at the depth limit, awaits a call of `idle` made before
-/// `outer` ran, then makes and awaits one of its own; notes the number of
-/// answers or whether the error was "too deep".
+/// `outer` ran, then makes and awaits one of its own; notes their outcomes.
 struct Nester {
     pm: &'static PluginManager<dyn Nest>,
-    made_before: Arc<Mutex<Option<IdleCall>>>,
-    outcomes: Arc<Mutex<Vec<Result<usize, bool>>>>,
+    made_before: Arc<Mutex<Option<PendingIdle>>>,
+    outcomes: Arc<Mutex<Vec<Outcome>>>,
 }
 
 #[hookimpl]
@@ -308,7 +311,9 @@ impl Nest for Nester {
         let relay = self.pm.hook();
         let made_here = relay.idle().await;
         for outcome in [made_before, made_here] {
-            let outcome = outcome.map(|r| r.len()).map_err(|e| e.is_too_deep());
+            let outcome = outcome
+                .map(|r| r.len())
+                .map_err(|e| (e.is_too_deep(), e.hook()));
             self.outcomes.lock().unwrap().push(outcome);
         }
         Ok(())
@@ -346,7 +351,7 @@ async fn an_async_call_of_an_idle_hook_is_judged_at_the_depth_where_it_runs() {
         pm.hook().outer().await.unwrap();
         assert_eq!(
             std::mem::take(&mut *outcomes.lock().unwrap()),
-            [Err(true), Err(true)],
+            [Err((true, "idle")), Err((true, "idle"))],
             "made outside or inside, a call awaited inside `outer` is too deep \
              (pending change: {pending_change})"
         );

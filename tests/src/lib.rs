@@ -733,7 +733,8 @@ impl Whole {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A raw HTTP/1.1 response as [`read_to_close`] returns it.
+    /// A raw HTTP/1.1 response as [`read_to_close`] returns it (a body
+    /// sent whole, not chunked).
     #[track_caller]
     pub fn parse(raw: &str) -> Whole {
         let (head, text) = raw
@@ -900,12 +901,17 @@ impl Client {
             Err(error) => return Err(error.to_string()),
         };
         let status = response.status();
-        let headers = response
-            .headers_names()
-            .into_iter()
-            .map(|name| {
-                let value = response.header(&name).unwrap_or_default().to_owned();
-                (name.to_ascii_lowercase(), value)
+        // `headers_names` lists a repeated header once per value.
+        let mut names = response.headers_names();
+        names.sort();
+        names.dedup();
+        let headers = names
+            .iter()
+            .flat_map(|name| {
+                let values = response.all(name);
+                values
+                    .into_iter()
+                    .map(|v| (name.to_ascii_lowercase(), v.to_owned()))
             })
             .collect();
         let text = response.into_string().map_err(|e| e.to_string())?;

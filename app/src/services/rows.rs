@@ -64,12 +64,13 @@ pub(super) async fn select_one<T>(
     Ok(select(ctx, sql, ids, row).await?.into_iter().next())
 }
 
-/// A page of `sql`'s rows (parameters `after` and `limit`, rows in id
-/// order) as the caller may see them: `shown` gives a row as shown, or
-/// `None` to hide it. Reads on past the rows it hides, a page's worth at a
-/// time, until the page is full or the rows end: a short page is the last
-/// one (only a full page links to the next, `Reply::page`), so a hidden
-/// row never ends the pages early.
+/// A page of `sql`'s rows (parameters `after` and `limit`, rows in
+/// strictly increasing id order) as the caller may see them: `shown` gives
+/// a row as shown, or `None` to hide it. Reads on past the rows it hides
+/// until the page is full or the rows end: a short page is the last one
+/// (only a full page links to the next, `Reply::page`), so a hidden row
+/// never ends the pages early. The first read asks for the page's size;
+/// later ones, for a caller who sees few rows, at least [`Page::MAX_LIMIT`].
 pub(super) async fn shown_page<T, F>(
     ctx: &HookContext,
     sql: &str,
@@ -82,20 +83,22 @@ where
     F: Future<Output = Result<Option<T>, ApiError>>,
 {
     // Not allocated up front: `Page::all()`'s limit is `u32::MAX`.
-    let (limit, mut out, mut after) = (page.limit as usize, Vec::new(), page.after);
+    let (mut out, mut read) = (Vec::new(), page);
     loop {
-        let found = select(ctx, sql, &paged(Page { after, ..page }), row).await?;
-        let ended = found.is_empty() || found.len() < limit;
+        let found = select(ctx, sql, &paged(read), row).await?;
+        // `is_empty` too: a plugin may ask for a limit of 0.
+        let ended = found.is_empty() || found.len() < read.limit as usize;
         for item in found {
-            after = Some(id(&item));
+            read.after = Some(id(&item));
             out.extend(shown(item).await?);
-            if out.len() == limit {
+            if out.len() == page.limit as usize {
                 return Ok(out);
             }
         }
         if ended {
             return Ok(out);
         }
+        read.limit = read.limit.max(Page::MAX_LIMIT);
     }
 }
 

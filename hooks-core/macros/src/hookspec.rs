@@ -154,7 +154,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let relay = format_ident!("{}Relay", trait_name);
     let trait_str = trait_name.to_string();
     let specs = hooks.iter().map(hook_spec);
-    let methods = hooks.iter().map(relay_method);
+    let methods = hooks.iter().map(|hook| relay_method(hook, &trait_name));
     let relay_doc = format!(
         "Calls the hooks of [`{trait_name}`] on every registered plugin: what \
          `PluginManager::<dyn {trait_name}>::hook()` returns."
@@ -387,7 +387,7 @@ fn hook_spec(hook: &Hook) -> TokenStream {
     }
 }
 
-fn relay_method(hook: &Hook) -> TokenStream {
+fn relay_method(hook: &Hook, trait_name: &syn::Ident) -> TokenStream {
     let Hook {
         index,
         name,
@@ -408,7 +408,8 @@ fn relay_method(hook: &Hook) -> TokenStream {
     let result = quote!(::core::result::Result<#output, hookery::HookError>);
     let value = &hook.value;
     if hook.is_async {
-        let name_str = name.to_string();
+        // The name the full call's errors give: the spec's table.
+        let hook_name = quote!(<dyn #trait_name as hookery::Spec>::HOOKS[#index].name);
         return quote! {
             #(#docs)*
             ///
@@ -416,7 +417,7 @@ fn relay_method(hook: &Hook) -> TokenStream {
             /// called, not when its future is first polled; its depth is
             /// judged where it is polled.
             pub fn #name(&self, #(#params),*) -> impl ::core::future::Future<Output = #result> {
-                if let ::core::option::Option::Some(call) = self.0.idle_async(#index, #name_str, #collect) {
+                if let ::core::option::Option::Some(call) = self.0.idle_async(#index, #hook_name, #collect) {
                     return hookery::__private::AsyncCall::Idle { call };
                 }
                 let __hookery_snapshot = self.0.snapshot();

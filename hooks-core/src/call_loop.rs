@@ -54,11 +54,11 @@
 //!   its empty result from one atomic load (the hook's idle entry: the
 //!   depth limit, or 0 when the hook has something to do or a change
 //!   awaits publishing), the depth (an async call's at its poll) and the
-//!   tracing level, without taking the snapshot. The entry is read first, since it alone turns away a
-//!   hook with implementations, and lies at a fixed offset in the
-//!   registry (an array, indexed by the relay's constant: no bounds
-//!   check). The rest of the call is out of line so that the check
-//!   inlines alone.
+//!   tracing level, without taking the snapshot. The entry is read
+//!   first, since it alone turns away a hook with implementations, and
+//!   lies at a fixed offset in the registry (an array, indexed by the
+//!   relay's constant: no bounds check). The rest of the call is out of
+//!   line so that the check inlines alone.
 //! - **The async relay is a plain `fn`**: it decides idle or not when the
 //!   call is made and returns `AsyncCall`, whose idle answer (the depth
 //!   compared with the limit, then the empty result) inlines into the

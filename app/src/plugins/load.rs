@@ -81,7 +81,15 @@ pub fn load(
             continue;
         }
         let table = tables.0.get(&candidate.name).cloned().unwrap_or_default();
-        let export = open(&candidate, &dir, &build_dir, &table);
+        // One plugin's load failing in any way fails that plugin only, as a
+        // reload's does (it runs on a task of its own).
+        let export = std::panic::catch_unwind(|| open(&candidate, &dir, &build_dir, &table))
+            .unwrap_or_else(|panic| {
+                let why = (panic.downcast_ref::<String>().map(String::as_str))
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("no message");
+                Err(format!("its load panicked: {why}"))
+            });
         kinds.insert(candidate.name.clone(), kind);
         exports.insert(candidate.name, (source, export));
     }

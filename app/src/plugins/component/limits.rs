@@ -173,7 +173,7 @@ const MAX_WARM: usize = 64;
 ///
 /// A `sandbox` table with an unknown key or a wrong type, a limit of 0, or
 /// a host that is not a bare `host` or `host:port`.
-pub fn split(table: &Value) -> Result<(Limits, Value), String> {
+pub fn split(table: &Value, plugin: &str) -> Result<(Limits, Value), String> {
     let mut config = table.clone();
     let sandbox = config
         .as_object_mut()
@@ -183,22 +183,22 @@ pub fn split(table: &Value) -> Result<(Limits, Value), String> {
         Limits::default()
     } else {
         serde_json::from_value::<Limits>(sandbox)
-            .map_err(|e| format!("[plugins.<name>.{KEY}]: {e}"))?
+            .map_err(|e| format!("[plugins.{plugin}.{KEY}]: {e}"))?
     };
     if limits.warm_instances > MAX_WARM {
         return Err(format!(
-            "[plugins.<name>.{KEY}]: warm_instances is {}, at most {MAX_WARM}",
+            "[plugins.{plugin}.{KEY}]: warm_instances is {}, at most {MAX_WARM}",
             limits.warm_instances
         ));
     }
     if limits.time_limit_ms == 0 || limits.memory_mib == 0 {
         return Err(format!(
-            "[plugins.<name>.{KEY}]: time_limit_ms and memory_mib must be above 0"
+            "[plugins.{plugin}.{KEY}]: time_limit_ms and memory_mib must be above 0"
         ));
     }
     if let Some(bad) = limits.hosts.iter().find(|h| !super::outbound::is_host(h)) {
         return Err(format!(
-            "[plugins.<name>.{KEY}] hosts: {bad:?} is not a host or host:port \
+            "[plugins.{plugin}.{KEY}] hosts: {bad:?} is not a host or host:port \
              (no scheme, path or user)"
         ));
     }
@@ -215,8 +215,11 @@ mod tests {
 
     #[test]
     fn limits_come_out_of_the_table_and_the_rest_is_the_config() {
-        let (limits, config) =
-            split(&json!({"token": "t", "sandbox": {"time_limit_ms": 50}})).unwrap();
+        let (limits, config) = split(
+            &json!({"token": "t", "sandbox": {"time_limit_ms": 50}}),
+            "p",
+        )
+        .unwrap();
         assert_eq!(
             limits,
             Limits {
@@ -225,20 +228,33 @@ mod tests {
             }
         );
         assert_eq!(config, json!({"token": "t"}));
-        assert_eq!(split(&Value::Null).unwrap(), (Limits::default(), json!({})));
+        assert_eq!(
+            split(&Value::Null, "p").unwrap(),
+            (Limits::default(), json!({}))
+        );
     }
 
     #[test]
     fn a_wrong_limit_is_refused() {
-        let err = split(&json!({"sandbox": {"time_limit": 50}})).unwrap_err();
+        let err = split(&json!({"sandbox": {"time_limit": 50}}), "p").unwrap_err();
         assert!(err.contains("unknown field `time_limit`"), "{err}");
-        assert!(split(&json!({"sandbox": {"memory_mib": 0}})).is_err());
-        let (limits, _) = split(&json!({"sandbox": {"warm_instances": 0}})).unwrap();
+        assert!(
+            err.starts_with("[plugins.p.sandbox]: "),
+            "names the table: {err}"
+        );
+        assert!(split(&json!({"sandbox": {"memory_mib": 0}}), "p").is_err());
+        let (limits, _) = split(&json!({"sandbox": {"warm_instances": 0}}), "p").unwrap();
         assert_eq!(limits.warm_instances, 0, "0 is allowed: no pool");
-        let typo = split(&json!({"sandbox": {"warm_instances": 100_000_000_000_u64}}));
+        let typo = split(
+            &json!({"sandbox": {"warm_instances": 100_000_000_000_u64}}),
+            "p",
+        );
         assert!(typo.unwrap_err().contains("at most 64"));
-        let (limits, _) =
-            split(&json!({"sandbox": {"hosts": ["127.0.0.1:8080", "example.com"]}})).unwrap();
+        let (limits, _) = split(
+            &json!({"sandbox": {"hosts": ["127.0.0.1:8080", "example.com"]}}),
+            "p",
+        )
+        .unwrap();
         assert_eq!(limits.hosts, ["127.0.0.1:8080", "example.com"]);
         for bad in [
             "http://example.com",
@@ -246,7 +262,7 @@ mod tests {
             "u@example.com",
             "",
         ] {
-            let err = split(&json!({"sandbox": {"hosts": [bad]}})).unwrap_err();
+            let err = split(&json!({"sandbox": {"hosts": [bad]}}), "p").unwrap_err();
             assert!(err.contains("is not a host or host:port"), "{bad}: {err}");
         }
     }

@@ -53,7 +53,7 @@ pub fn load(
                 .map_err(|e| format!("the component runtime cannot start: {e:#}"))
         })
         .clone()?;
-    let (limits, config) = limits::split(table)?;
+    let (limits, config) = limits::split(table, name)?;
     let name: &'static str = Box::leak(name.to_owned().into_boxed_str());
     let (loaded, manifest) = runtime.load(path, name, limits, &config)?;
     let requires = manifest.requires.clone();

@@ -122,9 +122,19 @@ impl Config {
         Ok(config)
     }
 
-    /// The database URL: the configured one, or SQLite in the data directory.
+    /// The database URL: the configured one, or SQLite in the data
+    /// directory. A SQLite file is created if missing, as the default one
+    /// is, unless the URL says otherwise (`mode=`).
     pub fn database_url(&self) -> String {
         match &self.database_url {
+            Some(url) if url.starts_with("sqlite:") => {
+                let query = url.split_once('?').map(|(_, query)| query);
+                match query {
+                    Some(q) if q.split('&').any(|p| p.starts_with("mode=")) => url.clone(),
+                    Some(_) => format!("{url}&mode=rwc"),
+                    None => format!("{url}?mode=rwc"),
+                }
+            }
             Some(url) => url.clone(),
             None => format!(
                 "sqlite://{}?mode=rwc",

@@ -26,6 +26,12 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     }
     let path = config.data_dir.join("admin-token");
     if let Ok(token) = std::fs::read_to_string(&path) {
+        anyhow::ensure!(
+            !token.trim().is_empty(),
+            "the admin token file {} is empty: delete it to have a new token generated, \
+             or set APP_ADMIN_TOKEN",
+            path.display()
+        );
         return Ok(token.trim().to_owned());
     }
     let mut bytes = [0u8; 24];

@@ -259,9 +259,10 @@ async fn deliveries(command: DeliveriesCommand) -> anyhow::Result<()> {
                 println!("{} of {}", rows.len(), page["total"]);
             })
         }
-        DeliveriesCommand::Retry { id } => admin::retry(&mut conn, id)
-            .await
-            .map(|d| println!("delivery {id} is pending again ({})", d["event"])),
+        DeliveriesCommand::Retry { id } => admin::retry(&mut conn, id).await.map(|d| {
+            let event = d["event"].as_str().unwrap_or("?");
+            println!("delivery {id} is pending again ({event})");
+        }),
     };
     drop(conn);
     db.close().await;

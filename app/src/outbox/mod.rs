@@ -73,8 +73,29 @@ pub struct DeliveriesConfig {
     /// How long delivered events are kept, in seconds.
     pub retention_s: u64,
     /// Per-plugin overrides.
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "plugin_tables")]
     pub plugins: HashMap<String, PluginDeliveries>,
+}
+
+/// The `[deliveries.<plugin>]` tables. Any other key of `[deliveries]` is a
+/// misspelt one of its own: named as such, where serde would say only that
+/// it is not a plugin's table.
+fn plugin_tables<'de, D: serde::Deserializer<'de>>(
+    tables: D,
+) -> Result<HashMap<String, PluginDeliveries>, D::Error> {
+    use serde::de::Error;
+    HashMap::<String, toml::Value>::deserialize(tables)?
+        .into_iter()
+        .map(|(key, value)| match value {
+            toml::Value::Table(_) => PluginDeliveries::deserialize(value)
+                .map(|table| (key.clone(), table))
+                .map_err(|e| D::Error::custom(format!("[deliveries.{key}]: {}", e.message()))),
+            _ => Err(D::Error::custom(format!(
+                "unknown key `{key}` in [deliveries] (a plugin's own settings are a table, \
+                 [deliveries.<plugin>])"
+            ))),
+        })
+        .collect()
 }
 
 /// The largest `[deliveries] batch`: a batch's settle binds 12 parameters

@@ -361,8 +361,9 @@ impl AppHooks for Tokens {
 }
 
 /// Takes part in authorization: forbids spaces named `forbidden-*` (which
-/// the default policy allows) and lets user 1 delete `deletable-*` users
-/// (which it does not); no opinion otherwise.
+/// the default policy allows), lets user 1 delete `deletable-*` users
+/// (which it does not) and hides `hidden-*` users from everyone but the
+/// admin when they are to be changed or deleted; no opinion otherwise.
 pub struct Gate;
 
 #[hookimpl]
@@ -404,6 +405,11 @@ impl AppHooks for Gate {
                 if check.user_id() == Some(1) && user.username.starts_with("deletable-") =>
             {
                 Some(Decision::Allow)
+            }
+            (Action::UpdateUser | Action::DeleteUser, Resource::User(user))
+                if user.username.starts_with("hidden-") && !check.is_admin() =>
+            {
+                Some(Decision::Hide)
             }
             (Action::Plugin("gate.peek"), Resource::Plugin { id: Some(1), .. })
                 if check.user_id() == Some(1) =>

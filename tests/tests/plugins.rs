@@ -22,6 +22,7 @@ e2e! {
 
     fn whoami_needs_a_recognised_token(backend) {
         let app = TestApp::start(backend);
+        assert_eq!(id(&app.create_user("user-1")), 1, "the user of USER's token");
         expect_error(401, "unauthorized", app.get("/plugins/recorder/whoami", None));
         expect_error(401, "unauthorized", app.get("/plugins/recorder/whoami", Some("wrong")));
         let admin = expect(200, app.get("/plugins/recorder/whoami", ADMIN));
@@ -99,6 +100,7 @@ e2e! {
 
     fn admin_endpoint_needs_an_admin(backend) {
         let app = TestApp::start(backend);
+        assert_eq!(id(&app.create_user("user-1")), 1, "the user of USER's token");
         expect_error(401, "unauthorized", app.get("/api/admin/plugins", None));
         expect_error(403, "forbidden", app.get("/api/admin/plugins", USER));
         // The same identity may use the ordinary API.
@@ -138,23 +140,26 @@ fn plugins_list_prints_the_plugins_without_serving() {
 e2e! {
     fn a_plugin_handler_acts_through_the_services_in_its_unit_of_work(backend) {
         let app = TestApp::start(backend);
+        let one = id(&app.create_user("user-1"));
+        assert_eq!(one, 1, "the user of USER's token");
+        let events = app.events().len();
         let body = json!({"username": "via-plugin", "email": "vp@example.org"});
         // The handler acts as its caller, with the caller's rights: user-1
         // may not create users, so it may not through the route either.
         let refused = expect_error(403, "forbidden", app.post("/plugins/recorder/users", USER, body.clone()));
         assert_eq!(refused["action"], "user.create");
-        assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 0);
+        assert_eq!(app.db.count("SELECT COUNT(*) FROM users"), 1);
         let created = expect(201, app.post("/plugins/recorder/users", ADMIN, body.clone()));
         assert_eq!(created["username"], "via-plugin");
-        assert_eq!(app.event_keys(0), [key("recorder", "on_user_created", id(&created)), key("second", "on_user_created", id(&created))]);
+        assert_eq!(app.event_keys(events), [key("recorder", "on_user_created", id(&created)), key("second", "on_user_created", id(&created))]);
         assert!(app.events().iter().all(|e| e["actor"] == "admin"));
 
         // A handler that fails after writing leaves nothing.
         let other = json!({"username": "rolled-back", "email": "rb@example.org"});
         let error = expect_error(409, "conflict", app.post("/plugins/recorder/users?fail=1", ADMIN, other));
         assert!(error["created"].is_i64(), "{error}");
-        assert_eq!(app.db.column("SELECT username FROM users"), ["via-plugin"]);
-        assert_eq!(app.events().len(), 2);
+        assert_eq!(app.db.column("SELECT username FROM users ORDER BY id"), ["user-1", "via-plugin"]);
+        assert_eq!(app.events().len(), events + 2);
         // Errors from the services come through as they are.
         let error = expect_error(409, "conflict", app.post(
             "/plugins/recorder/users",

@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock};
 use bytes::Bytes;
 use futures::FutureExt;
 use hookspecs::host::{Guard, RequestParts, RouteDef};
-use hookspecs::{ApiError, Identity, Method, Page, Reply};
+use hookspecs::{ApiError, HookContext, Identity, Method, Page, Reply};
 use serde_json::{Value, json};
 
 use super::router::PathMatch;
@@ -99,7 +99,19 @@ async fn respond(
         query: parsed_query(head.query),
         body: body.map(Arc::new),
     };
-    let reply = operate(state, route, parts, identity).await?;
+    let anonymous = identity.is_none();
+    let reply = operate(state, route, parts, identity)
+        .await
+        .map_err(|error| {
+            // The policy's refusal (it names the action) of a caller with
+            // no credential: 401, as on a route that asks for one, so that
+            // the client knows to sign in. Other refusals stand.
+            if anonymous && error.status == 403 && error.details.contains_key("action") {
+                ApiError::unauthorized()
+            } else {
+                error
+            }
+        })?;
     let mut headers = Vec::new();
     if let Some(next) = reply.next {
         headers.push(("link", next_link(head, next)));
@@ -140,9 +152,28 @@ async fn identify(
 async fn authenticate(state: &State, token: &str) -> Result<Option<Identity>, ApiError> {
     let uow = state.db.begin(false);
     let ctx = state.app_context(uow.clone());
-    let outcome = state.hooks.hook().authenticate(token, &ctx).await;
-    let answer = uow.finish(outcome.map_err(ApiError::from)).await?;
-    Ok(answer.map(|answer| answer.value))
+    let outcome = recognise(state, token, &ctx).await;
+    uow.finish(outcome).await
+}
+
+/// The first plugin's answer for `token`, unless it names a user who no
+/// longer exists: whichever plugin recognised it, such a credential is no
+/// credential (401).
+async fn recognise(
+    state: &State,
+    token: &str,
+    ctx: &HookContext,
+) -> Result<Option<Identity>, ApiError> {
+    let Some(answer) = state.hooks.hook().authenticate(token, ctx).await? else {
+        return Ok(None);
+    };
+    if let Some(id) = answer.value.user_id {
+        match state.services.get_user(ctx, id).await {
+            Err(gone) if gone.status == 404 => return Ok(None),
+            found => drop(found?),
+        }
+    }
+    Ok(Some(answer.value))
 }
 
 /// The token of an `Authorization: Bearer <token>` header; the scheme is

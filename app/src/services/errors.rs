@@ -39,8 +39,10 @@ pub(super) fn deleted_one(
     Ok(())
 }
 
-pub(super) fn forbidden() -> ApiError {
-    ApiError::forbidden("not allowed")
+/// What `authorize`'s `Hide` gives where no id is at stake (a list, a
+/// creation): the 404 of something that is not there.
+pub(super) fn hidden_resource() -> ApiError {
+    ApiError::new(404, "not_found", "no such resource")
 }
 
 pub(super) fn no_parent(id: i64) -> ApiError {

@@ -53,8 +53,8 @@ impl Services for AppServices {
         action: Action,
         resource: Resource,
     ) -> Result<(), ApiError> {
-        let hidden = || ApiError::new(404, "not_found", "no such resource");
-        self.allow(ctx, action, resource, hidden).await
+        self.allow(ctx, action, resource, errors::hidden_resource)
+            .await
     }
 
     async fn create_user(&self, ctx: &HookContext, new: NewUser) -> Result<User, ApiError> {

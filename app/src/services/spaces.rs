@@ -57,7 +57,7 @@ pub(super) async fn create_space(
     let parent = new.parent_id;
     // A parent the caller may not see is answered like one that does
     // not exist.
-    let hidden = || no_parent(parent.unwrap_or_default());
+    let hidden = || parent.map_or_else(hidden_resource, no_parent);
     s.allow(
         ctx,
         Action::CreateSpace,
@@ -159,7 +159,9 @@ pub(super) async fn update_space(
         after.name = name;
     }
     if let Some(parent) = patch.parent_id {
-        if let Some(parent) = parent {
+        // Naming the parent it has is no move: a client may send back what
+        // it read, and may not be able to see that parent.
+        if let Some(parent) = parent.filter(|p| Some(*p) != before.parent_id) {
             // Moving a space under another is creating a sub-space there.
             let moved = NewSpace {
                 name: after.name.clone(),

@@ -15,7 +15,7 @@ pub(super) async fn create_user(
     ctx: &HookContext,
     new: NewUser,
 ) -> Result<User, ApiError> {
-    s.allow(ctx, Action::CreateUser, Resource::Users, forbidden)
+    s.allow(ctx, Action::CreateUser, Resource::Users, hidden_resource)
         .await?;
     check_username(&new.username)?;
     check_email(&new.email)?;
@@ -61,7 +61,7 @@ pub(super) async fn list_users(
     ctx: &HookContext,
     page: Page,
 ) -> Result<Vec<User>, ApiError> {
-    s.allow(ctx, Action::ListUsers, Resource::Users, forbidden)
+    s.allow(ctx, Action::ListUsers, Resource::Users, hidden_resource)
         .await?;
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id > $1 ORDER BY id LIMIT $2");
     let shown = |found| s.reveal_user(ctx, found);
@@ -79,7 +79,7 @@ pub(super) async fn update_user(
         ctx,
         Action::UpdateUser,
         Resource::User(before.clone()),
-        forbidden,
+        || ApiError::not_found("user", id),
     )
     .await?;
     let mut after = before.clone();
@@ -127,7 +127,7 @@ pub(super) async fn delete_user(
         ctx,
         Action::DeleteUser,
         Resource::User(gone.clone()),
-        forbidden,
+        || ApiError::not_found("user", id),
     )
     .await?;
     // One at a time, asking again each time: a hook of one removal may

@@ -452,11 +452,13 @@ e2e! {
     fn a_removed_plugin_no_longer_holds_back_the_pruning_of_the_log(backend) {
         // webhooks and `after` both read the log; then webhooks is removed.
         // Its cursor, stuck where it left, would keep every later event;
-        // unseen for longer than the retention, it is forgotten, and the
-        // events the remaining plugin has handled are pruned.
+        // kept by no instance for longer than the retention (the instance
+        // that had it kept it for two of its passes, a second each), it is
+        // forgotten, and the events the remaining plugin has handled are
+        // pruned.
         let db = Arc::new(TestDb::create(backend));
         let receiver = Receiver::start();
-        let with = options(&db, &receiver, "").env(AFTER_COMMIT_ENV, "1");
+        let with = options(&db, &receiver, "retention_s = 1").env(AFTER_COMMIT_ENV, "1");
         let before = TestApp::start_on(db.clone(), &with);
         before.create_user("old");
         wait_until("the old event delivered to both", || {

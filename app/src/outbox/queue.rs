@@ -272,9 +272,12 @@ impl Queue {
         (claimed, self.outcome(claimed).await)
     }
 
-    /// One event's outcome: attempted if the plugin implements its hook.
+    /// One event's outcome: attempted if the plugin implements its hook
+    /// and the event is not from before the plugin came.
     async fn outcome(&self, claimed: &Claimed) -> Outcome {
-        if !Change::kind_of(&claimed.name).is_some_and(|k| self.hooks.contains(k.after_hook)) {
+        let wanted =
+            Change::kind_of(&claimed.name).is_some_and(|k| self.hooks.contains(k.after_hook));
+        if !wanted || claimed.past {
             return Outcome::Skipped;
         }
         match self.attempt(claimed).await {
@@ -477,6 +480,8 @@ struct Claimed {
     parked: Option<i64>,
     /// Attempts made before this one.
     attempts: i64,
+    /// Committed before the plugin came (see `claim_sql`): skipped.
+    past: bool,
     key: String,
     name: String,
     change: String,
@@ -493,6 +498,7 @@ fn claimed_row(row: &AnyRow, parked: bool) -> Result<Claimed, ApiError> {
             None
         },
         attempts: if parked { row.try_get("attempts")? } else { 0 },
+        past: row.try_get::<i64, _>("past")? == 1,
         key: row.try_get("event_key")?,
         name: row.try_get("event_name")?,
         change: row.try_get("change")?,
@@ -503,7 +509,8 @@ fn claimed_row(row: &AnyRow, parked: bool) -> Result<Claimed, ApiError> {
 /// How one claimed event went.
 enum Outcome {
     Delivered,
-    /// Not attempted: the plugin does not implement its hook.
+    /// Not attempted: the plugin does not implement its hook, or the
+    /// event is from before the plugin came.
     Skipped,
     /// Failed: why, and whether it is dead at once (fatal).
     Failed(String, bool),

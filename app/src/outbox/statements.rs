@@ -32,20 +32,39 @@ const OLDEST_RUNNING: &str = "COALESCE(\
 
 /// A plugin's cursor (`$1` the plugin) at the head of the log, unless it
 /// has one: PostgreSQL, just below the oldest running transaction (every
-/// event below it is past, any event at or above it is to come); SQLite,
-/// after the last event. Either way its `seen_ms` is set to `$2` (now).
+/// event below it is past), with the statement's snapshot as its `born`
+/// (of the events at or above it, those the snapshot sees are past too);
+/// SQLite, after the last event. Either way its `kept_ms` is raised to `$2`
+/// (see [`KEEP`]).
 pub(super) fn head_sql(dialect: Dialect) -> String {
     match dialect {
         Dialect::Postgres => format!(
-            "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
-             VALUES ($1, {OLDEST_RUNNING} - 1, 9223372036854775807, $2) \
-             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
+            "INSERT INTO outbox_cursors (plugin, txid, event_id, kept_ms, born) \
+             VALUES ($1, {OLDEST_RUNNING} - 1, 9223372036854775807, $2, \
+                 pg_current_snapshot()::text) \
+             ON CONFLICT (plugin) DO UPDATE SET {KEEP}"
         ),
-        Dialect::Sqlite => "INSERT INTO outbox_cursors (plugin, txid, event_id, seen_ms) \
+        Dialect::Sqlite => format!(
+            "INSERT INTO outbox_cursors (plugin, txid, event_id, kept_ms) \
              VALUES ($1, 0, (SELECT COALESCE(MAX(id), 0) FROM outbox_events), $2) \
-             ON CONFLICT (plugin) DO UPDATE SET seen_ms = excluded.seen_ms"
-            .to_owned(),
+             ON CONFLICT (plugin) DO UPDATE SET {KEEP}"
+        ),
     }
+}
+
+/// A cursor's `kept_ms` raised to `$2`, never lowered: the promise of the
+/// instance that marks least often stands until it runs out.
+const KEEP: &str = "kept_ms = CASE WHEN outbox_cursors.kept_ms < $2 THEN $2 \
+                    ELSE outbox_cursors.kept_ms END";
+
+/// The plugins' cursors (`$2`, `$3`, ...: `plugins` of them) kept until at
+/// least `$1`.
+pub(super) fn mark_sql(plugins: usize) -> String {
+    let marks: Vec<String> = (0..plugins).map(|i| format!("${}", i + 2)).collect();
+    format!(
+        "UPDATE outbox_cursors SET kept_ms = $1 WHERE kept_ms < $1 AND plugin IN ({})",
+        marks.join(", ")
+    )
 }
 
 /// Where `cursor`'s next events are in the log `e`, and the log's order:
@@ -121,10 +140,14 @@ const EVENT_COLUMNS: &str = "e.id AS event_id, e.txid, e.event_key, e.event_name
 /// retries' rows are locked too and checked again once locked (so a retry
 /// that another instance settled as this statement began is seen settled,
 /// not sent again; those not due are not locked), and the lease is taken
-/// in the same statement if there is anything to deliver.
-/// SQLite takes no lease: the one process delivers, one task per plugin.
+/// in the same statement if there is anything to deliver. An event of the
+/// log is `past` (1) if the cursor's `born` snapshot sees it: committed
+/// before the plugin came, though after the cursor in the log's order
+/// ([`head_sql`]).
+/// SQLite takes no lease: the one process delivers, one task per plugin;
+/// nothing is past.
 pub(super) fn claim_sql(dialect: Dialect, ordered: bool) -> String {
-    let (free, lock_due, below_running, lease) = match dialect {
+    let (free, lock_due, below_running, lease, past) = match dialect {
         Dialect::Postgres => (
             "AND (lease_until_ms <= $2 OR lease_owner = $4) \
              AND xmin = (SELECT xmin FROM outbox_cursors WHERE plugin = $1) \
@@ -134,8 +157,11 @@ pub(super) fn claim_sql(dialect: Dialect, ordered: bool) -> String {
             ", leased AS (UPDATE outbox_cursors SET lease_owner = $4, lease_until_ms = $5 \
              WHERE plugin = (SELECT plugin FROM claimable) \
              AND (EXISTS (SELECT 1 FROM due) OR EXISTS (SELECT 1 FROM fresh)))",
+            "CAST(CASE WHEN pg_visible_in_snapshot(e.txid::text::xid8, \
+                 (SELECT born::pg_snapshot FROM outbox_cursors WHERE plugin = $1)) \
+             THEN 1 ELSE 0 END AS BIGINT)",
         ),
-        Dialect::Sqlite => ("", "", String::new(), ""),
+        Dialect::Sqlite => ("", "", String::new(), "", "0"),
     };
     // Ordered: no retry overtakes an earlier parked event, no event of the
     // log any parked one.
@@ -170,10 +196,11 @@ pub(super) fn claim_sql(dialect: Dialect, ordered: bool) -> String {
              AND d.id IN \
                  (SELECT p.id FROM parked p WHERE p.next_attempt_ms <= $2 {in_order}) \
              {lock_due}), \
-         fresh AS (SELECT {EVENT_COLUMNS} FROM outbox_events e WHERE {after} \
+         fresh AS (SELECT {EVENT_COLUMNS}, {past} AS past FROM outbox_events e WHERE {after} \
              {below_running} {none_parked} ORDER BY {order} LIMIT $3){lease} \
-         SELECT CAST(1 AS BIGINT) AS retry, id, attempts, {CLAIMED} FROM due \
-         UNION ALL SELECT 0, NULL, 0, {CLAIMED} FROM fresh \
+         SELECT CAST(1 AS BIGINT) AS retry, id, attempts, CAST(0 AS BIGINT) AS past, \
+             {CLAIMED} FROM due \
+         UNION ALL SELECT 0, NULL, 0, past, {CLAIMED} FROM fresh \
          ORDER BY retry DESC, txid, event_id"
     )
 }

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::queue::Queue;
 use super::races::bookkeeping;
-use super::statements::head_sql;
+use super::statements::{head_sql, mark_sql};
 use super::{DeliveriesConfig, now_ms};
 use crate::db::Dialect;
 use crate::state::State;
@@ -59,8 +59,11 @@ impl Deliverer {
         let owner = hookspecs::new_secret("instance_")?;
         let mut tasks = Vec::new();
         let names: Vec<&'static str> = plugins.keys().copied().collect();
+        let retention = Duration::from_secs(config.retention_s);
         for (plugin, hooks) in plugins {
-            start_at_head(&state, plugin).await.map_err(failed)?;
+            start_at_head(&state, plugin, kept_until(retention))
+                .await
+                .map_err(failed)?;
             let queue = Queue::new(state.clone(), plugin, hooks, &config, owner.clone(), lease);
             let policy = queue.policy();
             tracing::info!(
@@ -74,11 +77,7 @@ impl Deliverer {
             );
             tasks.push(tokio::spawn(queue.run()));
         }
-        tasks.push(tokio::spawn(prune_forever(
-            state.clone(),
-            Duration::from_secs(config.retention_s),
-            names,
-        )));
+        tasks.push(tokio::spawn(prune_forever(state.clone(), retention, names)));
         Ok(Deliverer {
             tasks,
             state,
@@ -116,10 +115,11 @@ async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
 
 /// Gives `plugin` a cursor if it has none: at the head of the log, so a
 /// plugin added later gets the events recorded from now on, not the past
-/// ([`head_sql`]). Either way the cursor is marked seen (see [`prune`]).
-async fn start_at_head(state: &State, plugin: &str) -> Result<(), ApiError> {
+/// ([`head_sql`]). Either way the cursor is kept until at least `kept`
+/// (see [`prune`]).
+async fn start_at_head(state: &State, plugin: &str, kept: i64) -> Result<(), ApiError> {
     let sql = head_sql(state.db.dialect());
-    bookkeeping_statement(state, || sqlx::query(&sql).bind(plugin).bind(now_ms())).await
+    bookkeeping_statement(state, || sqlx::query(&sql).bind(plugin).bind(kept)).await
 }
 
 /// [`bookkeeping`] of one statement, which `query` writes with its
@@ -154,49 +154,53 @@ fn after_commit_plugins(
     plugins
 }
 
+/// How often an instance prunes: every minute, or every `retention` if
+/// shorter (at least every second).
+fn pass_every(retention: Duration) -> Duration {
+    retention.clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// Until when this instance promises to mark its plugins' cursors again:
+/// three of its passes from now, so that one pass that fails (or runs
+/// long) breaks no promise.
+fn kept_until(retention: Duration) -> i64 {
+    now_ms() + 3 * pass_every(retention).as_millis() as i64
+}
+
 /// Every minute (or every `retention`, if shorter), a pruning pass.
 async fn prune_forever(state: Arc<State>, retention: Duration, loaded: Vec<&'static str>) {
-    let every = retention.clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let every = pass_every(retention);
     loop {
         tokio::time::sleep(every).await;
-        if let Err(error) = prune(&state, retention, every, &loaded).await {
+        if let Err(error) = prune(&state, retention, &loaded).await {
             tracing::warn!("pruning delivered events failed: {}", error.message);
         }
     }
 }
 
-/// One pruning pass: marks the cursors of the plugins `loaded` here as
-/// seen; forgets the cursors of plugins no instance has marked for longer
-/// than `retention` (and two passes, `every` apart: a live instance's marks
-/// are never that old), which would otherwise hold back the pruning of
-/// every later event for ever; deletes delivered deliveries older than
-/// `retention`, and events older than it that every cursor has passed and
-/// that have no delivery left.
-async fn prune(
-    state: &State,
-    retention: Duration,
-    every: Duration,
-    loaded: &[&str],
-) -> Result<(), ApiError> {
-    let now = now_ms();
-    let before = now - retention.as_millis() as i64;
-    let unseen = before - 2 * every.as_millis() as i64;
-    let marks = (0..loaded.len())
-        .map(|i| format!("${}", i + 2))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mark = format!("UPDATE outbox_cursors SET seen_ms = $1 WHERE plugin IN ({marks})");
-    let mark = &mark;
+/// One pruning pass: keeps the cursors of the plugins `loaded` here until
+/// three passes from now (the instance's promise to mark them again), in
+/// a statement of its own, which no failure of the rest undoes; forgets
+/// the cursors whose every promise ran out longer than `retention` ago (an
+/// instance's own retention, and so its passes, may differ from
+/// another's: a live instance's promise never runs out), which would
+/// otherwise hold back the pruning of every later event for ever; deletes
+/// delivered deliveries older than `retention`, and events older than it
+/// that every cursor has passed and that have no delivery left.
+async fn prune(state: &State, retention: Duration, loaded: &[&str]) -> Result<(), ApiError> {
+    if !loaded.is_empty() {
+        let (mark, kept) = (mark_sql(loaded.len()), kept_until(retention));
+        bookkeeping_statement(state, || {
+            let query = sqlx::query(&mark).bind(kept);
+            loaded.iter().fold(query, |q, plugin| q.bind(*plugin))
+        })
+        .await?;
+    }
+    let before = now_ms() - retention.as_millis() as i64;
     bookkeeping(state, |ctx| async move {
         let mut db = ctx.db().await?;
-        if !loaded.is_empty() {
-            let query = loaded
-                .iter()
-                .fold(sqlx::query(mark).bind(now), |q, plugin| q.bind(*plugin));
-            query.execute(&mut *db).await?;
-        }
         let deletes = [
-            ("DELETE FROM outbox_cursors WHERE seen_ms < $1", unseen),
+            ("DELETE FROM outbox_cursors WHERE kept_ms < $1", before),
             (
                 "DELETE FROM outbox_deliveries WHERE status = 'delivered' AND done_ms < $1",
                 before,

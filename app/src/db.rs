@@ -380,24 +380,73 @@ impl Db {
     }
 }
 
-/// The first table `sql` creates whose name lacks `prefix`, if any.
+/// The first table `sql` creates whose name lacks `prefix`, if any: `CREATE
+/// [TEMP | TEMPORARY | VIRTUAL | UNLOGGED | ...] TABLE [IF NOT EXISTS]
+/// name`, read past comments and string literals (a native plugin is
+/// trusted code: this catches a mistake, it is not a sandbox).
 fn foreign_table(sql: &str, prefix: &str) -> Option<String> {
-    let words: Vec<String> = sql
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ';')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.trim_matches('"').to_ascii_lowercase())
-        .collect();
-    words.windows(2).enumerate().find_map(|(i, pair)| {
-        if pair[0] != "create" || pair[1] != "table" {
+    const MODIFIERS: [&str; 6] = [
+        "temp",
+        "temporary",
+        "virtual",
+        "unlogged",
+        "global",
+        "local",
+    ];
+    let words = words(sql);
+    words.iter().enumerate().find_map(|(i, word)| {
+        if word != "create" {
             return None;
         }
-        let mut rest = words[i + 2..].iter();
+        let mut rest = words[i + 1..]
+            .iter()
+            .skip_while(|w| MODIFIERS.contains(&w.as_str()));
+        if rest.next()? != "table" {
+            return None;
+        }
         let mut name = rest.next()?;
         if name == "if" {
             name = rest.nth(2)?; // IF NOT EXISTS <name>
         }
         (!name.starts_with(prefix)).then(|| name.clone())
     })
+}
+
+/// `sql`'s words, lowercased and unquoted, without its comments (`--` to
+/// the line's end, `/* ... */`, taken as not nesting: a nested one only
+/// shows more words) and string literals.
+fn words(sql: &str) -> Vec<String> {
+    let mut text = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('-', Some('-')) => {
+                chars.by_ref().find(|&c| c == '\n');
+                text.push(' ');
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut star = false;
+                for c in chars.by_ref() {
+                    if star && c == '/' {
+                        break;
+                    }
+                    star = c == '*';
+                }
+                text.push(' ');
+            }
+            ('\'', _) => {
+                // '' inside a literal ends it and starts the next: the same.
+                chars.by_ref().find(|&c| c == '\'');
+                text.push(' ');
+            }
+            (c, _) => text.push(c),
+        }
+    }
+    text.split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.trim_matches('"').to_ascii_lowercase())
+        .collect()
 }
 
 /// A URL with its password hidden, for messages.
@@ -614,5 +663,29 @@ mod tests {
         );
         let guarded = "CREATE TABLE IF NOT EXISTS users (x TEXT)";
         assert_eq!(foreign_table(guarded, "plugin_a_"), Some("users".into()));
+        // In other words: a modifier, a comment for a space, a comment or a
+        // string that hides nothing, one that does not hide what follows.
+        for (sql, table) in [
+            (
+                "CREATE VIRTUAL TABLE users_search USING fts5(body)",
+                "users_search",
+            ),
+            ("CREATE/**/TABLE users_archive (x TEXT)", "users_archive"),
+            ("create temporary table if not exists t (x)", "t"),
+            ("CREATE -- a note\n TABLE\n\"Users\" (x TEXT)", "users"),
+            (
+                "INSERT INTO plugin_a_x VALUES ('/*'); CREATE TABLE users (x)",
+                "users",
+            ),
+        ] {
+            assert_eq!(foreign_table(sql, "plugin_a_"), Some(table.into()), "{sql}");
+        }
+        for sql in [
+            "-- CREATE TABLE users (x)\nCREATE TABLE plugin_a_x (x)",
+            "INSERT INTO plugin_a_x VALUES ('create table users')",
+            "CREATE INDEX plugin_a_i ON plugin_a_x (v); /* create table users */",
+        ] {
+            assert_eq!(foreign_table(sql, "plugin_a_"), None, "{sql}");
+        }
     }
 }

@@ -101,11 +101,17 @@ impl Router {
             };
             paths[path][method_index(route.method)] = Some(index);
         }
+        // routerify answers with the first pattern that matches: the most
+        // literal first, so that `/items/new` beats `/items/:id` whatever
+        // order they were added in (as matchit and axum do), and else in
+        // the order added.
+        let mut order: Vec<usize> = (0..patterns.len()).collect();
+        order.sort_by_key(|&path| specificity(patterns[path]));
         let mut builder = routerify_ng::Router::<Infallible>::builder();
-        for (path, pattern) in patterns.iter().enumerate() {
+        for (path, pattern) in order.into_iter().map(|path| (path, patterns[path])) {
             // Every method: the pattern is found whatever the method, and
             // its table of routes per method says 405 or which route.
-            builder = builder.any_method(*pattern, move |req| {
+            builder = builder.any_method(pattern, move |req| {
                 let params = req
                     .params()
                     .iter()
@@ -188,6 +194,17 @@ fn hit(hit: Option<Hit>) -> Response<Full<Bytes>> {
     response
 }
 
+/// A pattern's rank per segment, the lower the more literal: a literal
+/// segment, then a parameter, then a wildcard.
+fn specificity(pattern: &str) -> Vec<u8> {
+    let rank = |segment: &str| match segment.as_bytes().first() {
+        Some(b':') => 1,
+        Some(b'*') => 2,
+        _ => 0,
+    };
+    pattern.split('/').map(rank).collect()
+}
+
 fn method_index(method: Method) -> usize {
     Method::ALL
         .iter()
@@ -221,7 +238,8 @@ mod tests {
         Router::new(vec![
             route(Method::Get, "/health"),
             route(Method::Get, "/items/:id"),
-            // Shadowed by the pattern before it: routerify gives /items/:id.
+            // Added after the pattern that would match it, and found all
+            // the same: the literal path first.
             route(Method::Post, "/items/new"),
             route(Method::Delete, "/health"),
         ])
@@ -233,8 +251,8 @@ mod tests {
         let router = table();
         assert_eq!(
             router.exact.len(),
-            1,
-            "only /health is answered from the table"
+            2,
+            "/health and /items/new are answered from the table"
         );
         let get = hyper::Method::GET;
         for path in ["/health", "/items/new", "/items/7", "/h%65alth", "/nope"] {
@@ -243,8 +261,30 @@ mod tests {
         }
         let health = router.find(&get, &uri("/health")).await.unwrap();
         assert_eq!(health.methods(), [Method::Get, Method::Delete]);
-        let shadowed = router.find(&get, &uri("/items/new")).await.unwrap();
-        assert_eq!(shadowed.params, [("id".to_owned(), "new".to_owned())]);
+        let new = router.find(&get, &uri("/items/new")).await.unwrap();
+        assert_eq!(new.methods(), [Method::Post]);
+        assert_eq!((new.path, new.params), (2, vec![]));
+    }
+
+    #[tokio::test]
+    async fn the_most_literal_pattern_answers_whatever_the_order_added() {
+        let router = Router::new(vec![
+            route(Method::Get, "/a/:x/b"),
+            route(Method::Get, "/a/b/:y"),
+            route(Method::Get, "/f/*"),
+            route(Method::Get, "/f/:name"),
+        ])
+        .unwrap();
+        let get = hyper::Method::GET;
+        let both = router.find(&get, &uri("/a/b/b")).await.unwrap();
+        assert_eq!(
+            (both.path, both.params),
+            (1, vec![("y".into(), "b".into())])
+        );
+        let one = router.find(&get, &uri("/a/c/b")).await.unwrap();
+        assert_eq!((one.path, one.params), (0, vec![("x".into(), "c".into())]));
+        assert_eq!(router.find(&get, &uri("/f/x")).await.unwrap().path, 3);
+        assert_eq!(router.find(&get, &uri("/f/x/y")).await.unwrap().path, 2);
     }
 
     #[tokio::test]
@@ -258,9 +298,9 @@ mod tests {
             purge,
         ] {
             // Through routerify (a parameter) and from the table.
-            let item = router.find(&method, &uri("/items/new?x=1")).await;
+            let item = router.find(&method, &uri("/items/7?x=1")).await;
             let item = item.expect("found whatever the method");
-            assert_eq!((item.path, &item.params[0].1[..]), (1, "new"), "{method}");
+            assert_eq!((item.path, &item.params[0].1[..]), (1, "7"), "{method}");
             assert!(item.route(Method::Put).is_none());
             let health = router.find(&method, &uri("/h%65alth")).await.unwrap();
             assert_eq!(health.path, 0, "{method}");

@@ -429,12 +429,17 @@ pub fn from_json<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner().to_string();
-        // serde names a missing field in its message, not in the path.
-        let field = match (field.as_str(), inner.split('`').nth(1)) {
-            (".", Some(missing)) if inner.starts_with("missing field") => missing.to_owned(),
+        // serde names a missing field in its message; the path is the
+        // object's that lacks it.
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (field.as_str(), missing) {
+            (".", Some(missing)) => missing.to_owned(),
             // Not a JSON object at all (no body, `null`, a number...).
-            (".", _) => "body".to_owned(),
-            _ => field,
+            (".", None) => "body".to_owned(),
+            (object, Some(missing)) => format!("{object}.{missing}"),
+            (_, None) => field,
         };
         ApiError::invalid(&field, format!("{field}: {inner}"))
     })

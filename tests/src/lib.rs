@@ -193,6 +193,149 @@ pub fn shipped_plugins() -> PathBuf {
         .clone()
 }
 
+/// Sets `path`'s permission bits to `mode`.
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The file name of plugin `name`'s library.
+pub fn library_file(name: &str) -> String {
+    let (prefix, suffix) = (std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX);
+    format!("{prefix}app_plugin_{name}{suffix}")
+}
+
+/// Copies plugin `name`'s built library into `folder` (the app takes a
+/// plugin crate's library only from beside its own binary, so a folder of
+/// plugins for `test-app` gets prebuilt ones), owner-writable only.
+pub fn put_library(folder: &Path, name: &str) -> PathBuf {
+    let file = library_file(name);
+    let copy = folder.join(&file);
+    std::fs::copy(app_binary().with_file_name(&file), &copy)
+        .unwrap_or_else(|e| panic!("copying {file}: {e}"));
+    set_mode(&copy, 0o755);
+    copy
+}
+
+/// A fresh folder holding the built libraries of `plugins`.
+pub fn folder_with(plugins: &[&str]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in plugins {
+        put_library(dir.path(), name);
+    }
+    dir
+}
+
+/// `plugins/` in `db`'s folder, holding the webhooks library.
+pub fn webhooks_folder(db: &TestDb) -> PathBuf {
+    let dir = db.dir.path().join("plugins");
+    std::fs::create_dir_all(&dir).expect("a plugin folder");
+    put_library(&dir, "webhooks");
+    dir
+}
+
+/// Plugin `name`'s entry in the admin report.
+pub fn plugin_entry(app: &TestApp, name: &str) -> Value {
+    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
+    let plugins = report["plugins"].as_array().cloned().unwrap_or_default();
+    let entry = plugins.into_iter().find(|p| p["name"] == name);
+    entry.unwrap_or_else(|| panic!("no plugin {name} in {report}"))
+}
+
+/// Plugin `name`'s status in the admin report (`loaded`, `failed: ...`).
+pub fn plugin_status(app: &TestApp, name: &str) -> String {
+    let entry = plugin_entry(app, name);
+    entry["status"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `plugin`'s deliveries, as `status:attempts`, oldest first.
+pub fn deliveries(db: &TestDb, plugin: &str) -> Vec<String> {
+    db.column(&format!(
+        "SELECT status || ':' || attempts FROM outbox_deliveries WHERE plugin = '{plugin}' ORDER BY id"
+    ))
+}
+
+/// How many of `plugin`'s deliveries are done.
+pub fn delivered(db: &TestDb, plugin: &str) -> i64 {
+    db.count(&format!(
+        "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = '{plugin}' AND status = 'delivered'"
+    ))
+}
+
+/// The events' keys in the log's order (commit order).
+pub fn delivery_order(db: &TestDb) -> Vec<String> {
+    db.column("SELECT event_key FROM outbox_events ORDER BY txid, id")
+}
+
+/// The instance id an app logged when its delivery workers started.
+pub fn instance_of(app: &TestApp) -> String {
+    let output = app.proc.output.text();
+    let at = output.find("instance=").expect("the workers' start line") + "instance=".len();
+    output[at..]
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// The component at `path`, with a custom section of its own appended
+/// (named `tag`, holding this process's id and the time): a component
+/// whose compiled code no other test's shares in the cache.
+pub fn unique_component(path: &Path, tag: u8) -> Vec<u8> {
+    let mut component = std::fs::read(path).unwrap();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let payload = format!("{} {}", std::process::id(), stamp.as_nanos());
+    let size = u8::try_from(2 + payload.len()).unwrap();
+    assert!(size < 0x80, "one LEB128 byte");
+    component.extend([0, size, 1, tag]);
+    component.extend(payload.as_bytes());
+    component
+}
+
+/// The app's cache of compiled components (beside the binaries).
+pub fn component_cache() -> PathBuf {
+    app_binary().with_file_name("component-cache")
+}
+
+/// A component's hash as the cache names its entries: SHA-256, in hex.
+pub fn component_hash(component: &[u8]) -> String {
+    use hookspecs::sha2::{Digest, Sha256};
+    Sha256::digest(component)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The entries of the compiled-code cache for `component`'s bytes.
+pub fn cache_entries(component: &[u8]) -> Vec<PathBuf> {
+    let hash = component_hash(component);
+    let Ok(dir) = std::fs::read_dir(component_cache()) else {
+        return Vec::new();
+    };
+    dir.map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&hash))
+        .collect()
+}
+
+/// A connection to the PostgreSQL database at `url` holding a transaction
+/// open, with its id (as a writing transaction has one): what a busy
+/// instance's or a forgotten session's transaction is to the outbox.
+pub async fn open_transaction(url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    let mut conn = sqlx::AnyConnection::connect(url).await.expect("connecting");
+    sqlx::raw_sql("BEGIN")
+        .execute(&mut conn)
+        .await
+        .expect("BEGIN");
+    sqlx::query("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut conn)
+        .await
+        .expect("an id");
+    conn
+}
+
 /// Copies the workspace's sources (not target/, not .git, nothing a run
 /// leaves) into `to`.
 pub fn copy_sources(from: &Path, to: &Path) {

@@ -82,33 +82,6 @@ fn list_line(output: &str, name: &str) -> String {
         .to_owned()
 }
 
-/// The admin report's status of plugin `name`.
-fn report_status(app: &TestApp, name: &str) -> String {
-    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
-    report["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no plugin {name} in {report}"))["status"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// A plugin folder holding prebuilt copies of the built libraries `names`.
-fn folder_with(names: &[&str]) -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    for name in names {
-        let file = format!("libapp_plugin_{name}.so");
-        let copy = dir.path().join(&file);
-        std::fs::copy(app_binary().with_file_name(&file), &copy).unwrap();
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    dir
-}
-
 /// The real app with the shipped plugins and `config`.
 fn shipped(config: &str) -> Options {
     Options::default()
@@ -512,7 +485,7 @@ fn an_invalid_table_of_a_required_plugin_stops_startup_naming_the_key() {
     // The same plugin, well configured and required: greets as told.
     let config = "[plugins]\nrequired = [\"hello_world\"]\n\n[plugins.hello_world]\ngreeting = \"Bonjour, tout le monde\"\n";
     let app = TestApp::start_with(Backend::Sqlite, shipped(config));
-    assert_eq!(report_status(&app, "hello_world"), "loaded");
+    assert_eq!(plugin_status(&app, "hello_world"), "loaded");
     let log = app.proc.output.text();
     assert!(log.contains("Bonjour, tout le monde"), "{log}");
     assert!(!log.contains("Hello, world!"), "{log}");
@@ -528,8 +501,8 @@ fn a_disabled_plugins_table_is_accepted_and_a_required_disabled_plugin_stops_sta
     let config =
         "[plugins]\ndisabled = [\"hello_world\"]\n\n[plugins.hello_world]\ngreting = \"typo\"\n";
     let app = TestApp::start_with(Backend::Sqlite, shipped(config));
-    assert_eq!(report_status(&app, "hello_world"), "disabled");
-    assert_eq!(report_status(&app, "audit_log"), "loaded");
+    assert_eq!(plugin_status(&app, "hello_world"), "disabled");
+    assert_eq!(plugin_status(&app, "audit_log"), "loaded");
     let log = app.proc.output.text();
     assert!(
         !log.contains("invalid configuration") && !log.contains("there is no plugin"),
@@ -614,7 +587,7 @@ fn plugins_list_reports_the_load_and_the_server_its_start() {
         .env("APP_PLUGINS_DIR", dir.path().to_str().unwrap())
         .env("FAULTY_MODE", "startup");
     let app = TestApp::start_with(Backend::Sqlite, options.clone());
-    let served = report_status(&app, "faulty");
+    let served = plugin_status(&app, "faulty");
     assert!(served.starts_with("failed: on_plugins_loaded"), "{served}");
     drop(app);
     let db = TestDb::create(Backend::Sqlite);
@@ -820,16 +793,6 @@ fn deliveries_list_on_a_fresh_database_and_filters_out_of_range() {
     assert!(elsewhere.is_file());
 }
 
-/// A plugin folder with the webhooks library (test-app finds a crate's
-/// library only beside itself, so it gets a prebuilt one).
-fn webhooks_folder(db: &TestDb) -> PathBuf {
-    let dir = db.dir.path().join("plugins");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = "libapp_plugin_webhooks.so";
-    std::fs::copy(app_binary().with_file_name(file), dir.join(file)).unwrap();
-    dir
-}
-
 /// README, "After-commit hooks": a failed delivery "is dead until an admin
 /// retries it (`POST /api/admin/deliveries/:id/retry` or `app deliveries
 /// retry ID`; `app deliveries list --status dead` lists them)"; `app
@@ -1006,7 +969,7 @@ fn without_a_configured_folder_plugins_come_from_plugins_in_the_working_director
     )
     .unwrap();
     let app = TestApp::start_on(db, &Options::default());
-    assert_eq!(report_status(&app, "hello_world"), "loaded");
+    assert_eq!(plugin_status(&app, "hello_world"), "loaded");
     expect(200, app.get("/plugins/hello_world/user", ADMIN));
 }
 

@@ -49,21 +49,6 @@ fn launch(backend: Backend, folder: &Path, config: &str) -> TestApp {
     TestApp::start_with(backend, options)
 }
 
-/// Plugin `name`'s entry in `GET /api/admin/plugins`.
-fn entry(app: &TestApp, name: &str) -> Value {
-    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
-    let plugins = report["plugins"].as_array().cloned().unwrap_or_default();
-    let entry = plugins.into_iter().find(|p| p["name"] == name);
-    entry.unwrap_or_else(|| panic!("no plugin {name} in {report}"))
-}
-
-fn status_of(app: &TestApp, name: &str) -> String {
-    entry(app, name)["status"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// The guest's `POST /plugins/<plugin>/<call>` (`query` or `execute`).
 fn run(app: &TestApp, plugin: &str, call: &str, body: Value) -> Response {
     app.post(&format!("/plugins/{plugin}/{call}"), None, body)
@@ -178,7 +163,7 @@ fn without_a_sandbox_table_a_component_gets_1000_ms_and_64_mib() {
         folder.path(),
         "[plugins.lim]\nnote = \"x\"\n",
     );
-    assert_eq!(status_of(&app, "lim"), "loaded");
+    assert_eq!(plugin_status(&app, "lim"), "loaded");
     let started = Instant::now();
     let error = expect_error(504, "hook_timeout", app.get("/plugins/lim/spin", None));
     let took = started.elapsed();
@@ -291,14 +276,14 @@ fn a_wrong_sandbox_value_fails_its_plugin_only_and_the_bounds_load() {
     }
     let app = launch(Backend::Sqlite, folder.path(), &config);
     for (name, _, why) in bad {
-        let status = status_of(&app, name);
+        let status = plugin_status(&app, name);
         assert!(
             status.starts_with("failed: ") && status.contains("sandbox]") && status.contains(why),
             "{name}: {status}"
         );
     }
     for name in ["maxwarm", "nowarm", "hosts", "plain"] {
-        assert_eq!(status_of(&app, name), "loaded", "{name}");
+        assert_eq!(plugin_status(&app, name), "loaded", "{name}");
         expect(200, app.get(&format!("/plugins/{name}/config"), None));
     }
     app.create_user("alice");
@@ -330,7 +315,7 @@ e2e! {
         use Refusal::*;
         let folder = folder_of(&["sq"]);
         let app = launch(backend, folder.path(), "");
-        assert_eq!(status_of(&app, "sq"), "loaded");
+        assert_eq!(plugin_status(&app, "sq"), "loaded");
         app.create_user("victim");
         expect(200, sql(&app, "sq", "execute", "INSERT INTO plugin_sq_items (id, v) VALUES (1, 'a')", json!([])));
         let tables = |app: &TestApp| match backend {
@@ -606,7 +591,7 @@ fn outbound_http_reaches_a_granted_host_exactly_and_nothing_else() {
     );
     let folder = folder_of(&["out"]);
     let app = launch(Backend::Sqlite, folder.path(), &config);
-    assert_eq!(status_of(&app, "out"), "loaded");
+    assert_eq!(plugin_status(&app, "out"), "loaded");
     app.create_user("ada");
     let line = |i: usize| logged_after(&app, &format!("send {i}: "));
     let not_granted = |host: &str| {
@@ -671,7 +656,7 @@ fn outbound_http_outside_an_after_commit_hook_is_refused_before_a_byte_is_sent()
     );
     let folder = folder_of(&["early"]);
     let app = launch(Backend::Sqlite, folder.path(), &config);
-    assert_eq!(status_of(&app, "early"), "loaded");
+    assert_eq!(plugin_status(&app, "early"), "loaded");
     let only_after =
         "outbound HTTP is allowed only in an after-commit hook (after_*, after_change): ";
     let described = logged_after(&app, "describe send: ");
@@ -753,31 +738,31 @@ fn bad_files_and_a_prefix_name_are_refused_and_the_others_start() {
     write("zero", &old);
     std::fs::create_dir(folder.path().join("app_plugin_dir.wasm")).unwrap();
     let app = launch(Backend::Sqlite, folder.path(), "");
-    let status = status_of(&app, "bare");
+    let status = plugin_status(&app, "bare");
     assert!(
         status.starts_with("failed: not an app plugin: it exports no `app:plugin/guest@"),
         "bare: {status}"
     );
     for name in ["empty", "trailing", "cut"] {
-        let status = status_of(&app, name);
+        let status = plugin_status(&app, name);
         assert!(
             status.starts_with("failed: not a valid WebAssembly component"),
             "{name}: {status}"
         );
     }
-    let status = status_of(&app, "zero");
+    let status = plugin_status(&app, "zero");
     let expected = format!(
         "failed: built for version 0{} of the plugin interface, but the app provides {ours}",
         &ours[1..]
     );
     assert!(status.starts_with(&expected), "{status}");
     for (short, long) in [("good", "good_log"), ("tab", "tab_le")] {
-        let status = status_of(&app, short);
+        let status = plugin_status(&app, short);
         assert!(
             status.starts_with("failed: ") && status.contains(&format!("`{long}`")),
             "{short}: {status}"
         );
-        assert_eq!(status_of(&app, long), "loaded");
+        assert_eq!(plugin_status(&app, long), "loaded");
     }
     app.create_user("alice");
 }
@@ -805,32 +790,12 @@ fn inode(path: &Path) -> u64 {
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn the_cache_is_private_reused_as_is_and_a_writable_entry_is_never_used() {
-    use hookspecs::sha2::{Digest, Sha256};
     use std::os::unix::fs::PermissionsExt;
     // The guest with a custom section of its own: an entry no other test
     // shares.
-    let mut component = std::fs::read(edges()).unwrap();
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let payload = format!("claims cache {} {}", std::process::id(), stamp.as_nanos());
-    let size = u8::try_from(2 + payload.len()).unwrap();
-    assert!(size < 0x80);
-    component.extend([0, size, 1, b'c']);
-    component.extend(payload.as_bytes());
-    let hash: String = Sha256::digest(&component)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let cache = app_binary().with_file_name("component-cache");
-    let entries = || -> Vec<PathBuf> {
-        std::fs::read_dir(&cache)
-            .map(|dir| dir.map(|e| e.unwrap().path()).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&hash))
-            .collect()
-    };
+    let component = unique_component(edges(), b'c');
+    let (cache, hash) = (component_cache(), component_hash(&component));
+    let entries = || cache_entries(&component);
     let folder = tempfile::tempdir().unwrap();
     // Two names, one component: one entry.
     for name in ["cache", "cachetwin"] {
@@ -841,8 +806,8 @@ fn the_cache_is_private_reused_as_is_and_a_writable_entry_is_never_used() {
         .unwrap();
     }
     let app = launch(Backend::Sqlite, folder.path(), "");
-    assert_eq!(status_of(&app, "cache"), "loaded");
-    assert_eq!(status_of(&app, "cachetwin"), "loaded");
+    assert_eq!(plugin_status(&app, "cache"), "loaded");
+    assert_eq!(plugin_status(&app, "cachetwin"), "loaded");
     drop(app);
     let stored = entries();
     assert_eq!(stored.len(), 1, "{stored:?}");
@@ -864,7 +829,7 @@ fn the_cache_is_private_reused_as_is_and_a_writable_entry_is_never_used() {
         .unwrap();
     let first = inode(entry);
     let app = launch(Backend::Sqlite, folder.path(), "");
-    assert_eq!(status_of(&app, "cache"), "loaded");
+    assert_eq!(plugin_status(&app, "cache"), "loaded");
     assert_eq!(inode(entry), first, "not compiled and written again");
     assert!(std::fs::metadata(entry).unwrap().modified().unwrap() > old + Duration::from_secs(60));
     assert!(!app.proc.output.text().contains("cached component unusable"));
@@ -873,7 +838,7 @@ fn the_cache_is_private_reused_as_is_and_a_writable_entry_is_never_used() {
     // Writable by the group: never used, compiled again, a warning says why.
     std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o660)).unwrap();
     let app = launch(Backend::Sqlite, folder.path(), "");
-    assert_eq!(status_of(&app, "cache"), "loaded");
+    assert_eq!(plugin_status(&app, "cache"), "loaded");
     let output = app.proc.output.text();
     let warning = output
         .lines()
@@ -900,7 +865,7 @@ fn a_component_failing_at_startup_loads_by_reload_once_fixed_with_its_startup_ta
     std::fs::write(&file, b"not yet").unwrap();
     let config = "[plugins.late]\nmark = \"startup\"\n";
     let app = launch(Backend::Sqlite, folder.path(), config);
-    let late = entry(&app, "late");
+    let late = plugin_entry(&app, "late");
     assert_eq!(late["kind"], "component");
     assert!(
         late["status"]
@@ -920,7 +885,7 @@ fn a_component_failing_at_startup_loads_by_reload_once_fixed_with_its_startup_ta
             .contains("not a valid WebAssembly component"),
         "{refused}"
     );
-    let late = entry(&app, "late");
+    let late = plugin_entry(&app, "late");
     assert!(
         late["reload_error"]
             .as_str()
@@ -948,7 +913,7 @@ fn a_component_failing_at_startup_loads_by_reload_once_fixed_with_its_startup_ta
     std::fs::write(&config_file, "[plugins.late]\nmark = \"edited\"\n").unwrap();
     let reloaded = expect(200, reload(&app, "late"));
     let generation = reloaded["generation"].as_i64().unwrap();
-    let late = entry(&app, "late");
+    let late = plugin_entry(&app, "late");
     assert_eq!(
         (
             late["status"].as_str(),
@@ -975,7 +940,7 @@ fn a_component_failing_at_startup_loads_by_reload_once_fixed_with_its_startup_ta
     // reload clears the error and counts one more.
     std::fs::write(&file, b"\0asm\x0d\0\x01\0").unwrap();
     expect_error(422, "reload_refused", reload(&app, "late"));
-    let late = entry(&app, "late");
+    let late = plugin_entry(&app, "late");
     assert_eq!(
         (late["status"].as_str(), late["generation"].as_i64()),
         (Some("loaded"), Some(generation))
@@ -990,7 +955,7 @@ fn a_component_failing_at_startup_loads_by_reload_once_fixed_with_its_startup_ta
         expect(200, reload(&app, "late"))["generation"].as_i64(),
         Some(generation + 1)
     );
-    assert_eq!(entry(&app, "late")["reload_error"], Value::Null);
+    assert_eq!(plugin_entry(&app, "late")["reload_error"], Value::Null);
 }
 
 /// "Not yet: ... a component added to the folder while the app runs (a
@@ -1043,7 +1008,7 @@ fn the_report_gives_every_kind_and_a_components_generation() {
             .collect(),
         "{report}"
     );
-    let kinds_entry = entry(&app, "kinds");
+    let kinds_entry = plugin_entry(&app, "kinds");
     assert_eq!(
         (
             &kinds_entry["kind"],
@@ -1058,7 +1023,7 @@ fn the_report_gives_every_kind_and_a_components_generation() {
             &Value::Null
         )
     );
-    assert_eq!(entry(&app, "hello_world")["kind"], "native");
+    assert_eq!(plugin_entry(&app, "hello_world")["kind"], "native");
     for plugin in plugins.iter().filter(|p| p["kind"] != "component") {
         assert!(
             plugin.get("generation").is_none_or(Value::is_null),
@@ -1155,9 +1120,9 @@ fn refused_migrations_fail_their_plugin_before_any_runs_and_the_app_starts() {
         );
     }
     let app = launch(Backend::Sqlite, folder.path(), &config);
-    assert_eq!(status_of(&app, "mfine"), "loaded");
+    assert_eq!(plugin_status(&app, "mfine"), "loaded");
     for (name, _, why) in cases {
-        let status = status_of(&app, name);
+        let status = plugin_status(&app, name);
         assert!(
             status.starts_with("failed: its migration 2 (bad) is refused: its SQLite text: ")
                 && status.contains(why),
@@ -1220,12 +1185,12 @@ fn a_migration_the_sqlite_parser_chokes_on_fails_its_plugin_not_the_app() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let app = TestApp::wait_up(proc, db);
-    let status = status_of(&app, "choke");
+    let status = plugin_status(&app, "choke");
     assert!(
         status.starts_with("failed: its migration 1 (a) is refused: its SQLite text: "),
         "{status}"
     );
-    assert_eq!(status_of(&app, "bystander"), "loaded");
+    assert_eq!(plugin_status(&app, "bystander"), "loaded");
 }
 
 /// "A new version that fails ... to migrate ... is refused: the old one
@@ -1249,7 +1214,7 @@ fn a_reload_to_a_migration_the_sqlite_parser_chokes_on_is_refused_and_the_old_ve
          postgres = '''CREATE TABLE plugin_choke_a (v TEXT)''' }} ]\n"
     );
     let app = launch(Backend::Sqlite, folder.path(), &config);
-    assert!(status_of(&app, "choke").starts_with("failed: not a valid WebAssembly component"));
+    assert!(plugin_status(&app, "choke").starts_with("failed: not a valid WebAssembly component"));
     std::fs::copy(edges(), &file).unwrap();
     let (status, body) = app
         .try_raw("POST", "/api/admin/plugins/choke/reload", ADMIN, None)

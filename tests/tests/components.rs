@@ -82,7 +82,7 @@ e2e! {
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn a_component_vetoes_passes_and_authenticates(backend) {
         let (app, _folder) = start(backend);
-        let probe = entry(&app, "probe");
+        let probe = plugin_entry(&app, "probe");
         assert_eq!(probe["kind"], "component");
         assert_eq!(probe["status"], "loaded");
         assert_eq!(
@@ -159,22 +159,6 @@ e2e! {
     }
 }
 
-/// Plugin `name`'s entry in `GET /api/admin/plugins`.
-fn entry(app: &TestApp, name: &str) -> Value {
-    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
-    let plugins = report["plugins"].as_array().cloned().unwrap_or_default();
-    let entry = plugins.into_iter().find(|p| p["name"] == name);
-    entry.unwrap_or_else(|| panic!("no plugin {name} in {report}"))
-}
-
-/// Its status line.
-fn status_of(app: &TestApp, name: &str) -> String {
-    entry(app, name)["status"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 #[test]
 fn a_file_that_is_no_component_is_refused_and_the_app_starts() {
     let folder = tempfile::tempdir().unwrap();
@@ -194,7 +178,7 @@ fn a_file_that_is_no_component_is_refused_and_the_app_starts() {
         .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
     let app = TestApp::start_with(Backend::Sqlite, options);
     for name in ["junk", "core"] {
-        let status = status_of(&app, name);
+        let status = plugin_status(&app, name);
         assert!(
             status.starts_with("failed: not a valid WebAssembly component"),
             "{name}: {status}"
@@ -207,7 +191,7 @@ e2e! {
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn a_truncated_component_is_refused_and_the_probe_beside_it_loads(backend) {
         let (app, folder) = start(backend);
-        assert_eq!(status_of(&app, "probe"), "loaded");
+        assert_eq!(plugin_status(&app, "probe"), "loaded");
         drop(app);
         let whole = std::fs::read(probe()).unwrap();
         std::fs::write(folder.path().join("app_plugin_cut.wasm"), &whole[..whole.len() / 2]).unwrap();
@@ -216,8 +200,8 @@ e2e! {
             .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap())
             .config("[plugins.probe]\ntoken = \"t\"\n");
         let app = TestApp::start_with(backend, options);
-        assert!(status_of(&app, "cut").starts_with("failed: not a valid WebAssembly component"));
-        assert_eq!(status_of(&app, "probe"), "loaded");
+        assert!(plugin_status(&app, "cut").starts_with("failed: not a valid WebAssembly component"));
+        assert_eq!(plugin_status(&app, "probe"), "loaded");
         expect_error(422, "probe_refused", app.post("/api/users", ADMIN, new_user("veto-x")));
     }
 }
@@ -296,19 +280,19 @@ fn a_component_of_another_major_version_or_with_unknown_imports_is_refused_namin
         .real_app()
         .env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
     let app = TestApp::start_with(Backend::Sqlite, options);
-    let status = status_of(&app, "future");
+    let status = plugin_status(&app, "future");
     let expected = format!(
         "failed: built for version 2.0.0 of the plugin interface, but the app provides {ours}: \
          rebuild the plugin against this app's SDK"
     );
     assert!(status.starts_with(&expected), "{status}");
-    let status = status_of(&app, "greedy");
+    let status = plugin_status(&app, "greedy");
     assert!(
         status.starts_with("failed: it imports what the app does not provide to components")
             && status.contains("secrets"),
         "{status}"
     );
-    assert_eq!(status_of(&app, "probe"), "loaded");
+    assert_eq!(plugin_status(&app, "probe"), "loaded");
 }
 
 #[test]
@@ -343,7 +327,7 @@ fn a_component_of_an_older_minor_version_loads_and_runs() {
     assert_ne!(app::plugins::component::wit::VERSION, "1.0.0");
 
     let (app, _folder) = start_component(Backend::Sqlite, &component);
-    assert_eq!(status_of(&app, "probe"), "loaded");
+    assert_eq!(plugin_status(&app, "probe"), "loaded");
     app.create_user("alice");
     // Its log import works (the log has a thread of its own: wait for it).
     app.proc
@@ -364,40 +348,20 @@ fn a_component_of_an_older_minor_version_loads_and_runs() {
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn a_compiled_component_is_cached_and_a_spoilt_entry_compiled_again() {
-    use hookspecs::sha2::{Digest, Sha256};
     // The probe with a custom section of its own: a cache entry no other
     // test shares.
-    let mut component = std::fs::read(probe()).unwrap();
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    let payload = format!("cache test {} {}", std::process::id(), stamp.as_nanos());
-    let size = u8::try_from(2 + payload.len()).unwrap();
-    assert!(size < 0x80, "one LEB128 byte");
-    component.extend([0, size, 1, b't']);
-    component.extend(payload.as_bytes());
-    let hash: String = Sha256::digest(&component)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let cache = app_binary().with_file_name("component-cache");
-    let entries = || -> Vec<PathBuf> {
-        std::fs::read_dir(&cache)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(&hash))
-            .collect()
-    };
+    let component = unique_component(probe(), b't');
+    let entries = || cache_entries(&component);
 
     let (app, _folder) = start_component(Backend::Sqlite, &component);
-    assert_eq!(status_of(&app, "probe"), "loaded");
+    assert_eq!(plugin_status(&app, "probe"), "loaded");
     let stored = entries();
     assert_eq!(stored.len(), 1, "one entry for the component: {stored:?}");
     drop(app);
 
     std::fs::write(&stored[0], b"spoilt").unwrap();
     let (app, _folder) = start_component(Backend::Sqlite, &component);
-    assert_eq!(status_of(&app, "probe"), "loaded");
+    assert_eq!(plugin_status(&app, "probe"), "loaded");
     expect_error(
         422,
         "probe_refused",
@@ -429,7 +393,7 @@ fn a_component_sleeping_in_describe_is_refused_at_startup_and_at_each_reload() {
         "its manifest failed: it ran over its time limit of {} ms and was interrupted",
         LIMIT.as_millis()
     );
-    let status = status_of(&app, "probe");
+    let status = plugin_status(&app, "probe");
     assert!(
         status.starts_with(&format!("failed: {overrun}")),
         "{status}"
@@ -579,7 +543,7 @@ fn a_component_crates_build_script_sees_none_of_the_apps_environment() {
         .env("APP_SECRET", "s3cret");
     // The first build of a component crate compiles its dependencies.
     let app = TestApp::start_within(Backend::Sqlite, options, Duration::from_secs(600));
-    assert_eq!(status_of(&app, "envless"), "loaded");
+    assert_eq!(plugin_status(&app, "envless"), "loaded");
     assert!(!app.proc.output.text().contains("s3cret"));
 }
 

@@ -3,11 +3,8 @@
 //! and the `after` test plugin; on SQLite and PostgreSQL.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use sqlx::Connection;
 
 use e2e_tests::after_commit::AFTER_COMMIT_ENV;
 use e2e_tests::receiver::{Answer, Receiver};
@@ -16,21 +13,6 @@ use hookspecs::hmac::{Hmac, Mac};
 use hookspecs::sha2::Sha256;
 
 const SECRET: &str = "e2e-webhook-secret";
-
-/// A plugin folder with the webhooks library in it: `test-app` finds a
-/// plugin crate's library only next to itself, so it gets a prebuilt one.
-fn webhooks_folder(db: &TestDb) -> PathBuf {
-    let dir = db.dir.path().join("plugins");
-    std::fs::create_dir_all(&dir).expect("a plugin folder");
-    let file = format!(
-        "{}app_plugin_webhooks{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let built = app_binary().parent().expect("target dir").join(&file);
-    std::fs::copy(&built, dir.join(&file)).expect("copying the webhooks library");
-    dir
-}
 
 /// Options for test-app with webhooks posting to `receiver`; `extra` goes
 /// into `[deliveries]`.
@@ -56,28 +38,9 @@ fn start(backend: Backend, receiver: &Receiver, extra: &str) -> TestApp {
     TestApp::start_on(db, &options)
 }
 
-/// `status:attempts` of `plugin`'s deliveries, by id.
-fn deliveries(db: &TestDb, plugin: &str) -> Vec<String> {
-    db.column(&format!(
-        "SELECT status || ':' || attempts FROM outbox_deliveries WHERE plugin = '{plugin}' ORDER BY id"
-    ))
-}
-
-fn delivered(db: &TestDb, plugin: &str) -> i64 {
-    db.count(&format!(
-        "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = '{plugin}' AND status = 'delivered'"
-    ))
-}
-
 /// Event ids, by id.
 fn event_keys(db: &TestDb) -> Vec<String> {
     db.column("SELECT event_key FROM outbox_events ORDER BY id")
-}
-
-/// Event ids in the order the webhooks plugin must get them, the log's: by
-/// recording transaction, then by id (see the outbox migrations).
-fn delivery_order(db: &TestDb) -> Vec<String> {
-    db.column("SELECT event_key FROM outbox_events ORDER BY txid, id")
 }
 
 /// The instance reading the log for `plugin` now, if any.
@@ -856,17 +819,6 @@ fn write_users(apps: &[TestApp], during: impl FnOnce() + Send) {
     });
 }
 
-/// The instance id an app logged when its workers started.
-fn instance_of(app: &TestApp) -> String {
-    let output = app.proc.output.text();
-    let at = output.find("instance=").expect("the workers' start line") + "instance=".len();
-    output[at..]
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 /// Every event once, the last soon after the writes, and not a warning
 /// logged: deliveries (several at once, the default) keep up with
 /// concurrent writers on one and on three instances, and the workers'
@@ -986,21 +938,7 @@ fn a_transaction_of_another_database_holds_no_delivery_back() {
         .enable_all()
         .build()
         .expect("a runtime");
-    let open = |url: &str| {
-        runtime.block_on(async {
-            let mut conn = sqlx::AnyConnection::connect(url).await.expect("connecting");
-            sqlx::raw_sql("BEGIN")
-                .execute(&mut conn)
-                .await
-                .expect("BEGIN");
-            // Writing gives the transaction its id.
-            sqlx::query("SELECT pg_current_xact_id()::text")
-                .fetch_one(&mut conn)
-                .await
-                .expect("an id");
-            conn
-        })
-    };
+    let open = |url: &str| runtime.block_on(open_transaction(url));
     let end = |mut conn: sqlx::AnyConnection| {
         runtime.block_on(async {
             sqlx::raw_sql("ROLLBACK")

@@ -14,24 +14,8 @@ use e2e_tests::after_commit::AFTER_COMMIT_ENV;
 use e2e_tests::receiver::{Answer, Received, Receiver};
 use e2e_tests::*;
 use serde_json::Value;
-use sqlx::Connection;
 
 const SECRET: &str = "delivery-claims-secret";
-
-/// A plugin folder with the webhooks library in it (test-app finds a
-/// plugin crate's library only next to itself, so it gets a prebuilt one).
-fn webhooks_folder(db: &TestDb) -> PathBuf {
-    let dir = db.dir.path().join("plugins");
-    std::fs::create_dir_all(&dir).expect("a plugin folder");
-    let file = format!(
-        "{}app_plugin_webhooks{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    );
-    let built = app_binary().parent().expect("target dir").join(&file);
-    std::fs::copy(&built, dir.join(&file)).expect("copying the webhooks library");
-    dir
-}
 
 /// An empty plugin folder: no webhooks at all.
 fn no_plugins_folder(db: &TestDb) -> PathBuf {
@@ -85,26 +69,10 @@ fn start_with_after(backend: Backend, receiver: &Receiver, extra: &str) -> TestA
     TestApp::start_on(db, &options)
 }
 
-/// `status:attempts` of `plugin`'s deliveries, by id.
-fn deliveries(db: &TestDb, plugin: &str) -> Vec<String> {
-    db.column(&format!(
-        "SELECT status || ':' || attempts FROM outbox_deliveries WHERE plugin = '{plugin}' ORDER BY id"
-    ))
-}
-
 fn count_status(db: &TestDb, plugin: &str, status: &str) -> i64 {
     db.count(&format!(
         "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = '{plugin}' AND status = '{status}'"
     ))
-}
-
-fn delivered(db: &TestDb, plugin: &str) -> i64 {
-    count_status(db, plugin, "delivered")
-}
-
-/// Event ids in the log's order: by recording transaction, then by id.
-fn delivery_order(db: &TestDb) -> Vec<String> {
-    db.column("SELECT event_key FROM outbox_events ORDER BY txid, id")
 }
 
 /// The event id of the event that created user `name`.
@@ -727,20 +695,7 @@ fn a_plugin_added_while_a_transaction_is_open_gets_no_past_event() {
         .build()
         .expect("a runtime");
     // A writing transaction of the app's database, open across the start.
-    let mut open = runtime.block_on(async {
-        let mut conn = sqlx::AnyConnection::connect(&db.url)
-            .await
-            .expect("connecting");
-        sqlx::raw_sql("BEGIN")
-            .execute(&mut conn)
-            .await
-            .expect("BEGIN");
-        sqlx::query("SELECT pg_current_xact_id()::text")
-            .fetch_one(&mut conn)
-            .await
-            .expect("an id");
-        conn
-    });
+    let mut open = runtime.block_on(open_transaction(&db.url));
     before.create_user("old"); // committed (201) before webhooks ever started
     drop(before);
     let receiver = Receiver::start();
@@ -900,17 +855,6 @@ fn a_plugin_loaded_on_a_running_instance_keeps_its_cursor_whatever_another_insta
         db.column("SELECT plugin FROM outbox_cursors ORDER BY plugin"),
         ["after", "webhooks"]
     );
-}
-
-/// The instance id an app logged when its workers started.
-fn instance_of(app: &TestApp) -> String {
-    let output = app.proc.output.text();
-    let at = output.find("instance=").expect("the workers' start line") + "instance=".len();
-    output[at..]
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .next()
-        .unwrap()
-        .to_owned()
 }
 
 /// README: "Ctrl-C (or SIGTERM) stops accepting connections, lets requests

@@ -17,18 +17,6 @@ fn start(dir: &Path, config: &str) -> TestApp {
     TestApp::start_with(Backend::Sqlite, options)
 }
 
-/// The admin report's entry for plugin `name`.
-fn status(app: &TestApp, name: &str) -> Value {
-    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
-    report["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no plugin {name} in {report}"))
-        .clone()
-}
-
 /// Builds a shared library from C source, with `cc` (the linker every Rust
 /// build already needs).
 fn c_library(dir: &Path, file: &str, source: &str) -> PathBuf {
@@ -44,11 +32,6 @@ fn c_library(dir: &Path, file: &str, source: &str) -> PathBuf {
     assert!(status.success(), "cc failed on {file}");
     std::fs::remove_file(c).unwrap();
     out
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn built_hello_world() -> PathBuf {
@@ -83,7 +66,7 @@ fn hello_world_is_built_with_the_app_and_loaded_from_plugins() {
         .wait_for("the plugin's log of the new user", |log| {
             log.contains("created user ada")
         });
-    let entry = status(&app, "hello_world");
+    let entry = plugin_entry(&app, "hello_world");
     assert_eq!(entry["status"], "loaded");
     let hooks: Vec<&str> = entry["hooks"]
         .as_array()
@@ -134,7 +117,7 @@ fn bad_libraries_are_refused_and_the_app_starts_without_them() {
 
     let app = start(d, "");
     let failed = |name: &str, why: &str| {
-        let entry = status(&app, name);
+        let entry = plugin_entry(&app, name);
         let text = entry["status"].as_str().unwrap().to_owned();
         assert!(
             text.starts_with("failed") && text.contains(why),
@@ -147,7 +130,7 @@ fn bad_libraries_are_refused_and_the_app_starts_without_them() {
     failed("foreign", "rebuild");
     failed("writable", "writable by its group or by everyone");
     failed("outside", "outside the plugin folder");
-    assert_eq!(status(&app, "copy")["status"], "loaded");
+    assert_eq!(plugin_entry(&app, "copy")["status"], "loaded");
     expect(200, app.get("/plugins/copy/user", ADMIN));
     expect_error(404, "not_found", app.get("/plugins/writable/user", ADMIN));
     let report = expect(200, app.get("/api/admin/plugins", ADMIN));
@@ -165,7 +148,7 @@ fn a_disabled_plugin_is_never_opened() {
         &shipped_plugins(),
         "[plugins]\ndisabled = [\"hello_world\"]\n",
     );
-    assert_eq!(status(&app, "hello_world")["status"], "disabled");
+    assert_eq!(plugin_entry(&app, "hello_world")["status"], "disabled");
     expect_error(
         404,
         "not_found",
@@ -285,7 +268,7 @@ fn start_faulty(dir: &Path, mode: &str, config: &str) -> TestApp {
 fn a_plugin_panicking_in_its_registration_fails_alone() {
     let dir = faulty_folder();
     let app = start_faulty(dir.path(), "register", "");
-    let text = status(&app, "faulty")["status"]
+    let text = plugin_entry(&app, "faulty")["status"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -298,7 +281,7 @@ fn a_plugin_panicking_in_its_registration_fails_alone() {
 fn a_plugin_panicking_at_startup_is_removed_with_its_routes() {
     let dir = faulty_folder();
     let app = start_faulty(dir.path(), "startup", "");
-    let text = status(&app, "faulty")["status"]
+    let text = plugin_entry(&app, "faulty")["status"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -382,7 +365,7 @@ fn an_invalid_plugin_configuration_fails_that_plugin_naming_the_key() {
     ];
     for (config, why) in cases {
         let app = start(&shipped_plugins(), config);
-        let text = status(&app, "hello_world")["status"]
+        let text = plugin_entry(&app, "hello_world")["status"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -395,20 +378,8 @@ fn an_invalid_plugin_configuration_fails_that_plugin_naming_the_key() {
             "not_found",
             app.get("/plugins/hello_world/user", ADMIN),
         );
-        assert_eq!(status(&app, "autoinvite")["status"], "loaded");
+        assert_eq!(plugin_entry(&app, "autoinvite")["status"], "loaded");
     }
-}
-
-/// A fresh plugin folder holding prebuilt copies of built plugin libraries.
-fn folder_with(plugins: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for name in plugins {
-        let file = format!("libapp_plugin_{name}.so");
-        let copy = dir.path().join(&file);
-        std::fs::copy(app_binary().with_file_name(&file), &copy).unwrap();
-        set_mode(&copy, 0o755);
-    }
-    dir
 }
 
 /// Plugin names in the admin report's order (registration order).
@@ -426,7 +397,7 @@ fn registered(app: &TestApp) -> Vec<String> {
 fn a_plugin_is_registered_after_the_plugins_it_requires() {
     let dir = folder_with(&["early", "hello_world"]);
     let app = start(dir.path(), "");
-    assert_eq!(status(&app, "early")["status"], "loaded");
+    assert_eq!(plugin_entry(&app, "early")["status"], "loaded");
     // `early` sorts first by name, but requires `hello_world`.
     assert_eq!(registered(&app), ["app", "hello_world", "early"]);
 }
@@ -435,7 +406,12 @@ fn a_plugin_is_registered_after_the_plugins_it_requires() {
 fn a_missing_or_cyclic_requirement_fails_the_plugin_with_the_reason() {
     let dir = folder_with(&["early", "cycle_a", "cycle_b"]);
     let app = start(dir.path(), "");
-    let text = |name: &str| status(&app, name)["status"].as_str().unwrap().to_owned();
+    let text = |name: &str| {
+        plugin_entry(&app, name)["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     let early = text("early");
     assert!(
         early.contains("requires `hello_world`") && early.contains("is not there"),
@@ -624,7 +600,12 @@ fn a_stale_or_truncated_plugin_is_refused_with_what_to_do() {
     )
     .unwrap();
     let app = start(dir.path(), "");
-    let text = |name: &str| status(&app, name)["status"].as_str().unwrap().to_owned();
+    let text = |name: &str| {
+        plugin_entry(&app, name)["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     let stale = text("stale");
     assert!(
         stale.contains("other sources of hookspecs/hooks-core"),
@@ -679,7 +660,12 @@ fn a_crate_or_library_without_the_prefix_is_reported_with_the_name_to_give_it() 
     std::fs::copy(built_hello_world(), dir.path().join("libgreeter.so")).unwrap();
     set_mode(&dir.path().join("libgreeter.so"), 0o755);
     let app = start(dir.path(), "");
-    let text = |name: &str| status(&app, name)["status"].as_str().unwrap().to_owned();
+    let text = |name: &str| {
+        plugin_entry(&app, name)["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     for (name, fix) in [
         ("space_quota", "name = \"app_plugin_space_quota\""),
         ("quota", "name = \"app_plugin_quota\""),
@@ -754,7 +740,7 @@ fn a_library_owned_by_another_user_is_refused() {
         return;
     }
     let app = start(dir.path(), "");
-    let text = status(&app, "hello_world")["status"]
+    let text = plugin_entry(&app, "hello_world")["status"]
         .as_str()
         .unwrap()
         .to_owned();

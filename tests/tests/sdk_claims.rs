@@ -10,21 +10,11 @@ use std::sync::Arc;
 use e2e_tests::*;
 use serde_json::{Value, json};
 
-// ---------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Puts the built library of plugin `name` in `folder` (a prebuilt
-/// `libapp_plugin_<name>.so`), with each `from` in its bytes replaced by
-/// its `to` (same length).
-fn put_library(folder: &Path, name: &str, patches: &[(&[u8], &[u8])]) {
-    let file = format!("libapp_plugin_{name}.so");
-    let mut bytes = std::fs::read(app_binary().with_file_name(&file)).unwrap();
+/// [`put_library`], each `(from, to)` of `patches` replaced in its bytes
+/// (same length: the library stays loadable).
+fn put_patched(folder: &Path, name: &str, patches: &[(&[u8], &[u8])]) {
+    let copy = put_library(folder, name);
+    let mut bytes = std::fs::read(&copy).unwrap();
     for &(from, to) in patches {
         assert_eq!(from.len(), to.len());
         let mut found = 0;
@@ -34,21 +24,14 @@ fn put_library(folder: &Path, name: &str, patches: &[(&[u8], &[u8])]) {
             at += i + to.len();
             found += 1;
         }
-        assert!(found > 0, "{from:?} not in {file}");
+        assert!(found > 0, "{from:?} not in {}", copy.display());
     }
-    let copy = folder.join(&file);
     std::fs::write(&copy, bytes).unwrap();
-    set_mode(&copy, 0o755);
 }
 
-/// A fresh plugin folder holding the built libraries of `names`.
-fn folder_with(names: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for name in names {
-        put_library(dir.path(), name, &[]);
-    }
-    dir
-}
+// ---------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------
 
 /// The real app, plugins from `dir`, `config` as its file.
 fn real_app(dir: &Path, config: &str) -> Options {
@@ -56,20 +39,6 @@ fn real_app(dir: &Path, config: &str) -> Options {
         .real_app()
         .env("APP_PLUGINS_DIR", dir.to_str().unwrap())
         .config(config)
-}
-
-/// The admin report's status of plugin `name`.
-fn status(app: &TestApp, name: &str) -> String {
-    let report = expect(200, app.get("/api/admin/plugins", ADMIN));
-    report["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == name)
-        .unwrap_or_else(|| panic!("no plugin {name} in {report}"))["status"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Runs statements on the SQLite database of `db` (created if missing).
@@ -353,7 +322,7 @@ fn insert_at_commit_follows_the_hooks_order_and_a_refused_row_fails_the_operatio
     let folder = folder_with(&["audit_log"]);
     let options = Options::default().env("APP_PLUGINS_DIR", folder.path().to_str().unwrap());
     let app = TestApp::start_with(Backend::Sqlite, options);
-    assert_eq!(status(&app, "audit_log"), "loaded");
+    assert_eq!(plugin_status(&app, "audit_log"), "loaded");
     let entries = || {
         app.db
             .column("SELECT kind || ' ' || entity FROM plugin_audit_log_entries ORDER BY id")
@@ -455,9 +424,9 @@ fn a_plugins_migrations_apply_once_each_in_order_with_their_own_history() {
     let history = "SELECT version || ' ' || name FROM plugin_tally_migrations ORDER BY version";
     let applied_at = "SELECT applied_at FROM plugin_tally_migrations WHERE version = 1";
 
-    put_library(folder.path(), "tally", &[]);
+    put_library(folder.path(), "tally");
     let app = TestApp::start_on(db.clone(), &real_app(folder.path(), ""));
-    assert_eq!(status(&app, "tally"), "loaded");
+    assert_eq!(plugin_status(&app, "tally"), "loaded");
     assert_eq!(db.column(history), ["1 entries"]);
     let first_applied = db.column(applied_at);
     app.create_user("ada");
@@ -473,9 +442,9 @@ fn a_plugins_migrations_apply_once_each_in_order_with_their_own_history() {
     );
     drop(app);
 
-    put_library(folder.path(), "tally", &[(STAGE_1, STAGE_2)]);
+    put_patched(folder.path(), "tally", &[(STAGE_1, STAGE_2)]);
     let app = TestApp::start_on(db.clone(), &real_app(folder.path(), ""));
-    assert_eq!(status(&app, "tally"), "loaded");
+    assert_eq!(plugin_status(&app, "tally"), "loaded");
     assert_eq!(db.column(history), ["1 entries", "2 notes"]);
     assert_eq!(
         db.column(applied_at),
@@ -497,9 +466,9 @@ fn a_plugins_migrations_apply_once_each_in_order_with_their_own_history() {
     drop(app);
 
     // Back to the version that declares only migration 1: nothing to do.
-    put_library(folder.path(), "tally", &[]);
+    put_library(folder.path(), "tally");
     let app = TestApp::start_on(db.clone(), &real_app(folder.path(), ""));
-    assert_eq!(status(&app, "tally"), "loaded");
+    assert_eq!(plugin_status(&app, "tally"), "loaded");
     assert!(
         !app.proc.output.text().contains("migration(s) applied"),
         "{}",
@@ -526,10 +495,10 @@ fn a_failing_migration_leaves_nothing_of_the_pending_ones_and_fails_its_plugin_o
         ],
     );
     let folder = tempfile::tempdir().unwrap();
-    put_library(folder.path(), "tally", &[(STAGE_1, STAGE_2)]);
+    put_patched(folder.path(), "tally", &[(STAGE_1, STAGE_2)]);
 
     let app = TestApp::start_on(db.clone(), &real_app(folder.path(), ""));
-    let why = status(&app, "tally");
+    let why = plugin_status(&app, "tally");
     assert!(
         why.starts_with("failed") && why.contains("migration 2 (notes) failed"),
         "{why}"
@@ -578,7 +547,7 @@ fn as_owners(sql: &str) -> Vec<u8> {
 fn tally_migrating(sql: &str) -> (TestApp, String) {
     let folder = tempfile::tempdir().unwrap();
     let owners = as_owners(sql);
-    put_library(
+    put_patched(
         folder.path(),
         "tally",
         &[
@@ -587,7 +556,7 @@ fn tally_migrating(sql: &str) -> (TestApp, String) {
         ],
     );
     let app = TestApp::start_with(Backend::Sqlite, real_app(folder.path(), ""));
-    let why = status(&app, "tally");
+    let why = plugin_status(&app, "tally");
     (app, why)
 }
 
@@ -669,7 +638,7 @@ fn an_empty_config_table_gives_the_plugin_its_defaults() {
         Backend::Sqlite,
         real_app(folder.path(), "[plugins.hello_world]\n"),
     );
-    assert_eq!(status(&app, "hello_world"), "loaded");
+    assert_eq!(plugin_status(&app, "hello_world"), "loaded");
     app.proc
         .output
         .wait_for("the default greeting", |out| out.contains("Hello, world!"));
@@ -687,12 +656,12 @@ fn a_plugin_whose_requirement_failed_fails_with_that_reason() {
     let folder = folder_with(&["early", "hello_world"]);
     let config = "[plugins.hello_world]\ngreeting = [\"not\", \"a\", \"string\"]\n";
     let app = TestApp::start_with(Backend::Sqlite, real_app(folder.path(), config));
-    let hello = status(&app, "hello_world");
+    let hello = plugin_status(&app, "hello_world");
     assert!(
         hello.starts_with("failed") && hello.contains("`greeting`"),
         "{hello}"
     );
-    let early = status(&app, "early");
+    let early = plugin_status(&app, "early");
     assert!(early.starts_with("failed"), "{early}");
     assert!(
         early.contains("requires `hello_world`")

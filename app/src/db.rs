@@ -381,15 +381,16 @@ impl Db {
 }
 
 /// The first table `sql` creates whose name lacks `prefix`, if any: `CREATE
-/// [TEMP | TEMPORARY | VIRTUAL | UNLOGGED | ...] TABLE [IF NOT EXISTS]
-/// name`, read past comments and string literals (a native plugin is
-/// trusted code: this catches a mistake, it is not a sandbox).
+/// [TEMP | TEMPORARY | VIRTUAL | UNLOGGED | FOREIGN | ...] TABLE [IF NOT
+/// EXISTS] name`, read as tokens (a native plugin is trusted code: this
+/// catches a mistake, it is not a sandbox).
 fn foreign_table(sql: &str, prefix: &str) -> Option<String> {
-    const MODIFIERS: [&str; 6] = [
+    const MODIFIERS: [&str; 7] = [
         "temp",
         "temporary",
         "virtual",
         "unlogged",
+        "foreign",
         "global",
         "local",
     ];
@@ -412,17 +413,35 @@ fn foreign_table(sql: &str, prefix: &str) -> Option<String> {
     })
 }
 
-/// `sql`'s words, lowercased and unquoted, without its comments (`--` to
-/// the line's end, `/* ... */`, taken as not nesting: a nested one only
-/// shows more words) and string literals.
+/// `sql`'s tokens, lowercased: words, and each quoted string or identifier
+/// (`'...'`, `"..."`, `` `...` ``, `[...]`, a doubled quote inside standing
+/// for one) as one token without its quotes (SQLite takes a string for a
+/// table's name); comments (`--` to the line's end, `/* ... */`, taken as
+/// not nesting: a nested one only shows more tokens) are left out.
 fn words(sql: &str) -> Vec<String> {
-    let mut text = String::with_capacity(sql.len());
+    let mut words = Vec::new();
+    let mut word = String::new();
     let mut chars = sql.chars().peekable();
     while let Some(c) = chars.next() {
+        let close = match c {
+            '\'' | '"' | '`' => Some(c),
+            '[' => Some(']'),
+            _ => None,
+        };
+        if let Some(close) = close {
+            words.extend((!word.is_empty()).then(|| std::mem::take(&mut word)));
+            while let Some(c) = chars.next() {
+                if c == close && chars.next_if_eq(&close).is_none() {
+                    break;
+                }
+                word.push(c);
+            }
+            words.push(std::mem::take(&mut word));
+            continue;
+        }
         match (c, chars.peek()) {
             ('-', Some('-')) => {
                 chars.by_ref().find(|&c| c == '\n');
-                text.push(' ');
             }
             ('/', Some('*')) => {
                 chars.next();
@@ -433,20 +452,17 @@ fn words(sql: &str) -> Vec<String> {
                     }
                     star = c == '*';
                 }
-                text.push(' ');
             }
-            ('\'', _) => {
-                // '' inside a literal ends it and starts the next: the same.
-                chars.by_ref().find(|&c| c == '\'');
-                text.push(' ');
+            (c, _) if c.is_whitespace() || "(),;".contains(c) => {}
+            (c, _) => {
+                word.push(c);
+                continue;
             }
-            (c, _) => text.push(c),
         }
+        words.extend((!word.is_empty()).then(|| std::mem::take(&mut word)));
     }
-    text.split(|c: char| c.is_whitespace() || c == '(' || c == ';')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.trim_matches('"').to_ascii_lowercase())
-        .collect()
+    words.extend((!word.is_empty()).then_some(word));
+    words.iter().map(|w| w.to_ascii_lowercase()).collect()
 }
 
 /// A URL with its password hidden, for messages.
@@ -664,7 +680,8 @@ mod tests {
         let guarded = "CREATE TABLE IF NOT EXISTS users (x TEXT)";
         assert_eq!(foreign_table(guarded, "plugin_a_"), Some("users".into()));
         // In other words: a modifier, a comment for a space, a comment or a
-        // string that hides nothing, one that does not hide what follows.
+        // string that hides nothing, one that does not hide what follows, a
+        // name quoted in any of the ways SQLite takes.
         for (sql, table) in [
             (
                 "CREATE VIRTUAL TABLE users_search USING fts5(body)",
@@ -677,12 +694,24 @@ mod tests {
                 "INSERT INTO plugin_a_x VALUES ('/*'); CREATE TABLE users (x)",
                 "users",
             ),
+            ("CREATE TABLE 'users' (plugin_a_id INT)", "users"),
+            ("CREATE TABLE [Users](x)", "users"),
+            (
+                "CREATE TABLE \"plugin_a_o'clock\" (x); CREATE TABLE users (y)",
+                "users",
+            ),
+            (
+                "CREATE FOREIGN TABLE users_remote (x INT) SERVER s",
+                "users_remote",
+            ),
         ] {
             assert_eq!(foreign_table(sql, "plugin_a_"), Some(table.into()), "{sql}");
         }
         for sql in [
             "-- CREATE TABLE users (x)\nCREATE TABLE plugin_a_x (x)",
             "INSERT INTO plugin_a_x VALUES ('create table users')",
+            "INSERT INTO plugin_a_x VALUES ('it''s; create table users')",
+            "CREATE TABLE \"plugin_a_a b\" (x)",
             "CREATE INDEX plugin_a_i ON plugin_a_x (v); /* create table users */",
         ] {
             assert_eq!(foreign_table(sql, "plugin_a_"), None, "{sql}");

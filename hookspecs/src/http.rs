@@ -576,17 +576,24 @@ impl RouteTable {
             });
         }
         let wanted = shape(&route.path);
-        if let Some(existing) = table
-            .routes
-            .iter()
-            .find(|r| r.method == route.method && shape(&r.path) == wanted)
-        {
+        let same_shape = || table.routes.iter().filter(|r| shape(&r.path) == wanted);
+        if let Some(existing) = same_shape().find(|r| r.method == route.method) {
             return Err(RouteError::Clash {
                 method: route.method.as_str(),
                 path: route.path,
                 owner: route.owner,
                 existing: existing.path.clone(),
                 existing_owner: existing.owner.clone(),
+            });
+        }
+        // One path, one pattern: the router finds a path's routes through
+        // its first spelling, and a second would never be reached.
+        if same_shape().any(|r| r.path != route.path) {
+            return Err(RouteError::InvalidPath {
+                plugin: route.owner,
+                path: route.path,
+                reason: "another route of this path spells it otherwise (its parameters' \
+                         names, a trailing `/`): spell it the same for every method",
             });
         }
         table.routes.push(route);
@@ -790,7 +797,35 @@ fn check_path(path: &str) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::check_path;
+    use super::{Guard, RouteDef, RouteError, RouteTable, check_path};
+    use crate::{Method, Reply, Request};
+
+    fn route(method: Method, path: &str) -> RouteDef {
+        RouteDef::new(method, path, "p", Guard::Public, |_: Request| async {
+            Ok(Reply::no_content())
+        })
+    }
+
+    /// The router finds a path's routes by its first spelling: another
+    /// spelling would never be reached.
+    #[test]
+    fn a_path_names_its_parameters_one_way_for_every_method() {
+        let table = RouteTable::default();
+        table.add(route(Method::Get, "/x/:id")).unwrap();
+        for other in ["/x/:name", "/x/:id/"] {
+            let refused = table.add(route(Method::Delete, other)).unwrap_err();
+            assert!(
+                matches!(&refused, RouteError::InvalidPath { path, .. } if path == other),
+                "{refused}"
+            );
+            assert!(
+                refused.to_string().contains("spells it otherwise"),
+                "{refused}"
+            );
+        }
+        table.add(route(Method::Delete, "/x/:id")).unwrap();
+        table.add(route(Method::Get, "/x/:name/y")).unwrap();
+    }
 
     #[test]
     fn route_paths_take_colon_parameters_and_refuse_other_routers_syntax() {

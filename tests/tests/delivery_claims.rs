@@ -566,6 +566,34 @@ e2e! {
         assert_eq!(names(&receiver.received()), ["old", "new", "last"]);
     }
 
+    /// README: a plugin that comes back after losing its cursor "starts at
+    /// the head, as a new plugin does". A cursor deleted under a running
+    /// instance (by hand here; by another instance's pruning in the worst
+    /// case) is made again at the head by that instance, which says so once
+    /// and delivers what follows, instead of failing every round until it
+    /// restarts.
+    fn a_cursor_gone_under_a_running_instance_starts_again_at_the_head(backend) {
+        let receiver = Receiver::start();
+        let app = start(backend, &receiver, "");
+        app.create_user("before");
+        receiver.wait_for(1);
+        wait_until("before settled", || delivered(&app.db, "webhooks") == 1);
+        let cursors = "SELECT COUNT(*) FROM outbox_cursors WHERE plugin = 'webhooks'";
+        let deleted = app
+            .db
+            .column("DELETE FROM outbox_cursors WHERE plugin = 'webhooks' RETURNING plugin");
+        assert_eq!(deleted, ["webhooks"]);
+        wait_until("the cursor made again", || app.db.count(cursors) == 1);
+        app.create_user("after");
+        receiver.wait_for(2);
+        wait_until("after settled", || delivered(&app.db, "webhooks") == 2);
+        assert_eq!(names(&receiver.received()), ["before", "after"]);
+        let log = app.proc.output.text();
+        let said = log.matches("its delivery cursor was gone: it starts again at the head").count();
+        assert_eq!(said, 1, "{log}");
+        assert!(!log.contains("delivery round failed"), "{log}");
+    }
+
     /// The shipped webhooks plugin: "`events = [\"user.created\",
     /// \"membership.created\"]` # optional, default all; the others are
     /// never given to it (nor listed)". With `events = ["user.created"]`

@@ -14,6 +14,7 @@ use sqlx::any::AnyRow;
 
 use super::races::{again_after_race, alone, bookkeeping};
 use super::statements::{Fate, Settled, claim_sql, look_sql, settle_sql};
+use super::worker::{kept_until, start_at_head};
 use super::{DeliveriesConfig, Policy, now_ms, woken};
 use crate::db::Dialect;
 use crate::state::State;
@@ -29,6 +30,9 @@ pub(super) struct Queue {
     lease: Duration,
     poll: Duration,
     batch: i64,
+    /// `[deliveries] retention_s`: how long this instance promises to keep
+    /// the plugin's cursor for (see `worker::kept_until`).
+    retention: Duration,
     /// The look's and the claim's statements, written once ([`look_sql`],
     /// [`claim_sql`]).
     look_sql: Arc<str>,
@@ -75,6 +79,7 @@ impl Queue {
             lease,
             poll: Duration::from_millis(config.poll_ms.max(1)),
             batch: i64::from(config.batch.max(1)),
+            retention: Duration::from_secs(config.retention_s),
             settles: std::sync::Mutex::default(),
         }
     }
@@ -133,9 +138,22 @@ impl Queue {
         // first: `live` runs this read again on another.
         let (_, look) = hookspecs::host::live(&self.state.db.pool, |conn| {
             let sql = sql.clone();
-            async move { sqlx::query(&sql).bind(plugin).fetch_one(conn).await }.boxed()
+            async move { sqlx::query(&sql).bind(plugin).fetch_optional(conn).await }.boxed()
         })
         .await?;
+        let Some(look) = look else {
+            // Forgotten (an instance's pruning took the plugin for gone, or
+            // a hand deleted the row): this instance runs it, so it starts
+            // again at the head, as a plugin back after a long absence does,
+            // rather than failing every round until a restart.
+            tracing::warn!(
+                plugin,
+                "its delivery cursor was gone: it starts again at the head of the log"
+            );
+            let kept = kept_until(self.retention);
+            start_at_head(&self.state, plugin, kept).await?;
+            return Ok(Round::Idle(Some(now_ms())));
+        };
         let now = now_ms();
         let retry_at: Option<i64> = look.try_get("retry_at")?;
         let more = look.try_get::<i64, _>("more")? == 1;

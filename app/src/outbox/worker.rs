@@ -117,7 +117,7 @@ async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
 /// plugin added later gets the events recorded from now on, not the past
 /// ([`head_sql`]). Either way the cursor is kept until at least `kept`
 /// (see [`prune`]).
-async fn start_at_head(state: &State, plugin: &str, kept: i64) -> Result<(), ApiError> {
+pub(super) async fn start_at_head(state: &State, plugin: &str, kept: i64) -> Result<(), ApiError> {
     let sql = head_sql(state.db.dialect());
     bookkeeping_statement(state, || sqlx::query(&sql).bind(plugin).bind(kept)).await
 }
@@ -163,7 +163,7 @@ fn pass_every(retention: Duration) -> Duration {
 /// Until when this instance promises to mark its plugins' cursors again:
 /// three of its passes from now, so that one pass that fails (or runs
 /// long) breaks no promise.
-fn kept_until(retention: Duration) -> i64 {
+pub(super) fn kept_until(retention: Duration) -> i64 {
     now_ms() + 3 * pass_every(retention).as_millis() as i64
 }
 

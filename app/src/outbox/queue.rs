@@ -1,6 +1,7 @@
 //! One plugin's queue: the loop of its rounds, each a look at the queue
 //! (skipped after a full batch), the claim of a batch, its attempts and
-//! the one write that settles it.
+//! the one write that settles it; and its cursor at the head of the log
+//! when it has none, with the promise that keeps it there.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -12,9 +13,8 @@ use hookspecs::{ApiError, Change, Delivery};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::races::{again_after_race, alone, bookkeeping};
-use super::statements::{Fate, Settled, claim_sql, look_sql, settle_sql};
-use super::worker::{kept_until, start_at_head};
+use super::races::{again_after_race, alone, bookkeeping, bookkeeping_statement};
+use super::statements::{Fate, Settled, claim_sql, head_sql, look_sql, settle_sql};
 use super::{DeliveriesConfig, Policy, now_ms, woken};
 use crate::db::Dialect;
 use crate::state::State;
@@ -31,7 +31,7 @@ pub(super) struct Queue {
     poll: Duration,
     batch: i64,
     /// `[deliveries] retention_s`: how long this instance promises to keep
-    /// the plugin's cursor for (see `worker::kept_until`).
+    /// the plugin's cursor for (see [`kept_until`]).
     retention: Duration,
     /// The look's and the claim's statements, written once ([`look_sql`],
     /// [`claim_sql`]).
@@ -532,4 +532,26 @@ enum Outcome {
     Skipped,
     /// Failed: why, and whether it is dead at once (fatal).
     Failed(String, bool),
+}
+
+/// Gives `plugin` a cursor if it has none: at the head of the log, so a
+/// plugin added later gets the events recorded from now on, not the past
+/// ([`head_sql`]). Either way the cursor is kept until at least `kept`
+/// (see `worker::prune`).
+pub(super) async fn start_at_head(state: &State, plugin: &str, kept: i64) -> Result<(), ApiError> {
+    let sql = head_sql(state.db.dialect());
+    bookkeeping_statement(state, || sqlx::query(&sql).bind(plugin).bind(kept)).await
+}
+
+/// How often an instance prunes: every minute, or every `retention` if
+/// shorter (at least every second).
+pub(super) fn pass_every(retention: Duration) -> Duration {
+    retention.clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// Until when this instance promises to mark its plugins' cursors again:
+/// three of its passes from now, so that one pass that fails (or runs
+/// long) breaks no promise.
+pub(super) fn kept_until(retention: Duration) -> i64 {
+    now_ms() + 3 * pass_every(retention).as_millis() as i64
 }

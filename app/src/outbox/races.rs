@@ -5,7 +5,9 @@
 
 use futures::future::BoxFuture;
 use hookspecs::{ApiError, HookContext};
-use sqlx::AnyConnection;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection};
 
 use crate::state::State;
 
@@ -64,6 +66,20 @@ where
     again_after_race(|| async move {
         let (_, done) = hookspecs::host::live(&state.db.pool, statement).await?;
         Ok(done)
+    })
+    .await
+}
+
+/// [`bookkeeping`] of one statement, which `query` writes with its
+/// parameters bound, afresh for each run.
+pub(super) async fn bookkeeping_statement<'q>(
+    state: &State,
+    query: impl Fn() -> Query<'q, Any, AnyArguments<'q>>,
+) -> Result<(), ApiError> {
+    let query = &query;
+    bookkeeping(state, |ctx| async move {
+        query().execute(&mut *ctx.db().await?).await?;
+        Ok(())
     })
     .await
 }

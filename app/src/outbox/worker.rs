@@ -1,7 +1,7 @@
 //! The delivery worker's tasks: starting one per plugin with an
-//! after-commit hook (each runs that plugin's queue, `queue.rs`) and the
-//! pruning task, and stopping them; a cursor for a plugin new to the
-//! database, leases given back, and the pruning. The statements built per
+//! after-commit hook (each runs that plugin's queue, `queue.rs`, with its
+//! cursor put at the head if it has none) and the pruning task, and
+//! stopping them; leases given back, and the pruning. The statements built per
 //! dialect or per batch shape (new cursor, look, claim, settle) are in
 //! `statements.rs`; this file's own (releasing leases, pruning) are here.
 
@@ -11,14 +11,11 @@ use std::time::Duration;
 
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change};
-use sqlx::Any;
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
 use tokio::task::JoinHandle;
 
-use super::queue::Queue;
-use super::races::bookkeeping;
-use super::statements::{head_sql, mark_sql};
+use super::queue::{Queue, kept_until, pass_every, start_at_head};
+use super::races::{bookkeeping, bookkeeping_statement};
+use super::statements::mark_sql;
 use super::{DeliveriesConfig, now_ms};
 use crate::db::Dialect;
 use crate::state::State;
@@ -113,29 +110,6 @@ async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
     .await
 }
 
-/// Gives `plugin` a cursor if it has none: at the head of the log, so a
-/// plugin added later gets the events recorded from now on, not the past
-/// ([`head_sql`]). Either way the cursor is kept until at least `kept`
-/// (see [`prune`]).
-pub(super) async fn start_at_head(state: &State, plugin: &str, kept: i64) -> Result<(), ApiError> {
-    let sql = head_sql(state.db.dialect());
-    bookkeeping_statement(state, || sqlx::query(&sql).bind(plugin).bind(kept)).await
-}
-
-/// [`bookkeeping`] of one statement, which `query` writes with its
-/// parameters bound, afresh for each run.
-async fn bookkeeping_statement<'q>(
-    state: &State,
-    query: impl Fn() -> Query<'q, Any, AnyArguments<'q>>,
-) -> Result<(), ApiError> {
-    let query = &query;
-    bookkeeping(state, |ctx| async move {
-        query().execute(&mut *ctx.db().await?).await?;
-        Ok(())
-    })
-    .await
-}
-
 /// The plugins implementing at least one `after_*` hook, with those hooks.
 fn after_commit_plugins(
     hooks: &PluginManager<dyn AppHooks>,
@@ -152,19 +126,6 @@ fn after_commit_plugins(
         }
     }
     plugins
-}
-
-/// How often an instance prunes: every minute, or every `retention` if
-/// shorter (at least every second).
-fn pass_every(retention: Duration) -> Duration {
-    retention.clamp(Duration::from_secs(1), Duration::from_secs(60))
-}
-
-/// Until when this instance promises to mark its plugins' cursors again:
-/// three of its passes from now, so that one pass that fails (or runs
-/// long) breaks no promise.
-pub(super) fn kept_until(retention: Duration) -> i64 {
-    now_ms() + 3 * pass_every(retention).as_millis() as i64
 }
 
 /// Every minute (or every `retention`, if shorter), a pruning pass.

@@ -173,10 +173,11 @@ impl<S: ?Sized> Clone for CallCtx<'_, S> {
 impl<S: ?Sized> Copy for CallCtx<'_, S> {}
 
 impl<'s, S: ?Sized> CallCtx<'s, S> {
-    /// The context of a call of `hook`, one of `snapshot`'s hooks.
+    /// The context of a call of `hook`, with the monitors and depth limit
+    /// of `settings` (the snapshot `hook` is part of, for a live call).
     #[inline(always)]
     pub(crate) fn new(
-        snapshot: &'s Snapshot<S>,
+        settings: &'s Snapshot<S>,
         hook: &'s HookImpls<S>,
         skip: &'s [&'static str],
         impl_spans: bool,
@@ -184,8 +185,8 @@ impl<'s, S: ?Sized> CallCtx<'s, S> {
         CallCtx {
             hook,
             skip,
-            monitors: &snapshot.monitors,
-            max_depth: snapshot.max_depth,
+            monitors: &settings.monitors,
+            max_depth: settings.max_depth,
             impl_spans,
         }
     }

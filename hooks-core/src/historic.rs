@@ -11,10 +11,14 @@
 //! 2. **Implementing.** No wrapper: a replay reaches one plugin and has no
 //!    chain to wrap (the registry's `validate` refuses one).
 //! 3. **Calling** ([`Caller::call_historic`], what the generated relay
-//!    method calls): the call runs now and its closure (arguments
-//!    included) is pushed on the registry's `history`, under the
-//!    registry's mutex. A call on a fixed snapshot (`call_extra`) is not
-//!    remembered.
+//!    method calls): its closure (arguments included) is pushed on the
+//!    registry's `history` and the snapshot the call runs on is taken, in
+//!    one critical section of the registry's mutex; then the call runs.
+//!    So a plugin registered at the same moment, on another thread, is
+//!    either in that snapshot (registered first: it hears the call, and
+//!    no replay) or picks the call to replay (registered after: it hears
+//!    the replay alone), never both. A call on a fixed snapshot
+//!    (`call_extra`) is not remembered.
 //! 4. **Registering** ([`Pending`]): while adding a plugin, the registry
 //!    picks the remembered calls of the hooks it implements; then each is
 //!    replayed, in the order of the calls, on a snapshot holding that
@@ -28,7 +32,7 @@ use std::sync::Arc;
 use crate::caller::Caller;
 use crate::error::{HookError, ManagerError};
 use crate::hookimpl::Plugin;
-use crate::registry::{Replay, State};
+use crate::registry::{Replay, Shared, State};
 use crate::result::{Answer, Results};
 use crate::spec::Spec;
 
@@ -51,16 +55,19 @@ impl<S: ?Sized + Send + Sync> Caller<'_, S> {
             results.answers().iter().for_each(&on_result);
             Ok(results)
         });
-        if let Some(shared) = self.shared() {
-            let replay = call.clone();
-            shared.change(|state| {
-                state.history.push((
-                    hook,
-                    Arc::new(move |snapshot| replay(&Caller::fixed(snapshot.clone())).map(drop)),
-                ))
-            });
-        }
-        call(self)
+        let Some(shared) = self.shared() else {
+            return call(self);
+        };
+        let replay = call.clone();
+        let ((), now) = shared.change_and_snapshot(|state| {
+            state.history.push((
+                hook,
+                Arc::new(move |snapshot, live| {
+                    replay(&Caller::fixed(snapshot.clone(), live)).map(drop)
+                }),
+            ))
+        });
+        call(&Caller::fixed(now, shared).skipping_as(self))
     }
 }
 
@@ -97,6 +104,7 @@ impl<S: Spec + ?Sized> Pending<S> {
     /// [`ManagerError::HistoricReplay`] naming the plugin and the error.
     pub(crate) fn replay(
         self,
+        live: &Shared<S>,
         name: &str,
         plugin: &Plugin<S>,
         unregister: impl FnOnce(),
@@ -107,7 +115,7 @@ impl<S: Spec + ?Sized> Pending<S> {
         solo.add(name, plugin)?;
         let snapshot = Arc::new(solo.snapshot(None));
         for replay in self.replays {
-            if let Err(error) = replay(&snapshot) {
+            if let Err(error) = replay(&snapshot, live) {
                 unregister();
                 return Err(ManagerError::HistoricReplay {
                     plugin: name.to_owned(),

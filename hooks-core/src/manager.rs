@@ -106,7 +106,7 @@ impl<S: Spec + ?Sized> PluginManager<S> {
             state.add(name, &plugin)?;
             Ok::<_, ManagerError>(Pending::pick(state, &plugin))
         })?;
-        pending.replay(name, &plugin, || {
+        pending.replay(&self.shared, name, &plugin, || {
             let _ = self.unregister(name);
         })?;
         for decl in plugin.impls.iter() {
@@ -180,7 +180,7 @@ impl<S: Spec + ?Sized> PluginManager<S> {
         })?;
         self.shared.publish();
         let mut restore = None;
-        let replayed = pending.replay(name, &plugin, || restore = Some(()));
+        let replayed = pending.replay(&self.shared, name, &plugin, || restore = Some(()));
         if restore.is_some() {
             let _ = self.shared.change(|state| state.replace(name, &old));
             self.shared.publish();
@@ -325,7 +325,9 @@ impl<S: Spec + ?Sized> PluginManager<S> {
 
     /// A relay for calls that also run the `extra` plugins, as if they had
     /// been registered last, without registering them. It works on the
-    /// plugins registered now.
+    /// plugins registered now; the monitors and the depth limit are the
+    /// manager's at each call (a monitor added later hears its calls, one
+    /// undone is not called).
     ///
     /// # Errors
     ///
@@ -352,7 +354,8 @@ impl<S: Spec + ?Sized> PluginManager<S> {
         for (name, plugin) in extra {
             scratch.add(name, &plugin)?;
         }
-        Ok(S::relay(Caller::fixed(Arc::new(scratch.snapshot(None)))))
+        let hooks = Arc::new(scratch.snapshot(None));
+        Ok(S::relay(Caller::fixed(hooks, &self.shared)))
     }
 
     /// Calls `before` ahead of every hook call and `after` once it ended,

@@ -102,9 +102,11 @@ pub(crate) struct Snapshot<S: ?Sized> {
     pub(crate) max_depth: usize,
 }
 
-/// A remembered historic call: replays itself on a snapshot (see
-/// `historic`, which makes, keeps and replays them).
-pub(crate) type Replay<S> = Arc<dyn Fn(&Arc<Snapshot<S>>) -> Result<(), HookError> + Send + Sync>;
+/// A remembered historic call: replays itself on a snapshot's hooks, with
+/// the monitors and depth limit of the manager whose registry is given
+/// (see `historic`, which makes, keeps and replays them).
+pub(crate) type Replay<S> =
+    Arc<dyn Fn(&Arc<Snapshot<S>>, &Shared<S>) -> Result<(), HookError> + Send + Sync>;
 
 struct Registered<S: ?Sized> {
     plugin: Plugin<S>,
@@ -176,8 +178,11 @@ impl<S: ?Sized> State<S> {
         }
     }
 
-    /// A scratch state with the same settings, and the same plugins if
-    /// `with_plugins` (for `call_extra` and historic replay).
+    /// A scratch state with the same blocked names, and the same plugins
+    /// if `with_plugins` (for `call_extra` and historic replay). Its
+    /// snapshots are called through a fixed caller, which takes the
+    /// monitors and the depth limit from the live registry, at each call:
+    /// the fork has none of its own.
     pub(crate) fn fork(&self, with_plugins: bool) -> Self {
         let mut fork = State::new(self.spec, self.specs);
         if with_plugins {
@@ -187,8 +192,6 @@ impl<S: ?Sized> State<S> {
             fork.next_id = self.next_id;
         }
         fork.blocked = self.blocked.clone();
-        fork.monitors = self.monitors.clone();
-        fork.max_depth = self.max_depth;
         fork
     }
 
@@ -486,27 +489,51 @@ impl<S: ?Sized> Shared<S> {
 
     /// Publishes pending changes.
     pub(crate) fn publish(&self) {
-        let replaced = {
-            let mut state = self.lock();
-            if !self.stale.load(Ordering::Acquire) {
-                return;
-            }
-            let next = Arc::new(state.snapshot(Some(&self.current.load())));
-            let replaced = self.current.swap(next.clone());
-            self.mark_idle(&next);
-            self.stale.store(false, Ordering::Release);
-            replaced
-        };
+        let replaced = self.publish_locked(&mut self.lock());
         // The last reference to an unregistered plugin may go here: drop it
         // outside the lock, so its `Drop` may use the manager.
         drop(replaced);
     }
 
+    /// Publishes pending changes, under the lock held as `state`; returns
+    /// the snapshot replaced, for the caller to drop after the lock.
+    fn publish_locked(&self, state: &mut State<S>) -> Option<Arc<Snapshot<S>>> {
+        if !self.stale.load(Ordering::Acquire) {
+            return None;
+        }
+        let next = Arc::new(state.snapshot(Some(&self.current.load())));
+        let replaced = self.current.swap(next.clone());
+        self.mark_idle(&next);
+        self.stale.store(false, Ordering::Release);
+        Some(replaced)
+    }
+
     /// Runs a change on the state under the lock and marks the snapshot
     /// stale if it changed anything.
     pub(crate) fn change<R>(&self, change: impl FnOnce(&mut State<S>) -> R) -> R {
-        let mut state = self.lock();
-        let result = change(&mut state);
+        self.apply(&mut self.lock(), change)
+    }
+
+    /// [`change`](Self::change), and the snapshot of the state it leaves,
+    /// published in the same critical section: no other change comes
+    /// between the two (a historic call is remembered and run on the
+    /// plugins of one moment, see `historic`).
+    pub(crate) fn change_and_snapshot<R>(
+        &self,
+        change: impl FnOnce(&mut State<S>) -> R,
+    ) -> (R, Arc<Snapshot<S>>) {
+        let (result, current, replaced) = {
+            let mut state = self.lock();
+            let result = self.apply(&mut state, change);
+            let replaced = self.publish_locked(&mut state);
+            (result, self.current.load_full(), replaced)
+        };
+        drop(replaced);
+        (result, current)
+    }
+
+    fn apply<R>(&self, state: &mut State<S>, change: impl FnOnce(&mut State<S>) -> R) -> R {
+        let result = change(state);
         if state.is_dirty() {
             self.stale.store(true, Ordering::Release);
             for idle in &self.idle {

@@ -395,7 +395,13 @@ impl<S: Spec + ?Sized> PluginManager<S> {
         let shared = Arc::downgrade(&self.shared);
         MonitoringHandle::new(move || {
             if let Some(shared) = shared.upgrade() {
-                shared.change(|state| state.remove_monitor(id));
+                let removed = shared.change(|state| state.remove_monitor(id));
+                // Published now, so that the last snapshot holding the
+                // monitor goes (unless a call still runs on it), and the
+                // monitor dropped after the lock: its closures' `Drop` may
+                // use the manager.
+                shared.publish();
+                drop(removed);
             }
         })
     }

@@ -334,9 +334,13 @@ impl<S: ?Sized> State<S> {
         self.settings_dirty = true;
     }
 
-    pub(crate) fn remove_monitor(&mut self, id: u64) {
-        self.monitors.retain(|m| m.id != id);
+    /// Removes monitor `id`; returns it, for the caller to drop once the
+    /// registry's mutex is released (its closures may own anything, a
+    /// clone of the manager included).
+    pub(crate) fn remove_monitor(&mut self, id: u64) -> Option<Arc<Monitor>> {
+        let at = self.monitors.iter().position(|m| m.id == id)?;
         self.settings_dirty = true;
+        Some(self.monitors.remove(at))
     }
 
     pub(crate) fn set_max_depth(&mut self, depth: usize) {

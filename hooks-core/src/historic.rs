@@ -20,10 +20,13 @@
 //!    the replay alone), never both. A call on a fixed snapshot
 //!    (`call_extra`) is not remembered.
 //! 4. **Registering** ([`Pending`]): while adding a plugin, the registry
-//!    picks the remembered calls of the hooks it implements; then each is
-//!    replayed, in the order of the calls, on a snapshot holding that
-//!    plugin alone. The first failure unregisters it again and the
-//!    registration fails (`ManagerError::HistoricReplay`).
+//!    picks the remembered calls of the hooks it implements; then, the
+//!    mutex released, each is replayed, in the order of the calls, on a
+//!    snapshot holding that plugin alone. The plugin is registered (calls
+//!    made meanwhile run it) while its replays run. The first failure
+//!    unregisters it again, unless another change (a `replace`) has put
+//!    another plugin under its name since, and the registration fails
+//!    (`ManagerError::HistoricReplay`).
 //! 5. **Results.** `<hook>_with_results(.., callback)`: the callback hears
 //!    each answer of the call and, later, of every replay.
 

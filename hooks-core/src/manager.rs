@@ -68,6 +68,22 @@ impl<S: Spec + ?Sized> std::fmt::Debug for PluginManager<S> {
     }
 }
 
+/// Logs the warning of each `warn_on_impl` hook `plugin` implements, as
+/// every registration of it (`register`, `replace`) does.
+fn warn_if_deprecated<S: Spec + ?Sized>(name: &str, plugin: &Plugin<S>) {
+    for decl in plugin.impls.iter() {
+        let deprecated = S::hook_index(decl.hook).and_then(|i| S::HOOKS[i].warn_on_impl);
+        if let Some(warning) = deprecated {
+            tracing::warn!(
+                plugin = name,
+                hook = decl.hook,
+                "plugin `{name}` implements deprecated hook `{}`: {warning}",
+                decl.hook
+            );
+        }
+    }
+}
+
 impl<S: Spec + ?Sized> PluginManager<S> {
     /// An empty manager.
     pub fn new() -> Self {
@@ -102,24 +118,18 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     ///
     /// As [`register`](Self::register).
     pub fn register_plugin(&self, name: &str, plugin: Plugin<S>) -> Result<(), ManagerError> {
-        let pending = self.shared.change(|state| {
-            state.add(name, &plugin)?;
-            Ok::<_, ManagerError>(Pending::pick(state, &plugin))
+        let (id, pending) = self.shared.change(|state| {
+            let id = state.add(name, &plugin)?;
+            Ok::<_, ManagerError>((id, Pending::pick(state, &plugin)))
         })?;
         pending.replay(&self.shared, name, &plugin, || {
-            let _ = self.unregister(name);
+            let withdrawn = self
+                .shared
+                .change(|state| state.withdraw(name, id, &plugin));
+            self.shared.publish();
+            drop(withdrawn);
         })?;
-        for decl in plugin.impls.iter() {
-            let deprecated = S::hook_index(decl.hook).and_then(|i| S::HOOKS[i].warn_on_impl);
-            if let Some(warning) = deprecated {
-                tracing::warn!(
-                    plugin = name,
-                    hook = decl.hook,
-                    "plugin `{name}` implements deprecated hook `{}`: {warning}",
-                    decl.hook
-                );
-            }
-        }
+        warn_if_deprecated(name, &plugin);
         Ok(())
     }
 
@@ -174,18 +184,24 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn replace(&self, name: &str, plugin: Plugin<S>) -> Result<Plugin<S>, ManagerError> {
-        let (old, pending) = self.shared.change(|state| {
+        let (old, id, pending) = self.shared.change(|state| {
             let old = state.replace(name, &plugin)?;
-            Ok::<_, ManagerError>((old, Pending::pick(state, &plugin)))
+            let id = state.registration(name).expect("registered just now");
+            Ok::<_, ManagerError>((old, id, Pending::pick(state, &plugin)))
         })?;
         self.shared.publish();
-        let mut restore = None;
-        let replayed = pending.replay(&self.shared, name, &plugin, || restore = Some(()));
-        if restore.is_some() {
-            let _ = self.shared.change(|state| state.replace(name, &old));
+        let mut restore = false;
+        let replayed = pending.replay(&self.shared, name, &plugin, || restore = true);
+        if restore {
+            let taken_out = self
+                .shared
+                .change(|state| state.reinstate(name, id, &plugin, &old));
             self.shared.publish();
+            drop(taken_out);
         }
-        replayed.map(|()| old)
+        replayed?;
+        warn_if_deprecated(name, &plugin);
+        Ok(old)
     }
 
     /// Blocks `name`: unregisters the plugin of that name, if any, and

@@ -150,7 +150,11 @@ pub(crate) struct State<S: ?Sized> {
     monitors: Vec<Arc<Monitor>>,
     settings_dirty: bool,
     pub(crate) max_depth: usize,
+    /// The next plugin's registration number.
     next_id: u64,
+    /// The last monitor's id: a counter of its own, so that adding a
+    /// monitor does not change the numbers plugins are registered under.
+    last_monitor: u64,
 }
 
 impl<S: ?Sized> State<S> {
@@ -175,6 +179,7 @@ impl<S: ?Sized> State<S> {
             settings_dirty: true,
             max_depth: DEFAULT_MAX_DEPTH,
             next_id: 0,
+            last_monitor: 0,
         }
     }
 
@@ -195,17 +200,65 @@ impl<S: ?Sized> State<S> {
         fork
     }
 
-    /// Checks and adds a plugin. On error nothing has changed.
-    pub(crate) fn add(&mut self, name: &str, plugin: &Plugin<S>) -> Result<(), ManagerError> {
+    /// Checks and adds a plugin; returns its registration number. On error
+    /// nothing has changed.
+    pub(crate) fn add(&mut self, name: &str, plugin: &Plugin<S>) -> Result<u64, ManagerError> {
         if self.blocked.contains(name) {
             return Err(ManagerError::Blocked(name.to_owned()));
         }
         if self.plugins.contains_key(name) {
             return Err(ManagerError::DuplicateName(name.to_owned()));
         }
-        self.place(name, plugin, self.next_id)?;
+        let id = self.next_id;
+        self.place(name, plugin, id)?;
         self.next_id += 1;
-        Ok(())
+        Ok(id)
+    }
+
+    /// Whether `name` is still `plugin` under registration number `id`:
+    /// what undoing a registration checks first, so that it never undoes
+    /// what another change put under that name since (a `replace`, or an
+    /// unregister and a new registration).
+    fn holds(&self, name: &str, id: u64, plugin: &Plugin<S>) -> bool {
+        self.plugins
+            .get(name)
+            .is_some_and(|r| r.id == id && r.plugin.identity() == plugin.identity())
+    }
+
+    /// Undoes [`add`](Self::add) of `plugin` as `name` under `id`, if it is
+    /// still registered so ([`holds`](Self::holds)), and gives its
+    /// registration number back if no other registration took one since;
+    /// returns the plugin removed.
+    pub(crate) fn withdraw(
+        &mut self,
+        name: &str,
+        id: u64,
+        plugin: &Plugin<S>,
+    ) -> Option<Plugin<S>> {
+        if !self.holds(name, id, plugin) {
+            return None;
+        }
+        let removed = self.remove(name).ok();
+        if self.next_id == id + 1 {
+            self.next_id = id;
+        }
+        removed
+    }
+
+    /// Undoes [`replace`](Self::replace) of `old` by `plugin` as `name`
+    /// (registration number `id`), if `plugin` is still registered so
+    /// ([`holds`](Self::holds)); returns the plugin taken out.
+    pub(crate) fn reinstate(
+        &mut self,
+        name: &str,
+        id: u64,
+        plugin: &Plugin<S>,
+        old: &Plugin<S>,
+    ) -> Option<Plugin<S>> {
+        if !self.holds(name, id, plugin) {
+            return None;
+        }
+        self.replace(name, old).ok()
     }
 
     /// Puts `plugin` in the place of the one registered as `name`, with its
@@ -317,6 +370,11 @@ impl<S: ?Sized> State<S> {
         self.plugins.get(name).map(|r| &r.plugin)
     }
 
+    /// The registration number of the plugin registered as `name`.
+    pub(crate) fn registration(&self, name: &str) -> Option<u64> {
+        self.plugins.get(name).map(|r| r.id)
+    }
+
     /// Registered plugins in registration order.
     pub(crate) fn registered(&self) -> impl Iterator<Item = (&'static str, &Plugin<S>)> {
         self.order
@@ -349,8 +407,8 @@ impl<S: ?Sized> State<S> {
     }
 
     pub(crate) fn next_monitor_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
+        self.last_monitor += 1;
+        self.last_monitor
     }
 
     fn is_dirty(&self) -> bool {

@@ -392,7 +392,7 @@ fn begin<S: ?Sized>(ctx: &CallCtx<'_, S>, depth: usize) -> Result<(), HookError>
     }
     #[cfg(feature = "async")]
     if let Some(limit) = spec.timeout {
-        if tokio::runtime::Handle::try_current().is_err() {
+        if !asynchronous::timer_runs_here() {
             // A time limit needs Tokio's timer: refuse up front, blaming no plugin.
             return Err(HookError::no_runtime(spec.name, limit));
         }

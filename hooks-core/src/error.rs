@@ -101,10 +101,13 @@ pub enum HookErrorKind {
     Failed(PluginError),
     /// The implementation panicked; the panic was caught.
     Panicked(String),
-    /// The implementation overran the hook's time limit.
+    /// The implementation overran the hook's time limit: it was still
+    /// pending at the limit (and was dropped there), or it blocked its
+    /// thread past it before answering (its answer discarded).
     TimedOut(Duration),
-    /// The hook has a time limit, which needs a Tokio runtime, and the call
-    /// ran outside one; no implementation ran.
+    /// The hook has a time limit, which needs a Tokio runtime with its time
+    /// driver, and the call ran outside one (or in one built without
+    /// `enable_time`); no implementation ran.
     NoRuntime(Duration),
     /// Hook calls nested deeper than the manager's limit.
     TooDeep {

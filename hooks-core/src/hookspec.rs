@@ -88,7 +88,8 @@ pub struct HookSpec {
     /// Async hooks only: all plain implementations run at once (results are
     /// still reported in call order).
     pub concurrent: bool,
-    /// Async hooks only: the time each plain implementation may take.
+    /// Async hooks only: the time each plain implementation may take (see
+    /// [`HookErrorKind::TimedOut`](crate::HookErrorKind::TimedOut)).
     pub timeout: Option<Duration>,
     /// `warn_on_impl = "..."`: implementing this hook is deprecated; every
     /// registration of a plugin that implements it logs this warning,

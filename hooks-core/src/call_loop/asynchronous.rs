@@ -223,6 +223,14 @@ impl<R, F> Invoke<'_, R, F> {
             running: None,
         }
     }
+
+    /// Drops the implementation's future, cut off by its time limit, under
+    /// `catch_unwind` as caught code: its `Drop` is the implementation's
+    /// code as much as its polls are, and a panic there is its panic.
+    fn cancel(&mut self) -> std::thread::Result<()> {
+        let running = self.running.take();
+        panics::catch(move || drop(running))
+    }
 }
 
 impl<'s, R, F> Future for Invoke<'s, R, F>
@@ -246,22 +254,45 @@ where
 }
 
 /// `running` within the time limit, if any: overrunning it is the
-/// implementation's error. Without a limit, `running` itself: no future of
-/// its own around it to poll and drop.
-fn within<'f, R: Send + 'f, F: Future<Output = Caught<R>> + Send + 'f>(
+/// implementation's error. One that is still pending at the limit is cut
+/// off there (dropped, see [`Invoke::cancel`]); one that blocks its thread
+/// instead of awaiting cannot be interrupted, and if it answers past the
+/// limit the answer is discarded for the same error (an error or a panic
+/// it ends with stays what it is). Without a limit, `running` itself: no
+/// future of its own around it to poll and drop.
+fn within<'s, 'f, R, F>(
     limit: Option<Duration>,
-    running: F,
-) -> Either<F, BoxFuture<'f, Caught<R>>> {
+    running: Invoke<'s, R, F>,
+) -> Either<Invoke<'s, R, F>, BoxFuture<'f, Caught<R>>>
+where
+    's: 'f,
+    R: Send + 'f,
+    F: FnOnce() -> BoxFuture<'s, HookResult<R>> + Send + Unpin + 'f,
+{
     match limit {
         None => Either::Left(running),
         // Boxed: the timer would make every implementation's future large.
         Some(limit) => Either::Right(Box::pin(async move {
-            match tokio::time::timeout(limit, running).await {
+            let mut running = running;
+            let started = tokio::time::Instant::now();
+            match tokio::time::timeout(limit, &mut running).await {
+                Ok(Ok(Ok(_late))) if started.elapsed() > limit => Ok(Err(TimeLimit(limit).into())),
                 Ok(caught) => caught,
-                Err(_elapsed) => Ok(Err(TimeLimit(limit).into())),
+                Err(_elapsed) => running.cancel().map(|()| Err(TimeLimit(limit).into())),
             }
         })),
     }
+}
+
+/// Whether a Tokio timer works here: a runtime is running, with its time
+/// driver. Tokio has no query for the driver, and making a timer without
+/// it panics; so one is made, and dropped unused, under `catch_unwind` as
+/// caught code (like a plugin's panic, Tokio's reaches the panic hook,
+/// which [`quiet_plugin_panics`](crate::quiet_plugin_panics) keeps quiet).
+/// Called only for hooks with a time limit.
+pub(crate) fn timer_runs_here() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
+        && panics::catch(|| drop(tokio::time::sleep(Duration::ZERO))).is_ok()
 }
 
 /// Calls an async hook: a [`Sequence`] if it serves, else the general

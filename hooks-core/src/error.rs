@@ -401,7 +401,8 @@ impl std::error::Error for TimeLimit {}
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ManagerError {
-    /// `register` with a name already registered.
+    /// `register` with a name already registered. The message says what to
+    /// do instead: another name, or `replace` or `unregister` first.
     DuplicateName(String),
     /// `register` with a name blocked by `set_blocked`.
     Blocked(String),
@@ -451,7 +452,11 @@ pub enum ManagerError {
 impl fmt::Display for ManagerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::DuplicateName(name) => write!(f, "a plugin named `{name}` is already registered"),
+            Self::DuplicateName(name) => write!(
+                f,
+                "a plugin named `{name}` is already registered: register this one under \
+                 another name, or `replace` or `unregister` that one first"
+            ),
             Self::Blocked(name) => write!(f, "plugin name `{name}` is blocked"),
             Self::UnknownPlugin(name) => write!(f, "no plugin named `{name}` is registered"),
             Self::InvalidImpl {

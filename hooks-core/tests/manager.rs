@@ -79,7 +79,11 @@ fn duplicate_name_is_refused_and_nothing_changes() {
         matches!(&err, ManagerError::DuplicateName(name) if name == "b"),
         "{err:?}"
     );
-    assert_eq!(err.to_string(), "a plugin named `b` is already registered");
+    assert_eq!(
+        err.to_string(),
+        "a plugin named `b` is already registered: register this one under another name, \
+         or `replace` or `unregister` that one first"
+    );
     assert_eq!(state(&pm), before, "the original `b` still answers");
     assert_eq!(pm.get_hookimpls("run"), impls_before);
 }

@@ -438,7 +438,13 @@ pub enum ManagerError {
         /// first is repeated last.
         chain: Vec<&'static str>,
     },
-    /// Replaying a historic call to the new plugin failed; it was not registered.
+    /// Replaying a historic call to the new plugin failed; it was not
+    /// registered. It was registered while its replays ran, though (they
+    /// run with the registry's lock released): calls made meanwhile, from
+    /// the replay itself or from other threads, ran it, and
+    /// `has_plugin` saw it. The first failure unregisters it again (unless
+    /// a `replace` has put another plugin under its name since, which
+    /// stays) before this error is returned.
     HistoricReplay {
         /// The plugin.
         plugin: String,

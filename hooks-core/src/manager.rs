@@ -94,7 +94,10 @@ impl<S: Spec + ?Sized> PluginManager<S> {
 
     /// Registers `plugin` under `name`.
     ///
-    /// Historic calls made so far are replayed to the new plugin. A plugin
+    /// Historic calls made so far are replayed to the new plugin. It is
+    /// registered while they are (they run outside the registry's lock,
+    /// and may call hooks themselves): calls made meanwhile run it, on
+    /// this thread or another, even if a replay then fails. A plugin
     /// implementing a hook declared `warn_on_impl` is registered with a
     /// warning (a `tracing` WARN event naming plugin and hook).
     ///
@@ -106,7 +109,10 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     /// declares an implementation the spec cannot accept, when its
     /// `before`/`after` constraints close a cycle
     /// ([`ManagerError::OrderCycle`]), or when replaying a historic call to
-    /// it fails ([`ManagerError::HistoricReplay`]).
+    /// it fails ([`ManagerError::HistoricReplay`]: the plugin is
+    /// unregistered again, unless a [`replace`](Self::replace) has put
+    /// another under its name since; calls made while it was registered
+    /// ran it).
     pub fn register<P: Implements<S>>(&self, name: &str, plugin: P) -> Result<(), ManagerError> {
         self.register_plugin(name, Plugin::new(plugin))
     }
@@ -376,6 +382,13 @@ impl<S: Spec + ?Sized> PluginManager<S> {
 
     /// Calls `before` ahead of every hook call and `after` once it ended,
     /// until the returned handle's [`undo`](MonitoringHandle::undo).
+    ///
+    /// A call refused before it starts (nested past the depth limit, or a
+    /// time limit without a runtime) runs nothing, monitors included: nested
+    /// in another call, it reaches the monitors as that call's failure
+    /// (`after` of the call that made it). That keeps the depth limit a
+    /// bound: a monitor making a hook call of its own would otherwise be
+    /// called again for it, past the limit, without end.
     ///
     /// ```
     /// # use hookery::prelude::*;

@@ -182,6 +182,10 @@ pub(super) async fn update_space(
     if let Some(role) = patch.default_role {
         after.default_role = role;
     }
+    if after == before {
+        // Nothing changes: no write and no hook, which fire for changes.
+        return Ok(after);
+    }
     let done = sqlx::query(
         "UPDATE spaces SET name = $1, parent_id = $2, access = $3, default_role = $4 WHERE id = $5",
     )

@@ -95,6 +95,10 @@ pub(super) async fn update_user(
         check_display_name(display_name.as_deref())?;
         after.display_name = display_name;
     }
+    if after == before {
+        // Nothing changes: no write and no hook, which fire for changes.
+        return Ok(after);
+    }
     let done =
         sqlx::query("UPDATE users SET username = $1, email = $2, display_name = $3 WHERE id = $4")
             .bind(&after.username)

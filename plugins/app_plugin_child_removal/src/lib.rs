@@ -1,6 +1,12 @@
 //! Tracim's child_removal: a user removed from a space is removed from all
-//! its descendant spaces. Each removal it makes fires this hook again for
-//! the next level down.
+//! its descendant spaces, also those below a sub-space they are not in.
+//!
+//! The removals are made here, deepest first, so that each one fires this
+//! hook again for a space with nothing of the user's left below it: the
+//! hooks nest two deep however deep the tree (a level per removal would
+//! reach the engine's depth limit in a deep one).
+
+use std::collections::HashSet;
 
 use hookspecs::prelude::*;
 
@@ -15,16 +21,28 @@ impl AppHooks for ChildRemoval {
         ctx: &HookContext,
     ) -> HookResult<()> {
         let services = ctx.services();
-        for child in services.sub_spaces(ctx, membership.space_id).await? {
-            if services
-                .get_member(ctx, child.id, membership.user_id)
-                .await?
-                .is_some()
-            {
-                services
-                    .delete_member(ctx, child.id, membership.user_id)
-                    .await?;
+        let user_id = membership.user_id;
+        let mut theirs: HashSet<i64> = services
+            .memberships_of(ctx, user_id)
+            .await?
+            .into_iter()
+            .map(|m| m.space_id)
+            .collect();
+        // The descendants, a level at a time, until none of the user's
+        // spaces can be left below.
+        let mut found = Vec::new();
+        let mut level = vec![membership.space_id];
+        while !level.is_empty() && !theirs.is_empty() {
+            let mut below = Vec::new();
+            for id in level {
+                let children = services.sub_spaces(ctx, id).await?;
+                below.extend(children.into_iter().map(|s| s.id));
             }
+            found.extend(below.iter().copied().filter(|id| theirs.remove(id)));
+            level = below;
+        }
+        for space_id in found.into_iter().rev() {
+            services.delete_member(ctx, space_id, user_id).await?;
         }
         Ok(())
     }

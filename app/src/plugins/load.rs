@@ -150,7 +150,7 @@ pub(super) fn open(
     table: &serde_json::Value,
 ) -> Result<PluginExport, String> {
     if candidate.component_crate {
-        loader::check_crate(&candidate.source)?;
+        loader::check_crate(&candidate.source, dir)?;
         build::build(&candidate.source, &candidate.name, build_dir)?;
     }
     loader::check_file(candidate, dir)?;

@@ -66,6 +66,9 @@ pub struct Entry {
     pub kind: Kind,
     /// What became of it.
     pub status: Status,
+    /// The plugins it requires (`export_plugin!(..., requires = [...])`):
+    /// it fails when one of them does.
+    pub requires: Vec<String>,
     /// Its own tables' migrations.
     pub migrations: &'static [hookspecs::Migration],
     /// Loaded but idle until configured, and what to set
@@ -87,6 +90,7 @@ impl Entry {
             source,
             kind,
             status,
+            requires: Vec::new(),
             migrations: &[],
             idle: None,
             generation,

@@ -217,10 +217,11 @@ fn list(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
             .flatten()
             .filter_map(|h| h.as_str())
             .collect();
+        // One line per plugin, whatever its file is named.
         println!(
             "{:<24} {:<10} {}",
-            plugin["name"].as_str().unwrap_or("?"),
-            plugin["status"].as_str().unwrap_or("?"),
+            plugins::printable(plugin["name"].as_str().unwrap_or("?")),
+            plugins::printable(plugin["status"].as_str().unwrap_or("?")),
             implemented.join(", ")
         );
     }

@@ -136,13 +136,17 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
                 command: PluginsCommand::List,
             } => list(plugins),
             Command::Package { out } => {
-                let copied = package::package(&out, &Config::load()?.plugins)?;
-                for file in &copied {
+                let packaged = package::package(&out, &Config::load()?.plugins)?;
+                for file in &packaged.copied {
                     println!("{}", file.display());
+                }
+                // On stderr: stdout is what was copied, one path a line.
+                for plugin in &packaged.left_out {
+                    eprintln!("left out: {plugin}");
                 }
                 println!(
                     "{} files in {}: run {}",
-                    copied.len(),
+                    packaged.copied.len(),
                     out.display(),
                     out.join("app").display()
                 );

@@ -136,13 +136,17 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
                 command: PluginsCommand::List,
             } => list(plugins),
             Command::Package { out } => {
-                let copied = package::package(&out, &Config::load()?.plugins)?;
-                for file in &copied {
+                let packaged = package::package(&out, &Config::load()?.plugins)?;
+                for file in &packaged.copied {
                     println!("{}", file.display());
+                }
+                // On stderr: stdout is what was copied, one path a line.
+                for plugin in &packaged.left_out {
+                    eprintln!("left out: {plugin}");
                 }
                 println!(
                     "{} files in {}: run {}",
-                    copied.len(),
+                    packaged.copied.len(),
                     out.display(),
                     out.join("app").display()
                 );
@@ -217,10 +221,11 @@ fn list(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
             .flatten()
             .filter_map(|h| h.as_str())
             .collect();
+        // One line per plugin, whatever its file is named.
         println!(
             "{:<24} {:<10} {}",
-            plugin["name"].as_str().unwrap_or("?"),
-            plugin["status"].as_str().unwrap_or("?"),
+            plugins::printable(plugin["name"].as_str().unwrap_or("?")),
+            plugins::printable(plugin["status"].as_str().unwrap_or("?")),
             implemented.join(", ")
         );
     }

@@ -5,16 +5,32 @@
 //! prebuilt library in `<dir>/plugins/` (a component crate built for
 //! `wasm32-wasip2` first, and shipped as its `.wasm`). The binaries' RUNPATH starts with
 //! `$ORIGIN/`, so the libraries beside it are the ones it loads.
+//!
+//! A plugin the app would refuse before opening it (misnamed, found twice,
+//! disabled, or refused by the loader's file checks: a link out of the
+//! folder, another user's file...) is left out, saying why: copied, it
+//! would be a file of the package's own, trusted there. A `required` one
+//! left out fails the package, as it would fail the app's start.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
 use crate::config::PluginsConfig;
-use crate::plugins::discovery;
+use crate::plugins::discovery::{self, Candidate};
+use crate::plugins::{loader, printable};
+
+/// What `package` did: the files it copied, and the plugins it left out,
+/// each with why.
+pub struct Packaged {
+    /// Every file written, in order.
+    pub copied: Vec<PathBuf>,
+    /// `plugin <name> (<source>): <why>`, one per plugin left out.
+    pub left_out: Vec<String>,
+}
 
 /// Copies the app, its shared libraries and its plugins into `out`.
-pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Vec<PathBuf>> {
+pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> {
     let exe = std::env::current_exe().context("finding the running binary")?;
     let build_dir = exe.parent().context("the binary's folder")?;
     std::fs::create_dir_all(out.join("plugins"))
@@ -33,28 +49,63 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Vec<PathBu
     let (dir, _) = plugins.folder();
     let found = discovery::discover(&dir, build_dir)
         .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
-    let wanted = found
-        .iter()
-        .filter(|c| !plugins.disabled.contains(&c.name) && c.problem.is_none());
-    for candidate in wanted {
-        let name = candidate
-            .library
-            .file_name()
-            .context("a plugin library's name")?;
-        if candidate.component_crate {
-            crate::plugins::build_component(&candidate.source, &candidate.name, build_dir)
-                .map_err(|why| anyhow::anyhow!("plugin {}: {why}", candidate.name))?;
+    let mut left_out = Vec::new();
+    for candidate in &found {
+        let (name, source) = (&candidate.name, candidate.source.display());
+        let refused = match checked(candidate, &dir, build_dir, plugins)? {
+            Ok(()) => {
+                let file = candidate
+                    .library
+                    .file_name()
+                    .context("a plugin library's name")?;
+                copied.push(copy(&candidate.library, &out.join("plugins").join(file))?);
+                continue;
+            }
+            Err(why) => why,
+        };
+        if plugins.required.contains(name) {
+            bail!("required plugin `{name}` ({source}) cannot be packaged: {refused}");
         }
-        if !candidate.library.exists() {
-            bail!(
-                "plugin {} is not built ({}): run `cargo build` at the workspace root first",
-                candidate.name,
-                candidate.library.display()
-            );
-        }
-        copied.push(copy(&candidate.library, &out.join("plugins").join(name))?);
+        left_out.push(printable(&format!("plugin {name} ({source}): {refused}")).into_owned());
     }
-    Ok(copied)
+    Ok(Packaged { copied, left_out })
+}
+
+/// Whether `candidate` is one the app would open, checked as the app
+/// checks it (`Err`: why not), a component crate built first.
+///
+/// # Errors
+///
+/// Its build failed, or a crate's library is not built: the package would
+/// lack a plugin the folder means to have.
+fn checked(
+    candidate: &Candidate,
+    dir: &Path,
+    build_dir: &Path,
+    plugins: &PluginsConfig,
+) -> anyhow::Result<Result<(), String>> {
+    if plugins.disabled.contains(&candidate.name) {
+        return Ok(Err("disabled".to_owned()));
+    }
+    if let Some(problem) = &candidate.problem {
+        return Ok(Err(problem.clone()));
+    }
+    if candidate.component_crate {
+        if let Err(why) = loader::check_crate(&candidate.source, dir) {
+            return Ok(Err(why));
+        }
+        crate::plugins::build_component(&candidate.source, &candidate.name, build_dir)
+            .map_err(|why| anyhow::anyhow!("plugin {}: {why}", candidate.name))?;
+    }
+    let built = candidate.source != candidate.library;
+    if built && !candidate.library.exists() {
+        bail!(
+            "plugin {} is not built ({}): run `cargo build` at the workspace root first",
+            candidate.name,
+            candidate.library.display()
+        );
+    }
+    Ok(loader::check_file(candidate, dir))
 }
 
 fn copy(from: &Path, to: &Path) -> anyhow::Result<PathBuf> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::plugins::discovery::PREFIX;
+use crate::plugins::discovery::{self, PREFIX};
 
 /// Which kind of plugin to create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,12 +21,8 @@ pub enum Template {
 
 /// Creates `<dir>/app_plugin_<name>/` and returns its path.
 pub fn new_plugin(dir: &Path, name: &str, template: Template) -> anyhow::Result<PathBuf> {
-    let valid = hookspecs::sql::is_plain_name(name) && !name.starts_with('_');
-    if !valid {
-        bail!(
-            "`{name}` is not a plugin name: use lowercase letters, digits and `_`, starting with a letter"
-        );
-    }
+    // The rule the app loads plugins by: a name it would refuse is refused here.
+    discovery::check_name(name).map_err(anyhow::Error::msg)?;
     let crate_name = format!("{PREFIX}{name}");
     let root = dir.join(&crate_name);
     if root.exists() {
@@ -149,15 +145,15 @@ hookspecs::export_plugin!({Type}::default);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::discovery;
 
     #[test]
     fn a_name_that_cannot_prefix_tables_or_starts_with_no_letter_is_refused() {
         let dir = std::env::temp_dir().join(format!("scaffold-names-{}", std::process::id()));
-        for bad in ["", "_x", "2x", "Hello", "a-b", "a b", "é"] {
+        for bad in ["", "_x", "2x", "Hello", "a-b", "a b", "é", "app"] {
             let error = new_plugin(&dir, bad, Template::Native).unwrap_err();
+            let error = error.to_string();
             assert!(
-                error.to_string().contains("is not a plugin name"),
+                error.contains("is not a plugin name") || error.contains("the app's own plugin"),
                 "{bad}: {error}"
             );
         }

@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::report::printable;
+
 /// The prefix of every plugin crate and library name.
 pub const PREFIX: &str = "app_plugin_";
 
@@ -20,8 +22,8 @@ pub struct Candidate {
     pub library: PathBuf,
     /// Where it was found (the crate folder or the library itself).
     pub source: PathBuf,
-    /// Why it cannot be a plugin as it is (a name without the prefix):
-    /// reported as a failure, never silently skipped.
+    /// Why it cannot be a plugin as it is (misnamed, or its name found
+    /// twice): reported as a failure, never silently skipped.
     pub problem: Option<String>,
     /// A component crate: the app builds it before loading `library`.
     pub component_crate: bool,
@@ -30,10 +32,11 @@ pub struct Candidate {
 /// Lists the plugins in `dir`, sorted by name: crate folders (named by the
 /// package name in their Cargo.toml; their library was built next to the
 /// running binary, in `build_dir`) and prebuilt libraries. A crate or a
-/// library whose name lacks the prefix is listed with its problem (cargo
-/// builds every crate in `plugins/`: it would be built and never loaded),
-/// as are two plugins of one name (see `mark_twins`); any other file is
-/// ignored with a debug line.
+/// library misnamed (the prefix missing, or a name [`check_name`]
+/// refuses) is listed with its problem (cargo builds every crate in
+/// `plugins/`: it would be built and never loaded), as are two plugins of
+/// one name (see `mark_twins`); any other file is ignored with a debug
+/// line.
 pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -45,38 +48,87 @@ pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>>
             found.push(crate_candidate(&path, &manifest, &file_name, build_dir));
             continue;
         }
-        let component_suffix = format!(".{}", super::component::EXTENSION);
-        let library = file_name
-            .strip_prefix(std::env::consts::DLL_PREFIX)
-            .and_then(|f| f.strip_suffix(std::env::consts::DLL_SUFFIX))
-            .or_else(|| file_name.strip_suffix(&component_suffix));
-        match library {
-            Some(stem) => {
-                let problem = (!stem.starts_with(PREFIX)).then(|| {
-                    format!(
-                        "a library in the plugin folder must be named {}{PREFIX}<name>{} \
-                         (a component {PREFIX}<name>{component_suffix}): rename it to load \
-                         it, or move it out of the folder",
-                        std::env::consts::DLL_PREFIX,
-                        std::env::consts::DLL_SUFFIX
-                    )
-                });
-                found.push(Candidate {
-                    name: stem.strip_prefix(PREFIX).unwrap_or(stem).to_owned(),
-                    library: path.clone(),
-                    source: path,
-                    problem,
-                    component_crate: false,
-                });
-            }
-            None => {
-                tracing::debug!(path = %path.display(), "not a plugin (neither a crate nor a library): ignored")
-            }
+        match library_candidate(path, &file_name) {
+            Some(candidate) => found.push(candidate),
+            None => tracing::debug!(
+                path = %printable(&entry.path().display().to_string()),
+                "not a plugin (neither a crate nor a library): ignored"
+            ),
         }
     }
     found.sort_by(|a, b| (&a.name, &a.source).cmp(&(&b.name, &b.source)));
     mark_twins(&mut found);
     Ok(found)
+}
+
+/// The rule for a plugin's name, for `app plugin new` and for what is found
+/// in the folder alike: it is written into the plugin's routes
+/// (`/plugins/<name>/`) and tables (`plugin_<name>_*`), so lowercase ASCII
+/// letters, digits and `_`, starting with a letter; and not the app's own.
+///
+/// # Errors
+///
+/// Why `name` is not one.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name == super::APP_PLUGIN {
+        return Err(format!("`{name}` is the name of the app's own plugin"));
+    }
+    if hookspecs::sql::is_plain_name(name) && !name.starts_with('_') {
+        return Ok(());
+    }
+    let shown = if name.is_empty() {
+        "an empty name".to_owned()
+    } else {
+        format!("`{}`", printable(name))
+    };
+    Err(format!(
+        "{shown} is not a plugin name: use lowercase letters, digits and `_`, starting with a letter"
+    ))
+}
+
+/// A file of the folder that is a library (`*.so`, or the platform's
+/// equivalent) or a component (`*.wasm`), however it is named: one named
+/// otherwise than `libapp_plugin_<name>.so` (`app_plugin_<name>.wasm`) gets
+/// the problem, with the name to give it. `None`: any other file.
+fn library_candidate(path: PathBuf, file_name: &str) -> Option<Candidate> {
+    use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
+    let component_suffix = format!(".{}", super::component::EXTENSION);
+    let (stem, lib, suffix) = match file_name.strip_suffix(DLL_SUFFIX) {
+        Some(stem) => (stem, DLL_PREFIX, DLL_SUFFIX),
+        None => (
+            file_name.strip_suffix(&component_suffix)?,
+            "",
+            &*component_suffix,
+        ),
+    };
+    let unprefixed = stem.strip_prefix(lib).unwrap_or(stem);
+    let named = unprefixed.strip_prefix(PREFIX);
+    let name = named.unwrap_or(unprefixed).to_owned();
+    let shown = printable(&path.display().to_string()).into_owned();
+    let well_named = named.is_some() && unprefixed.len() + lib.len() == stem.len();
+    let must = format!(
+        "a library in the plugin folder must be named {DLL_PREFIX}{PREFIX}<name>{DLL_SUFFIX} \
+         (a component {PREFIX}<name>{component_suffix})"
+    );
+    let problem = match check_name(&name) {
+        Ok(()) if well_named => None,
+        Ok(()) => Some(format!(
+            "{must}: rename {shown} to {lib}{PREFIX}{name}{suffix} to load it, or move it out \
+             of the folder"
+        )),
+        Err(why) if well_named => Some(format!("{why}: rename {shown}")),
+        Err(_) => Some(format!(
+            "{must}, <name> being lowercase letters, digits and `_`, starting with a letter: \
+             rename {shown} to load it, or move it out of the folder"
+        )),
+    };
+    Some(Candidate {
+        name,
+        library: path.clone(),
+        source: path,
+        problem,
+        component_crate: false,
+    })
 }
 
 /// Gives each of two (or more) plugins of one name (a crate and the
@@ -94,8 +146,8 @@ fn mark_twins(found: &mut [Candidate]) {
             .collect();
         let problem = format!(
             "the plugin `{}` is found twice in the folder, as {}: remove all but one",
-            twins[0].name,
-            sources.join(" and ")
+            printable(&twins[0].name),
+            printable(&sources.join(" and "))
         );
         for twin in twins {
             twin.problem = Some(problem.clone());
@@ -120,14 +172,21 @@ fn crate_candidate(path: &Path, manifest: &Path, folder: &str, build_dir: &Path)
         .and_then(|p| p.get("metadata")?.get(METADATA)?.get("kind")?.as_str())
         .is_some_and(|kind| kind == "component");
     let crate_name = name.replace('-', "_");
-    let problem = (!crate_name.starts_with(PREFIX)).then(|| {
-        format!(
+    let problem = match crate_name.strip_prefix(PREFIX) {
+        None => Some(format!(
             "its package name `{name}` lacks the `{PREFIX}` prefix, so it is built but \
              never loaded: set `name = \"{PREFIX}{}\"` under [package] in {}",
             crate_name.strip_prefix("app_").unwrap_or(&crate_name),
-            manifest.display()
-        )
-    });
+            printable(&manifest.display().to_string())
+        )),
+        Some(plugin) => check_name(plugin).err().map(|why| {
+            format!(
+                "{why}: rename the package `{}` under [package] in {}",
+                printable(name),
+                printable(&manifest.display().to_string())
+            )
+        }),
+    };
     let library = if component_crate {
         super::build::output(build_dir, &crate_name)
     } else {
@@ -178,6 +237,51 @@ impl Candidate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_library_is_a_candidate_and_a_misnamed_one_is_told_the_name_to_give_it() {
+        let problem = |file: &str| {
+            let found = library_candidate(PathBuf::from("/p").join(file), file);
+            found.map(|c| (c.name, c.problem))
+        };
+        assert_eq!(problem("libapp_plugin_x_2.so"), Some(("x_2".into(), None)));
+        assert_eq!(problem("app_plugin_x.wasm"), Some(("x".into(), None)));
+        assert_eq!(problem("README.md"), None);
+        assert_eq!(problem("libapp_plugin_x.so.1"), None);
+        for (file, name, to) in [
+            ("four.so", "four", "libapp_plugin_four.so"),
+            ("app_plugin_one.so", "one", "libapp_plugin_one.so"),
+            ("libgreeter.so", "greeter", "libapp_plugin_greeter.so"),
+            ("x.wasm", "x", "app_plugin_x.wasm"),
+        ] {
+            let (found, why) = problem(file).unwrap();
+            assert_eq!(found, name);
+            assert_eq!(
+                why.unwrap(),
+                format!(
+                    "a library in the plugin folder must be named libapp_plugin_<name>.so (a \
+                     component app_plugin_<name>.wasm): rename /p/{file} to {to} to load it, \
+                     or move it out of the folder"
+                )
+            );
+        }
+        let (_, why) = problem("Four.so").unwrap();
+        assert!(why.unwrap().contains("<name> being lowercase"));
+        for (file, why) in [
+            ("libapp_plugin_.so", "an empty name is not a plugin name"),
+            ("libapp_plugin_A.so", "`A` is not a plugin name"),
+            ("libapp_plugin_:any.so", "`:any` is not a plugin name"),
+            ("libapp_plugin_x\ny.so", "`x\\ny` is not a plugin name"),
+            (
+                "libapp_plugin_app.so",
+                "`app` is the name of the app's own plugin",
+            ),
+        ] {
+            let problem = problem(file).unwrap().1.unwrap();
+            assert!(problem.starts_with(why), "{file}: {problem}");
+            assert!(!problem.contains('\n'), "{problem}");
+        }
+    }
 
     #[test]
     fn a_crate_and_a_component_of_one_name_are_both_refused_naming_both() {

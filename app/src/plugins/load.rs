@@ -93,20 +93,29 @@ pub fn load(
         kinds.insert(candidate.name.clone(), kind);
         exports.insert(candidate.name, (source, export));
     }
-    let linked: Vec<String> = report.iter().map(|e| e.name.clone()).collect();
-    for (name, source, export) in in_requirement_order(exports, &linked) {
+    for (name, source, export) in in_requirement_order(exports, &report) {
         let migrations = export.as_ref().map(|e| e.migrations).unwrap_or_default();
         let idle = export.as_ref().ok().and_then(|e| e.idle.clone());
+        let requires = export
+            .as_ref()
+            .map(|e| e.requires.clone())
+            .unwrap_or_default();
         let status = register(&name, export.map(|e| e.plugin));
         let kind = kinds.get(&name).copied().unwrap_or(Kind::Native);
         report.push(Entry {
             migrations,
             idle,
+            requires,
             ..Entry::new(name, source, kind, status)
         });
     }
     for required in &config.required {
-        let entry = report.iter().find(|e| &e.name == required);
+        // A loaded one, if any: a linked-in plugin and one of the folder
+        // may share a name.
+        let entry = report
+            .iter()
+            .filter(|e| &e.name == required)
+            .min_by_key(|e| e.status != Status::Loaded);
         match entry.map(|e| &e.status) {
             Some(Status::Loaded) => {}
             Some(_) => anyhow::bail!(
@@ -150,7 +159,7 @@ pub(super) fn open(
     table: &serde_json::Value,
 ) -> Result<PluginExport, String> {
     if candidate.component_crate {
-        loader::check_crate(&candidate.source)?;
+        loader::check_crate(&candidate.source, dir)?;
         build::build(&candidate.source, &candidate.name, build_dir)?;
     }
     loader::check_file(candidate, dir)?;

@@ -14,9 +14,13 @@ use hookspecs::loader::{FINGERPRINT, Fingerprint, symbols};
 
 use super::discovery::Candidate;
 
-/// Refuses a library that others could have changed, or that a link puts
-/// outside `dir` (for prebuilt ones; built ones live in the build folder).
+/// Refuses a library that others could have changed (it, the plugin folder
+/// `dir`, or the folders a link of the folder leads through), that a link
+/// puts outside `dir` (for prebuilt ones; built ones live in the build
+/// folder), or that is not a regular file (a named pipe would block the
+/// reading of it for good).
 pub fn check_file(candidate: &Candidate, dir: &Path) -> Result<(), String> {
+    check_folder(dir)?;
     let path = &candidate.library;
     let link = std::fs::symlink_metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound if candidate.source != *path => format!(
@@ -37,15 +41,67 @@ pub fn check_file(candidate: &Candidate, dir: &Path) -> Result<(), String> {
                 target.display()
             ));
         }
+        // Its subfolders of the plugin folder: whoever may write one may
+        // put another file in the target's place.
+        for folder in target.ancestors().skip(1).take_while(|f| *f != dir) {
+            check_folder(folder)?;
+        }
     }
     let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    regular(path, &meta)?;
     check_owned(path, &meta)
 }
 
-/// Refuses a component crate whose sources others could have changed (its
-/// folder and every file and folder in it, `target/` aside): the app builds
-/// it, and building runs its build script and macros natively.
-pub fn check_crate(dir: &Path) -> Result<(), String> {
+/// Refuses a plugin folder others could write to: they could put any
+/// library in it, or one in the place of another between its check and its
+/// load.
+pub fn check_folder(dir: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    check_owned(dir, &meta).map_err(|why| format!("the plugin folder is not trusted: {why}"))
+}
+
+/// Refuses what is not a regular file (after links): a folder, a named pipe
+/// (reading it waits for a writer), a device, a socket.
+fn regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let kind = if meta.is_dir() {
+        "a directory"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = meta.file_type();
+            if kind.is_fifo() {
+                "a named pipe"
+            } else if kind.is_socket() {
+                "a socket"
+            } else if kind.is_char_device() || kind.is_block_device() {
+                "a device"
+            } else {
+                "not a file"
+            }
+        }
+        #[cfg(not(unix))]
+        "not a file"
+    };
+    Err(format!(
+        "cannot load {}: it is {kind}, not a regular file",
+        path.display()
+    ))
+}
+
+/// Refuses a component crate whose sources others could have changed (the
+/// plugin folder `dir`, the crate's folder and every file and folder in it,
+/// `target/` aside): the app builds it, and building runs its build script
+/// and macros natively.
+pub fn check_crate(krate: &Path, dir: &Path) -> Result<(), String> {
+    check_folder(dir)?;
+    check_tree(krate)
+}
+
+fn check_tree(dir: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     check_owned(dir, &meta)?;
     let entries =
@@ -56,7 +112,7 @@ pub fn check_crate(dir: &Path) -> Result<(), String> {
         let kind = entry.file_type().map_err(|e| e.to_string())?;
         if kind.is_dir() {
             if entry.file_name() != "target" {
-                check_crate(&path)?;
+                check_tree(&path)?;
             }
         } else {
             // A link is judged by what it leads to (never followed into a folder).
@@ -95,6 +151,23 @@ fn check_owned(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     Ok(())
 }
 
+/// The bytes of the regular file `path`, judged on the file as opened (a
+/// named pipe put in its place since its check is opened without waiting
+/// for a writer, then refused).
+fn read_regular(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let mut file = options.open(path).map_err(cannot)?;
+    regular(path, &file.metadata().map_err(cannot)?)?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data).map_err(cannot)?;
+    Ok(data)
+}
+
 /// Refuses a file that is not a whole shared library (the dynamic loader
 /// maps segments past the end of a truncated file, and touching them later
 /// would crash the process), then reads the SDK fingerprint the library
@@ -103,7 +176,7 @@ fn check_owned(path: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
 /// could not load.
 fn check_image(path: &Path) -> Result<(), String> {
     use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
-    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let data = read_regular(path)?;
     let file = object::File::parse(&*data)
         .map_err(|e| format!("cannot load {}: not a shared library ({e})", path.display()))?;
     let len = data.len() as u64;
@@ -317,20 +390,56 @@ mod tests {
         mode(&krate, 0o755);
         mode(&krate.join("src"), 0o755);
         assert_eq!(
-            check_crate(&krate),
+            check_tree(&krate),
             Ok(()),
             "target/ is the build's, not checked"
         );
         mode(&krate.join("src/lib.rs"), 0o664);
-        let refused = check_crate(&krate).unwrap_err();
+        let refused = check_tree(&krate).unwrap_err();
         assert!(
             refused.contains("src/lib.rs") && refused.contains("writable by its group"),
             "{refused}"
         );
         mode(&krate.join("src/lib.rs"), 0o644);
         mode(&krate.join("src"), 0o777);
-        assert!(check_crate(&krate).unwrap_err().contains("src"));
+        assert!(check_tree(&krate).unwrap_err().contains("src"));
         std::fs::remove_dir_all(&krate).unwrap();
+    }
+
+    #[test]
+    fn a_plugin_folder_others_could_write_refuses_its_crates_and_libraries() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("loader-folder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("app_plugin_x")).unwrap();
+        std::fs::write(dir.join("libapp_plugin_y.so"), b"").unwrap();
+        let mode = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        mode(&dir.join("libapp_plugin_y.so"), 0o644);
+        mode(&dir.join("app_plugin_x"), 0o755);
+        let library = Candidate {
+            name: "y".into(),
+            library: dir.join("libapp_plugin_y.so"),
+            source: dir.join("libapp_plugin_y.so"),
+            problem: None,
+            component_crate: false,
+        };
+        mode(&dir, 0o755);
+        assert_eq!(check_crate(&dir.join("app_plugin_x"), &dir), Ok(()));
+        assert_eq!(check_file(&library, &dir), Ok(()));
+        mode(&dir, 0o777);
+        let expected = format!(
+            "the plugin folder is not trusted: {} is writable by its group or by everyone \
+             (mode 777): `chmod go-w` it",
+            dir.display()
+        );
+        assert_eq!(
+            check_crate(&dir.join("app_plugin_x"), &dir),
+            Err(expected.clone())
+        );
+        assert_eq!(check_file(&library, &dir), Err(expected));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

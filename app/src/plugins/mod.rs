@@ -31,6 +31,6 @@ pub use build::{
 pub use builtin::{APP_PLUGIN, BuiltIn};
 pub use load::load;
 pub use reload::{ReloadError, Reloader};
-pub use report::{Entries, Entry, Kind, PluginReport, Status, log_report, report};
+pub use report::{Entries, Entry, Kind, PluginReport, Status, log_report, printable, report};
 pub use startup::{migrate, start};
 pub use watch::spawn as watch;

@@ -127,11 +127,12 @@ impl Reloader {
             .find(|e| e.name == name)
             .ok_or_else(|| ReloadError::Unknown(name.to_owned()))?;
         match outcome {
-            Ok((source, migrations)) => {
+            Ok((source, migrations, requires)) => {
                 entry.generation += 1;
                 entry.source = source;
                 entry.status = Status::Loaded;
                 entry.migrations = migrations;
+                entry.requires = requires;
                 entry.reload_error = None;
                 tracing::info!("plugin {name}: reloaded (generation {})", entry.generation);
                 Ok(entry.generation)
@@ -160,12 +161,12 @@ impl Reloader {
         }
     }
 
-    /// The new version, built, loaded, migrated and swapped in: its source
-    /// and migrations.
+    /// The new version, built, loaded, migrated and swapped in: its source,
+    /// migrations and requirements.
     async fn load_new(
         &self,
         name: &str,
-    ) -> Result<(String, &'static [hookspecs::Migration]), String> {
+    ) -> Result<(String, &'static [hookspecs::Migration], Vec<String>), String> {
         let (dir, table, owned) = (
             self.dir.clone(),
             self.configs.0.get(name).cloned().unwrap_or_default(),
@@ -222,7 +223,7 @@ impl Reloader {
         // Right after the hooks: between the two, a request may still reach
         // the old version's routes, which call the old version, whole.
         self.router.store(Arc::new(router));
-        Ok((source, export.migrations))
+        Ok((source, export.migrations, export.requires))
     }
 
     fn lock_entries(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {

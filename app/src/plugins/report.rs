@@ -66,6 +66,9 @@ pub struct Entry {
     pub kind: Kind,
     /// What became of it.
     pub status: Status,
+    /// The plugins it requires (`export_plugin!(..., requires = [...])`):
+    /// it fails when one of them does.
+    pub requires: Vec<String>,
     /// Its own tables' migrations.
     pub migrations: &'static [hookspecs::Migration],
     /// Loaded but idle until configured, and what to set
@@ -87,6 +90,7 @@ impl Entry {
             source,
             kind,
             status,
+            requires: Vec::new(),
             migrations: &[],
             idle: None,
             generation,
@@ -117,6 +121,7 @@ pub fn log_report(report: &[Entry]) {
             entry.source,
             entry.status_text()
         );
+        let line = printable(&line);
         match entry.status {
             Status::Failed(_) => tracing::warn!("{line}"),
             _ => tracing::info!("{line}"),
@@ -155,9 +160,12 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
         .chain(loaded)
         .map(|entry| {
             let name = entry.name.as_str();
+            // Hooks are matched by name: an entry that failed may share its
+            // name with a plugin that did not (`app`, a linked-in one).
+            let loaded = entry.status == Status::Loaded;
             let implemented: Vec<&str> = by_hook
                 .iter()
-                .filter(|(_, impls)| impls.iter().any(|i| i.plugin == name))
+                .filter(|(_, impls)| loaded && impls.iter().any(|i| i.plugin == name))
                 .map(|(hook, _)| *hook)
                 .collect();
             let mut json = json!({"name": name, "kind": entry.kind.as_str(), "source": entry.source, "status": entry.status_text(), "hooks": implemented});
@@ -191,6 +199,26 @@ pub fn report(hooks: &PluginManager<dyn AppHooks>, loaded: &[Entry], routes: &[R
         .map(|r| json!({"method": r.method.as_str(), "path": r.path, "plugin": r.owner}))
         .collect();
     json!({"plugins": plugins, "hooks": calls, "routes": routes})
+}
+
+/// `text` with its control characters escaped (a line break as `\n`), and
+/// nothing else changed: a plugin's name or path, which come from file
+/// names, printed in a line of the log or of `plugins list` can neither end
+/// that line nor forge another.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// What `GET /api/admin/plugins` shows, settled once the plugins started:

@@ -1,6 +1,7 @@
 //! After registration: each plugin's migrations, then its
 //! `on_plugins_loaded` (its routes); a plugin that fails either is taken
-//! out again, or stops startup if it is required.
+//! out again with the plugins that require it, or stops startup if one of
+//! them is required.
 
 use std::sync::Arc;
 
@@ -10,13 +11,14 @@ use hookspecs::AppHooks;
 use hookspecs::host::{PluginConfigs, RouteTable};
 
 use super::report::{Entry, Status};
+use super::requirements::fail_dependents;
 
 /// Calls `on_plugins_loaded` for each plugin that implements it, in call
 /// order, each with its own [`Startup`](hookspecs::Startup) (its routes go under its name).
 ///
 /// A plugin that fails there (error or panic) is unregistered with its
-/// routes and reported as failed, and startup goes on without it, unless it
-/// is required. A route clash stops startup: two owners claim one route.
+/// routes and reported as failed, as are the plugins requiring it, and
+/// startup goes on without them, unless one is required. A route clash stops startup: two owners claim one route.
 pub async fn start(
     hooks: &PluginManager<dyn AppHooks>,
     table: &RouteTable,
@@ -46,13 +48,14 @@ pub async fn start(
             return Err(anyhow!("startup failed: {error}"));
         }
         let why = format!("on_plugins_loaded: {error}");
-        remove(hooks, table, report, imp.plugin, why)?;
+        remove(hooks, table, report, imp.plugin, why, required)?;
     }
     Ok(())
 }
 
-/// Applies each loaded plugin's migrations; one that fails fails its plugin
-/// (or startup, if the plugin is required).
+/// Applies each loaded plugin's migrations, requirements first; one that
+/// fails fails its plugin and the plugins requiring it (or startup, if one
+/// of them is required).
 pub async fn migrate(
     db: &crate::db::Db,
     hooks: &PluginManager<dyn AppHooks>,
@@ -66,31 +69,59 @@ pub async fn migrate(
         .map(|e| (e.name.clone(), e.migrations))
         .collect();
     for (name, migrations) in loaded {
+        // Failed since with a requirement: its tables are not wanted.
+        if !report
+            .iter()
+            .any(|e| e.name == name && e.status == Status::Loaded)
+        {
+            continue;
+        }
         match db.migrate_plugin(&name, migrations).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("plugin {name}: {n} migration(s) applied"),
             Err(why) if required.contains(&name) => {
                 anyhow::bail!("required plugin `{name}` failed: {why}")
             }
-            Err(why) => remove(hooks, table, report, &name, why)?,
+            Err(why) => remove(hooks, table, report, &name, why, required)?,
         }
     }
     Ok(())
 }
 
-/// Takes a plugin that failed after loading out again: unregistered, its
-/// routes removed, reported failed.
+/// Takes a plugin that failed after loading out again, with the plugins
+/// that require it: unregistered, their routes removed, reported failed.
+///
+/// # Errors
+///
+/// One of them is required, naming it and why.
 fn remove(
     hooks: &PluginManager<dyn AppHooks>,
     table: &RouteTable,
     report: &mut [Entry],
     name: &str,
     why: String,
+    required: &[String],
 ) -> anyhow::Result<()> {
-    hooks.unregister(name)?;
-    table.remove_owner(name);
-    if let Some(entry) = report.iter_mut().find(|e| e.name == name) {
+    let entry = report
+        .iter_mut()
+        .find(|e| e.name == name && e.status == Status::Loaded);
+    if let Some(entry) = entry {
         entry.status = Status::Failed(why);
+    }
+    let dependents = fail_dependents(report, name);
+    for plugin in std::iter::once(name).chain(dependents.iter().map(String::as_str)) {
+        hooks.unregister(plugin)?;
+        table.remove_owner(plugin);
+    }
+    if let Some(entry) = report
+        .iter()
+        .find(|e| dependents.contains(&e.name) && required.contains(&e.name))
+    {
+        anyhow::bail!(
+            "required plugin `{}` is not loaded: {}",
+            entry.name,
+            entry.status_text()
+        );
     }
     Ok(())
 }

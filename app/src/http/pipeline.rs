@@ -276,11 +276,12 @@ async fn once(
     let outcome = AssertUnwindSafe((route.handler)(parts.with(ctx)))
         .catch_unwind()
         .await
-        .unwrap_or_else(|_| {
+        .unwrap_or_else(|panic| {
             let error = ApiError::internal(format!(
-                "the handler of {} {} panicked",
+                "the handler of {} {} panicked: {}",
                 route.method.as_str(),
-                route.path
+                route.path,
+                crate::plugins::panic_message(&*panic)
             ));
             Err(if route.owner == crate::plugins::APP_PLUGIN {
                 error

@@ -166,6 +166,10 @@ impl Router {
             Ok(at) => Hit(self.exact[at].1, Vec::new()),
             // `*` (`OPTIONS *`) or none (`CONNECT`'s authority): no route's.
             Err(_) if !path.starts_with('/') => return None,
+            // routerify decodes the whole path before matching it, where
+            // `%2F` would split a segment in two: a `/` inside a segment
+            // is data (RFC 3986, 2.2), and no route has one.
+            Err(_) if encodes_a_slash(path) => return None,
             Err(_) => self.ask(method, uri).await?,
         };
         Some(PathMatch {
@@ -192,6 +196,11 @@ fn hit(hit: Option<Hit>) -> Response<Full<Bytes>> {
         response.extensions_mut().insert(hit);
     }
     response
+}
+
+/// Whether `path` holds a percent-encoded `/`.
+fn encodes_a_slash(path: &str) -> bool {
+    (path.as_bytes().windows(3)).any(|w| w[0] == b'%' && w[1] == b'2' && w[2] | 0x20 == b'f')
 }
 
 /// A pattern's rank per segment, the lower the more literal: a literal
@@ -264,6 +273,22 @@ mod tests {
         let new = router.find(&get, &uri("/items/new")).await.unwrap();
         assert_eq!(new.methods(), [Method::Post]);
         assert_eq!((new.path, new.params), (2, vec![]));
+    }
+
+    #[tokio::test]
+    async fn an_encoded_slash_is_no_separator() {
+        let router = Router::new(vec![
+            route(Method::Get, "/items/:id/parts"),
+            route(Method::Get, "/f/:name"),
+        ])
+        .unwrap();
+        let get = hyper::Method::GET;
+        assert!(router.find(&get, &uri("/items/1/parts")).await.is_some());
+        for path in ["/items/1%2Fparts", "/items/1%2fparts", "/f/a%2Fb"] {
+            assert!(router.find(&get, &uri(path)).await.is_none(), "{path}");
+        }
+        // Another encoded byte is still decoded.
+        assert!(router.find(&get, &uri("/f/a%2Eb")).await.is_some());
     }
 
     #[tokio::test]

@@ -70,7 +70,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            refuse(stream);
+            refuse(stream, &shared.ids.next());
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -212,6 +212,11 @@ impl<'r> ReadHeaders<'r> {
         let mut read = ReadHeaders::default();
         for (name, value) in headers {
             let slot = if name == AUTHORIZATION {
+                if read.authorization.is_some() {
+                    // Two credentials are none: which one is the caller's?
+                    read.authorization = Some(&NO_CREDENTIAL);
+                    continue;
+                }
                 &mut read.authorization
             } else if name == CONTENT_LENGTH {
                 &mut read.content_length
@@ -225,6 +230,9 @@ impl<'r> ReadHeaders<'r> {
         read
     }
 }
+
+/// What a request with more than one `Authorization` header is read as.
+static NO_CREDENTIAL: HeaderValue = HeaderValue::from_static("");
 
 /// A client's own request id is echoed only if it is short printable ASCII.
 fn valid_request_id(id: &[u8]) -> bool {
@@ -298,14 +306,22 @@ fn response(answer: Answer, request_id: HeaderValue, unread: bool) -> Response<F
     response
 }
 
-/// Beyond the connection cap: a short 503 if the socket takes it at once,
-/// then close. Never waits on the client.
-fn refuse(stream: TcpStream) {
-    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-connection: close\r\nretry-after: 1\r\ncontent-length: 75\r\n\r\n\
-{\"error\":{\"code\":\"busy\",\"message\":\"too many connections; try again later\"}}";
-    let _ = stream.try_write(BUSY);
-    tracing::debug!("connection refused: at the connection cap");
+/// Beyond the connection cap: a short 503 with its request id, if the
+/// socket takes it at once, then close. Never waits on the client.
+fn refuse(stream: TcpStream, id: &HeaderValue) {
+    // Ours: printable ASCII, nothing to escape.
+    let id = id.to_str().unwrap_or_default();
+    let body = format!(
+        "{{\"error\":{{\"code\":\"busy\",\"message\":\"too many connections; try again later\",\
+\"request_id\":\"{id}\"}}}}"
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n\
+retry-after: 1\r\nx-request-id: {id}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.try_write(answer.as_bytes());
+    tracing::debug!(request_id = id, "connection refused: at the connection cap");
 }
 
 /// Waits between failed accepts, so that an exhausted file-descriptor
@@ -506,6 +522,9 @@ mod tests {
         assert!(read.authorization.is_none());
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer t"));
         assert_eq!(ReadHeaders::of(&headers).authorization.unwrap(), "Bearer t");
+        // But of two credentials, neither.
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer u"));
+        assert_eq!(ReadHeaders::of(&headers).authorization.unwrap(), "");
     }
 
     #[test]

@@ -85,10 +85,10 @@ pub fn load(
         // reload's does (it runs on a task of its own).
         let export = std::panic::catch_unwind(|| open(&candidate, &dir, &build_dir, &table))
             .unwrap_or_else(|panic| {
-                let why = (panic.downcast_ref::<String>().map(String::as_str))
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("no message");
-                Err(format!("its load panicked: {why}"))
+                Err(format!(
+                    "its load panicked: {}",
+                    super::panic_message(&*panic)
+                ))
             });
         kinds.insert(candidate.name.clone(), kind);
         exports.insert(candidate.name, (source, export));

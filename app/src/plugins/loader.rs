@@ -284,8 +284,10 @@ pub fn load(library: &Path, config: &serde_json::Value) -> Result<PluginExport, 
         lib.get::<fn(&serde_json::Value) -> Result<PluginExport, String>>(symbols::REGISTER)
     }
     .map_err(|_| "not a plugin: it exports no `app_plugin_register`".to_owned())?;
-    let export = std::panic::catch_unwind(|| register(config))
-        .map_err(|_| "its registration function panicked".to_owned())??;
+    let export = std::panic::catch_unwind(|| register(config)).map_err(|panic| {
+        let why = super::panic_message(&*panic);
+        format!("its registration function panicked: {why}")
+    })??;
     // Never unloaded: thread-local destructors may still point into it.
     std::mem::forget(lib);
     Ok(export)

@@ -34,3 +34,11 @@ pub use reload::{ReloadError, Reloader};
 pub use report::{Entries, Entry, Kind, PluginReport, Status, log_report, printable, report};
 pub use startup::{migrate, start};
 pub use watch::spawn as watch;
+
+/// What a caught panic said: its message if it carried one (a `panic!`
+/// with or without arguments), for the line that reports it.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    (payload.downcast_ref::<String>().map(String::as_str))
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("no message")
+}

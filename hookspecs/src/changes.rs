@@ -297,7 +297,8 @@ macro_rules! changes {
             /// The event's id: unique, and the same on every attempt and for every
             /// plugin. Use it as the idempotency key of whatever the hook does.
             pub event_id: String,
-            /// 1 on the first attempt, then 2, 3, ...
+            /// 1 on the first attempt, then 2, 3, ...; 1 again after an
+            /// admin's retry of a dead delivery (a fresh round of attempts).
             pub attempt: u32,
             /// When the operation recorded it (RFC 3339, UTC).
             pub recorded_at: String,

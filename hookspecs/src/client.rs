@@ -84,7 +84,8 @@ pub struct Answer {
 /// # Errors
 ///
 /// A malformed request (400); a body over [`MAX_BODY`] (413) or an answer
-/// over it (502); a failure to connect or to read (502). In a component
+/// over it (502); a failure to connect or to read (502, naming the host
+/// and port, never the path, the query or a `user:password@`). In a component
 /// also: outside an after-commit hook or to a host not granted (403), no
 /// answer within the call's time limit (504).
 #[cfg(target_family = "wasm")]

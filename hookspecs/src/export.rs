@@ -58,13 +58,6 @@ pub fn configured<C: DeserializeOwned + Default>(table: &Value) -> Result<C, Str
     Ok(config)
 }
 
-/// The settings of a plugin that has none (`export_plugin!` without
-/// `config = ...`): read through [`configured`] like any other, so that a
-/// key written for it fails it, named, instead of being ignored.
-#[doc(hidden)]
-#[derive(Default, serde::Deserialize)]
-pub struct NoSettings {}
-
 /// What a plugin library hands the app.
 pub struct PluginExport {
     /// The plugin object and the hooks it implements.
@@ -336,8 +329,7 @@ macro_rules! export_plugin {
     };
     ($constructor:expr
         $(, requires = [$($needs:literal),* $(,)?])? $(, migrations = $migrations:expr)? $(,)?) => {
-        $crate::export_plugin!(@exports |table: &$crate::serde_json::Value| {
-            let $crate::NoSettings {} = $crate::configured(table)?;
+        $crate::export_plugin!(@exports |_table: &$crate::serde_json::Value| {
             ::core::result::Result::Ok(
                 $crate::IntoExport::into_export(($constructor)())?
                     .requiring(&[$($($needs),*)?])

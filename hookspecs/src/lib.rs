@@ -48,7 +48,7 @@ pub use authz::{AccessCheck, Action, Decision, Resource};
 pub use changes::{ChangeKind, Entity};
 pub use context::{HookContext, Services};
 pub use error::ApiError;
-pub use export::{IntoExport, Migration, NoSettings, PluginExport, configured};
+pub use export::{IntoExport, Migration, PluginExport, configured};
 pub use hooks::{AppHooks, Change, Delivery};
 pub use http::{Method, Reply, Request, RouteError, Routes, Startup, from_json};
 pub use model::{

@@ -26,7 +26,8 @@ use crate::error::ApiError;
 /// # Errors
 ///
 /// A malformed request (400); a body over [`MAX_BODY`] (413) or an answer
-/// over it (502); a failure to connect or to read (502). In a component
+/// over it (502); a failure to connect or to read (502, naming the host
+/// and port, never the path, the query or a `user:password@`). In a component
 /// also: outside an after-commit hook or to a host not granted (403), no
 /// answer within the call's time limit (504).
 pub async fn send(request: Outgoing) -> Result<Answer, ApiError> {
@@ -73,7 +74,13 @@ pub async fn send_with(client: &HttpClient, request: Outgoing) -> Result<Answer,
         ));
     }
     let uri = url(&request.url)?;
-    let target = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+    // The host and port, never a `user:password@` the URL may carry: the
+    // message goes to logs and to a delivery's `last_error`.
+    let target = match (uri.host(), uri.port_u16()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (host, None) => host.unwrap_or_default().to_owned(),
+        (None, Some(_)) => String::new(),
+    };
     let method = hyper::Method::from_bytes(request.method.as_bytes())
         .map_err(|_| bad(format!("{:?} is not an HTTP method", request.method)))?;
     let mut built = hyper::Request::builder().method(method).uri(uri);

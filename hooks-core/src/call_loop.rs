@@ -173,11 +173,10 @@ impl<S: ?Sized> Clone for CallCtx<'_, S> {
 impl<S: ?Sized> Copy for CallCtx<'_, S> {}
 
 impl<'s, S: ?Sized> CallCtx<'s, S> {
-    /// The context of a call of `hook`, with the monitors and depth limit
-    /// of `settings` (the snapshot `hook` is part of, for a live call).
+    /// The context of a call of `hook`, one of `snapshot`'s hooks.
     #[inline(always)]
     pub(crate) fn new(
-        settings: &'s Snapshot<S>,
+        snapshot: &'s Snapshot<S>,
         hook: &'s HookImpls<S>,
         skip: &'s [&'static str],
         impl_spans: bool,
@@ -185,8 +184,8 @@ impl<'s, S: ?Sized> CallCtx<'s, S> {
         CallCtx {
             hook,
             skip,
-            monitors: &settings.monitors,
-            max_depth: settings.max_depth,
+            monitors: &snapshot.monitors,
+            max_depth: snapshot.max_depth,
             impl_spans,
         }
     }

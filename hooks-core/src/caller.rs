@@ -27,15 +27,7 @@ use crate::result::{Collect, Finish, Results};
 
 enum Source<'m, S: ?Sized> {
     Live(&'m Shared<S>),
-    /// The hooks of a fixed snapshot (`call_extra`, historic calls and
-    /// replays). Monitors and the depth limit are the manager's settings,
-    /// not the plugins a call runs, so they still come from the live
-    /// registry, at each call: an undone monitor is not called, a new one
-    /// hears the call.
-    Fixed {
-        hooks: Arc<Snapshot<S>>,
-        live: &'m Shared<S>,
-    },
+    Fixed(Arc<Snapshot<S>>),
 }
 
 /// Calls hooks of spec `S` on a manager's plugins (or a chosen set of them).
@@ -161,22 +153,15 @@ pub struct CallSnapshot<S: ?Sized>(SnapshotRef<S>);
 enum SnapshotRef<S: ?Sized> {
     /// arc-swap's guard: no reference count touched on the way in or out.
     Live(arc_swap::Guard<Arc<Snapshot<S>>>),
-    /// A fixed snapshot's hooks, with the live settings of when the call
-    /// was made (see [`Source::Fixed`]).
-    Fixed {
-        hooks: Arc<Snapshot<S>>,
-        settings: Arc<Snapshot<S>>,
-    },
+    Fixed(Arc<Snapshot<S>>),
 }
 
 #[cfg(feature = "async")]
 impl<S: ?Sized> CallSnapshot<S> {
-    /// The snapshot whose monitors and depth limit the call uses, and the
-    /// one whose hooks it runs: the same one for a live call.
-    fn parts(&self) -> (&Snapshot<S>, &Snapshot<S>) {
+    fn get(&self) -> &Snapshot<S> {
         match &self.0 {
-            SnapshotRef::Live(guard) => (guard, guard),
-            SnapshotRef::Fixed { hooks, settings } => (settings, hooks),
+            SnapshotRef::Live(guard) => guard,
+            SnapshotRef::Fixed(arc) => arc,
         }
     }
 }
@@ -189,11 +174,9 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         }
     }
 
-    /// A caller running the hooks of `hooks`, with `live`'s monitors and
-    /// depth limit.
-    pub(crate) fn fixed(hooks: Arc<Snapshot<S>>, live: &'m Shared<S>) -> Self {
+    pub(crate) fn fixed(snapshot: Arc<Snapshot<S>>) -> Self {
         Caller {
-            source: Source::Fixed { hooks, live },
+            source: Source::Fixed(snapshot),
             skip: None,
         }
     }
@@ -203,18 +186,18 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     pub(crate) fn shared(&self) -> Option<&'m Shared<S>> {
         match &self.source {
             Source::Live(shared) => Some(shared),
-            Source::Fixed { .. } => None,
+            Source::Fixed(_) => None,
         }
-    }
-
-    pub(crate) fn skipping(mut self, skip: Vec<&'static str>) -> Self {
-        self.skip = (!skip.is_empty()).then(|| skip.into_boxed_slice());
-        self
     }
 
     /// This caller, leaving out the plugins `other` leaves out.
     pub(crate) fn skipping_as(mut self, other: &Caller<'_, S>) -> Self {
         self.skip = other.skip.clone();
+        self
+    }
+
+    pub(crate) fn skipping(mut self, skip: Vec<&'static str>) -> Self {
+        self.skip = (!skip.is_empty()).then(|| skip.into_boxed_slice());
         self
     }
 
@@ -240,7 +223,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     ) -> Option<IdleCall<T, O>> {
         let limit = match &self.source {
             Source::Live(shared) => shared.idle_limit(hook),
-            Source::Fixed { .. } => 0,
+            Source::Fixed(_) => 0,
         };
         (limit != 0 && !tracing::level_enabled!(tracing::Level::DEBUG)).then_some(IdleCall {
             collect,
@@ -270,8 +253,8 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
                 }
                 call_live(shared, self.skip(), hook, plain, wrap, collect)
             }
-            Source::Fixed { hooks, live } => {
-                call_fixed(hooks, live, self.skip(), hook, plain, wrap, collect)
+            Source::Fixed(snapshot) => {
+                call_fixed(snapshot, self.skip(), hook, plain, wrap, collect)
             }
         }
     }
@@ -282,10 +265,7 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
     pub fn snapshot(&self) -> CallSnapshot<S> {
         CallSnapshot(match &self.source {
             Source::Live(shared) => SnapshotRef::Live(shared.load()),
-            Source::Fixed { hooks, live } => SnapshotRef::Fixed {
-                hooks: hooks.clone(),
-                settings: arc_swap::Guard::into_inner(live.load()),
-            },
+            Source::Fixed(snapshot) => SnapshotRef::Fixed(snapshot.clone()),
         })
     }
 
@@ -305,10 +285,10 @@ impl<'m, S: ?Sized + Send + Sync> Caller<'m, S> {
         T: Send + 's,
         O: Send + Finish<T> + 's,
     {
-        let (settings, hooks) = snapshot.parts();
+        let snapshot = snapshot.get();
         call_loop::call_async(
-            settings,
-            &hooks.hooks[hook],
+            snapshot,
+            &snapshot.hooks[hook],
             self.skip(),
             plain,
             wrap,
@@ -338,31 +318,26 @@ fn call_live<S: ?Sized + Send + Sync, T, O: Finish<T>>(
     wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
     collect: Collect<T, O>,
 ) -> Result<O, HookError> {
-    let snapshot = shared.load();
-    call_on_snapshot(&snapshot, &snapshot, skip, hook, plain, wrap, collect)
+    call_on_snapshot(&shared.load(), skip, hook, plain, wrap, collect)
 }
 
-/// [`Caller::call`] on a fixed snapshot's hooks (`call_extra`, historic
-/// calls and replays), with the live settings.
+/// [`Caller::call`] on a fixed snapshot (`call_extra`, historic replay).
 #[inline(never)]
 fn call_fixed<S: ?Sized + Send + Sync, T, O: Finish<T>>(
-    hooks: &Snapshot<S>,
-    live: &Shared<S>,
+    snapshot: &Snapshot<S>,
     skip: &[&'static str],
     hook: usize,
     plain: impl Fn(&S) -> HookResult<T>,
     wrap: impl Fn(&S, Next<'_, O>) -> HookResult<O>,
     collect: Collect<T, O>,
 ) -> Result<O, HookError> {
-    call_on_snapshot(&live.load(), hooks, skip, hook, plain, wrap, collect)
+    call_on_snapshot(snapshot, skip, hook, plain, wrap, collect)
 }
 
-/// A sync call of one of `hooks`' hooks, with the monitors and depth
-/// limit of `settings`.
+/// A sync call on `snapshot`.
 #[inline(always)]
 fn call_on_snapshot<S: ?Sized + Send + Sync, T, O: Finish<T>>(
-    settings: &Snapshot<S>,
-    hooks: &Snapshot<S>,
+    snapshot: &Snapshot<S>,
     skip: &[&'static str],
     hook: usize,
     plain: impl Fn(&S) -> HookResult<T>,
@@ -370,6 +345,6 @@ fn call_on_snapshot<S: ?Sized + Send + Sync, T, O: Finish<T>>(
     collect: Collect<T, O>,
 ) -> Result<O, HookError> {
     let impl_spans = tracing::enabled!(tracing::Level::TRACE);
-    let ctx = CallCtx::new(settings, &hooks.hooks[hook], skip, impl_spans);
+    let ctx = CallCtx::new(snapshot, &snapshot.hooks[hook], skip, impl_spans);
     call_loop::call_sync(ctx, plain, wrap, collect)
 }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use crate::caller::Caller;
 use crate::error::{HookError, ManagerError};
 use crate::hookimpl::Plugin;
-use crate::registry::{Replay, Shared, State};
+use crate::registry::{Replay, State};
 use crate::result::{Answer, Results};
 use crate::spec::Spec;
 
@@ -65,12 +65,10 @@ impl<S: ?Sized + Send + Sync> Caller<'_, S> {
         let ((), now) = shared.change_and_snapshot(|state| {
             state.history.push((
                 hook,
-                Arc::new(move |snapshot, live| {
-                    replay(&Caller::fixed(snapshot.clone(), live)).map(drop)
-                }),
+                Arc::new(move |snapshot| replay(&Caller::fixed(snapshot.clone())).map(drop)),
             ))
         });
-        call(&Caller::fixed(now, shared).skipping_as(self))
+        call(&Caller::fixed(now).skipping_as(self))
     }
 }
 
@@ -107,7 +105,6 @@ impl<S: Spec + ?Sized> Pending<S> {
     /// [`ManagerError::HistoricReplay`] naming the plugin and the error.
     pub(crate) fn replay(
         self,
-        live: &Shared<S>,
         name: &str,
         plugin: &Plugin<S>,
         unregister: impl FnOnce(),
@@ -118,7 +115,7 @@ impl<S: Spec + ?Sized> Pending<S> {
         solo.add(name, plugin)?;
         let snapshot = Arc::new(solo.snapshot(None));
         for replay in self.replays {
-            if let Err(error) = replay(&snapshot, live) {
+            if let Err(error) = replay(&snapshot) {
                 unregister();
                 return Err(ManagerError::HistoricReplay {
                     plugin: name.to_owned(),

@@ -128,7 +128,7 @@ impl<S: Spec + ?Sized> PluginManager<S> {
             let id = state.add(name, &plugin)?;
             Ok::<_, ManagerError>((id, Pending::pick(state, &plugin)))
         })?;
-        pending.replay(&self.shared, name, &plugin, || {
+        pending.replay(name, &plugin, || {
             let withdrawn = self
                 .shared
                 .change(|state| state.withdraw(name, id, &plugin));
@@ -197,7 +197,7 @@ impl<S: Spec + ?Sized> PluginManager<S> {
         })?;
         self.shared.publish();
         let mut restore = false;
-        let replayed = pending.replay(&self.shared, name, &plugin, || restore = true);
+        let replayed = pending.replay(name, &plugin, || restore = true);
         if restore {
             let taken_out = self
                 .shared
@@ -346,10 +346,10 @@ impl<S: Spec + ?Sized> PluginManager<S> {
     }
 
     /// A relay for calls that also run the `extra` plugins, as if they had
-    /// been registered last, without registering them. It works on the
-    /// plugins registered now; the monitors and the depth limit are the
-    /// manager's at each call (a monitor added later hears its calls, one
-    /// undone is not called).
+    /// been registered last, without registering them. The relay is a
+    /// snapshot of the manager as it is now: its plugins, and its monitors
+    /// and depth limit too (a monitor added later does not hear its calls,
+    /// one undone later still does; make a new relay to see a change).
     ///
     /// # Errors
     ///
@@ -376,8 +376,7 @@ impl<S: Spec + ?Sized> PluginManager<S> {
         for (name, plugin) in extra {
             scratch.add(name, &plugin)?;
         }
-        let hooks = Arc::new(scratch.snapshot(None));
-        Ok(S::relay(Caller::fixed(hooks, &self.shared)))
+        Ok(S::relay(Caller::fixed(Arc::new(scratch.snapshot(None)))))
     }
 
     /// Calls `before` ahead of every hook call and `after` once it ended,

@@ -93,7 +93,9 @@ impl MonitoringHandle {
         }
     }
 
-    /// Stops calling this monitor's callbacks (from the next call on).
+    /// Stops calling this monitor's callbacks (from the next call on;
+    /// a [`call_extra`](crate::PluginManager::call_extra) relay made before
+    /// keeps the monitors it was made with).
     pub fn undo(self) {
         (self.undo)()
     }

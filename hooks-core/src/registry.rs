@@ -102,11 +102,9 @@ pub(crate) struct Snapshot<S: ?Sized> {
     pub(crate) max_depth: usize,
 }
 
-/// A remembered historic call: replays itself on a snapshot's hooks, with
-/// the monitors and depth limit of the manager whose registry is given
-/// (see `historic`, which makes, keeps and replays them).
-pub(crate) type Replay<S> =
-    Arc<dyn Fn(&Arc<Snapshot<S>>, &Shared<S>) -> Result<(), HookError> + Send + Sync>;
+/// A remembered historic call: replays itself on a snapshot (see
+/// `historic`, which makes, keeps and replays them).
+pub(crate) type Replay<S> = Arc<dyn Fn(&Arc<Snapshot<S>>) -> Result<(), HookError> + Send + Sync>;
 
 struct Registered<S: ?Sized> {
     plugin: Plugin<S>,
@@ -183,11 +181,8 @@ impl<S: ?Sized> State<S> {
         }
     }
 
-    /// A scratch state with the same blocked names, and the same plugins
-    /// if `with_plugins` (for `call_extra` and historic replay). Its
-    /// snapshots are called through a fixed caller, which takes the
-    /// monitors and the depth limit from the live registry, at each call:
-    /// the fork has none of its own.
+    /// A scratch state with the same settings, and the same plugins if
+    /// `with_plugins` (for `call_extra` and historic replay).
     pub(crate) fn fork(&self, with_plugins: bool) -> Self {
         let mut fork = State::new(self.spec, self.specs);
         if with_plugins {
@@ -197,6 +192,8 @@ impl<S: ?Sized> State<S> {
             fork.next_id = self.next_id;
         }
         fork.blocked = self.blocked.clone();
+        fork.monitors = self.monitors.clone();
+        fork.max_depth = self.max_depth;
         fork
     }
 

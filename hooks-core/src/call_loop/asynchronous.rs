@@ -298,11 +298,10 @@ pub(crate) fn timer_runs_here() -> bool {
 /// Calls an async hook: a [`Sequence`] if it serves, else the general
 /// driver (out of line, so that this inlines into the relay). The general
 /// driver's call is one level deeper while polled ([`depth::Nested`]); a
-/// `Sequence` raises the level in its own poll. `settings` gives the
-/// monitors and the depth limit (see [`CallCtx::new`]).
+/// `Sequence` raises the level in its own poll.
 #[inline]
 pub(crate) fn call_async<'s, S, T, O, P, W>(
-    settings: &'s Snapshot<S>,
+    snapshot: &'s Snapshot<S>,
     hook: &'s HookImpls<S>,
     skip: &'s [&'static str],
     plain: P,
@@ -317,7 +316,7 @@ where
     W: Fn(&'s S, AsyncNext<'s, O>) -> BoxFuture<'s, HookResult<O>> + Send + Sync + 's,
 {
     let ctx = CallCtx::new(
-        settings,
+        snapshot,
         hook,
         skip,
         tracing::enabled!(tracing::Level::TRACE),
@@ -325,7 +324,7 @@ where
     let span = call_span_if_listened(ctx.spec());
     if span.is_none() && sequence_serves(&ctx) {
         Either::Left(Sequence {
-            settings,
+            snapshot,
             hook,
             skip,
             plain,
@@ -400,7 +399,7 @@ where
 /// rules are the same (`begin`, `catch_unwind` around each start and poll
 /// as [`Invoke`] does, `settle`, [`Outcomes::take`], `end`). It is not
 /// boxed, and is small and cheap to make: made, it holds only what the
-/// call was given (its context as the settings, the hook and the subset:
+/// call was given (its context as the snapshot, the hook and the subset:
 /// a [`CallCtx`] is rebuilt from them at each poll), and its outcomes are
 /// set up at its first poll, in place. A future is moved a few times
 /// between the relay and its place in the caller's (into `.await`, into
@@ -409,7 +408,7 @@ where
 /// hundred bytes per call, most of what a one-implementation async call
 /// cost above the hand loop.
 struct Sequence<'s, S: ?Sized, T, O, P> {
-    settings: &'s Snapshot<S>,
+    snapshot: &'s Snapshot<S>,
     hook: &'s HookImpls<S>,
     skip: &'s [&'static str],
     plain: P,
@@ -458,7 +457,7 @@ where
         let this = self.get_mut();
         // A `Sequence` serves only calls without implementation spans
         // (`sequence_serves`).
-        let ctx = CallCtx::new(this.settings, this.hook, this.skip, false);
+        let ctx = CallCtx::new(this.snapshot, this.hook, this.skip, false);
         if let Stage::Unstarted = this.stage {
             if let Err(error) = begin(&ctx, depth) {
                 this.stage = Stage::Done;

@@ -1180,6 +1180,27 @@ pub fn expect_error(status: u16, code: &str, response: Response) -> Value {
     error
 }
 
+/// Runs `work(i)` on `n` threads released at once; their answers, by `i`.
+pub fn at_once<T: Send + 'static>(
+    n: usize,
+    work: impl Fn(usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let (work, start) = (Arc::new(work), Arc::new(std::sync::Barrier::new(n)));
+    let threads: Vec<_> = (0..n)
+        .map(|i| {
+            let (work, start) = (work.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                work(i)
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("a client thread"))
+        .collect()
+}
+
 /// Waits until `done`, polling, for at most [`DEADLINE`] (then fails the
 /// test naming `what`).
 #[track_caller]

@@ -3,7 +3,7 @@
 //! on SQLite with one. Every race ends as if the operations had run one
 //! after the other, and the counts afterwards are exact.
 
-use std::sync::{Arc, Barrier};
+use std::sync::Arc;
 use std::thread;
 
 use e2e_tests::*;
@@ -23,27 +23,6 @@ fn instances(backend: Backend) -> Vec<TestApp> {
     let n = if backend == Backend::Postgres { 3 } else { 1 };
     (0..n)
         .map(|_| TestApp::start_on(db.clone(), &options))
-        .collect()
-}
-
-/// Runs `work(i)` on `n` threads released at once; their answers, by `i`.
-fn at_once<T: Send + 'static>(
-    n: usize,
-    work: impl Fn(usize) -> T + Send + Sync + 'static,
-) -> Vec<T> {
-    let (work, start) = (Arc::new(work), Arc::new(Barrier::new(n)));
-    let threads: Vec<_> = (0..n)
-        .map(|i| {
-            let (work, start) = (work.clone(), start.clone());
-            thread::spawn(move || {
-                start.wait();
-                work(i)
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .map(|t| t.join().expect("a client thread"))
         .collect()
 }
 

@@ -14,9 +14,7 @@
 //! transaction").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Barrier};
-use std::thread;
-use std::time::Instant;
+use std::sync::Arc;
 
 use e2e_tests::receiver::Receiver;
 use e2e_tests::*;
@@ -70,27 +68,6 @@ impl Cluster {
     fn clients(&self) -> Vec<Client> {
         self.apps.iter().map(|a| a.client.clone()).collect()
     }
-}
-
-/// Runs `work(i)` on `n` threads released at once; their answers, by `i`.
-fn at_once<T: Send + 'static>(
-    n: usize,
-    work: impl Fn(usize) -> T + Send + Sync + 'static,
-) -> Vec<T> {
-    let (work, start) = (Arc::new(work), Arc::new(Barrier::new(n)));
-    let threads: Vec<_> = (0..n)
-        .map(|i| {
-            let (work, start) = (work.clone(), start.clone());
-            thread::spawn(move || {
-                start.wait();
-                work(i)
-            })
-        })
-        .collect();
-    threads
-        .into_iter()
-        .map(|t| t.join().expect("a client thread"))
-        .collect()
 }
 
 fn space(client: &Client, name: &str, access: &str, parent: Option<i64>) -> i64 {
@@ -314,20 +291,12 @@ fn deliveries_match_the_log(cluster: &Cluster) {
         .column("SELECT event_key FROM outbox_events")
         .into_iter()
         .collect();
-    let start = Instant::now();
-    loop {
-        let got: BTreeSet<String> = cluster
-            .receiver
-            .received()
-            .into_iter()
-            .map(|r| r.key)
-            .collect();
-        if got.len() >= keys.len() || start.elapsed() > DEADLINE {
-            assert_eq!(got, keys, "the receiver's keys against the outbox's");
-            return;
-        }
-        thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let got = || -> BTreeSet<String> {
+        let received = cluster.receiver.received();
+        received.into_iter().map(|r| r.key).collect()
+    };
+    wait_until("every event at the receiver", || got().len() >= keys.len());
+    assert_eq!(got(), keys, "the receiver's keys against the outbox's");
 }
 
 /// A membership's history in the outbox, in the log's (commit) order:

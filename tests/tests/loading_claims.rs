@@ -675,17 +675,20 @@ fn a_renamed_library_is_the_plugin_its_file_names() {
 /// loader's.) Names a crate could not have (a space, a non-ASCII letter, a
 /// dot, capitals, a leading digit or `_`) fail, naming the file and the
 /// rule, are never opened (the table of `a b` is accepted, its greeting
-/// never logged) and answer nothing; a long name within the rule loads and
-/// answers under its name.
+/// never logged) and answer nothing; a name of 40 characters loads and
+/// answers under its name, one of 41 fails (its tables' names would not
+/// fit PostgreSQL's 63 bytes).
 #[test]
 fn odd_file_names_fail_naming_the_file_and_the_rule() {
     let dir = folder_with(&["hello_world"]);
-    let long = "l".repeat(200);
+    let long = "l".repeat(40);
+    let too_long = "l".repeat(41);
     let refused = ["a b", "héllo", "x.y", "Upper", "2x", "_x"];
     for name in refused {
         copy_as(dir.path(), "hello_world", name);
     }
     copy_as(dir.path(), "hello_world", &long);
+    copy_as(dir.path(), "hello_world", &too_long);
     let app = start(
         dir.path(),
         "[plugins.\"a b\"]\ngreeting = \"spaced greeting\"\n",
@@ -708,6 +711,15 @@ fn odd_file_names_fail_naming_the_file_and_the_rule() {
         );
     }
     assert_eq!(status(&app, &long), "loaded");
+    let file = dir.path().join(library_file(&too_long));
+    assert_eq!(
+        status(&app, &too_long),
+        format!(
+            "failed: `{too_long}` is too long for a plugin name: at most 40 characters, so \
+             that its tables' names (`plugin_<name>_...`) fit PostgreSQL's 63 bytes: rename {}",
+            file.display()
+        )
+    );
     let me = expect(200, app.get(&format!("/plugins/{long}/user"), ADMIN));
     assert_eq!(me["name"], "admin");
     assert!(!app.proc.output.text().contains("spaced greeting"));

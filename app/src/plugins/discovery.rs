@@ -61,10 +61,16 @@ pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>>
     Ok(found)
 }
 
+/// The longest plugin name: PostgreSQL cuts identifiers at 63 bytes, and
+/// `plugin_<name>_migrations` (its migration history) must stay whole, or
+/// two long names would share tables.
+const MAX_NAME: usize = 40;
+
 /// The rule for a plugin's name, for `app plugin new` and for what is found
 /// in the folder alike: it is written into the plugin's routes
 /// (`/plugins/<name>/`) and tables (`plugin_<name>_*`), so lowercase ASCII
-/// letters, digits and `_`, starting with a letter; and not the app's own.
+/// letters, digits and `_`, starting with a letter, at most [`MAX_NAME`];
+/// and not the app's own.
 ///
 /// # Errors
 ///
@@ -72,6 +78,12 @@ pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>>
 pub fn check_name(name: &str) -> Result<(), String> {
     if name == super::APP_PLUGIN {
         return Err(format!("`{name}` is the name of the app's own plugin"));
+    }
+    if name.len() > MAX_NAME && hookspecs::sql::is_plain_name(name) {
+        return Err(format!(
+            "`{name}` is too long for a plugin name: at most {MAX_NAME} characters, so that \
+             its tables' names (`plugin_<name>_...`) fit PostgreSQL's 63 bytes"
+        ));
     }
     if hookspecs::sql::is_plain_name(name) && !name.starts_with('_') {
         return Ok(());
@@ -237,6 +249,27 @@ impl Candidate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_is_plain_not_the_apps_and_short_enough_for_its_tables() {
+        for good in ["greeter", "a", "x2_y", &"n".repeat(MAX_NAME)] {
+            assert_eq!(check_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "app",
+            "_x",
+            "2x",
+            "Upper",
+            "a b",
+            "a:b",
+            &"n".repeat(MAX_NAME + 1),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        // The longest name's migration history is a whole PostgreSQL name.
+        assert!(format!("plugin_{}_migrations", "n".repeat(MAX_NAME)).len() <= 63);
+    }
 
     #[test]
     fn every_library_is_a_candidate_and_a_misnamed_one_is_told_the_name_to_give_it() {

@@ -102,8 +102,9 @@ pub enum HookErrorKind {
     /// The implementation panicked; the panic was caught.
     Panicked(String),
     /// The implementation overran the hook's time limit: it was still
-    /// pending at the limit (and was dropped there), or it blocked its
-    /// thread past it before answering (its answer discarded).
+    /// pending at the limit, and was dropped there. (One that blocks its
+    /// thread instead of awaiting cannot be interrupted: the answer it has
+    /// when next polled stands.)
     TimedOut(Duration),
     /// The hook has a time limit, which needs a Tokio runtime with its time
     /// driver, and the call ran outside one (or in one built without

@@ -95,7 +95,7 @@
 //! | `historic` | sync only; arguments owned (`Clone + Send + Sync + 'static`). The call is remembered and replayed to plugins registered later |
 //! | `on_error = "continue"` | every implementation runs; errors are logged and kept in [`Results::errors`] (with `firstresult`, logged only: a failing implementation is skipped, and the call answers `None` if all fail). Default `"propagate"` |
 //! | `concurrent` | async only: all plain implementations run at once; results still in call order |
-//! | `timeout_ms = N` | async only: each plain implementation may take N ms; overrunning is an error ([`HookErrorKind::TimedOut`]): one still pending at the limit is dropped there; one that blocks its thread instead of awaiting cannot be stopped, and answering past the limit is the same error. Needs a Tokio runtime with its time driver, else [`HookErrorKind::NoRuntime`] |
+//! | `timeout_ms = N` | async only: each plain implementation may take N ms; overrunning is an error ([`HookErrorKind::TimedOut`]): one still pending at the limit is dropped there; the limit is kept between polls, so one that blocks its thread instead of awaiting cannot be stopped, and its answer stands. Needs a Tokio runtime with its time driver, else [`HookErrorKind::NoRuntime`] |
 //! | `warn_on_impl = "why"` | implementing the hook is deprecated: registering a plugin that does logs a warning naming plugin and hook |
 //!
 //! A historic hook `h` also gets `h_with_results(args..., callback)`

@@ -1268,24 +1268,19 @@ impl Timed for Blocker {
     }
 }
 
-/// README, "Hook options": "`timeout_ms = N`: async hooks: each
-/// implementation may take N ms; overrunning is an error". An
-/// implementation that blocks for 4 times its limit and answers in the
-/// same poll took 200 ms of a 50 ms allowance.
+/// README, "Hook options": "`timeout_ms = N`: ... the limit is kept
+/// between polls, so one that blocks its thread instead of awaiting cannot
+/// be stopped, and its answer stands". An implementation that blocks for
+/// 4 times its limit and answers in the same poll is not cut off: it
+/// answers.
 #[tokio::test]
-async fn an_implementation_that_blocks_past_its_time_limit_has_overrun_it() {
+async fn an_implementation_that_blocks_past_its_time_limit_is_not_cut_off() {
     let pm = PluginManager::<dyn Timed>::new();
     pm.register("blocker", Blocker).unwrap();
-    assert_eq!(pm.hook().work(0).await.unwrap().into_values(), [1]);
     let started = std::time::Instant::now();
     let outcome = pm.hook().work(200).await;
     assert!(started.elapsed() >= Duration::from_millis(200));
-    let error = outcome.expect_err("200 ms of a 50 ms limit");
-    assert!(error.is_timeout(), "{error:?}");
-    assert_eq!(
-        error.to_string(),
-        "plugin `blocker` did not finish hook `work` within its time limit of 50ms"
-    );
+    assert_eq!(outcome.unwrap().into_values(), [1]);
 }
 
 /// `HookErrorKind::NoRuntime`: "The hook has a time limit, which needs a

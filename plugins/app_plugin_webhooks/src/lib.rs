@@ -196,6 +196,16 @@ fn target(config: &Config) -> Result<(), String> {
             config.url
         ));
     }
+    // The URL is written in every failed delivery's `last_error` and in
+    // the log: no password in it (`secret` signs the requests instead).
+    if authority.is_some_and(|a| a.contains('@')) {
+        return Err(
+            "`url` in [plugins.webhooks] must not carry a user or password \
+                    (`user:password@`): it is written in errors and logs; the receiver \
+                    checks `X-Signature`, signed with `secret`"
+                .into(),
+        );
+    }
     if let Some(unknown) = config
         .events
         .iter()
@@ -279,6 +289,14 @@ mod tests {
         assert!(event.contains("\"user.gone\" in `events`"), "{event}");
         assert!(with("http://127.0.0.1:9/x", Some(vec!["user.created".into()])).is_ok());
         assert!(with("https://example.org/x", None).is_ok());
+        let password = with("https://hook:s3cret@example.org/x", None).unwrap_err();
+        assert!(
+            password.contains("must not carry a user or password"),
+            "{password}"
+        );
+        assert!(!password.contains("s3cret"), "{password}");
+        // An `@` past the host is the path's or the query's.
+        assert!(with("https://example.org/x?by=a@b", None).is_ok());
     }
 
     #[test]

@@ -856,7 +856,9 @@ fn a_plugin_whose_name_cannot_name_tables_fails_alone_leaving_no_table() {
 fn a_library_named_without_lib_or_any_prefix_is_reported_with_the_name_to_give_it() {
     let dir = folder_with(&["hello_world"]);
     let mut files = Vec::new();
-    for file in ["app_plugin_one.so", "four.so"] {
+    // `hello_world.so`: a stray beside the real hello_world, which loads
+    // all the same (a file that can never load is no twin of it).
+    for file in ["app_plugin_one.so", "four.so", "hello_world.so"] {
         let path = dir.path().join(file);
         std::fs::copy(built("hello_world"), &path).unwrap();
         set_mode(&path, 0o755);
@@ -879,6 +881,16 @@ fn a_library_named_without_lib_or_any_prefix_is_reported_with_the_name_to_give_i
             "{text}"
         );
     }
+    let real = dir.path().join(library_file("hello_world"));
+    let hello = entries(&app, "hello_world");
+    let loaded = hello
+        .iter()
+        .find(|e| e["source"] == real.display().to_string().as_str());
+    assert_eq!(
+        loaded.map(|e| &e["status"]),
+        Some(&json!("loaded")),
+        "{hello:?}"
+    );
     healthy(&app, "ada");
 }
 

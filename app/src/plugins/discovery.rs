@@ -148,7 +148,11 @@ fn library_candidate(path: PathBuf, file_name: &str) -> Option<Candidate> {
 /// ran, and which one a reload would pick, would be a guess, so neither
 /// loads.
 fn mark_twins(found: &mut [Candidate]) {
-    for twins in found.chunk_by_mut(|a, b| a.name == b.name) {
+    for named in found.chunk_by_mut(|a, b| a.name == b.name) {
+        // A file that can never load (misnamed) is no twin: it would take
+        // the real plugin down with it.
+        let mut twins: Vec<&mut Candidate> =
+            named.iter_mut().filter(|c| c.problem.is_none()).collect();
         if twins.len() < 2 {
             continue;
         }
@@ -161,7 +165,7 @@ fn mark_twins(found: &mut [Candidate]) {
             printable(&twins[0].name),
             printable(&sources.join(" and "))
         );
-        for twin in twins {
+        for twin in &mut twins {
             twin.problem = Some(problem.clone());
         }
     }

@@ -33,8 +33,16 @@ pub struct Packaged {
 pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> {
     let exe = std::env::current_exe().context("finding the running binary")?;
     let build_dir = exe.parent().context("the binary's folder")?;
-    std::fs::create_dir_all(out.join("plugins"))
-        .with_context(|| format!("creating {}", out.display()))?;
+    let plugin_dir = out.join("plugins");
+    std::fs::create_dir_all(&plugin_dir).with_context(|| format!("creating {}", out.display()))?;
+    // Writable by its owner alone whatever the umask (002 makes it group
+    // writable), or the packaged app refuses every plugin in it.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let owner_only = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(&plugin_dir, owner_only)
+            .with_context(|| format!("setting the mode of {}", plugin_dir.display()))?;
+    }
     // `app` checks that `app-main` (this binary) can start with the
     // libraries beside it, then runs it (src/launcher.rs).
     let launcher = exe.with_file_name("app");
@@ -58,7 +66,7 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> 
                     .library
                     .file_name()
                     .context("a plugin library's name")?;
-                copied.push(copy(&candidate.library, &out.join("plugins").join(file))?);
+                copied.push(copy(&candidate.library, &plugin_dir.join(file))?);
                 continue;
             }
             Err(why) => why,

@@ -45,9 +45,6 @@ pub(super) fn in_requirement_order(
         done: &mut Vec<(String, String, Result<hookspecs::PluginExport, String>)>,
         report: &[Entry],
     ) -> Result<(), String> {
-        if report.iter().any(|e| e.name == name) {
-            return unmet(name, report).map_or(Ok(()), Err);
-        }
         if let Some((_, _, outcome)) = done.iter().find(|(n, ..)| n == name) {
             return match outcome {
                 Ok(_) => Ok(()),
@@ -60,7 +57,12 @@ pub(super) fn in_requirement_order(
             return Err(format!("requirement cycle {}", cycle.join(" -> ")));
         }
         let Some((source, export)) = pending.remove(name) else {
-            return Err(format!("`{name}` is not there"));
+            // Not one of the folder's to load: linked in, disabled, refused
+            // as found (a misnamed file may bear the name too), or absent.
+            return match report.iter().any(|e| e.name == name) {
+                true => unmet(name, report).map_or(Ok(()), Err),
+                false => Err(format!("`{name}` is not there")),
+            };
         };
         path.push(name.to_owned());
         let export = export.and_then(|export| {

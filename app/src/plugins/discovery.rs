@@ -69,7 +69,7 @@ const MAX_NAME: usize = 40;
 /// The rule for a plugin's name, for `app plugin new` and for what is found
 /// in the folder alike: it is written into the plugin's routes
 /// (`/plugins/<name>/`) and tables (`plugin_<name>_*`), so lowercase ASCII
-/// letters, digits and `_`, starting with a letter, at most [`MAX_NAME`];
+/// letters, digits and `_`, starting with a letter, at most 40 (`MAX_NAME`);
 /// and not the app's own.
 ///
 /// # Errors

@@ -1342,3 +1342,58 @@ fn a_package_never_launders_a_library_the_app_refuses() {
         "{output}"
     );
 }
+
+/// README, "Package it": packaging again into the same folder ships what
+/// the plugin folder holds now: a plugin disabled since is removed from
+/// the package (said on stderr), or the packaged app would still load it.
+/// A folder whose files would be copied onto themselves (the plugin folder
+/// being packaged, the running app's own) is refused, and nothing in it
+/// is touched: a file copied onto itself is emptied.
+#[test]
+fn a_package_made_again_ships_only_what_is_there_now_and_never_overwrites_its_source() {
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path().join("plugins");
+    std::fs::create_dir(&d).unwrap();
+    let hello = copy_as(&d, "hello_world", "hello_world");
+    copy_as(&d, "hello_world", "second");
+    let db = TestDb::create(Backend::Sqlite);
+    let dist = root.path().join("dist");
+    let package = |config: &str| {
+        let args = ["package", dist.to_str().unwrap()];
+        run_to_exit(&db, &options(&d, config, &[]).args(&args))
+    };
+    let (code, output) = package("");
+    assert!(code.success(), "{output}");
+    let shipped = |name: &str| dist.join("plugins").join(library_file(name));
+    assert!(shipped("hello_world").is_file() && shipped("second").is_file());
+
+    let (code, output) = package("[plugins]\ndisabled = [\"second\"]\n");
+    assert!(code.success(), "{output}");
+    assert!(
+        output.contains(&format!(
+            "removed {}: not part of this package",
+            shipped("second").display()
+        )),
+        "{output}"
+    );
+    assert!(!shipped("second").exists());
+    assert!(shipped("hello_world").is_file());
+    assert_eq!(
+        output.matches("not part of this package").count(),
+        1,
+        "{output}"
+    );
+
+    let size = std::fs::metadata(&hello).unwrap().len();
+    let binary = app_binary();
+    let onto_itself = [root.path(), binary.parent().unwrap()];
+    for out in onto_itself.map(|p| p.to_str().unwrap()) {
+        let (code, output) = run_to_exit(&db, &options(&d, "", &[]).args(&["package", out]));
+        assert!(!code.success(), "{output}");
+        assert!(
+            output.contains(&format!("cannot package into {out}: ")),
+            "{output}"
+        );
+    }
+    assert_eq!(std::fs::metadata(&hello).unwrap().len(), size);
+}

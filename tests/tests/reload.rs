@@ -250,6 +250,21 @@ fn a_component_crate_is_built_at_startup_rebuilt_on_reload_and_a_broken_version_
         app.post("/api/users", ADMIN, new_user("veto-b")),
     );
 
+    // A version requiring a plugin that is not there is refused, judged
+    // as at startup: the requirement and why it is unmet are named.
+    let requires = "requires: Vec::new(),";
+    let source = probe_source(1);
+    assert!(source.contains(requires), "the probe's manifest changed");
+    let needs = "requires: vec![\"hello_world\".into(), \"nobody\".into()],";
+    std::fs::write(dir.join("src/lib.rs"), source.replace(requires, needs)).unwrap();
+    let refused = expect_error(422, "reload_refused", reload(&app, "rebuilt", ADMIN));
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("runs on: it requires `nobody`: `nobody` is not there"),
+        "{message}"
+    );
+    assert_eq!(entry(&app, "rebuilt")["generation"], 1);
+
     // Version 2 is built and swapped in.
     std::fs::write(dir.join("src/lib.rs"), probe_source(2)).unwrap();
     let reloaded = expect(200, reload(&app, "rebuilt", ADMIN));

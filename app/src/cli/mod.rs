@@ -144,6 +144,9 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
                 for plugin in &packaged.left_out {
                     eprintln!("left out: {plugin}");
                 }
+                for stale in &packaged.removed {
+                    eprintln!("removed {}: not part of this package", stale.display());
+                }
                 println!(
                     "{} files in {}: run {}",
                     packaged.copied.len(),

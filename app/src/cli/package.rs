@@ -11,6 +11,10 @@
 //! folder, another user's file...) is left out, saying why: copied, it
 //! would be a file of the package's own, trusted there. A `required` one
 //! left out fails the package, as it would fail the app's start.
+//!
+//! Packaging again into the same folder removes the plugin files of the
+//! earlier package that this one does not ship (a plugin disabled or
+//! removed since), or the packaged app would load them.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +22,7 @@ use anyhow::{Context, bail};
 
 use crate::config::PluginsConfig;
 use crate::plugins::discovery::{self, Candidate};
-use crate::plugins::{loader, printable};
+use crate::plugins::{Status, loader, printable, refusal};
 
 /// What `package` did: the files it copied, and the plugins it left out,
 /// each with why.
@@ -27,6 +31,9 @@ pub struct Packaged {
     pub copied: Vec<PathBuf>,
     /// `plugin <name> (<source>): <why>`, one per plugin left out.
     pub left_out: Vec<String>,
+    /// Plugin files of an earlier package in the same folder that this one
+    /// does not ship, removed.
+    pub removed: Vec<PathBuf>,
 }
 
 /// Copies the app, its shared libraries and its plugins into `out`.
@@ -35,6 +42,17 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> 
     let build_dir = exe.parent().context("the binary's folder")?;
     let plugin_dir = out.join("plugins");
     std::fs::create_dir_all(&plugin_dir).with_context(|| format!("creating {}", out.display()))?;
+    let (dir, _) = plugins.folder();
+    check_out(out, build_dir, &plugin_dir, &dir)?;
+    let earlier = discovery::discover(&plugin_dir, build_dir)
+        .with_context(|| format!("reading {}", plugin_dir.display()))?;
+    if let Some(folder) = earlier.iter().find(|c| c.source.is_dir()) {
+        bail!(
+            "{} is a plugin crate in the package's plugin folder, which the packaged app \
+             cannot build: remove it, or package into another folder",
+            folder.source.display()
+        );
+    }
     // Writable by its owner alone whatever the umask (002 makes it group
     // writable), or the packaged app refuses every plugin in it.
     {
@@ -54,13 +72,13 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> 
         let name = library.file_name().context("a library's name")?;
         copied.push(copy(&library, &out.join(name))?);
     }
-    let (dir, _) = plugins.folder();
     let found = discovery::discover(&dir, build_dir)
         .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
+    let names: Vec<String> = found.iter().map(|c| c.name.clone()).collect();
     let mut left_out = Vec::new();
     for candidate in &found {
         let (name, source) = (&candidate.name, candidate.source.display());
-        let refused = match checked(candidate, &dir, build_dir, plugins)? {
+        let refused = match checked(candidate, &dir, build_dir, plugins, &names)? {
             Ok(()) => {
                 let file = candidate
                     .library
@@ -76,11 +94,50 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> 
         }
         left_out.push(printable(&format!("plugin {name} ({source}): {refused}")).into_owned());
     }
-    Ok(Packaged { copied, left_out })
+    let mut removed = Vec::new();
+    for stale in earlier.into_iter().map(|c| c.source) {
+        if !copied.contains(&stale) {
+            std::fs::remove_file(&stale)
+                .with_context(|| format!("removing {}", stale.display()))?;
+            removed.push(stale);
+        }
+    }
+    Ok(Packaged {
+        copied,
+        left_out,
+        removed,
+    })
+}
+
+/// Refuses an `out` whose files would overwrite the ones being packaged:
+/// the running binary's folder, or a plugin folder that is the one read
+/// (a file copied onto itself is emptied).
+fn check_out(out: &Path, build_dir: &Path, plugin_dir: &Path, source: &Path) -> anyhow::Result<()> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(out, build_dir) {
+        bail!(
+            "cannot package into {}: it is the folder of the running app, whose files would \
+             be copied onto themselves; name another folder",
+            out.display()
+        );
+    }
+    if same(plugin_dir, source) {
+        bail!(
+            "cannot package into {}: its plugins/ is the plugin folder being packaged ({}), \
+             whose files would be copied onto themselves; name another folder",
+            out.display(),
+            source.display()
+        );
+    }
+    Ok(())
 }
 
 /// Whether `candidate` is one the app would open, checked as the app
-/// checks it (`Err`: why not), a component crate built first.
+/// checks it (`Err`: why not), a component crate built first. `names`:
+/// every plugin of the folder.
 ///
 /// # Errors
 ///
@@ -91,12 +148,10 @@ fn checked(
     dir: &Path,
     build_dir: &Path,
     plugins: &PluginsConfig,
+    names: &[String],
 ) -> anyhow::Result<Result<(), String>> {
-    if plugins.disabled.contains(&candidate.name) {
-        return Ok(Err("disabled".to_owned()));
-    }
-    if let Some(problem) = &candidate.problem {
-        return Ok(Err(problem.clone()));
+    if let Some(why) = refusal(candidate, plugins, names).and_then(Status::reason) {
+        return Ok(Err(why));
     }
     if candidate.component_crate {
         if let Err(why) = loader::check_crate(&candidate.source, dir) {

@@ -67,16 +67,7 @@ pub fn load(
     for candidate in found {
         let source = candidate.source.display().to_string();
         let kind = candidate.kind();
-        let refused = if config.disabled.contains(&candidate.name) {
-            Some(Status::Disabled)
-        } else if let Some(problem) = &candidate.problem {
-            Some(Status::Failed(problem.clone()))
-        } else {
-            check_table_prefix(&candidate, &known)
-                .err()
-                .map(Status::Failed)
-        };
-        if let Some(status) = refused {
+        if let Some(status) = refusal(&candidate, config, &known) {
             report.push(Entry::new(candidate.name, source, kind, status));
             continue;
         }
@@ -171,6 +162,27 @@ pub(super) fn open(
     }
 }
 
+/// Why a plugin found in the folder is not to be opened, if it is not:
+/// disabled, refused as found (misnamed, found twice...), or a component
+/// whose tables would include another plugin's (`others`: the names of
+/// the other plugins). What startup, a reload and `app package` judge
+/// first, so that none opens or ships a file the others would refuse.
+pub(crate) fn refusal(
+    candidate: &Candidate,
+    config: &crate::config::PluginsConfig,
+    others: &[String],
+) -> Option<Status> {
+    if config.disabled.contains(&candidate.name) {
+        return Some(Status::Disabled);
+    }
+    if let Some(problem) = &candidate.problem {
+        return Some(Status::Failed(problem.clone()));
+    }
+    check_table_prefix(candidate, others)
+        .err()
+        .map(Status::Failed)
+}
+
 /// Refuses a component whose tables would include another plugin's: a
 /// component's SQL may touch `plugin_<name>_*`, which for a component
 /// `audit` covers `plugin_audit_log_*`, the tables of `audit_log`.
@@ -180,7 +192,7 @@ pub(super) fn open(
 /// # Errors
 ///
 /// Naming both plugins.
-pub(super) fn check_table_prefix(candidate: &Candidate, others: &[String]) -> Result<(), String> {
+fn check_table_prefix(candidate: &Candidate, others: &[String]) -> Result<(), String> {
     if !candidate.is_component() {
         return Ok(());
     }

@@ -30,6 +30,7 @@ pub use build::{
 };
 pub use builtin::{APP_PLUGIN, BuiltIn};
 pub use load::load;
+pub(crate) use load::refusal;
 pub use reload::{ReloadError, Reloader};
 pub use report::{Entries, Entry, Kind, PluginReport, Status, log_report, printable, report};
 pub use startup::{migrate, start};

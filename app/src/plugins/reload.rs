@@ -28,8 +28,9 @@ use hookspecs::AppHooks;
 use hookspecs::host::{PluginConfigs, RouteTable};
 
 use super::discovery;
-use super::load::{build_dir, check_table_prefix, open};
+use super::load::{build_dir, open, refusal};
 use super::report::{Entries, Entry, Kind, Status};
+use super::requirements::unmet_requirement;
 use crate::http::router::{Live, Router};
 
 /// Why a reload did not happen.
@@ -58,6 +59,8 @@ pub struct Reloader {
     hooks: PluginManager<dyn AppHooks>,
     db: crate::db::Db,
     configs: Arc<PluginConfigs>,
+    /// `[plugins]`, to judge a new version as startup judged the first.
+    plugins: crate::config::PluginsConfig,
     dir: PathBuf,
     entries: Entries,
     /// The router the requests are matched against: replaced by each reload.
@@ -81,6 +84,7 @@ impl Reloader {
             hooks,
             db,
             configs,
+            plugins: config.clone(),
             dir: config.folder().0,
             entries,
             router,
@@ -167,41 +171,38 @@ impl Reloader {
         &self,
         name: &str,
     ) -> Result<(String, &'static [hookspecs::Migration], Vec<String>), String> {
-        let (dir, table, owned) = (
+        let (dir, table, owned, plugins) = (
             self.dir.clone(),
             self.configs.0.get(name).cloned().unwrap_or_default(),
             name.to_owned(),
+            self.plugins.clone(),
         );
+        // The other plugins, as startup knew them (linked in too).
+        let mut names: Vec<String> = self.lock_entries().iter().map(|e| e.name.clone()).collect();
         // Building and compiling take seconds: off the async workers.
         let opened = tokio::task::spawn_blocking(move || {
             let build_dir = build_dir().map_err(|e| e.to_string())?;
             let found = discovery::discover(&dir, &build_dir)
                 .map_err(|e| format!("cannot read the plugin folder {}: {e}", dir.display()))?;
-            let names: Vec<String> = found.iter().map(|c| c.name.clone()).collect();
+            names.extend(found.iter().map(|c| c.name.clone()));
             let candidate = found
                 .into_iter()
                 .find(|c| c.name == owned)
                 .ok_or_else(|| format!("it is no longer in the plugin folder {}", dir.display()))?;
-            if let Some(problem) = &candidate.problem {
-                return Err(problem.clone());
+            if let Some(why) = refusal(&candidate, &plugins, &names).and_then(Status::reason) {
+                return Err(why);
             }
             if !candidate.is_component() {
                 return Err("it is a native plugin now: restart the app to load it".to_owned());
             }
-            check_table_prefix(&candidate, &names)?;
             let export = open(&candidate, &dir, &build_dir, &table)?;
             Ok((candidate.source.display().to_string(), export))
         })
         .await
         .map_err(|e| format!("its load panicked: {e}"))??;
         let (source, export) = opened;
-        let missing: Vec<&String> = export
-            .requires
-            .iter()
-            .filter(|r| !self.hooks.has_plugin(r))
-            .collect();
-        if let Some(required) = missing.first() {
-            return Err(format!("it requires `{required}`, which is not loaded"));
+        if let Some(why) = unmet_requirement(&export.requires, &self.lock_entries()) {
+            return Err(why);
         }
         // On a blocking thread of its own: the compiler cannot prove sqlx's
         // migration future `Send`, as the HTTP handler's future must be.

@@ -28,6 +28,20 @@ pub enum Status {
     Failed(String),
 }
 
+impl Status {
+    /// Why a plugin with this status does not run, as said where it was
+    /// refused (`None`: it is loaded).
+    pub fn reason(self) -> Option<String> {
+        match self {
+            Status::Loaded => None,
+            Status::Disabled => {
+                Some("it is disabled in the configuration ([plugins] disabled)".into())
+            }
+            Status::Failed(why) => Some(why),
+        }
+    }
+}
+
 /// Which kind of plugin it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

@@ -15,19 +15,24 @@ pub(super) type Loaded = (String, Result<hookspecs::PluginExport, String>);
 /// of the report so far named so (`None`: one of them is loaded). A
 /// disabled plugin is not there for the plugins that require it.
 fn unmet(name: &str, report: &[Entry]) -> Option<String> {
-    let mut why = None;
-    for entry in report.iter().filter(|e| e.name == name) {
-        match &entry.status {
-            Status::Loaded => return None,
-            Status::Disabled => {
-                why.get_or_insert_with(|| format!("`{name}` is disabled, so it is not there"));
-            }
-            Status::Failed(failed) => {
-                why.get_or_insert_with(|| format!("`{name}` did not load: {failed}"));
-            }
-        }
+    let mut named = report.iter().filter(|e| e.name == name);
+    if named.clone().any(|e| e.status == Status::Loaded) {
+        return None;
     }
-    why
+    Some(match named.next().map(|e| &e.status) {
+        None => format!("`{name}` is not there"),
+        Some(Status::Failed(failed)) => format!("`{name}` did not load: {failed}"),
+        Some(_) => format!("`{name}` is disabled, so it is not there"),
+    })
+}
+
+/// Why a plugin that requires each of `requires` cannot run beside the
+/// plugins of `report`, naming the first one missing (`None`: each is
+/// loaded). What a reload judges, as startup does.
+pub(super) fn unmet_requirement(requires: &[String], report: &[Entry]) -> Option<String> {
+    requires.iter().find_map(|needed| {
+        unmet(needed, report).map(|why| format!("it requires `{needed}`: {why}"))
+    })
 }
 
 /// The loaded plugins in an order where each comes after the plugins it
@@ -59,10 +64,7 @@ pub(super) fn in_requirement_order(
         let Some((source, export)) = pending.remove(name) else {
             // Not one of the folder's to load: linked in, disabled, refused
             // as found (a misnamed file may bear the name too), or absent.
-            return match report.iter().any(|e| e.name == name) {
-                true => unmet(name, report).map_or(Ok(()), Err),
-                false => Err(format!("`{name}` is not there")),
-            };
+            return unmet(name, report).map_or(Ok(()), Err);
         };
         path.push(name.to_owned());
         let export = export.and_then(|export| {
@@ -174,5 +176,10 @@ mod tests {
             "`twin` did not load: found twice"
         );
         assert_eq!(unmet("linked", &report), None);
+        assert_eq!(
+            unmet_requirement(&["linked".into(), "gone".into(), "off".into()], &report).unwrap(),
+            "it requires `gone`: `gone` is not there"
+        );
+        assert_eq!(unmet_requirement(&["linked".into()], &report), None);
     }
 }

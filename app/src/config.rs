@@ -5,9 +5,15 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+
+/// The longest time a setting may give: ten years, far beyond any use,
+/// and far below where `now` plus it overflows the outbox's milliseconds
+/// or leaves the calendar (year 9999).
+pub const LONGEST: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// Everything the app reads at startup.
 #[derive(Clone, Debug, Deserialize)]
@@ -110,7 +116,64 @@ impl Config {
         if let Ok(dir) = std::env::var("APP_PLUGINS_DIR") {
             config.plugins.dir = Some(dir.into());
         }
+        config.check()?;
         Ok(config)
+    }
+
+    /// Refuses what the types let through but nothing can honour: a
+    /// connection cap of 0 (every request would be refused), and times
+    /// beyond [`LONGEST`] (`now` plus such a time is past what the outbox's
+    /// clock and the calendar can say).
+    fn check(&self) -> anyhow::Result<()> {
+        if self.http.max_connections == 0 {
+            anyhow::bail!(
+                "[http] max_connections = 0 would refuse every connection: it must be at least 1"
+            );
+        }
+        let (http, deliveries) = (&self.http, &self.deliveries);
+        let ms = |key: &str, value: u64| (key.to_owned(), Duration::from_millis(value));
+        let mut times = vec![
+            ("[http] header_timeout_ms".to_owned(), http.header_timeout),
+            ("[http] body_timeout_ms".to_owned(), http.body_timeout),
+            ("[http] idle_timeout_ms".to_owned(), http.idle_timeout),
+            ("[http] shutdown_grace_ms".to_owned(), http.shutdown_grace),
+            ms("[database] backoff_ms", self.database.backoff_ms),
+            ms("[deliveries] backoff_ms", deliveries.backoff_ms),
+            ms("[deliveries] max_backoff_ms", deliveries.max_backoff_ms),
+            ms("[deliveries] timeout_ms", deliveries.timeout_ms),
+            ms("[deliveries] lease_ms", deliveries.lease_ms),
+            ms("[deliveries] poll_ms", deliveries.poll_ms),
+            (
+                "[deliveries] retention_s".to_owned(),
+                Duration::from_secs(deliveries.retention_s),
+            ),
+        ];
+        let mut plugins: Vec<_> = deliveries.plugins.iter().collect();
+        plugins.sort_by_key(|(name, _)| *name);
+        for (name, own) in plugins {
+            for (key, value) in [
+                ("backoff_ms", own.backoff_ms),
+                ("max_backoff_ms", own.max_backoff_ms),
+                ("timeout_ms", own.timeout_ms),
+            ] {
+                times.extend(value.map(|v| ms(&format!("[deliveries.{name}] {key}"), v)));
+            }
+        }
+        let too_long: Vec<String> = times
+            .into_iter()
+            .filter(|(_, time)| *time > LONGEST)
+            .map(|(key, _)| key)
+            .collect();
+        if !too_long.is_empty() {
+            anyhow::bail!(
+                "{} longer than ten years, the longest time a setting may give \
+                 ({} ms, {} s): set a shorter time",
+                too_long.join(", ") + if too_long.len() == 1 { " is" } else { " are" },
+                LONGEST.as_millis(),
+                LONGEST.as_secs()
+            );
+        }
+        Ok(())
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Self> {

@@ -71,7 +71,7 @@ pub(crate) async fn serve(
 
     let hooks = PluginManager::<dyn AppHooks>::new();
     let configs = Arc::new(config.plugin_configs());
-    let mut loaded = plugins::load(&hooks, token, plugins, &config.plugins, &configs)?;
+    let mut loaded = plugins::load(&hooks, token, plugins, &config, &configs)?;
     let services: Arc<dyn Services> = Arc::new(AppServices::new(hooks.clone()));
 
     let table = RouteTable::default();

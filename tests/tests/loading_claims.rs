@@ -1346,9 +1346,10 @@ fn a_package_never_launders_a_library_the_app_refuses() {
 /// README, "Package it": packaging again into the same folder ships what
 /// the plugin folder holds now: a plugin disabled since is removed from
 /// the package (said on stderr), or the packaged app would still load it.
-/// A folder whose files would be copied onto themselves (the plugin folder
-/// being packaged, the running app's own) is refused, and nothing in it
-/// is touched: a file copied onto itself is emptied.
+/// A misnamed file there is left alone. A folder whose files would be
+/// copied onto themselves (the plugin folder being packaged, the running
+/// app's own, a `plugins/` that links to the plugin folder) is refused,
+/// and nothing in it is touched or made.
 #[test]
 fn a_package_made_again_ships_only_what_is_there_now_and_never_overwrites_its_source() {
     let root = tempfile::tempdir().unwrap();
@@ -1367,6 +1368,9 @@ fn a_package_made_again_ships_only_what_is_there_now_and_never_overwrites_its_so
     let shipped = |name: &str| dist.join("plugins").join(library_file(name));
     assert!(shipped("hello_world").is_file() && shipped("second").is_file());
 
+    // Misnamed, it is no plugin the packaged app loads: left alone.
+    let misnamed = dist.join("plugins").join("libnotes.so");
+    std::fs::write(&misnamed, b"not ours").unwrap();
     let (code, output) = package("[plugins]\ndisabled = [\"second\"]\n");
     assert!(code.success(), "{output}");
     assert!(
@@ -1378,6 +1382,7 @@ fn a_package_made_again_ships_only_what_is_there_now_and_never_overwrites_its_so
     );
     assert!(!shipped("second").exists());
     assert!(shipped("hello_world").is_file());
+    assert_eq!(std::fs::read(&misnamed).unwrap(), b"not ours");
     assert_eq!(
         output.matches("not part of this package").count(),
         1,
@@ -1386,7 +1391,10 @@ fn a_package_made_again_ships_only_what_is_there_now_and_never_overwrites_its_so
 
     let size = std::fs::metadata(&hello).unwrap().len();
     let binary = app_binary();
-    let onto_itself = [root.path(), binary.parent().unwrap()];
+    let linked = root.path().join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink(&d, linked.join("plugins")).unwrap();
+    let onto_itself = [root.path(), binary.parent().unwrap(), &linked];
     for out in onto_itself.map(|p| p.to_str().unwrap()) {
         let (code, output) = run_to_exit(&db, &options(&d, "", &[]).args(&["package", out]));
         assert!(!code.success(), "{output}");
@@ -1396,4 +1404,7 @@ fn a_package_made_again_ships_only_what_is_there_now_and_never_overwrites_its_so
         );
     }
     assert_eq!(std::fs::metadata(&hello).unwrap().len(), size);
+    // Refused before anything is made: a `plugins/` beside the binary
+    // would become its plugin folder.
+    assert!(!binary.with_file_name("plugins").exists());
 }

@@ -136,7 +136,8 @@ pub fn main_with(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> ExitCode {
                 command: PluginsCommand::List,
             } => list(plugins),
             Command::Package { out } => {
-                let packaged = package::package(&out, &Config::load()?.plugins)?;
+                let linked: Vec<String> = plugins.iter().map(|(name, _)| name.clone()).collect();
+                let packaged = package::package(&out, &Config::load()?.plugins, &linked)?;
                 for file in &packaged.copied {
                     println!("{}", file.display());
                 }
@@ -214,7 +215,7 @@ fn list(plugins: Vec<(String, Plugin<dyn AppHooks>)>) -> anyhow::Result<()> {
     let config = Config::load()?;
     let hooks = PluginManager::<dyn AppHooks>::new();
     let configs = config.plugin_configs();
-    let loaded = plugins::load(&hooks, String::new(), plugins, &config.plugins, &configs)?;
+    let loaded = plugins::load(&hooks, String::new(), plugins, &config, &configs)?;
     plugins::log_report(&loaded);
     let report = plugins::report(&hooks, &loaded, &[]);
     for plugin in report["plugins"].as_array().into_iter().flatten() {

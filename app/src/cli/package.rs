@@ -12,9 +12,9 @@
 //! would be a file of the package's own, trusted there. A `required` one
 //! left out fails the package, as it would fail the app's start.
 //!
-//! Packaging again into the same folder removes the plugin files of the
-//! earlier package that this one does not ship (a plugin disabled or
-//! removed since), or the packaged app would load them.
+//! Packaging again into the same folder removes every file of
+//! `<dir>/plugins/` named as a plugin that this package does not ship (a
+//! plugin disabled or removed since), or the packaged app would load it.
 
 use std::path::{Path, PathBuf};
 
@@ -37,19 +37,23 @@ pub struct Packaged {
 }
 
 /// Copies the app, its shared libraries and its plugins into `out`.
-pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> {
+/// `linked`: the names of the plugins linked into the binary.
+pub fn package(out: &Path, plugins: &PluginsConfig, linked: &[String]) -> anyhow::Result<Packaged> {
     let exe = std::env::current_exe().context("finding the running binary")?;
     let build_dir = exe.parent().context("the binary's folder")?;
     let plugin_dir = out.join("plugins");
-    std::fs::create_dir_all(&plugin_dir).with_context(|| format!("creating {}", out.display()))?;
+    // Before anything is created: a `plugins/` made beside the binary
+    // would become its plugin folder.
     let (dir, _) = plugins.folder();
     check_out(out, build_dir, &plugin_dir, &dir)?;
+    std::fs::create_dir_all(&plugin_dir).with_context(|| format!("creating {}", out.display()))?;
     let earlier = discovery::discover(&plugin_dir, build_dir)
         .with_context(|| format!("reading {}", plugin_dir.display()))?;
     if let Some(folder) = earlier.iter().find(|c| c.source.is_dir()) {
         bail!(
-            "{} is a plugin crate in the package's plugin folder, which the packaged app \
-             cannot build: remove it, or package into another folder",
+            "{} is a folder in the package's plugin folder, which the packaged app would \
+             take for a plugin crate and cannot build: remove it, or package into another \
+             folder",
             folder.source.display()
         );
     }
@@ -74,7 +78,9 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> 
     }
     let found = discovery::discover(&dir, build_dir)
         .with_context(|| format!("reading the plugin folder {}", dir.display()))?;
-    let names: Vec<String> = found.iter().map(|c| c.name.clone()).collect();
+    let names: Vec<String> = (found.iter().map(|c| c.name.clone()))
+        .chain(linked.iter().cloned())
+        .collect();
     let mut left_out = Vec::new();
     for candidate in &found {
         let (name, source) = (&candidate.name, candidate.source.display());
@@ -94,8 +100,11 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> 
         }
         left_out.push(printable(&format!("plugin {name} ({source}): {refused}")).into_owned());
     }
+    // Only files named as plugins: a misnamed one is no plugin the
+    // packaged app loads, and may be the user's.
     let mut removed = Vec::new();
-    for stale in earlier.into_iter().map(|c| c.source) {
+    let well_named = earlier.into_iter().filter(|c| c.problem.is_none());
+    for stale in well_named.map(|c| c.source) {
         if !copied.contains(&stale) {
             std::fs::remove_file(&stale)
                 .with_context(|| format!("removing {}", stale.display()))?;
@@ -109,10 +118,18 @@ pub fn package(out: &Path, plugins: &PluginsConfig) -> anyhow::Result<Packaged> 
     })
 }
 
-/// Refuses an `out` whose files would overwrite the ones being packaged:
-/// the running binary's folder, or a plugin folder that is the one read
-/// (a file copied onto itself is emptied).
+/// Refuses an `out` whose files would replace the ones being packaged (the
+/// running binary's folder, or a plugin folder that is the one read), and
+/// an `out/plugins` that is a link: what is removed from it would be
+/// removed elsewhere.
 fn check_out(out: &Path, build_dir: &Path, plugin_dir: &Path, source: &Path) -> anyhow::Result<()> {
+    if plugin_dir.is_symlink() {
+        bail!(
+            "cannot package into {}: its plugins/ is a link; package into a folder whose \
+             plugins/ is a real folder",
+            out.display()
+        );
+    }
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -171,9 +188,17 @@ fn checked(
     Ok(loader::check_file(candidate, dir))
 }
 
+/// Copies `from` to a new file renamed over `to`: never written through
+/// `to` itself, which may be a link, or `from` under another name (a
+/// hard link), and would then be emptied.
 fn copy(from: &Path, to: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    let name = to.file_name().context("a file's name")?.to_string_lossy();
+    let partial = to.with_file_name(format!(".{name}.partial"));
+    let done = std::fs::copy(from, &partial).and_then(|_| std::fs::rename(&partial, to));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    done.with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     Ok(to.to_path_buf())
 }
 

@@ -87,9 +87,19 @@ fn plugin_tables<'de, D: serde::Deserializer<'de>>(
     HashMap::<String, toml::Value>::deserialize(tables)?
         .into_iter()
         .map(|(key, value)| match value {
-            toml::Value::Table(_) => PluginDeliveries::deserialize(value)
-                .map(|table| (key.clone(), table))
-                .map_err(|e| D::Error::custom(format!("[deliveries.{key}]: {}", e.message()))),
+            toml::Value::Table(ref table) => PluginDeliveries::deserialize(value.clone())
+                .map(|parsed| (key.clone(), parsed))
+                .map_err(|e| {
+                    // A `toml::Value` has no positions: the key is found by
+                    // reading the keys one at a time.
+                    let alone = |(k, v): (&String, &toml::Value)| {
+                        toml::Value::Table(toml::Table::from_iter([(k.clone(), v.clone())]))
+                    };
+                    let field = (table.iter())
+                        .find(|entry| PluginDeliveries::deserialize(alone(*entry)).is_err())
+                        .map_or_else(String::new, |(k, _)| format!(" {k}"));
+                    D::Error::custom(format!("[deliveries.{key}]{field}: {}", e.message()))
+                }),
             _ => Err(D::Error::custom(format!(
                 "unknown key `{key}` in [deliveries] (a plugin's own settings are a table, \
                  [deliveries.<plugin>])"

@@ -22,9 +22,10 @@ pub fn load(
     hooks: &PluginManager<dyn AppHooks>,
     admin_token: String,
     linked: Vec<(String, Plugin<dyn AppHooks>)>,
-    config: &crate::config::PluginsConfig,
+    whole: &crate::config::Config,
     tables: &PluginConfigs,
 ) -> anyhow::Result<Vec<Entry>> {
+    let config = &whole.plugins;
     hooks.register(APP_PLUGIN, BuiltIn::new(admin_token))?;
     let mut report = Vec::new();
     let register = |name: &str, plugin: Result<Plugin<dyn AppHooks>, String>| match plugin
@@ -60,7 +61,11 @@ pub fn load(
         .map(|e| e.name.as_str())
         .chain(found.iter().map(|c| c.name.as_str()))
         .collect();
-    check_tables(tables, &known, &dir, config.file.as_deref())?;
+    let sections = [
+        ("plugins", tables.0.keys().collect::<Vec<_>>()),
+        ("deliveries", whole.deliveries.plugins.keys().collect()),
+    ];
+    check_tables(&sections, &known, &dir, config.file.as_deref())?;
     let known: Vec<String> = known.into_iter().map(str::to_owned).collect();
     let mut exports = std::collections::BTreeMap::new();
     let mut kinds = std::collections::BTreeMap::new();
@@ -208,22 +213,23 @@ fn check_table_prefix(candidate: &Candidate, others: &[String]) -> Result<(), St
     }
 }
 
-/// Refuses a configuration table `[plugins.<name>]` that names no plugin:
-/// a plugin running on its defaults because of a typo (a quota plugin
-/// without its quota) is worse than not starting.
+/// Refuses a configuration table `[plugins.<name>]` or
+/// `[deliveries.<name>]` that names no plugin: a plugin running on its
+/// defaults because of a typo (a quota plugin without its quota) is worse
+/// than not starting. `sections`: each section's plugin tables.
 fn check_tables(
-    tables: &PluginConfigs,
+    sections: &[(&str, Vec<&String>)],
     known: &[&str],
     dir: &Path,
     file: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let mut unknown: Vec<&String> = tables
-        .0
-        .keys()
-        .filter(|name| !known.contains(&name.as_str()))
+    let mut unknown: Vec<(&str, &String)> = sections
+        .iter()
+        .flat_map(|(section, names)| names.iter().map(move |name| (*section, *name)))
+        .filter(|(_, name)| !known.contains(&name.as_str()))
         .collect();
     unknown.sort();
-    let Some(name) = unknown.first() else {
+    let Some((section, name)) = unknown.first() else {
         return Ok(());
     };
     let closest = known
@@ -233,14 +239,14 @@ fn check_tables(
         .min()
         .filter(|(distance, k)| *distance <= (k.len() / 3).max(2));
     let hint = match closest {
-        Some((_, k)) => format!("did you mean `[plugins.{k}]`? "),
+        Some((_, k)) => format!("did you mean `[{section}.{k}]`? "),
         None => String::new(),
     };
     let mut names: Vec<&str> = known.iter().copied().filter(|k| *k != APP_PLUGIN).collect();
     names.sort_unstable();
     let origin = file.map_or_else(String::new, |f| format!(" ({})", f.display()));
     anyhow::bail!(
-        "the configuration{origin} has a table `[plugins.{name}]`, but there is no plugin \
+        "the configuration{origin} has a table `[{section}.{name}]`, but there is no plugin \
          `{name}`: {hint}Fix the table's name or remove it (plugins found in {}: {})",
         dir.display(),
         if names.is_empty() {

@@ -127,6 +127,12 @@ pub fn request_parts(request: &crate::Request) -> RequestParts {
     request.parts()
 }
 
+/// Marks `ctx`'s operation failed with `error`: it rolls back whatever its
+/// caller answers (see [`UnitOfWork::fail`]).
+pub fn fail(ctx: &HookContext, error: &crate::ApiError) {
+    ctx.uow().fail(error);
+}
+
 /// Remembers `setting` for `ctx`'s transaction, run only when needed (see
 /// [`UnitOfWork::when_needed`]).
 pub fn when_needed(ctx: &HookContext, setting: &'static str) {

@@ -48,6 +48,9 @@ pub struct UnitOfWork {
     pins: std::sync::Mutex<Vec<(&'static str, Arc<dyn std::any::Any + Send + Sync>)>>,
     /// Rows to insert at commit, in the order queued.
     at_commit: std::sync::Mutex<Vec<Queued>>,
+    /// Why the operation may not commit, whatever its caller answers: see
+    /// [`UnitOfWork::fail`].
+    failed: std::sync::Mutex<Option<ApiError>>,
 }
 
 /// A row to insert at commit: its table, columns and values (bound as
@@ -90,6 +93,7 @@ impl UnitOfWork {
             settings: std::sync::Mutex::default(),
             pins: std::sync::Mutex::default(),
             at_commit: std::sync::Mutex::default(),
+            failed: std::sync::Mutex::default(),
         }
     }
 
@@ -213,14 +217,31 @@ impl UnitOfWork {
         }
     }
 
+    /// Marks the operation failed with `error` (the first one given is
+    /// kept): it will not commit, even if the code that saw the error
+    /// carries on and answers `Ok`. For a step that failed after writing
+    /// (a change whose hook refused it): its rows are in the transaction,
+    /// and only the rollback of the whole takes them out.
+    pub fn fail(&self, error: &ApiError) {
+        lock(&self.failed).get_or_insert_with(|| error.clone());
+    }
+
     /// Commits (if the transaction ever began). Called by the application
     /// when the operation succeeded.
     ///
     /// # Errors
     ///
-    /// The database's (the transaction is then rolled back), or the unit
-    /// of work has already ended.
+    /// The database's (the transaction is then rolled back); the error
+    /// given to [`UnitOfWork::fail`], if any (rolled back too); or the
+    /// unit of work has already ended.
     pub async fn commit(&self) -> Result<(), ApiError> {
+        let failed = lock(&self.failed).take();
+        if let Some(failed) = failed {
+            if let Err(rollback) = self.rollback().await {
+                tracing::error!(%rollback, "rollback failed");
+            }
+            return Err(failed);
+        }
         let queued = std::mem::take(&mut *lock(&self.at_commit));
         if !queued.is_empty() {
             // While the transaction is still held here: cancelled halfway,

@@ -31,11 +31,17 @@ impl AppServices {
         AppServices { hooks }
     }
 
-    /// Both phases of a change: its in-transaction hook fires (its failure
-    /// is the operation's) and its event is recorded for after-commit
-    /// delivery.
+    /// Both phases of a change: its in-transaction hook fires and its event
+    /// is recorded for after-commit delivery. Their failure is the
+    /// operation's: the change is written by then, so the operation is
+    /// marked failed, and rolls back even if the code that called the
+    /// service carries on.
     async fn emit(&self, ctx: &HookContext, change: hookspecs::Change) -> Result<(), ApiError> {
-        crate::outbox::emit(&self.hooks, ctx, change).await
+        let emitted = crate::outbox::emit(&self.hooks, ctx, change).await;
+        if let Err(error) = &emitted {
+            hookspecs::host::fail(ctx, error);
+        }
+        emitted
     }
 }
 

@@ -28,6 +28,14 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// The database's name, for messages.
+    fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SQLite",
+            Dialect::Postgres => "PostgreSQL",
+        }
+    }
+
     /// How a read's transaction begins: deferred on SQLite (the first read
     /// takes the snapshot, the first write the lock), SERIALIZABLE on
     /// PostgreSQL as every operation's.
@@ -283,6 +291,7 @@ impl Db {
         &self,
         plugin: &str,
         migrations: &[Migration],
+        others: &[&str],
     ) -> Result<usize, String> {
         if migrations.is_empty() {
             return Ok(0);
@@ -348,11 +357,17 @@ impl Db {
                 Dialect::Sqlite => m.sqlite,
                 Dialect::Postgres => m.postgres,
             };
-            if let Some(table) = foreign_table(sql, &prefix) {
+            if sql.trim().is_empty() {
                 return Err(format!(
-                    "migration {} creates table `{table}`; a plugin's tables are named `{prefix}*`",
-                    m.version
+                    "migration {} ({}) has no {} text: a plugin ships each migration for both \
+                     databases (`SELECT 1` for one with nothing to do on this one)",
+                    m.version,
+                    m.name,
+                    self.dialect.name()
                 ));
+            }
+            if let Some(why) = foreign_table(sql, plugin, others) {
+                return Err(format!("migration {} creates table {why}", m.version));
             }
             sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(|e| {
                 let failed = format!("migration {} ({}) failed", m.version, m.name);
@@ -380,11 +395,15 @@ impl Db {
     }
 }
 
-/// The first table `sql` creates whose name lacks `prefix`, if any: `CREATE
-/// [TEMP | TEMPORARY | VIRTUAL | UNLOGGED | FOREIGN | ...] TABLE [IF NOT
-/// EXISTS] name`, read as tokens (a native plugin is trusted code: this
-/// catches a mistake, it is not a sandbox).
-fn foreign_table(sql: &str, prefix: &str) -> Option<String> {
+/// The first table `sql` makes whose name is not `plugin`'s own, if any,
+/// and why: a name without `plugin_<plugin>_`, or one within another
+/// plugin's tables (`plugin_audit_log_*` is `audit_log`'s, though it
+/// begins with `audit`'s `plugin_audit_`; `others`: the other plugins'
+/// names). A table is made by `CREATE [TEMP | TEMPORARY | VIRTUAL |
+/// UNLOGGED | FOREIGN | ...] TABLE [IF NOT EXISTS] name` or `... RENAME TO
+/// name`, read as tokens (a native plugin is trusted code: this catches a
+/// mistake, it is not a sandbox).
+fn foreign_table(sql: &str, plugin: &str, others: &[&str]) -> Option<String> {
     const MODIFIERS: [&str; 7] = [
         "temp",
         "temporary",
@@ -394,23 +413,38 @@ fn foreign_table(sql: &str, prefix: &str) -> Option<String> {
         "global",
         "local",
     ];
+    let prefix = format!("plugin_{plugin}_");
     let words = words(sql);
-    words.iter().enumerate().find_map(|(i, word)| {
-        if word != "create" {
-            return None;
+    let made = words.iter().enumerate().filter_map(|(i, word)| {
+        let mut rest = words[i + 1..].iter();
+        match word.as_str() {
+            "create" => {
+                let mut rest = rest.skip_while(|w| MODIFIERS.contains(&w.as_str()));
+                if rest.next()? != "table" {
+                    return None;
+                }
+                match rest.next()? {
+                    if_ if if_ == "if" => rest.nth(2), // IF NOT EXISTS <name>
+                    name => Some(name),
+                }
+            }
+            "rename" if rest.next()? == "to" => rest.next(),
+            _ => None,
         }
-        let mut rest = words[i + 1..]
-            .iter()
-            .skip_while(|w| MODIFIERS.contains(&w.as_str()));
-        if rest.next()? != "table" {
-            return None;
+    });
+    let mut why = made.filter_map(|name| {
+        if !name.starts_with(&prefix) {
+            return Some(format!("`{name}`; a plugin's tables are named `{prefix}*`"));
         }
-        let mut name = rest.next()?;
-        if name == "if" {
-            name = rest.nth(2)?; // IF NOT EXISTS <name>
-        }
-        (!name.starts_with(prefix)).then(|| name.clone())
-    })
+        let owner = others.iter().find(|other| {
+            other.starts_with(&prefix["plugin_".len()..])
+                && name.starts_with(&format!("plugin_{other}_"))
+        })?;
+        Some(format!(
+            "`{name}`, a table of the plugin `{owner}` (`plugin_{owner}_*`)"
+        ))
+    });
+    why.next()
 }
 
 /// `sql`'s tokens, lowercased: words, and each quoted string or identifier
@@ -651,7 +685,7 @@ mod tests {
             sqlite: twice,
             postgres: twice,
         }];
-        let why = db.migrate_plugin("p", &migrations).await.unwrap_err();
+        let why = db.migrate_plugin("p", &migrations, &[]).await.unwrap_err();
         assert_eq!(
             why,
             "migration 1 (t) failed (the app's log has the database's message)"
@@ -670,18 +704,18 @@ mod tests {
     #[test]
     fn a_plugin_migration_may_only_create_its_own_tables() {
         let own = "CREATE TABLE plugin_audit_log_entries (id INTEGER);\n\
-                   CREATE TABLE IF NOT EXISTS \"plugin_audit_log_more\"(x TEXT)";
-        assert_eq!(foreign_table(own, "plugin_audit_log_"), None);
-        let foreign = "create table plugin_audit_log_ok (x TEXT); CREATE TABLE users2 (x TEXT)";
-        assert_eq!(
-            foreign_table(foreign, "plugin_audit_log_"),
-            Some("users2".into())
-        );
+                   CREATE TABLE IF NOT EXISTS \"plugin_audit_log_more\"(x TEXT);\n\
+                   ALTER TABLE plugin_audit_log_more RENAME TO plugin_audit_log_most;\n\
+                   ALTER TABLE plugin_audit_log_most RENAME x TO y";
+        assert_eq!(foreign_table(own, "audit_log", &["audit"]), None);
+        let not_own = |table: &str| format!("`{table}`; a plugin's tables are named `plugin_a_*`");
+        let foreign = "create table plugin_a_ok (x TEXT); CREATE TABLE users2 (x TEXT)";
+        assert_eq!(foreign_table(foreign, "a", &[]), Some(not_own("users2")));
         let guarded = "CREATE TABLE IF NOT EXISTS users (x TEXT)";
-        assert_eq!(foreign_table(guarded, "plugin_a_"), Some("users".into()));
+        assert_eq!(foreign_table(guarded, "a", &[]), Some(not_own("users")));
         // In other words: a modifier, a comment for a space, a comment or a
         // string that hides nothing, one that does not hide what follows, a
-        // name quoted in any of the ways SQLite takes.
+        // name quoted in any of the ways SQLite takes, a rename.
         for (sql, table) in [
             (
                 "CREATE VIRTUAL TABLE users_search USING fts5(body)",
@@ -704,8 +738,12 @@ mod tests {
                 "CREATE FOREIGN TABLE users_remote (x INT) SERVER s",
                 "users_remote",
             ),
+            (
+                "CREATE TABLE plugin_a_t (x); ALTER TABLE plugin_a_t RENAME TO users_archive",
+                "users_archive",
+            ),
         ] {
-            assert_eq!(foreign_table(sql, "plugin_a_"), Some(table.into()), "{sql}");
+            assert_eq!(foreign_table(sql, "a", &[]), Some(not_own(table)), "{sql}");
         }
         for sql in [
             "-- CREATE TABLE users (x)\nCREATE TABLE plugin_a_x (x)",
@@ -714,7 +752,14 @@ mod tests {
             "CREATE TABLE \"plugin_a_a b\" (x)",
             "CREATE INDEX plugin_a_i ON plugin_a_x (v); /* create table users */",
         ] {
-            assert_eq!(foreign_table(sql, "plugin_a_"), None, "{sql}");
+            assert_eq!(foreign_table(sql, "a", &[]), None, "{sql}");
         }
+        // `audit`'s prefix covers `audit_log`'s tables: not its own.
+        let theirs = "CREATE TABLE plugin_audit_log_entries (x)";
+        assert_eq!(
+            foreign_table(theirs, "audit", &["audit_log", "notes"]),
+            Some("`plugin_audit_log_entries`, a table of the plugin `audit_log` (`plugin_audit_log_*`)".into())
+        );
+        assert_eq!(foreign_table(theirs, "audit", &["notes"]), None);
     }
 }

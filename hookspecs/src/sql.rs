@@ -418,10 +418,11 @@ mod allowed {
 
     use sqlparser::ast::{
         AlterColumnOperation, AlterTableOperation, ArrayElemTypeDef, BinaryOperator, ColumnDef,
-        ColumnOption, DataType, DropBehavior, Expr, Ident, ObjectName, ObjectNamePart, ObjectType,
-        Query, RenameTableNameKind, SetExpr, Statement, TableConstraint, TableFactor, TableObject,
-        Visitor,
+        ColumnOption, DataType, DropBehavior, Expr, Ident, Insert, ObjectName, ObjectNamePart,
+        ObjectType, Query, RenameTableNameKind, SetExpr, SqliteOnConflict, Statement,
+        TableConstraint, TableFactor, TableObject, Visitor,
     };
+    use sqlparser::keywords::Keyword;
 
     use super::{Allowed, FUNCTIONS};
 
@@ -563,6 +564,9 @@ mod allowed {
         data_type(&column.data_type, on_postgres)?;
         for option in &column.options {
             own_constraint(option.name.as_ref(), prefix)?;
+            if option.option == ColumnOption::OnConflict(Keyword::ROLLBACK) {
+                return Break(ends_the_transaction("`ON CONFLICT ROLLBACK`"));
+            }
             if let ColumnOption::ForeignKey { foreign_table, .. } = &option.option {
                 own(foreign_table, prefix, "references the table")?;
             }
@@ -597,6 +601,16 @@ mod allowed {
         names
             .into_iter()
             .try_for_each(|name| own_constraint(name, prefix))
+    }
+
+    /// SQLite's conflict resolution that rolls back the whole transaction:
+    /// the operation's, which the app alone ends (the plugin's later
+    /// writes would commit on their own).
+    fn ends_the_transaction(clause: &str) -> String {
+        format!(
+            "{clause} is refused here: it would end the operation's transaction, which commits \
+             or rolls back as a whole"
+        )
     }
 
     fn like() -> String {
@@ -758,6 +772,14 @@ mod allowed {
                 Statement::Insert(insert) if !matches!(insert.table, TableObject::TableName(_)) => {
                     Break("inserting into a function is refused here".into())
                 }
+                Statement::Insert(Insert {
+                    or: Some(SqliteOnConflict::Rollback),
+                    ..
+                })
+                | Statement::Update {
+                    or: Some(SqliteOnConflict::Rollback),
+                    ..
+                } => Break(ends_the_transaction("`OR ROLLBACK`")),
                 _ => Continue(()),
             }
         }
@@ -1103,6 +1125,37 @@ mod tests {
         assert_eq!(
             refused("SELECT * FROM plugin_notes_items FOR UPDATE"),
             "locking clauses (`FOR UPDATE`, `FOR SHARE`) are refused here"
+        );
+    }
+
+    /// SQLite's `OR ROLLBACK` (a statement's or a column's) rolls back the
+    /// whole transaction on a conflict: the operation's, after which the
+    /// plugin's next writes would commit on their own.
+    #[test]
+    fn a_conflict_clause_that_ends_the_transaction_is_refused() {
+        let why = |clause: &str| {
+            format!(
+                "{clause} is refused here: it would end the operation's transaction, which \
+                 commits or rolls back as a whole"
+            )
+        };
+        assert_eq!(
+            refused("INSERT OR ROLLBACK INTO plugin_notes_items (a) VALUES (1)"),
+            why("`OR ROLLBACK`")
+        );
+        assert_eq!(
+            refused("UPDATE OR ROLLBACK plugin_notes_items SET a = 1"),
+            why("`OR ROLLBACK`")
+        );
+        let ignore = "INSERT OR IGNORE INTO plugin_notes_items (a) VALUES (1)";
+        assert_eq!(check(ignore, "notes", Call::Execute), Ok(()));
+        let sqlite = "CREATE TABLE plugin_notes_t (id INTEGER PRIMARY KEY ON CONFLICT ROLLBACK)";
+        assert_eq!(
+            check_migration("notes", sqlite, ""),
+            Err(format!(
+                "its SQLite text: {}",
+                why("`ON CONFLICT ROLLBACK`")
+            ))
         );
     }
 

@@ -226,10 +226,10 @@ fn plugin_new_creates_a_plugin_crate_from_the_template() {
     assert!(manifest.contains("crate-type = [\"dylib\"]"), "{manifest}");
     let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
     for expected in [
-        "impl AppHooks for DemoThing",
+        "impl AppHooks for DemoThingPlugin",
         "async fn on_user_created",
         "routes.get(\"/hello\"",
-        "hookspecs::export_plugin!(DemoThing::default);",
+        "hookspecs::export_plugin!(DemoThingPlugin::default);",
     ] {
         assert!(lib.contains(expected), "{expected} in {lib}");
     }

@@ -30,6 +30,8 @@ pub fn new_plugin(dir: &Path, name: &str, template: Template) -> anyhow::Result<
     }
     std::fs::create_dir_all(root.join("src"))
         .with_context(|| format!("creating {}", root.display()))?;
+    // `Plugin` ends it: a name's own CamelCase may be a keyword (`Self`,
+    // `Box`) or a type the template uses (`User`, `Startup`).
     let type_name: String = name
         .split('_')
         .map(|part| {
@@ -39,6 +41,7 @@ pub fn new_plugin(dir: &Path, name: &str, template: Template) -> anyhow::Result<
                 .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
                 .unwrap_or_default()
         })
+        .chain(["Plugin".to_owned()])
         .collect();
     let (manifest, lib) = match template {
         Template::Native => (MANIFEST, LIB),

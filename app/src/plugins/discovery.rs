@@ -66,11 +66,15 @@ pub fn discover(dir: &Path, build_dir: &Path) -> std::io::Result<Vec<Candidate>>
 /// two long names would share tables.
 const MAX_NAME: usize = 40;
 
+/// The keys of `[plugins]` itself: a plugin of one of these names could
+/// not have a `[plugins.<name>]` table.
+const RESERVED: [&str; 3] = ["dir", "disabled", "required"];
+
 /// The rule for a plugin's name, for `app plugin new` and for what is found
 /// in the folder alike: it is written into the plugin's routes
 /// (`/plugins/<name>/`) and tables (`plugin_<name>_*`), so lowercase ASCII
 /// letters, digits and `_`, starting with a letter, at most 40 (`MAX_NAME`);
-/// and not the app's own.
+/// not the app's own, nor a key of `[plugins]` (`RESERVED`).
 ///
 /// # Errors
 ///
@@ -78,6 +82,12 @@ const MAX_NAME: usize = 40;
 pub fn check_name(name: &str) -> Result<(), String> {
     if name == super::APP_PLUGIN {
         return Err(format!("`{name}` is the name of the app's own plugin"));
+    }
+    if RESERVED.contains(&name) {
+        return Err(format!(
+            "`{name}` is a key of the `[plugins]` table, so no `[plugins.{name}]` table could \
+             hold the plugin's settings: choose another name"
+        ));
     }
     if name.len() > MAX_NAME && hookspecs::sql::is_plain_name(name) {
         return Err(format!(

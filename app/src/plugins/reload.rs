@@ -207,9 +207,14 @@ impl Reloader {
         // On a blocking thread of its own: the compiler cannot prove sqlx's
         // migration future `Send`, as the HTTP handler's future must be.
         let (db, owned, migrations) = (self.db.clone(), name.to_owned(), export.migrations);
+        let others: Vec<String> = (self.lock_entries().iter())
+            .filter(|e| e.name != name)
+            .map(|e| e.name.clone())
+            .collect();
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            runtime.block_on(db.migrate_plugin(&owned, migrations))
+            let others: Vec<&str> = others.iter().map(String::as_str).collect();
+            runtime.block_on(db.migrate_plugin(&owned, migrations, &others))
         })
         .await
         .map_err(|e| format!("its migrations panicked: {e}"))??;

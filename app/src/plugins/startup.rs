@@ -76,7 +76,10 @@ pub async fn migrate(
         {
             continue;
         }
-        match db.migrate_plugin(&name, migrations).await {
+        let others: Vec<&str> = (report.iter().map(|e| e.name.as_str()))
+            .filter(|other| *other != name)
+            .collect();
+        match db.migrate_plugin(&name, migrations, &others).await {
             Ok(0) => {}
             Ok(n) => tracing::info!("plugin {name}: {n} migration(s) applied"),
             Err(why) if required.contains(&name) => {

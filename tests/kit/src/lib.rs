@@ -104,8 +104,10 @@ impl HookTest {
         self.hooks
             .register_plugin(name, export.plugin)
             .unwrap_or_else(|e| panic!("registering {name}: {e}"));
+        let names = self.hooks.plugin_names();
+        let others: Vec<&str> = names.iter().copied().filter(|n| *n != name).collect();
         self.db
-            .migrate_plugin(name, export.migrations)
+            .migrate_plugin(name, export.migrations, &others)
             .await
             .unwrap_or_else(|e| panic!("plugin {name}'s migrations: {e}"));
         self

@@ -1246,3 +1246,36 @@ pub fn logged_500(app: &TestApp, error: &Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// `value` as a TOML value (strings, numbers, arrays, inline tables).
+pub fn toml(value: &Value) -> String {
+    match value {
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(toml).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(fields) => format!(
+            "{{ {} }}",
+            fields
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", toml(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The `id`s (or another integer key, `key`) of a JSON list's items.
+#[track_caller]
+pub fn keys(list: &Value, key: &str) -> Vec<i64> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|item| {
+            item[key]
+                .as_i64()
+                .unwrap_or_else(|| panic!("no {key} in {item}"))
+        })
+        .collect()
+}

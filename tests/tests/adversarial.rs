@@ -41,20 +41,6 @@ fn exchange(app: &TestApp, request: &str) -> Whole {
     Whole::parse(&read_to_close(&mut stream))
 }
 
-/// `key` of each item of a JSON array.
-#[track_caller]
-fn keys(list: &Value, key: &str) -> Vec<i64> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|item| {
-            item[key]
-                .as_i64()
-                .unwrap_or_else(|| panic!("no {key} in {item}"))
-        })
-        .collect()
-}
-
 /// Follows `Link: <...>; rel="next"` from `first` until a page has none:
 /// each page's `key`s.
 #[track_caller]

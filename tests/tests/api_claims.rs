@@ -64,20 +64,6 @@ fn after_deliveries(db: &TestDb) -> Vec<String> {
     deliveries(db, "after")
 }
 
-/// The `id`s (or another integer key) of a list.
-#[track_caller]
-fn keys(list: &Value, key: &str) -> Vec<i64> {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .map(|item| {
-            item[key]
-                .as_i64()
-                .unwrap_or_else(|| panic!("no {key} in {item}"))
-        })
-        .collect()
-}
-
 /// A request with its headers.
 #[track_caller]
 fn whole(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> Whole {

@@ -122,25 +122,6 @@ fn raw_server(answer: Vec<u8>) -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
-/// `value` as a TOML value (strings, numbers, arrays, inline tables).
-fn toml(value: &Value) -> String {
-    match value {
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(toml).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(fields) => format!(
-            "{{ {} }}",
-            fields
-                .iter()
-                .map(|(k, v)| format!("{k} = {}", toml(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        other => other.to_string(),
-    }
-}
-
 /// `host:port` of `receiver`.
 fn host_of(receiver: &Receiver) -> String {
     let rest = receiver.url.strip_prefix("http://").unwrap();

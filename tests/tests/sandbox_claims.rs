@@ -237,26 +237,6 @@ fn launch(backend: Backend, folder: &Path, config: &str) -> TestApp {
     TestApp::start_with(backend, options)
 }
 
-/// `value` as a TOML value (strings, numbers, booleans, arrays, inline
-/// tables).
-fn toml(value: &Value) -> String {
-    match value {
-        Value::Array(items) => format!(
-            "[{}]",
-            items.iter().map(toml).collect::<Vec<_>>().join(", ")
-        ),
-        Value::Object(fields) => format!(
-            "{{ {} }}",
-            fields
-                .iter()
-                .map(|(k, v)| format!("{k} = {}", toml(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        other => other.to_string(),
-    }
-}
-
 /// `[plugins.<plugin>.<table>]` with one key per `(key, steps)`.
 fn steps_table(plugin: &str, table: &str, entries: &[(&str, Value)]) -> String {
     let mut out = format!("[plugins.{plugin}.{table}]\n");

@@ -3,7 +3,7 @@
 //! the one write that settles it; and its cursor at the head of the log
 //! when it has none, with the promise that keeps it there.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +23,6 @@ use crate::state::State;
 pub(super) struct Queue {
     state: Arc<State>,
     plugin: &'static str,
-    /// The `after_*` hooks it implements: other events it skips.
-    hooks: BTreeSet<&'static str>,
     policy: Policy,
     owner: String,
     lease: Duration,
@@ -55,13 +53,12 @@ const SETTLE_SHAPES: usize = 64;
 const BUSY_RECHECK: Duration = Duration::from_millis(20);
 
 impl Queue {
-    /// `plugin`'s queue, delivering the after-commit `hooks` it implements
-    /// under `config`'s policy for it, as instance `owner` whose claims
-    /// hold for `lease`.
+    /// `plugin`'s queue, delivering to the after-commit hooks it implements
+    /// (those of its running version) under `config`'s policy for it, as
+    /// instance `owner` whose claims hold for `lease`.
     pub(super) fn new(
         state: Arc<State>,
         plugin: &'static str,
-        hooks: BTreeSet<&'static str>,
         config: &DeliveriesConfig,
         owner: String,
         lease: Duration,
@@ -73,7 +70,6 @@ impl Queue {
             claim_sql: claim_sql(dialect, policy.ordered).into(),
             state,
             plugin,
-            hooks,
             policy,
             owner,
             lease,
@@ -293,9 +289,18 @@ impl Queue {
     /// One event's outcome: attempted if the plugin implements its hook
     /// and the event is not from before the plugin came.
     async fn outcome(&self, claimed: &Claimed) -> Outcome {
-        let wanted =
-            Change::kind_of(&claimed.name).is_some_and(|k| self.hooks.contains(k.after_hook));
-        if !wanted || claimed.past {
+        let Some(hook) = Change::kind_of(&claimed.name).map(|k| k.after_hook) else {
+            return Outcome::Skipped;
+        };
+        // The running version's hooks: a reload may have added or dropped
+        // this one.
+        let implements = || {
+            let implemented = self.state.hooks.get_hookimpls(hook).unwrap_or_default();
+            implemented
+                .iter()
+                .any(|i| i.plugin == self.plugin && !i.wrapper)
+        };
+        if claimed.past || !implements() {
             return Outcome::Skipped;
         }
         match self.attempt(claimed).await {
@@ -437,6 +442,23 @@ impl Queue {
     fn fate(&self, claimed: &Claimed, outcome: &Outcome, now: i64) -> Option<Fate> {
         let attempts = claimed.attempts + 1;
         match outcome {
+            // Parked, then no longer taken (its hook gone in a new version,
+            // or the event left out of the plugin's events): owed and never
+            // to be made, so dead, or it would stay due for ever.
+            Outcome::Skipped if claimed.parked.is_some() => {
+                let why = format!(
+                    "plugin `{}` no longer takes `{}` events: not delivered",
+                    self.plugin, claimed.name
+                );
+                tracing::info!(plugin = self.plugin, event = %claimed.key, "delivery dead: {why}");
+                Some(Fate {
+                    status: "dead",
+                    attempts: claimed.attempts,
+                    error: Some(why),
+                    next_attempt_ms: 0,
+                    done_ms: Some(now),
+                })
+            }
             Outcome::Skipped => None,
             Outcome::Delivered => Some(Fate {
                 status: "delivered",

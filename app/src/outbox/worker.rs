@@ -5,7 +5,7 @@
 //! dialect or per batch shape (new cursor, look, claim, settle) are in
 //! `statements.rs`; this file's own (releasing leases, pruning) are here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ impl Deliverer {
     pub async fn start(state: Arc<State>, config: DeliveriesConfig) -> anyhow::Result<Self> {
         let plugins = after_commit_plugins(&state.hooks);
         let lease = Duration::from_millis(config.lease_ms);
-        for plugin in plugins.keys() {
+        for plugin in &plugins {
             let timeout = config.policy(plugin).timeout;
             anyhow::ensure!(
                 timeout < lease,
@@ -55,13 +55,13 @@ impl Deliverer {
         }
         let owner = hookspecs::new_secret("instance_")?;
         let mut tasks = Vec::new();
-        let names: Vec<&'static str> = plugins.keys().copied().collect();
+        let names: Vec<&'static str> = plugins.iter().copied().collect();
         let retention = Duration::from_secs(config.retention_s);
-        for (plugin, hooks) in plugins {
+        for plugin in plugins {
             start_at_head(&state, plugin, kept_until(retention))
                 .await
                 .map_err(failed)?;
-            let queue = Queue::new(state.clone(), plugin, hooks, &config, owner.clone(), lease);
+            let queue = Queue::new(state.clone(), plugin, &config, owner.clone(), lease);
             let policy = queue.policy();
             tracing::info!(
                 plugin,
@@ -110,18 +110,16 @@ async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
     .await
 }
 
-/// The plugins implementing at least one `after_*` hook, with those hooks.
-fn after_commit_plugins(
-    hooks: &PluginManager<dyn AppHooks>,
-) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
-    let mut plugins: BTreeMap<&'static str, BTreeSet<&'static str>> = BTreeMap::new();
+/// The plugins implementing at least one `after_*` hook.
+fn after_commit_plugins(hooks: &PluginManager<dyn AppHooks>) -> BTreeSet<&'static str> {
+    let mut plugins = BTreeSet::new();
     for spec in hooks.hookspecs() {
         if Change::event_of(spec.name).is_none() {
             continue;
         }
         for i in hooks.get_hookimpls(spec.name).unwrap_or_default() {
             if !i.wrapper {
-                plugins.entry(i.plugin).or_default().insert(spec.name);
+                plugins.insert(i.plugin);
             }
         }
     }

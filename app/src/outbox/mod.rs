@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 pub use deliver::deliver_to;
 pub use record::emit;
-pub use worker::Deliverer;
+pub use worker::{Deliverer, plugins_changed};
 
 /// `[deliveries]`: how after-commit deliveries are retried and kept. Every
 /// other key is a plugin's overrides: `[deliveries.<plugin>]`.

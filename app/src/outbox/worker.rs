@@ -6,11 +6,12 @@
 //! `statements.rs`; this file's own (releasing leases, pruning) are here.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use hooks_core::PluginManager;
 use hookspecs::{ApiError, AppHooks, Change};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::queue::{Queue, kept_until, pass_every, start_at_head};
@@ -22,16 +23,32 @@ use crate::state::State;
 
 /// The running delivery tasks of this instance.
 pub struct Deliverer {
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Tasks,
     state: Arc<State>,
     owner: String,
+}
+
+/// The tasks, while they run: `None` once stopped (a queue started by the
+/// watcher after that is stopped at once).
+type Tasks = Arc<Mutex<Option<Vec<JoinHandle<()>>>>>;
+
+/// What starts a plugin's queue: the instance's settings, and the plugins
+/// delivered to so far (the pruning keeps their cursors).
+struct Starter {
+    state: Arc<State>,
+    config: DeliveriesConfig,
+    owner: String,
+    lease: Duration,
+    delivering: Arc<Mutex<Vec<&'static str>>>,
 }
 
 impl Deliverer {
     /// Starts one delivery task per plugin that implements an after-commit
     /// hook (a plugin new to the database starts at the head of the log),
-    /// and the pruning task. On SQLite, where this process is the only one
-    /// delivering, claims left by an earlier run are released first.
+    /// the pruning task, and one that starts the queue of a plugin given
+    /// its first after-commit hook by a reload ([`plugins_changed`]). On
+    /// SQLite, where this process is the only one delivering, claims left
+    /// by an earlier run are released first.
     ///
     /// # Errors
     ///
@@ -41,40 +58,34 @@ impl Deliverer {
         let plugins = after_commit_plugins(&state.hooks);
         let lease = Duration::from_millis(config.lease_ms);
         for plugin in &plugins {
-            let timeout = config.policy(plugin).timeout;
-            anyhow::ensure!(
-                timeout < lease,
-                "[deliveries] lease_ms ({}) must be longer than plugin {plugin}'s timeout_ms ({})",
-                lease.as_millis(),
-                timeout.as_millis()
-            );
+            check_lease(&config, plugin, lease).map_err(anyhow::Error::msg)?;
         }
         let failed = |e: ApiError| anyhow::anyhow!("preparing the delivery workers: {}", e.message);
         if state.db.dialect() == Dialect::Sqlite {
             release(&state, None).await.map_err(failed)?;
         }
         let owner = hookspecs::new_secret("instance_")?;
-        let mut tasks = Vec::new();
-        let names: Vec<&'static str> = plugins.iter().copied().collect();
         let retention = Duration::from_secs(config.retention_s);
+        let starter = Arc::new(Starter {
+            state: state.clone(),
+            config,
+            owner: owner.clone(),
+            lease,
+            delivering: Arc::default(),
+        });
+        let mut tasks = Vec::new();
         for plugin in plugins {
-            start_at_head(&state, plugin, kept_until(retention))
-                .await
-                .map_err(failed)?;
-            let queue = Queue::new(state.clone(), plugin, &config, owner.clone(), lease);
-            let policy = queue.policy();
-            tracing::info!(
-                plugin,
-                instance = %owner,
-                max_attempts = policy.max_attempts,
-                backoff_ms = policy.backoff.as_millis(),
-                timeout_ms = policy.timeout.as_millis(),
-                ordered = policy.ordered,
-                "delivering after-commit events"
-            );
-            tasks.push(tokio::spawn(queue.run()));
+            tasks.push(starter.start(plugin).await.map_err(failed)?);
         }
-        tasks.push(tokio::spawn(prune_forever(state.clone(), retention, names)));
+        let delivering = starter.delivering.clone();
+        tasks.push(tokio::spawn(prune_forever(
+            state.clone(),
+            retention,
+            delivering,
+        )));
+        let tasks: Tasks = Arc::new(Mutex::new(Some(tasks)));
+        let watcher = tokio::spawn(start_when_given(starter, tasks.clone()));
+        lock(&tasks).get_or_insert_with(Vec::new).push(watcher);
         Ok(Deliverer {
             tasks,
             state,
@@ -86,16 +97,95 @@ impl Deliverer {
     /// instance (or the next start) goes on at once rather than after the
     /// lease. An event cut short is delivered again (at least once).
     pub async fn stop(self) {
-        for task in &self.tasks {
+        let tasks = lock(&self.tasks).take().unwrap_or_default();
+        for task in &tasks {
             task.abort();
         }
-        for task in self.tasks {
+        for task in tasks {
             let _ = task.await;
         }
         if let Err(error) = release(&self.state, Some(&self.owner)).await {
             tracing::warn!("releasing delivery claims at shutdown: {}", error.message);
         }
     }
+}
+
+impl Starter {
+    /// Starts `plugin`'s queue, its cursor at the head of the log if it
+    /// has none.
+    async fn start(&self, plugin: &'static str) -> Result<JoinHandle<()>, ApiError> {
+        let retention = Duration::from_secs(self.config.retention_s);
+        start_at_head(&self.state, plugin, kept_until(retention)).await?;
+        let (state, owner) = (self.state.clone(), self.owner.clone());
+        let queue = Queue::new(state, plugin, &self.config, owner, self.lease);
+        let policy = queue.policy();
+        tracing::info!(
+            plugin,
+            instance = %self.owner,
+            max_attempts = policy.max_attempts,
+            backoff_ms = policy.backoff.as_millis(),
+            timeout_ms = policy.timeout.as_millis(),
+            ordered = policy.ordered,
+            "delivering after-commit events"
+        );
+        lock(&self.delivering).push(plugin);
+        Ok(tokio::spawn(queue.run()))
+    }
+}
+
+/// Whenever the plugins change ([`plugins_changed`]), starts the queue of
+/// each plugin that now implements an after-commit hook and had none.
+async fn start_when_given(starter: Arc<Starter>, tasks: Tasks) {
+    let mut changed = PLUGINS.subscribe();
+    while changed.changed().await.is_ok() {
+        let delivering = lock(&starter.delivering).clone();
+        let new = after_commit_plugins(&starter.state.hooks);
+        for plugin in new.into_iter().filter(|p| !delivering.contains(p)) {
+            if let Err(why) = check_lease(&starter.config, plugin, starter.lease) {
+                tracing::error!(plugin, "not delivering its after-commit events: {why}");
+                continue;
+            }
+            match starter.start(plugin).await {
+                Ok(task) => match lock(&tasks).as_mut() {
+                    Some(running) => running.push(task),
+                    None => task.abort(),
+                },
+                Err(error) => tracing::error!(
+                    plugin,
+                    "not delivering its after-commit events: {}",
+                    error.message
+                ),
+            }
+        }
+    }
+}
+
+/// Plugins changed while the app runs (a reload).
+static PLUGINS: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);
+
+/// Tells the delivery workers that the plugins changed (a reload swapped
+/// one in), so that a plugin given its first after-commit hook gets its
+/// queue.
+pub fn plugins_changed() {
+    PLUGINS.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// Refuses a plugin whose attempt's time limit is not shorter than the
+/// lease: no attempt could ever start.
+fn check_lease(config: &DeliveriesConfig, plugin: &str, lease: Duration) -> Result<(), String> {
+    let timeout = config.policy(plugin).timeout;
+    if timeout < lease {
+        return Ok(());
+    }
+    Err(format!(
+        "[deliveries] lease_ms ({}) must be longer than plugin {plugin}'s timeout_ms ({})",
+        lease.as_millis(),
+        timeout.as_millis()
+    ))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Gives back the plugins' leases held by `owner` (every lease: `None`).
@@ -127,10 +217,15 @@ fn after_commit_plugins(hooks: &PluginManager<dyn AppHooks>) -> BTreeSet<&'stati
 }
 
 /// Every minute (or every `retention`, if shorter), a pruning pass.
-async fn prune_forever(state: Arc<State>, retention: Duration, loaded: Vec<&'static str>) {
+async fn prune_forever(
+    state: Arc<State>,
+    retention: Duration,
+    delivering: Arc<Mutex<Vec<&'static str>>>,
+) {
     let every = pass_every(retention);
     loop {
         tokio::time::sleep(every).await;
+        let loaded = lock(&delivering).clone();
         if let Err(error) = prune(&state, retention, &loaded).await {
             tracing::warn!("pruning delivered events failed: {}", error.message);
         }

@@ -229,6 +229,8 @@ impl Reloader {
         // Right after the hooks: between the two, a request may still reach
         // the old version's routes, which call the old version, whole.
         self.router.store(Arc::new(router));
+        // A plugin given its first after-commit hook gets its queue.
+        crate::outbox::plugins_changed();
         Ok((source, export.migrations, export.requires))
     }
 

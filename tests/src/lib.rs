@@ -1279,3 +1279,70 @@ pub fn keys(list: &Value, key: &str) -> Vec<i64> {
         })
         .collect()
 }
+
+/// The usernames of the requests received, in arrival order.
+pub fn received_names(got: &[receiver::Received]) -> Vec<String> {
+    got.iter()
+        .map(|r| {
+            r.json["data"]["username"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no username in {}", r.json))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The rows of a listing of deliveries ([`listed`]).
+pub fn listed_rows(page: &Value) -> Vec<Value> {
+    page["deliveries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no deliveries in {page}"))
+        .clone()
+}
+
+/// How many of `plugin`'s deliveries have `status`.
+pub fn count_status(db: &TestDb, plugin: &str, status: &str) -> i64 {
+    db.count(&format!(
+        "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = '{plugin}' AND status = '{status}'"
+    ))
+}
+
+/// The event id of the event that created user `name`.
+pub fn key_of_user(db: &TestDb, name: &str) -> String {
+    let keys = db.column(&format!(
+        "SELECT event_key FROM outbox_events WHERE event_name = 'user.created' \
+         AND change LIKE '%\"username\":\"{name}\"%'"
+    ));
+    assert_eq!(keys.len(), 1, "the event of user {name}: {keys:?}");
+    keys[0].clone()
+}
+
+/// `GET /api/admin/deliveries?{query}` as the admin.
+pub fn listed(app: &TestApp, query: &str) -> Value {
+    expect(
+        200,
+        app.get(&format!("/api/admin/deliveries?{query}"), ADMIN),
+    )
+}
+
+/// A plugin folder holding `component` as each of `names`.
+pub fn component_folder(component: &Path, names: &[&str]) -> TempDir {
+    let folder = tempfile::tempdir().unwrap();
+    for name in names {
+        std::fs::copy(
+            component,
+            folder.path().join(format!("app_plugin_{name}.wasm")),
+        )
+        .unwrap();
+    }
+    folder
+}
+
+/// The real app on `backend` with `folder` as its plugin folder.
+pub fn launch_real(backend: Backend, folder: &Path, config: &str) -> TestApp {
+    let options = Options::default()
+        .real_app()
+        .env("APP_PLUGINS_DIR", folder.to_str().unwrap())
+        .config(config);
+    TestApp::start_with(backend, options)
+}

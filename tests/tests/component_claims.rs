@@ -27,28 +27,6 @@ fn edges() -> &'static PathBuf {
     EDGES.get_or_init(|| build_component(&workspace().join("tests/components/edges"), "edges"))
 }
 
-/// A plugin folder holding the guest as each of `names`.
-fn folder_of(names: &[&str]) -> tempfile::TempDir {
-    let folder = tempfile::tempdir().unwrap();
-    for name in names {
-        std::fs::copy(
-            edges(),
-            folder.path().join(format!("app_plugin_{name}.wasm")),
-        )
-        .unwrap();
-    }
-    folder
-}
-
-/// The real app on `backend` with `folder` as its plugin folder.
-fn launch(backend: Backend, folder: &Path, config: &str) -> TestApp {
-    let options = Options::default()
-        .real_app()
-        .env("APP_PLUGINS_DIR", folder.to_str().unwrap())
-        .config(config);
-    TestApp::start_with(backend, options)
-}
-
 /// The guest's `POST /plugins/<plugin>/<call>` (`query` or `execute`).
 fn run(app: &TestApp, plugin: &str, call: &str, body: Value) -> Response {
     app.post(&format!("/plugins/{plugin}/{call}"), None, body)
@@ -138,8 +116,8 @@ fn host_of(receiver: &Receiver) -> String {
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn without_a_sandbox_table_a_component_gets_1000_ms_and_64_mib() {
-    let folder = folder_of(&["lim"]);
-    let app = launch(
+    let folder = component_folder(edges(), &["lim"]);
+    let app = launch_real(
         Backend::Sqlite,
         folder.path(),
         "[plugins.lim]\nnote = \"x\"\n",
@@ -190,11 +168,11 @@ fn without_a_sandbox_table_a_component_gets_1000_ms_and_64_mib() {
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn a_component_reads_its_own_table_without_its_sandbox_limits() {
-    let folder = folder_of(&["cfg", "nosy"]);
+    let folder = component_folder(edges(), &["cfg", "nosy"]);
     let config = "[plugins.cfg]\ngreeting = \"hi\"\nlevel = 3\n\n[plugins.cfg.sandbox]\n\
                   time_limit_ms = 900\nhosts = [\"secret.internal:9\"]\n\n\
                   [plugins.nosy]\nmine = true\n";
-    let app = launch(Backend::Sqlite, folder.path(), config);
+    let app = launch_real(Backend::Sqlite, folder.path(), config);
     let seen = expect(200, app.get("/plugins/cfg/config", None));
     assert_eq!(seen, json!({"greeting": "hi", "level": 3}));
     assert_eq!(
@@ -250,12 +228,12 @@ fn a_wrong_sandbox_value_fails_its_plugin_only_and_the_bounds_load() {
     let mut names: Vec<&str> = bad.iter().map(|b| b.0).collect();
     names.extend(good.iter().map(|g| g.0));
     names.push("plain");
-    let folder = folder_of(&names);
+    let folder = component_folder(edges(), &names);
     let mut config = String::new();
     for (name, line) in bad.iter().map(|b| (b.0, b.1)).chain(good.iter().copied()) {
         config += &format!("[plugins.{name}.sandbox]\n{line}\n\n");
     }
-    let app = launch(Backend::Sqlite, folder.path(), &config);
+    let app = launch_real(Backend::Sqlite, folder.path(), &config);
     for (name, _, why) in bad {
         let status = plugin_status(&app, name);
         assert!(
@@ -294,8 +272,8 @@ e2e! {
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn sql_reaching_past_its_own_tables_is_refused_before_the_database(backend) {
         use Refusal::*;
-        let folder = folder_of(&["sq"]);
-        let app = launch(backend, folder.path(), "");
+        let folder = component_folder(edges(), &["sq"]);
+        let app = launch_real(backend, folder.path(), "");
         assert_eq!(plugin_status(&app, "sq"), "loaded");
         app.create_user("victim");
         expect(200, sql(&app, "sq", "execute", "INSERT INTO plugin_sq_items (id, v) VALUES (1, 'a')", json!([])));
@@ -408,8 +386,8 @@ e2e! {
     /// failure of the database reaches the component as a fixed message".
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn sql_on_its_own_tables_runs_with_every_allowed_construct(backend) {
-        let folder = folder_of(&["own"]);
-        let app = launch(backend, folder.path(), "");
+        let folder = component_folder(edges(), &["own"]);
+        let app = launch_real(backend, folder.path(), "");
         let insert = "INSERT INTO plugin_own_items (id, v) VALUES ($1, $2)";
         for (id, v) in [(1, "a"), (2, "b"), (3, "c")] {
             assert_eq!(expect(200, sql(&app, "own", "execute", insert, json!([id, v])))["changed"], 1);
@@ -485,8 +463,8 @@ e2e! {
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn the_size_caps_of_a_statement_are_exact() {
-    let folder = folder_of(&["big"]);
-    let app = launch(Backend::Sqlite, folder.path(), "");
+    let folder = component_folder(edges(), &["big"]);
+    let app = launch_real(Backend::Sqlite, folder.path(), "");
     let count = "SELECT COUNT(*) AS n FROM plugin_big_items";
     let at = |bytes: usize| {
         run(
@@ -570,8 +548,8 @@ fn outbound_http_reaches_a_granted_host_exactly_and_nothing_else() {
          hosts = [\"{g}\", \"127.0.0.1\", \"127.0.0.1:{redirector}\", \"127.0.0.1:{bigger}\"]\n",
         toml(&json!(sends))
     );
-    let folder = folder_of(&["out"]);
-    let app = launch(Backend::Sqlite, folder.path(), &config);
+    let folder = component_folder(edges(), &["out"]);
+    let app = launch_real(Backend::Sqlite, folder.path(), &config);
     assert_eq!(plugin_status(&app, "out"), "loaded");
     app.create_user("ada");
     let line = |i: usize| logged_after(&app, &format!("send {i}: "));
@@ -635,8 +613,8 @@ fn outbound_http_outside_an_after_commit_hook_is_refused_before_a_byte_is_sent()
         "[plugins.early]\nurl = \"{}\"\ndescribe_send = true\n\n[plugins.early.sandbox]\nhosts = [\"{host}\"]\n",
         receiver.url
     );
-    let folder = folder_of(&["early"]);
-    let app = launch(Backend::Sqlite, folder.path(), &config);
+    let folder = component_folder(edges(), &["early"]);
+    let app = launch_real(Backend::Sqlite, folder.path(), &config);
     assert_eq!(plugin_status(&app, "early"), "loaded");
     let only_after =
         "outbound HTTP is allowed only in an after-commit hook (after_*, after_change): ";
@@ -687,7 +665,7 @@ fn outbound_http_outside_an_after_commit_hook_is_refused_before_a_byte_is_sent()
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn bad_files_and_a_prefix_name_are_refused_and_the_others_start() {
-    let folder = folder_of(&["good", "good_log", "tab", "tab_le"]);
+    let folder = component_folder(edges(), &["good", "good_log", "tab", "tab_le"]);
     let whole = std::fs::read(edges()).unwrap();
     let write = |name: &str, bytes: &[u8]| {
         std::fs::write(folder.path().join(format!("app_plugin_{name}.wasm")), bytes).unwrap()
@@ -718,7 +696,7 @@ fn bad_files_and_a_prefix_name_are_refused_and_the_others_start() {
     assert!(replaced > 0, "the guest names {needle}");
     write("zero", &old);
     std::fs::create_dir(folder.path().join("app_plugin_dir.wasm")).unwrap();
-    let app = launch(Backend::Sqlite, folder.path(), "");
+    let app = launch_real(Backend::Sqlite, folder.path(), "");
     let status = plugin_status(&app, "bare");
     assert!(
         status.starts_with("failed: not an app plugin: it exports no `app:plugin/guest@"),
@@ -786,7 +764,7 @@ fn the_cache_is_private_reused_as_is_and_a_writable_entry_is_never_used() {
         )
         .unwrap();
     }
-    let app = launch(Backend::Sqlite, folder.path(), "");
+    let app = launch_real(Backend::Sqlite, folder.path(), "");
     assert_eq!(plugin_status(&app, "cache"), "loaded");
     assert_eq!(plugin_status(&app, "cachetwin"), "loaded");
     drop(app);
@@ -809,7 +787,7 @@ fn the_cache_is_private_reused_as_is_and_a_writable_entry_is_never_used() {
         .set_modified(old)
         .unwrap();
     let first = inode(entry);
-    let app = launch(Backend::Sqlite, folder.path(), "");
+    let app = launch_real(Backend::Sqlite, folder.path(), "");
     assert_eq!(plugin_status(&app, "cache"), "loaded");
     assert_eq!(inode(entry), first, "not compiled and written again");
     assert!(std::fs::metadata(entry).unwrap().modified().unwrap() > old + Duration::from_secs(60));
@@ -818,7 +796,7 @@ fn the_cache_is_private_reused_as_is_and_a_writable_entry_is_never_used() {
 
     // Writable by the group: never used, compiled again, a warning says why.
     std::fs::set_permissions(entry, std::fs::Permissions::from_mode(0o660)).unwrap();
-    let app = launch(Backend::Sqlite, folder.path(), "");
+    let app = launch_real(Backend::Sqlite, folder.path(), "");
     assert_eq!(plugin_status(&app, "cache"), "loaded");
     let output = app.proc.output.text();
     let warning = output
@@ -845,7 +823,7 @@ fn a_component_failing_at_startup_loads_by_reload_once_fixed_with_its_startup_ta
     let file = folder.path().join("app_plugin_late.wasm");
     std::fs::write(&file, b"not yet").unwrap();
     let config = "[plugins.late]\nmark = \"startup\"\n";
-    let app = launch(Backend::Sqlite, folder.path(), config);
+    let app = launch_real(Backend::Sqlite, folder.path(), config);
     let late = plugin_entry(&app, "late");
     assert_eq!(late["kind"], "component");
     assert!(
@@ -948,8 +926,8 @@ fn a_component_failing_at_startup_loads_by_reload_once_fixed_with_its_startup_ta
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn a_component_added_while_the_app_runs_is_not_reloaded() {
-    let folder = folder_of(&["first"]);
-    let app = launch(Backend::Sqlite, folder.path(), "");
+    let folder = component_folder(edges(), &["first"]);
+    let app = launch_real(Backend::Sqlite, folder.path(), "");
     std::fs::copy(edges(), folder.path().join("app_plugin_added.wasm")).unwrap();
     let (status, body) = reload(&app, "added");
     assert_eq!(status, 404, "{body}");
@@ -968,7 +946,7 @@ fn a_component_added_while_the_app_runs_is_not_reloaded() {
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn the_report_gives_every_kind_and_a_components_generation() {
-    let folder = folder_of(&["kinds"]);
+    let folder = component_folder(edges(), &["kinds"]);
     let native = shipped_plugins().join("app_plugin_hello_world");
     std::fs::create_dir_all(folder.path().join("app_plugin_hello_world")).unwrap();
     std::fs::copy(
@@ -1090,7 +1068,7 @@ fn refused_migrations_fail_their_plugin_before_any_runs_and_the_app_starts() {
     ];
     let mut names: Vec<&str> = cases.iter().map(|c| c.0).collect();
     names.push("mfine");
-    let folder = folder_of(&names);
+    let folder = component_folder(edges(), &names);
     let mut config = String::new();
     for (name, statement, _) in cases {
         // Migration 1 is fine; migration 2 is the refused one.
@@ -1100,7 +1078,7 @@ fn refused_migrations_fail_their_plugin_before_any_runs_and_the_app_starts() {
              {{ version = 2, name = \"bad\", sqlite = '''{statement}''', postgres = '''{first}''' }},\n]\n\n"
         );
     }
-    let app = launch(Backend::Sqlite, folder.path(), &config);
+    let app = launch_real(Backend::Sqlite, folder.path(), &config);
     assert_eq!(plugin_status(&app, "mfine"), "loaded");
     for (name, _, why) in cases {
         let status = plugin_status(&app, name);
@@ -1138,7 +1116,7 @@ const CHOKING: &str = "CREATE TABLE plugin_choke_a (v TEXT CHECK (v REGEXP))";
 /// parse`" is one of `check_migration`'s refusals).
 #[test]
 fn a_migration_the_sqlite_parser_chokes_on_fails_its_plugin_not_the_app() {
-    let folder = folder_of(&["choke", "bystander"]);
+    let folder = component_folder(edges(), &["choke", "bystander"]);
     let config = format!(
         "[plugins.choke]\nmigrations = [ {{ version = 1, name = \"a\", sqlite = '''{CHOKING}''', \
          postgres = '''CREATE TABLE plugin_choke_a (v TEXT)''' }} ]\n"
@@ -1194,7 +1172,7 @@ fn a_reload_to_a_migration_the_sqlite_parser_chokes_on_is_refused_and_the_old_ve
         "[plugins.choke]\nmigrations = [ {{ version = 1, name = \"a\", sqlite = '''{CHOKING}''', \
          postgres = '''CREATE TABLE plugin_choke_a (v TEXT)''' }} ]\n"
     );
-    let app = launch(Backend::Sqlite, folder.path(), &config);
+    let app = launch_real(Backend::Sqlite, folder.path(), &config);
     assert!(plugin_status(&app, "choke").starts_with("failed: not a valid WebAssembly component"));
     std::fs::copy(edges(), &file).unwrap();
     let (status, body) = app

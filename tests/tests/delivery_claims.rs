@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e_tests::after_commit::AFTER_COMMIT_ENV;
-use e2e_tests::receiver::{Answer, Received, Receiver};
+use e2e_tests::receiver::{Answer, Receiver};
 use e2e_tests::*;
 use serde_json::Value;
 
@@ -69,54 +69,10 @@ fn start_with_after(backend: Backend, receiver: &Receiver, extra: &str) -> TestA
     TestApp::start_on(db, &options)
 }
 
-fn count_status(db: &TestDb, plugin: &str, status: &str) -> i64 {
-    db.count(&format!(
-        "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = '{plugin}' AND status = '{status}'"
-    ))
-}
-
-/// The event id of the event that created user `name`.
-fn key_of_user(db: &TestDb, name: &str) -> String {
-    let keys = db.column(&format!(
-        "SELECT event_key FROM outbox_events WHERE event_name = 'user.created' \
-         AND change LIKE '%\"username\":\"{name}\"%'"
-    ));
-    assert_eq!(keys.len(), 1, "the event of user {name}: {keys:?}");
-    keys[0].clone()
-}
-
-/// The usernames of the requests received, in arrival order.
-fn names(got: &[Received]) -> Vec<String> {
-    got.iter()
-        .map(|r| {
-            r.json["data"]["username"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no username in {}", r.json))
-                .to_owned()
-        })
-        .collect()
-}
-
-/// `GET /api/admin/deliveries?{query}` as the admin.
-fn listed(app: &TestApp, query: &str) -> Value {
-    expect(
-        200,
-        app.get(&format!("/api/admin/deliveries?{query}"), ADMIN),
-    )
-}
-
-/// The rows of a listing.
-fn rows(page: &Value) -> Vec<Value> {
-    page["deliveries"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no deliveries in {page}"))
-        .clone()
-}
-
 /// The listed delivery of `plugin` for the event `key`.
 fn row_of(app: &TestApp, plugin: &str, key: &str) -> Value {
     let all = listed(app, "limit=500");
-    let found: Vec<Value> = rows(&all)
+    let found: Vec<Value> = listed_rows(&all)
         .into_iter()
         .filter(|d| d["plugin"] == plugin && d["event_id"] == key)
         .collect();
@@ -172,10 +128,10 @@ e2e! {
         app.create_user("bob");
         wait_until("bob dead", || listed(&app, "status=dead")["total"] == 1);
         let got = receiver.received();
-        assert_eq!(names(&got), ["bob", "bob"]);
+        assert_eq!(received_names(&got), ["bob", "bob"]);
         assert_eq!(got.iter().map(|r| r.attempt.as_str()).collect::<Vec<_>>(), ["1", "2"]);
         assert_eq!(got[0].key, got[1].key);
-        let dead = &rows(&listed(&app, "status=dead"))[0];
+        let dead = &listed_rows(&listed(&app, "status=dead"))[0];
         assert_eq!(dead["attempts"], 2, "{dead}");
         assert_eq!(dead["event_id"], got[0].key.as_str());
         assert!(dead["last_error"].as_str().unwrap().contains("answered 503"), "{dead}");
@@ -185,7 +141,7 @@ e2e! {
         wait_until("carol delivered", || delivered(&app.db, "webhooks") == 1);
         app.create_user("dave");
         wait_until("dave delivered", || delivered(&app.db, "webhooks") == 2);
-        assert_eq!(names(&receiver.received()), ["bob", "bob", "carol", "dave"]);
+        assert_eq!(received_names(&receiver.received()), ["bob", "bob", "carol", "dave"]);
         assert_eq!(deliveries(&app.db, "webhooks"), ["dead:2", "delivered:1", "delivered:1"]);
         assert_eq!(counts(&app, "webhooks"), json!({"pending": 0, "dead": 1, "delivered": 2}));
     }
@@ -225,7 +181,7 @@ e2e! {
         app.create_user("ada");
         wait_until("dead after seven", || count_status(&app.db, "webhooks", "dead") == 1);
         let got = receiver.received();
-        assert_eq!(got.len(), 7, "{:?}", names(&got));
+        assert_eq!(got.len(), 7, "{:?}", received_names(&got));
         assert_eq!(deliveries(&app.db, "webhooks"), ["dead:7"]);
         let slack = Duration::from_millis(250);
         for (i, pair) in got.windows(2).enumerate() {
@@ -273,7 +229,7 @@ e2e! {
             "id", "event_id", "event", "plugin", "status", "attempts", "last_error",
             "next_attempt_at", "recorded_at", "done_at",
         ].into_iter().collect();
-        for d in rows(&all) {
+        for d in listed_rows(&all) {
             let keys: BTreeSet<&str> = d.as_object().unwrap().keys().map(String::as_str).collect();
             assert_eq!(keys, fields, "{d}");
             assert_eq!(d["event"], "user.created");
@@ -373,7 +329,7 @@ e2e! {
         assert!(out.contains(&format!("delivery {} is pending again", ids[0])), "{out}");
         wait_until("the running app delivering the retry", || delivered(&app.db, "webhooks") == 2);
         let got = receiver.received();
-        assert_eq!(names(&got), ["bob", "carol", "bob"]);
+        assert_eq!(received_names(&got), ["bob", "carol", "bob"]);
         assert_eq!(got[2].key, bob);
         assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:1", "delivered:1"]);
 
@@ -407,16 +363,16 @@ e2e! {
         }
         wait_until("four dead", || count_status(&app.db, "webhooks", "dead") == 4);
         let got = receiver.received();
-        assert_eq!(got.len(), 4, "{:?}", names(&got));
+        assert_eq!(got.len(), 4, "{:?}", received_names(&got));
         let keys: Vec<String> = got.iter().map(|r| r.key.clone()).collect();
         assert_eq!(keys, delivery_order(&app.db), "commit order");
         for pair in got.windows(2) {
             let gap = pair[1].at - pair[0].at;
-            assert!(gap >= Duration::from_millis(350), "two at once ({gap:?} apart): {:?}", names(&got));
+            assert!(gap >= Duration::from_millis(350), "two at once ({gap:?} apart): {:?}", received_names(&got));
         }
         app.create_user("later");
         wait_until("the later one delivered", || delivered(&app.db, "webhooks") == 1);
-        assert_eq!(names(&receiver.received()), ["u0", "u1", "u2", "u3", "later"]);
+        assert_eq!(received_names(&receiver.received()), ["u0", "u1", "u2", "u3", "later"]);
     }
 
     /// README: "unless the plugin is `ordered = true` (in
@@ -452,7 +408,7 @@ e2e! {
         });
         assert_eq!(receiver.received().len(), 1, "webhooks went past its parked event");
         assert_eq!(deliveries(&app.db, "webhooks"), ["pending:1"]);
-        let listed_webhooks: Vec<Value> = rows(&listed(&app, "limit=500"))
+        let listed_webhooks: Vec<Value> = listed_rows(&listed(&app, "limit=500"))
             .into_iter()
             .filter(|d| d["plugin"] == "webhooks")
             .collect();
@@ -468,7 +424,7 @@ e2e! {
         // Due now: the parked one, then the two held back, in commit order.
         app.db.column("UPDATE outbox_deliveries SET next_attempt_ms = 0 WHERE plugin = 'webhooks' RETURNING id");
         let got = receiver.wait_for(4);
-        assert_eq!(names(&got), ["u1", "u1", "u2", "u3"]);
+        assert_eq!(received_names(&got), ["u1", "u1", "u2", "u3"]);
         wait_until("the log pruned", || app.db.count("SELECT COUNT(*) FROM outbox_events") == 0);
         assert_eq!(receiver.received().len(), 4);
         assert_eq!(seen(), 3);
@@ -493,8 +449,8 @@ e2e! {
             app.create_user(&format!("u{i}"));
         }
         let got = receiver.wait_for(5);
-        let set = |from: usize| -> BTreeSet<String> { names(&got[from..from + 2]).into_iter().collect() };
-        assert_eq!(names(&got[..1]), ["gate"]);
+        let set = |from: usize| -> BTreeSet<String> { received_names(&got[from..from + 2]).into_iter().collect() };
+        assert_eq!(received_names(&got[..1]), ["gate"]);
         assert_eq!(set(1), ["u0", "u1"].map(String::from).into_iter().collect());
         assert_eq!(set(3), ["u2", "u3"].map(String::from).into_iter().collect());
         assert!(got[2].at - got[1].at < Duration::from_millis(500), "the first two not at once");
@@ -528,7 +484,7 @@ e2e! {
         let back = TestApp::start_on(db.clone(), &with);
         back.create_user("new");
         wait_until("both delivered to webhooks", || delivered(&db, "webhooks") == 3);
-        assert_eq!(names(&receiver.received()), ["old", "missed", "new"]);
+        assert_eq!(received_names(&receiver.received()), ["old", "missed", "new"]);
         assert_eq!(deliveries(&db, "webhooks"), ["delivered:1"; 3]);
     }
 
@@ -563,7 +519,7 @@ e2e! {
         back.create_user("last");
         receiver.wait_for(3);
         wait_until("last settled", || delivered(&db, "webhooks") >= 2);
-        assert_eq!(names(&receiver.received()), ["old", "new", "last"]);
+        assert_eq!(received_names(&receiver.received()), ["old", "new", "last"]);
     }
 
     /// README: a plugin that comes back after losing its cursor "starts at
@@ -587,7 +543,7 @@ e2e! {
         app.create_user("after");
         receiver.wait_for(2);
         wait_until("after settled", || delivered(&app.db, "webhooks") == 2);
-        assert_eq!(names(&receiver.received()), ["before", "after"]);
+        assert_eq!(received_names(&receiver.received()), ["before", "after"]);
         let log = app.proc.output.text();
         let said = log.matches("its delivery cursor was gone: it starts again at the head").count();
         assert_eq!(said, 1, "{log}");
@@ -617,7 +573,7 @@ e2e! {
         let got = receiver.received();
         assert_eq!(got.len(), 2);
         assert!(got.iter().all(|r| r.json["event"] == "user.created"), "{:?}", got.iter().map(|r| &r.json).collect::<Vec<_>>());
-        let listed: Vec<Value> = rows(&listed(&app, "limit=500"))
+        let listed: Vec<Value> = listed_rows(&listed(&app, "limit=500"))
             .into_iter()
             .filter(|d| d["plugin"] == "webhooks")
             .collect();
@@ -640,7 +596,7 @@ e2e! {
         let key = |i: usize| key_of_user(&app.db, &format!("u{i}"));
         let page = |query: &str| {
             let page = listed(&app, query);
-            let keys: Vec<String> = rows(&page).iter().map(|d| d["event_id"].as_str().unwrap().to_owned()).collect();
+            let keys: Vec<String> = listed_rows(&page).iter().map(|d| d["event_id"].as_str().unwrap().to_owned()).collect();
             (keys, page["total"].clone())
         };
         assert_eq!(page("status=dead"), (vec![key(0), key(2), key(4)], json!(3)));
@@ -651,9 +607,9 @@ e2e! {
         assert_eq!(page("status=pending"), (vec![], json!(0)));
         assert_eq!(page("limit=3&offset=1"), (vec![key(1), key(2), key(3)], json!(5)));
         let all = listed(&app, "");
-        let ids: Vec<i64> = rows(&all).iter().map(|d| d["id"].as_i64().unwrap()).collect();
+        let ids: Vec<i64> = listed_rows(&all).iter().map(|d| d["id"].as_i64().unwrap()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
-        let statuses: Vec<Value> = rows(&all).iter().map(|d| d["status"].clone()).collect();
+        let statuses: Vec<Value> = listed_rows(&all).iter().map(|d| d["status"].clone()).collect();
         assert_eq!(statuses, ["dead", "delivered", "dead", "delivered", "dead"].map(|s| json!(s)));
     }
 
@@ -673,7 +629,7 @@ e2e! {
         wait_until("u1 dead", || count_status(&app.db, "webhooks", "dead") == 1);
         app.create_user("u2");
         wait_until("u2 delivered", || delivered(&app.db, "webhooks") == 1);
-        assert_eq!(names(&receiver.received()), ["u1", "u1", "u2"]);
+        assert_eq!(received_names(&receiver.received()), ["u1", "u1", "u2"]);
         // From now on only u3 is answered 200.
         receiver.set(|n| Answer::Status(if n < 5 { 503 } else { 200 }));
         let dead = row_of(&app, "webhooks", &key_of_user(&app.db, "u1"));
@@ -681,7 +637,7 @@ e2e! {
         assert_eq!(retried["status"], "pending");
         app.create_user("u3");
         wait_until("u3 delivered", || delivered(&app.db, "webhooks") == 2);
-        let got = names(&receiver.received());
+        let got = received_names(&receiver.received());
         assert_eq!(got.last().map(String::as_str), Some("u3"), "{got:?}");
         assert_eq!(got.iter().filter(|n| *n == "u3").count(), 1, "{got:?}");
         assert!(got[3..got.len() - 1].iter().all(|n| n == "u1") && got.len() >= 5, "{got:?}");
@@ -701,7 +657,7 @@ e2e! {
         let app = TestApp::start_on(db.clone(), &webhooks_options(&db, &receiver, "", "batch = 1000"));
         app.create_user("ada");
         wait_until("delivered", || delivered(&app.db, "webhooks") == 1);
-        assert_eq!(names(&receiver.received()), ["ada"]);
+        assert_eq!(received_names(&receiver.received()), ["ada"]);
     }
 }
 
@@ -749,7 +705,7 @@ fn a_plugin_added_while_a_transaction_is_open_gets_no_past_event() {
             .iter()
             .any(|r| r.json["data"]["username"] == "last")
     });
-    assert_eq!(names(&receiver.received()), ["new", "last"]);
+    assert_eq!(received_names(&receiver.received()), ["new", "last"]);
 }
 
 /// README: "On PostgreSQL, several instances share the log: the instance
@@ -789,7 +745,7 @@ fn two_instances_never_have_more_than_one_batchs_concurrency_in_flight() {
     } else {
         got
     };
-    assert_eq!(got.len(), 6, "{:?}", names(&got));
+    assert_eq!(got.len(), 6, "{:?}", received_names(&got));
     // Each attempt hangs 1 s from its start: those arriving within 800 ms
     // before one were still in flight when it started.
     for (i, r) in got.iter().enumerate() {
@@ -800,10 +756,10 @@ fn two_instances_never_have_more_than_one_batchs_concurrency_in_flight() {
         assert!(
             in_flight < 2,
             "{} started with {in_flight} others in flight",
-            names(&got[i..=i])[0]
+            received_names(&got[i..=i])[0]
         );
     }
-    let mut seen: Vec<String> = names(&got);
+    let mut seen: Vec<String> = received_names(&got);
     seen.sort();
     assert_eq!(seen, (0..6).map(|i| format!("u{i}")).collect::<Vec<_>>());
 }
@@ -876,7 +832,7 @@ fn a_plugin_loaded_on_a_running_instance_keeps_its_cursor_whatever_another_insta
         });
     }
     assert_eq!(
-        names(&receiver.received()),
+        received_names(&receiver.received()),
         (0..cycles).map(|i| format!("u{i}")).collect::<Vec<_>>()
     );
     assert_eq!(
@@ -937,7 +893,7 @@ fn an_instance_stopped_with_sigterm_gives_its_lease_back_at_once() {
         delivered(&db, "webhooks") == 1
     });
     let got = receiver.received();
-    assert_eq!(got.len(), 2, "{:?}", names(&got));
+    assert_eq!(got.len(), 2, "{:?}", received_names(&got));
     assert_eq!(got[1].key, first[0].key);
     assert_eq!(deliveries(&db, "webhooks"), ["delivered:1"]);
 }

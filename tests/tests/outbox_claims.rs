@@ -41,37 +41,9 @@ fn start(backend: Backend, receiver: &Receiver, deliveries: &str) -> TestApp {
     TestApp::start_on(db, &options)
 }
 
-/// The usernames of the requests received, in arrival order.
-fn names(got: &[Received]) -> Vec<String> {
-    got.iter()
-        .map(|r| {
-            r.json["data"]["username"]
-                .as_str()
-                .unwrap_or_else(|| panic!("no username in {}", r.json))
-                .to_owned()
-        })
-        .collect()
-}
-
 /// The `X-Attempt` headers of the requests received.
 fn attempts(got: &[Received]) -> Vec<String> {
     got.iter().map(|r| r.attempt.clone()).collect()
-}
-
-fn count_status(db: &TestDb, plugin: &str, status: &str) -> i64 {
-    db.count(&format!(
-        "SELECT COUNT(*) FROM outbox_deliveries WHERE plugin = '{plugin}' AND status = '{status}'"
-    ))
-}
-
-/// The event id of the event that created user `name`.
-fn key_of_user(db: &TestDb, name: &str) -> String {
-    let keys = db.column(&format!(
-        "SELECT event_key FROM outbox_events WHERE event_name = 'user.created' \
-         AND change LIKE '%\"username\":\"{name}\"%'"
-    ));
-    assert_eq!(keys.len(), 1, "the event of user {name}: {keys:?}");
-    keys[0].clone()
 }
 
 /// `plugin`'s delivered events, as the usernames they created, in the
@@ -112,22 +84,6 @@ fn done_ms(db: &TestDb, plugin: &str, name: &str) -> i64 {
         "SELECT d.done_ms FROM outbox_deliveries d JOIN outbox_events e ON e.id = d.event_id \
          WHERE d.plugin = '{plugin}' AND e.event_key = '{key}'"
     ))
-}
-
-/// `GET /api/admin/deliveries?{query}` as the admin.
-fn listed(app: &TestApp, query: &str) -> Value {
-    expect(
-        200,
-        app.get(&format!("/api/admin/deliveries?{query}"), ADMIN),
-    )
-}
-
-/// The rows of a listing.
-fn rows(page: &Value) -> Vec<Value> {
-    page["deliveries"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no deliveries in {page}"))
-        .clone()
 }
 
 fn now_ms() -> i64 {
@@ -176,7 +132,7 @@ e2e! {
             );
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        assert_eq!(names(&receiver.received()), ["ada"]);
+        assert_eq!(received_names(&receiver.received()), ["ada"]);
         assert_eq!(deliveries(&app.db, "webhooks"), ["delivered:1"]);
     }
 
@@ -210,8 +166,8 @@ e2e! {
         });
         // webhooks: the later ones overtook its parked event.
         let got = receiver.received();
-        assert_eq!(got.len(), 4, "{:?}", names(&got));
-        let got_names = names(&got);
+        assert_eq!(got.len(), 4, "{:?}", received_names(&got));
+        let got_names = received_names(&got);
         assert_eq!(got_names[0], "after-panic-1");
         assert_eq!(got_names[3], "after-panic-1", "{got_names:?}");
         let middle: BTreeSet<&str> = got_names[1..3].iter().map(String::as_str).collect();
@@ -266,7 +222,7 @@ e2e! {
         assert_eq!(receiver.received().len(), 1);
         wait_until("webhooks got all three", || delivered(&app.db, "webhooks") == 3);
         let got = receiver.received();
-        assert_eq!(names(&got), ["u1", "u1", "u2", "u3"]);
+        assert_eq!(received_names(&got), ["u1", "u1", "u2", "u3"]);
         assert_eq!(attempts(&got), ["1", "2", "1", "1"]);
         assert_eq!(got[0].key, got[1].key);
         let mut rows = deliveries(&app.db, "webhooks");
@@ -309,17 +265,17 @@ e2e! {
         assert_eq!(deliveries(&app.db, "after"), ["pending:1"]);
         assert_eq!(listed(&app, "")["total"], 2);
         let first = receiver.received();
-        assert_eq!(names(&first), ["after-panic-old", "new"]);
+        assert_eq!(received_names(&first), ["after-panic-old", "new"]);
 
         // The dead one, retried by hand: same id, same body, a fresh round.
-        let dead = rows(&listed(&app, "status=dead"));
+        let dead = listed_rows(&listed(&app, "status=dead"));
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0]["event_id"], old.as_str());
         let retried = expect(200, app.post(&format!("/api/admin/deliveries/{}/retry", dead[0]["id"]), ADMIN, json!({})));
         assert_eq!(retried["status"], "pending");
         wait_until("the retried one delivered", || count_status(&app.db, "webhooks", "delivered") == 1);
         let got = receiver.received();
-        assert_eq!(got.len(), 3, "{:?}", names(&got));
+        assert_eq!(got.len(), 3, "{:?}", received_names(&got));
         assert_eq!(got[2].key, old);
         assert_eq!(got[2].body, first[0].body, "the body sent again as it was");
         assert_eq!(got[2].attempt, "1");
@@ -377,7 +333,7 @@ e2e! {
         let got = receiver.received();
         let mut expected = vec!["gate".to_owned(), "gate".to_owned()];
         expected.extend(users.iter().cloned());
-        assert_eq!(names(&got), expected);
+        assert_eq!(received_names(&got), expected);
         assert_eq!(got[0].key, got[1].key);
         assert!(got.iter().all(|r| r.attempt == "1"), "{:?}", attempts(&got));
         let keys: Vec<String> = got[1..].iter().map(|r| r.key.clone()).collect();
@@ -442,16 +398,16 @@ e2e! {
         app.create_user("slow");
         wait_until("dead", || count_status(&app.db, "webhooks", "dead") == 1);
         let got = receiver.received();
-        assert_eq!(names(&got), ["slow", "slow"]);
+        assert_eq!(received_names(&got), ["slow", "slow"]);
         assert_eq!(attempts(&got), ["1", "2"]);
-        let dead = rows(&listed(&app, "status=dead"));
+        let dead = listed_rows(&listed(&app, "status=dead"));
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0]["attempts"], 2, "{}", dead[0]);
         let why = dead[0]["last_error"].as_str().unwrap_or_default();
         assert!(why.contains("overran its time limit of 300ms"), "{}", dead[0]);
         app.create_user("quick");
         wait_until("quick delivered", || delivered(&app.db, "webhooks") == 1);
-        assert_eq!(names(&receiver.received()), ["slow", "slow", "quick"]);
+        assert_eq!(received_names(&receiver.received()), ["slow", "slow", "quick"]);
         assert_eq!(deliveries(&app.db, "webhooks"), ["dead:2", "delivered:1"]);
     }
 
@@ -493,7 +449,7 @@ e2e! {
         let _again = TestApp::start_on(db.clone(), &options);
         wait_until("delivered at the next start", || delivered(&db, "webhooks") == 1);
         let got = receiver.received();
-        assert_eq!(names(&got), ["bob", "bob", "bob"]);
+        assert_eq!(received_names(&got), ["bob", "bob", "bob"]);
         assert_eq!(attempts(&got), ["1", "2", "1"]);
         assert!(got.iter().all(|r| r.key == got[0].key));
         assert_eq!(deliveries(&db, "webhooks"), ["delivered:1"]);
@@ -522,12 +478,12 @@ e2e! {
             app.create_user(name);
         }
         let got = receiver.wait_for(11);
-        let first: BTreeSet<String> = names(&got[1..9]).into_iter().collect();
+        let first: BTreeSet<String> = received_names(&got[1..9]).into_iter().collect();
         let expected: BTreeSet<String> = users[..8].iter().cloned().collect();
         assert_eq!(first, expected, "the first eight in commit order");
         let spread = got[8].at - got[1].at;
         assert!(spread < std::time::Duration::from_millis(1000), "the eight not at once: {spread:?}");
-        let last: BTreeSet<String> = names(&got[9..]).into_iter().collect();
+        let last: BTreeSet<String> = received_names(&got[9..]).into_iter().collect();
         assert_eq!(last, users[8..].iter().cloned().collect::<BTreeSet<String>>());
         let waited = got[9].at - got[1].at;
         assert!(
@@ -628,7 +584,7 @@ fn a_transaction_begun_after_an_event_committed_holds_back_only_later_events() {
         0,
         "late overtook the open transaction"
     );
-    assert_eq!(names(&receiver.received()), ["gate", "early"]);
+    assert_eq!(received_names(&receiver.received()), ["gate", "early"]);
     runtime.block_on(async {
         sqlx::raw_sql("ROLLBACK")
             .execute(&mut open)
@@ -638,7 +594,10 @@ fn a_transaction_begun_after_an_event_committed_holds_back_only_later_events() {
     wait_until("late delivered to both", || {
         delivered_to("webhooks", &late) == 1 && delivered_to("after", &late) == 1
     });
-    assert_eq!(names(&receiver.received()), ["gate", "early", "late"]);
+    assert_eq!(
+        received_names(&receiver.received()),
+        ["gate", "early", "late"]
+    );
     assert_eq!(
         deliveries(&app.db, "webhooks"),
         ["pending:1", "delivered:1", "delivered:1"]
@@ -698,7 +657,10 @@ fn another_instances_events_are_found_within_poll_ms() {
         took < std::time::Duration::from_millis(1000),
         "a's own commit waited {took:?}, as if not woken"
     );
-    assert_eq!(names(&got), ["from-b-0", "from-b-1", "from-b-2", "from-a"]);
+    assert_eq!(
+        received_names(&got),
+        ["from-b-0", "from-b-1", "from-b-2", "from-a"]
+    );
     wait_until("four delivered", || delivered(&db, "webhooks") == 4);
     assert_eq!(deliveries(&db, "webhooks"), vec!["delivered:1"; 4]);
 }
@@ -745,7 +707,7 @@ e2e! {
         });
         let page = listed(&away, "");
         assert_eq!(page["total"], 1, "{page}");
-        let parked = &rows(&page)[0];
+        let parked = &listed_rows(&page)[0];
         assert_eq!(
             (&parked["plugin"], &parked["status"], &parked["event_id"]),
             (&json!("webhooks"), &json!("pending"), &json!(old)),
@@ -761,7 +723,7 @@ e2e! {
         back.create_user("last");
         wait_until("last delivered", || receiver.received().len() == 4);
         let got = receiver.received();
-        assert_eq!(names(&got), ["old", "old", "new", "last"]);
+        assert_eq!(received_names(&got), ["old", "old", "new", "last"]);
         assert_eq!(got[1].key, old);
         assert_eq!(attempts(&got), ["1", "2", "1", "1"]);
     }
@@ -794,7 +756,7 @@ e2e! {
         let _again = TestApp::start_on(db.clone(), &options);
         wait_until("delivered after the restart", || delivered(&db, "webhooks") == 1);
         let got = receiver.received();
-        assert_eq!(names(&got), ["ada", "ada"]);
+        assert_eq!(received_names(&got), ["ada", "ada"]);
         assert_eq!(got[0].key, got[1].key);
         assert_eq!(attempts(&got), ["1", "1"]);
         assert_eq!(deliveries(&db, "webhooks"), ["delivered:1"]);
@@ -857,7 +819,7 @@ e2e! {
         assert_eq!(data(10)["name"], "home of auto-bo");
         assert_eq!(deliveries(&app.db, "webhooks"), vec!["delivered:1"; 11]);
         wait_until("after's two", || delivered(&app.db, "after") == 2);
-        let given: Vec<Value> = rows(&listed(&app, "limit=500"))
+        let given: Vec<Value> = listed_rows(&listed(&app, "limit=500"))
             .into_iter()
             .filter(|d| d["plugin"] == "after")
             .collect();
@@ -1055,14 +1017,17 @@ fn a_component_whose_reload_drops_its_after_hook_is_given_and_listed_no_more_eve
         !app.proc.output.text().contains("user \"second\" delivered"),
         "the probe was called without the hook"
     );
-    let listed_own: Vec<Value> = rows(&listed(&app, "limit=500"))
+    let listed_own: Vec<Value> = listed_rows(&listed(&app, "limit=500"))
         .into_iter()
         .filter(|d| d["plugin"] == NAME)
         .collect();
     assert_eq!(listed_own.len(), 1, "listed for the probe: {listed_own:?}");
     assert_ne!(listed_own[0]["event_id"], second.as_str());
     assert_eq!(deliveries(&app.db, NAME), ["delivered:1"]);
-    assert_eq!(names(&receiver.received()), ["first", "second", "third"]);
+    assert_eq!(
+        received_names(&receiver.received()),
+        ["first", "second", "third"]
+    );
 }
 
 e2e! {
@@ -1090,7 +1055,7 @@ e2e! {
         let app = TestApp::start_on(db, &options);
         let ada = app.create_user("ada");
         wait_until("dead", || count_status(&app.db, "webhooks", "dead") == 1);
-        let dead = rows(&listed(&app, "status=dead"));
+        let dead = listed_rows(&listed(&app, "status=dead"));
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0]["attempts"], 2, "{}", dead[0]);
         let why = dead[0]["last_error"].as_str().unwrap_or_default();
@@ -1204,7 +1169,7 @@ e2e! {
         let app = TestApp::start_on(db, &options);
         app.create_user("ada");
         wait_until("dead", || count_status(&app.db, "webhooks", "dead") == 1);
-        let dead = rows(&listed(&app, "status=dead"));
+        let dead = listed_rows(&listed(&app, "status=dead"));
         let why = dead[0]["last_error"].as_str().unwrap_or_default();
         let authority = receiver.url.trim_start_matches("https://").trim_end_matches('/');
         let authority = authority.split('/').next().unwrap_or_default();

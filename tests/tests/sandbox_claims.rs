@@ -11,7 +11,7 @@
 //! (or the request's body) lists — a statement, a busy wait, a failure, a
 //! panic, a service call — so that a test sets each call's work exactly.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -215,28 +215,6 @@ fn edges() -> &'static PathBuf {
     EDGES.get_or_init(|| build_component(&workspace().join("tests/components/edges"), "edges"))
 }
 
-/// A plugin folder holding `component` as each of `names`.
-fn folder_of(component: &Path, names: &[&str]) -> tempfile::TempDir {
-    let folder = tempfile::tempdir().unwrap();
-    for name in names {
-        std::fs::copy(
-            component,
-            folder.path().join(format!("app_plugin_{name}.wasm")),
-        )
-        .unwrap();
-    }
-    folder
-}
-
-/// The real app on `backend` with `folder` as its plugin folder.
-fn launch(backend: Backend, folder: &Path, config: &str) -> TestApp {
-    let options = Options::default()
-        .real_app()
-        .env("APP_PLUGINS_DIR", folder.to_str().unwrap())
-        .config(config);
-    TestApp::start_with(backend, options)
-}
-
 /// `[plugins.<plugin>.<table>]` with one key per `(key, steps)`.
 fn steps_table(plugin: &str, table: &str, entries: &[(&str, Value)]) -> String {
     let mut out = format!("[plugins.{plugin}.{table}]\n");
@@ -287,7 +265,7 @@ e2e! {
     /// plugin's hook, or its own nested hook, fails or traps.
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn a_components_rows_and_its_nested_hooks_roll_back_with_a_later_failure(backend) {
-        let folder = folder_of(steps(), &["first", "second"]);
+        let folder = component_folder(steps(), &["first", "second"]);
         let mut config = String::from("[plugins.first]\npriority = 10\n\n[plugins.second]\npriority = 0\n\n");
         config += &steps_table("first", "created", &[
             ("ok", json!([write("first", 1, "created ok"), {"modify": "deep-ok"}])),
@@ -305,7 +283,7 @@ e2e! {
             ("ok", json!([write("second", 1, "created ok")])),
             ("laterfails", json!([write("second", 2, "created laterfails"), {"fail": 422}])),
         ]);
-        let app = launch(backend, folder.path(), &config);
+        let app = launch_real(backend, folder.path(), &config);
         assert_eq!(plugin_status(&app, "first"), "loaded");
         assert_eq!(plugin_status(&app, "second"), "loaded");
 
@@ -347,8 +325,8 @@ e2e! {
     /// writes at once (no lock left behind).
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn a_routes_writes_roll_back_when_it_fails_traps_or_times_out(backend) {
-        let folder = folder_of(steps(), &["rt"]);
-        let app = launch(backend, folder.path(), "[plugins.rt.sandbox]\ntime_limit_ms = 700\n");
+        let folder = component_folder(steps(), &["rt"]);
+        let app = launch_real(backend, folder.path(), "[plugins.rt.sandbox]\ntime_limit_ms = 700\n");
         assert_eq!(plugin_status(&app, "rt"), "loaded");
 
         let error = expect_error(409, "asked_to_fail", route(&app, "rt", ADMIN, json!([
@@ -396,7 +374,7 @@ e2e! {
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn the_time_limit_covers_the_nested_calls_a_hook_makes() {
-    let folder = folder_of(steps(), &["clock"]);
+    let folder = component_folder(steps(), &["clock"]);
     let mut config = String::from("[plugins.clock.sandbox]\ntime_limit_ms = 1000\n\n");
     config += &steps_table(
         "clock",
@@ -426,7 +404,7 @@ fn the_time_limit_covers_the_nested_calls_a_hook_makes() {
             ),
         ],
     );
-    let app = launch(Backend::Sqlite, folder.path(), &config);
+    let app = launch_real(Backend::Sqlite, folder.path(), &config);
     assert_eq!(plugin_status(&app, "clock"), "loaded");
     let started = Instant::now();
     let answer = app.post("/api/users", ADMIN, new_user("slow"));
@@ -451,7 +429,7 @@ fn the_time_limit_covers_the_nested_calls_a_hook_makes() {
 /// conflict: a component that handles that error and writes on must
 /// not commit half an operation, nor one the API reports failed.
 fn cannot_end_the_transaction(backend: Backend) {
-    let folder = folder_of(steps(), &["ender"]);
+    let folder = component_folder(steps(), &["ender"]);
     let dup = |id: i64| {
         json!({
             "exec": format!("INSERT OR ROLLBACK INTO plugin_ender_log (id, what) VALUES ({id}, 'dup')"),
@@ -476,7 +454,7 @@ fn cannot_end_the_transaction(backend: Backend) {
             ),
         ],
     );
-    let app = launch(backend, folder.path(), &config);
+    let app = launch_real(backend, folder.path(), &config);
     assert_eq!(plugin_status(&app, "ender"), "loaded");
     // A route: a row, the rollback (handled), a row, then an error: the
     // request's unit of work must leave nothing.
@@ -554,8 +532,8 @@ e2e! {
     /// writing.
     #[ignore = "KNOWN LIMIT (README, the query API): a statement the database has begun runs to its end; no 504 before it, and on SQLite the writes wait"]
     fn a_statement_running_past_the_time_limit_leaves_the_app_serving(backend) {
-        let folder = folder_of(steps(), &["q"]);
-        let app = launch(backend, folder.path(), "[plugins.q.sandbox]\ntime_limit_ms = 1000\n");
+        let folder = component_folder(steps(), &["q"]);
+        let app = launch_real(backend, folder.path(), "[plugins.q.sandbox]\ntime_limit_ms = 1000\n");
         assert_eq!(plugin_status(&app, "q"), "loaded");
         let values: Vec<String> = (1..=60).map(|i| format!("({i}, 'r')")).collect();
         let fill = format!("INSERT INTO plugin_q_log (id, what) VALUES {}", values.join(", "));
@@ -599,8 +577,8 @@ e2e! {
 #[ignore = "KNOWN LIMIT (README, the query API): on PostgreSQL `alias.to_json`, `current_role` and such are calls the check reads as columns"]
 fn functions_postgresql_calls_without_parentheses_are_refused() {
     let backend = Backend::postgres().expect("TEST_DATABASE_URL");
-    let folder = folder_of(edges(), &["fn"]);
-    let app = launch(backend, folder.path(), "");
+    let folder = component_folder(edges(), &["fn"]);
+    let app = launch_real(backend, folder.path(), "");
     assert_eq!(plugin_status(&app, "fn"), "loaded");
     let execute = |sql: &str| {
         app.post(
@@ -642,8 +620,8 @@ e2e! {
     /// SQL included.
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2")]
     fn a_nul_in_a_statement_is_refused_or_fails_and_the_app_serves_on(backend) {
-        let folder = folder_of(edges(), &["nul"]);
-        let app = launch(backend, folder.path(), "");
+        let folder = component_folder(edges(), &["nul"]);
+        let app = launch_real(backend, folder.path(), "");
         app.create_user("victim");
         let client = Client::waiting(app.base.clone(), Duration::from_secs(8));
         let run = |call: &str, sql: &str| {
@@ -687,11 +665,11 @@ e2e! {
     ignore = "the wasm32-wasip2 target is not installed: rustup target add wasm32-wasip2"
 )]
 fn a_migrations_conflict_clause_cannot_end_the_operations_transaction() {
-    let folder = folder_of(steps(), &["oc"]);
+    let folder = component_folder(steps(), &["oc"]);
     let config = "[plugins.oc]\nmigrations = [ { version = 1, name = \"log\", \
                   sqlite = '''CREATE TABLE plugin_oc_log (id INTEGER PRIMARY KEY ON CONFLICT ROLLBACK, what TEXT NOT NULL)''', \
                   postgres = '''CREATE TABLE plugin_oc_log (id BIGINT PRIMARY KEY, what TEXT NOT NULL)''' } ]\n";
-    let app = launch(Backend::Sqlite, folder.path(), config);
+    let app = launch_real(Backend::Sqlite, folder.path(), config);
     let status = plugin_status(&app, "oc");
     if status != "loaded" {
         assert!(
@@ -748,8 +726,8 @@ fn a_host_granted_by_name_is_not_granted_by_its_address() {
         "[plugins.named]\nsends = {}\n\n[plugins.named.sandbox]\ntime_limit_ms = 8000\nhosts = [\"localhost:{port}\"]\n",
         toml(&json!(sends))
     );
-    let folder = folder_of(edges(), &["named"]);
-    let app = launch(Backend::Sqlite, folder.path(), &config);
+    let folder = component_folder(edges(), &["named"]);
+    let app = launch_real(Backend::Sqlite, folder.path(), &config);
     assert_eq!(plugin_status(&app, "named"), "loaded");
     app.create_user("ada");
     let line = |i: usize| {

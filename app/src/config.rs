@@ -122,8 +122,8 @@ impl Config {
 
     /// Refuses what the types let through but nothing can honour: a
     /// connection cap of 0 (every request would be refused), and times
-    /// beyond [`LONGEST`] (`now` plus such a time is past what the outbox's
-    /// clock and the calendar can say).
+    /// waited for beyond [`LONGEST`] (`now` plus such a time is past what
+    /// the clocks and the calendar can say).
     fn check(&self) -> anyhow::Result<()> {
         if self.http.max_connections == 0 {
             anyhow::bail!(
@@ -138,26 +138,17 @@ impl Config {
             ("[http] idle_timeout_ms".to_owned(), http.idle_timeout),
             ("[http] shutdown_grace_ms".to_owned(), http.shutdown_grace),
             ms("[database] backoff_ms", self.database.backoff_ms),
-            ms("[deliveries] backoff_ms", deliveries.backoff_ms),
-            ms("[deliveries] max_backoff_ms", deliveries.max_backoff_ms),
             ms("[deliveries] timeout_ms", deliveries.timeout_ms),
             ms("[deliveries] lease_ms", deliveries.lease_ms),
             ms("[deliveries] poll_ms", deliveries.poll_ms),
-            (
-                "[deliveries] retention_s".to_owned(),
-                Duration::from_secs(deliveries.retention_s),
-            ),
         ];
+        // The deliveries' backoffs and retention are caps, held to
+        // `LONGEST` where they are read: a value past it means "no cap".
         let mut plugins: Vec<_> = deliveries.plugins.iter().collect();
         plugins.sort_by_key(|(name, _)| *name);
         for (name, own) in plugins {
-            for (key, value) in [
-                ("backoff_ms", own.backoff_ms),
-                ("max_backoff_ms", own.max_backoff_ms),
-                ("timeout_ms", own.timeout_ms),
-            ] {
-                times.extend(value.map(|v| ms(&format!("[deliveries.{name}] {key}"), v)));
-            }
+            let key = format!("[deliveries.{name}] timeout_ms");
+            times.extend(own.timeout_ms.map(|v| ms(&key, v)));
         }
         let too_long: Vec<String> = times
             .into_iter()

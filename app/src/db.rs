@@ -400,9 +400,10 @@ impl Db {
 /// plugin's tables (`plugin_audit_log_*` is `audit_log`'s, though it
 /// begins with `audit`'s `plugin_audit_`; `others`: the other plugins'
 /// names). A table is made by `CREATE [TEMP | TEMPORARY | VIRTUAL |
-/// UNLOGGED | FOREIGN | ...] TABLE [IF NOT EXISTS] name` or `... RENAME TO
-/// name`, read as tokens (a native plugin is trusted code: this catches a
-/// mistake, it is not a sandbox).
+/// UNLOGGED | FOREIGN | ...] TABLE [IF NOT EXISTS] name` or `ALTER TABLE
+/// ... RENAME TO name` (whose old name must be its own too), read as
+/// tokens (a native plugin is trusted code: this catches a mistake, it is
+/// not a sandbox).
 fn foreign_table(sql: &str, plugin: &str, others: &[&str]) -> Option<String> {
     const MODIFIERS: [&str; 7] = [
         "temp",
@@ -415,23 +416,38 @@ fn foreign_table(sql: &str, plugin: &str, others: &[&str]) -> Option<String> {
     ];
     let prefix = format!("plugin_{plugin}_");
     let words = words(sql);
-    let made = words.iter().enumerate().filter_map(|(i, word)| {
-        let mut rest = words[i + 1..].iter();
-        match word.as_str() {
+    // The tables a statement starting at `i` makes: `CREATE ... TABLE`'s,
+    // or `ALTER TABLE [IF EXISTS] [ONLY] a RENAME TO b`'s two (`a` becomes
+    // a table of the name `b`, and `b` has `a`'s rows).
+    let made_at = |i: usize| -> Option<Vec<&String>> {
+        let mut rest = words[i + 1..].iter().peekable();
+        match words[i].as_str() {
             "create" => {
                 let mut rest = rest.skip_while(|w| MODIFIERS.contains(&w.as_str()));
                 if rest.next()? != "table" {
                     return None;
                 }
                 match rest.next()? {
-                    if_ if if_ == "if" => rest.nth(2), // IF NOT EXISTS <name>
-                    name => Some(name),
+                    if_ if if_ == "if" => rest.nth(2).map(|name| vec![name]), // IF NOT EXISTS <name>
+                    name => Some(vec![name]),
                 }
             }
-            "rename" if rest.next()? == "to" => rest.next(),
+            "alter" => {
+                if rest.next()? != "table" {
+                    return None;
+                }
+                if rest.next_if(|w| *w == "if").is_some() {
+                    rest.next_if(|w| *w == "exists")?;
+                }
+                rest.next_if(|w| *w == "only");
+                let from = rest.next()?;
+                (rest.next()? == "rename" && rest.next()? == "to").then_some(())?;
+                Some(vec![from, rest.next()?])
+            }
             _ => None,
         }
-    });
+    };
+    let made = (0..words.len()).filter_map(made_at).flatten();
     let mut why = made.filter_map(|name| {
         if !name.starts_with(&prefix) {
             return Some(format!("`{name}`; a plugin's tables are named `{prefix}*`"));
@@ -742,6 +758,10 @@ mod tests {
                 "CREATE TABLE plugin_a_t (x); ALTER TABLE plugin_a_t RENAME TO users_archive",
                 "users_archive",
             ),
+            (
+                "ALTER TABLE IF EXISTS ONLY users RENAME TO plugin_a_users",
+                "users",
+            ),
         ] {
             assert_eq!(foreign_table(sql, "a", &[]), Some(not_own(table)), "{sql}");
         }
@@ -751,6 +771,9 @@ mod tests {
             "INSERT INTO plugin_a_x VALUES ('it''s; create table users')",
             "CREATE TABLE \"plugin_a_a b\" (x)",
             "CREATE INDEX plugin_a_i ON plugin_a_x (v); /* create table users */",
+            "ALTER INDEX plugin_a_i RENAME TO i_by_v",
+            "ALTER TABLE plugin_a_x RENAME COLUMN rename TO x",
+            "INSERT INTO plugin_a_x VALUES ('rename'), ('to'), ('x')",
         ] {
             assert_eq!(foreign_table(sql, "a", &[]), None, "{sql}");
         }

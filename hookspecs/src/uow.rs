@@ -289,7 +289,10 @@ impl UnitOfWork {
                 if let Err(rollback) = self.rollback().await {
                     tracing::error!(%rollback, "rollback failed");
                 }
-                Err(error)
+                // A lost race stays one, whatever the caller made of it:
+                // the operation is run again.
+                let failed = lock(&self.failed).take();
+                Err(failed.filter(ApiError::is_race).unwrap_or(error))
             }
         }
     }
@@ -321,6 +324,10 @@ impl UnitOfWork {
     /// its lock and its future. `false`: it began, or is in use right now;
     /// end it with `finish`.
     pub fn end_unused(&self) -> bool {
+        // Rows queued for the commit, or a failure to answer, are work.
+        if !lock(&self.at_commit).is_empty() || lock(&self.failed).is_some() {
+            return false;
+        }
         match self.tx.try_lock() {
             Ok(mut tx) if matches!(*tx, Tx::Pending(_)) => {
                 *tx = Tx::Ended;

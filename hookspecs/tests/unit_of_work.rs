@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use futures::FutureExt;
+use hookspecs::ApiError;
 use hookspecs::host::UnitOfWork;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -294,4 +295,56 @@ async fn a_unit_of_work_never_begun_ends_at_once_and_a_begun_one_is_finished() {
     assert!(!used.end_unused(), "begun: left to finish");
     used.finish(Ok(())).await.expect("committed");
     assert!(used.db().await.is_err(), "no use after the end");
+}
+
+/// A unit of work marked failed never commits, whatever its caller
+/// answers, begun or not; a race it was failed with stays the answer, so
+/// that the operation is run again, even if the caller answered otherwise.
+#[tokio::test]
+async fn a_unit_of_work_marked_failed_never_commits_and_a_race_stays_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = lazy_pool(&format!(
+        "sqlite://{}/app.db?mode=rwc",
+        dir.path().display()
+    ));
+    sqlx::query("CREATE TABLE t (v INTEGER)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let vetoed = ApiError::new(409, "conflict", "a hook refused it");
+    let unused = UnitOfWork::new(pool.clone(), None);
+    unused.fail(&vetoed);
+    assert!(!unused.end_unused(), "failed: left to finish");
+    let answer = unused.finish(Ok(())).await.unwrap_err();
+    assert_eq!(
+        (answer.status, answer.message.as_str()),
+        (409, "a hook refused it")
+    );
+
+    let written = UnitOfWork::new(pool.clone(), None);
+    let insert = sqlx::query("INSERT INTO t (v) VALUES (1)");
+    insert
+        .execute(&mut *written.db().await.unwrap())
+        .await
+        .unwrap();
+    written.fail(&vetoed);
+    written.fail(&ApiError::internal("a later one"));
+    let answer = written.finish(Ok(())).await.unwrap_err();
+    assert_eq!(
+        answer.message, "a hook refused it",
+        "the first failure is the answer"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "rolled back");
+
+    let raced = UnitOfWork::new(pool, None);
+    raced.fail(&ApiError::race("lost a race"));
+    let answer = raced
+        .finish::<()>(Err(ApiError::new(409, "conflict", "the caller's own")))
+        .await
+        .unwrap_err();
+    assert!(answer.is_race(), "{answer:?}");
 }

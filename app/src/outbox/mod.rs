@@ -187,8 +187,13 @@ impl DeliveriesConfig {
         let ordered = own.ordered.unwrap_or(self.ordered);
         Policy {
             max_attempts: own.max_attempts.unwrap_or(self.max_attempts).max(1),
-            backoff: Duration::from_millis(own.backoff_ms.unwrap_or(self.backoff_ms)),
-            max_backoff: Duration::from_millis(own.max_backoff_ms.unwrap_or(self.max_backoff_ms)),
+            // Caps (of a delay, of how long a row is kept) may be set past
+            // any use to mean "no cap": held to the longest time a setting
+            // may give, where `now` plus them is still a time.
+            backoff: Duration::from_millis(own.backoff_ms.unwrap_or(self.backoff_ms))
+                .min(crate::config::LONGEST),
+            max_backoff: Duration::from_millis(own.max_backoff_ms.unwrap_or(self.max_backoff_ms))
+                .min(crate::config::LONGEST),
             timeout: Duration::from_millis(own.timeout_ms.unwrap_or(self.timeout_ms).max(1)),
             ordered,
             concurrency: if ordered {
@@ -197,6 +202,14 @@ impl DeliveriesConfig {
                 own.concurrency.unwrap_or(self.concurrency).max(1) as usize
             },
         }
+    }
+}
+
+impl DeliveriesConfig {
+    /// `retention_s`, held to the longest time a setting may give (see
+    /// [`DeliveriesConfig::policy`]).
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_s).min(crate::config::LONGEST)
     }
 }
 

@@ -75,7 +75,7 @@ impl Queue {
             lease,
             poll: Duration::from_millis(config.poll_ms.max(1)),
             batch: i64::from(config.batch.max(1)),
-            retention: Duration::from_secs(config.retention_s),
+            retention: config.retention(),
             settles: std::sync::Mutex::default(),
         }
     }
@@ -446,10 +446,16 @@ impl Queue {
             // or the event left out of the plugin's events): owed and never
             // to be made, so dead, or it would stay due for ever.
             Outcome::Skipped if claimed.parked.is_some() => {
-                let why = format!(
-                    "plugin `{}` no longer takes `{}` events: not delivered",
-                    self.plugin, claimed.name
-                );
+                let why = match Change::kind_of(&claimed.name) {
+                    Some(_) => format!(
+                        "plugin `{}` no longer takes `{}` events: not delivered",
+                        self.plugin, claimed.name
+                    ),
+                    None => format!(
+                        "`{}` is no event this version of the app knows: not delivered",
+                        claimed.name
+                    ),
+                };
                 tracing::info!(plugin = self.plugin, event = %claimed.key, "delivery dead: {why}");
                 Some(Fate {
                     status: "dead",

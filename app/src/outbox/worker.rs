@@ -55,6 +55,8 @@ impl Deliverer {
     /// A plugin whose time limit is not shorter than the lease (no attempt
     /// could ever start), or the database's.
     pub async fn start(state: Arc<State>, config: DeliveriesConfig) -> anyhow::Result<Self> {
+        // Before the plugins are read: a reload meanwhile is then seen.
+        let changed = PLUGINS.subscribe();
         let plugins = after_commit_plugins(&state.hooks);
         let lease = Duration::from_millis(config.lease_ms);
         for plugin in &plugins {
@@ -65,7 +67,7 @@ impl Deliverer {
             release(&state, None).await.map_err(failed)?;
         }
         let owner = hookspecs::new_secret("instance_")?;
-        let retention = Duration::from_secs(config.retention_s);
+        let retention = config.retention();
         let starter = Arc::new(Starter {
             state: state.clone(),
             config,
@@ -75,7 +77,8 @@ impl Deliverer {
         });
         let mut tasks = Vec::new();
         for plugin in plugins {
-            tasks.push(starter.start(plugin).await.map_err(failed)?);
+            let queue = starter.prepare(plugin).await.map_err(failed)?;
+            tasks.push(tokio::spawn(queue.run()));
         }
         let delivering = starter.delivering.clone();
         tasks.push(tokio::spawn(prune_forever(
@@ -84,7 +87,7 @@ impl Deliverer {
             delivering,
         )));
         let tasks: Tasks = Arc::new(Mutex::new(Some(tasks)));
-        let watcher = tokio::spawn(start_when_given(starter, tasks.clone()));
+        let watcher = tokio::spawn(start_when_given(starter, tasks.clone(), changed));
         lock(&tasks).get_or_insert_with(Vec::new).push(watcher);
         Ok(Deliverer {
             tasks,
@@ -111,10 +114,10 @@ impl Deliverer {
 }
 
 impl Starter {
-    /// Starts `plugin`'s queue, its cursor at the head of the log if it
-    /// has none.
-    async fn start(&self, plugin: &'static str) -> Result<JoinHandle<()>, ApiError> {
-        let retention = Duration::from_secs(self.config.retention_s);
+    /// `plugin`'s queue, to run, its cursor put at the head of the log if
+    /// it has none.
+    async fn prepare(&self, plugin: &'static str) -> Result<Queue, ApiError> {
+        let retention = self.config.retention();
         start_at_head(&self.state, plugin, kept_until(retention)).await?;
         let (state, owner) = (self.state.clone(), self.owner.clone());
         let queue = Queue::new(state, plugin, &self.config, owner, self.lease);
@@ -129,15 +132,23 @@ impl Starter {
             "delivering after-commit events"
         );
         lock(&self.delivering).push(plugin);
-        Ok(tokio::spawn(queue.run()))
+        Ok(queue)
     }
 }
 
 /// Whenever the plugins change ([`plugins_changed`]), starts the queue of
-/// each plugin that now implements an after-commit hook and had none.
-async fn start_when_given(starter: Arc<Starter>, tasks: Tasks) {
-    let mut changed = PLUGINS.subscribe();
-    while changed.changed().await.is_ok() {
+/// each plugin that now implements an after-commit hook and had none; one
+/// whose queue could not be prepared (the database) is tried again a
+/// little later.
+async fn start_when_given(starter: Arc<Starter>, tasks: Tasks, mut changed: watch::Receiver<u64>) {
+    let mut waiting = false;
+    loop {
+        if waiting {
+            let _ = tokio::time::timeout(RETRY, changed.changed()).await;
+        } else if changed.changed().await.is_err() {
+            return;
+        }
+        waiting = false;
         let delivering = lock(&starter.delivering).clone();
         let new = after_commit_plugins(&starter.state.hooks);
         for plugin in new.into_iter().filter(|p| !delivering.contains(p)) {
@@ -145,20 +156,27 @@ async fn start_when_given(starter: Arc<Starter>, tasks: Tasks) {
                 tracing::error!(plugin, "not delivering its after-commit events: {why}");
                 continue;
             }
-            match starter.start(plugin).await {
-                Ok(task) => match lock(&tasks).as_mut() {
-                    Some(running) => running.push(task),
-                    None => task.abort(),
+            match starter.prepare(plugin).await {
+                // Spawned only while the tasks run: stopped, nothing starts.
+                Ok(queue) => match lock(&tasks).as_mut() {
+                    Some(running) => running.push(tokio::spawn(queue.run())),
+                    None => return,
                 },
-                Err(error) => tracing::error!(
-                    plugin,
-                    "not delivering its after-commit events: {}",
-                    error.message
-                ),
+                Err(error) => {
+                    tracing::warn!(
+                        plugin,
+                        "its after-commit deliveries could not start yet: {}",
+                        error.message
+                    );
+                    waiting = true;
+                }
             }
         }
     }
 }
+
+/// How soon a queue that could not be prepared is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 
 /// Plugins changed while the app runs (a reload).
 static PLUGINS: LazyLock<watch::Sender<u64>> = LazyLock::new(|| watch::channel(0).0);

@@ -32,17 +32,26 @@ impl AppServices {
     }
 
     /// Both phases of a change: its in-transaction hook fires and its event
-    /// is recorded for after-commit delivery. Their failure is the
-    /// operation's: the change is written by then, so the operation is
-    /// marked failed, and rolls back even if the code that called the
-    /// service carries on.
+    /// is recorded for after-commit delivery. The change is written by
+    /// then: see [`written`].
     async fn emit(&self, ctx: &HookContext, change: hookspecs::Change) -> Result<(), ApiError> {
-        let emitted = crate::outbox::emit(&self.hooks, ctx, change).await;
-        if let Err(error) = &emitted {
-            hookspecs::host::fail(ctx, error);
-        }
-        emitted
+        written(ctx, crate::outbox::emit(&self.hooks, ctx, change)).await
     }
+}
+
+/// `steps`, those of a service after its first write: their failure is the
+/// operation's, which is marked failed (`hookspecs::host::fail`) and rolls
+/// back even if the code that called the service carries on, since part
+/// of the change is written.
+async fn written<T>(
+    ctx: &HookContext,
+    steps: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let done = steps.await;
+    if let Err(error) = &done {
+        hookspecs::host::fail(ctx, error);
+    }
+    done
 }
 
 /// `ctx` with the application's authority: for the steps of an operation

@@ -9,7 +9,7 @@ use super::errors::*;
 use super::members::check_references_at_commit;
 use super::rows::*;
 use super::validation::*;
-use super::{AppServices, app};
+use super::{AppServices, app, written};
 
 impl AppServices {
     pub(super) async fn find_space(
@@ -83,19 +83,22 @@ pub(super) async fn create_space(
         .await
         .map_err(|e| conflict(e, &[]))?;
     let created = space(&row)?;
-    // Boxed: these operations recurse through their hooks (up to the
-    // engine's depth limit), and each level's stack frame holds what
-    // it awaits inline.
-    Box::pin(check_references_at_commit(ctx)).await?;
-    s.emit(&inner, Change::SpaceCreated(created.clone()))
-        .await?;
-    // Its creator manages it (after the hooks: autoinvite may have made
-    // them a member with the space's default role already).
-    if let Some(me) = ctx.actor().and_then(|a| a.user_id) {
-        s.put_member(&inner, created.id, me, Role::SpaceManager)
+    written(ctx, async {
+        // Boxed: these operations recurse through their hooks (up to the
+        // engine's depth limit), and each level's stack frame holds what
+        // it awaits inline.
+        Box::pin(check_references_at_commit(ctx)).await?;
+        s.emit(&inner, Change::SpaceCreated(created.clone()))
             .await?;
-    }
-    Ok(created)
+        // Its creator manages it (after the hooks: autoinvite may have made
+        // them a member with the space's default role already).
+        if let Some(me) = ctx.actor().and_then(|a| a.user_id) {
+            s.put_member(&inner, created.id, me, Role::SpaceManager)
+                .await?;
+        }
+        Ok(created)
+    })
+    .await
 }
 
 pub(super) async fn get_space(
@@ -224,18 +227,20 @@ pub(super) async fn delete_space(
     )
     .await?;
     let inner = app(ctx);
-    for child in s.sub_spaces(&inner, id).await? {
-        s.delete_space(&inner, child.id).await?;
-    }
-    while let Some(m) = s.list_members(&inner, id, Page::first(1)).await?.pop() {
-        s.delete_member(&inner, m.space_id, m.user_id).await?;
-    }
-    let done = sqlx::query("DELETE FROM spaces WHERE id = $1")
-        .bind(id)
-        .execute(&mut *ctx.db().await?)
-        .await
-        .map_err(|e| conflict(e, &[]))?;
-    deleted_one(done, "space", id)?;
-    s.emit(&inner, Change::SpaceDeleted(gone)).await?;
-    Ok(())
+    written(ctx, async {
+        for child in s.sub_spaces(&inner, id).await? {
+            s.delete_space(&inner, child.id).await?;
+        }
+        while let Some(m) = s.list_members(&inner, id, Page::first(1)).await?.pop() {
+            s.delete_member(&inner, m.space_id, m.user_id).await?;
+        }
+        let done = sqlx::query("DELETE FROM spaces WHERE id = $1")
+            .bind(id)
+            .execute(&mut *ctx.db().await?)
+            .await
+            .map_err(|e| conflict(e, &[]))?;
+        deleted_one(done, "space", id)?;
+        s.emit(&inner, Change::SpaceDeleted(gone)).await
+    })
+    .await
 }

@@ -8,7 +8,7 @@ use super::errors::*;
 use super::members::check_references_at_commit;
 use super::rows::*;
 use super::validation::*;
-use super::{AppServices, app};
+use super::{AppServices, app, written};
 
 pub(super) async fn create_user(
     s: &AppServices,
@@ -134,17 +134,19 @@ pub(super) async fn delete_user(
         || ApiError::not_found("user", id),
     )
     .await?;
-    // One at a time, asking again each time: a hook of one removal may
-    // remove others (child_removal does).
-    while let Some(m) = s.memberships_of(&inner, id).await?.into_iter().next() {
-        s.delete_member(&inner, m.space_id, m.user_id).await?;
-    }
-    let done = sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(id)
-        .execute(&mut *ctx.db().await?)
-        .await
-        .map_err(|e| conflict(e, &[]))?;
-    deleted_one(done, "user", id)?;
-    s.emit(&inner, Change::UserDeleted(gone)).await?;
-    Ok(())
+    written(ctx, async {
+        // One at a time, asking again each time: a hook of one removal may
+        // remove others (child_removal does).
+        while let Some(m) = s.memberships_of(&inner, id).await?.into_iter().next() {
+            s.delete_member(&inner, m.space_id, m.user_id).await?;
+        }
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *ctx.db().await?)
+            .await
+            .map_err(|e| conflict(e, &[]))?;
+        deleted_one(done, "user", id)?;
+        s.emit(&inner, Change::UserDeleted(gone)).await
+    })
+    .await
 }

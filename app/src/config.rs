@@ -10,10 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
-/// The longest time a setting may give: ten years, far beyond any use,
-/// and far below where `now` plus it overflows the outbox's milliseconds
-/// or leaves the calendar (year 9999).
-pub const LONGEST: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+use crate::outbox::LONGEST;
 
 /// Everything the app reads at startup.
 #[derive(Clone, Debug, Deserialize)]

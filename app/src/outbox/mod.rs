@@ -190,10 +190,9 @@ impl DeliveriesConfig {
             // Caps (of a delay, of how long a row is kept) may be set past
             // any use to mean "no cap": held to the longest time a setting
             // may give, where `now` plus them is still a time.
-            backoff: Duration::from_millis(own.backoff_ms.unwrap_or(self.backoff_ms))
-                .min(crate::config::LONGEST),
+            backoff: Duration::from_millis(own.backoff_ms.unwrap_or(self.backoff_ms)).min(LONGEST),
             max_backoff: Duration::from_millis(own.max_backoff_ms.unwrap_or(self.max_backoff_ms))
-                .min(crate::config::LONGEST),
+                .min(LONGEST),
             timeout: Duration::from_millis(own.timeout_ms.unwrap_or(self.timeout_ms).max(1)),
             ordered,
             concurrency: if ordered {
@@ -209,7 +208,7 @@ impl DeliveriesConfig {
     /// `retention_s`, held to the longest time a setting may give (see
     /// [`DeliveriesConfig::policy`]).
     pub fn retention(&self) -> Duration {
-        Duration::from_secs(self.retention_s).min(crate::config::LONGEST)
+        Duration::from_secs(self.retention_s).min(LONGEST)
     }
 }
 
@@ -226,6 +225,12 @@ impl Policy {
         half + Duration::from_millis(random % (spread + 1))
     }
 }
+
+/// The longest time a setting may give: ten years, far beyond any use,
+/// and far below where `now` plus it overflows the outbox's milliseconds
+/// or leaves the calendar (year 9999). Checked by the configuration for
+/// every setting of a time.
+pub const LONGEST: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 /// The status values of a delivery.
 pub const STATUSES: [&str; 3] = ["pending", "dead", "delivered"];

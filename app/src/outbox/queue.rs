@@ -3,13 +3,14 @@
 //! the one write that settles it; and its cursor at the head of the log
 //! when it has none, with the promise that keeps it there.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use hookspecs::{ApiError, Change, Delivery};
+use hooks_core::PluginManager;
+use hookspecs::{ApiError, AppHooks, Change, Delivery};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -217,12 +218,17 @@ impl Queue {
     /// write settles the batch and moves the cursor past what was handled.
     async fn deliver(&self, batch: Batch) -> Round {
         let full = batch.events.len() as i64 >= self.batch;
+        // The running version's hooks, once a batch: a reload may have
+        // added or dropped some.
+        let taken = after_hooks(&self.state.hooks)
+            .remove(self.plugin)
+            .unwrap_or_default();
         let mut stopped = false;
         let retried = self
-            .attempt_all(&batch.retries, batch.until, &mut stopped)
+            .attempt_all(&batch.retries, &taken, batch.until, &mut stopped)
             .await;
         let handled = self
-            .attempt_all(&batch.events, batch.until, &mut stopped)
+            .attempt_all(&batch.events, &taken, batch.until, &mut stopped)
             .await;
         if let Err(error) = self.settle(&retried, &handled).await {
             // The lease stays until it ends; then the events are tried
@@ -245,6 +251,7 @@ impl Queue {
     async fn attempt_all<'a>(
         &self,
         list: &'a [Claimed],
+        taken: &BTreeSet<&'static str>,
         lease_end: i64,
         stopped: &mut bool,
     ) -> Vec<(&'a Claimed, Outcome)> {
@@ -258,7 +265,7 @@ impl Queue {
             while running.len() < self.policy.concurrency {
                 match next.next() {
                     Some(claimed) if now_ms() + timeout < lease_end => {
-                        running.push_back(self.tagged(claimed));
+                        running.push_back(self.tagged(claimed, taken));
                     }
                     Some(_) => {
                         *stopped = true;
@@ -282,25 +289,20 @@ impl Queue {
     }
 
     /// [`outcome`](Self::outcome), with the event it is of.
-    async fn tagged<'a>(&self, claimed: &'a Claimed) -> (&'a Claimed, Outcome) {
-        (claimed, self.outcome(claimed).await)
+    async fn tagged<'a>(
+        &self,
+        claimed: &'a Claimed,
+        taken: &BTreeSet<&'static str>,
+    ) -> (&'a Claimed, Outcome) {
+        (claimed, self.outcome(claimed, taken).await)
     }
 
     /// One event's outcome: attempted if the plugin implements its hook
-    /// and the event is not from before the plugin came.
-    async fn outcome(&self, claimed: &Claimed) -> Outcome {
-        let Some(hook) = Change::kind_of(&claimed.name).map(|k| k.after_hook) else {
-            return Outcome::Skipped;
-        };
-        // The running version's hooks: a reload may have added or dropped
-        // this one.
-        let implements = || {
-            let implemented = self.state.hooks.get_hookimpls(hook).unwrap_or_default();
-            implemented
-                .iter()
-                .any(|i| i.plugin == self.plugin && !i.wrapper)
-        };
-        if claimed.past || !implements() {
+    /// (`taken`: the `after_*` hooks it implements) and the event is not
+    /// from before the plugin came.
+    async fn outcome(&self, claimed: &Claimed, taken: &BTreeSet<&'static str>) -> Outcome {
+        let wanted = Change::kind_of(&claimed.name).is_some_and(|k| taken.contains(k.after_hook));
+        if !wanted || claimed.past {
             return Outcome::Skipped;
         }
         match self.attempt(claimed).await {
@@ -582,4 +584,22 @@ pub(super) fn pass_every(retention: Duration) -> Duration {
 /// long) breaks no promise.
 pub(super) fn kept_until(retention: Duration) -> i64 {
     now_ms() + 3 * pass_every(retention).as_millis() as i64
+}
+
+/// The `after_*` hooks each plugin implements (plain implementations).
+pub(super) fn after_hooks(
+    hooks: &PluginManager<dyn AppHooks>,
+) -> BTreeMap<&'static str, BTreeSet<&'static str>> {
+    let mut plugins: BTreeMap<&'static str, BTreeSet<&'static str>> = BTreeMap::new();
+    for spec in hooks.hookspecs() {
+        if Change::event_of(spec.name).is_none() {
+            continue;
+        }
+        for i in hooks.get_hookimpls(spec.name).unwrap_or_default() {
+            if !i.wrapper {
+                plugins.entry(i.plugin).or_default().insert(spec.name);
+            }
+        }
+    }
+    plugins
 }

@@ -10,11 +10,11 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use hooks_core::PluginManager;
-use hookspecs::{ApiError, AppHooks, Change};
+use hookspecs::{ApiError, AppHooks};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::queue::{Queue, kept_until, pass_every, start_at_head};
+use super::queue::{Queue, after_hooks, kept_until, pass_every, start_at_head};
 use super::races::{bookkeeping, bookkeeping_statement};
 use super::statements::mark_sql;
 use super::{DeliveriesConfig, now_ms};
@@ -220,18 +220,7 @@ async fn release(state: &State, owner: Option<&str>) -> Result<(), ApiError> {
 
 /// The plugins implementing at least one `after_*` hook.
 fn after_commit_plugins(hooks: &PluginManager<dyn AppHooks>) -> BTreeSet<&'static str> {
-    let mut plugins = BTreeSet::new();
-    for spec in hooks.hookspecs() {
-        if Change::event_of(spec.name).is_none() {
-            continue;
-        }
-        for i in hooks.get_hookimpls(spec.name).unwrap_or_default() {
-            if !i.wrapper {
-                plugins.insert(i.plugin);
-            }
-        }
-    }
-    plugins
+    after_hooks(hooks).into_keys().collect()
 }
 
 /// Every minute (or every `retention`, if shorter), a pruning pass.

@@ -51,6 +51,10 @@ pub struct UnitOfWork {
     /// Why the operation may not commit, whatever its caller answers: see
     /// [`UnitOfWork::fail`].
     failed: std::sync::Mutex<Option<ApiError>>,
+    /// Whether rows were queued for the commit or a failure given: work
+    /// that [`UnitOfWork::end_unused`] must leave to `finish`, read there
+    /// without the two locks (it runs on every request).
+    pending: std::sync::atomic::AtomicBool,
 }
 
 /// A row to insert at commit: its table, columns and values (bound as
@@ -94,6 +98,7 @@ impl UnitOfWork {
             pins: std::sync::Mutex::default(),
             at_commit: std::sync::Mutex::default(),
             failed: std::sync::Mutex::default(),
+            pending: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -189,6 +194,8 @@ impl UnitOfWork {
             values,
         };
         lock(&self.at_commit).push(queued);
+        self.pending
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The transaction's connection, for `sqlx` queries:
@@ -224,6 +231,8 @@ impl UnitOfWork {
     /// and only the rollback of the whole takes them out.
     pub fn fail(&self, error: &ApiError) {
         lock(&self.failed).get_or_insert_with(|| error.clone());
+        self.pending
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Commits (if the transaction ever began). Called by the application
@@ -324,8 +333,9 @@ impl UnitOfWork {
     /// its lock and its future. `false`: it began, or is in use right now;
     /// end it with `finish`.
     pub fn end_unused(&self) -> bool {
-        // Rows queued for the commit, or a failure to answer, are work.
-        if !lock(&self.at_commit).is_empty() || lock(&self.failed).is_some() {
+        // Rows queued for the commit, or a failure to answer, are work
+        // (set by the same task before it ends, so a relaxed read sees it).
+        if self.pending.load(std::sync::atomic::Ordering::Relaxed) {
             return false;
         }
         match self.tx.try_lock() {

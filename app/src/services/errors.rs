@@ -1,5 +1,6 @@
 //! Database outcomes as the API's errors: a conflict is a 409 naming the
-//! field, a vanished row is a race to run again, a missing one a 404.
+//! field, a vanished row is a race to run again, a missing one a 404, a
+//! row still referred to a 409.
 
 use hookspecs::ApiError;
 
@@ -22,6 +23,29 @@ pub(super) fn conflict(error: sqlx::Error, fields: &[&str]) -> ApiError {
         }
     }
     error.into()
+}
+
+/// What deleting `what` `id` answers when the database refuses because rows
+/// still refer to it: the operation removed every reference the app knows
+/// of (memberships, sub-spaces) before, so what is left is a plugin's
+/// table referring to it without `ON DELETE CASCADE`. That stays true when
+/// run again (writers take turns on SQLite; on PostgreSQL, at
+/// SERIALIZABLE, a reference added concurrently fails as a serialization
+/// failure, a race, not as this), so it is a 409, not a race. The
+/// database's message, which names the table and the constraint, goes to
+/// the log only.
+pub(super) fn delete_refused(error: sqlx::Error, what: &str, id: i64) -> ApiError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.is_foreign_key_violation() {
+            tracing::warn!(%what, id, "a deletion is refused by a reference: {}", db.message());
+            return ApiError::conflict(format!(
+                "{what} {id} is still referred to by other rows (a plugin's table without `ON \
+                 DELETE CASCADE`, say): nothing was deleted"
+            ))
+            .with("resource", what);
+        }
+    }
+    conflict(error, &[])
 }
 
 /// A `DELETE` or `UPDATE` that found nothing: a concurrent operation deleted

@@ -238,7 +238,7 @@ pub(super) async fn delete_space(
             .bind(id)
             .execute(&mut *ctx.db().await?)
             .await
-            .map_err(|e| conflict(e, &[]))?;
+            .map_err(|e| delete_refused(e, "space", id))?;
         deleted_one(done, "space", id)?;
         s.emit(&inner, Change::SpaceDeleted(gone)).await
     })

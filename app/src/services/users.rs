@@ -144,7 +144,7 @@ pub(super) async fn delete_user(
             .bind(id)
             .execute(&mut *ctx.db().await?)
             .await
-            .map_err(|e| conflict(e, &[]))?;
+            .map_err(|e| delete_refused(e, "user", id))?;
         deleted_one(done, "user", id)?;
         s.emit(&inner, Change::UserDeleted(gone)).await
     })

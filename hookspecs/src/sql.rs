@@ -426,6 +426,20 @@ mod allowed {
 
     use super::{Allowed, FUNCTIONS};
 
+    /// What PostgreSQL reads, unquoted, as a call of a function about the
+    /// session, where the parser sees an identifier (it sees the date and
+    /// time ones, `current_timestamp` and such, as calls: refused as any
+    /// function not allowed).
+    const CALLS_WITHOUT_PARENTHESES: &[&str] = &[
+        "current_catalog",
+        "current_role",
+        "current_schema",
+        "current_user",
+        "session_user",
+        "system_user",
+        "user",
+    ];
+
     /// How the database sees a one-part name: unquoted, in lower case.
     fn one_part(name: &ObjectName) -> Option<String> {
         match &name.0[..] {
@@ -803,6 +817,16 @@ mod allowed {
                 // (or to `regclass`) in a default or a check ties the
                 // plugin's table to that table.
                 Expr::Cast { data_type: to, .. } => data_type(to, true),
+                Expr::Identifier(name)
+                    if name.quote_style.is_none()
+                        && CALLS_WITHOUT_PARENTHESES.contains(&&*name.value.to_lowercase()) =>
+                {
+                    Break(format!(
+                        "`{name}` is a function on PostgreSQL (its SQL calls it without \
+                         parentheses), which is refused here; a column of that name is written \
+                         quoted: `\"{name}\"`"
+                    ))
+                }
                 Expr::Identifier(_)
                 | Expr::CompoundIdentifier(_)
                 | Expr::Value(_)
@@ -1095,6 +1119,41 @@ mod tests {
             refused("SELECT n AT TIME ZONE 'UTC' FROM plugin_notes_items")
                 .starts_with("the expression `AtTimeZone` is refused here")
         );
+    }
+
+    /// PostgreSQL calls `current_role`, `current_schema`, `user` and their
+    /// kin without parentheses: the walk sees identifiers, which must not
+    /// pass for columns. Quoted, they are columns.
+    #[test]
+    fn calls_written_without_parentheses_are_refused_unless_quoted() {
+        for name in [
+            "current_role",
+            "CURRENT_SCHEMA",
+            "current_user",
+            "session_user",
+            "user",
+            "current_catalog",
+            "system_user",
+        ] {
+            for sql in [
+                format!("SELECT {name} FROM plugin_notes_items"),
+                format!("SELECT CAST({name} AS TEXT) AS x FROM plugin_notes_items"),
+                format!("UPDATE plugin_notes_items SET text = {name}"),
+            ] {
+                let message = refused(&sql);
+                assert!(
+                    message.contains(&format!("`{name}` is a function on PostgreSQL"))
+                        || message
+                            .starts_with(&format!("the statement calls the function `{name}`")),
+                    "{sql}: {message}"
+                );
+            }
+            let quoted = format!("SELECT \"{}\" FROM plugin_notes_items", name.to_lowercase());
+            assert_eq!(
+                check(&quoted, "notes", call(&quoted)).map_err(|e| e.message),
+                Ok(())
+            );
+        }
     }
 
     /// The review's statements that name a table where the walk over

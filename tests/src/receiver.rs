@@ -69,6 +69,18 @@ impl Receiver {
         Self::scripted(|_| Answer::Status(200))
     }
 
+    /// Starts one answering `answer` to the first `count` requests, then
+    /// 200 to everything: a failure, or a hang, that the retries get past.
+    pub fn failing_first(count: usize, answer: Answer) -> Receiver {
+        Self::scripted(move |n| {
+            if n < count {
+                answer
+            } else {
+                Answer::Status(200)
+            }
+        })
+    }
+
     /// Starts one answering as `script` says.
     pub fn scripted(script: impl Fn(usize) -> Answer + Send + 'static) -> Receiver {
         Self::serving("http", None, Box::new(script))

@@ -801,7 +801,7 @@ fn deliveries_list_on_a_fresh_database_and_filters_out_of_range() {
 /// delivery that is not dead, or not there, exits 1 and changes nothing.
 #[test]
 fn deliveries_retry_from_the_command_line_is_picked_up_by_the_running_app() {
-    let receiver = Receiver::scripted(|n| Answer::Status(if n < 2 { 503 } else { 200 }));
+    let receiver = Receiver::failing_first(2, Answer::Status(503));
     let db = Arc::new(TestDb::create(Backend::Sqlite));
     let config = format!(
         "[plugins.webhooks]\nurl = \"{}\"\nsecret = \"s\"\ntimeout_ms = 2000\n\n\

@@ -108,7 +108,7 @@ e2e! {
     }
 
     fn a_receiver_failing_three_times_gets_one_delivery_in_four_attempts(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n < 3 { 500 } else { 200 }));
+        let receiver = Receiver::failing_first(3, Answer::Status(500));
         let app = start(backend, &receiver, "");
         app.create_user("ada");
         wait_until("the delivery", || delivered(&app.db, "webhooks") == 1);
@@ -182,7 +182,7 @@ e2e! {
     }
 
     fn a_delivery_killed_in_flight_is_delivered_after_restart(backend) {
-        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(1, Answer::Hang);
         let db = Arc::new(TestDb::create(backend));
         let options = options(&db, &receiver, "");
         let mut app = TestApp::start_on(db.clone(), &options);
@@ -271,7 +271,7 @@ e2e! {
     }
 
     fn an_attempt_overrunning_its_time_limit_is_retried(backend) {
-        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(1, Answer::Hang);
         // The plugin's own limit (webhooks' timeout_ms = 2000) is longer:
         // the app's cuts the attempt short.
         let app = start(backend, &receiver, "[deliveries.webhooks]\ntimeout_ms = 300");
@@ -286,7 +286,7 @@ e2e! {
     }
 
     fn delivered_events_are_pruned_after_the_retention_and_dead_ones_kept(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let app = start(backend, &receiver, "max_attempts = 1\nretention_s = 1");
         app.create_user("dead");
         receiver.wait_for(1);
@@ -309,7 +309,7 @@ e2e! {
     }
 
     fn a_failed_event_is_parked_and_the_later_ones_go_on(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let app = start(backend, &receiver, "[deliveries.webhooks]\nbackoff_ms = 2000");
         app.create_user("first");
         receiver.wait_for(1);
@@ -324,7 +324,7 @@ e2e! {
     }
 
     fn an_ordered_plugin_holds_its_later_events_behind_a_failed_one(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let app = start(backend, &receiver, "[deliveries.webhooks]\nordered = true\nbackoff_ms = 300");
         app.create_user("first");
         receiver.wait_for(1);
@@ -340,7 +340,7 @@ e2e! {
         // meanwhile, make the next batch. Its four attempts hang too; the
         // receiver gets all four before the first of them times out (the
         // plugin's 2 s): they ran at once, not one after the other.
-        let receiver = Receiver::scripted(|n| if n < 5 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(5, Answer::Hang);
         let app = start(backend, &receiver, "[deliveries.webhooks]\nbackoff_ms = 60000");
         app.create_user("gate");
         receiver.wait_for(1);
@@ -392,7 +392,7 @@ e2e! {
         // the ten committed meanwhile are a backlog of batches of three,
         // claimed one after the other (after a full one, at once), each
         // event once, in commit order; the first is parked and retried.
-        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(1, Answer::Hang);
         let app = start(backend, &receiver, "batch = 3\nconcurrency = 1");
         app.create_user("gate");
         receiver.wait_for(1);

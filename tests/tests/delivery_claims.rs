@@ -123,7 +123,7 @@ e2e! {
     /// Exactly `max_attempts` requests, the same key, `X-Attempt` 1 and 2;
     /// then dead, and not sent again while later events are delivered.
     fn a_delivery_is_dead_after_exactly_max_attempts_and_stays_dead(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n < 2 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(2, Answer::Status(503));
         let app = start(backend, &receiver, "max_attempts = 2");
         app.create_user("bob");
         wait_until("bob dead", || listed(&app, "status=dead")["total"] == 1);
@@ -207,7 +207,7 @@ e2e! {
     /// one when it was done; only a dead one can be retried by hand, which
     /// makes it due now and delivers it with the same event id.
     fn the_list_shows_each_state_exactly_and_only_a_dead_delivery_is_retried(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let app = start_with_after(
             backend,
             &receiver,
@@ -294,7 +294,7 @@ e2e! {
     /// `N of M`, its `--limit`/`--offset`, the retry delivered by the
     /// running app, and a retry of what is not dead refused.
     fn the_cli_lists_and_retries_a_dead_delivery_and_the_running_app_delivers_it(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let app = start(backend, &receiver, "max_attempts = 1");
         app.create_user("bob");
         wait_until("bob dead", || count_status(&app.db, "webhooks", "dead") == 1);
@@ -352,7 +352,7 @@ e2e! {
     /// in commit order, each after the previous one's limit; each dead
     /// (max_attempts = 1) lets the next go; a later event is delivered.
     fn an_ordered_plugin_gets_one_event_at_a_time_whatever_its_concurrency(backend) {
-        let receiver = Receiver::scripted(|n| if n < 4 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(4, Answer::Hang);
         let app = start(
             backend,
             &receiver,
@@ -387,7 +387,7 @@ e2e! {
     /// events webhooks still needs; once due, webhooks gets them in commit
     /// order, then the log is pruned.
     fn an_ordered_plugin_held_back_holds_back_no_other_and_keeps_its_events_past_retention(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let app = start_with_after(
             backend,
             &receiver,
@@ -437,7 +437,7 @@ e2e! {
     /// attempt hanging to its 1 s limit: two at once, the next two only
     /// once those ended, in commit order.
     fn a_plugin_has_at_most_its_concurrency_in_flight_started_in_commit_order(backend) {
-        let receiver = Receiver::scripted(|n| if n < 5 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(5, Answer::Hang);
         let app = start(
             backend,
             &receiver,
@@ -619,7 +619,7 @@ e2e! {
     /// retried by hand and failing again, holds back the event committed
     /// meanwhile until it is dead again; that one then comes last.
     fn an_ordered_plugins_event_retried_by_hand_holds_back_later_ones_again(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n < 2 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(2, Answer::Status(503));
         let app = start(
             backend,
             &receiver,
@@ -717,13 +717,7 @@ fn a_plugin_added_while_a_transaction_is_open_gets_no_past_event() {
 #[cfg_attr(no_test_database, ignore = "PostgreSQL: TEST_DATABASE_URL is not set")]
 fn two_instances_never_have_more_than_one_batchs_concurrency_in_flight() {
     let backend = Backend::postgres().expect("TEST_DATABASE_URL");
-    let receiver = Receiver::scripted(|n| {
-        if n < 6 {
-            Answer::Hang
-        } else {
-            Answer::Status(200)
-        }
-    });
+    let receiver = Receiver::failing_first(6, Answer::Hang);
     let db = Arc::new(TestDb::create(backend));
     let options = webhooks_options(
         &db,
@@ -851,13 +845,7 @@ fn a_plugin_loaded_on_a_running_instance_keeps_its_cursor_whatever_another_insta
 #[cfg_attr(no_test_database, ignore = "PostgreSQL: TEST_DATABASE_URL is not set")]
 fn an_instance_stopped_with_sigterm_gives_its_lease_back_at_once() {
     let backend = Backend::postgres().expect("TEST_DATABASE_URL");
-    let receiver = Receiver::scripted(|n| {
-        if n == 0 {
-            Answer::Hang
-        } else {
-            Answer::Status(200)
-        }
-    });
+    let receiver = Receiver::failing_first(1, Answer::Hang);
     let db = Arc::new(TestDb::create(backend));
     let config = format!(
         "[plugins.webhooks]\nurl = \"{}\"\nsecret = \"{SECRET}\"\ntimeout_ms = 30000\n\n\

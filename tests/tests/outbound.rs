@@ -142,7 +142,7 @@ e2e! {
 
     #[cfg_attr(no_wasm_target, ignore = "the wasm32-wasip2 target is not installed")]
     fn a_hanging_receiver_meets_the_time_limit_and_the_delivery_is_retried(backend) {
-        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(1, Answer::Hang);
         let (app, _folder) = start(backend, &receiver, &[&host_of(&receiver)]);
         app.create_user("ada");
         wait_until("the delivery", || delivered(&app) == 1);

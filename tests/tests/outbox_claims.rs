@@ -147,7 +147,7 @@ e2e! {
     /// webhooks (its own `false`) delivers its later events while its
     /// failed one is parked, which comes last.
     fn the_global_ordered_applies_to_each_plugin_and_a_plugins_own_false_wins(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let app = start(
             backend,
             &receiver,
@@ -203,7 +203,7 @@ e2e! {
     /// webhooks, ordered, has recorded nothing yet (its batch is still
     /// running); then webhooks gets all three, the hung one again first.
     fn a_plugin_hung_on_an_attempt_holds_back_no_other_plugin(backend) {
-        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(1, Answer::Hang);
         let app = start(backend, &receiver, "[deliveries.webhooks]\nordered = true\ntimeout_ms = 4000");
         app.create_user("u1");
         receiver.wait_for(1);
@@ -243,7 +243,7 @@ e2e! {
     /// the same id and body, `X-Attempt: 1`; made due, `after` gets it too;
     /// then the log is empty.
     fn a_dead_and_a_parked_event_outlive_the_retention_and_are_delivered_after_it(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let app = start(
             backend,
             &receiver,
@@ -308,7 +308,7 @@ e2e! {
     /// ten, each once, in commit order, attempt 1; `after`, whose cursor
     /// was past them, gets none again.
     fn a_backlog_behind_a_hung_attempt_survives_kill_9_each_event_delivered_once_more(backend) {
-        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(1, Answer::Hang);
         let db = Arc::new(TestDb::create(backend));
         let options = options(&db, &receiver, "[deliveries.webhooks]\nconcurrency = 1\ntimeout_ms = 9500");
         let app = TestApp::start_on(db.clone(), &options);
@@ -393,7 +393,7 @@ e2e! {
     /// then dead with the limit as its reason, and never sent again while
     /// a later event is delivered.
     fn attempts_cut_by_the_apps_time_limit_count_up_to_max_attempts(backend) {
-        let receiver = Receiver::scripted(|n| if n < 2 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(2, Answer::Hang);
         let app = start(backend, &receiver, "max_attempts = 2\n[deliveries.webhooks]\ntimeout_ms = 300");
         app.create_user("slow");
         wait_until("dead", || count_status(&app.db, "webhooks", "dead") == 1);
@@ -418,7 +418,7 @@ e2e! {
     /// as attempt 1; the CLI's bad arguments (no subcommand, no id, an id
     /// that is no number) fail and change nothing.
     fn a_dead_delivery_retried_by_the_cli_while_the_app_is_down_is_delivered_at_the_next_start(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n < 2 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(2, Answer::Status(503));
         let db = Arc::new(TestDb::create(backend));
         let options = options(&db, &receiver, "max_attempts = 2");
         let app = TestApp::start_on(db.clone(), &options);
@@ -465,7 +465,7 @@ e2e! {
     /// flight at once (each hanging to its 1.5 s limit), and the ninth and
     /// tenth start only once one of those ended.
     fn the_default_concurrency_is_eight_started_in_commit_order(backend) {
-        let receiver = Receiver::scripted(|n| if n < 9 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(9, Answer::Hang);
         let app = start(backend, &receiver, "[deliveries.webhooks]\ntimeout_ms = 1500\nbackoff_ms = 600000");
         app.create_user("gate");
         receiver.wait_for(1);
@@ -514,13 +514,7 @@ e2e! {
 #[cfg_attr(no_test_database, ignore = "PostgreSQL: TEST_DATABASE_URL is not set")]
 fn a_transaction_begun_after_an_event_committed_holds_back_only_later_events() {
     let backend = Backend::postgres().expect("TEST_DATABASE_URL");
-    let receiver = Receiver::scripted(|n| {
-        if n == 0 {
-            Answer::Hang
-        } else {
-            Answer::Status(200)
-        }
-    });
+    let receiver = Receiver::failing_first(1, Answer::Hang);
     let app = start(
         backend,
         &receiver,
@@ -679,7 +673,7 @@ e2e! {
     /// one (at least once, same id, attempt 2) and what follows, never the
     /// event of its absence.
     fn a_parked_event_outlives_its_plugins_lost_cursor_and_is_retried_when_it_is_back(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let db = Arc::new(TestDb::create(backend));
         let with = options(
             &db,
@@ -739,7 +733,7 @@ e2e! {
     /// webhooks; the next start sends the event again, same id, attempt 1,
     /// and it is delivered once.
     fn sigterm_during_a_hung_attempt_exits_promptly_and_the_event_is_sent_again(backend) {
-        let receiver = Receiver::scripted(|n| if n == 0 { Answer::Hang } else { Answer::Status(200) });
+        let receiver = Receiver::failing_first(1, Answer::Hang);
         let db = Arc::new(TestDb::create(backend));
         let options = options(&db, &receiver, "[deliveries.webhooks]\ntimeout_ms = 9500");
         let mut app = TestApp::start_on(db.clone(), &options);
@@ -1195,7 +1189,7 @@ e2e! {
     /// event, of a kind it no longer takes, is not given to it), and
     /// nothing of the user's creation may stay listed as waiting for it.
     fn a_parked_event_of_a_kind_the_plugin_no_longer_takes_holds_nothing_back(backend) {
-        let receiver = Receiver::scripted(|n| Answer::Status(if n == 0 { 503 } else { 200 }));
+        let receiver = Receiver::failing_first(1, Answer::Status(503));
         let db = Arc::new(TestDb::create(backend));
         let config = |events: &str| {
             format!(

@@ -255,7 +255,12 @@ pub fn check(sql: &str, plugin: &str, call: Call) -> Result<(), ApiError> {
             )));
         };
         check_kind(statement, call)?;
-        if let ControlFlow::Break(why) = statement.visit(&mut Allowed { prefix: &prefix }) {
+        let on_postgres = dialect.is::<PostgreSqlDialect>();
+        let mut allowed = Allowed {
+            prefix: &prefix,
+            on_postgres,
+        };
+        if let ControlFlow::Break(why) = statement.visit(&mut allowed) {
             return Err(refused(&why));
         }
     }
@@ -342,7 +347,11 @@ pub fn check_migration(plugin: &str, sqlite: &str, postgres: &str) -> Result<(),
             if let ControlFlow::Break(why) = allowed::ddl(statement, &prefix, on_postgres) {
                 return Err(refused(&why));
             }
-            if let ControlFlow::Break(why) = statement.visit(&mut Allowed { prefix: &prefix }) {
+            let mut allowed = Allowed {
+                prefix: &prefix,
+                on_postgres,
+            };
+            if let ControlFlow::Break(why) = statement.visit(&mut allowed) {
                 return Err(refused(&why));
             }
         }
@@ -410,6 +419,9 @@ fn check_kind(statement: &sqlparser::ast::Statement, call: Call) -> Result<(), A
 struct Allowed<'a> {
     /// `plugin_<name>_`: what the plugin's own tables start with.
     prefix: &'a str,
+    /// Whether the text is read as PostgreSQL reads it (some names are
+    /// calls there and columns in SQLite).
+    on_postgres: bool,
 }
 
 #[cfg(not(target_family = "wasm"))]
@@ -717,16 +729,18 @@ mod allowed {
             Statement::Drop { object_type, .. } => Break(format!(
                 "DROP {object_type} is refused in a migration (only tables and indexes of its own)"
             )),
-            // The walk checks their tables as for a hook's statements.
-            Statement::Insert(_) | Statement::Update { .. } | Statement::Delete(_) => Continue(()),
+            // The walk checks their tables as for a hook's statements. A
+            // `SELECT` (`SELECT 1`) is what a migration with nothing to do
+            // on one database says there: an empty text is refused.
+            Statement::Insert(_)
+            | Statement::Update { .. }
+            | Statement::Delete(_)
+            | Statement::Query(_) => Continue(()),
             other => Break(format!(
                 "{} is refused in a component's migration (only CREATE TABLE, ALTER TABLE, \
-                 DROP TABLE, CREATE INDEX, DROP INDEX, INSERT, UPDATE and DELETE, on its own \
-                 tables)",
-                match other {
-                    Statement::Query(_) => "SELECT".to_owned(),
-                    _ => words(other),
-                }
+                 DROP TABLE, CREATE INDEX, DROP INDEX, INSERT, UPDATE, DELETE and SELECT, on \
+                 its own tables)",
+                words(other)
             )),
         }
     }
@@ -818,13 +832,17 @@ mod allowed {
                 // plugin's table to that table.
                 Expr::Cast { data_type: to, .. } => data_type(to, true),
                 Expr::Identifier(name)
-                    if name.quote_style.is_none()
-                        && CALLS_WITHOUT_PARENTHESES.contains(&&*name.value.to_lowercase()) =>
+                    if self.on_postgres
+                        && name.quote_style.is_none()
+                        && CALLS_WITHOUT_PARENTHESES
+                            .iter()
+                            .any(|call| name.value.eq_ignore_ascii_case(call)) =>
                 {
                     Break(format!(
                         "`{name}` is a function on PostgreSQL (its SQL calls it without \
                          parentheses), which is refused here; a column of that name is written \
-                         quoted: `\"{name}\"`"
+                         quoted: `\"{}\"`",
+                        name.value.to_ascii_lowercase()
                     ))
                 }
                 Expr::Identifier(_)
@@ -1138,6 +1156,12 @@ mod tests {
             for sql in [
                 format!("SELECT {name} FROM plugin_notes_items"),
                 format!("SELECT CAST({name} AS TEXT) AS x FROM plugin_notes_items"),
+                format!("SELECT {name}::TEXT AS x FROM plugin_notes_items"),
+                format!("SELECT id FROM plugin_notes_items ORDER BY {name}"),
+                format!("SELECT id FROM plugin_notes_items GROUP BY id, {name}"),
+                format!("WITH w AS (SELECT {name} AS x FROM plugin_notes_items) SELECT x FROM w"),
+                format!("INSERT INTO plugin_notes_items (text) VALUES ({name})"),
+                format!("INSERT INTO plugin_notes_items (text) VALUES ('a') RETURNING {name}"),
                 format!("UPDATE plugin_notes_items SET text = {name}"),
             ] {
                 let message = refused(&sql);
@@ -1154,6 +1178,19 @@ mod tests {
                 Ok(())
             );
         }
+        assert!(
+            refused("SELECT CURRENT_SCHEMA FROM plugin_notes_items")
+                .ends_with("a column of that name is written quoted: `\"current_schema\"`")
+        );
+        // A migration's SQLite text is SQLite's: there, they are columns.
+        let by_user = "CREATE INDEX plugin_notes_by_user ON plugin_notes_items (user)";
+        assert_eq!(check_migration("notes", by_user, "SELECT 1"), Ok(()));
+        let who = "ALTER TABLE plugin_notes_items ADD COLUMN who TEXT DEFAULT current_role";
+        let error = check_migration("notes", "SELECT 1", who).unwrap_err();
+        assert!(
+            error.starts_with("its PostgreSQL text: `current_role` is a function on PostgreSQL"),
+            "{error}"
+        );
     }
 
     /// The review's statements that name a table where the walk over
@@ -1470,16 +1507,24 @@ mod tests {
     #[test]
     fn other_statements_and_constructs_are_refused_in_a_migration() {
         let only = "is refused in a component's migration (only CREATE TABLE, ALTER TABLE, \
-                    DROP TABLE, CREATE INDEX, DROP INDEX, INSERT, UPDATE and DELETE, on its own \
-                    tables)";
+                    DROP TABLE, CREATE INDEX, DROP INDEX, INSERT, UPDATE, DELETE and SELECT, on \
+                    its own tables)";
         for (sql, kind) in [
             ("CREATE VIEW plugin_notes_v AS SELECT 1", "CREATE VIEW"),
             ("GRANT SELECT ON plugin_notes_a TO PUBLIC", "GRANT"),
             ("COMMIT", "COMMIT"),
-            ("SELECT * FROM plugin_notes_a", "SELECT"),
         ] {
             assert_eq!(migration_refused(sql), format!("{kind} {only}"), "{sql}");
         }
+        // A `SELECT` is a migration's "nothing to do here", read as a
+        // hook's statement would be.
+        for sql in ["SELECT 1", "SELECT COUNT(*) FROM plugin_notes_a"] {
+            assert_eq!(check_migration("notes", sql, sql), Ok(()), "{sql}");
+        }
+        assert!(
+            migration_refused("SELECT * FROM users")
+                .starts_with("the statement names the table `users`")
+        );
         // Each database's own statements, in its own text.
         let refused = |outcome: Result<(), String>, sql: &str| {
             outcome.err().unwrap_or_else(|| panic!("{sql} passed"))

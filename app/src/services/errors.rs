@@ -28,12 +28,14 @@ pub(super) fn conflict(error: sqlx::Error, fields: &[&str]) -> ApiError {
 /// What deleting `what` `id` answers when the database refuses because rows
 /// still refer to it: the operation removed every reference the app knows
 /// of (memberships, sub-spaces) before, so what is left is a plugin's
-/// table referring to it without `ON DELETE CASCADE`. That stays true when
-/// run again (writers take turns on SQLite; on PostgreSQL, at
-/// SERIALIZABLE, a reference added concurrently fails as a serialization
-/// failure, a race, not as this), so it is a 409, not a race. The
-/// database's message, which names the table and the constraint, goes to
-/// the log only.
+/// table referring to it without `ON DELETE CASCADE`. Not a race: on
+/// SQLite writers take turns; on PostgreSQL the check sees references
+/// committed by others even after this transaction's snapshot, and
+/// reports them so (a re-run would meet them too), while references the
+/// operation itself read and a concurrent one added or removed fail the
+/// serializable checks first (a race, run again). So a 409. The database's
+/// message, which names the table and the constraint, goes to the log
+/// only.
 pub(super) fn delete_refused(error: sqlx::Error, what: &str, id: i64) -> ApiError {
     if let sqlx::Error::Database(db) = &error {
         if db.is_foreign_key_violation() {

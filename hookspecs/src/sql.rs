@@ -228,7 +228,6 @@ pub const FUNCTIONS: &[&str] = &[
 /// statement of the other call's kind, naming the call to use.
 #[cfg(not(target_family = "wasm"))]
 pub fn check(sql: &str, plugin: &str, call: Call) -> Result<(), ApiError> {
-    use sqlparser::ast::Visit;
     use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
     use std::ops::ControlFlow;
 
@@ -256,11 +255,7 @@ pub fn check(sql: &str, plugin: &str, call: Call) -> Result<(), ApiError> {
         };
         check_kind(statement, call)?;
         let on_postgres = dialect.is::<PostgreSqlDialect>();
-        let mut allowed = Allowed {
-            prefix: &prefix,
-            on_postgres,
-        };
-        if let ControlFlow::Break(why) = statement.visit(&mut allowed) {
+        if let ControlFlow::Break(why) = Allowed::walk(statement, &prefix, on_postgres) {
             return Err(refused(&why));
         }
     }
@@ -321,7 +316,6 @@ fn has_comment(sql: &str) -> bool {
 /// not parse (the parser's message, which quotes the SQL, is logged).
 #[cfg(not(target_family = "wasm"))]
 pub fn check_migration(plugin: &str, sqlite: &str, postgres: &str) -> Result<(), String> {
-    use sqlparser::ast::Visit;
     use sqlparser::dialect::{Dialect, PostgreSqlDialect, SQLiteDialect};
     use std::ops::ControlFlow;
 
@@ -347,11 +341,7 @@ pub fn check_migration(plugin: &str, sqlite: &str, postgres: &str) -> Result<(),
             if let ControlFlow::Break(why) = allowed::ddl(statement, &prefix, on_postgres) {
                 return Err(refused(&why));
             }
-            let mut allowed = Allowed {
-                prefix: &prefix,
-                on_postgres,
-            };
-            if let ControlFlow::Break(why) = statement.visit(&mut allowed) {
+            if let ControlFlow::Break(why) = Allowed::walk(statement, &prefix, on_postgres) {
                 return Err(refused(&why));
             }
         }
@@ -422,6 +412,22 @@ struct Allowed<'a> {
     /// Whether the text is read as PostgreSQL reads it (some names are
     /// calls there and columns in SQLite).
     on_postgres: bool,
+}
+
+#[cfg(not(target_family = "wasm"))]
+impl Allowed<'_> {
+    /// Walks `statement`, stopping at the first thing not allowed.
+    fn walk(
+        statement: &sqlparser::ast::Statement,
+        prefix: &str,
+        on_postgres: bool,
+    ) -> std::ops::ControlFlow<String> {
+        use sqlparser::ast::Visit;
+        statement.visit(&mut Allowed {
+            prefix,
+            on_postgres,
+        })
+    }
 }
 
 #[cfg(not(target_family = "wasm"))]

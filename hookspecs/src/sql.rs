@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 use crate::context::HookContext;
 use crate::error::ApiError;
 
+#[cfg(not(target_family = "wasm"))]
+mod lexemes;
+
 /// One row: its columns by name.
 pub type Row = Map<String, Value>;
 
@@ -201,8 +204,14 @@ pub const FUNCTIONS: &[&str] = &[
 ///   `BETWEEN`, `LIKE`, `EXISTS`, `IS ...`, `SUBSTRING`, `TRIM` and the
 ///   [`FUNCTIONS`].
 ///
-/// Refused, besides: `SELECT ... INTO`, `TABLE name`, locking clauses
-/// (`FOR UPDATE`) and a function called as a table.
+/// Its text must be written in plain SQL's words, which both databases
+/// read alike (ASCII or `"quoted"` names, plain `'strings'`, numbers,
+/// `$1`-style parameters, a few operators): a token one of them would end
+/// elsewhere than sqlparser (a dollar quote, `E'...'`, SQLite's `$a(...)`
+/// parameters) could hide SQL from the walk. Refused, besides: `SELECT ...
+/// INTO`, `TABLE name`, locking clauses (`FOR UPDATE`), a function called
+/// as a table, and an item named by a string (`regclass 'users'` is a
+/// typed constant to PostgreSQL).
 ///
 /// ```
 /// use hookspecs::sql::{check, Call};
@@ -237,6 +246,9 @@ pub fn check(sql: &str, plugin: &str, call: Call) -> Result<(), ApiError> {
              values as parameters)",
         ));
     }
+    if let Err(why) = lexemes::plain(sql, false) {
+        return Err(refused(&not_plain(&why)));
+    }
     let prefix = format!("plugin_{plugin}_");
     // Read as each database reads it: what one parser takes for a string
     // or an identifier, the other may take for more SQL.
@@ -269,6 +281,16 @@ pub fn check(sql: &str, plugin: &str, call: Call) -> Result<(), ApiError> {
 #[cfg(not(target_family = "wasm"))]
 fn has_comment(sql: &str) -> bool {
     sql.contains("--") || sql.contains("/*")
+}
+
+/// What is refused of a text not written in plain words
+/// ([`lexemes::plain`]'s `why`).
+#[cfg(not(target_family = "wasm"))]
+fn not_plain(why: &str) -> String {
+    format!(
+        "the statement's text has {why}, which is refused here (plain SQL only: names, \
+         \"quoted names\", 'strings', numbers, $1 parameters; values as parameters)"
+    )
 }
 
 /// Checks a component's migration before anything of it runs: its SQLite
@@ -332,6 +354,9 @@ pub fn check_migration(plugin: &str, sqlite: &str, postgres: &str) -> Result<(),
                 "it contains a comment (`--` or `/*`), which is refused in a component's \
                  migration",
             ));
+        }
+        if let Err(why) = lexemes::plain(sql, on_postgres) {
+            return Err(refused(&not_plain(&why)));
         }
         let statements = parse(dialect, sql).map_err(|e| {
             tracing::warn!(plugin, "a component's migration does not parse: {e}");
@@ -436,9 +461,9 @@ mod allowed {
 
     use sqlparser::ast::{
         AlterColumnOperation, AlterTableOperation, ArrayElemTypeDef, BinaryOperator, ColumnDef,
-        ColumnOption, DataType, DropBehavior, Expr, Ident, Insert, ObjectName, ObjectNamePart,
-        ObjectType, Query, RenameTableNameKind, SetExpr, SqliteOnConflict, Statement,
-        TableConstraint, TableFactor, TableObject, Visitor,
+        ColumnOption, DataType, Delete, DropBehavior, Expr, Ident, Insert, ObjectName,
+        ObjectNamePart, ObjectType, Query, RenameTableNameKind, SelectItem, SetExpr,
+        SqliteOnConflict, Statement, TableConstraint, TableFactor, TableObject, Visitor,
     };
     use sqlparser::keywords::Keyword;
 
@@ -489,6 +514,7 @@ mod allowed {
             SetExpr::Select(select) if select.into.is_some() => {
                 Break("`SELECT ... INTO` (which creates a table) is refused here".into())
             }
+            SetExpr::Select(select) => items(&select.projection),
             SetExpr::Table(_) => {
                 Break("`TABLE name` is refused here (write `SELECT * FROM name`)".into())
             }
@@ -499,6 +525,23 @@ mod allowed {
             SetExpr::Merge(_) => Break("MERGE is refused here".into()),
             _ => Continue(()),
         }
+    }
+
+    /// Refuses an item named by a string (`x 'name'`): PostgreSQL has no
+    /// such alias, and reads `type 'text'` as a constant of that type, a
+    /// table's row type or `regclass` among them.
+    fn items(items: &[SelectItem]) -> ControlFlow<String> {
+        for item in items {
+            if let SelectItem::ExprWithAlias { expr, alias } = item {
+                if alias.quote_style == Some('\'') {
+                    return Break(format!(
+                        "`{expr} {alias}` is refused here (PostgreSQL reads a name before a \
+                         string as a constant of that type; an alias is written `AS name`)"
+                    ));
+                }
+            }
+        }
+        Continue(())
     }
 
     /// A statement's kind in SQL's words: `CreateView` as `CREATE VIEW`.
@@ -814,6 +857,18 @@ mod allowed {
                     or: Some(SqliteOnConflict::Rollback),
                     ..
                 } => Break(ends_the_transaction("`OR ROLLBACK`")),
+                Statement::Insert(Insert {
+                    returning: Some(returning),
+                    ..
+                })
+                | Statement::Update {
+                    returning: Some(returning),
+                    ..
+                }
+                | Statement::Delete(Delete {
+                    returning: Some(returning),
+                    ..
+                }) => items(returning),
                 _ => Continue(()),
             }
         }
@@ -1539,7 +1594,7 @@ mod tests {
         let sqlite = |sql| refused(check_migration("notes", sql, ""), sql);
         for (sql, kind) in [
             (
-                "CREATE FUNCTION plugin_notes_f() RETURNS INT AS $$ SELECT 1 $$ LANGUAGE SQL",
+                "CREATE FUNCTION plugin_notes_f() RETURNS INT AS 'SELECT 1' LANGUAGE SQL",
                 "CREATE FUNCTION",
             ),
             ("CREATE EXTENSION dblink", "CREATE EXTENSION"),

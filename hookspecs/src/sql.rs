@@ -607,8 +607,51 @@ mod allowed {
         "money",
     ];
 
-    /// Refuses, on PostgreSQL, a type named as no type sqlparser knows but
-    /// the [`NAMED_TYPES`]; on SQLite a type's name is only its affinity.
+    /// PostgreSQL's built-in types among those sqlparser knows by name,
+    /// written as it prints them (lower case, modifiers left out). sqlparser
+    /// knows other databases' types too (`blob`, `datetime`, `tinyint`):
+    /// PostgreSQL has none of them, and looks such a name up as a table's
+    /// row type.
+    const BUILT_IN: &[&str] = &[
+        "smallint",
+        "int",
+        "integer",
+        "bigint",
+        "int2",
+        "int4",
+        "int8",
+        "real",
+        "float",
+        "float4",
+        "float8",
+        "double precision",
+        "numeric",
+        "decimal",
+        "boolean",
+        "bool",
+        "text",
+        "varchar",
+        "character varying",
+        "char",
+        "character",
+        "bytea",
+        "date",
+        "time",
+        "time with time zone",
+        "time without time zone",
+        "timestamp",
+        "timestamp with time zone",
+        "timestamp without time zone",
+        "timestamptz",
+        "interval",
+        "uuid",
+        "json",
+        "jsonb",
+    ];
+
+    /// Refuses, on PostgreSQL, a type that is none of its built-in ones
+    /// ([`BUILT_IN`], [`NAMED_TYPES`]); on SQLite a type's name is only its
+    /// affinity.
     fn data_type(of: &DataType, on_postgres: bool) -> ControlFlow<String> {
         match of {
             // Its values name tables: a default of `'users'` ties the
@@ -626,6 +669,34 @@ mod allowed {
                 | ArrayElemTypeDef::SquareBracket(inner, _)
                 | ArrayElemTypeDef::Parenthesis(inner),
             ) => data_type(inner, on_postgres),
+            DataType::Custom(..) | DataType::Array(_) => Continue(()),
+            other if on_postgres => {
+                // Modifiers (`(10)`, `(3)` inside `TIMESTAMP(3) WITH TIME
+                // ZONE`) left out.
+                let mut depth = 0_u32;
+                let name: String = other
+                    .to_string()
+                    .to_ascii_lowercase()
+                    .chars()
+                    .filter(|c| {
+                        depth = match c {
+                            '(' => depth + 1,
+                            ')' => depth.saturating_sub(1),
+                            _ => depth,
+                        };
+                        depth == 0 && *c != ')'
+                    })
+                    .collect();
+                let name = name.split_whitespace().collect::<Vec<_>>().join(" ");
+                if BUILT_IN.contains(&name.as_str()) {
+                    Continue(())
+                } else {
+                    Break(format!(
+                        "the type `{other}` is refused here (PostgreSQL has no such built-in \
+                         type, and may read it as a table's row type)"
+                    ))
+                }
+            }
             _ => Continue(()),
         }
     }

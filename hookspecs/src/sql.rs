@@ -535,8 +535,9 @@ mod allowed {
             if let SelectItem::ExprWithAlias { expr, alias } = item {
                 if alias.quote_style == Some('\'') {
                     return Break(format!(
-                        "`{expr} {alias}` is refused here (PostgreSQL reads a name before a \
-                         string as a constant of that type; an alias is written `AS name`)"
+                        "`{expr}` named by the string {alias} is refused here (PostgreSQL \
+                         reads a name before a string as a constant of that type; an alias is \
+                         written `AS name`)"
                     ));
                 }
             }
@@ -604,7 +605,14 @@ mod allowed {
         "inet",
         "cidr",
         "macaddr",
+        "macaddr8",
         "money",
+        "int4range",
+        "int8range",
+        "numrange",
+        "tsrange",
+        "tstzrange",
+        "daterange",
     ];
 
     /// PostgreSQL's built-in types among those sqlparser knows by name,
@@ -643,7 +651,15 @@ mod allowed {
         "timestamp with time zone",
         "timestamp without time zone",
         "timestamptz",
+        "timetz",
         "interval",
+        "bit",
+        "bit varying",
+        "varbit",
+        "char varying",
+        "dec",
+        "tsvector",
+        "tsquery",
         "uuid",
         "json",
         "jsonb",
@@ -669,7 +685,7 @@ mod allowed {
                 | ArrayElemTypeDef::SquareBracket(inner, _)
                 | ArrayElemTypeDef::Parenthesis(inner),
             ) => data_type(inner, on_postgres),
-            DataType::Custom(..) | DataType::Array(_) => Continue(()),
+            DataType::Custom(..) | DataType::Array(_) | DataType::Interval { .. } => Continue(()),
             other if on_postgres => {
                 // Modifiers (`(10)`, `(3)` inside `TIMESTAMP(3) WITH TIME
                 // ZONE`) left out.
@@ -962,7 +978,7 @@ mod allowed {
                 // To a built-in type only: a cast to a table's row type
                 // (or to `regclass`) in a default or a check ties the
                 // plugin's table to that table.
-                Expr::Cast { data_type: to, .. } => data_type(to, true),
+                Expr::Cast { data_type: to, .. } => data_type(to, self.on_postgres),
                 Expr::Identifier(name)
                     if self.on_postgres
                         && name.quote_style.is_none()
@@ -1314,7 +1330,15 @@ mod tests {
             refused("SELECT CURRENT_SCHEMA FROM plugin_notes_items")
                 .ends_with("a column of that name is written quoted: `\"current_schema\"`")
         );
-        // A migration's SQLite text is SQLite's: there, they are columns.
+        // A migration's SQLite text is SQLite's: there, they are columns,
+        // and a type's name is only its affinity; PostgreSQL's built-in
+        // types pass in its own text.
+        let cast = "UPDATE plugin_notes_items SET b = CAST(a AS BLOB)";
+        assert_eq!(check_migration("notes", cast, "SELECT 1"), Ok(()));
+        let types = "ALTER TABLE plugin_notes_items ADD COLUMN a TIMETZ, ADD COLUMN b INTERVAL \
+                     DAY TO SECOND, ADD COLUMN c BIT(3), ADD COLUMN d TEXT[], ADD COLUMN e \
+                     TIMESTAMP(3) WITH TIME ZONE, ADD COLUMN f NUMERIC(10,2), ADD COLUMN g BIGSERIAL";
+        assert_eq!(check_migration("notes", "SELECT 1", types), Ok(()));
         let by_user = "CREATE INDEX plugin_notes_by_user ON plugin_notes_items (user)";
         assert_eq!(check_migration("notes", by_user, "SELECT 1"), Ok(()));
         let who = "ALTER TABLE plugin_notes_items ADD COLUMN who TEXT DEFAULT current_role";
